@@ -1,0 +1,297 @@
+"""python -m siamese_core {train,eval,verify,embed}: the same work as the app, without the browser."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from .config import DATASETS, HEADS, MININGS, MODES, PRECISIONS, SPLITS, TrainConfig
+from .errors import UserError
+
+log = logging.getLogger("siamese_core")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m siamese_core",
+                                     description="Train, evaluate and use Siamese networks on images.")
+    commands = parser.add_subparsers(dest="command", metavar="{train,eval,verify,embed}")
+
+    t = commands.add_parser("train", help="train a Siamese network and write a run directory",
+                            description="Train a Siamese network. With no data named, trains on the built-in digits.")
+    data = t.add_argument_group("data")
+    data.add_argument("--train_path", "--train-path", dest="train_path", help="folder with one sub-folder per class")
+    data.add_argument("--val_path", "--val-path", dest="val_path",
+                      help="validation folder (one sub-folder per class); without it the training data is split")
+    data.add_argument("--dataset", choices=DATASETS,
+                      help="digits (built in, offline), mnist, folder or triplets; guessed from the other flags")
+    data.add_argument("--data-root", help="folder holding the MNIST IDX files (downloaded there when possible)")
+    data.add_argument("--triplets", help="CSV with columns Anchor, Positive, Negative naming image files")
+    data.add_argument("--images", help="folder the triplet CSV's file names are relative to")
+    data.add_argument("--split", choices=SPLITS,
+                      help="split one folder by class (validation classes unseen; default for folders) "
+                           "or by image (default for digits and MNIST)")
+    data.add_argument("--val-fraction", type=float, default=0.3, help="share held out for validation (default 0.3)")
+    data.add_argument("--identity-pattern", default=TrainConfig.identity_pattern,
+                      help="regex whose first group reads an identity from a triplet file name (default: %(default)s)")
+    data.add_argument("--image-size", type=int, help="side in pixels images are resized to (default 28 for convnet, 224 otherwise)")
+    data.add_argument("--channels", type=int, choices=(1, 3), help="1 for grey, 3 for colour (default by backbone)")
+    data.add_argument("--augment", action="store_true", help="random shifts (and mirror images for colour) while training")
+
+    model = t.add_argument_group("model")
+    model.add_argument("-b", "--backbone", default=TrainConfig.backbone,
+                       help="convnet, timm:<name> or torchvision:<name> (default %(default)s)")
+    model.add_argument("--mode", choices=MODES, default="pair",
+                       help="pair: sigmoid head and binary cross-entropy; contrastive or triplet: an embedding")
+    model.add_argument("--head", choices=HEADS, help="how a pair head combines two feature vectors")
+    model.add_argument("--dropout", type=float, help="dropout in the pair head (default 0.3; 0 for convnet)")
+    model.add_argument("--embedding-dim", type=int, default=512, help="embedding size for contrastive and triplet modes")
+    model.add_argument("--margin", type=float, help="margin of the contrastive (1.0) or triplet (0.3) loss")
+    model.add_argument("--mining", choices=MININGS, default="none", help="online triplet mining inside each batch")
+    model.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True,
+                       help="start from pretrained weights when they can be had (default: yes)")
+    model.add_argument("--weights", help="local backbone weights file (.pth or .safetensors) to start from")
+
+    opt = t.add_argument_group("training")
+    opt.add_argument("-o", "--out", help="run directory to write (default runs/<date-time>)")
+    opt.add_argument("-lr", "--lr", type=float, help="learning rate (default 1e-3; 1e-4 for pretrained backbones)")
+    opt.add_argument("-e", "--epochs", type=int, default=10, help="epochs (default %(default)s)")
+    opt.add_argument("-s", "--save_after", "--save-every", dest="save_every", type=int, default=0,
+                     help="also keep a checkpoint every N epochs")
+    opt.add_argument("--batch-size", type=int, help="pairs (or triplets) per batch (default 128 for convnet, 32 otherwise)")
+    opt.add_argument("--pairs-per-epoch", type=int, help="training pairs drawn afresh each epoch (default ~10 per image)")
+    opt.add_argument("--eval-pairs", type=int, default=1000, help="validation pairs, drawn once with the seed")
+    opt.add_argument("--weight-decay", type=float, default=0.0)
+    opt.add_argument("--seed", type=int, default=0)
+    opt.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda or mps")
+    opt.add_argument("--precision", choices=PRECISIONS, default="auto",
+                     help="bf16 autocast (faster on CPUs that support it); auto = mixed precision on CUDA only")
+    opt.add_argument("--resume", action="store_true", help="continue the run in -o from its last checkpoint")
+    opt.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(handler=cmd_train)
+
+    e = commands.add_parser("eval", help="evaluate a checkpoint on pairs: metrics.json and pair images")
+    e.add_argument("-c", "--checkpoint", required=True)
+    e.add_argument("-v", "--val_path", "--val-path", dest="val_path",
+                   help="class folders to evaluate on (default: the checkpoint's own validation split)")
+    e.add_argument("-o", "--out", required=True, help="folder for metrics.json and pairs/")
+    e.add_argument("--pairs", type=int, default=1000, help="number of balanced evaluation pairs")
+    e.add_argument("--sequential", action="store_true", help="pairs (0,1), (2,3), ... instead of balanced pairs")
+    e.add_argument("--images", type=int, default=16, help="pair pictures to save (mistakes first)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", default="auto")
+    e.set_defaults(handler=cmd_eval)
+
+    v = commands.add_parser("verify", help="same or different? for one pair, or a CSV of pairs")
+    v.add_argument("-c", "--checkpoint", required=True)
+    v.add_argument("image_a", nargs="?")
+    v.add_argument("image_b", nargs="?")
+    v.add_argument("--pairs", help="CSV with columns image_a,image_b and optionally same (1/0)")
+    v.add_argument("--images", help="folder the CSV's paths are relative to (default: the CSV's folder)")
+    v.add_argument("-o", "--out", help="CSV of results, with --pairs")
+    v.add_argument("--threshold", type=float, help="decision threshold on the score (default: the checkpoint's)")
+    v.add_argument("--json", action="store_true", help="print the result as JSON")
+    v.add_argument("--device", default="auto")
+    v.set_defaults(handler=cmd_verify)
+
+    m = commands.add_parser("embed", help="write the embedding of every image in a folder")
+    m.add_argument("-c", "--checkpoint", required=True)
+    m.add_argument("-i", "--images", required=True, help="a folder of images, or of class sub-folders")
+    m.add_argument("-o", "--out", required=True, help="output file: .csv or .npz")
+    m.add_argument("--device", default="auto")
+    m.set_defaults(handler=cmd_embed)
+    return parser
+
+
+# ---------------------------------------------------------------- commands
+
+def cmd_train(args) -> int:
+    from .training import train
+
+    dataset = args.dataset or ("triplets" if args.triplets else "folder" if args.train_path else "digits")
+    out = args.out or f"runs/{time.strftime('%Y%m%d-%H%M%S')}"
+    config = TrainConfig(
+        dataset=dataset, train_path=args.train_path, val_path=args.val_path, triplets=args.triplets,
+        images=args.images, data_root=args.data_root, split=args.split, val_fraction=args.val_fraction,
+        identity_pattern=args.identity_pattern, image_size=args.image_size, channels=args.channels,
+        augment=args.augment, backbone=args.backbone, mode=args.mode, head=args.head, dropout=args.dropout,
+        embedding_dim=args.embedding_dim, margin=args.margin, mining=args.mining, pretrained=args.pretrained,
+        weights=args.weights, lr=args.lr, weight_decay=args.weight_decay, epochs=args.epochs,
+        batch_size=args.batch_size, pairs_per_epoch=args.pairs_per_epoch, eval_pairs=args.eval_pairs,
+        save_every=args.save_every, seed=args.seed, device=args.device, precision=args.precision,
+    )
+    status = train(config, out, resume=args.resume, progress=not args.quiet)
+    best = status.get("best_accuracy")
+    summary = f"best validation accuracy {100 * best:.2f}%" if best is not None else "no epoch finished"
+    print(f"Run {status['state']} ({summary}): {out}")
+    print(f"Best checkpoint: {Path(out) / 'checkpoints' / 'best.pt'}")
+    return 0 if status["state"] == "done" else 3
+
+
+def cmd_eval(args) -> int:
+    from .evaluation import evaluate
+
+    result = evaluate(args.checkpoint, args.out, val_path=args.val_path, n_pairs=args.pairs, seed=args.seed,
+                      sequential=args.sequential, n_images=args.images, device=args.device)
+    print(f"accuracy {100 * result['accuracy']:.2f}%  precision {100 * result['precision']:.2f}%  "
+          f"recall {100 * result['recall']:.2f}%  F1 {100 * result['f1']:.2f}%  ROC AUC {result['roc_auc']:.4f}  "
+          f"on {result['pairs']} pairs at threshold {result['threshold']:.3f}")
+    print(f"Written: {Path(args.out) / 'metrics.json'}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from .inference import SiameseModel
+
+    if args.pairs:
+        if args.image_a or args.image_b:
+            raise UserError("Give either two images or --pairs CSV, not both.")
+        if not args.out:
+            raise UserError("--pairs needs -o OUT.csv for the results.")
+        model = SiameseModel.load(args.checkpoint, args.device)
+        return verify_many(model, args)
+    if not (args.image_a and args.image_b):
+        raise UserError("Give two images to compare (verify -c CHECKPOINT IMAGE_A IMAGE_B), or --pairs CSV.")
+    model = SiameseModel.load(args.checkpoint, args.device)
+    verdict = model.verify(args.image_a, args.image_b, threshold=args.threshold)
+    if args.json:
+        print(json.dumps(verdict.to_dict()))
+    else:
+        word = model.class_word
+        print(f"{'Same' if verdict.same else 'Different'} {word}: score {100 * verdict.score:.1f}% "
+              f"(threshold {100 * verdict.threshold:.1f}%, distance {verdict.distance:.4f})")
+    return 0
+
+
+TRUE_WORDS = {"1", "true", "yes", "same", "y", "t"}
+FALSE_WORDS = {"0", "false", "no", "different", "n", "f"}
+
+
+def verify_many(model, args) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from .runs import write_text
+
+    csv_path = Path(args.pairs)
+    if not csv_path.is_file():
+        raise UserError(f"The pairs file '{csv_path}' does not exist: check the path.")
+    try:
+        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except Exception as exc:
+        raise UserError(f"'{csv_path}' could not be read as a CSV file ({exc}).") from None
+    columns = {c.strip().lower(): c for c in table.columns}
+    if "image_a" not in columns or "image_b" not in columns:
+        raise UserError(f"'{csv_path}' needs columns image_a and image_b (found: {', '.join(map(str, table.columns))}).")
+    base = Path(args.images) if args.images else csv_path.parent
+    threshold = model.threshold if args.threshold is None else args.threshold
+    rows, pixels_a, pixels_b, scored = [], [], [], []
+    for i, record in table.iterrows():
+        a, b = record[columns["image_a"]].strip(), record[columns["image_b"]].strip()
+        row = {"image_a": a, "image_b": b, "score": "", "verdict": "", "error": ""}
+        try:
+            pa, pb = model.prepare(base / a), model.prepare(base / b)
+            pixels_a.append(pa)
+            pixels_b.append(pb)
+            scored.append(i)
+        except UserError as exc:
+            row["error"] = str(exc)
+        if "same" in columns:
+            row["same"] = record[columns["same"]].strip()
+        rows.append(row)
+    if scored:
+        scores = model.score_pairs(np.stack(pixels_a), np.stack(pixels_b))
+        for i, score in zip(scored, scores):
+            rows[i]["score"] = f"{float(score):.6f}"
+            rows[i]["verdict"] = "same" if score >= threshold else "different"
+    result = pd.DataFrame(rows)
+    write_text(args.out, result.to_csv(index=False))
+    failed = len(rows) - len(scored)
+    print(f"Scored {len(scored)} of {len(rows)} pairs at threshold {threshold:.3f}: {args.out}"
+          + (f" ({failed} could not be read: see the error column)" if failed else ""))
+    if "same" in columns and scored:
+        truth = [rows[i]["same"].lower() for i in scored]
+        known = [(t in TRUE_WORDS, rows[i]["verdict"] == "same") for t, i in zip(truth, scored)
+                 if t in TRUE_WORDS | FALSE_WORDS]
+        if known:
+            accuracy = sum(t == s for t, s in known) / len(known)
+            print(f"accuracy {100 * accuracy:.2f}% on {len(known)} labelled pairs")
+    return 0
+
+
+def cmd_embed(args) -> int:
+    import numpy as np
+
+    from . import data as D
+    from .inference import SiameseModel
+    from .runs import write_bytes, write_text
+
+    out = Path(args.out)
+    if out.suffix not in (".csv", ".npz"):
+        raise UserError(f"-o must end in .csv or .npz (got '{out.name}').")
+    model = SiameseModel.load(args.checkpoint, args.device)
+    image_set = load_any_folder(args.images, model.image_size, model.channels)
+    vectors = model.embed(image_set.batch(np.arange(len(image_set))).numpy())
+    labels = [image_set.classes[i] if i >= 0 else "" for i in image_set.labels]
+    if out.suffix == ".npz":
+        import io
+
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, paths=np.array(image_set.names), labels=np.array(labels), vectors=vectors)
+        write_bytes(out, buffer.getvalue())
+    else:
+        import pandas as pd
+
+        table = pd.DataFrame(vectors, columns=[f"e{i}" for i in range(vectors.shape[1])])
+        table.insert(0, "label", labels)
+        table.insert(0, "path", image_set.names)
+        write_text(out, table.to_csv(index=False, float_format="%.6g"))
+    print(f"Embedded {len(image_set)} images ({vectors.shape[1]} numbers each): {out}")
+    return 0
+
+
+def load_any_folder(folder, size: int, channels: int):
+    """Class folders when there are any (labels known), else the images directly in the folder."""
+    import numpy as np
+
+    from . import data as D
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise UserError(f"The folder '{root}' does not exist: check the path.")
+    if any(d.is_dir() and not d.name.startswith(".") for d in root.iterdir()):
+        return D.load_class_folders(root, size, channels)
+    from .images import is_image_file
+
+    files = sorted(p for p in root.iterdir() if p.is_file() and is_image_file(p))
+    if not files:
+        raise UserError(f"No images found in '{root}'.")
+    pixels, kept, skipped = D.decode_files(files, size, channels)
+    if not kept:
+        raise UserError(f"None of the files in '{root}' could be read as an image.")
+    for name, why in skipped:
+        log.warning("Skipped %s", why)
+    return D.ImageSet(pixels, np.full(len(kept), -1, dtype=np.int64), [], [p.name for p in kept])
+
+
+# ---------------------------------------------------------------- entry
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.captureWarnings(True)
+    try:
+        return args.handler(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130

@@ -1,0 +1,138 @@
+"""Safe decoding of user image files into model-ready pixels."""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import UserError
+
+# File endings of the formats Pillow reads that people keep image collections in.
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".pnm"}
+)
+# Refuse decompression bombs before decoding: 64 megapixels is far more than any photo needs.
+MAX_PIXELS = 64_000_000
+# Smaller than this is too little to tell anything apart (the built-in digits are 8x8).
+MIN_SIDE = 8
+
+ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def _describe(source) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return f"'{source}'"
+    return "the uploaded file"
+
+
+def open_image(source: ImageInput) -> Image.Image:
+    """Decode a path, raw bytes, PIL image or array into an upright PIL image.
+
+    Raises UserError for anything that is not a readable image of sensible size.
+    """
+    if isinstance(source, Image.Image):
+        return _upright(source)
+    if isinstance(source, np.ndarray):
+        return _from_array(source)
+    name = _describe(source)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise UserError(f"Image {name} does not exist: check the path.")
+        if path.is_dir():
+            raise UserError(f"{name} is a folder, not an image file.")
+        fp = path
+    else:
+        fp = io.BytesIO(source)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(fp) as img:
+                width, height = img.size
+                if width * height > MAX_PIXELS:
+                    raise UserError(
+                        f"Image {name} is {width}x{height} pixels, more than the limit of "
+                        f"{MAX_PIXELS // 1_000_000} megapixels: make it smaller and try again."
+                    )
+                img.seek(0)  # animated files: the first frame
+                img.load()
+                return _upright(img)
+    except UserError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        if isinstance(exc, UnidentifiedImageError):
+            raise UserError(f"{name.capitalize()} is not an image Pillow can read (png, jpg, bmp, gif, tiff, webp, pgm).") from None
+        raise UserError(f"Image {name} is too large to open safely: make it smaller and try again.") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise UserError(f"Image {name} is damaged or truncated and cannot be read ({exc}).") from None
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    img = ImageOps.exif_transpose(img) or img
+    if min(img.size) < MIN_SIDE:
+        raise UserError(
+            f"The image is only {img.size[0]}x{img.size[1]} pixels: at least {MIN_SIDE}x{MIN_SIDE} is needed."
+        )
+    return img
+
+
+def _from_array(array: np.ndarray) -> Image.Image:
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[0] in (1, 3) and array.shape[-1] not in (1, 3):
+        array = np.moveaxis(array, 0, -1)  # channels-first to channels-last
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.dtype != np.uint8:
+        array = array.astype(np.float64)
+        top = array.max() if array.size else 1.0
+        scale = 255.0 if top <= 1.0 else 255.0 / top
+        array = np.clip(array * scale, 0, 255).astype(np.uint8)
+    return _upright(Image.fromarray(array))
+
+
+def to_mode(img: Image.Image, channels: int) -> Image.Image:
+    """Convert any mode (16-bit, CMYK, palette, alpha, ...) to grey (1) or RGB (3)."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit grey: scale to 8 bits by the image's own range instead of clipping.
+        arr = np.asarray(img, dtype=np.float64)
+        low, high = float(arr.min()), float(arr.max())
+        arr = (arr - low) * (255.0 / (high - low)) if high > low else np.zeros_like(arr)
+        img = Image.fromarray(arr.astype(np.uint8))
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        # Transparent pixels go on white, as a viewer shows them.
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return img.convert("L" if channels == 1 else "RGB")
+
+
+def to_pixels(img: Image.Image, size: int, channels: int) -> np.ndarray:
+    """Resize (whole image, squashed to a square) and return uint8 pixels, shape (C, H, W)."""
+    img = to_mode(img, channels)
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BILINEAR)
+    arr = np.asarray(img, dtype=np.uint8)
+    return arr[None] if arr.ndim == 2 else np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+
+def load_pixels(source: ImageInput, size: int, channels: int) -> np.ndarray:
+    """Decode and prepare one image exactly as the model sees it: uint8 (C, size, size)."""
+    return to_pixels(open_image(source), size, channels)
+
+
+def pixels_to_image(pixels: np.ndarray) -> Image.Image:
+    """The inverse of to_pixels, for showing a person what the model saw."""
+    pixels = np.asarray(pixels)
+    if pixels.shape[0] == 1:
+        return Image.fromarray(pixels[0])
+    return Image.fromarray(np.ascontiguousarray(pixels.transpose(1, 2, 0)))

@@ -1,0 +1,157 @@
+"""Load a checkpoint once; verify pairs, embed images, find nearest neighbours."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from .errors import UserError
+from .images import ImageInput, load_pixels
+from .models import SiameseNet, build_model, pick_device
+from .runs import load_checkpoint
+
+
+@dataclass
+class Verdict:
+    same: bool
+    score: float  # similarity in [0, 1]: the pair model's probability, or 1 - distance / 2
+    threshold: float  # 'same' when score >= threshold
+    distance: float  # Euclidean distance between the two vectors (embeddings, or backbone features)
+
+    @property
+    def verdict(self) -> str:
+        return "same" if self.same else "different"
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "verdict": self.verdict}
+
+
+class SiameseModel:
+    """A trained model ready to use: `SiameseModel.load(path)` then verify / embed / nearest."""
+
+    def __init__(self, net: SiameseNet, checkpoint: dict, device: torch.device):
+        self.net = net.eval()
+        self.checkpoint = checkpoint
+        self.device = device
+        self.spec = checkpoint["spec"]
+        self.threshold = float(checkpoint["threshold"])
+
+    @classmethod
+    def load(cls, path, device: str = "auto") -> "SiameseModel":
+        checkpoint = load_checkpoint(path)
+        target = pick_device(device)
+        net = build_model(checkpoint["spec"], pretrained=False)
+        try:
+            net.load_state_dict(checkpoint["state_dict"])
+        except RuntimeError:
+            raise UserError(f"'{path}' does not match the network it describes: the file is damaged "
+                            "or was edited by hand.") from None
+        return cls(net.to(target), checkpoint, target)
+
+    # -- facts about the model, for people
+    @property
+    def image_size(self) -> int:
+        return self.spec["image_size"]
+
+    @property
+    def channels(self) -> int:
+        return self.spec["channels"]
+
+    @property
+    def is_embedding(self) -> bool:
+        return self.net.is_embedding
+
+    @property
+    def class_word(self) -> str:
+        return (self.checkpoint.get("config") or {}).get("class_word") or "class"
+
+    @property
+    def distance_threshold(self) -> Optional[float]:
+        """For embedding models: the same threshold as a distance ('same' when distance <= it)."""
+        return 2.0 * (1.0 - self.threshold) if self.is_embedding else None
+
+    def describe(self) -> dict:
+        metrics = self.checkpoint.get("metrics") or {}
+        return {"backbone": self.spec["backbone"], "mode": self.spec["mode"], "image_size": self.image_size,
+                "channels": self.channels, "threshold": self.threshold, "epoch": self.checkpoint.get("epoch"),
+                "validation_accuracy": metrics.get("accuracy"), "class_word": self.class_word}
+
+    # -- the work
+    def prepare(self, image: ImageInput) -> np.ndarray:
+        """An image as the model sees it: uint8 (C, S, S) after decoding, conversion and resizing."""
+        return load_pixels(image, self.image_size, self.channels)
+
+    @torch.inference_mode()
+    def _vectors(self, pixels: np.ndarray, batch_size: int = 64) -> torch.Tensor:
+        out = []
+        for i in range(0, len(pixels), batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(pixels[i:i + batch_size])).to(self.device).float().div_(255.0)
+            out.append(self.net.embed(x).float())
+        return torch.cat(out) if out else torch.zeros((0, 1), device=self.device)
+
+    def _stack(self, images) -> np.ndarray:
+        if isinstance(images, np.ndarray) and images.ndim == 4 and images.dtype == np.uint8:
+            return images  # already prepared pixels
+        return np.stack([self.prepare(img) for img in images])
+
+    @torch.inference_mode()
+    def verify(self, image_a: ImageInput, image_b: ImageInput, threshold: Optional[float] = None) -> Verdict:
+        """Same or different? Both images go through the network in one batch."""
+        vectors = self._vectors(np.stack([self.prepare(image_a), self.prepare(image_b)]))
+        score = float(self.net.pair_scores(vectors[:1], vectors[1:]).item())
+        threshold = self.threshold if threshold is None else float(threshold)
+        distance = float((vectors[0] - vectors[1]).norm())
+        return Verdict(same=score >= threshold, score=score, threshold=threshold, distance=distance)
+
+    @torch.inference_mode()
+    def score_pairs(self, images_a, images_b, batch_size: int = 64) -> np.ndarray:
+        """Scores of many pairs (lists of images or prepared pixel arrays), in batches."""
+        va = self._vectors(self._stack(images_a), batch_size)
+        vb = self._vectors(self._stack(images_b), batch_size)
+        return self.net.pair_scores(va, vb).float().cpu().numpy()
+
+    def embed(self, images, batch_size: int = 64) -> np.ndarray:
+        """Vectors of images (a list of images, or prepared uint8 pixels (N, C, S, S)), shape (N, D)."""
+        return self._vectors(self._stack(images), batch_size).cpu().numpy()
+
+    def nearest(self, query, gallery, k: int = 5, metric: str = "euclidean", exclude_self: bool = False):
+        """The k gallery items most like the query: (indices, distances), nearest first.
+
+        `query` is an image or a vector; `gallery` is a list of images or an (N, D) array of vectors.
+        `exclude_self` drops gallery items at distance ~0 (the query itself when it is in the gallery).
+        """
+        q = _as_vector(query, self)
+        g = gallery if _is_vectors(gallery) else self.embed(gallery)
+        return nearest_vectors(q, np.asarray(g, dtype=np.float32), k, metric, exclude_self)
+
+
+def _is_vectors(x) -> bool:
+    return isinstance(x, np.ndarray) and x.ndim == 2 and x.dtype != np.uint8
+
+
+def _as_vector(query, model: SiameseModel) -> np.ndarray:
+    if isinstance(query, np.ndarray) and query.ndim == 1:
+        return query.astype(np.float32)
+    return model.embed([query])[0]
+
+
+def nearest_vectors(query: np.ndarray, gallery: np.ndarray, k: int, metric: str = "euclidean",
+                    exclude_self: bool = False):
+    """Vectorised k-nearest search of one query among gallery vectors."""
+    if metric == "cosine":
+        qn = query / max(np.linalg.norm(query), 1e-12)
+        gn = gallery / np.maximum(np.linalg.norm(gallery, axis=1, keepdims=True), 1e-12)
+        distances = 1.0 - gn @ qn
+    elif metric == "euclidean":
+        distances = np.sqrt(np.maximum(((gallery - query) ** 2).sum(axis=1), 0.0))
+    else:
+        raise ValueError(f"unknown metric {metric!r}: use 'euclidean' or 'cosine'")
+    if exclude_self:
+        distances = np.where(distances <= 1e-6, np.inf, distances)
+    k = min(k, int(np.isfinite(distances).sum()))
+    top = np.argpartition(distances, k - 1)[:k] if k > 0 else np.array([], dtype=np.int64)
+    top = top[np.argsort(distances[top], kind="stable")]
+    return top, distances[top]

@@ -1,0 +1,53 @@
+"""Pair binary cross-entropy, contrastive loss, and triplet loss with optional in-batch mining."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def pair_bce(logits: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, same)
+
+
+def contrastive(distances: torch.Tensor, same: torch.Tensor, margin: float) -> torch.Tensor:
+    """Pull same pairs together; push different pairs at least `margin` apart (Hadsell et al. 2006)."""
+    pull = same * distances.pow(2)
+    push = (1 - same) * F.relu(margin - distances).pow(2)
+    return (pull + push).mean()
+
+
+def triplet(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float) -> torch.Tensor:
+    d_pos = (anchor - positive).norm(dim=1)
+    d_neg = (anchor - negative).norm(dim=1)
+    return F.relu(d_pos - d_neg + margin).mean()
+
+
+def mined_triplet(embeddings: torch.Tensor, labels: torch.Tensor, margin: float, strategy: str) -> torch.Tensor:
+    """Triplet loss over the triplets of one batch chosen online.
+
+    batch-hard: for each anchor, its farthest positive and its nearest negative (Hermans et al. 2017).
+    semi-hard: for each anchor-positive pair, the nearest negative still farther than the positive
+    (FaceNet); the hardest negative when there is none.
+    """
+    dist = torch.cdist(embeddings, embeddings)
+    same = labels[:, None] == labels[None, :]
+    eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    positive_mask = same & ~eye
+    negative_mask = ~same
+    big = dist.detach().max() + 1.0
+    if strategy == "batch-hard":
+        hardest_pos = (dist * positive_mask).max(dim=1).values
+        hardest_neg = (dist + big * (~negative_mask)).min(dim=1).values
+        valid = positive_mask.any(dim=1) & negative_mask.any(dim=1)
+        return F.relu(hardest_pos - hardest_neg + margin)[valid].mean()
+    if strategy != "semi-hard":
+        raise ValueError(f"unknown mining strategy {strategy!r}")
+    anchor, positive = positive_mask.nonzero(as_tuple=True)
+    d_ap = dist[anchor, positive]
+    d_an = dist[anchor]  # (P, B): every candidate negative for each anchor-positive pair
+    semi = negative_mask[anchor] & (d_an > d_ap[:, None]) & (d_an < d_ap[:, None] + margin)
+    semi_neg = torch.where(semi, d_an, big).min(dim=1).values
+    hardest_neg = torch.where(negative_mask[anchor], d_an, big).min(dim=1).values
+    d_neg = torch.where(semi.any(dim=1), semi_neg, hardest_neg)
+    return F.relu(d_ap - d_neg + margin).mean()

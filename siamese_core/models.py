@@ -1,0 +1,293 @@
+"""Backbones (timm, torchvision, the small digit ConvNet), heads, and the Siamese model.
+
+The model takes images as floats in [0, 1] and normalises them itself, so a
+checkpoint carries everything needed to score images it has never seen.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from pathlib import Path
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import UserError
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+BACKBONE_HELP = ("Backbone names: 'convnet' (small digit network), 'timm:<name>' (list them in Python with "
+                 "timm.list_models(), e.g. timm:efficientnet_b0) or 'torchvision:<name>' (list them with "
+                 "torchvision.models.list_models(torchvision.models), e.g. torchvision:resnet18).")
+
+
+class DigitConvNet(nn.Module):
+    """The reference network for 28x28 grey digits: two Conv-BN-ReLU-MaxPool blocks, then FC to 500."""
+
+    feature_dim = 500
+
+    def __init__(self, channels: int = 1, image_size: int = 28):
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(channels, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        )
+        side = image_size // 4
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(16 * side * side, 500), nn.BatchNorm1d(500), nn.ReLU(inplace=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x))
+
+
+class PairHead(nn.Module):
+    """Combines two feature vectors (absdiff, product or concat) into one 'same' logit."""
+
+    def __init__(self, feature_dim: int, combine: str, norm: bool, dropout: float):
+        super().__init__()
+        self.combine = combine
+        width = 2 * feature_dim if combine == "concat" else feature_dim
+        layers = [nn.BatchNorm1d(width)] if norm else []
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        layers.append(nn.Linear(width, 1))
+        self.classifier = nn.Sequential(*layers)
+
+    def forward(self, fa: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
+        if self.combine == "absdiff":
+            joined = (fa - fb).abs()
+        elif self.combine == "product":
+            joined = fa * fb
+        else:
+            joined = torch.cat([fa, fb], dim=1)
+        return self.classifier(joined).squeeze(1)
+
+
+class EmbeddingHead(nn.Module):
+    """Linear projection to the embedding, L2-normalised so distances lie in [0, 2]."""
+
+    def __init__(self, feature_dim: int, embedding_dim: int):
+        super().__init__()
+        self.proj = nn.Linear(feature_dim, embedding_dim)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.proj(features), dim=1)
+
+
+class SiameseNet(nn.Module):
+    """One backbone with shared weights; a pair head (mode 'pair') or an embedding head."""
+
+    def __init__(self, backbone: nn.Module, feature_dim: int, spec: dict):
+        super().__init__()
+        self.spec = dict(spec)
+        self.backbone = backbone
+        channels = spec["channels"]
+        mean = spec.get("mean") or ([0.5] * channels)
+        std = spec.get("std") or ([0.5] * channels)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        if spec["mode"] == "pair":
+            self.pair_head = PairHead(feature_dim, spec["head"], spec["head_norm"], spec["dropout"])
+            self.embedding_head = None
+        else:
+            self.pair_head = None
+            self.embedding_head = EmbeddingHead(feature_dim, spec["embedding_dim"])
+
+    @property
+    def is_embedding(self) -> bool:
+        return self.embedding_head is not None
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] -> vectors: the embedding, or for pair models the backbone features."""
+        features = self.backbone((images - self.mean) / self.std)
+        return self.embedding_head(features) if self.is_embedding else features
+
+    def pair_scores(self, va: torch.Tensor, vb: torch.Tensor) -> torch.Tensor:
+        """Similarity in [0, 1], higher = more alike: sigmoid of the logit, or 1 - distance / 2."""
+        if self.is_embedding:
+            return 1.0 - (va - vb).norm(dim=1) / 2.0
+        return torch.sigmoid(self.pair_head(va, vb))
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Logits (pair) or distances (embedding) for pairs, in one forward pass for both sides."""
+        vectors = self.embed(torch.cat([a, b]))
+        va, vb = vectors.chunk(2)
+        if self.is_embedding:
+            return (va - vb).norm(dim=1)
+        return self.pair_head(va, vb)
+
+
+# ---------------------------------------------------------------- building
+
+def parse_backbone(name: str):
+    """'timm:efficientnet_b0' -> ('timm', 'efficientnet_b0'); 'convnet' -> ('convnet', '')."""
+    if name == "convnet":
+        return "convnet", ""
+    family, _, model = name.partition(":")
+    if family not in ("timm", "torchvision") or not model:
+        raise UserError(f"Unknown backbone '{name}'. {BACKBONE_HELP}")
+    return family, model
+
+
+def _unknown_model(family: str, model: str, known) -> UserError:
+    close = difflib.get_close_matches(model, list(known), n=3)
+    hint = f" Did you mean {', '.join(f'{family}:{c}' for c in close)}?" if close else ""
+    return UserError(f"'{family}:{model}' is not a {family} model.{hint} {BACKBONE_HELP}")
+
+
+def _timm_backbone(model: str, channels: int, pretrained: bool):
+    import timm
+
+    if not timm.is_model(model):
+        raise _unknown_model("timm", model, timm.list_models())
+    if pretrained:
+        try:
+            return timm.create_model(model, pretrained=True, num_classes=0, in_chans=channels), True
+        except Exception as exc:
+            log.warning("Pretrained weights for timm:%s could not be had (%s: %s); training from random "
+                        "initialisation instead. Name a local weights file with --weights to use one.",
+                        model, type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+    return timm.create_model(model, pretrained=False, num_classes=0, in_chans=channels), False
+
+
+def _strip_classifier(net: nn.Module) -> nn.Module:
+    """Replace the last Linear layer (the ImageNet classifier) with Identity, so the net returns features."""
+    last_name = None
+    for name, module in net.named_modules():
+        if isinstance(module, nn.Linear):
+            last_name = name
+    if last_name is None:
+        return net  # e.g. squeezenet: its output is already a pooled feature map
+    parent = net
+    *path, leaf = last_name.split(".")
+    for part in path:
+        parent = getattr(parent, part)
+    setattr(parent, leaf, nn.Identity())
+    return net
+
+
+def _torchvision_backbone(model: str, pretrained: bool):
+    import torchvision
+
+    known = torchvision.models.list_models(module=torchvision.models)
+    if model not in known:
+        raise _unknown_model("torchvision", model, known)
+    net, got_weights = None, False
+    if pretrained:
+        try:
+            net = torchvision.models.get_model(model, weights="DEFAULT")
+            got_weights = True
+        except Exception as exc:
+            log.warning("Pretrained weights for torchvision:%s could not be had (%s); training from random "
+                        "initialisation instead. Name a local weights file with --weights to use one.",
+                        model, type(exc).__name__)
+    if net is None:
+        net = torchvision.models.get_model(model, weights=None)
+    if hasattr(net, "aux_logits"):  # inception/googlenet: their auxiliary classifiers are training-only extras
+        net.aux_logits = False
+        for aux in ("AuxLogits", "aux1", "aux2"):
+            if hasattr(net, aux):
+                setattr(net, aux, None)
+    return _strip_classifier(net), got_weights
+
+
+def load_weights_file(module: nn.Module, path) -> None:
+    """Load a local state dict (a .pth/.pt of tensors, or .safetensors) into a backbone, by matching names."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"The weights file '{path}' does not exist: check the path.")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UserError(f"'{path}' is not a weights file that can be loaded safely ({type(exc).__name__}).") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise UserError(f"'{path}' does not hold a state dict of named tensors.")
+    own = module.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and getattr(v, "shape", None) == own[k].shape}
+    if not usable:
+        raise UserError(f"None of the tensors in '{path}' fit this backbone: is it the weights of another model?")
+    module.load_state_dict(usable, strict=False)
+    log.info("Loaded %d of %d tensors of the backbone from %s.", len(usable), len(own), path)
+
+
+def model_spec(config) -> dict:
+    """The part of a TrainConfig that defines the network: stored in every checkpoint."""
+    family, _ = parse_backbone(config.backbone)
+    imagenet = family != "convnet" and config.channels == 3
+    return {
+        "backbone": config.backbone,
+        "mode": config.mode,
+        "head": config.head,
+        "head_norm": config.head_norm,
+        "dropout": config.dropout,
+        "embedding_dim": config.embedding_dim,
+        "image_size": config.image_size,
+        "channels": config.channels,
+        "mean": list(IMAGENET_MEAN) if imagenet else [0.5] * config.channels,
+        "std": list(IMAGENET_STD) if imagenet else [0.5] * config.channels,
+    }
+
+
+def build_model(spec: dict, pretrained: bool = False, weights: Optional[str] = None) -> SiameseNet:
+    """Build the Siamese network described by `spec` (see model_spec)."""
+    family, model = parse_backbone(spec["backbone"])
+    if family == "convnet":
+        if spec["image_size"] % 4:
+            raise UserError("The convnet backbone needs an image size divisible by 4 (it is made for 28).")
+        backbone = DigitConvNet(spec["channels"], spec["image_size"])
+    elif family == "timm":
+        backbone, _ = _timm_backbone(model, spec["channels"], pretrained and not weights)
+    else:
+        if spec["channels"] != 3:
+            raise UserError("torchvision backbones take colour images: use --channels 3.")
+        backbone, _ = _torchvision_backbone(model, pretrained and not weights)
+    if weights:
+        load_weights_file(backbone, weights)
+    feature_dim = _feature_dim(backbone, spec)
+    return SiameseNet(backbone, feature_dim, spec)
+
+
+def _feature_dim(backbone: nn.Module, spec: dict) -> int:
+    known = getattr(backbone, "num_features", None) or getattr(backbone, "feature_dim", None)
+    if isinstance(known, int):
+        return known
+    was_training = backbone.training
+    backbone.eval()
+    with torch.inference_mode():
+        out = backbone(torch.zeros(1, spec["channels"], spec["image_size"], spec["image_size"]))
+    backbone.train(was_training)
+    return int(out.flatten(1).shape[1])
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto' picks cuda, then Apple's mps, then the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"Unknown device '{name}': use auto, cpu, cuda or mps.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for, but no CUDA GPU is available here: use --device auto or cpu.")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UserError("--device mps was asked for, but Apple's MPS is not available here: use --device auto or cpu.")
+    return device

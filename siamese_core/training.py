@@ -1,0 +1,446 @@
+"""The training loop: data from a TrainConfig, train_fn / eval_fn, and the run directory it writes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import data as D
+from . import losses
+from .config import TrainConfig
+from .errors import UserError
+from .metrics import calibrate_threshold, roc_points, verification_metrics
+from .models import build_model, count_parameters, model_spec, pick_device
+from .runs import RunDir, load_checkpoint, save_checkpoint
+
+log = logging.getLogger("siamese_core")
+
+
+# ---------------------------------------------------------------- data for a config
+
+@dataclass
+class PreparedData:
+    train: D.ImageSet
+    val: D.ImageSet
+    val_pairs: tuple  # (a, b, same) positions in `val`, fixed for the whole run
+
+
+def prepare_data(config: TrainConfig) -> PreparedData:
+    """Load the training and validation images a (resolved) config names, and the fixed validation pairs."""
+    size, channels = config.image_size, config.channels
+    if config.dataset == "digits":
+        train, val = _split(D.load_digits(size, channels), config)
+    elif config.dataset == "mnist":
+        train, val = _mnist_sets(config)
+    elif config.dataset == "triplets":
+        full = D.load_triplet_csv(config.triplets, config.images, size, channels, config.identity_pattern)
+        if full.has_labels:
+            train, val = _split(full, config)
+        else:
+            config.notes.append("No identity could be read from the file names, so the triplets were split by "
+                                "row: validation images may also appear in training, which flatters the figures.")
+            log.warning(config.notes[-1])
+            train, val = D.split_triplet_rows(full, config.val_fraction, config.seed)
+    else:
+        full = D.load_class_folders(config.train_path, size, channels)
+        if config.val_path:
+            train, val = full, D.load_class_folders(config.val_path, size, channels)
+        else:
+            D.check_trainable(full)
+            train, val = _split(full, config)
+    D.check_trainable(train)
+    if val.has_labels:
+        D.check_trainable(val, "The validation set")
+        val_pairs = D.evaluation_pairs(val.labels, config.eval_pairs, seed=config.seed)
+    else:
+        val_pairs = D.triplet_pairs(val.triplets[: max(1, config.eval_pairs // 2)])
+    if len(val_pairs[0]) == 0:
+        raise UserError("No validation pairs could be made: the validation set is too small.")
+    if config.mining != "none" and not train.has_labels:
+        raise UserError("--mining needs to know each image's class or identity; none could be read here. "
+                        "Use --mining none, or --identity-pattern to read identities from file names.")
+    return PreparedData(train, val, val_pairs)
+
+
+def _split(full: D.ImageSet, config: TrainConfig):
+    if config.split == "class":
+        return D.split_by_class(full, config.val_fraction, config.seed)
+    return D.split_by_image(full, config.val_fraction, config.seed)
+
+
+def _mnist_sets(config: TrainConfig):
+    root = Path(config.data_root or "data/mnist")
+    parts = D.mnist_parts_available(root)
+    if "test" in parts and "train" not in parts:
+        # Only the 10,000 test images are here (as in ../shared/data): split them.
+        config.notes.append(f"Only the MNIST test files were found in {root}; they were split for training and validation.")
+        log.info(config.notes[-1])
+        return _split(D.load_mnist(root, "test", config.image_size, config.channels), config)
+    train = D.load_mnist(root, "train", config.image_size, config.channels)
+    val = D.load_mnist(root, "test", config.image_size, config.channels)
+    if config.split == "class":
+        val_classes = np.random.default_rng(config.seed).choice(10, size=max(2, round(10 * config.val_fraction)), replace=False)
+        train = train.subset(np.flatnonzero(~np.isin(train.labels, val_classes)))
+        val = val.subset(np.flatnonzero(np.isin(val.labels, val_classes)))
+    return train, val
+
+
+# ---------------------------------------------------------------- one step, one epoch
+
+def to_float(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    x = images.to(device, non_blocking=True).float().div_(255.0)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def augment(x: torch.Tensor, flip: bool) -> torch.Tensor:
+    """Random shifts of up to 8% (and mirror images for photos), done on the batch tensor."""
+    n = x.shape[0]
+    theta = torch.zeros(n, 2, 3, device=x.device)
+    theta[:, 0, 0] = 1.0
+    theta[:, 1, 1] = 1.0
+    if flip:
+        theta[:, 0, 0] = torch.where(torch.rand(n, device=x.device) < 0.5, -1.0, 1.0)
+    theta[:, :, 2] = (torch.rand(n, 2, device=x.device) - 0.5) * 0.16
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
+
+
+def autocast_dtype(device: torch.device, precision: str) -> Optional[torch.dtype]:
+    """bf16 when asked for (CPU) and by default on CUDA (fp16 where the GPU lacks bf16); None for fp32."""
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            return torch.float16
+        return torch.bfloat16
+    return None
+
+
+def autocast_for(device: torch.device, precision: str):
+    dtype = autocast_dtype(device, precision)
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+class Batches:
+    """The training batches of one epoch, drawn afresh from the epoch's own seed."""
+
+    def __init__(self, train: D.ImageSet, config: TrainConfig, epoch: int):
+        rng = np.random.default_rng([config.seed, epoch])
+        self.kind = "pk" if config.mining != "none" else ("triplet" if config.mode == "triplet" else "pair")
+        bs = config.batch_size
+        per_epoch = config.pairs_per_epoch
+        if self.kind == "pk":
+            n = max(1, per_epoch // bs)
+            self.items = list(D.pk_batches(train.labels, bs, n, rng))
+        elif self.kind == "triplet":
+            if train.triplets is not None and len(train.triplets):
+                triplets = train.triplets[rng.permutation(len(train.triplets))]
+            else:
+                triplets = D.sample_triplets(train.labels, per_epoch, rng)
+            self.items = [triplets[i:i + bs] for i in range(0, len(triplets), bs)]
+        else:
+            if train.has_labels:
+                a, b, same = D.sample_pairs(train.labels, per_epoch, rng)
+            else:  # triplets without identities: their anchor-positive and anchor-negative pairs
+                a, b, same = D.triplet_pairs(train.triplets)
+                order = rng.permutation(len(a))
+                a, b, same = a[order], b[order], same[order]
+            self.items = [(a[i:i + bs], b[i:i + bs], same[i:i + bs]) for i in range(0, len(a), bs)]
+        # BatchNorm cannot train on a batch of one
+        self.items = [item for item in self.items if _batch_len(item) > 1]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self):
+        return iter(self.items)
+
+
+def _batch_len(item) -> int:
+    return len(item[0]) if isinstance(item, tuple) else len(item)
+
+
+def train_step(model, item, kind: str, train: D.ImageSet, config: TrainConfig, device, channels_last: bool):
+    """Loss and (for pair models) correct-prediction count of one batch; one forward pass per batch."""
+    flip = config.channels == 3
+
+    def images(index):
+        x = to_float(train.batch(index), device, channels_last)
+        return augment(x, flip) if config.augment else x
+
+    if kind == "pair":
+        a, b, same = item
+        target = torch.from_numpy(same).to(device)
+        out = model(images(a), images(b))
+        if config.mode == "pair":
+            loss = losses.pair_bce(out.float(), target)
+            correct = int(((out > 0).float() == target).sum())
+        else:
+            loss = losses.contrastive(out.float(), target, config.margin)
+            correct = None
+        return loss, correct, len(a)
+    if kind == "triplet":
+        n = len(item)
+        vectors = model.embed(images(item.T.reshape(-1))).float()  # anchors, positives, negatives in one pass
+        return losses.triplet(vectors[:n], vectors[n:2 * n], vectors[2 * n:], config.margin), None, n
+    labels = torch.from_numpy(train.labels[item]).to(device)
+    vectors = model.embed(images(item)).float()
+    return losses.mined_triplet(vectors, labels, config.margin, config.mining), None, len(item)
+
+
+@torch.inference_mode()
+def embed_set(model, image_set: D.ImageSet, positions, device, batch_size: int = 256,
+              channels_last: bool = False) -> torch.Tensor:
+    """Vectors of the images at `positions`, in batches."""
+    out = []
+    for i in range(0, len(positions), batch_size):
+        out.append(model.embed(to_float(image_set.batch(positions[i:i + batch_size]), device, channels_last)).float())
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+@torch.inference_mode()
+def eval_fn(model, image_set: D.ImageSet, pairs, device, batch_size: int = 256, channels_last: bool = False) -> np.ndarray:
+    """Scores of pairs (higher = more alike): each distinct image is embedded once, then pairs are scored."""
+    a, b, _ = pairs
+    was_training = model.training
+    model.eval()
+    used = np.unique(np.concatenate([a, b]))
+    vectors = embed_set(model, image_set, used, device, batch_size, channels_last)
+    where = {int(p): i for i, p in enumerate(used)}
+    ia = torch.tensor([where[int(p)] for p in a], device=vectors.device)
+    ib = torch.tensor([where[int(p)] for p in b], device=vectors.device)
+    scores = model.pair_scores(vectors[ia], vectors[ib]).float().cpu().numpy()
+    model.train(was_training)
+    return scores
+
+
+def evaluate_pairs(model, image_set, pairs, device, threshold: Optional[float] = None, channels_last=False) -> dict:
+    """Verification metrics on pairs; the threshold is calibrated on them unless given."""
+    scores = eval_fn(model, image_set, pairs, device, channels_last=channels_last)
+    same = pairs[2]
+    if threshold is None:
+        threshold = calibrate_threshold(scores, same)
+    result = verification_metrics(scores, same, threshold)
+    result["roc"] = roc_points(scores, same)
+    result["scores"] = scores
+    return result
+
+
+# ---------------------------------------------------------------- the whole run
+
+class StopFlag:
+    """Set by SIGTERM / Ctrl-C (or by a caller); the loop checks it between batches."""
+
+    def __init__(self):
+        self.event = threading.Event()
+
+    def set(self, *_):
+        self.event.set()
+
+    def __bool__(self):
+        return self.event.is_set()
+
+
+@contextlib.contextmanager
+def stop_on_signals(flag: StopFlag):
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, flag.set) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def log_to(path: Path):
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    log.addHandler(handler)
+    if log.level == logging.NOTSET or log.level > logging.INFO:
+        log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def default_pairs_per_epoch(n_train: int) -> int:
+    # About ten pairs per training image, within bounds that keep an epoch between seconds and minutes.
+    return int(min(max(10 * n_train, 2_000), 50_000))
+
+
+def train(config: TrainConfig, out_dir, *, resume: bool = False, progress: bool = False,
+          stop: Optional[StopFlag] = None, on_epoch: Optional[Callable[[dict], None]] = None) -> dict:
+    """Train a Siamese network as `config` says, writing the run directory `out_dir`.
+
+    Returns the final status. SIGTERM or Ctrl-C (or `stop`) ends it cleanly: the last
+    checkpoint is saved and the status says 'stopped'. `resume=True` continues the run
+    in `out_dir` from its last checkpoint.
+    """
+    run = RunDir(out_dir)
+    stop = stop or StopFlag()
+    if resume:
+        saved = run.read_config()
+        if saved is None or not run.checkpoint("last").is_file():
+            raise UserError(f"There is no run to resume in '{out_dir}' (no config.json or checkpoints/last.pt).")
+        saved.update({k: v for k, v in config.to_dict().items() if k == "epochs"})
+        config = TrainConfig.from_dict(saved)
+    elif run.status_path.exists() and run.read_status().get("state") in ("running", "done", "stopped"):
+        raise UserError(f"'{out_dir}' already holds a run: choose another -o folder, or add --resume to continue it.")
+    config = config.resolve()
+    run.create()
+    with log_to(run.log_path), stop_on_signals(stop):
+        run.update_status(state="queued", pid=os.getpid(), epoch=0, total_epochs=config.epochs, step=0,
+                          total_steps=None, error=None, created_at=time.time())
+        try:
+            return _train(config, run, resume, progress, stop, on_epoch)
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            log.error("Training failed: %s", message)
+            if not isinstance(exc, UserError):
+                log.error(traceback.format_exc())
+            run.update_status(state="failed", error=message, finished_at=time.time())
+            raise
+
+
+def _train(config, run: RunDir, resume, progress, stop, on_epoch) -> dict:
+    torch.manual_seed(config.seed)
+    device = pick_device(config.device)
+    log.info("Loading data (%s)...", config.dataset)
+    data = prepare_data(config)
+    if config.pairs_per_epoch is None:
+        config.pairs_per_epoch = default_pairs_per_epoch(len(data.train))
+    run.write_config(config.to_dict())
+    spec = model_spec(config)
+    model = build_model(spec, pretrained=config.pretrained and not resume, weights=None if resume else config.weights)
+    channels_last = config.channels_last if config.channels_last is not None else (device.type == "cpu" and not config.is_convnet)
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # fp16 gradients can underflow: scale them (bf16 has the range of fp32 and needs no scaler)
+    scaler = torch.amp.GradScaler("cuda") if autocast_dtype(device, config.precision) == torch.float16 else None
+    start_epoch, best = 1, None
+    if resume:
+        last = load_checkpoint(run.checkpoint("last"))
+        model.load_state_dict(last["state_dict"])
+        if "optimizer" in last:
+            optimizer.load_state_dict(last["optimizer"])
+        start_epoch = last["epoch"] + 1
+        best = (last.get("best") or {}).get("accuracy")
+        log.info("Resuming from epoch %d.", last["epoch"])
+    log.info("Training %s (%s mode, %s parameters) on %d images of %d classes; validating on %d pairs of %d images. "
+             "Device %s.", config.backbone, config.mode, f"{count_parameters(model):,}", len(data.train),
+             len(data.train.class_counts()) if data.train.has_labels else 0, len(data.val_pairs[0]), len(data.val), device)
+    total_batches = len(Batches(data.train, config, start_epoch))
+    run.update_status(state="running", started_at=time.time(), epoch=start_epoch - 1, step=0,
+                      steps_per_epoch=total_batches, total_steps=total_batches * config.epochs,
+                      total_epochs=config.epochs, train_images=len(data.train), val_pairs=len(data.val_pairs[0]))
+    ckpt_common = dict(spec=spec, config=config.to_dict(),
+                       classes=list(data.train.classes))
+    last_status = 0.0
+    epoch = start_epoch - 1
+    stopped = False
+    for epoch in range(start_epoch, config.epochs + 1):
+        batches = Batches(data.train, config, epoch)
+        model.train()
+        started = time.time()
+        loss_sum, correct_sum, n_sum, n_correct_counted = 0.0, 0, 0, 0
+        bar = _progress_bar(len(batches), f"epoch {epoch}/{config.epochs}", progress)
+        for step, item in enumerate(batches, 1):
+            if stop:
+                stopped = True
+                break
+            with autocast_for(device, config.precision):
+                loss, correct, n = train_step(model, item, batches.kind, data.train, config, device, channels_last)
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            loss_value = float(loss.detach())
+            if not np.isfinite(loss_value):
+                raise UserError(f"The loss became {loss_value} at epoch {epoch}: the learning rate "
+                                f"({config.lr}) is probably too high. Try a tenth of it.")
+            loss_sum += loss_value * n
+            n_sum += n
+            if correct is not None:
+                correct_sum += correct
+                n_correct_counted += n
+            rate = n_sum / max(time.time() - started, 1e-9)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_sum / n_sum:.4f}", per_s=f"{rate:.0f}")
+            now = time.time()
+            if now - last_status > 1.0 or step == len(batches):
+                last_status = now
+                run.update_status(epoch=epoch - 1, step=(epoch - 1) * len(batches) + step, epoch_step=step)
+                run.append_metrics({"type": "step", "epoch": epoch, "step": step, "loss": loss_sum / n_sum,
+                                    "items_per_second": rate, "time": now})
+        if bar is not None:
+            bar.close()
+        if stopped:
+            break
+        seconds = time.time() - started
+        result = evaluate_pairs(model, data.val, data.val_pairs, device, channels_last=channels_last)
+        result.pop("scores")
+        roc = result.pop("roc")
+        record = {"type": "epoch", "epoch": epoch, "train_loss": loss_sum / max(n_sum, 1),
+                  "train_accuracy": correct_sum / n_correct_counted if n_correct_counted else None,
+                  "seconds": seconds, "items_per_second": n_sum / max(seconds, 1e-9), "time": time.time(),
+                  **{k: v for k, v in result.items() if k not in ("tp", "fp", "fn", "tn")}}
+        run.append_metrics(record)
+        log.info("Epoch %d/%d: loss %.4f, validation accuracy %.2f%% (precision %.2f%%, recall %.2f%%, AUC %.4f) "
+                 "at threshold %.3f; %.1f s.", epoch, config.epochs, record["train_loss"], 100 * result["accuracy"],
+                 100 * result["precision"], 100 * result["recall"], result["roc_auc"], result["threshold"], seconds)
+        metrics = {**result, "roc": roc, "threshold_source": "validation pairs"}
+        is_best = best is None or result["accuracy"] > best
+        if is_best:
+            best = result["accuracy"]
+            save_checkpoint(run.checkpoint("best"), state_dict=model.state_dict(), threshold=result["threshold"],
+                            metrics=metrics, epoch=epoch, **ckpt_common)
+        save_checkpoint(run.checkpoint("last"), state_dict=model.state_dict(), threshold=result["threshold"],
+                        metrics=metrics, epoch=epoch, **ckpt_common,
+                        extra={"optimizer": optimizer.state_dict(), "best": {"accuracy": best}})
+        if config.save_every and epoch % config.save_every == 0:
+            save_checkpoint(run.checkpoint(f"epoch-{epoch:03d}"), state_dict=model.state_dict(),
+                            threshold=result["threshold"], metrics=metrics, epoch=epoch, **ckpt_common)
+        run.update_status(epoch=epoch, step=epoch * len(batches), best_accuracy=best, last_metrics=record)
+        if on_epoch:
+            on_epoch(record)
+    if stopped:
+        # Keep the weights trained so far; the threshold is the last one calibrated (or neutral).
+        previous = load_checkpoint(run.checkpoint("last")) if run.checkpoint("last").is_file() else {}
+        save_checkpoint(run.checkpoint("last"), state_dict=model.state_dict(), threshold=previous.get("threshold", 0.5),
+                        metrics=previous.get("metrics", {}), epoch=epoch - 1, **ckpt_common,
+                        extra={"optimizer": optimizer.state_dict(), "best": {"accuracy": best}})
+        log.info("Stopped during epoch %d; the weights so far are saved in checkpoints/last.pt.", epoch)
+        return run.update_status(state="stopped", finished_at=time.time())
+    log.info("Done: best validation accuracy %.2f%%.", 100 * (best or 0))
+    return run.update_status(state="done", finished_at=time.time())
+
+
+def _progress_bar(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    # disable=None: a bar on a terminal, silence when output goes to a file or pipe
+    return tqdm(total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True, disable=None, mininterval=0.5)
