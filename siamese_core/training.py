@@ -284,7 +284,8 @@ def default_pairs_per_epoch(n_train: int) -> int:
 
 
 def train(config: TrainConfig, out_dir, *, resume: bool = False, progress: bool = False,
-          stop: Optional[StopFlag] = None, on_epoch: Optional[Callable[[dict], None]] = None) -> dict:
+          stop: Optional[StopFlag] = None, on_epoch: Optional[Callable[[dict], None]] = None,
+          data: Optional[PreparedData] = None) -> dict:
     """Train a Siamese network as `config` says, writing the run directory `out_dir`.
 
     Returns the final status. SIGTERM or Ctrl-C (or `stop`) ends it cleanly: the last
@@ -307,7 +308,7 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False, progress: bool 
         run.update_status(state="queued", pid=os.getpid(), epoch=0, total_epochs=config.epochs, step=0,
                           total_steps=None, error=None, created_at=time.time())
         try:
-            return _train(config, run, resume, progress, stop, on_epoch)
+            return _train(config, run, resume, progress, stop, on_epoch, data)
         except Exception as exc:
             message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
             log.error("Training failed: %s", message)
@@ -317,11 +318,12 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False, progress: bool 
             raise
 
 
-def _train(config, run: RunDir, resume, progress, stop, on_epoch) -> dict:
+def _train(config, run: RunDir, resume, progress, stop, on_epoch, data) -> dict:
     torch.manual_seed(config.seed)
     device = pick_device(config.device)
-    log.info("Loading data (%s)...", config.dataset)
-    data = prepare_data(config)
+    if data is None:
+        log.info("Loading data (%s)...", config.dataset)
+        data = prepare_data(config)
     if config.pairs_per_epoch is None:
         config.pairs_per_epoch = default_pairs_per_epoch(len(data.train))
     run.write_config(config.to_dict())
