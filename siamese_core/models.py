@@ -6,8 +6,11 @@ checkpoint carries everything needed to score images it has never seen.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import functools
 import logging
+import socket
 from pathlib import Path
 from typing import Optional
 
@@ -139,6 +142,39 @@ def _unknown_model(family: str, model: str, known) -> UserError:
     return UserError(f"'{family}:{model}' is not a {family} model.{hint} {BACKBONE_HELP}")
 
 
+@functools.lru_cache(maxsize=None)
+def reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
+    """Can this machine open a connection to `host`? Asked once per process."""
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _hub_offline(offline: bool):
+    """Make huggingface_hub use its local cache only, instead of retrying an unreachable hub for a minute."""
+    if not offline:
+        yield
+        return
+    from huggingface_hub import constants
+
+    before = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = before
+
+
+def _warn_no_weights(name: str, exc: Exception) -> None:
+    why = "this machine is offline and they are not in the local cache" if isinstance(exc, (OSError, ConnectionError)) \
+        or "offline" in str(exc).lower() or "cache" in str(exc).lower() else f"{type(exc).__name__}"
+    log.warning("Pretrained weights for %s could not be had (%s): training starts from random weights instead, "
+                "which needs more data and epochs. Name a local weights file with --weights to use one.", name, why)
+
+
 def _timm_backbone(model: str, channels: int, pretrained: bool):
     import timm
 
@@ -146,11 +182,10 @@ def _timm_backbone(model: str, channels: int, pretrained: bool):
         raise _unknown_model("timm", model, timm.list_models())
     if pretrained:
         try:
-            return timm.create_model(model, pretrained=True, num_classes=0, in_chans=channels), True
+            with _hub_offline(not reachable("huggingface.co")):
+                return timm.create_model(model, pretrained=True, num_classes=0, in_chans=channels), True
         except Exception as exc:
-            log.warning("Pretrained weights for timm:%s could not be had (%s: %s); training from random "
-                        "initialisation instead. Name a local weights file with --weights to use one.",
-                        model, type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+            _warn_no_weights(f"timm:{model}", exc)
     return timm.create_model(model, pretrained=False, num_classes=0, in_chans=channels), False
 
 
@@ -182,9 +217,7 @@ def _torchvision_backbone(model: str, pretrained: bool):
             net = torchvision.models.get_model(model, weights="DEFAULT")
             got_weights = True
         except Exception as exc:
-            log.warning("Pretrained weights for torchvision:%s could not be had (%s); training from random "
-                        "initialisation instead. Name a local weights file with --weights to use one.",
-                        model, type(exc).__name__)
+            _warn_no_weights(f"torchvision:{model}", exc)
     if net is None:
         net = torchvision.models.get_model(model, weights=None)
     if hasattr(net, "aux_logits"):  # inception/googlenet: their auxiliary classifiers are training-only extras
@@ -245,17 +278,19 @@ def build_model(spec: dict, pretrained: bool = False, weights: Optional[str] = N
     if family == "convnet":
         if spec["image_size"] % 4:
             raise UserError("The convnet backbone needs an image size divisible by 4 (it is made for 28).")
-        backbone = DigitConvNet(spec["channels"], spec["image_size"])
+        backbone, loaded_pretrained = DigitConvNet(spec["channels"], spec["image_size"]), False
     elif family == "timm":
-        backbone, _ = _timm_backbone(model, spec["channels"], pretrained and not weights)
+        backbone, loaded_pretrained = _timm_backbone(model, spec["channels"], pretrained and not weights)
     else:
         if spec["channels"] != 3:
             raise UserError("torchvision backbones take colour images: use --channels 3.")
-        backbone, _ = _torchvision_backbone(model, pretrained and not weights)
+        backbone, loaded_pretrained = _torchvision_backbone(model, pretrained and not weights)
     if weights:
         load_weights_file(backbone, weights)
-    feature_dim = _feature_dim(backbone, spec)
-    return SiameseNet(backbone, feature_dim, spec)
+    net = SiameseNet(backbone, _feature_dim(backbone, spec), spec)
+    net.weights_source = (f"local file {weights}" if weights else "pretrained" if loaded_pretrained
+                          else "random initialisation")
+    return net
 
 
 def _feature_dim(backbone: nn.Module, spec: dict) -> int:

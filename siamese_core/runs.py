@@ -75,6 +75,11 @@ def read_json(path, default=None):
         return default
 
 
+def runs_root() -> Path:
+    """Where runs live: ./runs, or the folder named by SIAMESE_RUNS_DIR."""
+    return Path(os.environ.get("SIAMESE_RUNS_DIR", "runs"))
+
+
 class RunDir:
     def __init__(self, path):
         self.path = Path(path)

@@ -293,7 +293,7 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False, progress: bool 
     in `out_dir` from its last checkpoint.
     """
     run = RunDir(out_dir)
-    stop = stop or StopFlag()
+    stop = StopFlag() if stop is None else stop
     if resume:
         saved = run.read_config()
         if saved is None or not run.checkpoint("last").is_file():
@@ -345,8 +345,9 @@ def _train(config, run: RunDir, resume, progress, stop, on_epoch, data) -> dict:
         start_epoch = last["epoch"] + 1
         best = (last.get("best") or {}).get("accuracy")
         log.info("Resuming from epoch %d.", last["epoch"])
-    log.info("Training %s (%s mode, %s parameters) on %d images of %d classes; validating on %d pairs of %d images. "
-             "Device %s.", config.backbone, config.mode, f"{count_parameters(model):,}", len(data.train),
+    log.info("Training %s (%s mode, %s parameters, weights from %s) on %d images of %d classes; validating on "
+             "%d pairs of %d images. Device %s.", config.backbone, config.mode, f"{count_parameters(model):,}",
+             getattr(model, "weights_source", "checkpoint") if not resume else "the last checkpoint", len(data.train),
              len(data.train.class_counts()) if data.train.has_labels else 0, len(data.val_pairs[0]), len(data.val), device)
     total_batches = len(Batches(data.train, config, start_epoch))
     run.update_status(state="running", started_at=time.time(), epoch=start_epoch - 1, step=0,

@@ -1,0 +1,268 @@
+"""Training throughput: the project's loop against a classic Siamese training loop, same model, same run.
+
+The classic loop is the kind most Siamese tutorials use: a Dataset that draws one pair
+per item in Python, decodes both PNG files with PIL and converts them with torchvision
+transforms, a DataLoader (num_workers=0), and the backbone called once per branch.
+The project's loop is siamese_core.training.Batches + train_step, as _train runs them:
+images decoded once into memory, both images of a pair in one forward pass,
+channels_last on CPU for timm/torchvision backbones, optional bf16 autocast.
+
+Both loops train the same network (build_model, same seed, same pair head) on the same
+images: the built-in digits written as PNG files into class folders.
+
+    python benchmarks/train_throughput.py [--batches 20] [--image-size 96] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_ROOT))  # `python benchmarks/...` from a clone, without installing
+
+WARMUP_BATCHES = 2
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batches", type=int, default=None,
+                        help="timed batches per loop, after 2 warm-up batches (default: 60 for the convnet, "
+                             "whose batches take a tenth of a second, and 12 for efficientnet_b0)")
+    parser.add_argument("--image-size", type=int, default=96, help="image size for timm:efficientnet_b0")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+# ---------------------------------------------------------------- the classic loop
+
+def classic_pair_dataset(root: Path, length: int, size: int, channels: int, mean, std):
+    import torch
+    from PIL import Image
+    from torch.utils.data import Dataset
+    from torchvision import transforms
+
+    class ClassicPairDataset(Dataset):
+        """One pair per item: a class, then images, drawn with `random`; both decoded from disk every time."""
+
+        def __init__(self):
+            self.files = {d.name: sorted(d.glob("*.png")) for d in sorted(root.iterdir()) if d.is_dir()}
+            self.classes = list(self.files)
+            self.mode = "L" if channels == 1 else "RGB"
+            self.transform = transforms.Compose([
+                transforms.Resize((size, size)),
+                transforms.ToTensor(),
+                transforms.Normalize(mean, std),
+            ])
+
+        def __len__(self):
+            return length
+
+        def load(self, path):
+            with Image.open(path) as img:
+                return self.transform(img.convert(self.mode))
+
+        def __getitem__(self, index):
+            first_class = random.choice(self.classes)
+            same = random.random() < 0.5
+            second_class = first_class if same else random.choice([c for c in self.classes if c != first_class])
+            first = random.choice(self.files[first_class])
+            second = random.choice(self.files[second_class])
+            return self.load(first), self.load(second), torch.tensor(float(same))
+
+    return ClassicPairDataset()
+
+
+def time_classic(config, folder: Path, n_batches: int, seed: int, train_model: bool = True) -> "Timing":
+    """Pairs/s of the classic loop; with train_model=False, of its data loading alone."""
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader
+
+    from siamese_core.models import build_model, model_spec
+
+    random.seed(seed)
+    spec = model_spec(config)
+    torch.manual_seed(seed)
+    model = build_model(spec, pretrained=False)
+    model.train()
+    branch, head = model.backbone, model.pair_head  # normalisation is done by the transforms here
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    criterion = nn.BCEWithLogitsLoss()
+    dataset = classic_pair_dataset(folder, (WARMUP_BATCHES + n_batches) * config.batch_size,
+                                   config.image_size, config.channels, spec["mean"], spec["std"])
+    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=False, num_workers=0)
+
+    def step(batch):
+        img1, img2, label = batch
+        if not train_model:
+            return
+        optimizer.zero_grad()
+        out1 = branch(img1)
+        out2 = branch(img2)
+        loss = criterion(head(out1, out2), label)
+        loss.backward()
+        optimizer.step()
+        loss.item()  # classic scripts read the loss every step for their log
+
+    return timed(iter(loader), step, n_batches, config.batch_size)
+
+
+# ---------------------------------------------------------------- the project's loop
+
+def time_project(config, train_set, n_batches: int) -> "Timing":
+    """Pairs/s of Batches + train_step, as siamese_core.training._train runs them."""
+    import torch
+
+    from siamese_core.models import build_model, model_spec, pick_device
+    from siamese_core.training import Batches, autocast_for, train_step
+
+    device = pick_device(config.device)
+    torch.manual_seed(config.seed)
+    model = build_model(model_spec(config), pretrained=False)
+    channels_last = config.channels_last if config.channels_last is not None else (device.type == "cpu" and not config.is_convnet)
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # Drawing a whole epoch of pairs is vectorised and takes milliseconds; it is outside the timed batches.
+    batches = Batches(train_set, config, epoch=1)
+
+    def step(item):
+        with autocast_for(device, config.precision):
+            loss, _, _ = train_step(model, item, batches.kind, train_set, config, device, channels_last)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        float(loss.detach())  # _train reads the loss every step to check it is finite
+
+    return timed(iter(batches), step, n_batches, config.batch_size)
+
+
+def timed(items, step, n_batches: int, batch_size: int) -> "Timing":
+    for _ in range(WARMUP_BATCHES):  # first calls allocate memory and pick kernels
+        step(next(items))
+    seconds = []
+    for _ in range(n_batches):
+        started = time.perf_counter()
+        step(next(items))  # fetching the batch is part of the loop, and is timed
+        seconds.append(time.perf_counter() - started)
+    return Timing(batch_size, seconds)
+
+
+class Timing:
+    """Per-batch seconds; pairs/s is over all timed batches, the spread shows how noisy they were."""
+
+    def __init__(self, batch_size: int, seconds: list):
+        self.batch_size = batch_size
+        self.seconds = sorted(seconds)
+
+    @property
+    def pairs_per_second(self) -> float:
+        return self.batch_size * len(self.seconds) / sum(self.seconds)
+
+    def spread(self) -> str:
+        s = self.seconds
+        return f"{s[len(s) // 2]:.3f} ({s[0]:.3f}-{s[-1]:.3f})"
+
+
+# ---------------------------------------------------------------- data and cases
+
+def write_class_folders(image_set, folder: Path) -> None:
+    """The images as PNG files, one folder per class, at the size the model takes (no resizing needed)."""
+    from siamese_core.images import pixels_to_image
+
+    for i, (pixels, label) in enumerate(zip(image_set.pixels, image_set.labels)):
+        class_dir = folder / image_set.classes[label]
+        class_dir.mkdir(parents=True, exist_ok=True)
+        pixels_to_image(pixels.numpy()).save(class_dir / f"{i:04d}.png")
+
+
+def make_config(folder: Path, backbone: str, image_size=None, precision="fp32", channels_last=None, seed=0):
+    from siamese_core.config import TrainConfig
+
+    config = TrainConfig(dataset="folder", train_path=str(folder), backbone=backbone, image_size=image_size,
+                         pretrained=False, precision=precision, channels_last=channels_last, device="cpu",
+                         seed=seed).resolve()
+    return config
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    from siamese_core import data as D
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
+          f"load average {load_average()} at start. Each loop: {WARMUP_BATCHES} warm-up batches, then timed batches; "
+          "loops run one after the other.", flush=True)
+    rows, loading_shares = [], []
+    with tempfile.TemporaryDirectory(prefix="siamese-throughput-") as tmp:
+        cases = [
+            ("convnet", None, 28, 1, args.batches or 60, [("fp32", "fp32", False)]),
+            ("timm:efficientnet_b0", args.image_size, args.image_size, 3, args.batches or 12,
+             [("fp32", "fp32", False), ("fp32, channels_last", "fp32", True), ("bf16, channels_last", "bf16", True)]),
+        ]
+        for backbone, size_option, size, channels, n_batches, variants in cases:
+            folder = Path(tmp) / f"digits-{size}px-{channels}ch"
+            write_class_folders(D.load_digits(size, channels), folder)
+            train_set = D.load_class_folders(folder, size, channels)  # the same files, decoded once
+            label = f"{backbone} {size}px {'grey' if channels == 1 else 'RGB'}"
+            base = make_config(folder, backbone, size_option, seed=args.seed)
+            label += f", batch {base.batch_size}"
+            print(f"  {label}: {n_batches} timed batches per loop", flush=True)
+
+            timing = time_classic(base, folder, n_batches, args.seed)
+            classic = timing.pairs_per_second
+            rows.append([label, "classic", "fp32 (DataLoader, 2 forwards)", timing.spread(), f"{classic:,.1f}", "1.00x"])
+            print(f"  {label}: classic loop {classic:,.1f} pairs/s", flush=True)
+            timing = time_classic(base, folder, n_batches, args.seed, train_model=False)
+            rows.append([label, "classic", "its data loading alone, no model", timing.spread(),
+                         f"{timing.pairs_per_second:,.0f}", "-"])
+            loading_shares.append((label, classic / timing.pairs_per_second))
+            for variant, precision, channels_last in variants:
+                config = make_config(folder, backbone, size_option, precision, channels_last, args.seed)
+                config.pairs_per_epoch = (WARMUP_BATCHES + n_batches) * config.batch_size  # exactly the batches used
+                timing = time_project(config, train_set, n_batches)
+                rate = timing.pairs_per_second
+                rows.append([label, "project", variant, timing.spread(), f"{rate:,.1f}", f"{rate / classic:.2f}x"])
+                print(f"  {label}: project loop, {variant}: {rate:,.1f} pairs/s", flush=True)
+
+    print()
+    print_table(["model", "loop", "variant", "s per batch: median (min-max)", "pairs/s", "vs classic"], rows)
+    print()
+    for label, share in loading_shares:
+        print(f"{label}: the classic loop spends about {100 * share:.0f}% of its time loading data.")
+    print(f"\nLoad average {load_average()} at the end.")
+    return 0
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def print_table(header, rows) -> None:
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    numeric = [i >= len(header) - 3 for i in range(len(header))]  # the last three columns are figures
+
+    def line(row):
+        return "| " + " | ".join(c.rjust(w) if numeric[i] else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))) + " |"
+
+    print(line(cells[0]))
+    print("|" + "|".join("-" * (w + 1) + (":" if numeric[i] else "-") for i, w in enumerate(widths)) + "|")
+    for row in cells[1:]:
+        print(line(row))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""The command line as a person uses it: real subprocesses, real files, one clear line for bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_cli, write_class_folders
+
+
+def assert_clear_error(result, *phrases):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ")
+    for phrase in phrases:
+        assert phrase in last, last
+
+
+def test_train_verify_embed_eval_on_digits(tmp_path, digit_folders):
+    out = tmp_path / "demo"
+    result = run_cli("train", "--dataset", "digits", "-b", "convnet", "-o", out, "-e", "2", "-s", "1", "-lr", "0.001")
+    assert result.returncode == 0, result.stderr
+    assert "Run done" in result.stdout and (out / "checkpoints" / "epoch-002.pt").is_file()
+    checkpoint = out / "checkpoints" / "best.pt"
+
+    zero, one = sorted((digit_folders / "digit_0").iterdir()), sorted((digit_folders / "digit_1").iterdir())
+    same = run_cli("verify", "-c", checkpoint, zero[0], zero[1], "--json")
+    assert same.returncode == 0, same.stderr
+    verdict = json.loads(same.stdout)
+    assert set(verdict) >= {"same", "score", "threshold", "distance", "verdict"}
+    text = run_cli("verify", "-c", checkpoint, zero[0], one[0])
+    assert text.returncode == 0 and ("Same digit" in text.stdout or "Different digit" in text.stdout)
+
+    for suffix in (".csv", ".npz"):
+        result = run_cli("embed", "-c", checkpoint, "-i", digit_folders, "-o", tmp_path / f"emb{suffix}")
+        assert result.returncode == 0, result.stderr
+    table = np.loadtxt(tmp_path / "emb.csv", delimiter=",", skiprows=1, usecols=range(2, 502))
+    stored = np.load(tmp_path / "emb.npz")
+    assert table.shape == stored["vectors"].shape == (120, 500)
+    assert set(stored["labels"]) == {f"digit_{d}" for d in range(10)}
+
+    result = run_cli("eval", "-v", digit_folders, "-o", tmp_path / "eval", "-c", checkpoint, "--images", "4")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["accuracy"] >= 0.85 and metrics["pairs"] > 100 and metrics["roc"]["fpr"]
+    assert len(list((tmp_path / "eval" / "pairs").glob("*.png"))) == 4
+
+
+def test_verify_many_pairs_from_a_csv(tmp_path, digits_checkpoint, digit_folders):
+    rows = ["image_a,image_b,same"]
+    for d in range(10):
+        files = sorted((digit_folders / f"digit_{d}").iterdir())
+        other = sorted((digit_folders / f"digit_{(d + 1) % 10}").iterdir())
+        rows.append(f"{files[0].relative_to(digit_folders)},{files[1].relative_to(digit_folders)},1")
+        rows.append(f"{files[2].relative_to(digit_folders)},{other[0].relative_to(digit_folders)},0")
+    rows.append("digit_0/missing.png,digit_0/000.png,1")
+    (tmp_path / "pairs.csv").write_text("\n".join(rows) + "\n")
+    result = run_cli("verify", "-c", digits_checkpoint, "--pairs", tmp_path / "pairs.csv", "--images", digit_folders,
+                     "-o", tmp_path / "out.csv")
+    assert result.returncode == 0, result.stderr
+    assert "Scored 20 of 21 pairs" in result.stdout and "accuracy" in result.stdout
+    accuracy = float(result.stdout.split("accuracy ")[1].split("%")[0])
+    assert accuracy >= 80
+    lines = (tmp_path / "out.csv").read_text().splitlines()
+    assert lines[0].startswith("image_a,image_b,score,verdict,error") and len(lines) == 22
+    assert "does not exist" in lines[-1]
+
+
+def test_bad_input_gets_one_clear_line(tmp_path, digits_checkpoint, digit_folders):
+    text = tmp_path / "letter.png"
+    text.write_text("Dear model, this is not an image.")
+    one_class = write_class_folders(tmp_path / "one", classes=[1], per_class=4)
+    lonely = write_class_folders(tmp_path / "lonely", classes=[1, 2], per_class=3)
+    for extra in sorted((lonely / "digit_2").iterdir())[1:]:
+        extra.unlink()
+    not_ours = tmp_path / "model.pt"
+    not_ours.write_bytes(b"\x00" * 100)
+    image = sorted((digit_folders / "digit_3").iterdir())[0]
+
+    assert_clear_error(run_cli("train", "--train_path", tmp_path / "nowhere", "-b", "convnet", "-o", tmp_path / "r1"),
+                       "does not exist")
+    assert_clear_error(run_cli("train", "--train_path", one_class, "-b", "convnet", "-o", tmp_path / "r2"),
+                       "only one class")
+    assert_clear_error(run_cli("train", "--train_path", lonely, "--split", "image", "-b", "convnet",
+                               "-o", tmp_path / "r3"), "'digit_2' has only one image")
+    assert_clear_error(run_cli("train", "--dataset", "digits", "-b", "timm:not_a_model", "-o", tmp_path / "r4"),
+                       "timm.list_models()")
+    assert_clear_error(run_cli("verify", "-c", digits_checkpoint, image, text), "not an image")
+    assert_clear_error(run_cli("verify", "-c", not_ours, image, image), "not a Siamese Studio checkpoint")
+    assert_clear_error(run_cli("verify", "-c", digits_checkpoint, image), "Give two images")
+    assert_clear_error(run_cli("embed", "-c", digits_checkpoint, "-i", digit_folders, "-o", tmp_path / "e.txt"),
+                       ".csv or .npz")
+    assert not (tmp_path / "e.txt").exists()
+
+
+def test_help_for_every_command():
+    for command in ("train", "eval", "verify", "embed"):
+        result = run_cli(command, "--help")
+        assert result.returncode == 0 and "usage:" in result.stdout
+    train_help = run_cli("train", "--help").stdout
+    for flag in ("--train_path", "--val_path", "-lr", "-e", "-s", "--triplets", "--mining", "--no-pretrained", "--resume"):
+        assert flag in train_help

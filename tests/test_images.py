@@ -1,0 +1,106 @@
+"""The guards around decoding user files: every odd image either becomes clean pixels or a clear error."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from siamese_core import images
+from siamese_core.errors import UserError
+from siamese_core.images import load_pixels, open_image
+
+
+def png_bytes(image: Image.Image, fmt="PNG", **kw) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **kw)
+    return buffer.getvalue()
+
+
+def gradient(w=40, h=30) -> Image.Image:
+    x = np.tile(np.linspace(0, 255, w, dtype=np.uint8), (h, 1))
+    return Image.fromarray(np.stack([x, x[::-1], np.full_like(x, 90)], axis=2))
+
+
+def test_exif_orientation_is_applied():
+    img = gradient(40, 30)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to view": the stored pixels are landscape, the photo is portrait
+    data = png_bytes(img, "JPEG", exif=exif.tobytes())
+    upright = open_image(data)
+    assert upright.size == (30, 40)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "LA", "P", "CMYK", "I;16", "I", "1"])
+def test_any_mode_becomes_grey_or_rgb(mode):
+    img = gradient().convert("RGB")
+    if mode == "I;16":
+        arr = (np.asarray(img.convert("L"), dtype=np.uint16) * 200)
+        img = Image.fromarray(arr)
+    else:
+        img = img.convert(mode)
+    fmt = "TIFF" if mode in ("CMYK", "I;16", "I") else "PNG"
+    for channels in (1, 3):
+        px = load_pixels(png_bytes(img, fmt), 16, channels)
+        assert px.shape == (channels, 16, 16) and px.dtype == np.uint8
+        assert px.max() > px.min()  # content survived the conversion, not a flat image
+
+
+def test_sixteen_bit_grey_uses_its_range_not_clipping():
+    arr = np.linspace(0, 4000, 64 * 64).reshape(64, 64).astype(np.uint16)
+    px = load_pixels(png_bytes(Image.fromarray(arr), "PNG"), 64, 1)
+    assert px.min() == 0 and px.max() == 255
+
+
+def test_transparent_pixels_become_white():
+    rgba = Image.new("RGBA", (20, 20), (0, 0, 0, 0))
+    px = load_pixels(png_bytes(rgba), 20, 3)
+    assert (px == 255).all()
+
+
+def test_animated_gif_uses_first_frame():
+    frames = [Image.new("L", (20, 20), v) for v in (10, 200)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
+    px = load_pixels(buffer.getvalue(), 20, 1)
+    assert abs(int(px.mean()) - 10) < 3
+
+
+def test_not_an_image_is_refused_clearly(tmp_path):
+    path = tmp_path / "notes.png"
+    path.write_text("hello, I am text")
+    with pytest.raises(UserError, match="not an image"):
+        open_image(path)
+
+
+def test_truncated_image_is_refused_clearly():
+    data = png_bytes(gradient(200, 200), "JPEG")
+    with pytest.raises(UserError, match="damaged or truncated"):
+        open_image(data[: len(data) // 3])
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        open_image(tmp_path / "nope.png")
+    with pytest.raises(UserError, match="folder"):
+        open_image(tmp_path)
+
+
+def test_too_small_image_is_refused():
+    with pytest.raises(UserError, match="at least"):
+        open_image(png_bytes(Image.new("L", (4, 4))))
+
+
+def test_pixel_cap_is_checked_before_decoding(monkeypatch):
+    monkeypatch.setattr(images, "MAX_PIXELS", 100 * 100)
+    with pytest.raises(UserError, match="megapixels|too large"):
+        open_image(png_bytes(Image.new("L", (200, 200))))
+
+
+def test_arrays_are_accepted_in_either_layout():
+    arr = np.asarray(gradient(32, 32))
+    a = load_pixels(arr, 32, 3)
+    b = load_pixels(arr.transpose(2, 0, 1).copy(), 32, 3)
+    assert np.array_equal(a, b)
+    floats = load_pixels(arr.astype(np.float32) / 255.0, 32, 3)
+    assert np.abs(floats.astype(int) - a.astype(int)).max() <= 1

@@ -1,0 +1,133 @@
+"""Real training on small real data: accuracy well above chance, and the run directory contract."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, write_class_folders
+from siamese_core.config import TrainConfig
+from siamese_core.errors import UserError
+from siamese_core.inference import SiameseModel
+from siamese_core.runs import RunDir
+from siamese_core.training import StopFlag, train
+
+
+def epochs_of(run_dir):
+    return [r for r in RunDir(run_dir).read_metrics() if r["type"] == "epoch"]
+
+
+def test_digit_convnet_learns_to_verify_unseen_digit_images(digits_run):
+    """The classic digit design (ConvNet, absolute difference, BCE) on images it never trained on."""
+    records = epochs_of(digits_run)
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    best = max(r["accuracy"] for r in records)
+    assert best >= 0.95, records
+    assert records[-1]["train_loss"] < records[0]["train_loss"]
+    for key in ("precision", "recall", "f1", "roc_auc", "threshold", "train_accuracy", "items_per_second"):
+        assert key in records[-1]
+
+
+def test_run_directory_contract(digits_run):
+    run = RunDir(digits_run)
+    status = run.read_status()
+    assert status["state"] == "done" and status["epoch"] == 3 and status["total_epochs"] == 3
+    assert status["pid"] == os.getpid() and status["finished_at"] >= status["started_at"]
+    config = TrainConfig.from_dict(run.read_config())
+    assert config.backbone == "convnet" and config.split == "image" and config.pairs_per_epoch > 0
+    assert any(r["type"] == "step" for r in run.read_metrics())
+    assert "Epoch 3/3" in run.log_path.read_text()
+    assert {p.name for p in run.checkpoints.iterdir()} == {"best.pt", "last.pt"}
+    assert not [p for p in digits_run.rglob("*.tmp")]  # atomic writes leave no temp files
+
+
+def test_checkpoints_are_self_describing_and_load_without_pickle(digits_run):
+    payload = torch.load(digits_run / "checkpoints" / "best.pt", weights_only=True)
+    assert payload["format"] == "siamese-studio-checkpoint"
+    assert payload["spec"]["backbone"] == "convnet" and payload["spec"]["image_size"] == 28
+    assert 0.0 < payload["threshold"] < 1.0
+    assert payload["metrics"]["accuracy"] >= 0.95 and payload["metrics"]["threshold_source"] == "validation pairs"
+    assert payload["config"]["dataset"] == "digits" and payload["classes"] == [str(d) for d in range(10)]
+    last = torch.load(digits_run / "checkpoints" / "last.pt", weights_only=True)
+    assert last["epoch"] == 3 and "optimizer" in last
+
+
+@pytest.mark.parametrize("mode, mining, floor", [("contrastive", "none", 0.9), ("triplet", "none", 0.9),
+                                                 ("triplet", "batch-hard", 0.9), ("triplet", "semi-hard", 0.9)])
+def test_embedding_modes_learn(tmp_path, mode, mining, floor):
+    config = TrainConfig(dataset="digits", backbone="convnet", mode=mode, mining=mining, epochs=2,
+                         embedding_dim=64, pairs_per_epoch=6000)
+    assert train(config, tmp_path / "run")["state"] == "done"
+    best = max(r["accuracy"] for r in epochs_of(tmp_path / "run"))
+    assert best >= floor
+    model = SiameseModel.load(tmp_path / "run" / "checkpoints" / "best.pt")
+    assert model.is_embedding and 0 < model.distance_threshold < 2
+
+
+def test_unseen_classes_are_verified_above_chance(tmp_path):
+    """The honest Siamese test: validation digits are classes never seen in training."""
+    root = write_class_folders(tmp_path / "digits", per_class=120)
+    config = TrainConfig(dataset="folder", train_path=str(root), backbone="convnet", mode="triplet",
+                         mining="batch-hard", epochs=3, embedding_dim=64, pairs_per_epoch=6000, augment=True)
+    train(config, tmp_path / "run")
+    saved = TrainConfig.from_dict(RunDir(tmp_path / "run").read_config())
+    assert saved.split == "class"
+    assert max(r["accuracy"] for r in epochs_of(tmp_path / "run")) >= 0.65  # chance is 0.5
+
+
+@pytest.mark.parametrize("backbone", ["timm:efficientnet_b0", "torchvision:resnet18"])
+def test_photo_backbones_train_and_their_checkpoints_verify(tmp_path, backbone):
+    root = write_class_folders(tmp_path / "photos", classes=range(6), per_class=10, colour=True, formats=("jpg", "png"))
+    config = TrainConfig(train_path=str(root), backbone=backbone, pretrained=False, image_size=32, epochs=1,
+                         batch_size=16, pairs_per_epoch=128, eval_pairs=60, save_every=1)
+    assert train(config, tmp_path / "run")["state"] == "done"
+    assert (tmp_path / "run" / "checkpoints" / "epoch-001.pt").is_file()
+    model = SiameseModel.load(tmp_path / "run" / "checkpoints" / "best.pt")
+    images = sorted((root / "digit_0").iterdir())
+    verdict = model.verify(images[0], images[1])
+    assert 0.0 <= verdict.score <= 1.0 and verdict.threshold == model.threshold
+    assert verdict.same == (verdict.score >= verdict.threshold)
+
+
+def test_stop_saves_and_resume_continues(tmp_path):
+    stop = StopFlag()
+    config = TrainConfig(dataset="digits", backbone="convnet", epochs=3, pairs_per_epoch=2000)
+    status = train(config, tmp_path / "run", stop=stop, on_epoch=lambda record: stop.set())
+    assert status["state"] == "stopped" and status["epoch"] == 1
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert last["epoch"] == 1
+    with pytest.raises(UserError, match="--resume"):
+        train(config, tmp_path / "run")
+    status = train(config, tmp_path / "run", resume=True)
+    assert status["state"] == "done"
+    assert [r["epoch"] for r in epochs_of(tmp_path / "run")] == [1, 2, 3]
+
+
+def test_bad_data_marks_the_run_failed_with_the_reason(tmp_path):
+    root = write_class_folders(tmp_path / "one", classes=[4], per_class=5)
+    with pytest.raises(UserError, match="only one class"):
+        train(TrainConfig(train_path=str(root), backbone="convnet"), tmp_path / "run")
+    status = RunDir(tmp_path / "run").read_status()
+    assert status["state"] == "failed" and "only one class" in status["error"]
+
+
+def test_sigterm_stops_a_command_line_run_cleanly(tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "siamese_core", "train", "--dataset", "digits", "-b", "convnet",
+                             "-e", "100", "-o", str(out), "-q"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    run = RunDir(out)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run.read_status().get("state") == "running" and run.read_status().get("step", 0) > 0):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 3
+    assert run.read_status()["state"] == "stopped"
+    assert torch.load(run.checkpoint("last"), weights_only=True)["format"] == "siamese-studio-checkpoint"
