@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     opt = t.add_argument_group("training")
     opt.add_argument("-o", "--out", help="run directory to write (default runs/<date-time>)")
     opt.add_argument("-lr", "--lr", type=float, help="learning rate (default 1e-3; 1e-4 for pretrained backbones)")
-    opt.add_argument("-e", "--epochs", type=int, default=10, help="epochs (default %(default)s)")
+    opt.add_argument("-e", "--epochs", type=int,
+                     help="epochs (default 10; with --resume, the run's own number unless given)")
     opt.add_argument("-s", "--save_after", "--save-every", dest="save_every", type=int, default=0,
                      help="also keep a checkpoint every N epochs")
     opt.add_argument("--batch-size", type=int, help="pairs (or triplets) per batch (default 128 for convnet, 32 otherwise)")
@@ -109,17 +110,22 @@ def build_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------- commands
 
 def cmd_train(args) -> int:
+    from .runs import RunDir
     from .training import train
 
     dataset = args.dataset or ("triplets" if args.triplets else "folder" if args.train_path else "digits")
     out = args.out or f"runs/{time.strftime('%Y%m%d-%H%M%S')}"
+    epochs = args.epochs
+    if epochs is None:
+        saved = RunDir(out).read_config() if args.resume else None
+        epochs = saved["epochs"] if saved else TrainConfig.epochs
     config = TrainConfig(
         dataset=dataset, train_path=args.train_path, val_path=args.val_path, triplets=args.triplets,
         images=args.images, data_root=args.data_root, split=args.split, val_fraction=args.val_fraction,
         identity_pattern=args.identity_pattern, image_size=args.image_size, channels=args.channels,
         augment=args.augment, backbone=args.backbone, mode=args.mode, head=args.head, dropout=args.dropout,
         embedding_dim=args.embedding_dim, margin=args.margin, mining=args.mining, pretrained=args.pretrained,
-        weights=args.weights, lr=args.lr, weight_decay=args.weight_decay, epochs=args.epochs,
+        weights=args.weights, lr=args.lr, weight_decay=args.weight_decay, epochs=epochs,
         batch_size=args.batch_size, pairs_per_epoch=args.pairs_per_epoch, eval_pairs=args.eval_pairs,
         save_every=args.save_every, seed=args.seed, device=args.device, precision=args.precision,
     )

@@ -196,7 +196,10 @@ def _strip_classifier(net: nn.Module) -> nn.Module:
         if isinstance(module, nn.Linear):
             last_name = name
     if last_name is None:
-        return net  # e.g. squeezenet: its output is already a pooled feature map
+        if isinstance(getattr(net, "classifier", None), nn.Sequential):
+            # squeezenet: its classifier is a 1x1 convolution to 1,000 classes; pool the features instead
+            net.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        return net
     parent = net
     *path, leaf = last_name.split(".")
     for part in path:

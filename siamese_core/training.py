@@ -216,9 +216,8 @@ def eval_fn(model, image_set: D.ImageSet, pairs, device, batch_size: int = 256, 
     model.eval()
     used = np.unique(np.concatenate([a, b]))
     vectors = embed_set(model, image_set, used, device, batch_size, channels_last)
-    where = {int(p): i for i, p in enumerate(used)}
-    ia = torch.tensor([where[int(p)] for p in a], device=vectors.device)
-    ib = torch.tensor([where[int(p)] for p in b], device=vectors.device)
+    ia = torch.from_numpy(np.searchsorted(used, a)).to(vectors.device)  # row of each image in `vectors`
+    ib = torch.from_numpy(np.searchsorted(used, b)).to(vectors.device)
     scores = model.pair_scores(vectors[ia], vectors[ib]).float().cpu().numpy()
     model.train(was_training)
     return scores
@@ -304,6 +303,8 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False, progress: bool 
         raise UserError(f"'{out_dir}' already holds a run: choose another -o folder, or add --resume to continue it.")
     config = config.resolve()
     run.create()
+    if not resume:
+        run.metrics_path.unlink(missing_ok=True)  # a failed earlier attempt's lines are not this run's
     with log_to(run.log_path), stop_on_signals(stop):
         run.update_status(state="queued", pid=os.getpid(), epoch=0, total_epochs=config.epochs, step=0,
                           total_steps=None, error=None, created_at=time.time())

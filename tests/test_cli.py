@@ -101,3 +101,16 @@ def test_help_for_every_command():
     train_help = run_cli("train", "--help").stdout
     for flag in ("--train_path", "--val_path", "-lr", "-e", "-s", "--triplets", "--mining", "--no-pretrained", "--resume"):
         assert flag in train_help
+
+
+def test_resume_continues_a_finished_run_to_more_epochs(tmp_path):
+    out = tmp_path / "run"
+    args = ("train", "--dataset", "digits", "-b", "convnet", "-o", out, "--pairs-per-epoch", "2000")
+    assert run_cli(*args, "-e", "1").returncode == 0
+    assert_clear_error(run_cli(*args, "-e", "1"), "--resume")
+    resumed = run_cli(*args, "--resume", "-e", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    epochs = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()
+              if json.loads(line)["type"] == "epoch"]
+    assert epochs == [1, 2]
+    assert "Resuming from epoch 1" in (out / "log.txt").read_text()

@@ -131,3 +131,14 @@ def test_sigterm_stops_a_command_line_run_cleanly(tmp_path):
     assert proc.returncode == 3
     assert run.read_status()["state"] == "stopped"
     assert torch.load(run.checkpoint("last"), weights_only=True)["format"] == "siamese-studio-checkpoint"
+
+
+def test_sets_too_large_for_memory_are_decoded_per_batch(tmp_path, monkeypatch):
+    from siamese_core import data as D
+
+    monkeypatch.setattr(D, "MEMORY_BUDGET_BYTES", 0)
+    root = write_class_folders(tmp_path / "digits", per_class=40)
+    (root / "digit_0" / "broken.png").write_text("not an image")
+    config = TrainConfig(train_path=str(root), split="image", backbone="convnet", epochs=2, pairs_per_epoch=3000)
+    train(config, tmp_path / "run")
+    assert max(r["accuracy"] for r in epochs_of(tmp_path / "run")) >= 0.8
