@@ -319,6 +319,45 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False, progress: bool 
             raise
 
 
+def train_fn(model, batches: Batches, train_set: D.ImageSet, config: TrainConfig, optimizer, device,
+             channels_last: bool, stop: StopFlag, on_step: Callable[[int, float, float], None], bar=None):
+    """One epoch of training. Returns (mean loss, training pair accuracy or None, items), or None when stopped."""
+    model.train()
+    scaler = None
+    if autocast_dtype(device, config.precision) == torch.float16:
+        scaler = torch.amp.GradScaler("cuda")  # fp16 gradients can underflow; bf16 has fp32's range
+    started = time.time()
+    loss_sum, n_sum, correct_sum, n_counted = 0.0, 0, 0, 0
+    for step, item in enumerate(batches, 1):
+        if stop:
+            return None
+        with autocast_for(device, config.precision):
+            loss, correct, n = train_step(model, item, batches.kind, train_set, config, device, channels_last)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        loss_value = float(loss.detach())
+        if not np.isfinite(loss_value):
+            raise UserError(f"The loss became {loss_value}: the learning rate ({config.lr}) is probably too high. "
+                            "Try a tenth of it.")
+        loss_sum += loss_value * n
+        n_sum += n
+        if correct is not None:
+            correct_sum += correct
+            n_counted += n
+        rate = n_sum / max(time.time() - started, 1e-9)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum / n_sum:.4f}", per_s=f"{rate:.0f}")
+        on_step(step, loss_sum / n_sum, rate)
+    return loss_sum / max(n_sum, 1), (correct_sum / n_counted if n_counted else None), n_sum
+
+
 def _train(config, run: RunDir, resume, progress, stop, on_epoch, data) -> dict:
     torch.manual_seed(config.seed)
     device = pick_device(config.device)
@@ -330,115 +369,99 @@ def _train(config, run: RunDir, resume, progress, stop, on_epoch, data) -> dict:
     run.write_config(config.to_dict())
     spec = model_spec(config)
     model = build_model(spec, pretrained=config.pretrained and not resume, weights=None if resume else config.weights)
-    channels_last = config.channels_last if config.channels_last is not None else (device.type == "cpu" and not config.is_convnet)
+    channels_last = config.channels_last
+    if channels_last is None:  # measured on CPUs: +27% to +79% for timm/torchvision convnets
+        channels_last = device.type == "cpu" and not config.is_convnet
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    # fp16 gradients can underflow: scale them (bf16 has the range of fp32 and needs no scaler)
-    scaler = torch.amp.GradScaler("cuda") if autocast_dtype(device, config.precision) == torch.float16 else None
     start_epoch, best = 1, None
     if resume:
         last = load_checkpoint(run.checkpoint("last"))
         model.load_state_dict(last["state_dict"])
         if "optimizer" in last:
             optimizer.load_state_dict(last["optimizer"])
-        start_epoch = last["epoch"] + 1
-        best = (last.get("best") or {}).get("accuracy")
+        start_epoch, best = last["epoch"] + 1, (last.get("best") or {}).get("accuracy")
         log.info("Resuming from epoch %d.", last["epoch"])
     log.info("Training %s (%s mode, %s parameters, weights from %s) on %d images of %d classes; validating on "
              "%d pairs of %d images. Device %s.", config.backbone, config.mode, f"{count_parameters(model):,}",
-             getattr(model, "weights_source", "checkpoint") if not resume else "the last checkpoint", len(data.train),
+             "the last checkpoint" if resume else model.weights_source, len(data.train),
              len(data.train.class_counts()) if data.train.has_labels else 0, len(data.val_pairs[0]), len(data.val), device)
-    total_batches = len(Batches(data.train, config, start_epoch))
+    steps_per_epoch = len(Batches(data.train, config, start_epoch))
     run.update_status(state="running", started_at=time.time(), epoch=start_epoch - 1, step=0,
-                      steps_per_epoch=total_batches, total_steps=total_batches * config.epochs,
+                      steps_per_epoch=steps_per_epoch, total_steps=steps_per_epoch * config.epochs,
                       total_epochs=config.epochs, train_images=len(data.train), val_pairs=len(data.val_pairs[0]))
-    ckpt_common = dict(spec=spec, config=config.to_dict(),
-                       classes=list(data.train.classes))
-    last_status = 0.0
-    epoch = start_epoch - 1
-    stopped = False
+    saver = _CheckpointSaver(run, model, optimizer, spec, config, data.train.classes)
+    last_write = [0.0]
+
     for epoch in range(start_epoch, config.epochs + 1):
         batches = Batches(data.train, config, epoch)
-        model.train()
-        started = time.time()
-        loss_sum, correct_sum, n_sum, n_correct_counted = 0.0, 0, 0, 0
-        bar = _progress_bar(len(batches), f"epoch {epoch}/{config.epochs}", progress)
-        for step, item in enumerate(batches, 1):
-            if stop:
-                stopped = True
-                break
-            with autocast_for(device, config.precision):
-                loss, correct, n = train_step(model, item, batches.kind, data.train, config, device, channels_last)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                optimizer.step()
-            loss_value = float(loss.detach())
-            if not np.isfinite(loss_value):
-                raise UserError(f"The loss became {loss_value} at epoch {epoch}: the learning rate "
-                                f"({config.lr}) is probably too high. Try a tenth of it.")
-            loss_sum += loss_value * n
-            n_sum += n
-            if correct is not None:
-                correct_sum += correct
-                n_correct_counted += n
-            rate = n_sum / max(time.time() - started, 1e-9)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_sum / n_sum:.4f}", per_s=f"{rate:.0f}")
+
+        def on_step(step, loss, rate):
             now = time.time()
-            if now - last_status > 1.0 or step == len(batches):
-                last_status = now
+            if now - last_write[0] > 1.0 or step == len(batches):  # at most one status write a second
+                last_write[0] = now
                 run.update_status(epoch=epoch - 1, step=(epoch - 1) * len(batches) + step, epoch_step=step)
-                run.append_metrics({"type": "step", "epoch": epoch, "step": step, "loss": loss_sum / n_sum,
+                run.append_metrics({"type": "step", "epoch": epoch, "step": step, "loss": loss,
                                     "items_per_second": rate, "time": now})
-        if bar is not None:
-            bar.close()
-        if stopped:
-            break
+
+        started = time.time()
+        bar = _progress_bar(len(batches), f"epoch {epoch}/{config.epochs}", progress)
+        try:
+            trained = train_fn(model, batches, data.train, config, optimizer, device, channels_last, stop, on_step, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        if trained is None:
+            saver.save_stopped(epoch - 1, best)
+            log.info("Stopped during epoch %d; the weights so far are saved in checkpoints/last.pt.", epoch)
+            return run.update_status(state="stopped", finished_at=time.time())
+        train_loss, train_accuracy, n_items = trained
         seconds = time.time() - started
         result = evaluate_pairs(model, data.val, data.val_pairs, device, channels_last=channels_last)
         result.pop("scores")
         roc = result.pop("roc")
-        record = {"type": "epoch", "epoch": epoch, "train_loss": loss_sum / max(n_sum, 1),
-                  "train_accuracy": correct_sum / n_correct_counted if n_correct_counted else None,
-                  "seconds": seconds, "items_per_second": n_sum / max(seconds, 1e-9), "time": time.time(),
+        record = {"type": "epoch", "epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy,
+                  "seconds": seconds, "items_per_second": n_items / max(seconds, 1e-9), "time": time.time(),
                   **{k: v for k, v in result.items() if k not in ("tp", "fp", "fn", "tn")}}
         run.append_metrics(record)
         log.info("Epoch %d/%d: loss %.4f, validation accuracy %.2f%% (precision %.2f%%, recall %.2f%%, AUC %.4f) "
-                 "at threshold %.3f; %.1f s.", epoch, config.epochs, record["train_loss"], 100 * result["accuracy"],
+                 "at threshold %.3f; %.1f s.", epoch, config.epochs, train_loss, 100 * result["accuracy"],
                  100 * result["precision"], 100 * result["recall"], result["roc_auc"], result["threshold"], seconds)
-        metrics = {**result, "roc": roc, "threshold_source": "validation pairs"}
-        is_best = best is None or result["accuracy"] > best
-        if is_best:
+        if best is None or result["accuracy"] > best:
             best = result["accuracy"]
-            save_checkpoint(run.checkpoint("best"), state_dict=model.state_dict(), threshold=result["threshold"],
-                            metrics=metrics, epoch=epoch, **ckpt_common)
-        save_checkpoint(run.checkpoint("last"), state_dict=model.state_dict(), threshold=result["threshold"],
-                        metrics=metrics, epoch=epoch, **ckpt_common,
-                        extra={"optimizer": optimizer.state_dict(), "best": {"accuracy": best}})
+            saver.save("best", epoch, result, roc)
+        saver.save("last", epoch, result, roc, best=best)
         if config.save_every and epoch % config.save_every == 0:
-            save_checkpoint(run.checkpoint(f"epoch-{epoch:03d}"), state_dict=model.state_dict(),
-                            threshold=result["threshold"], metrics=metrics, epoch=epoch, **ckpt_common)
+            saver.save(f"epoch-{epoch:03d}", epoch, result, roc)
         run.update_status(epoch=epoch, step=epoch * len(batches), best_accuracy=best, last_metrics=record)
         if on_epoch:
             on_epoch(record)
-    if stopped:
-        # Keep the weights trained so far; the threshold is the last one calibrated (or neutral).
-        previous = load_checkpoint(run.checkpoint("last")) if run.checkpoint("last").is_file() else {}
-        save_checkpoint(run.checkpoint("last"), state_dict=model.state_dict(), threshold=previous.get("threshold", 0.5),
-                        metrics=previous.get("metrics", {}), epoch=epoch - 1, **ckpt_common,
-                        extra={"optimizer": optimizer.state_dict(), "best": {"accuracy": best}})
-        log.info("Stopped during epoch %d; the weights so far are saved in checkpoints/last.pt.", epoch)
-        return run.update_status(state="stopped", finished_at=time.time())
     log.info("Done: best validation accuracy %.2f%%.", 100 * (best or 0))
     return run.update_status(state="done", finished_at=time.time())
+
+
+class _CheckpointSaver:
+    """Writes the run's checkpoints; `last` also carries the optimizer state for --resume."""
+
+    def __init__(self, run: RunDir, model, optimizer, spec: dict, config: TrainConfig, classes):
+        self.run, self.model, self.optimizer = run, model, optimizer
+        self.common = dict(spec=spec, config=config.to_dict(), classes=list(classes))
+
+    def save(self, name: str, epoch: int, result: dict, roc: dict, best: Optional[float] = None) -> None:
+        metrics = {**result, "roc": roc, "threshold_source": "validation pairs"}
+        extra = {"optimizer": self.optimizer.state_dict(), "best": {"accuracy": best}} if name == "last" else None
+        save_checkpoint(self.run.checkpoint(name), state_dict=self.model.state_dict(), threshold=result["threshold"],
+                        metrics=metrics, epoch=epoch, extra=extra, **self.common)
+
+    def save_stopped(self, completed_epochs: int, best: Optional[float]) -> None:
+        """Keep the weights trained so far, with the last calibrated threshold (or a neutral one)."""
+        path = self.run.checkpoint("last")
+        previous = load_checkpoint(path) if path.is_file() else {}
+        save_checkpoint(path, state_dict=self.model.state_dict(), threshold=previous.get("threshold", 0.5),
+                        metrics=previous.get("metrics", {}), epoch=completed_epochs,
+                        extra={"optimizer": self.optimizer.state_dict(), "best": {"accuracy": best}}, **self.common)
 
 
 def _progress_bar(total: int, desc: str, enabled: bool):
