@@ -172,66 +172,25 @@ def cmd_verify(args) -> int:
     return 0
 
 
-TRUE_WORDS = {"1", "true", "yes", "same", "y", "t"}
-FALSE_WORDS = {"0", "false", "no", "different", "n", "f"}
-
-
 def verify_many(model, args) -> int:
-    import numpy as np
-    import pandas as pd
-
+    from .inference import verify_csv
     from .runs import write_text
 
-    csv_path = Path(args.pairs)
-    if not csv_path.is_file():
-        raise UserError(f"The pairs file '{csv_path}' does not exist: check the path.")
-    try:
-        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    except Exception as exc:
-        raise UserError(f"'{csv_path}' could not be read as a CSV file ({exc}).") from None
-    columns = {c.strip().lower(): c for c in table.columns}
-    if "image_a" not in columns or "image_b" not in columns:
-        raise UserError(f"'{csv_path}' needs columns image_a and image_b (found: {', '.join(map(str, table.columns))}).")
-    base = Path(args.images) if args.images else csv_path.parent
+    table, accuracy = verify_csv(model, args.pairs, args.images, args.threshold)
+    write_text(args.out, table.to_csv(index=False))
+    scored = int((table["error"] == "").sum())
+    failed = len(table) - scored
     threshold = model.threshold if args.threshold is None else args.threshold
-    rows, pixels_a, pixels_b, scored = [], [], [], []
-    for i, record in table.iterrows():
-        a, b = record[columns["image_a"]].strip(), record[columns["image_b"]].strip()
-        row = {"image_a": a, "image_b": b, "score": "", "verdict": "", "error": ""}
-        try:
-            pa, pb = model.prepare(base / a), model.prepare(base / b)
-            pixels_a.append(pa)
-            pixels_b.append(pb)
-            scored.append(i)
-        except UserError as exc:
-            row["error"] = str(exc)
-        if "same" in columns:
-            row["same"] = record[columns["same"]].strip()
-        rows.append(row)
-    if scored:
-        scores = model.score_pairs(np.stack(pixels_a), np.stack(pixels_b))
-        for i, score in zip(scored, scores):
-            rows[i]["score"] = f"{float(score):.6f}"
-            rows[i]["verdict"] = "same" if score >= threshold else "different"
-    result = pd.DataFrame(rows)
-    write_text(args.out, result.to_csv(index=False))
-    failed = len(rows) - len(scored)
-    print(f"Scored {len(scored)} of {len(rows)} pairs at threshold {threshold:.3f}: {args.out}"
+    print(f"Scored {scored} of {len(table)} pairs at threshold {threshold:.3f}: {args.out}"
           + (f" ({failed} could not be read: see the error column)" if failed else ""))
-    if "same" in columns and scored:
-        truth = [rows[i]["same"].lower() for i in scored]
-        known = [(t in TRUE_WORDS, rows[i]["verdict"] == "same") for t, i in zip(truth, scored)
-                 if t in TRUE_WORDS | FALSE_WORDS]
-        if known:
-            accuracy = sum(t == s for t, s in known) / len(known)
-            print(f"accuracy {100 * accuracy:.2f}% on {len(known)} labelled pairs")
+    if accuracy is not None:
+        print(f"accuracy {100 * accuracy['accuracy']:.2f}% on {accuracy['pairs']} labelled pairs")
     return 0
 
 
 def cmd_embed(args) -> int:
     import numpy as np
 
-    from . import data as D
     from .inference import SiameseModel
     from .runs import write_bytes, write_text
 

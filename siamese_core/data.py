@@ -253,23 +253,11 @@ def load_triplet_csv(csv_path, images_dir, size: int, channels: int,
     Labels come from `identity_pattern` (a regex whose first group is the identity, matched on
     the file's name) when every file matches it; otherwise labels are unknown (-1).
     """
-    import pandas as pd
-
     csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise UserError(f"The triplet file '{csv_path}' does not exist: check the path.")
     images_dir = Path(images_dir) if images_dir else csv_path.parent
     if not images_dir.is_dir():
         raise UserError(f"The images folder '{images_dir}' does not exist: give it with --images DIR.")
-    try:
-        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    except Exception as exc:
-        raise UserError(f"'{csv_path}' could not be read as a CSV file ({exc}).") from None
-    columns = {c.strip().lower(): c for c in table.columns}
-    missing = [c for c in ("anchor", "positive", "negative") if c not in columns]
-    if missing:
-        raise UserError(f"'{csv_path}' needs columns Anchor, Positive and Negative; missing: "
-                        f"{', '.join(m.capitalize() for m in missing)} (found: {', '.join(map(str, table.columns))}).")
+    table, columns = read_csv_columns(csv_path, ("Anchor", "Positive", "Negative"), "triplet file")
     rows = table[[columns["anchor"], columns["positive"], columns["negative"]]].to_numpy()
     rows = np.char.strip(rows.astype(str))
     if len(rows) == 0:
@@ -290,6 +278,28 @@ def load_triplet_csv(csv_path, images_dir, size: int, channels: int,
     names = [str(p.relative_to(images_dir)) for p in kept]
     labels, classes = identities(names, identity_pattern)
     return ImageSet(pixels, labels, classes, names, triplets=triplets, skipped=skipped)
+
+
+def read_csv_columns(csv_path, required, what: str = "file"):
+    """Read a CSV of strings whose `required` columns may come in any order and letter case.
+
+    Returns (table, {lower-case name: column name as written}).
+    """
+    import pandas as pd
+
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise UserError(f"The {what} '{csv_path}' does not exist: check the path.")
+    try:
+        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except Exception as exc:
+        raise UserError(f"'{csv_path}' could not be read as a CSV file ({exc}).") from None
+    columns = {str(c).strip().lower(): c for c in table.columns}
+    missing = [c for c in required if c.lower() not in columns]
+    if missing:
+        raise UserError(f"'{csv_path}' needs columns {', '.join(required)}; missing: {', '.join(missing)} "
+                        f"(found: {', '.join(map(str, table.columns))}).")
+    return table, columns
 
 
 def identities(names: Sequence[str], pattern: Optional[str]):

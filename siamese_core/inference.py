@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Optional, Sequence
+from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -155,3 +156,48 @@ def nearest_vectors(query: np.ndarray, gallery: np.ndarray, k: int, metric: str 
     top = np.argpartition(distances, k - 1)[:k] if k > 0 else np.array([], dtype=np.int64)
     top = top[np.argsort(distances[top], kind="stable")]
     return top, distances[top]
+
+
+TRUE_WORDS = {"1", "true", "yes", "same", "y", "t"}
+FALSE_WORDS = {"0", "false", "no", "different", "n", "f"}
+
+
+def verify_csv(model: SiameseModel, csv_path, images_dir=None, threshold: Optional[float] = None):
+    """Verdicts for every pair in a CSV with columns image_a, image_b (and optionally same).
+
+    Paths are relative to `images_dir` (default: the CSV's folder). A pair whose images cannot be
+    read gets its reason in the `error` column; the others are still scored. Returns (table,
+    {"accuracy", "pairs"} over the rows whose `same` says 1/0, yes/no, same/different; or None).
+    """
+    import pandas as pd
+
+    from .data import read_csv_columns
+
+    table, columns = read_csv_columns(csv_path, ("image_a", "image_b"), "pairs file")
+    base = Path(images_dir) if images_dir else Path(csv_path).parent
+    threshold = model.threshold if threshold is None else float(threshold)
+    rows, pixels_a, pixels_b, scored = [], [], [], []
+    for i, record in enumerate(table.to_dict("records")):
+        a, b = record[columns["image_a"]].strip(), record[columns["image_b"]].strip()
+        row = {"image_a": a, "image_b": b, "score": None, "verdict": "", "error": ""}
+        if "same" in columns:
+            row["same"] = record[columns["same"]].strip()
+        try:
+            pair = model.prepare(base / a), model.prepare(base / b)
+            pixels_a.append(pair[0])
+            pixels_b.append(pair[1])
+            scored.append(i)
+        except UserError as exc:
+            row["error"] = str(exc)
+        rows.append(row)
+    if scored:
+        for i, score in zip(scored, model.score_pairs(np.stack(pixels_a), np.stack(pixels_b))):
+            rows[i]["score"] = round(float(score), 6)
+            rows[i]["verdict"] = "same" if score >= threshold else "different"
+    accuracy = None
+    if "same" in columns:
+        known = [(r["same"].lower() in TRUE_WORDS, r["verdict"] == "same") for r in rows
+                 if r["verdict"] and r["same"].lower() in TRUE_WORDS | FALSE_WORDS]
+        if known:
+            accuracy = {"accuracy": sum(t == s for t, s in known) / len(known), "pairs": len(known)}
+    return pd.DataFrame(rows), accuracy

@@ -392,7 +392,7 @@ def _train(config, run: RunDir, resume, progress, stop, on_epoch, data) -> dict:
     run.update_status(state="running", started_at=time.time(), epoch=start_epoch - 1, step=0,
                       steps_per_epoch=steps_per_epoch, total_steps=steps_per_epoch * config.epochs,
                       total_epochs=config.epochs, train_images=len(data.train), val_pairs=len(data.val_pairs[0]))
-    saver = _CheckpointSaver(run, model, optimizer, spec, config, data.train.classes)
+    saver = _CheckpointSaver(run, model, optimizer, spec, config, list(data.train.class_counts()))
     last_write = [0.0]
 
     for epoch in range(start_epoch, config.epochs + 1):

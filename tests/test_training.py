@@ -1,13 +1,11 @@
 """Real training on small real data: accuracy well above chance, and the run directory contract."""
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import torch
 
