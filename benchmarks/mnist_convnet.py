@@ -6,7 +6,8 @@ Protocol (10,000 MNIST test images, in file order):
   images 8,000-9,999  test: scored once, with the best checkpoint and its threshold
 
 Test pairs: (a) the 1,000 sequential pairs (0,1), (2,3), ... of the test images, each
-counted once (about 10% positive), and (b) 1,000 balanced pairs drawn with a fixed seed.
+counted once (only about 1 in 10 positive, so accuracy flatters: see balanced accuracy and
+the always-'different' row), and (b) 1,000 balanced pairs drawn with a fixed seed.
 For context only, it also prints the figure the published reference's faulty protocol
 gives on the same model: sequential pairs counted twice and raw logits thresholded at 0.5.
 
@@ -27,6 +28,8 @@ import numpy as np
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))  # `python benchmarks/...` from a clone, without installing
 
+from bench_utils import OtherLoad, load_average, print_table  # noqa: E402  (the script's own folder is on sys.path)
+
 DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "data" / "mnist"
 N_DEVELOP, N_VAL, N_TEST = 8_000, 1_000, 2_000
 PUBLISHED_ACCURACY = 0.9882  # the reference's published figure, measured with its faulty protocol
@@ -34,11 +37,11 @@ PUBLISHED_ACCURACY = 0.9882  # the reference's published figure, measured with i
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, metavar="DIR",
                         help="folder with the MNIST test IDX files (default: ../shared/data/mnist from the project root)")
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=None,
+    parser.add_argument("--epochs", type=int, default=5, help="training epochs (default 5)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for training and for the balanced pairs")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="run directory to keep (default: a temporary folder, deleted at the end)")
     parser.add_argument("--progress", action="store_true", help="show a progress bar per epoch")
     return parser.parse_args(argv)
@@ -54,10 +57,19 @@ def main(argv=None) -> int:
               "t10k-labels-idx1-ubyte.gz (the original MNIST IDX files, e.g. from "
               "https://ossci-datasets.s3.amazonaws.com/mnist/); put them there or give --data DIR. Skipped.")
         return 0
-    if args.out is not None:
-        return run(args, args.out)
-    with tempfile.TemporaryDirectory(prefix="mnist-convnet-") as tmp:
-        return run(args, Path(tmp) / "run")
+    from siamese_core.errors import UserError
+
+    try:
+        if args.out is not None:
+            if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
+                print(f"'{args.out}' exists and is not an empty folder: give --out a new folder.")
+                return 1
+            return run(args, args.out)
+        with tempfile.TemporaryDirectory(prefix="mnist-convnet-") as tmp:
+            return run(args, Path(tmp) / "run")
+    except UserError as exc:  # a bad option or an unreadable file: the library's message says what to do
+        print(f"Stopped: {exc}")
+        return 1
 
 
 def run(args, out_dir: Path) -> int:
@@ -65,11 +77,10 @@ def run(args, out_dir: Path) -> int:
 
     from siamese_core import data as D
     from siamese_core.config import TrainConfig
-    from siamese_core.errors import UserError
     from siamese_core.inference import SiameseModel
     from siamese_core.metrics import verification_metrics
     from siamese_core.runs import RunDir
-    from siamese_core.training import PreparedData, embed_set, eval_fn, train
+    from siamese_core.training import PreparedData, eval_fn, train
 
     full = D.load_mnist(args.data, "test")
     if len(full) < N_DEVELOP + N_TEST:
@@ -99,12 +110,9 @@ def run(args, out_dir: Path) -> int:
               f"{record['items_per_second']:.0f} pairs/s", flush=True)
 
     started = time.perf_counter()
-    try:
+    with OtherLoad() as other_load:
         status = train(config, out_dir, data=PreparedData(train_set, val_set, val_pairs),
                        progress=args.progress, on_epoch=on_epoch)
-    except UserError as exc:
-        print(f"Training failed: {exc}")
-        return 1
     train_seconds = time.perf_counter() - started
     if status.get("state") != "done":
         print(f"Training ended as '{status.get('state')}'; no figures.")
@@ -129,7 +137,7 @@ def run(args, out_dir: Path) -> int:
         # The trivial baseline on the same pairs: always say "different".
         trivial = verification_metrics(np.zeros(len(scores)), pairs[2], 0.5)
         rows.append([f"{short}: always 'different' (trivial)", *metric_cells(trivial)])
-    faulty, symmetric = faulty_reference_protocol(model, test, sequential, embed_set)
+    faulty, symmetric = faulty_reference_protocol(model, test, sequential)
 
     print()
     print(f"Best epoch {best_epoch} of {config.epochs} (validation accuracy "
@@ -152,12 +160,13 @@ def run(args, out_dir: Path) -> int:
         ["wall time (incl. validation, checkpoints)", f"{train_seconds:.1f} s"],
         ["pairs/s over the wall time", f"{pairs_trained / train_seconds:,.0f}"],
         ["pairs/s in the training loop alone", f"{pairs_trained / max(loop_seconds, 1e-9):,.0f}"],
-    ])
+        ["cores kept busy by other processes meanwhile", str(other_load)],
+    ], figures_from=1)
     print(f"\nLoad average {load_average()} at the end.")
     return 0
 
 
-def faulty_reference_protocol(model, test, sequential, embed_set):
+def faulty_reference_protocol(model, test, sequential):
     """The reference's way: every sequential pair in both orders, and 'same' when the raw logit >= 0.5.
 
     Returns the metrics and whether the head scored both orders of each pair alike.
@@ -165,6 +174,7 @@ def faulty_reference_protocol(model, test, sequential, embed_set):
     import torch
 
     from siamese_core.metrics import verification_metrics
+    from siamese_core.training import embed_set
 
     a, b, same = sequential
     both_a, both_b = np.concatenate([a, b]), np.concatenate([b, a])
@@ -192,26 +202,6 @@ def pct(x: float) -> str:
 
 def auc(x: float) -> str:
     return "n/a" if x != x else f"{x:.4f}"  # NaN when only one kind of pair is present
-
-
-def load_average() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "unknown"
-
-
-def print_table(header, rows) -> None:
-    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-
-    def line(row):  # first column left-aligned, figures right-aligned
-        return "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))) + " |"
-
-    print(line(cells[0]))
-    print("|" + "|".join("-" * (w + 1) + ("-" if i == 0 else ":") for i, w in enumerate(widths)) + "|")
-    for row in cells[1:]:
-        print(line(row))
 
 
 if __name__ == "__main__":

@@ -3,14 +3,14 @@
 The classic loop is the kind most Siamese tutorials use: a Dataset that draws one pair
 per item in Python, decodes both PNG files with PIL and converts them with torchvision
 transforms, a DataLoader (num_workers=0), and the backbone called once per branch.
-The project's loop is siamese_core.training.Batches + train_step, as _train runs them:
-images decoded once into memory, both images of a pair in one forward pass,
-channels_last on CPU for timm/torchvision backbones, optional bf16 autocast.
+The project's loop is siamese_core.training.train_fn over Batches (train_step inside),
+set up as _train sets it up: images decoded once into memory, both images of a pair in
+one forward pass, channels_last on CPU for timm/torchvision backbones, optional bf16 autocast.
 
 Both loops train the same network (build_model, same seed, same pair head) on the same
 images: the built-in digits written as PNG files into class folders.
 
-    python benchmarks/train_throughput.py [--batches 20] [--image-size 96] [--seed 0]
+    python benchmarks/train_throughput.py [--batches N] [--image-size 96] [--seed 0]
 """
 
 from __future__ import annotations
@@ -26,15 +26,18 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))  # `python benchmarks/...` from a clone, without installing
 
+from bench_utils import OtherLoad, load_average, print_table  # noqa: E402  (the script's own folder is on sys.path)
+
 WARMUP_BATCHES = 2
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batches", type=int, default=None,
-                        help="timed batches per loop, after 2 warm-up batches (default: 60 for the convnet, "
-                             "whose batches take a tenth of a second, and 12 for efficientnet_b0)")
-    parser.add_argument("--image-size", type=int, default=96, help="image size for timm:efficientnet_b0")
+    parser.add_argument("--batches", type=int, default=None, metavar="N",
+                        help="timed batches per loop, after 2 warm-up batches (default: 150 for the convnet, "
+                             "whose batches take a tenth of a second, and 30 for efficientnet_b0)")
+    parser.add_argument("--image-size", type=int, default=96, metavar="PX",
+                        help="image size for timm:efficientnet_b0 (default 96)")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
@@ -116,52 +119,61 @@ def time_classic(config, folder: Path, n_batches: int, seed: int, train_model: b
 # ---------------------------------------------------------------- the project's loop
 
 def time_project(config, train_set, n_batches: int) -> "Timing":
-    """Pairs/s of Batches + train_step, as siamese_core.training._train runs them."""
+    """Pairs/s of siamese_core.training.train_fn over Batches, set up as _train sets them up."""
+    import numpy as np
     import torch
 
     from siamese_core.models import build_model, model_spec, pick_device
-    from siamese_core.training import Batches, autocast_for, train_step
+    from siamese_core.training import Batches, StopFlag, train_fn
 
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
     model = build_model(model_spec(config), pretrained=False)
-    channels_last = config.channels_last if config.channels_last is not None else (device.type == "cpu" and not config.is_convnet)
+    channels_last = config.channels_last
+    if channels_last is None:
+        channels_last = device.type == "cpu" and not config.is_convnet
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    # Drawing a whole epoch of pairs is vectorised and takes milliseconds; it is outside the timed batches.
+    # Drawing the epoch's pairs is vectorised and takes milliseconds; it happens before the first batch.
     batches = Batches(train_set, config, epoch=1)
+    if len(batches) != WARMUP_BATCHES + n_batches:
+        raise RuntimeError(f"expected {WARMUP_BATCHES + n_batches} batches, got {len(batches)}: check pairs_per_epoch")
 
-    def step(item):
-        with autocast_for(device, config.precision):
-            loss, _, _ = train_step(model, item, batches.kind, train_set, config, device, channels_last)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        float(loss.detach())  # _train reads the loss every step to check it is finite
+    finished_at, other_load = [], OtherLoad()
 
-    return timed(iter(batches), step, n_batches, config.batch_size)
+    def on_step(step, loss, rate):  # called by train_fn after each batch's optimizer step
+        finished_at.append(time.perf_counter())
+        if step == WARMUP_BATCHES:
+            other_load.start()
+
+    train_fn(model, batches, train_set, config, optimizer, device, channels_last, StopFlag(), on_step)
+    other_load.stop()
+    seconds = np.diff(finished_at[WARMUP_BATCHES - 1:]).tolist()  # each timed batch, fetching it included
+    return Timing(config.batch_size, seconds, other_load)
 
 
 def timed(items, step, n_batches: int, batch_size: int) -> "Timing":
+    """Run `step` on warm-up batches, then time it batch by batch (the classic loop)."""
     for _ in range(WARMUP_BATCHES):  # first calls allocate memory and pick kernels
         step(next(items))
     seconds = []
-    for _ in range(n_batches):
-        started = time.perf_counter()
-        step(next(items))  # fetching the batch is part of the loop, and is timed
-        seconds.append(time.perf_counter() - started)
-    return Timing(batch_size, seconds)
+    with OtherLoad() as other:
+        for _ in range(n_batches):
+            started = time.perf_counter()
+            step(next(items))  # fetching the batch is part of the loop, and is timed
+            seconds.append(time.perf_counter() - started)
+    return Timing(batch_size, seconds, other)
 
 
 class Timing:
     """Per-batch seconds; pairs/s is over all timed batches, the spread shows how noisy they were."""
 
-    def __init__(self, batch_size: int, seconds: list):
+    def __init__(self, batch_size: int, seconds: list, other_load: OtherLoad):
         self.batch_size = batch_size
         self.seconds = sorted(seconds)
+        self.other_load = other_load
 
     @property
     def pairs_per_second(self) -> float:
@@ -187,10 +199,9 @@ def write_class_folders(image_set, folder: Path) -> None:
 def make_config(folder: Path, backbone: str, image_size=None, precision="fp32", channels_last=None, seed=0):
     from siamese_core.config import TrainConfig
 
-    config = TrainConfig(dataset="folder", train_path=str(folder), backbone=backbone, image_size=image_size,
-                         pretrained=False, precision=precision, channels_last=channels_last, device="cpu",
-                         seed=seed).resolve()
-    return config
+    return TrainConfig(dataset="folder", train_path=str(folder), backbone=backbone, image_size=image_size,
+                       pretrained=False, precision=precision, channels_last=channels_last, device="cpu",
+                       seed=seed).resolve()
 
 
 def main(argv=None) -> int:
@@ -205,8 +216,8 @@ def main(argv=None) -> int:
     rows, loading_shares = [], []
     with tempfile.TemporaryDirectory(prefix="siamese-throughput-") as tmp:
         cases = [
-            ("convnet", None, 28, 1, args.batches or 60, [("fp32", "fp32", False)]),
-            ("timm:efficientnet_b0", args.image_size, args.image_size, 3, args.batches or 12,
+            ("convnet", None, 28, 1, args.batches or 150, [("fp32", "fp32", False)]),
+            ("timm:efficientnet_b0", args.image_size, args.image_size, 3, args.batches or 30,
              [("fp32", "fp32", False), ("fp32, channels_last", "fp32", True), ("bf16, channels_last", "bf16", True)]),
         ]
         for backbone, size_option, size, channels, n_batches, variants in cases:
@@ -220,10 +231,11 @@ def main(argv=None) -> int:
 
             timing = time_classic(base, folder, n_batches, args.seed)
             classic = timing.pairs_per_second
-            rows.append([label, "classic", "fp32 (DataLoader, 2 forwards)", timing.spread(), f"{classic:,.1f}", "1.00x"])
+            rows.append([label, "classic", "fp32 (DataLoader, 2 forwards)", timing.other_load, timing.spread(),
+                         f"{classic:,.1f}", "1.00x"])
             print(f"  {label}: classic loop {classic:,.1f} pairs/s", flush=True)
             timing = time_classic(base, folder, n_batches, args.seed, train_model=False)
-            rows.append([label, "classic", "its data loading alone, no model", timing.spread(),
+            rows.append([label, "classic", "its data loading alone, no model", timing.other_load, timing.spread(),
                          f"{timing.pairs_per_second:,.0f}", "-"])
             loading_shares.append((label, classic / timing.pairs_per_second))
             for variant, precision, channels_last in variants:
@@ -231,37 +243,20 @@ def main(argv=None) -> int:
                 config.pairs_per_epoch = (WARMUP_BATCHES + n_batches) * config.batch_size  # exactly the batches used
                 timing = time_project(config, train_set, n_batches)
                 rate = timing.pairs_per_second
-                rows.append([label, "project", variant, timing.spread(), f"{rate:,.1f}", f"{rate / classic:.2f}x"])
+                rows.append([label, "project", variant, timing.other_load, timing.spread(), f"{rate:,.1f}",
+                             f"{rate / classic:.2f}x"])
                 print(f"  {label}: project loop, {variant}: {rate:,.1f} pairs/s", flush=True)
 
     print()
-    print_table(["model", "loop", "variant", "s per batch: median (min-max)", "pairs/s", "vs classic"], rows)
+    print_table(["model", "loop", "variant", "other load (cores)", "s per batch: median (min-max)", "pairs/s",
+                 "vs classic"], rows, figures_from=3)
+    print("other load: cores kept busy by other processes during the timed batches; figures are comparable "
+          "only where it is near 0.")
     print()
     for label, share in loading_shares:
         print(f"{label}: the classic loop spends about {100 * share:.0f}% of its time loading data.")
     print(f"\nLoad average {load_average()} at the end.")
     return 0
-
-
-def load_average() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "unknown"
-
-
-def print_table(header, rows) -> None:
-    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    numeric = [i >= len(header) - 3 for i in range(len(header))]  # the last three columns are figures
-
-    def line(row):
-        return "| " + " | ".join(c.rjust(w) if numeric[i] else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))) + " |"
-
-    print(line(cells[0]))
-    print("|" + "|".join("-" * (w + 1) + (":" if numeric[i] else "-") for i, w in enumerate(widths)) + "|")
-    for row in cells[1:]:
-        print(line(row))
 
 
 if __name__ == "__main__":

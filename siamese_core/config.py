@@ -95,9 +95,10 @@ class TrainConfig:
             raise UserError("--dataset triplets needs --triplets CSV (columns Anchor, Positive, Negative).")
         if c.mining != "none" and c.mode != "triplet":
             raise UserError("--mining only applies to --mode triplet.")
-        for name in ("epochs", "eval_pairs"):
-            if getattr(c, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1.")
+        for name, least in (("epochs", 1), ("eval_pairs", 2), ("pairs_per_epoch", 2)):
+            value = getattr(c, name)
+            if value is not None and value < least:
+                raise UserError(f"--{name.replace('_', '-')} must be at least {least}.")
         if not 0.0 < c.val_fraction < 1.0:
             raise UserError("--val-fraction must be between 0 and 1 (for example 0.3).")
         if c.image_size is None:

@@ -28,11 +28,22 @@ def test_verification_metrics_match_scikit_learn():
 
 def test_calibrated_threshold_is_as_good_as_any():
     rng = np.random.default_rng(1)
-    same = rng.random(300) < 0.5
-    scores = np.round(np.clip(same * 0.25 + rng.random(300) * 0.75, 0, 1), 2)  # ties included
-    best = calibrate_threshold(scores, same)
+    same = rng.random(1000) < 0.5
+    scores = np.round(np.clip(same * 0.25 + rng.random(1000) * 0.75, 0, 1), 2)  # ties included
     brute = max(((scores >= t) == same).mean() for t in np.linspace(-0.01, 1.01, 2000))
-    assert ((scores >= best) == same).mean() == pytest.approx(brute)
+    exact = calibrate_threshold(scores, same, tolerance=0.0)
+    assert ((scores >= exact) == same).mean() == pytest.approx(brute)
+    default = calibrate_threshold(scores, same)
+    assert ((scores >= default) == same).mean() >= brute - 0.002
+
+
+def test_calibrated_threshold_sits_in_the_middle_of_a_flat_optimum():
+    # 'different' pairs score 0-0.05, 'same' pairs 0.6-1: one pair at 0.3 should not pull the threshold
+    different = np.linspace(0.0, 0.05, 499).tolist() + [0.3]
+    scores = np.array(different + np.linspace(0.6, 1.0, 500).tolist())
+    same = np.array([0] * 500 + [1] * 500)
+    assert calibrate_threshold(scores, same, tolerance=0.0) == pytest.approx(0.45, abs=1e-6)
+    assert 0.2 < calibrate_threshold(scores, same) < 0.45
 
 
 def test_perfectly_separable_scores_get_a_threshold_between_them():
