@@ -22,7 +22,7 @@ from . import losses
 from .config import TrainConfig
 from .errors import UserError
 from .metrics import calibrate_threshold, roc_points, verification_metrics
-from .models import build_model, count_parameters, model_spec, pick_device
+from .models import build_model, count_parameters, images_per_pass, model_spec, pick_device
 from .runs import RunDir, load_checkpoint, save_checkpoint
 
 log = logging.getLogger("siamese_core")
@@ -171,8 +171,13 @@ def _batch_len(item) -> int:
 
 
 def train_step(model, item, kind: str, train: D.ImageSet, config: TrainConfig, device, channels_last: bool):
-    """Loss and (for pair models) correct-prediction count of one batch; one forward pass per batch."""
+    """Loss and (for pair models) correct-prediction count of one batch.
+
+    All images of the batch (both sides of each pair, or all three of each triplet) go through the
+    shared backbone together, in passes of images_per_pass() images.
+    """
     flip = config.channels == 3
+    per_pass = images_per_pass(device, config.image_size)
 
     def images(index):
         x = to_float(train.batch(index), device, channels_last)
@@ -181,7 +186,7 @@ def train_step(model, item, kind: str, train: D.ImageSet, config: TrainConfig, d
     if kind == "pair":
         a, b, same = item
         target = torch.from_numpy(same).to(device)
-        out = model(images(a), images(b))
+        out = model(images(a), images(b), per_pass)
         if config.mode == "pair":
             loss = losses.pair_bce(out.float(), target)
             correct = int(((out > 0).float() == target).sum())
@@ -191,10 +196,10 @@ def train_step(model, item, kind: str, train: D.ImageSet, config: TrainConfig, d
         return loss, correct, len(a)
     if kind == "triplet":
         n = len(item)
-        vectors = model.embed(images(item.T.reshape(-1))).float()  # anchors, positives, negatives in one pass
+        vectors = model.embed(images(item.T.reshape(-1)), per_pass).float()  # anchors, positives, negatives
         return losses.triplet(vectors[:n], vectors[n:2 * n], vectors[2 * n:], config.margin), None, n
     labels = torch.from_numpy(train.labels[item]).to(device)
-    vectors = model.embed(images(item)).float()
+    vectors = model.embed(images(item), per_pass).float()
     return losses.mined_triplet(vectors, labels, config.margin, config.mining), None, len(item)
 
 
@@ -202,9 +207,11 @@ def train_step(model, item, kind: str, train: D.ImageSet, config: TrainConfig, d
 def embed_set(model, image_set: D.ImageSet, positions, device, batch_size: int = 256,
               channels_last: bool = False) -> torch.Tensor:
     """Vectors of the images at `positions`, in batches."""
+    per_pass = images_per_pass(device, image_set.batch(positions[:1]).shape[-1]) if len(positions) else None
     out = []
     for i in range(0, len(positions), batch_size):
-        out.append(model.embed(to_float(image_set.batch(positions[i:i + batch_size]), device, channels_last)).float())
+        batch = to_float(image_set.batch(positions[i:i + batch_size]), device, channels_last)
+        out.append(model.embed(batch, per_pass).float())
     return torch.cat(out) if out else torch.zeros(0)
 
 
