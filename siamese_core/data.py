@@ -326,11 +326,15 @@ def check_trainable(image_set: ImageSet, what: str = "The training set") -> None
     """Refuse, with the reason, a set a Siamese network cannot learn from."""
     if len(image_set) == 0:
         raise UserError(f"{what} has no images.")
-    if image_set.triplets is not None and not image_set.has_labels:
-        if len(image_set.triplets) == 0:
-            raise UserError(f"{what} has no complete triplets (anchor, positive, negative).")
-        return
     counts = image_set.class_counts()
+    if image_set.triplets is not None:
+        # The triplets say what is same and different; an identity seen once (as a negative) is fine.
+        if not image_set.has_labels:
+            if len(image_set.triplets) == 0:
+                raise UserError(f"{what} has no complete triplets (anchor, positive, negative).")
+        elif len(counts) < 2 or max(counts.values()) < 2:
+            raise UserError(f"{what} needs at least two identities, one of them with two images or more.")
+        return
     if len(counts) < 2:
         only = next(iter(counts), "?")
         raise UserError(f"{what} has only one class ('{only}'): a Siamese network learns by comparing "

@@ -238,3 +238,15 @@ def test_sampled_triplets_and_pk_batches():
     for batch in D.pk_batches(labels, 32, 3, rng):
         counts = np.bincount(labels[batch])
         assert len(batch) == 32 and set(counts[counts > 0]) == {4}
+
+
+def test_identities_seen_once_as_negatives_do_not_block_training(tmp_path):
+    """As in Market-1501's triplets: some people appear in one photo only, always as a negative."""
+    csv, images = write_triplets(tmp_path, rows=200)
+    Image.fromarray(D.load_digits(28, 1).pixels[500, 0].numpy()).save(images / "9999_c1s1_000001_01.png")
+    anchor, positive = sorted(p.name for p in images.glob("0001_*"))[:2]
+    with open(csv, "a") as fh:
+        fh.write(f"{anchor},9999_c1s1_000001_01.png,{positive}\n")  # header order: Anchor,Negative,Positive
+    config = TrainConfig(dataset="triplets", triplets=str(csv), images=str(images), backbone="convnet").resolve()
+    prepared = prepare_data(config)
+    assert len(prepared.train.triplets) > 0 and len(prepared.val_pairs[0]) > 0
