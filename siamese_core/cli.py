@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="validation folder (one sub-folder per class); without it the training data is split")
     data.add_argument("--dataset", choices=DATASETS,
                       help="digits (built in, offline), mnist, folder or triplets; guessed from the other flags")
-    data.add_argument("--data-root", help="folder holding the MNIST IDX files (downloaded there when possible)")
+    data.add_argument("--data-root", help="folder holding the MNIST IDX files, downloaded there when possible (default data/mnist)")
     data.add_argument("--triplets", help="CSV with columns Anchor, Positive, Negative naming image files")
     data.add_argument("--images", help="folder the triplet CSV's file names are relative to")
     data.add_argument("--split", choices=SPLITS,

@@ -5,6 +5,12 @@ from streamlit.testing.v1 import AppTest
 from conftest import ROOT
 
 
+def test_app_opens_on_home():
+    at = AppTest.from_file(str(ROOT / "app.py")).run(timeout=30)
+    assert not at.exception
+    assert at.title[0].value == "Siamese Studio"
+
+
 def test_home_page_renders():
     at = AppTest.from_file(str(ROOT / "pages" / "home.py")).run(timeout=30)
     assert not at.exception
