@@ -306,9 +306,8 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False, progress: bool 
             raise UserError(f"There is no run to resume in '{out_dir}' (no config.json or checkpoints/last.pt).")
         saved.update({k: v for k, v in config.to_dict().items() if k == "epochs"})
         config = TrainConfig.from_dict(saved)
-    elif run.status_path.exists() and run.read_status().get("state") in ("running", "done", "stopped"):
-        raise UserError(f"'{out_dir}' already holds a run: choose another output folder, or resume it "
-                        "(--resume on the command line).")
+    else:
+        _refuse_to_overwrite(run)
     config = config.resolve()
     run.create()
     if not resume:
@@ -364,6 +363,30 @@ def train_fn(model, batches: Batches, train_set: D.ImageSet, config: TrainConfig
             bar.set_postfix(loss=f"{loss_sum / n_sum:.4f}", per_s=f"{rate:.0f}")
         on_step(step, loss_sum / n_sum, rate)
     return loss_sum / max(n_sum, 1), (correct_sum / n_counted if n_counted else None), n_sum
+
+
+def _refuse_to_overwrite(run: RunDir) -> None:
+    """A finished, stopped or live run is never overwritten; a failed or crashed one may be started afresh."""
+    status = run.read_status()
+    state, pid = status.get("state"), status.get("pid")
+    if state in ("queued", "running") and pid and _process_alive(pid):
+        raise UserError(f"'{run.path}' is being trained right now (process {pid}): stop it first, or choose "
+                        "another output folder.")
+    if state in ("done", "stopped"):
+        raise UserError(f"'{run.path}' already holds a run: choose another output folder, or resume it "
+                        "(--resume on the command line).")
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def _train(config, run: RunDir, resume, progress, stop, on_epoch, data) -> dict:

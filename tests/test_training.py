@@ -140,3 +140,21 @@ def test_sets_too_large_for_memory_are_decoded_per_batch(tmp_path, monkeypatch):
     config = TrainConfig(train_path=str(root), split="image", backbone="convnet", epochs=2, pairs_per_epoch=3000)
     train(config, tmp_path / "run")
     assert max(r["accuracy"] for r in epochs_of(tmp_path / "run")) >= 0.8
+
+
+def test_a_crashed_run_can_be_started_again_but_a_live_one_is_left_alone(tmp_path):
+    run = RunDir(tmp_path / "run").create()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    run.update_status(state="running", pid=int(dead.stdout))  # its process is gone: crashed
+    config = TrainConfig(dataset="digits", backbone="convnet", epochs=1, pairs_per_epoch=2000)
+    assert train(config, tmp_path / "run")["state"] == "done"
+    live = RunDir(tmp_path / "live").create()
+    live.update_status(state="running", pid=os.getpid())
+    with pytest.raises(UserError, match="being trained right now"):
+        train(config, tmp_path / "live")
+
+
+def test_bf16_autocast_trains(tmp_path):
+    config = TrainConfig(dataset="digits", backbone="convnet", epochs=1, precision="bf16", pairs_per_epoch=6000)
+    train(config, tmp_path / "run")
+    assert epochs_of(tmp_path / "run")[0]["accuracy"] >= 0.85
