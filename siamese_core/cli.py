@@ -133,7 +133,9 @@ def cmd_train(args) -> int:
     best = status.get("best_accuracy")
     summary = f"best validation accuracy {100 * best:.2f}%" if best is not None else "no epoch finished"
     print(f"Run {status['state']} ({summary}): {out}")
-    print(f"Best checkpoint: {Path(out) / 'checkpoints' / 'best.pt'}")
+    best_path = Path(out) / "checkpoints" / "best.pt"
+    if best_path.is_file():
+        print(f"Best checkpoint: {best_path}")
     return 0 if status["state"] == "done" else 3
 
 
@@ -191,6 +193,7 @@ def verify_many(model, args) -> int:
 def cmd_embed(args) -> int:
     import numpy as np
 
+    from .data import load_image_folder
     from .inference import SiameseModel
     from .runs import write_bytes, write_text
 
@@ -198,7 +201,7 @@ def cmd_embed(args) -> int:
     if out.suffix not in (".csv", ".npz"):
         raise UserError(f"-o must end in .csv or .npz (got '{out.name}').")
     model = SiameseModel.load(args.checkpoint, args.device)
-    image_set = load_any_folder(args.images, model.image_size, model.channels)
+    image_set = load_image_folder(args.images, model.image_size, model.channels)
     vectors = model.embed(image_set.batch(np.arange(len(image_set))).numpy())
     labels = [image_set.classes[i] if i >= 0 else "" for i in image_set.labels]
     if out.suffix == ".npz":
@@ -216,30 +219,6 @@ def cmd_embed(args) -> int:
         write_text(out, table.to_csv(index=False, float_format="%.6g"))
     print(f"Embedded {len(image_set)} images ({vectors.shape[1]} numbers each): {out}")
     return 0
-
-
-def load_any_folder(folder, size: int, channels: int):
-    """Class folders when there are any (labels known), else the images directly in the folder."""
-    import numpy as np
-
-    from . import data as D
-
-    root = Path(folder)
-    if not root.is_dir():
-        raise UserError(f"The folder '{root}' does not exist: check the path.")
-    if any(d.is_dir() and not d.name.startswith(".") for d in root.iterdir()):
-        return D.load_class_folders(root, size, channels)
-    from .images import is_image_file
-
-    files = sorted(p for p in root.iterdir() if p.is_file() and is_image_file(p))
-    if not files:
-        raise UserError(f"No images found in '{root}'.")
-    pixels, kept, skipped = D.decode_files(files, size, channels)
-    if not kept:
-        raise UserError(f"None of the files in '{root}' could be read as an image.")
-    for name, why in skipped:
-        log.warning("Skipped %s", why)
-    return D.ImageSet(pixels, np.full(len(kept), -1, dtype=np.int64), [], [p.name for p in kept])
 
 
 # ---------------------------------------------------------------- entry

@@ -158,6 +158,23 @@ def load_class_folders(root, size: int, channels: int) -> ImageSet:
     return _drop_empty_classes(image_set)
 
 
+def load_image_folder(folder, size: int, channels: int) -> ImageSet:
+    """Class folders when there are any (labels known), else the images directly in the folder (no labels)."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise UserError(f"The folder '{root}' does not exist: check the path.")
+    if any(d.is_dir() and not d.name.startswith(".") for d in root.iterdir()):
+        return load_class_folders(root, size, channels)
+    files = sorted(p for p in root.iterdir() if p.is_file() and is_image_file(p))
+    if not files:
+        raise UserError(f"No images found in '{root}'.")
+    pixels, kept, skipped = decode_files(files, size, channels)
+    _report_skipped(skipped)
+    if not kept:
+        raise UserError(f"None of the files in '{root}' could be read as an image.")
+    return ImageSet(pixels, np.full(len(kept), -1, dtype=np.int64), [], [p.name for p in kept], skipped=skipped)
+
+
 def _drop_empty_classes(image_set: ImageSet) -> ImageSet:
     present = np.unique(image_set.labels)
     if len(present) == len(image_set.classes):

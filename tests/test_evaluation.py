@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from siamese_core.cli import load_any_folder
+from siamese_core.data import load_image_folder
 from siamese_core.config import TrainConfig
 from siamese_core.evaluation import evaluate
 from siamese_core.inference import SiameseModel
@@ -45,7 +45,7 @@ def test_embedding_checkpoints_verify_by_distance(tmp_path, digit_folders):
 def test_a_flat_folder_embeds_without_labels(tmp_path, digits_checkpoint, digit_folders):
     for n, path in enumerate(sorted((digit_folders / "digit_5").iterdir())[:4]):
         Image.open(path).save(tmp_path / f"{n}.png")
-    image_set = load_any_folder(tmp_path, 28, 1)
+    image_set = load_image_folder(tmp_path, 28, 1)
     assert len(image_set) == 4 and not image_set.has_labels
     vectors = SiameseModel.load(digits_checkpoint).embed(image_set.batch(np.arange(4)).numpy())
     assert vectors.shape == (4, 500)
