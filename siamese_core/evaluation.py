@@ -52,7 +52,7 @@ def evaluate(checkpoint, out_dir, val_path: Optional[str] = None, n_pairs: int =
         **at_checkpoint,
         "threshold_source": "the checkpoint (calibrated on its validation pairs)",
         "optimistic": {
-            "note": "threshold chosen on these same pairs: an upper bound, not an honest estimate",
+            "note": "threshold chosen on these same pairs: it flatters the model; not an honest estimate",
             **verification_metrics(scores, same, best_here),
         },
         "roc": roc_points(scores, same),
