@@ -91,6 +91,14 @@ def test_bad_input_gets_one_clear_line(tmp_path, digits_checkpoint, digit_folder
     assert_clear_error(run_cli("embed", "-c", digits_checkpoint, "-i", digit_folders, "-o", tmp_path / "e.txt"),
                        ".csv or .npz")
     assert not (tmp_path / "e.txt").exists()
+    assert_clear_error(run_cli("train", "--triplets", tmp_path / "no.csv", "-b", "convnet", "-o", tmp_path / "r5"),
+                       "does not exist")
+    assert_clear_error(run_cli("train", "--train_path", digit_folders, "-b", "torchvision:resnet18",
+                               "--weights", tmp_path / "no.pth", "-o", tmp_path / "r6"), "does not exist")
+    assert_clear_error(run_cli("eval", "-c", digits_checkpoint, "-v", tmp_path / "nowhere", "-o", tmp_path / "ev"),
+                       "does not exist")
+    assert_clear_error(run_cli("verify", "-c", digits_checkpoint, "--pairs", tmp_path / "no.csv", "-o", tmp_path / "v.csv"),
+                       "does not exist")
 
 
 def test_help_for_every_command():
