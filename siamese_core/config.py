@@ -69,10 +69,6 @@ class TrainConfig:
     def is_convnet(self) -> bool:
         return self.backbone == "convnet"
 
-    @property
-    def is_embedding(self) -> bool:
-        return self.mode != "pair"
-
     def resolve(self) -> "TrainConfig":
         """Check the values and fill in backbone-dependent defaults (returns a new config)."""
         c = dataclasses.replace(self, notes=list(self.notes))

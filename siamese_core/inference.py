@@ -77,12 +77,6 @@ class SiameseModel:
         """For embedding models: the same threshold as a distance ('same' when distance <= it)."""
         return 2.0 * (1.0 - self.threshold) if self.is_embedding else None
 
-    def describe(self) -> dict:
-        metrics = self.checkpoint.get("metrics") or {}
-        return {"backbone": self.spec["backbone"], "mode": self.spec["mode"], "image_size": self.image_size,
-                "channels": self.channels, "threshold": self.threshold, "epoch": self.checkpoint.get("epoch"),
-                "validation_accuracy": metrics.get("accuracy"), "class_word": self.class_word}
-
     # -- the work
     def prepare(self, image: ImageInput) -> np.ndarray:
         """An image as the model sees it: uint8 (C, S, S) after decoding, conversion and resizing."""
