@@ -174,8 +174,9 @@ def _hub_offline(offline: bool):
 
 
 def _warn_no_weights(name: str, exc: Exception) -> None:
-    why = "this machine is offline and they are not in the local cache" if isinstance(exc, (OSError, ConnectionError)) \
-        or "offline" in str(exc).lower() or "cache" in str(exc).lower() else f"{type(exc).__name__}"
+    text = str(exc).lower()
+    offline = isinstance(exc, OSError) or "offline" in text or "cache" in text
+    why = "this machine is offline and they are not in the local cache" if offline else type(exc).__name__
     log.warning("Pretrained weights for %s could not be had (%s): training starts from random weights instead, "
                 "which needs more data and epochs. Name a local weights file with --weights to use one.", name, why)
 
