@@ -7,8 +7,9 @@ from siamese_core.runs import RunDir, runs_root
 
 st.title("Runs")
 root = runs_root()
-runs = sorted((RunDir(p) for p in root.glob("*") if (p / "status.json").is_file()),
-              key=lambda r: r.read_status().get("created_at") or 0, reverse=True)
+found = [RunDir(p) for p in root.glob("*") if (p / "status.json").is_file()]
+statuses = {run.path.name: run.read_status() for run in found}  # each status file read once
+runs = sorted(found, key=lambda r: statuses[r.path.name].get("created_at") or 0, reverse=True)
 if not runs:
     st.info("No runs yet. Train one from the command line:\n\n"
             "`python -m siamese_core train --dataset digits -b convnet -o runs/demo -e 5`")
@@ -16,7 +17,7 @@ if not runs:
 
 rows = []
 for run in runs:
-    status = run.read_status()
+    status = statuses[run.path.name]
     config = run.read_config() or {}
     rows.append({"run": run.path.name, "state": status.get("state", "?"),
                  "epoch": f"{status.get('epoch', 0)} of {status.get('total_epochs', '?')}",
@@ -36,6 +37,6 @@ else:
     left.line_chart(epochs, x="epoch", y="train_loss")
     right.subheader("Validation accuracy, precision, recall")
     right.line_chart(epochs, x="epoch", y=["accuracy", "precision", "recall"])
-status = run.read_status()
+status = statuses[chosen]
 if status.get("state") == "failed" and status.get("error"):
     st.error(f"This run failed: {status['error']}")

@@ -60,6 +60,10 @@ class ImageSet:
         return len(self.labels)
 
     @property
+    def image_size(self) -> int:
+        return self.pixels.size if isinstance(self.pixels, LazyPixels) else int(self.pixels.shape[-1])
+
+    @property
     def has_labels(self) -> bool:
         return len(self.labels) > 0 and bool((self.labels >= 0).all())
 

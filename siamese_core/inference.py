@@ -11,7 +11,7 @@ import torch
 
 from .errors import UserError
 from .images import ImageInput, load_pixels
-from .models import SiameseNet, build_model, images_per_pass, pick_device
+from .models import SiameseNet, as_model_input, build_model, images_per_pass, pick_device
 from .runs import load_checkpoint
 
 
@@ -87,9 +87,8 @@ class SiameseModel:
         per_pass = images_per_pass(self.device, self.image_size)
         out = []
         for i in range(0, len(pixels), batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(pixels[i:i + batch_size])).to(self.device).float().div_(255.0)
-            if self.device.type == "cpu":
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = as_model_input(torch.from_numpy(np.ascontiguousarray(pixels[i:i + batch_size])), self.device,
+                               channels_last=self.device.type == "cpu")
             out.append(self.net.embed(x, per_pass).float())
         return torch.cat(out) if out else torch.zeros((0, 1), device=self.device)
 

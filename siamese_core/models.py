@@ -177,7 +177,7 @@ def _warn_no_weights(name: str, exc: Exception) -> None:
     text = str(exc).lower()
     offline = isinstance(exc, OSError) or "offline" in text or "cache" in text
     why = "this machine is offline and they are not in the local cache" if offline else type(exc).__name__
-    log.warning("Pretrained weights for %s could not be had (%s): training starts from random weights instead, "
+    log.warning("Pretrained weights for %s could not be loaded (%s): training starts from random weights instead, "
                 "which needs more data and epochs. Name a local weights file with --weights to use one.", name, why)
 
 
@@ -312,6 +312,12 @@ def _feature_dim(backbone: nn.Module, spec: dict) -> int:
         out = backbone(torch.zeros(1, spec["channels"], spec["image_size"], spec["image_size"]))
     backbone.train(was_training)
     return int(out.flatten(1).shape[1])
+
+
+def as_model_input(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """uint8 images (B, C, S, S) -> floats in [0, 1] on `device`, in the memory layout the model runs in."""
+    x = images.to(device, non_blocking=True).float().div_(255.0)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 # How many pixels one backbone pass may hold on a CPU before its activations spill out of the caches.

@@ -22,7 +22,7 @@ from . import losses
 from .config import TrainConfig
 from .errors import UserError
 from .metrics import calibrate_threshold, roc_points, verification_metrics
-from .models import build_model, count_parameters, images_per_pass, model_spec, pick_device
+from .models import as_model_input, build_model, count_parameters, images_per_pass, model_spec, pick_device
 from .runs import RunDir, load_checkpoint, save_checkpoint
 
 log = logging.getLogger("siamese_core")
@@ -98,11 +98,6 @@ def _mnist_sets(config: TrainConfig):
 
 
 # ---------------------------------------------------------------- one step, one epoch
-
-def to_float(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
-    x = images.to(device, non_blocking=True).float().div_(255.0)
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
 
 def augment(x: torch.Tensor, flip: bool) -> torch.Tensor:
     """Random shifts of up to 8% (and mirror images for photos), done on the batch tensor."""
@@ -180,7 +175,7 @@ def train_step(model, item, kind: str, train: D.ImageSet, config: TrainConfig, d
     per_pass = images_per_pass(device, config.image_size)
 
     def images(index):
-        x = to_float(train.batch(index), device, channels_last)
+        x = as_model_input(train.batch(index), device, channels_last)
         return augment(x, flip) if config.augment else x
 
     if kind == "pair":
@@ -207,10 +202,10 @@ def train_step(model, item, kind: str, train: D.ImageSet, config: TrainConfig, d
 def embed_set(model, image_set: D.ImageSet, positions, device, batch_size: int = 256,
               channels_last: bool = False) -> torch.Tensor:
     """Vectors of the images at `positions`, in batches."""
-    per_pass = images_per_pass(device, image_set.batch(positions[:1]).shape[-1]) if len(positions) else None
+    per_pass = images_per_pass(device, image_set.image_size)
     out = []
     for i in range(0, len(positions), batch_size):
-        batch = to_float(image_set.batch(positions[i:i + batch_size]), device, channels_last)
+        batch = as_model_input(image_set.batch(positions[i:i + batch_size]), device, channels_last)
         out.append(model.embed(batch, per_pass).float())
     return torch.cat(out) if out else torch.zeros(0)
 
@@ -304,8 +299,7 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False, progress: bool 
         saved = run.read_config()
         if saved is None or not run.checkpoint("last").is_file():
             raise UserError(f"There is no run to resume in '{out_dir}' (no config.json or checkpoints/last.pt).")
-        saved.update({k: v for k, v in config.to_dict().items() if k == "epochs"})
-        config = TrainConfig.from_dict(saved)
+        config = TrainConfig.from_dict({**saved, "epochs": config.epochs})
     else:
         _refuse_to_overwrite(run)
     config = config.resolve()
