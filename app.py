@@ -6,10 +6,17 @@ Nothing heavy (torch, timm) is imported here, so the first page is up in seconds
 
 import streamlit as st
 
+from pages import ui
+
 st.set_page_config(page_title="Siamese Studio", page_icon="🐈", layout="wide")
 
 pages = [
     st.Page("pages/home.py", title="Home", icon="🏠", default=True),
+    st.Page("pages/train.py", title="Train", icon="🏋️"),
     st.Page("pages/runs.py", title="Runs", icon="📈"),
+    st.Page("pages/verify.py", title="Verify", icon="🔍"),
+    st.Page("pages/explore.py", title="Explore", icon="🧭"),
 ]
-st.navigation(pages).run()
+page = st.navigation(pages)
+ui.sidebar()
+page.run()

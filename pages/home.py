@@ -1,20 +1,45 @@
+"""Home: what a Siamese network is, what each page does, and a first try that works offline."""
+
 import streamlit as st
+
+from pages import ui  # noqa: F401  (every page runs inside app.py's navigation: see ui)
 
 st.title("Siamese Studio")
 st.markdown(
     """
-A **Siamese network** learns whether two images show the *same* thing — the same person, the same
-digit, the same signature — by passing both through one shared network and comparing what comes out.
-It never needs to have seen that person or digit before: it learns what "same" looks like.
+A **Siamese network** learns whether two images show the *same* thing: the same person, the same digit,
+the same signature. Both images go through **one shared network**, which turns each into a list of numbers
+(an *embedding*); the network then compares the two lists. Because it learns what "same" looks like rather
+than a fixed list of classes, it can compare images of people or objects it has never seen.
+"""
+)
 
-**What you can do here today**
+st.subheader("Try it now")
+st.markdown(
+    """
+1. **Train** a small network on the built-in handwritten digits: the *Quick* preset takes about a minute,
+   needs no download, and draws its learning curves as it goes.
+2. **Verify**: pick two digits (or upload two images) and get *Same* or *Different*, with a score.
+3. **Explore**: turn a 3D map of the digits as the network sees them; each digit gathers in its own cloud.
 
-- **Train** from the command line on the built-in handwritten digits (about 20 seconds, no download):
-  `python -m siamese_core train --dataset digits -b convnet -o runs/demo -e 5`
-- **Watch** your runs on the *Runs* page: their state and accuracy, epoch by epoch.
-- **Check a pair** of images with a trained model:
-  `python -m siamese_core verify -c runs/demo/checkpoints/best.pt first.png second.png`
+No time to train? A **demo model**, trained on the same digits, is ready on *Verify* and *Explore*.
+"""
+)
+left, middle, right = st.columns(3)
+left.page_link("pages/train.py", label="Train on digits", icon="🏋️")
+middle.page_link("pages/verify.py", label="Verify a pair with the demo model", icon="🔍")
+right.page_link("pages/explore.py", label="Explore the demo model's map", icon="🧭")
 
-Training, verifying and exploring in the browser are on their way.
+st.subheader("The pages")
+st.markdown(
+    """
+| page | what it does |
+|---|---|
+| **Train** | pick images (built-in digits, MNIST, a zip of class folders, a triplet CSV), pick a model, and watch it learn; stop it at any time |
+| **Runs** | every training run: its curves and figures; download its model, or delete it |
+| **Verify** | two images in, a verdict out: same or different, with a score |
+| **Explore** | the images as the model places them, in 3D |
+
+The same work runs without a browser: `python -m siamese_core train | eval | verify | embed`.
 """
 )

@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     opt = t.add_argument_group("training")
     opt.add_argument("-o", "--out", help="run directory to write (default runs/<date-time>)")
+    opt.add_argument("--config", help="a run's config.json (or the app's request.json): train with exactly those "
+                                      "settings; the data and model flags are then ignored")
     opt.add_argument("-lr", "--lr", type=float, help="learning rate (default 1e-3; 1e-4 for pretrained backbones)")
     opt.add_argument("-e", "--epochs", type=int,
                      help="epochs (default 10; with --resume, the run's own number unless given)")
@@ -111,10 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_train(args) -> int:
     from .runs import RunDir
-    from .training import train
 
-    dataset = args.dataset or ("triplets" if args.triplets else "folder" if args.train_path else "digits")
     out = args.out or f"runs/{time.strftime('%Y%m%d-%H%M%S')}"
+    if args.config:
+        config = config_from_file(args.config)
+        if args.epochs is not None:
+            config.epochs = args.epochs
+        return run_training(config, out, args)
+    dataset = args.dataset or ("triplets" if args.triplets else "folder" if args.train_path else "digits")
     epochs = args.epochs
     if epochs is None:
         saved = RunDir(out).read_config() if args.resume else None
@@ -129,6 +135,21 @@ def cmd_train(args) -> int:
         batch_size=args.batch_size, pairs_per_epoch=args.pairs_per_epoch, eval_pairs=args.eval_pairs,
         save_every=args.save_every, seed=args.seed, device=args.device, precision=args.precision,
     )
+    return run_training(config, out, args)
+
+
+def config_from_file(path) -> TrainConfig:
+    from .runs import read_json
+
+    values = read_json(path)
+    if not isinstance(values, dict):
+        raise UserError(f"'{path}' is not a training config (a JSON object such as a run's config.json).")
+    return TrainConfig.from_dict(values)
+
+
+def run_training(config: TrainConfig, out: str, args) -> int:
+    from .training import train
+
     status = train(config, out, resume=args.resume, progress=not args.quiet)
     best = status.get("best_accuracy")
     summary = f"best validation accuracy {100 * best:.2f}%" if best is not None else "no epoch finished"

@@ -75,6 +75,21 @@ def read_json(path, default=None):
         return default
 
 
+def process_alive(pid: int) -> bool:
+    """Is process `pid` running? A finished child not yet reaped (a zombie) counts as ended."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): os.kill said it exists
+
+
 def runs_root() -> Path:
     """Where runs live: ./runs, or the folder named by SIAMESE_RUNS_DIR."""
     return Path(os.environ.get("SIAMESE_RUNS_DIR", "runs"))

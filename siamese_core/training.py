@@ -23,7 +23,7 @@ from .config import TrainConfig
 from .errors import UserError
 from .metrics import calibrate_threshold, roc_points, verification_metrics
 from .models import as_model_input, build_model, count_parameters, images_per_pass, model_spec, pick_device
-from .runs import RunDir, load_checkpoint, save_checkpoint
+from .runs import RunDir, load_checkpoint, process_alive, save_checkpoint
 
 log = logging.getLogger("siamese_core")
 
@@ -363,24 +363,12 @@ def _refuse_to_overwrite(run: RunDir) -> None:
     """A finished, stopped or live run is never overwritten; a failed or crashed one may be started afresh."""
     status = run.read_status()
     state, pid = status.get("state"), status.get("pid")
-    if state in ("queued", "running") and pid and _process_alive(pid):
+    if state in ("queued", "running") and pid and pid != os.getpid() and process_alive(pid):
         raise UserError(f"'{run.path}' is being trained right now (process {pid}): stop it first, or choose "
                         "another output folder.")
     if state in ("done", "stopped"):
         raise UserError(f"'{run.path}' already holds a run: choose another output folder, or resume it "
                         "(--resume on the command line).")
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
 
 
 def _train(config, run: RunDir, resume, progress, stop, on_epoch, data) -> dict:

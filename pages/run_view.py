@@ -1,0 +1,148 @@
+"""One run, live: progress, curves, the log's last lines, Stop; and what to do once it has finished."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from pages import ui
+from siamese_core import jobs
+from siamese_core.errors import UserError
+from siamese_core.runs import RunDir, runs_root
+
+STATE_WORDS = {"queued": "⏳ starting", "running": "🏃 training", "done": "✅ done",
+               "stopped": "⏹️ stopped", "failed": "❌ failed"}
+REFRESH_SECONDS = 1.5
+
+
+def show_run(name: str, *, allow_delete: bool = False) -> None:
+    run = RunDir(runs_root() / name)
+    if not (run.path / "status.json").is_file():
+        st.warning(f"The run '{name}' no longer exists.")
+        return
+    active = jobs.refresh(run).get("state") in jobs.ACTIVE_STATES
+    # Only this part redraws while the run trains, so the rest of the page stays put.
+    st.fragment(_live, run_every=REFRESH_SECONDS if active else None)(run, active)
+    _finished_actions(run, allow_delete)
+
+
+def _live(run: RunDir, was_active: bool) -> None:
+    info = jobs.info(run)
+    if was_active and not info.active:
+        st.rerun()  # it just finished: redraw the whole page, with what can be done next
+    status = info.status
+    st.markdown(f"#### {run.path.name} &nbsp; <small>{STATE_WORDS.get(info.state, info.state)}</small>",
+                unsafe_allow_html=True)
+    p = jobs.progress(status)
+    text = (f"Epoch {status.get('epoch', 0)} of {status.get('total_epochs', '?')} · "
+            f"{ui.duration(p['elapsed'])} elapsed")
+    if p["left"] is not None:
+        text += f" · about {ui.duration(p['left'])} left"
+    st.progress(p["fraction"], text=text)
+    records = run.read_metrics()
+    epochs = [r for r in records if r.get("type") == "epoch"]
+    _figures(status, epochs)
+    _curves(run.path.name, records, epochs, status.get("total_epochs"))
+    if info.state == "failed":
+        st.error(f"This run failed: {status.get('error') or 'see the log below.'}")
+    with st.expander("Log (last lines)", expanded=info.active or info.state == "failed"):
+        lines = jobs.tail(run.log_path, 12) or jobs.tail(run.path / jobs.OUTPUT_FILE, 12)
+        st.code("\n".join(lines) or "(nothing logged yet)", language=None)
+    if info.active:
+        if st.button("⏹️ Stop training", key=f"stop-{run.path.name}",
+                     help="Stops after the current batch; the weights trained so far are kept."):
+            jobs.stop(run)
+            st.toast("Stopping: the run saves its weights, then stops.")
+
+
+def _figures(status: dict, epochs: list) -> None:
+    if not epochs:
+        return
+    last = epochs[-1]
+    best = status.get("best_accuracy")
+    cols = st.columns(4)
+    cols[0].metric("Best validation accuracy", f"{100 * best:.1f}%" if best is not None else "–")
+    cols[1].metric("Training loss", f"{last['train_loss']:.4f}")
+    cols[2].metric("Precision", f"{100 * last['precision']:.1f}%",
+                   help="Of the pairs it called 'same', the share that really were the same.")
+    cols[3].metric("Recall", f"{100 * last['recall']:.1f}%",
+                   help="Of the pairs that really were the same, the share it called 'same'.")
+
+
+def _curves(name: str, records: list, epochs: list, total_epochs) -> None:
+    steps = [r for r in records if r.get("type") == "step"]
+    if not steps and not epochs:
+        st.caption("The curves appear here as soon as the first batches are trained.")
+        return
+    left, right = st.columns(2)
+    x_max = max(1, total_epochs or 1)
+    loss = go.Figure()
+    if steps:
+        per_epoch = max(r["step"] for r in steps)  # steps restart at 1 each epoch
+        loss.add_scatter(x=[r["epoch"] - 1 + r["step"] / per_epoch for r in steps], y=[r["loss"] for r in steps],
+                         mode="lines", name="while training", line={"color": "#9ab"})
+    loss.add_scatter(x=[r["epoch"] for r in epochs], y=[r["train_loss"] for r in epochs], mode="lines+markers",
+                     name="per epoch", line={"color": "#1f77b4"})
+    _style(loss, "Training loss", x_max, name)
+    left.plotly_chart(loss, key=f"loss-{name}", config={"displayModeBar": False})
+    quality = go.Figure()
+    for key, colour in (("accuracy", "#2ca02c"), ("precision", "#ff7f0e"), ("recall", "#9467bd")):
+        quality.add_scatter(x=[r["epoch"] for r in epochs], y=[100 * r[key] for r in epochs], name=key,
+                            mode="lines+markers", line={"color": colour})
+    _style(quality, "Validation pairs (%)", x_max, name)
+    quality.update_yaxes(range=[min([50] + [100 * r[k] for r in epochs for k in ("accuracy", "precision", "recall")]) - 2, 101])
+    right.plotly_chart(quality, key=f"quality-{name}", config={"displayModeBar": False})
+
+
+def _style(fig: go.Figure, title: str, x_max: int, name: str) -> None:
+    fig.update_layout(title=title, height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10}, uirevision=name,
+                      legend={"orientation": "h", "y": -0.2})
+    fig.update_xaxes(title="epoch", range=[0, x_max + 0.1])
+
+
+def _finished_actions(run: RunDir, allow_delete: bool) -> None:
+    info = jobs.info(run)
+    if info.active:
+        return
+    best = run.checkpoint("best")
+    name = run.path.name
+    if info.state == "done":
+        accuracy = info.status.get("best_accuracy")
+        st.success(f"Training finished: best validation accuracy {100 * (accuracy or 0):.1f}%.")
+    elif info.state == "stopped":
+        st.info("This run was stopped. Its best checkpoint so far can still be used.")
+    if best.is_file():
+        cols = st.columns(3)
+        if cols[0].button("🔍 Verify with this model", key=f"verify-{name}", type="primary"):
+            ui.use_model(f"run:{name}")
+            st.switch_page("pages/verify.py")
+        if cols[1].button("🧭 Explore its embeddings", key=f"explore-{name}"):
+            ui.use_model(f"run:{name}")
+            st.switch_page("pages/explore.py")
+        cols[2].download_button("⬇️ Download best checkpoint", data=best.read_bytes(), file_name=f"{name}-best.pt",
+                                mime="application/octet-stream", key=f"download-{name}")
+    if allow_delete:
+        _delete(run)
+
+
+def _delete(run: RunDir) -> None:
+    name = run.path.name
+    if st.session_state.get("confirm_delete") != name:
+        if st.button("🗑️ Delete this run", key=f"delete-{name}"):
+            st.session_state["confirm_delete"] = name
+            st.rerun()
+        return
+    st.warning(f"Delete **{name}** with its checkpoints and uploaded data? This cannot be undone.")
+    yes, no = st.columns(2)
+    if yes.button("Yes, delete it", key=f"delete-yes-{name}", type="primary"):
+        st.session_state.pop("confirm_delete", None)
+        try:
+            jobs.delete(run)
+        except UserError as exc:
+            st.error(str(exc))
+            return
+        st.session_state["deleted"] = name
+        st.rerun()
+    if no.button("Cancel", key=f"delete-no-{name}"):
+        st.session_state.pop("confirm_delete", None)
+        st.rerun()

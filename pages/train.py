@@ -1,0 +1,94 @@
+"""Train: pick data and a model, start a run in the background, watch it live."""
+
+import streamlit as st
+
+from pages import run_view, train_data, ui
+from siamese_core import jobs
+from siamese_core.config import TrainConfig
+from siamese_core.errors import UserError
+
+QUICK = "Quick: small ConvNet, about a minute"
+PHOTOS = "Photos: EfficientNet-B0"
+BACKBONES = ["convnet", "timm:efficientnet_b0", "timm:resnet18", "timm:mobilenetv3_small_100",
+             "torchvision:resnet18", "torchvision:mobilenet_v3_small"]
+OTHER = "another (type its name)"
+MODE_HELP = ("pair: a head says how likely two images are the same (sigmoid, binary cross-entropy). "
+             "contrastive: an embedding where same pairs are close and different pairs at least a margin apart. "
+             "triplet: an embedding where an anchor is closer to a positive than to a negative.")
+
+st.title("Train")
+st.caption("Teach a Siamese network what 'same' looks like in your images. Training runs in the background: "
+           "closing the browser does not stop it, and this page finds it again.")
+
+watched = st.session_state.get("watched_run")
+if not watched or not (ui.runs_root() / watched).is_dir():
+    active = [info for info in jobs.list_runs() if info.active]
+    watched = active[0].name if active else None
+if watched:
+    st.subheader("Your run")
+    run_view.show_run(watched)
+    st.divider()
+
+st.subheader("1. Data")
+data = train_data.pick_data()
+
+st.subheader("2. Model")
+preset = st.radio("Preset", [QUICK, PHOTOS], key="preset", horizontal=True,
+                  help="Quick trains in about a minute on a laptop. EfficientNet-B0 is stronger on photos but "
+                       "much slower without a GPU; it starts from pretrained weights when they can be had.")
+digits_like = data.settings.get("dataset") in ("digits", "mnist")
+defaults = {"backbone": "convnet", "epochs": 5, "image_size": 28 if digits_like else 56, "pretrained": False}
+if preset == PHOTOS:
+    defaults = {"backbone": "timm:efficientnet_b0", "epochs": 5, "pretrained": True,
+                "image_size": 224 if jobs.accelerator() else 128}  # 224 px trains at ~10 pairs/s on a CPU
+defaults["mode"] = data.settings.get("mode", "pair")
+
+suffix = f"{preset}-{data.source}"  # new defaults when the preset or the data change
+with st.expander("Advanced settings"):
+    left, right = st.columns(2)
+    picked = left.selectbox("Backbone", BACKBONES + [OTHER], index=BACKBONES.index(defaults["backbone"]),
+                            key=f"backbone-{suffix}", help="The shared network both images go through. "
+                            "Any timm model as timm:<name>, any torchvision model as torchvision:<name>.")
+    backbone = picked if picked != OTHER else left.text_input("Backbone name", "timm:resnet34", key=f"other-{suffix}")
+    mode = right.radio("Mode", ["pair", "contrastive", "triplet"], index=["pair", "contrastive", "triplet"].index(defaults["mode"]),
+                       key=f"mode-{suffix}", horizontal=True, help=MODE_HELP)
+    head = right.selectbox("Pair head combines features by", ["automatic", "absdiff", "product", "concat"],
+                           key=f"head-{suffix}", disabled=mode != "pair",
+                           help="absdiff |a-b| (the digit design), product a*b (the photo design), or concat.")
+    epochs = left.number_input("Epochs", 1, 500, defaults["epochs"], key=f"epochs-{suffix}",
+                               help="Passes over freshly drawn training pairs.")
+    lr = right.select_slider("Learning rate", [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2],
+                             value=1e-4 if defaults["pretrained"] else 1e-3, key=f"lr-{suffix}",
+                             help="How big each learning step is: smaller for pretrained backbones.")
+    batch = left.select_slider("Batch size", [8, 16, 32, 64, 128, 256], value=128 if backbone == "convnet" else 32,
+                               key=f"batch-{suffix}", help="Pairs (or triplets) per step.")
+    size = right.number_input("Image size (pixels)", 8, 512, defaults["image_size"], step=4, key=f"size-{suffix}",
+                              help="Images are resized to this square before the network sees them.")
+    embedding = left.number_input("Embedding size", 8, 2048, 512, step=8, key=f"embedding-{suffix}",
+                                  disabled=mode == "pair", help="Length of the vector an image becomes "
+                                  "(contrastive and triplet modes).")
+    margin = right.number_input("Margin", 0.05, 5.0, 1.0 if mode == "contrastive" else 0.3, step=0.05,
+                                key=f"margin-{suffix}-{mode}", disabled=mode == "pair",
+                                help="How far apart different images must be pushed.")
+    pretrained = left.checkbox("Start from pretrained weights", defaults["pretrained"], key=f"pretrained-{suffix}",
+                               disabled=backbone == "convnet", help="Used when they can be downloaded or are "
+                               "in the local cache; otherwise training starts from random weights, with a warning.")
+
+config = TrainConfig(**{k: v for k, v in data.settings.items() if k != "mode"}, backbone=backbone, mode=mode,
+                     head=None if head == "automatic" else head, epochs=int(epochs), lr=float(lr),
+                     batch_size=int(batch), image_size=int(size), embedding_dim=int(embedding),
+                     margin=float(margin) if mode != "pair" else None, pretrained=bool(pretrained))
+
+st.subheader("3. Start")
+name = st.text_input("Run name", f"{data.settings.get('dataset', 'data')}-{'quick' if preset == QUICK else 'photos'}",
+                     key="run-name", max_chars=40)
+for problem in data.problems:
+    st.caption(f"Not ready: {problem}")
+if st.button("🚀 Start training", type="primary", disabled=not data.ready, key="start"):
+    try:
+        run = jobs.start_training(config, label=name or "run", upload_dir=data.upload_dir)
+    except UserError as exc:
+        st.error(str(exc))
+    else:
+        st.session_state["watched_run"] = run.path.name
+        st.rerun()

@@ -1,0 +1,184 @@
+"""The Train page's data step: pick a source, see what was found, learn whether it can train."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import streamlit as st
+
+from pages import ui
+from siamese_core import uploads
+from siamese_core.errors import UserError
+from siamese_core.runs import runs_root, write_bytes
+
+DIGITS = "Built-in handwritten digits (no download)"
+MNIST = "MNIST (70,000 digits)"
+ZIP = "Upload a zip of class folders"
+TRIPLETS = "Upload a triplet CSV and a zip of its images"
+SERVER = "A folder on this server"
+
+
+@dataclass
+class DataChoice:
+    source: str
+    settings: dict = field(default_factory=dict)  # TrainConfig fields
+    upload_dir: Optional[Path] = None  # unpacked uploads, moved into the run when it starts
+    problems: list = field(default_factory=list)  # why it cannot train; empty when it can
+
+    @property
+    def ready(self) -> bool:
+        return not self.problems
+
+
+def mnist_root() -> Path:
+    return Path(os.environ.get("SIAMESE_MNIST_DIR", "data/mnist"))
+
+
+def pick_data() -> DataChoice:
+    sources = [DIGITS, MNIST, ZIP, TRIPLETS] + ([SERVER] if uploads.data_root() else [])
+    source = st.radio("Images to learn from", sources, key="data-source",
+                      help="A zip of class folders holds one folder per person, product or signature, "
+                           "each with that class's images.")
+    try:
+        if source == DIGITS:
+            return _digits()
+        if source == MNIST:
+            return _mnist()
+        if source == ZIP:
+            return _class_zip()
+        if source == TRIPLETS:
+            return _triplets()
+        return _server_folder()
+    except UserError as exc:
+        st.error(str(exc))
+        return DataChoice(source, problems=[str(exc)])
+
+
+def _digits() -> DataChoice:
+    st.caption("1,797 real handwritten digits (scikit-learn's, 8x8 pixels scaled up): 10 classes of about "
+               "180 images each. Training learns whether two digits are the same digit.")
+    _thumbnails({d.name: sorted(d.glob("*.png")) for d in sorted(ui.SAMPLES.iterdir()) if d.is_dir()})
+    return DataChoice(DIGITS, {"dataset": "digits"})
+
+
+def _mnist() -> DataChoice:
+    from siamese_core.data import mnist_parts_available  # imports torch: only when MNIST is picked
+
+    root = mnist_root()
+    parts = mnist_parts_available(root)
+    if parts:
+        st.caption(f"MNIST files found in `{root}`: {' and '.join(parts)} part(s). 10 classes (the digits).")
+        return DataChoice(MNIST, {"dataset": "mnist", "data_root": str(root)})
+    st.warning(f"The MNIST files are not in `{root}`. When this machine is online the trainer downloads them "
+               "there (about 11 MB); offline, put the four IDX files (`train-images-idx3-ubyte.gz` ...) there, "
+               "or set SIAMESE_MNIST_DIR to the folder that holds them.")
+    return DataChoice(MNIST, {"dataset": "mnist", "data_root": str(root)})
+
+
+def _staged(data: bytes) -> Path:
+    """Uploads unpack under runs/.uploads/<content hash>, once; starting a run moves them into it."""
+    return runs_root() / ".uploads" / hashlib.sha256(data).hexdigest()[:16]
+
+
+def _class_zip() -> DataChoice:
+    upload = st.file_uploader("Zip of class folders", type=["zip"], key="class-zip",
+                              help="For example people.zip holding alice/1.jpg, alice/2.jpg, bob/1.jpg ...")
+    if upload is None:
+        return DataChoice(ZIP, problems=["Upload a zip of class folders first."])
+    data = upload.getvalue()
+    staged = _staged(data)
+    if not staged.is_dir():
+        with st.spinner("Unpacking..."):
+            result = uploads.extract_zip(data, staged)
+        if result.skipped:
+            st.warning(f"{len(result.skipped)} entries were skipped (links, or paths leading outside the zip).")
+    root = uploads.find_class_root(staged)
+    choice = _describe(uploads.describe_class_folders(root), ZIP)
+    choice.settings = {"dataset": "folder", "train_path": str(root)}
+    choice.upload_dir = staged
+    return choice
+
+
+def _server_folder() -> DataChoice:
+    base = uploads.data_root()
+    folders = sorted(str(p.relative_to(base)) for p in base.glob("*/") if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        return DataChoice(SERVER, problems=[f"The data root {base} holds no folders."])
+    picked = st.selectbox(f"Folder inside {base}", folders, key="server-folder")
+    folder = base / picked
+    if not uploads.inside(base, folder):
+        return DataChoice(SERVER, problems=[f"'{picked}' leads outside {base}: not allowed."])
+    root = uploads.find_class_root(folder)
+    choice = _describe(uploads.describe_class_folders(root), SERVER)
+    choice.settings = {"dataset": "folder", "train_path": str(root)}
+    return choice
+
+
+def _triplets() -> DataChoice:
+    from siamese_core.data import identities, read_csv_columns
+    from siamese_core.config import DEFAULT_IDENTITY_PATTERN
+
+    left, right = st.columns(2)
+    csv = left.file_uploader("Triplet CSV (columns Anchor, Positive, Negative)", type=["csv"], key="triplet-csv")
+    images = right.file_uploader("Zip of the images it names", type=["zip"], key="triplet-zip")
+    if csv is None or images is None:
+        return DataChoice(TRIPLETS, problems=["Upload both the CSV and the zip of images first."])
+    staged = _staged(csv.getvalue() + images.getvalue())
+    if not staged.is_dir():
+        with st.spinner("Unpacking..."):
+            uploads.extract_zip(images.getvalue(), staged)
+    csv_path = staged / "triplets.csv"
+    if not csv_path.is_file():
+        write_bytes(csv_path, csv.getvalue())
+    table, columns = read_csv_columns(csv_path, ("Anchor", "Positive", "Negative"), "triplet file")
+    names = table[[columns["anchor"], columns["positive"], columns["negative"]]].to_numpy().ravel().tolist()
+    images_root = uploads.find_images_root(staged, names[:1])
+    missing = [n for n in dict.fromkeys(names) if not (images_root / n).is_file()]
+    labels, classes = identities(list(dict.fromkeys(names)), DEFAULT_IDENTITY_PATTERN)
+    st.caption(f"{len(table):,} triplets naming {len(set(names)):,} images"
+               + (f" of {len(classes):,} identities (read from the file names)" if classes else "") + ".")
+    first = table.iloc[0]
+    _thumbnails({"anchor": [images_root / first[columns["anchor"]]],
+                 "positive": [images_root / first[columns["positive"]]],
+                 "negative": [images_root / first[columns["negative"]]]})
+    problems = []
+    if len(missing) == len(set(names)):
+        problems.append("None of the files the CSV names are in the zip: check that its names match the "
+                        f"zip's paths (the first is '{names[0]}').")
+    elif missing:
+        st.warning(f"{len(missing):,} files the CSV names are not in the zip (e.g. '{missing[0]}'); "
+                   "the triplets naming them are left out.")
+    return DataChoice(TRIPLETS, {"dataset": "triplets", "triplets": str(csv_path), "images": str(images_root),
+                                 "mode": "triplet"}, staged, problems)
+
+
+def _describe(summary: uploads.FolderSummary, source: str) -> DataChoice:
+    if summary.total:
+        counts = sorted(summary.counts.values())
+        st.caption(f"Found {summary.total:,} images in {len(summary.classes):,} classes "
+                   f"({counts[0]:,} to {counts[-1]:,} images per class).")
+        _thumbnails(summary.examples)
+    for problem in summary.problems:
+        st.error(problem)
+    return DataChoice(source, problems=summary.problems)
+
+
+def _thumbnails(examples: dict, max_classes: int = 10) -> None:
+    """A few images of the first classes, so a person sees that the right data was found."""
+    shown = list(examples.items())[:max_classes]
+    if not shown:
+        return
+    cols = st.columns(len(shown))
+    for col, (name, paths) in zip(cols, shown):
+        readable = [str(p) for p in paths[:2] if p.is_file()]
+        if readable:
+            try:
+                col.image(readable, width=56, caption=[name] * len(readable))
+            except Exception:  # one unreadable file must not hide the others or the page
+                col.caption(f"{name}: preview unavailable")
+    if len(examples) > max_classes:
+        st.caption(f"... and {len(examples) - max_classes:,} more classes.")

@@ -1,0 +1,120 @@
+"""What the pages share: the model in use, the sidebar, plain-words errors. Widgets here, no math."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import streamlit as st
+
+from siamese_core import jobs
+from siamese_core.errors import UserError
+from siamese_core.runs import runs_root
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_MODEL = ROOT / "assets" / "demo" / "digits-convnet.pt"
+SAMPLES = ROOT / "assets" / "samples" / "digits"
+DEMO_KEY = "demo"
+
+
+def _run_through_app() -> None:
+    """Make every page run inside app.py's navigation.
+
+    Because a pages/ folder exists, Streamlit 1.67 runs the first page opened after the server
+    starts straight from that folder, skipping app.py (its sidebar, page titles and icons) when
+    the address is not the home page. Switching that mode off and running again fixes it.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # another Streamlit: nothing to fix
+        return
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_run_through_app()
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    key: str  # "demo" or "run:<run name>"
+    label: str
+    path: Path
+
+
+def model_choices() -> list[ModelChoice]:
+    """The demo model, then every run with a best checkpoint, newest first."""
+    choices = [ModelChoice(DEMO_KEY, "Demo model: digits, small ConvNet", DEMO_MODEL)]
+    for info in jobs.list_runs():
+        best = info.run.checkpoint("best")
+        if not info.active and best.is_file():
+            accuracy = info.status.get("best_accuracy")
+            shown = f" ({100 * accuracy:.1f}% validation accuracy)" if accuracy is not None else ""
+            choices.append(ModelChoice(f"run:{info.name}", f"Run {info.name}{shown}", best))
+    return choices
+
+
+def current_model(choices: Optional[list[ModelChoice]] = None) -> ModelChoice:
+    choices = choices or model_choices()
+    wanted = st.session_state.get("model", DEMO_KEY)
+    return next((c for c in choices if c.key == wanted), choices[0])
+
+
+def use_model(key: str) -> None:
+    """Make a model the one in use on every page (kept outside widget state, which pages forget)."""
+    st.session_state["model"] = key
+
+
+def model_picker(page: str) -> ModelChoice:
+    choices = model_choices()
+    chosen = current_model(choices)
+    picked = st.selectbox("Model", choices, index=choices.index(chosen), format_func=lambda c: c.label,
+                          key=f"model-picker-{page}",
+                          help="The demo model ships with the app; runs appear here once they finish.")
+    use_model(picked.key)
+    return picked
+
+
+@st.cache_resource(show_spinner="Loading the model...", max_entries=4)
+def _load(path: str, modified: float):
+    from siamese_core.inference import SiameseModel  # torch is imported here, on first use only
+
+    return SiameseModel.load(path)
+
+
+def load_model(choice: ModelChoice):
+    """The loaded model (cached per file and version), or None after showing why it cannot load."""
+    try:
+        return _load(str(choice.path), choice.path.stat().st_mtime)
+    except FileNotFoundError:
+        st.error(f"The model file {choice.path} is missing. If this is the demo model, run "
+                 "`python assets/make_demo.py` to make it again.")
+    except UserError as exc:
+        st.error(str(exc))
+    return None
+
+
+def device_label() -> str:
+    gpu = jobs.accelerator()
+    return gpu if gpu else f"CPU ({os.cpu_count()} cores)"
+
+
+def sidebar() -> None:
+    with st.sidebar:
+        st.caption(f"**Model in use**  \n{current_model().label}")
+        st.caption(f"**Device**  \n{device_label()}")
+        training = [info for info in jobs.list_runs() if info.active]
+        for info in training:
+            st.caption(f"**Training now**  \n{info.name}: epoch {info.status.get('epoch', 0)} of "
+                       f"{info.status.get('total_epochs', '?')}")
+
+
+def duration(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"

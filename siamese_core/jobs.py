@@ -1,0 +1,270 @@
+"""Training in the background, for the app: start a run as its own process, watch it, stop it, delete it.
+
+The app and the trainer talk only through the run directory. `start_training` writes
+`request.json` (the TrainConfig asked for) and starts `python -m siamese_core train
+--config request.json -o <run>`, the command line's own code path, in a new session, so
+closing the browser or restarting the app does not stop it. `stop` sends SIGTERM; the
+trainer saves its weights and marks the run stopped. This module imports no torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from .config import TrainConfig
+from .errors import UserError
+from .runs import RunDir, process_alive, read_json, runs_root, write_json
+
+ACTIVE_STATES = ("queued", "running")
+REQUEST_FILE = "request.json"  # what the app asked for; the trainer writes the resolved config.json
+JOB_FILE = "job.json"  # the training process: pid, command, whether a stop was asked for
+OUTPUT_FILE = "output.txt"  # the process's own stdout and stderr, for errors before the log opens
+UPLOADS_DIR = "uploads"
+# A run the app has queued but whose process has not reported yet is given this long to start.
+START_GRACE_SECONDS = 120
+
+_children: dict[int, subprocess.Popen] = {}  # processes this app started, reaped when polled
+
+
+def accelerator() -> Optional[str]:
+    """The GPU training would use, found without importing torch (which takes seconds)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(0)
+        mps = getattr(torch.backends, "mps", None)
+        return "Apple GPU (MPS)" if mps is not None and mps.is_available() else None
+    gpus = Path("/proc/driver/nvidia/gpus")
+    if gpus.is_dir() and any(gpus.iterdir()):
+        return "NVIDIA GPU"
+    if sys.platform == "darwin" and os.uname().machine == "arm64":
+        return "Apple GPU (MPS)"
+    return None
+
+
+def max_training_runs() -> int:
+    """How many runs may train at once: SIAMESE_MAX_TRAINING_RUNS, else 1 (a second run on a CPU halves both)."""
+    value = os.environ.get("SIAMESE_MAX_TRAINING_RUNS", "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return 1
+
+
+@dataclass
+class RunInfo:
+    run: RunDir
+    status: dict
+    config: dict
+
+    name = property(lambda self: self.run.path.name)
+    state = property(lambda self: self.status.get("state", "queued"))
+    active = property(lambda self: self.state in ACTIVE_STATES)
+
+
+def list_runs(root=None) -> list[RunInfo]:
+    """Every run under `root`, newest first, with a crashed process shown as failed."""
+    root = Path(root or runs_root())
+    if not root.is_dir():
+        return []
+    runs = [RunDir(p) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+            and (p / "status.json").is_file()]
+    infos = [info(run) for run in runs]
+    return sorted(infos, key=lambda i: i.status.get("created_at") or 0, reverse=True)
+
+
+def info(run) -> RunInfo:
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    config = run.read_config() or read_json(run.path / REQUEST_FILE, default={}) or {}
+    return RunInfo(run, refresh(run), config)
+
+
+def training_pid(run: RunDir) -> Optional[int]:
+    return run.read_status().get("pid") or (read_json(run.path / JOB_FILE, default={}) or {}).get("pid")
+
+
+def is_alive(pid: Optional[int]) -> bool:
+    if not pid:
+        return False
+    child = _children.get(pid)
+    if child is not None:
+        return child.poll() is None  # poll() also reaps it, so it does not linger as a zombie
+    return process_alive(pid)
+
+
+def refresh(run: RunDir) -> dict:
+    """The run's status; a queued or running run whose process has ended is marked stopped or failed."""
+    status = run.read_status()
+    if status.get("state") not in ACTIVE_STATES:
+        return status
+    pid = training_pid(run)
+    if pid is None and time.time() - (status.get("created_at") or 0) < START_GRACE_SECONDS:
+        return status  # queued a moment ago; its process is starting
+    if is_alive(pid):
+        return status
+    job = read_json(run.path / JOB_FILE, default={}) or {}
+    status = run.read_status()  # the trainer may have finished between the two reads
+    if status.get("state") not in ACTIVE_STATES:
+        return status
+    if job.get("stop_requested"):
+        return run.update_status(state="stopped", finished_at=time.time())
+    reason = last_error_line(run.path / OUTPUT_FILE) or "no reason was given"
+    return run.update_status(state="failed", finished_at=time.time(),
+                             error=f"The training process ended unexpectedly ({reason}).")
+
+
+def last_error_line(path: Path) -> Optional[str]:
+    """The last line a crashed process printed: usually the exception, for the status message."""
+    lines = [line.strip() for line in tail(path, 40) if line.strip()]
+    return lines[-1][:300] if lines else None
+
+
+def tail(path, lines: int = 20) -> list[str]:
+    """The last lines of a text file (reads only its end, so a long log costs nothing)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 64 * 1024))
+            text = fh.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    return text.splitlines()[-lines:]
+
+
+@contextlib.contextmanager
+def _runs_lock(root: Path):
+    """Two clicks on Start at once must not both pass the cap: one at a time, across processes."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as fh:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks; the cap is then checked without one
+            yield
+            return
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def new_run_name(root: Path, label: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:40] or "run"
+    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}"
+    name, n = base, 2
+    while (root / name).exists():
+        name, n = f"{base}-{n}", n + 1
+    return name
+
+
+def start_training(config: TrainConfig, root=None, label: str = "run", upload_dir: Optional[Path] = None) -> RunDir:
+    """Check `config`, then start training it in its own process. Returns the new run directory.
+
+    `upload_dir`, a folder of unpacked uploads the config's paths point into, is moved into
+    the run (run/uploads), so deleting the run deletes its data too.
+    Raises UserError for a config that cannot train or when the cap on runs at once is reached.
+    """
+    config.resolve()  # a bad value is refused here, in plain words, before any process starts
+    root = Path(root or runs_root()).resolve()
+    with _runs_lock(root):
+        busy = [i.name for i in list_runs(root) if i.active]
+        cap = max_training_runs()
+        if len(busy) >= cap:
+            raise UserError(f"{'A run is' if len(busy) == 1 else f'{len(busy)} runs are'} training already "
+                            f"({', '.join(busy)}), and this machine trains {cap} at a time. Wait for it to "
+                            "finish or stop it, then start again.")
+        run = RunDir(root / new_run_name(root, label)).create()
+        if upload_dir is not None:
+            config = _adopt_upload(config, Path(upload_dir), run.path / UPLOADS_DIR)
+        write_json(run.path / REQUEST_FILE, config.to_dict())
+        run.update_status(state="queued", created_at=time.time(), label=label, epoch=0,
+                          total_epochs=config.epochs, step=0, total_steps=None)
+    command = [sys.executable, "-m", "siamese_core", "train", "--config", str(run.path / REQUEST_FILE),
+               "-o", str(run.path), "--quiet"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # The trainer must find this very siamese_core, wherever the app was started from.
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
+    with open(run.path / OUTPUT_FILE, "ab") as output:
+        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                                 env=env, start_new_session=True)  # its own session: Ctrl-C on the app spares it
+    _children[child.pid] = child
+    write_json(run.path / JOB_FILE, {"pid": child.pid, "command": command, "started_at": time.time()})
+    return run
+
+
+def _adopt_upload(config: TrainConfig, upload_dir: Path, target: Path) -> TrainConfig:
+    upload_dir = upload_dir.resolve()
+    shutil.move(str(upload_dir), str(target))
+    values = config.to_dict()
+    for key in ("train_path", "val_path", "triplets", "images"):
+        if values.get(key):
+            path = Path(values[key]).resolve()
+            if path == upload_dir or upload_dir in path.parents:
+                values[key] = str(target / path.relative_to(upload_dir))
+    return TrainConfig.from_dict(values)
+
+
+def stop(run: RunDir) -> bool:
+    """Ask a run's process to stop (it saves its weights first). Returns False when it was not running."""
+    job_path = run.path / JOB_FILE
+    job = read_json(job_path, default={}) or {}
+    write_json(job_path, {**job, "stop_requested": True})
+    pid = training_pid(run)
+    if not is_alive(pid):
+        refresh(run)
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    return True
+
+
+def delete(run: RunDir, root=None) -> None:
+    """Delete a finished run's folder; a run still training must be stopped first."""
+    root = Path(root or runs_root()).resolve()
+    path = run.path.resolve()
+    if path.parent != root:
+        raise UserError(f"'{run.path}' is not a run in {root}: nothing was deleted.")
+    if refresh(run).get("state") in ACTIVE_STATES:
+        raise UserError(f"'{run.path.name}' is still training: stop it first, then delete it.")
+    # Renamed first, so a delete cut short never leaves a half-run that still looks like one.
+    doomed = path.with_name(f".deleting-{path.name}-{os.getpid()}")
+    path.rename(doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def wait(run: RunDir, timeout: float = 600.0, poll: float = 0.5) -> dict:
+    """Block until the run is no longer queued or running (for scripts and tests). Returns its status."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status = refresh(run)
+        if status.get("state") not in ACTIVE_STATES:
+            return status
+        time.sleep(poll)
+    raise TimeoutError(f"{run.path.name} was still {run.read_status().get('state')} after {timeout:.0f} s")
+
+
+def progress(status: dict, now: Optional[float] = None) -> dict:
+    """Share done, seconds spent and an estimate of seconds left, from a status."""
+    now = now or time.time()
+    started = status.get("started_at")
+    end = status.get("finished_at") if status.get("state") not in ACTIVE_STATES else None
+    elapsed = ((end or now) - started) if started else 0.0
+    total, step = status.get("total_steps") or 0, status.get("step") or 0
+    fraction = min(1.0, step / total) if total else 0.0
+    if status.get("state") == "done":
+        fraction = 1.0
+    left = None
+    if status.get("state") == "running" and 0.02 <= fraction < 1.0 and elapsed > 2:
+        left = elapsed * (1 - fraction) / fraction
+    return {"fraction": fraction, "elapsed": elapsed, "left": left}

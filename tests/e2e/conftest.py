@@ -1,0 +1,277 @@
+"""Browser (end-to-end) tests: a real `streamlit run app.py` server driven by headless Chromium.
+
+Fixtures
+    app_server  (session)  the running app: .url .port .runs_dir .started_at .log_path, .log()
+    browser     (session)  a Playwright Chromium Browser (headless)
+    page        (function) a fresh Page, viewport 1400x900, default timeout 30 s; on failure a
+                           screenshot lands in test-artifacts/screenshots/FAILED-<test>.png
+Helpers
+    find_chromium(), screenshot(page, name), wait_for_app(page), assert_no_exception(page),
+    read_server_log(server)
+
+Chromium is looked for in $SIAMESE_CHROMIUM, /usr/bin/chromium, /usr/bin/chromium-browser,
+/usr/bin/google-chrome, then Playwright's own download (`python -m playwright install chromium`).
+Without any, the tests are skipped -- except under CI (env CI non-empty), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+SCREENSHOTS = ARTIFACTS / "screenshots"
+
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+SERVER_START_TIMEOUT_S = 60
+PAGE_TIMEOUT_MS = 30_000
+HOW_TO_GET_A_BROWSER = (
+    "no Chromium could be launched for the browser tests. Get one with "
+    "`python -m playwright install chromium` (or `apt-get install chromium`), "
+    "or point SIAMESE_CHROMIUM at a Chromium/Chrome executable."
+)
+
+
+# --------------------------------------------------------------------------- marker
+
+def pytest_collection_modifyitems(config, items):
+    """Every test under tests/e2e gets the `browser` marker (deselect with `-m "not browser"`)."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the item, so the `page` fixture knows whether the test failed."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+# --------------------------------------------------------------------------- browser discovery
+
+def find_chromium() -> str | None:
+    """A Chromium executable to use, or None for "Playwright's own downloaded browser, if installed"."""
+    env = os.environ.get("SIAMESE_CHROMIUM")
+    if env:
+        return env
+    for candidate in CHROMIUM_CANDIDATES:
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _no_browser(reason: str):
+    message = f"{HOW_TO_GET_A_BROWSER} ({reason})"
+    if os.environ.get("CI"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as e:  # requirements-dev.txt not installed
+        _no_browser(f"playwright is not installed: {e}; `pip install -r requirements-dev.txt`")
+    with sync_playwright() as pw:
+        executable = find_chromium()
+        attempts = [executable, None] if executable else [None]
+        errors = []
+        launched = None
+        for path in attempts:
+            try:
+                launched = pw.chromium.launch(headless=True, executable_path=path, args=CHROMIUM_ARGS)
+                break
+            except Exception as e:  # noqa: BLE001 - any launch failure means "try the next one"
+                errors.append(f"{path or 'playwright-managed chromium'}: {str(e).splitlines()[0]}")
+        if launched is None:
+            _no_browser("; ".join(errors))
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(PAGE_TIMEOUT_MS)
+    yield pg
+    failed = any(getattr(request.node, f"rep_{when}", None) is not None
+                 and getattr(request.node, f"rep_{when}").failed for when in ("setup", "call"))
+    if failed:
+        try:
+            screenshot(pg, f"FAILED-{_safe_name(request.node.name)}")
+        except Exception as e:  # noqa: BLE001 - a failed screenshot must not hide the real failure
+            print(f"could not save failure screenshot: {e}", file=sys.stderr)
+    context.close()
+
+
+# --------------------------------------------------------------------------- the app server
+
+@dataclass
+class AppServer:
+    url: str
+    port: int
+    runs_dir: Path
+    started_at: float  # time.monotonic() just before the server process was started
+    log_path: Path
+    process: subprocess.Popen
+
+    def log(self) -> str:
+        return read_server_log(self)
+
+
+def read_server_log(server: AppServer, tail_chars: int | None = None) -> str:
+    """The Streamlit server's stdout+stderr so far (or its last `tail_chars` characters)."""
+    try:
+        text = server.log_path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return text[-tail_chars:] if tail_chars else text
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.status == 200 and response.read().decode().strip() == "ok"
+    except OSError:
+        return False
+
+
+def _stop(process: subprocess.Popen):
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory):
+    ARTIFACTS.mkdir(exist_ok=True)
+    runs_dir = tmp_path_factory.mktemp("e2e-runs")
+    log_path = ARTIFACTS / "streamlit-server.log"
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "SIAMESE_RUNS_DIR": str(runs_dir), "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "streamlit", "run", "app.py",
+               "--server.headless", "true", "--server.port", str(port),
+               "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+    # Not --server.fileWatcherType none: with it, Streamlit 1.67 lists every file in pages/ in the
+    # sidebar instead of app.py's st.navigation, which is not what a user sees.
+    with open(log_path, "w") as log:
+        started_at = time.monotonic()
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = AppServer(url, port, runs_dir, started_at, log_path, process)
+    try:
+        deadline = started_at + SERVER_START_TIMEOUT_S
+        while not _healthy(url):
+            if process.poll() is not None:
+                pytest.fail(f"streamlit exited with code {process.returncode} before it was up; log:\n"
+                            f"{read_server_log(server, 4000)}", pytrace=False)
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit not healthy at {url} after {SERVER_START_TIMEOUT_S} s; log tail:\n"
+                            f"{read_server_log(server, 4000)}", pytrace=False)
+            time.sleep(0.1)
+        yield server
+    finally:
+        _stop(process)
+
+
+# --------------------------------------------------------------------------- page helpers
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "page"
+
+
+def screenshot(page, name: str) -> Path:
+    """Save a full-page screenshot as test-artifacts/screenshots/<name>.png and return its path."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{_safe_name(name)}.png"
+    # Streamlit scrolls inside its own container, so full_page alone stops at the window's height:
+    # grow the window to the content for the shot, then put it back.
+    viewport = page.viewport_size
+    height = page.evaluate("() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], "
+                           "[data-testid=stAppViewContainer], section')].map(e => e.scrollHeight), 0)")
+    page.set_viewport_size({"width": viewport["width"], "height": max(viewport["height"], min(height, 6000))})
+    try:
+        page.screenshot(path=str(path), full_page=True)
+    finally:
+        page.set_viewport_size(viewport)
+    return path
+
+
+# True while the app is connected, its script is not running, and no "Running..." widget shows.
+# stApp carries data-test-script-state ("initial" before the first run, then "running",
+# "rerunRequested", "stopRequested", "notRunning", "compilationError") and
+# data-test-connection-state ("CONNECTED" once the websocket is up).
+_APP_IDLE_JS = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (!app) return false;
+  if (app.getAttribute('data-test-connection-state') !== 'CONNECTED') return false;
+  const state = app.getAttribute('data-test-script-state');
+  if (state !== 'notRunning' && state !== 'compilationError') return false;
+  for (const w of document.querySelectorAll('[data-testid="stStatusWidget"]')) {
+    if (w.offsetParent !== null && /running|stopping/i.test(w.innerText || '')) return false;
+  }
+  return true;
+}"""
+
+
+def wait_for_app(page, timeout_s: float = 30, settle_s: float = 0.5):
+    """Wait until Streamlit has finished running the page's script (and stayed idle `settle_s`).
+
+    The settle period covers reruns that start right after a run ends (navigation, st.rerun).
+    """
+    page.wait_for_selector('[data-testid="stApp"]', state="attached", timeout=timeout_s * 1000)
+    deadline = time.monotonic() + timeout_s
+    idle_since = None
+    while True:
+        if page.evaluate(_APP_IDLE_JS):
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since >= settle_s:
+                return
+        else:
+            idle_since = None
+        if time.monotonic() > deadline:
+            app = page.query_selector('[data-testid="stApp"]')
+            state = app and (app.get_attribute("data-test-script-state"),
+                             app.get_attribute("data-test-connection-state"))
+            raise AssertionError(f"Streamlit app at {page.url} still busy after {timeout_s} s "
+                                 f"(script state, connection state: {state})")
+        page.wait_for_timeout(50)
+
+
+def assert_no_exception(page):
+    """Fail if Streamlit shows an exception (a traceback box) on the page."""
+    boxes = page.locator('[data-testid="stException"]')
+    if boxes.count():
+        texts = "\n---\n".join(boxes.all_inner_texts())
+        raise AssertionError(f"the page at {page.url} shows {boxes.count()} exception(s):\n{texts}")

@@ -1,0 +1,65 @@
+"""The app in a real browser: Home comes up with its title, and every page in the sidebar opens."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from .conftest import ARTIFACTS, assert_no_exception, screenshot, wait_for_app
+
+pytestmark = pytest.mark.browser
+
+NAV_LINKS = '[data-testid="stSidebarNav"] a'
+
+
+def _record_timing(key: str, seconds: float):
+    ARTIFACTS.mkdir(exist_ok=True)
+    with open(ARTIFACTS / "timings.txt", "a") as f:
+        f.write(f"{key}={seconds:.1f}\n")
+
+
+# `browser` is asked for before `app_server` so the browser's own launch is not part of the timing:
+# what is measured is server start -> Home's title visible, what a user waits for after
+# `streamlit run app.py`. Runs first in this file, so the server is cold when it is measured.
+def test_home_shows_title_without_exception(browser, app_server, page):
+    page.goto(app_server.url)
+    title = page.locator("h1", has_text="Siamese Studio")
+    title.first.wait_for(state="visible", timeout=60_000)
+    interactive_s = time.monotonic() - app_server.started_at
+    print(f"home_interactive_s={interactive_s:.1f} (server start to Home's title visible)")
+    _record_timing("home_interactive_s", interactive_s)
+
+    wait_for_app(page)
+    assert_no_exception(page)
+    assert page.locator("h1").first.inner_text().strip() == "Siamese Studio"
+    screenshot(page, "home")
+
+
+def _link_label(link) -> str:
+    """A nav link's text without its icon: the page title as given to st.Page."""
+    label = link.locator('[data-testid="stMarkdownContainer"]')
+    return (label.first.inner_text() if label.count() else link.inner_text()).strip()
+
+
+def test_every_sidebar_page_opens_without_exception(browser, app_server, page):
+    page.goto(app_server.url)
+    wait_for_app(page)
+    links = page.locator(NAV_LINKS)
+    links.first.wait_for(state="visible")
+    labels = [_link_label(links.nth(i)) for i in range(links.count())]
+    assert "Home" in labels and "Runs" in labels, f"sidebar navigation shows {labels}"
+
+    opened = []
+    for i, label in enumerate(labels):
+        link = page.locator(NAV_LINKS).nth(i)
+        href = link.get_attribute("href")
+        link.click()
+        page.wait_for_url(href)
+        # The clicked page is the current one once Streamlit has switched to it.
+        page.locator(f'{NAV_LINKS}[aria-current="page"]', has_text=label).wait_for()
+        wait_for_app(page)
+        assert_no_exception(page)
+        assert page.locator('[data-testid="stMain"]').inner_text().strip(), f"page {label!r} is empty"
+        opened.append(screenshot(page, label.lower()))
+    print("\n".join(map(str, opened)))

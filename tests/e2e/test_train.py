@@ -1,0 +1,64 @@
+"""Training in a real browser: start the Quick preset on digits, watch the curves grow, reach 'done'."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from .conftest import assert_no_exception, screenshot, wait_for_app
+
+pytestmark = pytest.mark.browser
+
+
+def _status(runs_dir) -> dict:
+    found = [json.loads(p.read_text()) for p in runs_dir.glob("*/status.json")]
+    return found[0] if found else {}
+
+
+def _points_in_loss_curve(page) -> int:
+    """Points drawn in the loss chart's traces (read from the Plotly graph in the page)."""
+    return page.evaluate("""() => {
+        const plots = [...document.querySelectorAll('.js-plotly-plot')];
+        const loss = plots.find(p => (p.layout && p.layout.title && p.layout.title.text || '').includes('loss'));
+        return loss ? loss.data.reduce((n, trace) => n + (trace.x ? trace.x.length : 0), 0) : 0;
+    }""")
+
+
+def test_quick_training_on_digits_runs_live_to_done(app_server, page):
+    page.goto(f"{app_server.url}/train")
+    wait_for_app(page)
+    assert_no_exception(page)
+    page.get_by_text("Advanced settings").click()
+    epochs = page.get_by_label("Epochs", exact=True)
+    epochs.fill("4")
+    epochs.press("Enter")
+    wait_for_app(page)
+    screenshot(page, "train-before-start")
+    page.get_by_role("button", name="Start training").click()
+
+    page.get_by_text("Your run").wait_for(timeout=30_000)
+    counts, states = [], set()
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        counts.append(_points_in_loss_curve(page))
+        states.add(_status(app_server.runs_dir).get("state"))
+        if len(counts) == 12:
+            screenshot(page, "train-live")
+        if page.get_by_text("Training finished").count():
+            break
+        time.sleep(1)
+    assert page.get_by_text("Training finished").count(), f"the run never finished in the browser: {_status(app_server.runs_dir)}"
+    wait_for_app(page)
+    assert_no_exception(page)
+    screenshot(page, "train-done")
+
+    status = _status(app_server.runs_dir)
+    assert status["state"] == "done" and status["epoch"] == 4
+    assert status["best_accuracy"] > 0.9
+    assert "running" in states
+    # The curve grew while the page was open, without anyone reloading it.
+    growing = [c for c in counts if c]
+    assert len(set(growing)) >= 3 and growing == sorted(growing), counts
+    assert page.get_by_role("button", name="Verify with this model").is_visible()
