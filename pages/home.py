@@ -2,8 +2,6 @@
 
 import streamlit as st
 
-from pages import ui  # noqa: F401  (every page runs inside app.py's navigation: see ui)
-
 st.title("Siamese Studio")
 st.markdown(
     """

@@ -75,7 +75,9 @@ def _curves(name: str, records: list, epochs: list, total_epochs) -> None:
         st.caption("The curves appear here as soon as the first batches are trained.")
         return
     left, right = st.columns(2)
-    x_max = max(1, total_epochs or 1)
+    # The whole run on the x axis for short runs; long runs widen it as they go, so early epochs stay legible.
+    reached = max([r["epoch"] for r in records] or [1])
+    x_max = min(total_epochs or reached, max(5, reached + 1))
     loss = go.Figure()
     if steps:
         per_epoch = max(r["step"] for r in steps)  # steps restart at 1 each epoch

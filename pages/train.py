@@ -2,10 +2,11 @@
 
 import streamlit as st
 
-from pages import run_view, train_data, ui
+from pages import run_view, train_data
 from siamese_core import jobs
 from siamese_core.config import TrainConfig
 from siamese_core.errors import UserError
+from siamese_core.runs import runs_root
 
 QUICK = "Quick: small ConvNet, about a minute"
 PHOTOS = "Photos: EfficientNet-B0"
@@ -21,9 +22,10 @@ st.caption("Teach a Siamese network what 'same' looks like in your images. Train
            "closing the browser does not stop it, and this page finds it again.")
 
 watched = st.session_state.get("watched_run")
-if not watched or not (ui.runs_root() / watched).is_dir():
+if not watched or not (runs_root() / watched).is_dir():
     active = [info for info in jobs.list_runs() if info.active]
     watched = active[0].name if active else None
+    st.session_state["watched_run"] = watched  # stays on the page once it finishes
 if watched:
     st.subheader("Your run")
     run_view.show_run(watched)
@@ -41,7 +43,7 @@ defaults = {"backbone": "convnet", "epochs": 5, "image_size": 28 if digits_like 
 if preset == PHOTOS:
     defaults = {"backbone": "timm:efficientnet_b0", "epochs": 5, "pretrained": True,
                 "image_size": 224 if jobs.accelerator() else 128}  # 224 px trains at ~10 pairs/s on a CPU
-defaults["mode"] = data.settings.get("mode", "pair")
+defaults["mode"] = "triplet" if data.source == train_data.TRIPLETS else "pair"  # the triplet design's loss
 
 suffix = f"{preset}-{data.source}"  # new defaults when the preset or the data change
 with st.expander("Advanced settings"):
@@ -74,7 +76,7 @@ with st.expander("Advanced settings"):
                                disabled=backbone == "convnet", help="Used when they can be downloaded or are "
                                "in the local cache; otherwise training starts from random weights, with a warning.")
 
-config = TrainConfig(**{k: v for k, v in data.settings.items() if k != "mode"}, backbone=backbone, mode=mode,
+config = TrainConfig(**data.settings, backbone=backbone, mode=mode,
                      head=None if head == "automatic" else head, epochs=int(epochs), lr=float(lr),
                      batch_size=int(batch), image_size=int(size), embedding_dim=int(embedding),
                      margin=float(margin) if mode != "pair" else None, pretrained=bool(pretrained))

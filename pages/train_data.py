@@ -20,6 +20,7 @@ MNIST = "MNIST (70,000 digits)"
 ZIP = "Upload a zip of class folders"
 TRIPLETS = "Upload a triplet CSV and a zip of its images"
 SERVER = "A folder on this server"
+MNIST_HOST = "ossci-datasets.s3.amazonaws.com"  # where torchvision downloads MNIST from
 
 
 @dataclass
@@ -70,13 +71,29 @@ def _mnist() -> DataChoice:
 
     root = mnist_root()
     parts = mnist_parts_available(root)
+    if parts == ["test"]:
+        st.caption(f"Only the 10,000 MNIST test images are in `{root}`: they are split for training and "
+                   "validation. 10 classes (the digits).")
+    elif parts:
+        st.caption(f"MNIST found in `{root}`: 60,000 training and 10,000 test images of the 10 digits.")
     if parts:
-        st.caption(f"MNIST files found in `{root}`: {' and '.join(parts)} part(s). 10 classes (the digits).")
         return DataChoice(MNIST, {"dataset": "mnist", "data_root": str(root)})
-    st.warning(f"The MNIST files are not in `{root}`. When this machine is online the trainer downloads them "
-               "there (about 11 MB); offline, put the four IDX files (`train-images-idx3-ubyte.gz` ...) there, "
-               "or set SIAMESE_MNIST_DIR to the folder that holds them.")
-    return DataChoice(MNIST, {"dataset": "mnist", "data_root": str(root)})
+    settings = {"dataset": "mnist", "data_root": str(root)}
+    if _mnist_downloadable():
+        st.caption(f"MNIST is not in `{root}` yet: training downloads it there first (about 11 MB).")
+        return DataChoice(MNIST, settings)
+    problem = (f"The MNIST files are not in `{root}` and this machine cannot download them (it is offline). "
+               "Put the IDX files (`t10k-images-idx3-ubyte.gz` and the others) there, or set SIAMESE_MNIST_DIR "
+               "to the folder that holds them.")
+    st.warning(problem)
+    return DataChoice(MNIST, settings, problems=[problem])
+
+
+@st.cache_data(ttl=60, show_spinner="Checking whether MNIST can be downloaded...")
+def _mnist_downloadable() -> bool:
+    from siamese_core.models import reachable
+
+    return reachable(MNIST_HOST)
 
 
 def _staged(data: bytes) -> Path:
@@ -107,11 +124,11 @@ def _server_folder() -> DataChoice:
     base = uploads.data_root()
     folders = sorted(str(p.relative_to(base)) for p in base.glob("*/") if p.is_dir() and not p.name.startswith("."))
     if not folders:
-        return DataChoice(SERVER, problems=[f"The data root {base} holds no folders."])
+        raise UserError(f"The data root {base} holds no folders: put one folder of class folders there.")
     picked = st.selectbox(f"Folder inside {base}", folders, key="server-folder")
     folder = base / picked
     if not uploads.inside(base, folder):
-        return DataChoice(SERVER, problems=[f"'{picked}' leads outside {base}: not allowed."])
+        raise UserError(f"'{picked}' leads outside {base} (it is a link): only folders inside it can be used.")
     root = uploads.find_class_root(folder)
     choice = _describe(uploads.describe_class_folders(root), SERVER)
     choice.settings = {"dataset": "folder", "train_path": str(root)}
@@ -149,11 +166,12 @@ def _triplets() -> DataChoice:
     if len(missing) == len(set(names)):
         problems.append("None of the files the CSV names are in the zip: check that its names match the "
                         f"zip's paths (the first is '{names[0]}').")
+        st.error(problems[-1])
     elif missing:
         st.warning(f"{len(missing):,} files the CSV names are not in the zip (e.g. '{missing[0]}'); "
                    "the triplets naming them are left out.")
-    return DataChoice(TRIPLETS, {"dataset": "triplets", "triplets": str(csv_path), "images": str(images_root),
-                                 "mode": "triplet"}, staged, problems)
+    return DataChoice(TRIPLETS, {"dataset": "triplets", "triplets": str(csv_path), "images": str(images_root)},
+                      staged, problems)
 
 
 def _describe(summary: uploads.FolderSummary, source: str) -> DataChoice:

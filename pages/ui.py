@@ -11,7 +11,6 @@ import streamlit as st
 
 from siamese_core import jobs
 from siamese_core.errors import UserError
-from siamese_core.runs import runs_root
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_MODEL = ROOT / "assets" / "demo" / "digits-convnet.pt"

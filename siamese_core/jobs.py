@@ -117,19 +117,29 @@ def refresh(run: RunDir) -> dict:
         return status
     if job.get("stop_requested"):
         return run.update_status(state="stopped", finished_at=time.time())
-    reason = last_error_line(run.path / OUTPUT_FILE) or "no reason was given"
     return run.update_status(state="failed", finished_at=time.time(),
-                             error=f"The training process ended unexpectedly ({reason}).")
+                             error=f"The training process ended unexpectedly ({_why_it_ended(run, pid)}).")
 
 
-def last_error_line(path: Path) -> Optional[str]:
-    """The last line a crashed process printed: usually the exception, for the status message."""
-    lines = [line.strip() for line in tail(path, 40) if line.strip()]
-    return lines[-1][:300] if lines else None
+def _why_it_ended(run: RunDir, pid: Optional[int]) -> str:
+    child = _children.get(pid)
+    code = child.returncode if child is not None else None
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+        hint = ": the machine may have run out of memory" if -code == signal.SIGKILL else ""
+        return f"it was killed by {name}{hint}"
+    # The process's own output ends with the exception when Python itself failed.
+    lines = [line.strip() for line in tail(run.path / OUTPUT_FILE, 40) if line.strip()]
+    errors = [line for line in lines if "Error" in line or line.startswith("error:")]
+    if errors:
+        return errors[-1][:300]
+    return f"it exited with code {code}; see the log" if code is not None else "no reason was given; see the log"
 
 
 def tail(path, lines: int = 20) -> list[str]:
     """The last lines of a text file (reads only its end, so a long log costs nothing)."""
+    if lines <= 0:
+        return []
     try:
         with open(path, "rb") as fh:
             fh.seek(0, os.SEEK_END)

@@ -209,7 +209,8 @@ def find_class_root(folder) -> Path:
     while True:
         subdirs = _visible_dirs(folder)
         has_images = any(p.is_file() and is_image_file(p) for p in folder.iterdir())
-        if len(subdirs) != 1 or has_images:
+        # One sub-folder with no folders of its own is a lone class, not a wrapper: stay here.
+        if len(subdirs) != 1 or has_images or not _visible_dirs(subdirs[0]):
             return folder
         folder = subdirs[0]
 

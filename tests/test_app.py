@@ -1,35 +1,283 @@
-"""The app's pages, driven by Streamlit's AppTest (no browser)."""
+"""The app's pages, driven by Streamlit's AppTest (no browser): real widgets, real runs, no JavaScript."""
 
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT
+from conftest import ROOT, write_class_folders
+from siamese_core import jobs
+from siamese_core.runs import RunDir
+
+TIMEOUT = 60
 
 
-def test_app_opens_on_home():
-    at = AppTest.from_file(str(ROOT / "app.py")).run(timeout=30)
-    assert not at.exception
-    assert at.title[0].value == "Siamese Studio"
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "runs"
+    monkeypatch.setenv("SIAMESE_RUNS_DIR", str(folder))
+    return folder
 
 
-def test_home_page_renders():
-    at = AppTest.from_file(str(ROOT / "pages" / "home.py")).run(timeout=30)
-    assert not at.exception
+def open_page(page: str) -> AppTest:
+    """The whole app (sidebar and navigation included), switched to one page."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    if page != "home":
+        at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def zip_of(folder: Path, wrap: str = "") -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.write(path, f"{wrap}{path.relative_to(folder)}")
+    return buffer.getvalue()
+
+
+def by_key(elements, prefix: str):
+    return next(e for e in elements if e.key and e.key.startswith(prefix))
+
+
+def test_home_explains_and_points_to_the_pages(runs_dir):
+    at = open_page("home")
     assert at.title[0].value == "Siamese Studio"
     assert "Siamese network" in at.markdown[0].value
+    assert any("Demo model" in c.value for c in at.sidebar.caption)
+    assert any("CPU" in c.value or "GPU" in c.value for c in at.sidebar.caption)
 
 
-def test_runs_page_shows_a_trained_run_and_its_curves(digits_run, monkeypatch):
-    monkeypatch.setenv("SIAMESE_RUNS_DIR", str(digits_run.parent))
-    at = AppTest.from_file(str(ROOT / "pages" / "runs.py")).run(timeout=30)
+def test_train_page_trains_a_tiny_run_to_done(runs_dir):
+    at = open_page("train")
+    assert at.radio(key="data-source").value.startswith("Built-in")
+    by_key(at.number_input, "epochs-").set_value(2)
+    at.run()
+    at.button(key="start").click().run()
     assert not at.exception
+    runs = jobs.list_runs(runs_dir)
+    assert len(runs) == 1 and runs[0].name.endswith("digits-quick")
+    status = jobs.wait(runs[0].run, timeout=300)
+    assert status["state"] == "done" and status["epoch"] == 2 and status["best_accuracy"] > 0.9
+
+    at.run()  # the page finds the finished run again
+    assert not at.exception
+    assert any("Training finished" in s.value for s in at.success)
+    assert at.button(key=f"verify-{runs[0].name}")
+    assert len(at.get("plotly_chart")) == 2  # loss, and validation accuracy / precision / recall
+    # ... and its model is offered on every page.
+    at.button(key=f"verify-{runs[0].name}").click().run()
+    assert not at.exception
+    assert at.selectbox(key="model-picker-verify").value.key == f"run:{runs[0].name}"
+
+
+def test_a_second_run_is_refused_while_one_trains(runs_dir):
+    at = open_page("train")
+    by_key(at.number_input, "epochs-").set_value(50)
+    at.run()
+    at.button(key="start").click().run()
+    first = jobs.list_runs(runs_dir)[0]
+    try:
+        at.button(key="start").click().run()
+        assert not at.exception
+        assert any("training already" in e.value for e in at.error)
+        assert len(jobs.list_runs(runs_dir)) == 1
+        at.button(key=f"stop-{first.name}").click().run()
+        assert jobs.wait(first.run, timeout=120)["state"] == "stopped"
+    finally:
+        jobs.stop(first.run)
+
+
+def test_uploaded_zip_of_class_folders_is_described(runs_dir, tmp_path):
+    folders = write_class_folders(tmp_path / "people", classes=range(3), per_class=4)
+    at = open_page("train")
+    at.radio(key="data-source").set_value(at.radio(key="data-source").options[2]).run()
+    at.get("file_uploader")[0].upload("people.zip", zip_of(folders, wrap="people/"), "application/zip")
+    at.run()
+    assert not at.exception
+    assert any("12 images in 3 classes" in c.value for c in at.caption)
+    assert not at.button(key="start").disabled
+    assert not at.error
+
+
+@pytest.mark.parametrize("classes, per_class, words", [
+    (range(1), 5, "Only one class"),
+    (range(3), 1, "at least two images"),
+])
+def test_zip_that_cannot_train_is_refused_with_a_reason(runs_dir, tmp_path, classes, per_class, words):
+    folders = write_class_folders(tmp_path / "bad", classes=classes, per_class=per_class)
+    at = open_page("train")
+    at.radio(key="data-source").set_value(at.radio(key="data-source").options[2]).run()
+    at.get("file_uploader")[0].upload("bad.zip", zip_of(folders), "application/zip")
+    at.run()
+    assert not at.exception
+    assert any(words in e.value for e in at.error)
+    assert at.button(key="start").disabled
+
+
+def test_a_file_that_is_not_a_zip_gets_a_message(runs_dir):
+    at = open_page("train")
+    at.radio(key="data-source").set_value(at.radio(key="data-source").options[2]).run()
+    at.get("file_uploader")[0].upload("photo.zip", b"this is not a zip", "application/zip")
+    at.run()
+    assert not at.exception
+    assert any("not a zip" in e.value for e in at.error)
+    assert at.button(key="start").disabled
+
+
+def test_runs_page_shows_a_trained_run_and_deletes_it_after_confirmation(digits_run, tmp_path, monkeypatch):
+    import shutil
+
+    root = tmp_path / "runs"
+    shutil.copytree(digits_run, root / digits_run.name)
+    monkeypatch.setenv("SIAMESE_RUNS_DIR", str(root))
+    at = open_page("runs")
     table = at.dataframe[0].value
     row = table[table["run"] == digits_run.name].iloc[0]
-    assert row["state"] == "done" and row["epoch"] == "3 of 3" and row["best accuracy"] >= 0.95
-    assert at.selectbox[0].value == digits_run.name
+    assert "done" in row["state"] and row["epoch"] == "3 of 3" and row["best accuracy"] >= 0.95
+    assert at.selectbox(key="open-run").value == digits_run.name
+    assert len(at.get("plotly_chart")) == 2
 
-
-def test_runs_page_without_runs_says_how_to_make_one(tmp_path, monkeypatch):
-    monkeypatch.setenv("SIAMESE_RUNS_DIR", str(tmp_path))
-    at = AppTest.from_file(str(ROOT / "pages" / "runs.py")).run(timeout=30)
+    at.button(key=f"delete-{digits_run.name}").click().run()
+    assert (root / digits_run.name).is_dir()  # asked, not yet deleted
+    assert any("cannot be undone" in w.value for w in at.warning)
+    at.button(key=f"delete-yes-{digits_run.name}").click().run()
     assert not at.exception
+    assert not (root / digits_run.name).exists()
+    assert any("Deleted" in s.value for s in at.success)
+
+
+def test_runs_page_without_runs_says_how_to_make_one(runs_dir):
+    at = open_page("runs")
     assert "No runs yet" in at.info[0].value
+
+
+def test_verify_page_works_on_first_launch_with_the_demo_model(runs_dir):
+    at = open_page("verify")
+    assert at.selectbox(key="model-picker-verify").value.key == "demo"
+    assert any("Same digit" in s.value for s in at.success)  # two images of one digit, by default
+    sample_b = at.selectbox(key="sample-B")
+    other_digit = next(p for p in sorted(sample_b.value.parent.parent.glob("*/*.png"))
+                       if p.parent != sample_b.value.parent)
+    sample_b.set_value(other_digit).run()
+    assert not at.exception
+    assert any("Different digits" in e.value for e in at.error)
+
+
+def test_verify_page_says_when_an_upload_is_not_an_image(runs_dir):
+    at = open_page("verify")
+    at.radio(key="source-A").set_value("Upload").run()
+    at.get("file_uploader")[0].upload("notes.png", b"not an image at all", "image/png")
+    at.run()
+    assert not at.exception
+    assert any("not an image" in e.value for e in at.error)
+
+
+def test_explore_page_maps_the_digits_with_the_demo_model(runs_dir):
+    at = open_page("explore")
+    assert len(at.get("plotly_chart")) == 1
+    assert any("1,797 built-in digits" in c.value for c in at.caption)
+
+
+def test_a_failed_run_shows_its_error_not_a_traceback(runs_dir):
+    run = RunDir(runs_dir / "20260101-000000-broken").create()
+    run.update_status(state="failed", error="The training set has only one class.", created_at=1.0)
+    at = open_page("runs")
+    assert any("only one class" in e.value for e in at.error)
+
+
+def choose_source(at: AppTest, words: str) -> AppTest:
+    source = at.radio(key="data-source")
+    return source.set_value(next(o for o in source.options if words in o)).run()
+
+
+def test_mnist_is_offered_when_its_files_are_present(runs_dir, tmp_path, monkeypatch):
+    from siamese_core import data as D
+    from test_data import write_idx
+
+    digits = D.load_digits(28, 1)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", digits.pixels[:200, 0].numpy(), True)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", digits.labels[:200], True)
+    monkeypatch.setenv("SIAMESE_MNIST_DIR", str(tmp_path))
+    at = choose_source(open_page("train"), "MNIST")
+    assert not at.exception
+    assert any("Only the 10,000 MNIST test images" in c.value for c in at.caption)
+    assert not at.button(key="start").disabled
+
+
+def test_missing_mnist_offline_is_refused_before_training(runs_dir, tmp_path, monkeypatch):
+    import siamese_core.models
+
+    monkeypatch.setenv("SIAMESE_MNIST_DIR", str(tmp_path / "nothing-here"))
+    monkeypatch.setattr(siamese_core.models, "reachable", lambda *a, **k: False)  # this machine is offline anyway
+    at = choose_source(open_page("train"), "MNIST")
+    assert not at.exception
+    assert any("cannot download them" in w.value for w in at.warning)
+    assert at.button(key="start").disabled
+
+
+def write_triplets(folder: Path, identities: int = 4, per_identity: int = 4) -> list:
+    """Images named like Market-1501 (identity first), and rows (anchor, positive, negative) over them."""
+    from siamese_core import data as D
+    from siamese_core.images import pixels_to_image
+
+    digits = D.load_digits(28, 1)
+    folder.mkdir(parents=True)
+    names = {}
+    for identity in range(identities):
+        members = (digits.labels == identity).nonzero()[0][:per_identity]
+        names[identity] = [f"{identity:04d}_c1_{n}.png" for n in range(per_identity)]
+        for name, i in zip(names[identity], members):
+            pixels_to_image(digits.pixels[int(i)].numpy()).save(folder / name)
+    return [(names[i][n], names[i][(n + 1) % per_identity], names[(i + 1) % identities][n])
+            for i in range(identities) for n in range(per_identity)]
+
+
+def test_triplet_csv_with_a_zip_of_images_is_described(runs_dir, tmp_path):
+    rows = write_triplets(tmp_path / "images")
+    csv = "Positive,Anchor,Negative\n" + "".join(f"{p},{a},{n}\n" for a, p, n in rows)  # any column order
+    at = choose_source(open_page("train"), "triplet")
+    csv_upload, zip_upload = at.get("file_uploader")
+    csv_upload.upload("triplets.csv", csv.encode(), "text/csv")
+    zip_upload.upload("images.zip", zip_of(tmp_path / "images", wrap="market/bounding_box/"), "application/zip")
+    at.run()
+    assert not at.exception
+    assert any("16 triplets naming 16 images of 4 identities" in c.value for c in at.caption)
+    assert not at.button(key="start").disabled
+    assert by_key(at.radio, "mode-").value == "triplet"
+
+
+def test_triplet_csv_naming_files_not_in_the_zip_is_refused(runs_dir, tmp_path):
+    write_triplets(tmp_path / "images")
+    at = choose_source(open_page("train"), "triplet")
+    csv_upload, zip_upload = at.get("file_uploader")
+    csv_upload.upload("triplets.csv", b"Anchor,Positive,Negative\na.png,b.png,c.png\n", "text/csv")
+    zip_upload.upload("images.zip", zip_of(tmp_path / "images"), "application/zip")
+    at.run()
+    assert not at.exception
+    assert any("None of the files the CSV names are in the zip" in e.value for e in at.error)
+    assert at.button(key="start").disabled
+
+
+def test_server_folders_only_inside_the_configured_data_root(runs_dir, tmp_path, monkeypatch):
+    at = open_page("train")
+    assert not any("server" in o for o in at.radio(key="data-source").options)  # off unless configured
+
+    root = tmp_path / "data-root"
+    write_class_folders(root / "digits", classes=range(3), per_class=3)
+    outside = write_class_folders(tmp_path / "private", classes=range(3), per_class=3)
+    (root / "sneaky").symlink_to(outside, target_is_directory=True)
+    monkeypatch.setenv("SIAMESE_DATA_ROOT", str(root))
+    at = choose_source(open_page("train"), "server")
+    assert at.selectbox(key="server-folder").options == ["digits", "sneaky"]
+    assert any("9 images in 3 classes" in c.value for c in at.caption)
+    assert not at.button(key="start").disabled
+    at.selectbox(key="server-folder").set_value("sneaky").run()
+    assert not at.exception
+    assert at.button(key="start").disabled
+    assert any("outside" in e.value for e in at.error)

@@ -62,3 +62,36 @@ def test_quick_training_on_digits_runs_live_to_done(app_server, page):
     growing = [c for c in counts if c]
     assert len(set(growing)) >= 3 and growing == sorted(growing), counts
     assert page.get_by_role("button", name="Verify with this model").is_visible()
+
+
+def test_training_survives_a_closed_browser_and_stops_cleanly(app_server, browser):
+    first = browser.new_page(viewport={"width": 1400, "height": 900})
+    first.goto(f"{app_server.url}/train")
+    wait_for_app(first)
+    first.get_by_text("Advanced settings").click()
+    epochs = first.get_by_label("Epochs", exact=True)
+    epochs.fill("100")
+    epochs.press("Enter")
+    wait_for_app(first)
+    first.get_by_role("button", name="Start training").click()
+    first.get_by_text("Your run").wait_for(timeout=30_000)
+    first.context.close()  # the person closes the browser
+
+    deadline = time.monotonic() + 120
+    while _status(app_server.runs_dir).get("state") != "running" or not _status(app_server.runs_dir).get("epoch"):
+        assert time.monotonic() < deadline, f"never ran an epoch: {_status(app_server.runs_dir)}"
+        time.sleep(0.5)  # still training with no browser open
+
+    again = browser.new_page(viewport={"width": 1400, "height": 900})
+    again.goto(f"{app_server.url}/train")  # ... and comes back: the page finds the run
+    again.get_by_text("Your run").wait_for(timeout=30_000)
+    assert again.get_by_text("Training now").count()  # the sidebar says so on every page
+    screenshot(again, "train-found-again")
+    again.get_by_role("button", name="Stop training").click()
+    again.get_by_text("This run was stopped").wait_for(timeout=60_000)
+    wait_for_app(again)
+    assert_no_exception(again)
+    screenshot(again, "train-stopped")
+    status = _status(app_server.runs_dir)
+    assert status["state"] == "stopped" and 1 <= status["epoch"] < 100
+    again.context.close()
