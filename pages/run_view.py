@@ -98,7 +98,7 @@ def _curves(name: str, records: list, epochs: list, total_epochs) -> None:
 
 def _style(fig: go.Figure, title: str, x_max: int, name: str) -> None:
     fig.update_layout(title=title, height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10}, uirevision=name,
-                      legend={"orientation": "h", "y": -0.2})
+                      legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.0, "yanchor": "bottom"})
     fig.update_xaxes(title="epoch", range=[0, x_max + 0.1])
 
 

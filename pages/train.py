@@ -82,8 +82,8 @@ config = TrainConfig(**data.settings, backbone=backbone, mode=mode,
                      margin=float(margin) if mode != "pair" else None, pretrained=bool(pretrained))
 
 st.subheader("3. Start")
-name = st.text_input("Run name", f"{data.settings.get('dataset', 'data')}-{'quick' if preset == QUICK else 'photos'}",
-                     key="run-name", max_chars=40)
+name = st.text_input("Run name", f"{data.name}-{'quick' if preset == QUICK else 'photos'}",
+                     key=f"run-name-{suffix}-{data.name}", max_chars=40)
 for problem in data.problems:
     st.caption(f"Not ready: {problem}")
 if st.button("🚀 Start training", type="primary", disabled=not data.ready, key="start"):

@@ -13,6 +13,7 @@ import streamlit as st
 from pages import ui
 from siamese_core import uploads
 from siamese_core.errors import UserError
+from siamese_core.images import open_image
 from siamese_core.runs import runs_root, write_bytes
 
 DIGITS = "Built-in handwritten digits (no download)"
@@ -29,6 +30,7 @@ class DataChoice:
     settings: dict = field(default_factory=dict)  # TrainConfig fields
     upload_dir: Optional[Path] = None  # unpacked uploads, moved into the run when it starts
     problems: list = field(default_factory=list)  # why it cannot train; empty when it can
+    name: str = "data"  # a short name for the run: digits, mnist, the zip's name...
 
     @property
     def ready(self) -> bool:
@@ -63,7 +65,7 @@ def _digits() -> DataChoice:
     st.caption("1,797 real handwritten digits (scikit-learn's, 8x8 pixels scaled up): 10 classes of about "
                "180 images each. Training learns whether two digits are the same digit.")
     _thumbnails({d.name: sorted(d.glob("*.png")) for d in sorted(ui.SAMPLES.iterdir()) if d.is_dir()})
-    return DataChoice(DIGITS, {"dataset": "digits"})
+    return DataChoice(DIGITS, {"dataset": "digits"}, name="digits")
 
 
 def _mnist() -> DataChoice:
@@ -77,16 +79,16 @@ def _mnist() -> DataChoice:
     elif parts:
         st.caption(f"MNIST found in `{root}`: 60,000 training and 10,000 test images of the 10 digits.")
     if parts:
-        return DataChoice(MNIST, {"dataset": "mnist", "data_root": str(root)})
+        return DataChoice(MNIST, {"dataset": "mnist", "data_root": str(root)}, name="mnist")
     settings = {"dataset": "mnist", "data_root": str(root)}
     if _mnist_downloadable():
         st.caption(f"MNIST is not in `{root}` yet: training downloads it there first (about 11 MB).")
-        return DataChoice(MNIST, settings)
+        return DataChoice(MNIST, settings, name="mnist")
     problem = (f"The MNIST files are not in `{root}` and this machine cannot download them (it is offline). "
                "Put the IDX files (`t10k-images-idx3-ubyte.gz` and the others) there, or set SIAMESE_MNIST_DIR "
                "to the folder that holds them.")
     st.warning(problem)
-    return DataChoice(MNIST, settings, problems=[problem])
+    return DataChoice(MNIST, settings, problems=[problem], name="mnist")
 
 
 @st.cache_data(ttl=60, show_spinner="Checking whether MNIST can be downloaded...")
@@ -117,6 +119,7 @@ def _class_zip() -> DataChoice:
     choice = _describe(uploads.describe_class_folders(root), ZIP)
     choice.settings = {"dataset": "folder", "train_path": str(root)}
     choice.upload_dir = staged
+    choice.name = Path(upload.name).stem
     return choice
 
 
@@ -132,6 +135,7 @@ def _server_folder() -> DataChoice:
     root = uploads.find_class_root(folder)
     choice = _describe(uploads.describe_class_folders(root), SERVER)
     choice.settings = {"dataset": "folder", "train_path": str(root)}
+    choice.name = folder.name
     return choice
 
 
@@ -171,32 +175,39 @@ def _triplets() -> DataChoice:
         st.warning(f"{len(missing):,} files the CSV names are not in the zip (e.g. '{missing[0]}'); "
                    "the triplets naming them are left out.")
     return DataChoice(TRIPLETS, {"dataset": "triplets", "triplets": str(csv_path), "images": str(images_root)},
-                      staged, problems)
+                      staged, problems, name=Path(csv.name).stem)
 
 
 def _describe(summary: uploads.FolderSummary, source: str) -> DataChoice:
     if summary.total:
         counts = sorted(summary.counts.values())
-        st.caption(f"Found {summary.total:,} images in {len(summary.classes):,} classes "
-                   f"({counts[0]:,} to {counts[-1]:,} images per class).")
-        _thumbnails(summary.examples)
+        spread = f"{counts[0]:,}" if counts[0] == counts[-1] else f"{counts[0]:,} to {counts[-1]:,}"
+        st.caption(f"Found {summary.total:,} images in {len(summary.classes):,} classes ({spread} images per class).")
+        _thumbnails(summary.examples, summary.counts)
     for problem in summary.problems:
         st.error(problem)
     return DataChoice(source, problems=summary.problems)
 
 
-def _thumbnails(examples: dict, max_classes: int = 10) -> None:
+def _thumbnails(examples: dict, counts: Optional[dict] = None, max_classes: int = 10) -> None:
     """A few images of the first classes, so a person sees that the right data was found."""
     shown = list(examples.items())[:max_classes]
     if not shown:
         return
-    cols = st.columns(len(shown))
-    for col, (name, paths) in zip(cols, shown):
-        readable = [str(p) for p in paths[:2] if p.is_file()]
-        if readable:
-            try:
-                col.image(readable, width=56, caption=[name] * len(readable))
-            except Exception:  # one unreadable file must not hide the others or the page
-                col.caption(f"{name}: preview unavailable")
+    for column, (name, paths) in zip(st.columns(len(shown)), shown):
+        small = [image for image in map(_small_image, paths[:2]) if image is not None]
+        if small:
+            column.image(small, width=56)
+        column.caption(f"{name} ({counts[name]:,})" if counts else name)
     if len(examples) > max_classes:
         st.caption(f"... and {len(examples) - max_classes:,} more classes.")
+
+
+def _small_image(path: Path):
+    """A thumbnail decoded with the library's guards (pixel cap, EXIF); None for a file that is no image."""
+    try:
+        image = open_image(path)
+    except UserError:
+        return None  # the trainer reports unreadable files; a preview just leaves them out
+    image.thumbnail((112, 112))
+    return image

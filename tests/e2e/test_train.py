@@ -63,6 +63,13 @@ def test_quick_training_on_digits_runs_live_to_done(app_server, page):
     assert len(set(growing)) >= 3 and growing == sorted(growing), counts
     assert page.get_by_role("button", name="Verify with this model").is_visible()
 
+    page.goto(f"{app_server.url}/runs")  # the run is listed, with its curves
+    page.locator('[data-testid="stDataFrame"]').wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    wait_for_app(page)
+    assert_no_exception(page)
+    screenshot(page, "runs-after-training")
+
 
 def test_training_survives_a_closed_browser_and_stops_cleanly(app_server, browser):
     first = browser.new_page(viewport={"width": 1400, "height": 900})

@@ -1,0 +1,56 @@
+"""A zip of class folders uploaded through the browser's file chooser: described, then trained on."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, assert_no_exception, screenshot, wait_for_app
+
+sys.path.insert(0, str(ROOT / "tests"))
+from conftest import write_class_folders  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+
+def test_upload_a_zip_of_class_folders_and_train_on_it(app_server, page, tmp_path):
+    folders = write_class_folders(tmp_path / "people", classes=range(4), per_class=8)
+    archive = tmp_path / "people.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(folders.rglob("*.png")):
+            zf.write(path, f"people/{path.relative_to(folders)}")
+
+    page.goto(f"{app_server.url}/train")
+    wait_for_app(page)
+    page.get_by_text("Upload a zip of class folders").click()
+    wait_for_app(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(archive))
+    page.get_by_text("Found 32 images in 4 classes").wait_for(timeout=30_000)
+    wait_for_app(page)
+    assert_no_exception(page)
+    thumbnails = page.locator('[data-testid="stImage"] img')
+    assert thumbnails.count() >= 4 and all(thumbnails.nth(i).get_attribute("src") for i in range(4))
+    screenshot(page, "train-uploaded-zip")
+
+    page.get_by_text("Advanced settings").click()
+    epochs = page.get_by_label("Epochs", exact=True)
+    epochs.fill("2")
+    epochs.press("Enter")
+    wait_for_app(page)
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text("Training finished").wait_for(timeout=180_000)
+    assert_no_exception(page)
+
+    runs = [p for p in Path(app_server.runs_dir).iterdir() if (p / "status.json").is_file()]
+    run = max(runs, key=lambda p: p.stat().st_mtime)
+    status = json.loads((run / "status.json").read_text())
+    config = json.loads((run / "config.json").read_text())
+    assert status["state"] == "done" and status["epoch"] == 2
+    # The upload now lives inside the run, which is what was trained on.
+    assert Path(config["train_path"]).is_relative_to(run / "uploads")
+    assert sorted(p.name for p in Path(config["train_path"]).iterdir()) == [f"digit_{d}" for d in range(4)]
