@@ -43,6 +43,8 @@ def _live(run: RunDir, was_active: bool) -> None:
     epochs = [r for r in records if r.get("type") == "epoch"]
     _figures(status, epochs)
     _curves(run.path.name, records, epochs, status.get("total_epochs"))
+    for warning in jobs.warnings(run):
+        st.warning(warning)
     if info.state == "failed":
         st.error(f"This run failed: {status.get('error') or 'see the log below.'}")
     with st.expander("Log (last lines)", expanded=info.active or info.state == "failed"):

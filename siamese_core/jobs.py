@@ -151,6 +151,16 @@ def tail(path, lines: int = 20) -> list[str]:
     return text.splitlines()[-lines:]
 
 
+def warnings(run: RunDir, lines: int = 500) -> list[str]:
+    """The trainer's warnings (e.g. pretrained weights unavailable offline), without time and level."""
+    found = []
+    for line in tail(run.log_path, lines):
+        parts = line.split(" ", 3)  # date, time, level, message
+        if len(parts) == 4 and parts[2] == "WARNING" and parts[3] not in found:
+            found.append(parts[3])
+    return found
+
+
 @contextlib.contextmanager
 def _runs_lock(root: Path):
     """Two clicks on Start at once must not both pass the cap: one at a time, across processes."""

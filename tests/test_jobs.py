@@ -409,3 +409,14 @@ def test_cli_refuses_a_config_file_that_is_not_an_object(tmp_path):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "is not a training config" in last, result.stderr
     assert not out.exists()
+
+
+def test_the_trainers_warnings_are_read_from_its_log(tmp_path):
+    run = RunDir(tmp_path / "run").create()
+    run.log_path.write_text(
+        "2026-11-25 21:00:02 INFO Loading data (digits)...\n"
+        "2026-11-25 21:00:05 WARNING Pretrained weights for timm:efficientnet_b0 could not be loaded.\n"
+        "2026-11-25 21:00:06 WARNING Pretrained weights for timm:efficientnet_b0 could not be loaded.\n"
+        "2026-11-25 21:00:08 INFO Epoch 1/1: loss 0.7729\n")
+    assert jobs.warnings(run) == ["Pretrained weights for timm:efficientnet_b0 could not be loaded."]
+    assert jobs.warnings(RunDir(tmp_path / "no-log")) == []

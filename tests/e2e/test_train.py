@@ -27,7 +27,10 @@ def _points_in_loss_curve(page) -> int:
 
 
 def test_quick_training_on_digits_runs_live_to_done(app_server, page):
-    page.goto(f"{app_server.url}/train")
+    page.goto(app_server.url)  # Home's "try it now" path
+    wait_for_app(page)
+    page.get_by_role("link", name="Train on digits").click()
+    page.get_by_role("button", name="Start training").wait_for()
     wait_for_app(page)
     assert_no_exception(page)
     page.get_by_text("Advanced settings").click()
