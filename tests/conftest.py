@@ -25,6 +25,19 @@ def run_cli(*args, cwd=None, timeout=600):
                           text=True, cwd=cwd or ROOT, env=env, timeout=timeout)
 
 
+def stop_all_runs(root) -> None:
+    """Stop every run still training under `root`, so a failed test leaves no trainer behind."""
+    import signal
+
+    from siamese_core import jobs
+
+    for info in jobs.list_runs(root):
+        if info.active:
+            pid = jobs.training_pid(info.run)
+            if pid and jobs.is_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
 def write_class_folders(root: Path, classes=range(10), per_class=12, size=28, colour=False,
                         formats=("png",)) -> Path:
     """Real handwritten digits (scikit-learn's) saved as class folders, cycling through `formats`."""

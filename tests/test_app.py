@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT, write_class_folders
+from conftest import ROOT, stop_all_runs, write_class_folders
 from siamese_core import jobs
 from siamese_core.runs import RunDir
 
@@ -17,10 +17,11 @@ TIMEOUT = 60
 
 
 @pytest.fixture
-def runs_dir(tmp_path, monkeypatch) -> Path:
+def runs_dir(tmp_path, monkeypatch):
     folder = tmp_path / "runs"
     monkeypatch.setenv("SIAMESE_RUNS_DIR", str(folder))
-    return folder
+    yield folder
+    stop_all_runs(folder)
 
 
 def open_page(page: str) -> AppTest:

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import stop_all_runs  # tests/conftest.py: tests/ is on sys.path, as for every test module
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 SCREENSHOTS = ARTIFACTS / "screenshots"
@@ -203,6 +205,7 @@ def app_server(tmp_path_factory):
         yield server
     finally:
         _stop(process)
+        stop_all_runs(runs_dir)  # training outlives the server by design; not the test session
 
 
 # --------------------------------------------------------------------------- page helpers

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, assert_no_exception, screenshot, wait_for_app
+from conftest import write_class_folders
 
-sys.path.insert(0, str(ROOT / "tests"))
-from conftest import write_class_folders  # noqa: E402
+from .conftest import assert_no_exception, screenshot, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -47,7 +44,7 @@ def test_upload_a_zip_of_class_folders_and_train_on_it(app_server, page, tmp_pat
     assert_no_exception(page)
 
     runs = [p for p in Path(app_server.runs_dir).iterdir() if (p / "status.json").is_file()]
-    run = max(runs, key=lambda p: p.stat().st_mtime)
+    run = max(runs, key=lambda p: json.loads((p / "status.json").read_text()).get("created_at") or 0)
     status = json.loads((run / "status.json").read_text())
     config = json.loads((run / "config.json").read_text())
     assert status["state"] == "done" and status["epoch"] == 2
