@@ -149,9 +149,18 @@ def test_a_crashed_run_can_be_started_again_but_a_live_one_is_left_alone(tmp_pat
     config = TrainConfig(dataset="digits", backbone="convnet", epochs=1, pairs_per_epoch=2000)
     assert train(config, tmp_path / "run")["state"] == "done"
     live = RunDir(tmp_path / "live").create()
-    live.update_status(state="running", pid=os.getpid())
-    with pytest.raises(UserError, match="being trained right now"):
-        train(config, tmp_path / "live")
+    trainer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # another process, alive
+    try:
+        live.update_status(state="running", pid=trainer.pid)
+        with pytest.raises(UserError, match="being trained right now"):
+            train(config, tmp_path / "live")
+    finally:
+        trainer.kill()
+        trainer.wait()
+    # A run queued for this very process (as the app's jobs do) is this process's to train.
+    queued = RunDir(tmp_path / "queued").create()
+    queued.update_status(state="queued", pid=os.getpid())
+    assert train(config, tmp_path / "queued")["state"] == "done"
 
 
 def test_bf16_autocast_trains(tmp_path):
