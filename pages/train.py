@@ -52,6 +52,14 @@ with st.expander("Advanced settings"):
                             key=f"backbone-{suffix}", help="The shared network both images go through. "
                             "Any timm model as timm:<name>, any torchvision model as torchvision:<name>.")
     backbone = picked if picked != OTHER else left.text_input("Backbone name", "timm:resnet34", key=f"other-{suffix}")
+    if picked == OTHER:
+        try:
+            from siamese_core.models import check_backbone  # imports torch: only for a typed name
+
+            check_backbone(backbone.strip())
+        except UserError as exc:
+            left.error(str(exc))
+            data.problems.append("Choose a backbone that exists.")
     mode = right.radio("Mode", ["pair", "contrastive", "triplet"], index=["pair", "contrastive", "triplet"].index(defaults["mode"]),
                        key=f"mode-{suffix}", horizontal=True, help=MODE_HELP)
     head = right.selectbox("Pair head combines features by", ["automatic", "absdiff", "product", "concat"],
@@ -76,7 +84,7 @@ with st.expander("Advanced settings"):
                                disabled=backbone == "convnet", help="Used when they can be downloaded or are "
                                "in the local cache; otherwise training starts from random weights, with a warning.")
 
-config = TrainConfig(**data.settings, backbone=backbone, mode=mode,
+config = TrainConfig(**data.settings, backbone=backbone.strip(), mode=mode,
                      head=None if head == "automatic" else head, epochs=int(epochs), lr=float(lr),
                      batch_size=int(batch), image_size=int(size), embedding_dim=int(embedding),
                      margin=float(margin) if mode != "pair" else None, pretrained=bool(pretrained))

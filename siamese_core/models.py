@@ -141,6 +141,22 @@ def parse_backbone(name: str):
     return family, model
 
 
+def check_backbone(name: str) -> None:
+    """Raise a UserError (with close matches) when `name` names no backbone timm or torchvision has."""
+    family, model = parse_backbone(name)
+    if family == "timm":
+        import timm
+
+        if not timm.is_model(model):
+            raise _unknown_model("timm", model, timm.list_models())
+    elif family == "torchvision":
+        import torchvision
+
+        known = torchvision.models.list_models(module=torchvision.models)
+        if model not in known:
+            raise _unknown_model("torchvision", model, known)
+
+
 def _unknown_model(family: str, model: str, known) -> UserError:
     close = difflib.get_close_matches(model, list(known), n=3)
     hint = f" Did you mean {', '.join(f'{family}:{c}' for c in close)}?" if close else ""
@@ -184,8 +200,7 @@ def _warn_no_weights(name: str, exc: Exception) -> None:
 def _timm_backbone(model: str, channels: int, pretrained: bool):
     import timm
 
-    if not timm.is_model(model):
-        raise _unknown_model("timm", model, timm.list_models())
+    check_backbone(f"timm:{model}")
     if pretrained:
         try:
             with _hub_offline(not reachable("huggingface.co")):
@@ -217,9 +232,7 @@ def _strip_classifier(net: nn.Module) -> nn.Module:
 def _torchvision_backbone(model: str, pretrained: bool):
     import torchvision
 
-    known = torchvision.models.list_models(module=torchvision.models)
-    if model not in known:
-        raise _unknown_model("torchvision", model, known)
+    check_backbone(f"torchvision:{model}")
     net, got_weights = None, False
     if pretrained:
         try:

@@ -282,3 +282,15 @@ def test_server_folders_only_inside_the_configured_data_root(runs_dir, tmp_path,
     assert not at.exception
     assert at.button(key="start").disabled
     assert any("outside" in e.value for e in at.error)
+
+
+def test_a_typed_backbone_name_that_does_not_exist_is_refused_with_suggestions(runs_dir):
+    at = open_page("train")
+    backbone = by_key(at.selectbox, "backbone-")
+    backbone.set_value(backbone.options[-1]).run()  # "another (type its name)"
+    by_key(at.text_input, "other-").set_value("timm:efficientnet_b7x").run()
+    assert not at.exception
+    assert any("Did you mean" in e.value and "timm:efficientnet_b7" in e.value for e in at.error)
+    assert at.button(key="start").disabled
+    by_key(at.text_input, "other-").set_value("torchvision:resnet18").run()
+    assert not at.error and not at.button(key="start").disabled
