@@ -1,5 +1,7 @@
 """Train: pick data and a model, start a run in the background, watch it live."""
 
+import time
+
 import streamlit as st
 
 from pages import run_view, train_data
@@ -21,10 +23,14 @@ st.title("Train")
 st.caption("Teach a Siamese network what 'same' looks like in your images. Training runs in the background: "
            "closing the browser does not stop it, and this page finds it again.")
 
+RECENT_SECONDS = 3600  # a run that finished while the browser was closed is still shown for this long
+
 watched = st.session_state.get("watched_run")
 if not watched or not (runs_root() / watched).is_dir():
-    active = [info for info in jobs.list_runs() if info.active]
-    watched = active[0].name if active else None
+    runs = jobs.list_runs()
+    recent = [info for info in runs if info.active
+              or time.time() - (info.status.get("finished_at") or 0) < RECENT_SECONDS]
+    watched = recent[0].name if recent else None
     st.session_state["watched_run"] = watched  # stays on the page once it finishes
 if watched:
     st.subheader("Your run")
