@@ -42,7 +42,7 @@ def _live(run: RunDir, was_active: bool) -> None:
     records = run.read_metrics()
     epochs = [r for r in records if r.get("type") == "epoch"]
     _figures(status, epochs)
-    _curves(run.path.name, records, epochs, status.get("total_epochs"))
+    _curves(run.path.name, records, epochs, status)
     for warning in jobs.warnings(run):
         st.warning(warning)
     if info.state == "failed":
@@ -61,17 +61,21 @@ def _figures(status: dict, epochs: list) -> None:
     if not epochs:
         return
     last = epochs[-1]
-    best = status.get("best_accuracy")
+    loss = last.get("train_loss")
     cols = st.columns(4)
-    cols[0].metric("Best validation accuracy", f"{100 * best:.1f}%" if best is not None else "–")
-    cols[1].metric("Training loss", f"{last['train_loss']:.4f}")
-    cols[2].metric("Precision", f"{100 * last['precision']:.1f}%",
+    cols[0].metric("Best validation accuracy", _percent(status.get("best_accuracy")))
+    cols[1].metric("Training loss", f"{loss:.4f}" if loss is not None else "–")
+    cols[2].metric("Precision", _percent(last.get("precision")),
                    help="Of the pairs it called 'same', the share that really were the same.")
-    cols[3].metric("Recall", f"{100 * last['recall']:.1f}%",
+    cols[3].metric("Recall", _percent(last.get("recall")),
                    help="Of the pairs that really were the same, the share it called 'same'.")
 
 
-def _curves(name: str, records: list, epochs: list, total_epochs) -> None:
+def _percent(value) -> str:
+    return f"{100 * value:.1f}%" if value is not None else "–"  # None: not measured (JSON has no NaN)
+
+
+def _curves(name: str, records: list, epochs: list, status: dict) -> None:
     steps = [r for r in records if r.get("type") == "step"]
     if not steps and not epochs:
         st.caption("The curves appear here as soon as the first batches are trained.")
@@ -79,10 +83,11 @@ def _curves(name: str, records: list, epochs: list, total_epochs) -> None:
     left, right = st.columns(2)
     # The whole run on the x axis for short runs; long runs widen it as they go, so early epochs stay legible.
     reached = max([r["epoch"] for r in records] or [1])
-    x_max = min(total_epochs or reached, max(5, reached + 1))
+    x_max = min(status.get("total_epochs") or reached, max(5, reached + 1))
     loss = go.Figure()
     if steps:
-        per_epoch = max(r["step"] for r in steps)  # steps restart at 1 each epoch
+        # Steps restart at 1 each epoch: place them at epoch - 1 + step / steps per epoch.
+        per_epoch = status.get("steps_per_epoch") or max(r["step"] for r in steps)
         loss.add_scatter(x=[r["epoch"] - 1 + r["step"] / per_epoch for r in steps], y=[r["loss"] for r in steps],
                          mode="lines", name="while training", line={"color": "#9ab"})
     loss.add_scatter(x=[r["epoch"] for r in epochs], y=[r["train_loss"] for r in epochs], mode="lines+markers",
@@ -90,11 +95,14 @@ def _curves(name: str, records: list, epochs: list, total_epochs) -> None:
     _style(loss, "Training loss", x_max, name)
     left.plotly_chart(loss, key=f"loss-{name}", config={"displayModeBar": False})
     quality = go.Figure()
+    lowest = 50.0
     for key, colour in (("accuracy", "#2ca02c"), ("precision", "#ff7f0e"), ("recall", "#9467bd")):
-        quality.add_scatter(x=[r["epoch"] for r in epochs], y=[100 * r[key] for r in epochs], name=key,
-                            mode="lines+markers", line={"color": colour})
+        values = [100 * r[key] if r.get(key) is not None else None for r in epochs]
+        lowest = min([lowest] + [v for v in values if v is not None])
+        quality.add_scatter(x=[r["epoch"] for r in epochs], y=values, name=key, mode="lines+markers",
+                            line={"color": colour})
     _style(quality, "Validation pairs (%)", x_max, name)
-    quality.update_yaxes(range=[min([50] + [100 * r[k] for r in epochs for k in ("accuracy", "precision", "recall")]) - 2, 101])
+    quality.update_yaxes(range=[lowest - 2, 101])
     right.plotly_chart(quality, key=f"quality-{name}", config={"displayModeBar": False})
 
 
@@ -111,8 +119,7 @@ def _finished_actions(run: RunDir, allow_delete: bool) -> None:
     best = run.checkpoint("best")
     name = run.path.name
     if info.state == "done":
-        accuracy = info.status.get("best_accuracy")
-        st.success(f"Training finished: best validation accuracy {100 * (accuracy or 0):.1f}%.")
+        st.success(f"Training finished: best validation accuracy {_percent(info.status.get('best_accuracy'))}.")
     elif info.state == "stopped":
         st.info("This run was stopped. Its best checkpoint so far can still be used.")
     if best.is_file():
@@ -123,7 +130,7 @@ def _finished_actions(run: RunDir, allow_delete: bool) -> None:
         if cols[1].button("🧭 Explore its embeddings", key=f"explore-{name}"):
             ui.use_model(f"run:{name}")
             st.switch_page("pages/explore.py")
-        cols[2].download_button("⬇️ Download best checkpoint", data=best.read_bytes(), file_name=f"{name}-best.pt",
+        cols[2].download_button("⬇️ Download best checkpoint", data=best.read_bytes, file_name=f"{name}-best.pt",
                                 mime="application/octet-stream", key=f"download-{name}")
     if allow_delete:
         _delete(run)
