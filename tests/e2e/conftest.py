@@ -278,3 +278,12 @@ def assert_no_exception(page):
     if boxes.count():
         texts = "\n---\n".join(boxes.all_inner_texts())
         raise AssertionError(f"the page at {page.url} shows {boxes.count()} exception(s):\n{texts}")
+
+
+def set_epochs(page, epochs: int) -> None:
+    """On the Train page: open Advanced settings and set the number of epochs."""
+    page.get_by_text("Advanced settings").click()
+    field = page.get_by_label("Epochs", exact=True)
+    field.fill(str(epochs))
+    field.press("Enter")
+    wait_for_app(page)

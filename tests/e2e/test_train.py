@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from .conftest import assert_no_exception, screenshot, wait_for_app
+from .conftest import assert_no_exception, screenshot, set_epochs, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -34,11 +34,7 @@ def test_quick_training_on_digits_runs_live_to_done(app_server, page):
     page.get_by_role("button", name="Start training").wait_for()
     wait_for_app(page)
     assert_no_exception(page)
-    page.get_by_text("Advanced settings").click()
-    epochs = page.get_by_label("Epochs", exact=True)
-    epochs.fill("4")
-    epochs.press("Enter")
-    wait_for_app(page)
+    set_epochs(page, 4)
     screenshot(page, "train-before-start")
     page.get_by_role("button", name="Start training").click()
 
@@ -79,11 +75,7 @@ def test_training_survives_a_closed_browser_and_stops_cleanly(app_server, browse
     first = browser.new_page(viewport={"width": 1400, "height": 900})
     first.goto(f"{app_server.url}/train")
     wait_for_app(first)
-    first.get_by_text("Advanced settings").click()
-    epochs = first.get_by_label("Epochs", exact=True)
-    epochs.fill("100")
-    epochs.press("Enter")
-    wait_for_app(first)
+    set_epochs(first, 100)
     first.get_by_role("button", name="Start training").click()
     first.get_by_text("Your run").wait_for(timeout=30_000)
     first.context.close()  # the person closes the browser

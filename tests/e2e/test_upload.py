@@ -10,7 +10,7 @@ import pytest
 
 from conftest import write_class_folders
 
-from .conftest import assert_no_exception, screenshot, wait_for_app
+from .conftest import assert_no_exception, screenshot, set_epochs, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -34,11 +34,7 @@ def test_upload_a_zip_of_class_folders_and_train_on_it(app_server, page, tmp_pat
     assert thumbnails.count() >= 4 and all(thumbnails.nth(i).get_attribute("src") for i in range(4))
     screenshot(page, "train-uploaded-zip")
 
-    page.get_by_text("Advanced settings").click()
-    epochs = page.get_by_label("Epochs", exact=True)
-    epochs.fill("2")
-    epochs.press("Enter")
-    wait_for_app(page)
+    set_epochs(page, 2)
     page.get_by_role("button", name="Start training").click()
     page.get_by_text("Training finished").wait_for(timeout=180_000)
     assert_no_exception(page)
