@@ -22,6 +22,7 @@ ZIP = "Upload a zip of class folders"
 TRIPLETS = "Upload a triplet CSV and a zip of its images"
 SERVER = "A folder on this server"
 MNIST_HOST = "ossci-datasets.s3.amazonaws.com"  # where torchvision downloads MNIST from
+STAGED_DAYS = 1
 
 
 @dataclass
@@ -100,7 +101,9 @@ def _mnist_downloadable() -> bool:
 
 def _staged(data: bytes) -> Path:
     """Uploads unpack under runs/.uploads/<content hash>, once; starting a run moves them into it."""
-    return runs_root() / ".uploads" / hashlib.sha256(data).hexdigest()[:16]
+    staging = runs_root() / ".uploads"
+    uploads.remove_older_than(staging, STAGED_DAYS * 86400)  # uploads nobody trained on
+    return staging / hashlib.sha256(data).hexdigest()[:16]
 
 
 def _class_zip() -> DataChoice:
@@ -112,7 +115,7 @@ def _class_zip() -> DataChoice:
     staged = _staged(data)
     if not staged.is_dir():
         with st.spinner("Unpacking..."):
-            result = uploads.extract_zip(data, staged)
+            result = uploads.extract_zip(upload, staged)
         if result.skipped:
             st.warning(f"{len(result.skipped)} entries were skipped (links, or paths leading outside the zip).")
     root = uploads.find_class_root(staged)
@@ -151,7 +154,7 @@ def _triplets() -> DataChoice:
     staged = _staged(csv.getvalue() + images.getvalue())
     if not staged.is_dir():
         with st.spinner("Unpacking..."):
-            uploads.extract_zip(images.getvalue(), staged)
+            uploads.extract_zip(images, staged)
     csv_path = staged / "triplets.csv"
     if not csv_path.is_file():
         write_bytes(csv_path, csv.getvalue())

@@ -15,6 +15,7 @@ import re
 import shutil
 import stat
 import tempfile
+import time
 import zipfile
 import zlib
 from collections import deque
@@ -282,6 +283,17 @@ def describe_class_folders(root, max_examples: int = 4) -> FolderSummary:
             examples[class_dir.name] = found[:max_examples]
     loose = sum(1 for p in root.iterdir() if p.is_file() and is_image_file(p))
     return FolderSummary(classes, counts, examples, loose)
+
+
+def remove_older_than(folder, seconds: float) -> None:
+    """Delete the sub-folders of `folder` last changed more than `seconds` ago (stale unpacked uploads)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    limit = time.time() - seconds
+    for child in folder.iterdir():
+        if child.is_dir() and not child.is_symlink() and child.stat().st_mtime < limit:
+            shutil.rmtree(child, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- folders on the server

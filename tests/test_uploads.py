@@ -281,3 +281,19 @@ def test_data_root(monkeypatch, tmp_path):
     assert data_root() is None
     monkeypatch.setenv("SIAMESE_DATA_ROOT", str(tmp_path))
     assert data_root() == tmp_path
+
+
+def test_stale_unpacked_uploads_are_removed(tmp_path):
+    import os
+    import time
+
+    from siamese_core.uploads import remove_older_than
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    for folder in (old, new):
+        (folder / "cats").mkdir(parents=True)
+    day_ago = time.time() - 2 * 86400
+    os.utime(old, (day_ago, day_ago))
+    remove_older_than(tmp_path, 86400)
+    assert not old.exists() and new.is_dir()
+    remove_older_than(tmp_path / "missing", 86400)  # nothing to do, no error
