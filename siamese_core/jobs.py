@@ -23,7 +23,7 @@ from typing import Optional
 
 from .config import TrainConfig
 from .errors import UserError
-from .runs import RunDir, process_alive, read_json, runs_root, write_json
+from .runs import RunDir, process_alive, process_started_at, read_json, runs_root, write_json
 
 ACTIVE_STATES = ("queued", "running")
 REQUEST_FILE = "request.json"  # what the app asked for; the trainer writes the resolved config.json
@@ -92,6 +92,24 @@ def training_pid(run: RunDir) -> Optional[int]:
     return run.read_status().get("pid") or (read_json(run.path / JOB_FILE, default={}) or {}).get("pid")
 
 
+def live_trainer(run: RunDir) -> Optional[int]:
+    """The pid of the run's training process while it runs, else None.
+
+    A pid alone is not enough: after a restart (a container's, a laptop's) another program may
+    have been given the same number. The trainer started before its run's last word (the last
+    status write, or the app's note of the start), so a younger process is not it.
+    """
+    pid = training_pid(run)
+    if not is_alive(pid):
+        return None
+    started = process_started_at(pid)
+    if started is None or pid in _children:
+        return pid  # no /proc to ask (macOS), or a child of this very app
+    job = read_json(run.path / JOB_FILE, default={}) or {}
+    last_word = max(run.read_status().get("updated_at") or 0, job.get("started_at") or 0)
+    return pid if started <= last_word + 2 else None
+
+
 def is_alive(pid: Optional[int]) -> bool:
     if not pid:
         return False
@@ -109,7 +127,7 @@ def refresh(run: RunDir) -> dict:
     pid = training_pid(run)
     if pid is None and time.time() - (status.get("created_at") or 0) < START_GRACE_SECONDS:
         return status  # queued a moment ago; its process is starting
-    if is_alive(pid):
+    if live_trainer(run):
         return status
     job = read_json(run.path / JOB_FILE, default={}) or {}
     status = run.read_status()  # the trainer may have finished between the two reads
@@ -240,8 +258,8 @@ def stop(run: RunDir) -> bool:
     job_path = run.path / JOB_FILE
     job = read_json(job_path, default={}) or {}
     write_json(job_path, {**job, "stop_requested": True})
-    pid = training_pid(run)
-    if not is_alive(pid):
+    pid = live_trainer(run)
+    if pid is None:
         refresh(run)
         return False
     with contextlib.suppress(ProcessLookupError):

@@ -90,6 +90,18 @@ def process_alive(pid: int) -> bool:
         return True  # no /proc (macOS): os.kill said it exists
 
 
+def process_started_at(pid: int) -> Optional[float]:
+    """When process `pid` started (seconds since the epoch), from /proc; None where that is unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])  # field 22: start time after boot
+        with open("/proc/stat", encoding="ascii") as fh:
+            boot = next(int(line.split()[1]) for line in fh if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
 def runs_root() -> Path:
     """Where runs live: ./runs, or the folder named by SIAMESE_RUNS_DIR."""
     return Path(os.environ.get("SIAMESE_RUNS_DIR", "runs"))

@@ -420,3 +420,26 @@ def test_the_trainers_warnings_are_read_from_its_log(tmp_path):
         "2026-11-25 21:00:08 INFO Epoch 1/1: loss 0.7729\n")
     assert jobs.warnings(run) == ["Pretrained weights for timm:efficientnet_b0 could not be loaded."]
     assert jobs.warnings(RunDir(tmp_path / "no-log")) == []
+
+
+def test_a_reused_pid_is_not_taken_for_the_trainer(tmp_path):
+    """After a restart another program may hold the dead trainer's pid: it is neither waited for nor stopped."""
+    import subprocess
+
+    run = RunDir(tmp_path / "runs" / "20260101-000000-before-the-restart").create()
+    run.update_status(state="running", created_at=time.time() - 60, epoch=1, total_epochs=5)
+    time.sleep(2.5)  # the status was last written before the other program started
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        run.update_status(pid=stranger.pid)
+        status = json.loads(run.status_path.read_text())
+        status["updated_at"] = time.time() - 5  # as if written before the restart
+        run.status_path.write_text(json.dumps(status))
+        assert jobs.live_trainer(run) is None
+        assert jobs.stop(run) is False
+        assert stranger.poll() is None  # not signalled
+        assert jobs.refresh(run)["state"] == "stopped"  # a stop was asked for, and nothing trains it
+        assert jobs.list_runs(tmp_path / "runs")[0].active is False
+    finally:
+        stranger.kill()
+        stranger.wait()
