@@ -99,11 +99,19 @@ def _mnist_downloadable() -> bool:
     return reachable(MNIST_HOST)
 
 
-def _staged(data: bytes) -> Path:
+def _staged(*files) -> Path:
     """Uploads unpack under runs/.uploads/<content hash>, once; starting a run moves them into it."""
     staging = runs_root() / ".uploads"
     uploads.remove_older_than(staging, STAGED_DAYS * 86400)  # uploads nobody trained on
-    return staging / hashlib.sha256(data).hexdigest()[:16]
+    # Hashing a large zip takes seconds: once per uploaded file, not on every click on the page.
+    digests = st.session_state.setdefault("upload-digests", {})
+    key = tuple(f.file_id for f in files)
+    if key not in digests:
+        digest = hashlib.sha256()
+        for f in files:
+            digest.update(f.getvalue())
+        digests[key] = digest.hexdigest()[:16]
+    return staging / digests[key]
 
 
 def _class_zip() -> DataChoice:
@@ -111,8 +119,7 @@ def _class_zip() -> DataChoice:
                               help="For example people.zip holding alice/1.jpg, alice/2.jpg, bob/1.jpg ...")
     if upload is None:
         return DataChoice(ZIP, problems=["Upload a zip of class folders first."])
-    data = upload.getvalue()
-    staged = _staged(data)
+    staged = _staged(upload)
     if not staged.is_dir():
         with st.spinner("Unpacking..."):
             result = uploads.extract_zip(upload, staged)
@@ -151,7 +158,7 @@ def _triplets() -> DataChoice:
     images = right.file_uploader("Zip of the images it names", type=["zip"], key="triplet-zip")
     if csv is None or images is None:
         return DataChoice(TRIPLETS, problems=["Upload both the CSV and the zip of images first."])
-    staged = _staged(csv.getvalue() + images.getvalue())
+    staged = _staged(csv, images)
     if not staged.is_dir():
         with st.spinner("Unpacking..."):
             uploads.extract_zip(images, staged)
