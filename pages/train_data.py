@@ -23,6 +23,7 @@ TRIPLETS = "Upload a triplet CSV and a zip of its images"
 SERVER = "A folder on this server"
 MNIST_HOST = "ossci-datasets.s3.amazonaws.com"  # where torchvision downloads MNIST from
 STAGED_DAYS = 1
+THUMBNAIL_CLASSES = 10  # classes shown with thumbnails; the rest are counted
 
 
 @dataclass
@@ -194,12 +195,16 @@ def _describe(summary: uploads.FolderSummary, source: str) -> DataChoice:
         spread = f"{counts[0]:,}" if counts[0] == counts[-1] else f"{counts[0]:,} to {counts[-1]:,}"
         st.caption(f"Found {summary.total:,} images in {len(summary.classes):,} classes ({spread} images per class).")
         _thumbnails(summary.examples, summary.counts)
+        if len(summary.classes) > THUMBNAIL_CLASSES:
+            with st.expander(f"Images per class (all {len(summary.classes):,})"):
+                st.dataframe({"class": summary.classes, "images": [summary.counts[c] for c in summary.classes]},
+                             hide_index=True)
     for problem in summary.problems:
         st.error(problem)
     return DataChoice(source, problems=summary.problems)
 
 
-def _thumbnails(examples: dict, counts: Optional[dict] = None, max_classes: int = 10) -> None:
+def _thumbnails(examples: dict, counts: Optional[dict] = None, max_classes: int = THUMBNAIL_CLASSES) -> None:
     """A few images of the first classes, so a person sees that the right data was found."""
     shown = list(examples.items())[:max_classes]
     if not shown:
@@ -210,7 +215,8 @@ def _thumbnails(examples: dict, counts: Optional[dict] = None, max_classes: int 
             column.image(small, width=56)
         column.caption(f"{name} ({counts[name]:,})" if counts else name)
     if len(examples) > max_classes:
-        st.caption(f"... and {len(examples) - max_classes:,} more classes.")
+        more = len(examples) - max_classes
+        st.caption(f"... and {more:,} more {'class' if more == 1 else 'classes'}.")
 
 
 def _small_image(path: Path):

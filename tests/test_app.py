@@ -294,3 +294,18 @@ def test_a_typed_backbone_name_that_does_not_exist_is_refused_with_suggestions(r
     assert at.button(key="start").disabled
     by_key(at.text_input, "other-").set_value("torchvision:resnet18").run()
     assert not at.error and not at.button(key="start").disabled
+
+
+def test_many_classes_are_all_counted(runs_dir, tmp_path):
+    import shutil
+
+    folders = write_class_folders(tmp_path / "many", classes=range(10), per_class=3)
+    shutil.copytree(folders / "digit_1", folders / "zz_eleventh")  # past the ten shown with thumbnails
+    (folders / "zz_eleventh" / "000.png").unlink()
+    at = choose_source(open_page("train"), "zip of class folders")
+    at.get("file_uploader")[0].upload("many.zip", zip_of(folders), "application/zip")
+    at.run()
+    assert not at.exception
+    counts = at.dataframe[0].value
+    assert len(counts) == 11 and dict(zip(counts["class"], counts["images"]))["zz_eleventh"] == 2
+    assert any("... and 1 more class." in c.value for c in at.caption)
