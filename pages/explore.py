@@ -30,7 +30,8 @@ def digit_map(_model, path: str, modified: float):  # cached per model file and 
 
 points, labels, names, dimensions = digit_map(model, str(choice.path), choice.path.stat().st_mtime)
 order = np.argsort(labels, kind="stable")  # legend in digit order
-figure = px.scatter_3d(x=points[order, 0], y=points[order, 1], z=points[order, 2], color=labels[order], color_discrete_sequence=px.colors.qualitative.D3,
+figure = px.scatter_3d(x=points[order, 0], y=points[order, 1], z=points[order, 2], color=labels[order],
+                       color_discrete_sequence=px.colors.qualitative.D3,  # ten colours easy to tell apart
                        hover_name=np.array(names)[order], labels={"color": model.class_word},
                        height=650, opacity=0.8)
 figure.update_traces(marker={"size": 3})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -31,8 +33,8 @@ def _live(run: RunDir, was_active: bool) -> None:
     if was_active and not info.active:
         st.rerun()  # it just finished: redraw the whole page, with what can be done next
     status = info.status
-    st.markdown(f"#### {run.path.name} &nbsp; <small>{STATE_WORDS.get(info.state, info.state)}</small>",
-                unsafe_allow_html=True)
+    st.markdown(f"#### {html.escape(run.path.name)} &nbsp; <small>{STATE_WORDS.get(info.state, info.state)}</small>",
+                unsafe_allow_html=True)  # the folder name may come from the command line's -o
     p = jobs.progress(status)
     text = (f"Epoch {status.get('epoch', 0)} of {status.get('total_epochs', '?')} · "
             f"{ui.duration(p['elapsed'])} elapsed")
