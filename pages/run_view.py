@@ -22,10 +22,11 @@ def show_run(name: str, *, allow_delete: bool = False) -> None:
     if not (run.path / "status.json").is_file():
         st.warning(f"The run '{name}' no longer exists.")
         return
-    active = jobs.refresh(run).get("state") in jobs.ACTIVE_STATES
+    info = jobs.info(run)
     # Only this part redraws while the run trains, so the rest of the page stays put.
-    st.fragment(_live, run_every=REFRESH_SECONDS if active else None)(run, active)
-    _finished_actions(run, allow_delete)
+    st.fragment(_live, run_every=REFRESH_SECONDS if info.active else None)(run, info.active)
+    if not info.active:
+        _finished_actions(info, allow_delete)
 
 
 def _live(run: RunDir, was_active: bool) -> None:
@@ -114,10 +115,8 @@ def _style(fig: go.Figure, title: str, x_max: int, name: str) -> None:
     fig.update_xaxes(title="epoch", range=[0, x_max + 0.1])
 
 
-def _finished_actions(run: RunDir, allow_delete: bool) -> None:
-    info = jobs.info(run)
-    if info.active:
-        return
+def _finished_actions(info: jobs.RunInfo, allow_delete: bool) -> None:
+    run = info.run
     best = run.checkpoint("best")
     name = run.path.name
     if info.state == "done":

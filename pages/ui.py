@@ -44,10 +44,10 @@ class ModelChoice:
     path: Path
 
 
-def model_choices() -> list[ModelChoice]:
-    """The demo model, then every run with a best checkpoint, newest first."""
+def model_choices(runs: Optional[list] = None) -> list[ModelChoice]:
+    """The demo model, then every run (of `runs`, else all) with a best checkpoint, newest first."""
     choices = [ModelChoice(DEMO_KEY, "Demo model: digits, small ConvNet", DEMO_MODEL)]
-    for info in jobs.list_runs():
+    for info in jobs.list_runs() if runs is None else runs:
         best = info.run.checkpoint("best")
         if not info.active and best.is_file():
             accuracy = info.status.get("best_accuracy")
@@ -103,10 +103,10 @@ def device_label() -> str:
 
 def sidebar() -> None:
     with st.sidebar:
-        st.caption(f"**Model in use**  \n{current_model().label}")
+        runs = jobs.list_runs()  # read once for both lines below
+        st.caption(f"**Model in use**  \n{current_model(model_choices(runs)).label}")
         st.caption(f"**Device**  \n{device_label()}")
-        training = [info for info in jobs.list_runs() if info.active]
-        for info in training:
+        for info in (info for info in runs if info.active):
             st.caption(f"**Training now**  \n{info.name}: epoch {info.status.get('epoch', 0)} of "
                        f"{info.status.get('total_epochs', '?')}")
 
