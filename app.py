@@ -16,6 +16,7 @@ pages = [
     st.Page("pages/runs.py", title="Runs", icon="📈"),
     st.Page("pages/verify.py", title="Verify", icon="🔍"),
     st.Page("pages/explore.py", title="Explore", icon="🧭"),
+    st.Page("pages/evaluate.py", title="Evaluate", icon="🎯"),
 ]
 page = st.navigation(pages)
 ui.sidebar()

@@ -75,3 +75,12 @@ def digits_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def digits_checkpoint(digits_run) -> Path:
     return digits_run / "checkpoints" / "best.pt"
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch):
+    """An empty runs folder for the app and jobs (SIAMESE_RUNS_DIR); any run left training is stopped."""
+    folder = tmp_path / "runs"
+    monkeypatch.setenv("SIAMESE_RUNS_DIR", str(folder))
+    yield folder
+    stop_all_runs(folder)

@@ -2,48 +2,15 @@
 
 from __future__ import annotations
 
-import io
-import zipfile
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT, stop_all_runs, write_class_folders
+from app_helpers import by_key, open_page, zip_of
+from conftest import write_class_folders
 from siamese_core import jobs
 from siamese_core.runs import RunDir
-
-TIMEOUT = 60
-
-
-@pytest.fixture
-def runs_dir(tmp_path, monkeypatch):
-    folder = tmp_path / "runs"
-    monkeypatch.setenv("SIAMESE_RUNS_DIR", str(folder))
-    yield folder
-    stop_all_runs(folder)
-
-
-def open_page(page: str) -> AppTest:
-    """The whole app (sidebar and navigation included), switched to one page."""
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
-    if page != "home":
-        at.switch_page(f"pages/{page}.py").run()
-    assert not at.exception, at.exception
-    return at
-
-
-def zip_of(folder: Path, wrap: str = "") -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                archive.write(path, f"{wrap}{path.relative_to(folder)}")
-    return buffer.getvalue()
-
-
-def by_key(elements, prefix: str):
-    return next(e for e in elements if e.key and e.key.startswith(prefix))
 
 
 def test_home_explains_and_points_to_the_pages(runs_dir):
@@ -156,33 +123,6 @@ def test_runs_page_shows_a_trained_run_and_deletes_it_after_confirmation(digits_
 def test_runs_page_without_runs_says_how_to_make_one(runs_dir):
     at = open_page("runs")
     assert "No runs yet" in at.info[0].value
-
-
-def test_verify_page_works_on_first_launch_with_the_demo_model(runs_dir):
-    at = open_page("verify")
-    assert at.selectbox(key="model-picker-verify").value.key == "demo"
-    assert any("Same digit" in s.value for s in at.success)  # two images of one digit, by default
-    sample_b = at.selectbox(key="sample-B")
-    other_digit = next(p for p in sorted(sample_b.value.parent.parent.glob("*/*.png"))
-                       if p.parent != sample_b.value.parent)
-    sample_b.set_value(other_digit).run()
-    assert not at.exception
-    assert any("Different digits" in e.value for e in at.error)
-
-
-def test_verify_page_says_when_an_upload_is_not_an_image(runs_dir):
-    at = open_page("verify")
-    at.radio(key="source-A").set_value("Upload").run()
-    at.get("file_uploader")[0].upload("notes.png", b"not an image at all", "image/png")
-    at.run()
-    assert not at.exception
-    assert any("not an image" in e.value for e in at.error)
-
-
-def test_explore_page_maps_the_digits_with_the_demo_model(runs_dir):
-    at = open_page("explore")
-    assert len(at.get("plotly_chart")) == 1
-    assert any("1,797 built-in digits" in c.value for c in at.caption)
 
 
 def test_a_failed_run_shows_its_error_not_a_traceback(runs_dir):
