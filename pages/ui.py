@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO_MODEL = ROOT / "assets" / "demo" / "digits-convnet.pt"
 SAMPLES = ROOT / "assets" / "samples" / "digits"
 DEMO_KEY = "demo"
+UPLOADED = "uploaded-models"  # session state: checkpoints uploaded in this session, as ModelChoices
 
 
 def _run_through_app() -> None:
@@ -53,6 +54,8 @@ def model_choices(runs: Optional[list] = None) -> list[ModelChoice]:
             accuracy = info.status.get("best_accuracy")
             shown = f" ({100 * accuracy:.1f}% validation accuracy)" if accuracy is not None else ""
             choices.append(ModelChoice(f"run:{info.name}", f"Run {info.name}{shown}", best))
+    # Checkpoints uploaded on the Verify page in this session: usable on every page.
+    choices += [c for c in st.session_state.get(UPLOADED, []) if c.path.is_file()]
     return choices
 
 
@@ -67,14 +70,64 @@ def use_model(key: str) -> None:
     st.session_state["model"] = key
 
 
-def model_picker(page: str) -> ModelChoice:
+UPLOAD_CHOICE = ModelChoice("upload", "Upload a checkpoint file (.pt)...", Path())
+
+
+def model_picker(page: str, allow_upload: bool = False) -> ModelChoice:
+    """The model selectbox; with `allow_upload`, also a checkpoint uploader.
+
+    A refused upload shows why next to the uploader and leaves the previous model in use.
+    """
     choices = model_choices()
     chosen = current_model(choices)
-    picked = st.selectbox("Model", choices, index=choices.index(chosen), format_func=lambda c: c.label,
-                          key=f"model-picker-{page}",
-                          help="The demo model ships with the app; runs appear here once they finish.")
+    options = choices + ([UPLOAD_CHOICE] if allow_upload else [])
+    widget = f"model-picker-{page}"
+    if st.session_state.pop(f"{widget}-uploaded", False):
+        st.session_state[widget] = chosen  # a checkpoint was just uploaded and checked: show it as the one in use
+    picked = st.selectbox("Model", options, index=options.index(chosen), format_func=lambda c: c.label,
+                          key=widget,
+                          help="The demo model ships with the app; runs appear here once they finish."
+                               + (" A checkpoint from elsewhere can be uploaded." if allow_upload else ""))
+    if picked == UPLOAD_CHOICE:
+        uploaded = checkpoint_uploader(page)
+        if uploaded is None:
+            st.caption(f"Until then: {chosen.label}.")
+            return chosen
+        use_model(uploaded.key)
+        st.session_state[f"{widget}-uploaded"] = True
+        st.rerun()  # so that the picker lists the new model and shows it as the one in use
     use_model(picked.key)
     return picked
+
+
+def checkpoint_uploader(page: str) -> Optional[ModelChoice]:
+    """A checkpoint uploaded and checked (never unpickled), as a ModelChoice; None with a message otherwise."""
+    from siamese_core.verification import store_checkpoint
+
+    upload = st.file_uploader("Checkpoint file", type=["pt", "pth"], key=f"checkpoint-upload-{page}",
+                              help="A best.pt or last.pt from a run's checkpoints/ folder, made by this app "
+                                   "or its command line. It is read safely: nothing in it is run.")
+    if upload is None:
+        return None
+    known = st.session_state.setdefault(UPLOADED, [])
+    checked = st.session_state.setdefault("checkpoint-uploads-checked", {})  # file id -> choice key
+    done = next((c for c in known if c.key == checked.get(upload.file_id)), None)
+    if done is not None:
+        return done  # checked on an earlier run of the page: not hashed and read again
+    path = None
+    try:
+        with st.spinner("Checking the checkpoint..."):
+            path = store_checkpoint(upload.getvalue(), f"'{upload.name}'")
+            _load(str(path), path.stat().st_mtime)  # a damaged network is refused here, next to the uploader
+    except UserError as exc:
+        message = str(exc)
+        st.error(message.replace(f"'{path}'", f"'{upload.name}'") if path else message)
+        return None
+    choice = ModelChoice(f"upload:{path.stem}", f"Uploaded: {upload.name}", path)
+    if choice.key not in {c.key for c in known}:
+        known.append(choice)
+    checked[upload.file_id] = choice.key
+    return next(c for c in known if c.key == choice.key)
 
 
 @st.cache_resource(show_spinner="Loading the model...", max_entries=4)

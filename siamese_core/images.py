@@ -30,6 +30,7 @@ def is_image_file(path: Path) -> bool:
 
 
 def _describe(source) -> str:
+    """How a message names the image: its path as given (never re-cased), or 'the uploaded file'."""
     if isinstance(source, (str, os.PathLike)):
         return f"'{source}'"
     return "the uploaded file"
@@ -40,10 +41,19 @@ def open_image(source: ImageInput) -> Image.Image:
 
     Raises UserError for anything that is not a readable image of sensible size.
     """
+    return open_image_with_notes(source)[0]
+
+
+def open_image_with_notes(source: ImageInput) -> tuple[Image.Image, list]:
+    """Like open_image, and what was done to the file on the way, in plain words (for showing people).
+
+    Notes say when an animated image was reduced to its first frame and when a photo was turned
+    upright from its orientation tag; see conversion_notes for what a model's mode changes.
+    """
     if isinstance(source, Image.Image):
-        return _upright(source)
+        return _upright(source, [])
     if isinstance(source, np.ndarray):
-        return _from_array(source)
+        return _from_array(source), []
     name = _describe(source)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
@@ -53,37 +63,54 @@ def open_image(source: ImageInput) -> Image.Image:
             raise UserError(f"{name} is a folder, not an image file.")
         fp = path
     else:
+        if not len(source):
+            raise UserError(f"{name[:1].upper()}{name[1:]} is empty (0 bytes): choose the image again.")
         fp = io.BytesIO(source)
+    notes = []
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(fp) as img:
+                # Image.open reads the header only: refuse huge images before decoding a pixel.
                 width, height = img.size
                 if width * height > MAX_PIXELS:
                     raise UserError(
                         f"Image {name} is {width}x{height} pixels, more than the limit of "
                         f"{MAX_PIXELS // 1_000_000} megapixels: make it smaller and try again."
                     )
-                img.seek(0)  # animated files: the first frame
+                frames = getattr(img, "n_frames", 1)
+                if frames > 1:
+                    notes.append(f"animated ({frames} frames): the first frame is used")
+                img.seek(0)
                 img.load()
-                return _upright(img)
+                return _upright(img, notes)
     except UserError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         if isinstance(exc, UnidentifiedImageError):
-            raise UserError(f"{name.capitalize()} is not an image Pillow can read (png, jpg, bmp, gif, tiff, webp, pgm).") from None
+            raise UserError(f"{name[:1].upper()}{name[1:]} is not an image Pillow can read (png, jpg, bmp, gif, tiff, webp, pgm).") from None
         raise UserError(f"Image {name} is too large to open safely: make it smaller and try again.") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise UserError(f"Image {name} is damaged or truncated and cannot be read ({exc}).") from None
+        reason = "it is cut short" if "truncated" in str(exc) else str(exc)
+        raise UserError(f"Image {name} is damaged or truncated and cannot be read ({reason}).") from None
+    except Exception:  # noqa: BLE001 - a malformed file can make a decoder fail in any way
+        raise UserError(f"Image {name} is damaged or truncated and cannot be read.") from None
 
 
-def _upright(img: Image.Image) -> Image.Image:
-    img = ImageOps.exif_transpose(img) or img
-    if min(img.size) < MIN_SIDE:
+def _upright(img: Image.Image, notes: list) -> tuple[Image.Image, list]:
+    try:
+        orientation = img.getexif().get(0x0112, 1)
+        upright = ImageOps.exif_transpose(img) or img
+    except Exception:  # noqa: BLE001 - a broken EXIF block: keep the pixels as stored
+        orientation, upright = 1, img
+    if orientation not in (None, 1):
+        notes = notes + ["turned upright, as the camera's orientation tag says"]
+    if min(upright.size) < MIN_SIDE:
         raise UserError(
-            f"The image is only {img.size[0]}x{img.size[1]} pixels: at least {MIN_SIDE}x{MIN_SIDE} is needed."
+            f"The image is only {upright.size[0]}x{upright.size[1]} pixels: at least {MIN_SIDE}x{MIN_SIDE} "
+            "is needed to tell anything apart."
         )
-    return img
+    return upright, notes
 
 
 def _from_array(array: np.ndarray) -> Image.Image:
@@ -97,23 +124,52 @@ def _from_array(array: np.ndarray) -> Image.Image:
         top = array.max() if array.size else 1.0
         scale = 255.0 if top <= 1.0 else 255.0 / top
         array = np.clip(array * scale, 0, 255).astype(np.uint8)
-    return _upright(Image.fromarray(array))
+    return _upright(Image.fromarray(array), [])[0]
+
+
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
 
 
 def to_mode(img: Image.Image, channels: int) -> Image.Image:
     """Convert any mode (16-bit, CMYK, palette, alpha, ...) to grey (1) or RGB (3)."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+    target = "L" if channels == 1 else "RGB"
+    if img.mode == target:
+        return img
+    if img.mode in SIXTEEN_BIT_MODES:
         # 16/32-bit grey: scale to 8 bits by the image's own range instead of clipping.
         arr = np.asarray(img, dtype=np.float64)
         low, high = float(arr.min()), float(arr.max())
         arr = (arr - low) * (255.0 / (high - low)) if high > low else np.zeros_like(arr)
         img = Image.fromarray(arr.astype(np.uint8))
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+    if _has_alpha(img):
         # Transparent pixels go on white, as a viewer shows them.
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)
-    return img.convert("L" if channels == 1 else "RGB")
+    try:
+        return img.convert(target)
+    except (ValueError, OSError):
+        raise UserError(f"Images in Pillow's mode '{img.mode}' cannot be converted to "
+                        f"{'grey' if channels == 1 else 'colour'}: save the image as PNG or JPEG and try again.") from None
+
+
+def conversion_notes(img: Image.Image, channels: int) -> list:
+    """What to_mode will change for a model with `channels`, in plain words."""
+    notes = []
+    if img.mode in SIXTEEN_BIT_MODES:
+        notes.append("16-bit (or more) grey: brightness scaled to 8 bits by the image's own range")
+    elif img.mode == "CMYK":
+        notes.append("CMYK print colours: converted to screen colours")
+    if _has_alpha(img):
+        notes.append("transparent parts put on white")
+    colour = img.mode not in ("L", "1", "LA", "La") + SIXTEEN_BIT_MODES
+    if channels == 1 and colour:
+        notes.append("colour turned to grey: this model works in grey")
+    return notes
 
 
 def to_pixels(img: Image.Image, size: int, channels: int) -> np.ndarray:
@@ -121,7 +177,7 @@ def to_pixels(img: Image.Image, size: int, channels: int) -> np.ndarray:
     img = to_mode(img, channels)
     if img.size != (size, size):
         img = img.resize((size, size), Image.Resampling.BILINEAR)
-    arr = np.asarray(img, dtype=np.uint8)
+    arr = np.array(img, dtype=np.uint8)  # a writable copy: torch.from_numpy warns on read-only arrays
     return arr[None] if arr.ndim == 2 else np.ascontiguousarray(arr.transpose(2, 0, 1))
 
 

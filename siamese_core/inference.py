@@ -29,6 +29,11 @@ class Verdict:
     def to_dict(self) -> dict:
         return {**asdict(self), "verdict": self.verdict}
 
+    def at(self, threshold: float) -> "Verdict":
+        """The same pair judged at another threshold: no model needed, the score stays."""
+        return Verdict(same=self.score >= threshold, score=self.score, threshold=float(threshold),
+                       distance=self.distance)
+
 
 class SiameseModel:
     """A trained model ready to use: `SiameseModel.load(path)` then verify / embed / nearest."""
@@ -80,6 +85,9 @@ class SiameseModel:
     # -- the work
     def prepare(self, image: ImageInput) -> np.ndarray:
         """An image as the model sees it: uint8 (C, S, S) after decoding, conversion and resizing."""
+        if (isinstance(image, np.ndarray) and image.dtype == np.uint8
+                and image.shape == (self.channels, self.image_size, self.image_size)):
+            return image  # already prepared for this model
         return load_pixels(image, self.image_size, self.channels)
 
     @torch.inference_mode()
@@ -100,10 +108,13 @@ class SiameseModel:
     @torch.inference_mode()
     def verify(self, image_a: ImageInput, image_b: ImageInput, threshold: Optional[float] = None) -> Verdict:
         """Same or different? Both images go through the network in one batch."""
-        vectors = self._vectors(np.stack([self.prepare(image_a), self.prepare(image_b)]))
-        score = float(self.net.pair_scores(vectors[:1], vectors[1:]).item())
+        pixels = np.stack([self.prepare(image_a), self.prepare(image_b)])
+        x = as_model_input(torch.from_numpy(pixels), self.device, channels_last=self.device.type == "cpu")
+        vectors = self.net.embed(x).float()
+        score = self.net.pair_scores(vectors[:1], vectors[1:])[0]
+        distance = torch.linalg.vector_norm(vectors[0] - vectors[1])
+        score, distance = torch.stack([score, distance]).tolist()  # one copy off the device, not two
         threshold = self.threshold if threshold is None else float(threshold)
-        distance = float((vectors[0] - vectors[1]).norm())
         return Verdict(same=score >= threshold, score=score, threshold=threshold, distance=distance)
 
     @torch.inference_mode()
@@ -161,28 +172,63 @@ TRUE_WORDS = {"1", "true", "yes", "same", "y", "t"}
 FALSE_WORDS = {"0", "false", "no", "different", "n", "f"}
 
 
-def verify_csv(model: SiameseModel, csv_path, images_dir=None, threshold: Optional[float] = None):
-    """Verdicts for every pair in a CSV with columns image_a, image_b (and optionally same).
+def read_pairs_csv(csv_path) -> tuple[list, bool]:
+    """The pairs a CSV names: ([(image_a, image_b, same or None)], has_same_column).
 
-    Paths are relative to `images_dir` (default: the CSV's folder). A pair whose images cannot be
-    read gets its reason in the `error` column; the others are still scored. Returns (table,
-    {"accuracy", "pairs"} over the rows whose `same` says 1/0, yes/no, same/different; or None).
+    Columns image_a, image_b (and optionally same) in any order and letter case; failing those, a
+    file of exactly two columns, whatever their names; a file with no header row (its first row
+    names two images) is read as pairs from its first line.
     """
-    import pandas as pd
-
     from .data import read_csv_columns
 
-    table, columns = read_csv_columns(csv_path, ("image_a", "image_b"), "pairs file")
-    base = Path(images_dir) if images_dir else Path(csv_path).parent
+    try:
+        table, columns = read_csv_columns(csv_path, ("image_a", "image_b"), "pairs file")
+    except UserError:
+        if not Path(csv_path).is_file():
+            raise  # "does not exist": no other reading would help
+        table, columns = _two_columns(Path(csv_path))
+    has_same = "same" in columns
+    pairs = [(str(r[columns["image_a"]]).strip(), str(r[columns["image_b"]]).strip(),
+              str(r[columns["same"]]).strip() if has_same else None)
+             for r in table.to_dict("records")]
+    return pairs, has_same
+
+
+def _two_columns(csv_path: Path):
+    import pandas as pd
+
+    from .images import is_image_file
+
+    try:
+        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except Exception as exc:  # noqa: BLE001 - pandas has many ways to fail on a file that is not a CSV
+        raise UserError(f"'{csv_path.name}' could not be read as a CSV file ({exc}).") from None
+    if table.shape[1] != 2:  # more columns: which two are the images is a guess, so ask for the names
+        found = ", ".join(map(str, table.columns))
+        raise UserError(f"'{csv_path.name}' needs two columns naming the two images of each pair: name them "
+                        f"image_a and image_b (and optionally same), or give only those two columns (found: {found}).")
+    if all(is_image_file(Path(str(c).strip())) for c in table.columns[:2]):
+        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False, header=None)  # no header row
+    first, second = table.columns[:2]
+    return table, {"image_a": first, "image_b": second}
+
+
+def verify_pairs(model: SiameseModel, pairs, base, threshold: Optional[float] = None, confine: bool = False):
+    """Score pairs of image files named relative to `base`, in batches; one row per pair, in order.
+
+    `pairs` holds (image_a, image_b, same-or-None). A pair whose images cannot be read gets its
+    reason in the `error` column and no score; the others are still scored. With `confine`, a
+    name leading outside `base` (an uploaded CSV naming '../secret.png') counts as missing.
+    """
+    base = Path(base)
     threshold = model.threshold if threshold is None else float(threshold)
     rows, pixels_a, pixels_b, scored = [], [], [], []
-    for i, record in enumerate(table.to_dict("records")):
-        a, b = record[columns["image_a"]].strip(), record[columns["image_b"]].strip()
+    for i, (a, b, same) in enumerate(pairs):
         row = {"image_a": a, "image_b": b, "score": None, "verdict": "", "error": ""}
-        if "same" in columns:
-            row["same"] = record[columns["same"]].strip()
+        if same is not None:
+            row["same"] = same
         try:
-            pair = model.prepare(base / a), model.prepare(base / b)
+            pair = _prepared(model, base, a, confine), _prepared(model, base, b, confine)
             pixels_a.append(pair[0])
             pixels_b.append(pair[1])
             scored.append(i)
@@ -193,10 +239,45 @@ def verify_csv(model: SiameseModel, csv_path, images_dir=None, threshold: Option
         for i, score in zip(scored, model.score_pairs(np.stack(pixels_a), np.stack(pixels_b))):
             rows[i]["score"] = round(float(score), 6)
             rows[i]["verdict"] = "same" if score >= threshold else "different"
-    accuracy = None
-    if "same" in columns:
-        known = [(r["same"].lower() in TRUE_WORDS, r["verdict"] == "same") for r in rows
-                 if r["verdict"] and r["same"].lower() in TRUE_WORDS | FALSE_WORDS]
-        if known:
-            accuracy = {"accuracy": sum(t == s for t, s in known) / len(known), "pairs": len(known)}
-    return pd.DataFrame(rows), accuracy
+    return rows
+
+
+def _prepared(model: SiameseModel, base: Path, name: str, confine: bool) -> np.ndarray:
+    from .uploads import inside
+
+    if not name:
+        raise UserError("An image name is empty in this row.")
+    path = base / name
+    if confine and (not inside(base, path) or not path.is_file()):
+        raise UserError(f"'{name}' is not among the uploaded images.")
+    try:
+        return model.prepare(path)
+    except UserError as exc:
+        if confine:  # say it with the name the person wrote, not this server's folders
+            raise UserError(str(exc).replace(f"'{path}'", f"'{name}'")) from None
+        raise
+
+
+def pairs_accuracy(rows) -> Optional[dict]:
+    """Accuracy over the rows whose `same` says 1/0, yes/no, same/different and that were scored."""
+    known = [(r["same"].lower() in TRUE_WORDS, r["verdict"] == "same") for r in rows
+             if r.get("same") is not None and r["verdict"] and r["same"].lower() in TRUE_WORDS | FALSE_WORDS]
+    if not known:
+        return None
+    return {"accuracy": sum(t == s for t, s in known) / len(known), "pairs": len(known)}
+
+
+def verify_csv(model: SiameseModel, csv_path, images_dir=None, threshold: Optional[float] = None,
+               confine: bool = False):
+    """Verdicts for every pair in a CSV with columns image_a, image_b (and optionally same).
+
+    Paths are relative to `images_dir` (default: the CSV's folder). A pair whose images cannot be
+    read gets its reason in the `error` column; the others are still scored. Returns (table,
+    {"accuracy", "pairs"} over the rows whose `same` says 1/0, yes/no, same/different; or None).
+    """
+    import pandas as pd
+
+    pairs, _ = read_pairs_csv(csv_path)
+    base = Path(images_dir) if images_dir else Path(csv_path).parent
+    rows = verify_pairs(model, pairs, base, threshold, confine)
+    return pd.DataFrame(rows), pairs_accuracy(rows)

@@ -104,3 +104,73 @@ def test_arrays_are_accepted_in_either_layout():
     assert np.array_equal(a, b)
     floats = load_pixels(arr.astype(np.float32) / 255.0, 32, 3)
     assert np.abs(floats.astype(int) - a.astype(int)).max() <= 1
+
+
+# ---------------------------------------------------------------- guards the Verify page relies on
+
+def test_a_huge_image_is_refused_from_its_header_alone():
+    """A real BMP header claiming 9000x9000 pixels: refused before a single pixel is decoded."""
+    import struct
+
+    data = bytearray(png_bytes(Image.new("RGB", (10, 10)), "BMP"))
+    data[18:26] = struct.pack("<ii", 9000, 9000)  # width, height in the BITMAPINFOHEADER; the pixels stay 10x10
+    with pytest.raises(UserError, match="9000x9000 pixels, more than the limit of 64 megapixels"):
+        open_image(bytes(data))
+    data[18:26] = struct.pack("<ii", 20000, 20000)  # beyond Pillow's own bomb limit too
+    with pytest.raises(UserError, match="megapixels|too large"):
+        open_image(bytes(data))
+
+
+def test_empty_upload_is_refused_clearly():
+    with pytest.raises(UserError, match="empty"):
+        open_image(b"")
+
+
+def test_a_file_that_only_starts_like_an_image_is_refused():
+    data = png_bytes(gradient(64, 64), "PNG")
+    with pytest.raises(UserError, match="damaged or truncated"):
+        open_image(data[:60])
+    with pytest.raises(UserError, match="not an image|damaged"):
+        open_image(data[:8] + b"\0" * 200)
+
+
+def test_cmyk_jpeg_becomes_rgb_and_is_said_so():
+    cmyk = png_bytes(gradient().convert("CMYK"), "JPEG")
+    img, notes = images.open_image_with_notes(cmyk)
+    assert img.mode == "CMYK"
+    assert "CMYK" in " ".join(images.conversion_notes(img, 3))
+    px = load_pixels(cmyk, 16, 3)
+    assert px.shape == (3, 16, 16) and px.max() > px.min()
+
+
+def test_palette_with_transparency_and_grey_with_alpha_go_on_white():
+    palette = Image.new("P", (20, 20), 0)
+    palette.putpalette([0, 0, 0] * 256)
+    palette.info["transparency"] = 0
+    assert (load_pixels(png_bytes(palette, transparency=0), 20, 1) == 255).all()
+    la = Image.new("LA", (20, 20), (0, 0))  # black, fully transparent
+    assert (load_pixels(png_bytes(la), 20, 1) == 255).all()
+    assert "transparent parts put on white" in images.conversion_notes(la, 1)
+
+
+def test_notes_say_what_happened_to_an_animated_or_rotated_image():
+    frames = [Image.new("RGB", (20, 20), (v, v, v)) for v in (10, 200, 90)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
+    _, notes = images.open_image_with_notes(buffer.getvalue())
+    assert notes == ["animated (3 frames): the first frame is used"]
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    img, notes = images.open_image_with_notes(png_bytes(gradient(40, 30), "JPEG", exif=exif.tobytes()))
+    assert img.size == (30, 40) and "turned upright" in notes[0]
+    _, notes = images.open_image_with_notes(png_bytes(gradient(), "PNG"))
+    assert notes == []
+
+
+def test_sixteen_bit_png_is_scaled_and_said_so():
+    arr = (np.arange(32 * 32).reshape(32, 32) * 60).astype(np.uint16)
+    img = open_image(png_bytes(Image.fromarray(arr), "PNG"))
+    assert img.mode.startswith("I")
+    assert "16-bit" in images.conversion_notes(img, 1)[0]
+    px = load_pixels(png_bytes(Image.fromarray(arr), "PNG"), 32, 3)
+    assert px.min() == 0 and px.max() == 255

@@ -1,6 +1,8 @@
 """Using a trained checkpoint: verify, embed, nearest; and refusing files that are not checkpoints."""
 
+import io
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,3 +86,111 @@ def test_files_that_are_not_our_checkpoints_are_refused(tmp_path):
                           (evil, "not a Siamese Studio checkpoint"), (tmp_path / "missing.pt", "does not exist")):
         with pytest.raises(UserError, match=message):
             SiameseModel.load(path)
+
+
+# ---------------------------------------------------------------- what the Verify page builds on (demo model: no training)
+
+DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo" / "digits-convnet.pt"
+SAMPLES = DEMO.parents[1] / "samples" / "digits"
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return SiameseModel.load(DEMO)
+
+
+def sample(digit: int, n: int = 0) -> Path:
+    return sorted((SAMPLES / str(digit)).glob("*.png"))[n]
+
+
+def test_a_verdict_moves_with_the_threshold_without_the_model(demo):
+    verdict = demo.verify(sample(4, 0), sample(4, 1))
+    assert verdict.same and verdict.threshold == demo.threshold
+    stricter = verdict.at(min(1.0, verdict.score + 0.01))
+    assert not stricter.same and stricter.score == verdict.score and stricter.distance == verdict.distance
+    # Prepared pixels are taken as they are, and give the very same verdict as the files.
+    again = demo.verify(demo.prepare(sample(4, 0)), demo.prepare(sample(4, 1)))
+    assert again.score == pytest.approx(verdict.score, abs=1e-6)
+
+
+def test_pairs_csv_with_other_column_names_or_no_header(demo, tmp_path):
+    from siamese_core.inference import verify_csv
+
+    for n, digit in enumerate((1, 1, 7)):
+        (tmp_path / f"{n}.png").write_bytes(sample(digit, n % 2).read_bytes())
+    (tmp_path / "named.csv").write_text("left,right\n0.png,1.png\n0.png,2.png\n")
+    (tmp_path / "bare.csv").write_text("0.png,1.png\n0.png,2.png\n")
+    for name in ("named.csv", "bare.csv"):
+        table, accuracy = verify_csv(demo, tmp_path / name)
+        assert table["verdict"].tolist() == ["same", "different"] and accuracy is None
+    (tmp_path / "one.csv").write_text("only\n0.png\n")
+    (tmp_path / "three.csv").write_text("Anchor,Negative,Positive\n0.png,2.png,1.png\n")
+    for name in ("one.csv", "three.csv"):
+        with pytest.raises(UserError, match="two columns naming the two images"):
+            verify_csv(demo, tmp_path / name)
+
+
+def test_uploaded_pairs_cannot_name_files_outside_the_upload(demo, tmp_path):
+    from siamese_core.inference import verify_pairs
+
+    inside_dir = tmp_path / "upload"
+    inside_dir.mkdir()
+    (inside_dir / "a.png").write_bytes(sample(2).read_bytes())
+    (tmp_path / "secret.png").write_bytes(sample(2).read_bytes())
+    rows = verify_pairs(demo, [("a.png", "../secret.png", None), ("a.png", "a.png", "yes")], inside_dir, confine=True)
+    assert rows[0]["score"] is None and rows[0]["error"] == "'../secret.png' is not among the uploaded images."
+    assert rows[1]["verdict"] == "same" and str(inside_dir) not in str(rows)
+
+
+def test_an_uploaded_checkpoint_is_kept_only_when_it_is_ours(runs_dir):
+    from siamese_core.verification import store_checkpoint
+
+    kept = store_checkpoint(DEMO.read_bytes())
+    assert kept.parent == runs_dir / ".uploads" / "checkpoints" and kept.read_bytes() == DEMO.read_bytes()
+    assert store_checkpoint(DEMO.read_bytes()) == kept  # the same file twice: one copy
+    buffer = io.BytesIO()
+    torch.save({"fc.weight": torch.zeros(2)}, buffer)
+    for data in (b"hello", pickle.dumps(Exception("arbitrary object")), buffer.getvalue(), DEMO.read_bytes()[:5000]):
+        with pytest.raises(UserError, match="'model.pt' is not a Siamese Studio checkpoint"):
+            store_checkpoint(data, "'model.pt'")
+    assert sorted(p.name for p in kept.parent.iterdir()) == [kept.name]  # nothing left of the refused files
+    with pytest.raises(UserError, match="empty"):
+        store_checkpoint(b"", "'model.pt'")
+
+
+def test_pair_folders_need_exactly_two_images(tmp_path):
+    from siamese_core.verification import pair_folders
+
+    for folder, count in (("wrap/p1", 2), ("wrap/p2", 2), ("wrap/p3", 1), ("wrap/p4", 3)):
+        (tmp_path / folder).mkdir(parents=True)
+        for n in range(count):
+            (tmp_path / folder / f"{n}.png").write_bytes(sample(n).read_bytes())
+    (tmp_path / "wrap" / "p1" / "readme.txt").write_text("not an image")
+    found = {name: (a, b, problem) for name, a, b, problem in pair_folders(tmp_path)}
+    assert found["wrap/p1"] == ("wrap/p1/0.png", "wrap/p1/1.png", "")
+    assert "holds 1 images" in found["wrap/p3"][2] and "holds 3 images" in found["wrap/p4"][2]
+
+
+def test_find_similar_ranks_the_same_digit_first_and_leaves_the_query_out(demo, tmp_path):
+    from siamese_core.gallery import digits_gallery, find_similar, folder_gallery
+
+    gallery = digits_gallery(demo.image_size, demo.channels)
+    vectors = demo.embed(gallery.pixels)
+    hits = 0
+    for digit in range(10):
+        query = demo.prepare(sample(digit))
+        matches, left_out = find_similar(demo, query, gallery, vectors, k=5)
+        assert left_out == 1  # the samples are built-in digits, found in the gallery and left out
+        assert [m.distance for m in matches] == sorted(m.distance for m in matches) and matches[0].distance > 0
+        hits += sum(m.label == str(digit) for m in matches)
+    assert hits >= 45  # at least 90% of the 50 nearest are the query's digit
+    # A gallery from a folder of class folders, with a file that is not an image.
+    for digit in (3, 8):
+        (tmp_path / "wrap" / f"d{digit}").mkdir(parents=True)
+        for n in range(3):
+            (tmp_path / "wrap" / f"d{digit}" / f"{n}.png").write_bytes(sample(digit, n).read_bytes())
+    (tmp_path / "wrap" / "d3" / "bad.png").write_bytes(b"no")
+    small = folder_gallery(tmp_path, demo.image_size, demo.channels)
+    assert len(small) == 6 and len(small.skipped) == 1 and set(small.labels) == {"d3", "d8"}
+    matches, left_out = find_similar(demo, demo.prepare(sample(3, 0)), small, demo.embed(small.pixels), k=2)
+    assert left_out == 1 and [m.label for m in matches] == ["d3", "d3"]

@@ -1,0 +1,88 @@
+"""The Verify page's second tab: many pairs from an upload, a table of verdicts to read and download."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import streamlit as st
+
+from pages import ui
+from pages.verify_pair import model_id
+from siamese_core.errors import UserError
+
+CSV_AND_ZIP = "A CSV naming the pairs, and a zip of the images"
+PAIR_FOLDERS = "A zip with one folder per pair"
+
+
+def _digest(upload) -> str:
+    """Content hash of an upload, computed once per uploaded file (not on every click)."""
+    from siamese_core.verification import content_hash
+
+    digests = st.session_state.setdefault("verify-upload-digests", {})
+    if upload.file_id not in digests:
+        digests[upload.file_id] = content_hash(upload.getvalue())
+    return digests[upload.file_id]
+
+
+@st.cache_data(max_entries=8, show_spinner="Checking the pairs...")
+def scored_pairs(_model, model_key: str, zip_key: str, csv_key: Optional[str], _zip: bytes, _csv: Optional[bytes]):
+    """Scores at the model's own threshold, once per model and upload; the page applies the slider's."""
+    from siamese_core.verification import check_pairs_upload
+
+    return check_pairs_upload(_model, _zip, _csv)
+
+
+def show(model, choice: ui.ModelChoice) -> None:
+    st.caption("Check many pairs at once and download the verdicts as a CSV file.")
+    layout = st.radio("What you upload", [CSV_AND_ZIP, PAIR_FOLDERS], key="batch-layout", horizontal=True)
+    csv_upload = None
+    if layout == CSV_AND_ZIP:
+        left, right = st.columns(2)
+        csv_upload = left.file_uploader("CSV of pairs", type=["csv"], key="batch-csv",
+                                        help="One row per pair; columns image_a and image_b name the two files in "
+                                             "the zip (e.g. alice/1.jpg). An optional column same (yes/no) gives "
+                                             "the true answer, and the accuracy is shown.")
+        zip_upload = right.file_uploader("Zip of the images", type=["zip"], key="batch-zip")
+        missing = csv_upload is None or zip_upload is None
+    else:
+        zip_upload = st.file_uploader("Zip of pair folders", type=["zip"], key="batch-folders",
+                                      help="Each folder holds exactly the two images to compare: pair1/a.jpg, "
+                                           "pair1/b.jpg, pair2/...")
+        missing = zip_upload is None
+    if missing:
+        st.info("Upload the files above: the verdicts appear here as a table.")
+        return
+    try:
+        table, _ = scored_pairs(model, model_id(choice), _digest(zip_upload),
+                                _digest(csv_upload) if csv_upload else None,
+                                zip_upload.getvalue(), csv_upload.getvalue() if csv_upload else None)
+    except UserError as exc:
+        st.error(str(exc))
+        return
+    show_table(table.copy(), model, choice)
+
+
+def show_table(table, model, choice: ui.ModelChoice) -> None:
+    from siamese_core.inference import pairs_accuracy
+
+    percent = st.session_state.get(f"threshold-{choice.key}")
+    threshold = model.threshold if percent is None or percent == round(100 * model.threshold, 1) else percent / 100.0
+    scored = table["score"].notna()
+    table.loc[scored, "verdict"] = np.where(table.loc[scored, "score"].astype(float) >= threshold, "same", "different")
+    same, failed = int((table["verdict"] == "same").sum()), int((~scored).sum())
+    summary = (f"{len(table):,} pair{'s' if len(table) != 1 else ''}: {same:,} same, {int(scored.sum()) - same:,} different"
+               + (f", {failed:,} could not be checked (see the error column)" if failed else "")
+               + f". 'Same' from a score of {100 * threshold:.1f}% (move it on the 'Check a pair' tab).")
+    accuracy = pairs_accuracy(table.to_dict("records")) if "same" in table else None
+    if accuracy:
+        summary += (f" Agrees with your 'same' column on {100 * accuracy['accuracy']:.1f}% of the "
+                    f"{accuracy['pairs']:,} pairs it answers.")
+    (st.warning if failed else st.success)(summary)
+    shown = table.assign(score=table["score"].astype(float) * 100)
+    st.dataframe(shown, hide_index=True, key="batch-table", column_config={
+        "score": st.column_config.ProgressColumn("score", format="%.1f%%", min_value=0, max_value=100),
+        "error": st.column_config.TextColumn("error", width="large")})
+    table["threshold"] = round(threshold, 4)
+    st.download_button("Download the verdicts (CSV)", table.to_csv(index=False).encode(), "verdicts.csv",
+                       "text/csv", key="batch-download")

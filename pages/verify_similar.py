@@ -1,0 +1,83 @@
+"""The Verify page's third tab: one query image against a gallery, the k most similar first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from pages import ui
+from pages.verify_batch import _digest
+from pages.verify_pair import image_input, model_id, shown
+from siamese_core.errors import UserError
+
+DIGITS = "The built-in digits (1,797 images)"
+ZIP = "Upload a zip of images"
+PER_ROW = 5
+
+
+@st.cache_resource(max_entries=4, show_spinner="Reading the gallery...")  # not pickled: never changed once made
+def gallery(key: str, size: int, channels: int, _folder):
+    from siamese_core.gallery import digits_gallery, folder_gallery
+
+    return digits_gallery(size, channels) if _folder is None else folder_gallery(_folder, size, channels)
+
+
+@st.cache_data(max_entries=8, show_spinner="Computing the gallery's vectors (once per model and gallery)...")
+def gallery_vectors(_model, model_key: str, gallery_key: str, _gallery):
+    return _model.embed(_gallery.pixels)
+
+
+def pick_gallery(model):
+    """(gallery, its key) for the chosen source; None after saying what is missing or wrong."""
+    source = st.radio("Search among", [DIGITS, ZIP], key="gallery-source", horizontal=True)
+    if source == DIGITS:
+        return gallery("digits", model.image_size, model.channels, None), "digits"
+    upload = st.file_uploader("Zip of images", type=["zip"], key="gallery-zip",
+                              help="Images in one folder, or one folder per class (then each match shows its class).")
+    if upload is None:
+        st.info("Upload a zip of images to search among them.")
+        return None
+    from siamese_core.verification import unpack
+
+    key = f"zip:{_digest(upload)}"
+    try:
+        folder = unpack(upload, upload.getvalue(), "galleries")
+        found = gallery(key, model.image_size, model.channels, Path(folder))
+    except UserError as exc:
+        st.error(str(exc))
+        return None
+    if found.skipped:
+        st.warning(f"{len(found.skipped):,} files in the zip are not readable images and were left out "
+                   f"(e.g. {Path(found.skipped[0][0]).name}).")
+    return found, key
+
+
+def show(model, choice: ui.ModelChoice) -> None:
+    st.caption("Pick one image: the images of the gallery the model finds most like it come first.")
+    query_column, settings = st.columns([1, 2])
+    query = image_input(query_column, "query", model, 0, label="Image to look for")
+    with settings:
+        picked = pick_gallery(model)
+        k = st.slider("How many to show", 1, 20, 5, key="similar-k")
+    if query is None or picked is None:
+        return
+    found, key = picked
+    from siamese_core.gallery import find_similar
+
+    vectors = gallery_vectors(model, model_id(choice), key, found)
+    try:
+        matches, left_out = find_similar(model, query.pixels, found, vectors, k)
+    except UserError as exc:
+        st.error(str(exc))
+        return
+    what = "embeddings" if model.is_embedding else "the features the model's backbone extracts (its pair head is not used here)"
+    st.markdown(f"**The {len(matches)} most similar of {len(found):,} images**, nearest first")
+    st.caption(f"Distance between {what}: smaller means more alike."
+               + (" The image itself is in the gallery and is left out." if left_out else ""))
+    for start in range(0, len(matches), PER_ROW):
+        columns = st.columns(PER_ROW)
+        for column, match in zip(columns, matches[start:start + PER_ROW]):
+            label = f"{f'digit {match.label}' if key == 'digits' else match.label} · " if match.label else ""
+            column.image(shown(found.pixels[match.index], 110), width=110)
+            column.caption(f"{label}distance {match.distance:.2f}  \n{match.name}")
