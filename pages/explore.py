@@ -1,41 +1,70 @@
-"""Explore: the images as the model places them, drawn in 3D (PCA of their embeddings)."""
+"""Explore: the images as the model places them, drawn in 3D or 2D; hover a point to see its image."""
 
-import numpy as np
-import plotly.express as px
 import streamlit as st
 
-from pages import ui
+from pages import explore_data, explore_view, ui
+from siamese_core.projection import METHOD_NAMES  # numpy only: umap and sklearn load when used
 
 st.title("Explore")
 st.caption("Each dot is an image. The model turns every image into a list of numbers; images it finds alike "
-           "get similar numbers, so they land close together here. Drag to turn the map, scroll to zoom.")
+           "get similar numbers, so they land close together here. Drag to turn the map, scroll to zoom, "
+           "hover a dot to see its image, click it to see its nearest neighbours.")
 
 choice = ui.model_picker("explore")
 model = ui.load_model(choice)
 if model is None:
     st.stop()
 
+source = explore_data.pick_images(choice, model)
+if source is None:
+    st.stop()
+data = explore_data.embedded(model, choice, source)
+if data is None:
+    st.stop()
 
-@st.cache_data(show_spinner="Embedding the built-in digits...", max_entries=8)
-def digit_map(_model, path: str, modified: float):  # cached per model file and version
-    from sklearn.decomposition import PCA
+chosen = explore_view.settings(data)
+keep = explore_view.filter_points(data)
+projected = explore_view.project(data, chosen)
+if projected is None:
+    st.stop()
+positions, coords = projected
+rows = explore_view.drawn_points(positions, keep, data.labels, chosen.max_points, chosen.seed)
+if len(rows) == 0:
+    st.warning("No image matches the filter: clear the search or pick other classes.")
+    st.stop()
 
-    from siamese_core.data import load_digits
+method_name = METHOD_NAMES[chosen.method]
+st.iframe(explore_view.map_page(data, positions, coords, rows, chosen, model.class_word),
+          height=explore_view.MAP_HEIGHT + 10, alt=f"{chosen.dims}D embedding map of {data.title}")
+kept = int(keep[positions].sum())
+capped = (f" {len(rows):,} of them are drawn, chosen evenly from each class; raise 'Most points drawn' under "
+          "Advanced settings to draw more." if len(rows) < kept else "")
+mapped = data.title if len(positions) == len(data.labels) else f"{len(positions):,} of {data.title}"
+st.caption(f"{mapped[:1].upper()}{mapped[1:]}: the model's {data.vectors.shape[1]} numbers per image, laid out "
+           f"in {chosen.dims}D with {method_name}"
+           + (f"; {kept:,} match the filter." if kept < len(positions) else ".") + capped
+           + " Click a class in the legend to hide or show it.")
 
-    digits = load_digits(_model.image_size, _model.channels)
-    vectors = _model.embed(digits.pixels.numpy())
-    points = PCA(n_components=3, random_state=0).fit_transform(vectors)
-    return points, np.array([digits.classes[i] for i in digits.labels]), digits.names, vectors.shape[1]
+explore_view.closer_look(data, chosen, model.class_word)
+explore_view.exports(data, positions, coords, method_name)
 
 
-points, labels, names, dimensions = digit_map(model, str(choice.path), choice.path.stat().st_mtime)
-order = np.argsort(labels, kind="stable")  # legend in digit order
-figure = px.scatter_3d(x=points[order, 0], y=points[order, 1], z=points[order, 2], color=labels[order],
-                       color_discrete_sequence=px.colors.qualitative.D3,  # ten colours easy to tell apart
-                       hover_name=np.array(names)[order], labels={"color": model.class_word},
-                       height=650, opacity=0.8)
-figure.update_traces(marker={"size": 3})
-figure.update_layout(margin={"l": 0, "r": 0, "t": 0, "b": 0}, legend={"itemsizing": "constant"})
-st.plotly_chart(figure, key="map")
-st.caption(f"{len(labels):,} built-in digits: the model's {dimensions} numbers per image, projected to 3D with "
-           "PCA. Click a class in the legend to hide or show it.")
+@st.cache_resource(show_spinner=False)
+def _warm_umap_once() -> None:
+    """Compile UMAP in the background while the person looks at the first map (once per server).
+
+    Started after the first map is sent, so its compiling does not slow that map down.
+    SIAMESE_WARM_UMAP=0 turns it off (a server stopped while it compiles takes seconds to exit).
+    """
+    import os
+
+    from streamlit import runtime
+
+    # A real server only: AppTest runs (tests) have no runtime and skip the warm-up.
+    if runtime.exists() and os.environ.get("SIAMESE_WARM_UMAP", "1").strip() != "0":
+        from siamese_core.projection import warm_umap
+
+        warm_umap(background=True)
+
+
+_warm_umap_once()

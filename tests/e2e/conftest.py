@@ -182,7 +182,8 @@ def app_server(tmp_path_factory):
     log_path = ARTIFACTS / "streamlit-server.log"
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "SIAMESE_RUNS_DIR": str(runs_dir), "PYTHONUNBUFFERED": "1"}
+    # No UMAP warm-up: compiling it in the background slows the server's stop by seconds, and the tests use PCA.
+    env = {**os.environ, "SIAMESE_RUNS_DIR": str(runs_dir), "PYTHONUNBUFFERED": "1", "SIAMESE_WARM_UMAP": "0"}
     command = [sys.executable, "-m", "streamlit", "run", "app.py",
                "--server.headless", "true", "--server.port", str(port),
                "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]

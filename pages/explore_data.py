@@ -1,0 +1,167 @@
+"""The Explore page's images: which ones to map, and their embeddings (computed once, with progress)."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import streamlit as st
+
+from pages import ui
+from siamese_core import uploads
+from siamese_core.errors import UserError
+from siamese_core.runs import runs_root
+
+DIGITS = "Built-in handwritten digits"
+MNIST = "MNIST test digits"
+VALIDATION = "This run's validation images"
+ZIP = "Upload a zip of class folders"
+STAGED_DAYS = 1
+EMBEDDINGS_KEPT = 6  # embedded image sets kept in memory for the whole server
+
+
+@dataclass
+class ImageSource:
+    key: str  # names the images for the cache: the same key means the same images
+    title: str  # in words, for captions: "1,797 built-in digits"
+    load: Callable  # () -> ImageSet at the model's size
+
+
+@dataclass
+class MapData:
+    """Embedded images: everything the map, the closer look and the exports need."""
+
+    image_set: object  # siamese_core.data.ImageSet
+    vectors: np.ndarray  # (N, D)
+    labels: np.ndarray  # class name of each image (str)
+    names: list  # file name of each image
+    classes: list  # class names in their natural order
+    title: str
+
+
+def pick_images(choice: ui.ModelChoice, model) -> Optional[ImageSource]:
+    """Radio of the image sources this model can map; None (after saying why) until one is ready."""
+    sources = [DIGITS, MNIST] + ([VALIDATION] if _has_validation(choice, model) else []) + [ZIP]
+    source = st.radio("Images to map", sources, horizontal=True, key="explore-images",
+                      help="A zip of class folders holds one folder per class (person, product, signature), "
+                           "each with that class's images.")
+    size, channels = model.image_size, model.channels
+    if source == DIGITS:
+        from siamese_core.data import load_digits
+
+        return ImageSource(f"digits:{size}:{channels}", "1,797 built-in digits", lambda: load_digits(size, channels))
+    if source == MNIST:
+        return _mnist(size, channels)
+    if source == VALIDATION:
+        from siamese_core.evaluation import evaluation_set
+
+        modified = choice.path.stat().st_mtime
+        return ImageSource(f"validation:{choice.path}:{modified}", f"the validation images of {choice.label}",
+                           lambda: evaluation_set(model))
+    return _zip(size, channels)
+
+
+def _has_validation(choice: ui.ModelChoice, model) -> bool:
+    """Runs of this app whose checkpoint says what they were trained on can show their validation split.
+
+    Not the demo or an uploaded checkpoint: their training data was on another machine.
+    """
+    return choice.key.startswith("run:") and bool(model.checkpoint.get("config"))
+
+
+def _mnist(size: int, channels: int) -> Optional[ImageSource]:
+    from pages.train_data import mnist_root
+    from siamese_core.data import load_mnist, mnist_parts_available
+
+    root = mnist_root()
+    if "test" not in mnist_parts_available(root):
+        st.warning(f"The MNIST test files are not in `{root}`. Put `t10k-images-idx3-ubyte.gz` and "
+                   "`t10k-labels-idx1-ubyte.gz` there, or set SIAMESE_MNIST_DIR to the folder that holds them.")
+        return None
+    return ImageSource(f"mnist-test:{root.resolve()}:{size}:{channels}", "the 10,000 MNIST test digits",
+                       lambda: load_mnist(root, "test", size, channels))
+
+
+def _zip(size: int, channels: int) -> Optional[ImageSource]:
+    from siamese_core.data import load_class_folders
+
+    upload = st.file_uploader("Zip of class folders", type=["zip"], key="explore-zip",
+                              help="For example people.zip holding alice/1.jpg, alice/2.jpg, bob/1.jpg ...")
+    if upload is None:
+        st.info("Upload a zip of class folders to map its images.")
+        return None
+    staged = _staged(upload)
+    try:
+        if not staged.is_dir():
+            with st.spinner("Unpacking..."):
+                result = uploads.extract_zip(upload, staged)
+            if result.skipped:
+                st.warning(f"{len(result.skipped)} entries were skipped (links, or paths leading outside the zip).")
+        root = uploads.find_class_root(staged)
+        summary = uploads.describe_class_folders(root)
+    except UserError as exc:
+        st.error(str(exc))
+        return None
+    if summary.total == 0:
+        st.error(summary.problems[0])
+        return None
+    return ImageSource(f"zip:{staged.name}:{size}:{channels}",
+                       f"{summary.total:,} images in {len(summary.classes):,} classes from {upload.name}",
+                       lambda: load_class_folders(root, size, channels))
+
+
+def _staged(upload) -> Path:
+    """Uploads unpack once under runs/.uploads/<content hash> (as on the Train page), hashed once per file."""
+    staging = runs_root() / ".uploads"
+    uploads.remove_older_than(staging, STAGED_DAYS * 86400)
+    digests = st.session_state.setdefault("explore-upload-digests", {})
+    if upload.file_id not in digests:
+        digests[upload.file_id] = hashlib.sha256(upload.getvalue()).hexdigest()[:16]
+    return staging / digests[upload.file_id]
+
+
+# ------------------------------------------------------------------ embeddings, kept for the whole server
+
+@st.cache_resource
+def _embeddings_store() -> dict:
+    return {"items": OrderedDict(), "lock": threading.Lock()}
+
+
+def embedded(model, choice: ui.ModelChoice, source: ImageSource) -> Optional[MapData]:
+    """The source's images and their embeddings, computed in batches under a progress bar, kept per (model, images)."""
+    from siamese_core.embedding_map import embed_image_set, label_names
+
+    store = _embeddings_store()
+    key = (str(choice.path), choice.path.stat().st_mtime, source.key)
+    with store["lock"]:
+        found = store["items"].get(key)
+        if found is not None:
+            store["items"].move_to_end(key)
+            return found
+    try:
+        with st.spinner(f"Reading {source.title}..."):
+            image_set = source.load()
+    except UserError as exc:
+        st.error(str(exc))
+        return None
+    if len(image_set) < 3:
+        st.error(f"Only {len(image_set)} image(s) could be read: a map needs at least 3.")
+        return None
+    bar = st.progress(0.0, text=f"Embedding {len(image_set):,} images...")
+    vectors = embed_image_set(model, image_set, progress=lambda done, words: bar.progress(min(1.0, done), words))
+    bar.empty()
+    if image_set.skipped:
+        st.warning(f"{len(image_set.skipped):,} files could not be read as images and are left out "
+                   f"(the first: {Path(image_set.skipped[0][0]).name}).")
+    classes = [str(c) for c in image_set.classes] + (["(no label)"] if (image_set.labels < 0).any() else [])
+    data = MapData(image_set, vectors, label_names(image_set), list(image_set.names), classes, source.title)
+    with store["lock"]:
+        store["items"][key] = data
+        while len(store["items"]) > EMBEDDINGS_KEPT:
+            store["items"].popitem(last=False)
+    return data

@@ -1,0 +1,304 @@
+"""The embedding map: embed an image set in batches, draw it as an interactive Plotly page, export it.
+
+`build_map_html` writes one self-contained HTML page: plotly.js from the installed plotly package
+(inlined once, no network), the figure (one trace per class, so the legend hides and shows
+classes), every drawn image as a small data-URI thumbnail in one JavaScript array, and a script
+that shows the hovered point's thumbnail, label and file name in a corner panel, and the clicked
+point large with its nearest neighbours (in the model's embedding space, not on the map).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import math
+import re
+import zipfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from .images import pixels_to_image
+
+THUMBNAIL_PX = 48  # the longest side of a hover thumbnail; smaller images are kept at their size
+LEGEND_CLASSES = 30  # up to this many classes get a trace (and a legend entry) each
+NEIGHBOURS_SHOWN = 6
+ASSETS = Path(__file__).resolve().parent.parent / "assets" / "explore"
+# Ten colours easy to tell apart (D3), then more for up to LEGEND_CLASSES classes.
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
+           "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5", "#393b79", "#637939", "#8c6d31", "#843c39",
+           "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363"]
+
+
+# ------------------------------------------------------------------ embedding
+
+def embed_image_set(model, image_set, batch_size: int = 256,
+                    progress: Optional[Callable[[float, str], None]] = None) -> np.ndarray:
+    """Vectors (N, D) of every image in `image_set`, in batches, reporting progress after each one."""
+    n = len(image_set)
+    chunks = []
+    for start in range(0, n, batch_size):
+        index = np.arange(start, min(n, start + batch_size))
+        chunks.append(model.embed(image_set.batch(index).numpy(), batch_size=batch_size))
+        if progress:
+            progress(index[-1] / max(n - 1, 1), f"Embedding images: {index[-1] + 1:,} of {n:,}")
+    if not chunks:
+        return np.zeros((0, 1), dtype=np.float32)
+    return np.concatenate(chunks).astype(np.float32, copy=False)
+
+
+def label_names(image_set) -> np.ndarray:
+    """Each image's class name ('(no label)' for images without one), as strings."""
+    classes = np.array([str(c) for c in image_set.classes] + ["(no label)"], dtype=object)
+    return classes[np.where(image_set.labels >= 0, image_set.labels, len(image_set.classes))]
+
+
+# ------------------------------------------------------------------ neighbours and thumbnails
+
+def nearest_table(vectors: np.ndarray, k: int = NEIGHBOURS_SHOWN, metric: str = "euclidean",
+                  chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """For every row, its k nearest other rows and their distances, nearest first: (N, k) each.
+
+    The same distances as inference.nearest_vectors (cosine: 1 - cosine similarity), done in
+    blocks of rows with one matrix product each, so 10,000 rows take seconds, not minutes.
+    """
+    x = np.asarray(vectors, dtype=np.float32)
+    n = len(x)
+    k = min(k, n - 1)
+    if k <= 0:
+        return np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0), dtype=np.float32)
+    if metric == "cosine":
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    elif metric != "euclidean":
+        raise ValueError(f"unknown metric {metric!r}: use 'euclidean' or 'cosine'")
+    squares = (x ** 2).sum(axis=1)
+    indices = np.empty((n, k), dtype=np.int64)
+    distances = np.empty((n, k), dtype=np.float32)
+    for start in range(0, n, chunk):
+        rows = slice(start, min(n, start + chunk))
+        products = x[rows] @ x.T
+        if metric == "cosine":
+            d = 1.0 - products
+        else:
+            d = np.sqrt(np.maximum(squares[rows, None] + squares[None, :] - 2.0 * products, 0.0))
+        d[np.arange(d.shape[0]), np.arange(start, rows.stop)] = np.inf  # not its own neighbour
+        top = np.argpartition(d, k - 1, axis=1)[:, :k]
+        top_d = np.take_along_axis(d, top, axis=1)
+        order = np.argsort(top_d, axis=1, kind="stable")
+        indices[rows] = np.take_along_axis(top, order, axis=1)
+        distances[rows] = np.take_along_axis(top_d, order, axis=1)
+    return indices, distances
+
+
+def thumbnail_bytes(pixels: np.ndarray, size: int = THUMBNAIL_PX) -> tuple[bytes, str]:
+    """A small image file of uint8 (C, S, S) pixels: PNG for grey (lossless and tiny), WebP for colour."""
+    image = pixels_to_image(pixels)
+    if max(image.size) > size:
+        from PIL import Image
+
+        image.thumbnail((size, size), Image.LANCZOS)
+    buffer = io.BytesIO()
+    if image.mode == "L":
+        image.save(buffer, "PNG", optimize=True)
+        return buffer.getvalue(), "image/png"
+    image.convert("RGB").save(buffer, "WEBP", quality=75)
+    return buffer.getvalue(), "image/webp"
+
+
+def thumbnail_uri(pixels: np.ndarray, size: int = THUMBNAIL_PX) -> str:
+    data, mime = thumbnail_bytes(pixels, size)
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def thumbnail_uris(image_set, positions: Sequence[int], size: int = THUMBNAIL_PX, batch: int = 512) -> list:
+    positions = np.asarray(positions, dtype=np.int64)
+    uris = []
+    for start in range(0, len(positions), batch):
+        pixels = image_set.batch(positions[start:start + batch]).numpy()
+        uris.extend(thumbnail_uri(p, size) for p in pixels)
+    return uris
+
+
+# ------------------------------------------------------------------ the page
+
+@dataclass
+class MapPoints:
+    """What gets drawn: coordinates and facts of each point, in drawing order."""
+
+    coords: np.ndarray  # (N, 2|3)
+    labels: Sequence[str]  # class name of each point
+    names: Sequence[str]  # file name of each point
+    thumbnails: Sequence[str]  # data URI of each point's image
+    index: Sequence[int]  # each point's position in the full image set (shown, and used on the page)
+    neighbours: Optional[np.ndarray] = None  # (N, k) positions in these points, nearest first
+    neighbour_distances: Optional[np.ndarray] = None  # (N, k)
+
+
+@lru_cache(maxsize=1)
+def plotly_js() -> str:
+    """plotly.js from the installed plotly package (about 4.8 MB), read once per process."""
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
+
+
+def _json_for_script(value) -> str:
+    """JSON safe inside a <script> element: '</script>' or '<!--' in a file name cannot end it early."""
+    return (json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+            .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def build_figure(points: MapPoints, class_word: str = "class", class_order: Optional[Sequence[str]] = None,
+                 height: int = 640):
+    """The Plotly figure: one trace per class (legend hides and shows it), or one coloured trace for many."""
+    import plotly.graph_objects as go
+
+    coords = np.asarray(points.coords, dtype=np.float32)
+    dims = coords.shape[1]
+    labels = np.asarray(points.labels, dtype=object)
+    found = set(labels)
+    present = [c for c in dict.fromkeys(class_order or []) if c in found]
+    present += sorted(found - set(present), key=_natural)  # classes the order does not name still get drawn
+    scatter = go.Scatter3d if dims == 3 else go.Scattergl
+    marker_size = 3 if dims == 3 else 5
+    hover = "<b>%{text}</b><extra></extra>"
+    figure = go.Figure()
+    rounded = np.round(coords, 4)  # four digits are plenty on screen and keep the page small
+    if len(present) <= LEGEND_CLASSES:
+        for i, name in enumerate(present):
+            members = np.flatnonzero(labels == name)
+            xyz = {axis: rounded[members, j] for j, axis in enumerate("xyz"[:dims])}
+            figure.add_trace(scatter(**xyz, mode="markers", name=str(name), text=[str(name)] * len(members),
+                                     customdata=members, hovertemplate=hover,
+                                     marker={"size": marker_size, "color": PALETTE[i % len(PALETTE)],
+                                             "opacity": 0.85}))
+    else:
+        number = {c: i for i, c in enumerate(present)}
+        colour = np.array([number[c] for c in labels])
+        xyz = {axis: rounded[:, j] for j, axis in enumerate("xyz"[:dims])}
+        figure.add_trace(scatter(**xyz, mode="markers", name=class_word, text=labels.tolist(),
+                                 customdata=np.arange(len(labels)), hovertemplate=hover, showlegend=False,
+                                 marker={"size": marker_size, "color": colour, "colorscale": "Turbo",
+                                         "opacity": 0.85}))
+    axis = {"showticklabels": False, "title": {"text": ""}}
+    layout = {"margin": {"l": 0, "r": 0, "t": 0, "b": 0}, "height": height, "uirevision": "keep",
+              "legend": {"itemsizing": "constant", "title": {"text": class_word}, "x": 0, "y": 1,
+                         "bgcolor": "rgba(255,255,255,0.7)"},
+              "hoverlabel": {"namelength": 0}, "paper_bgcolor": "white"}
+    if dims == 3:
+        layout["scene"] = {"xaxis": axis, "yaxis": axis, "zaxis": axis, "aspectmode": "cube"}
+    else:
+        layout.update(xaxis=axis, yaxis={**axis, "scaleanchor": "x"}, plot_bgcolor="#fafafa", dragmode="pan")
+    figure.update_layout(**layout)
+    return figure
+
+
+def _natural(text: str):
+    """'2' before '10': class names that are numbers sort as numbers."""
+    return (0, int(text), "") if str(text).isdigit() else (1, 0, str(text))
+
+
+def build_map_html(points: MapPoints, class_word: str = "class", class_order: Optional[Sequence[str]] = None,
+                   height: int = 640, metric: str = "euclidean") -> str:
+    """A complete HTML page (no network needed) for `st.iframe`, or to save and open in a browser."""
+    figure = build_figure(points, class_word, class_order, height)
+    data = {
+        "thumbs": list(points.thumbnails),
+        "labels": [str(s) for s in points.labels],
+        "names": [str(s) for s in points.names],
+        "index": [int(i) for i in points.index],
+        "neighbours": [] if points.neighbours is None else points.neighbours.tolist(),
+        "distances": [] if points.neighbour_distances is None
+        else np.round(points.neighbour_distances, 4).tolist(),
+        "metric": "cosine distance" if metric == "cosine" else "distance",
+        "classWord": class_word,
+    }
+    parts = {
+        "TITLE": html.escape(f"Embedding map of {len(points.labels):,} images"),
+        "HEIGHT": str(int(height)),
+        "PLOTLY_JS": plotly_js().replace("</script", "<\\/script"),
+        "FIGURE": figure.to_json().replace("</", "<\\/"),
+        "POINTS": _json_for_script(data),
+        "HOVER_JS": (ASSETS / "hover.js").read_text(encoding="utf-8"),
+    }
+    template = (ASSETS / "map.html").read_text(encoding="utf-8")
+    # One pass over the template only: nothing inserted (plotly.js, file names) is scanned again.
+    return re.sub(r"/\*(" + "|".join(parts) + r")\*/", lambda found: parts[found.group(1)], template)
+
+
+# ------------------------------------------------------------------ exports
+
+def coordinates_csv(coords: np.ndarray, labels: Sequence[str], names: Sequence[str],
+                    index: Optional[Sequence[int]] = None) -> bytes:
+    """The projected points as CSV: index, x, y[, z], label, path (UTF-8, one row per image)."""
+    coords = np.asarray(coords)
+    axes = ["x", "y", "z"][:coords.shape[1]]
+    index = range(len(coords)) if index is None else index
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["index", *axes, "label", "path"])
+    for i, row, label, name in zip(index, coords, labels, names):
+        writer.writerow([int(i), *(f"{v:.6g}" for v in row), label, name])
+    return buffer.getvalue().encode("utf-8")
+
+
+def _tsv_cell(value) -> str:
+    return str(value).replace("\t", " ").replace("\n", " ").replace("\r", " ")
+
+
+def sprite_sheet(image_set, positions: Optional[Sequence[int]] = None, max_side: int = 8192):
+    """All images tiled in a square grid for TensorBoard's projector: (PNG bytes, cell size in px).
+
+    The projector reads at most 8192 x 8192 pixels, so cells shrink as the number of images grows.
+    """
+    from PIL import Image
+
+    positions = np.arange(len(image_set)) if positions is None else np.asarray(positions, dtype=np.int64)
+    per_row = max(1, math.ceil(math.sqrt(len(positions))))
+    cell = max(1, min(int(image_set.image_size), max_side // per_row))
+    first = pixels_to_image(image_set.batch(positions[:1]).numpy()[0]) if len(positions) else None
+    mode = "L" if first is None or first.mode == "L" else "RGB"
+    sheet = Image.new(mode, (per_row * cell, max(1, math.ceil(len(positions) / per_row)) * cell), 0)
+    for start in range(0, len(positions), 512):
+        for j, pixels in enumerate(image_set.batch(positions[start:start + 512]).numpy()):
+            tile = pixels_to_image(pixels).convert(mode).resize((cell, cell), Image.BILINEAR)
+            k = start + j
+            sheet.paste(tile, ((k % per_row) * cell, (k // per_row) * cell))
+    buffer = io.BytesIO()
+    sheet.save(buffer, "PNG", optimize=True)
+    return buffer.getvalue(), cell
+
+
+def projector_zip(vectors: np.ndarray, labels: Sequence[str], names: Sequence[str], image_set=None,
+                  positions: Optional[Sequence[int]] = None, tensor_name: str = "embeddings") -> bytes:
+    """A zip for TensorBoard's projector: vectors.tsv, metadata.tsv, sprite.png, projector_config.pbtxt.
+
+    Unzip it into a log folder and run `tensorboard --logdir FOLDER` (Projector tab), or load
+    vectors.tsv and metadata.tsv at projector.tensorflow.org. `positions` are the images of
+    `image_set` the rows belong to (default: all, in order); without `image_set` there is no sprite.
+    """
+    vectors = np.asarray(vectors, dtype=np.float32)
+    rows = "\n".join("\t".join(f"{v:.6g}" for v in row) for row in vectors) + "\n"
+    metadata = "label\tpath\n" + "".join(f"{_tsv_cell(a)}\t{_tsv_cell(b)}\n" for a, b in zip(labels, names))
+    config = [f"embeddings {{\n  tensor_name: \"{tensor_name}\"\n  tensor_path: \"vectors.tsv\"\n"
+              "  metadata_path: \"metadata.tsv\"\n"]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("vectors.tsv", rows)
+        archive.writestr("metadata.tsv", metadata)
+        if image_set is not None and len(vectors):
+            sprite, cell = sprite_sheet(image_set, positions)
+            archive.writestr("sprite.png", sprite)
+            config.append(f"  sprite {{\n    image_path: \"sprite.png\"\n    single_image_dim: {cell}\n"
+                          f"    single_image_dim: {cell}\n  }}\n")
+        config.append("}\n")
+        archive.writestr("projector_config.pbtxt", "".join(config))
+    return buffer.getvalue()
