@@ -1,6 +1,46 @@
-"""Evaluate: how good is this model, and where does it fail. (Being built: issue 6.)"""
+"""Evaluate: how good is this model, and where does it fail. The figures come from siamese_core.evaluation."""
 
 import streamlit as st
 
+from pages import evaluate_compare, evaluate_data, evaluate_figures, evaluate_gallery, evaluate_retrieval, ui
+
 st.title("Evaluate")
-st.info("This page is being built.")
+st.caption("How good is this model, and where does it fail? It scores pairs of images it did not train on; "
+           "every figure below comes from those scores, and the threshold slider moves them all together.")
+
+choice = ui.model_picker("evaluate")
+model = ui.load_model(choice)
+if model is None:
+    st.stop()
+eval_set = evaluate_data.pick_set(model)
+with st.expander("Pairs to score"):
+    left, middle, right = st.columns(3)
+    n_pairs = left.number_input("Pairs", 20, 20000, 1000, step=100, key="eval-pairs",
+                                help="Half same, half different, drawn at random (each pair once).")
+    seed = middle.number_input("Seed", 0, 10**6, 0, key="eval-seed",
+                               help="The same seed draws the same pairs, so evaluations can be compared.")
+    sequential = right.toggle("Sequential pairs (0,1), (2,3), ...", key="eval-sequential",
+                              help="Neighbours in file order, as the classic digit script tested; how many are "
+                                   "'same' depends on that order.")
+
+evaluation = None
+if eval_set is not None:
+    evaluation = evaluate_data.scored(model, choice, eval_set, int(n_pairs), int(seed), sequential)
+if evaluation is not None:
+    kfold = evaluation.kfold(evaluate_figures.FOLDS, int(seed))
+    identity = f"{choice.key}|{evaluate_data.model_version(choice)}|{eval_set.path}|{n_pairs}|{seed}|{sequential}"
+    threshold = evaluate_figures.threshold_controls(evaluation, identity, kfold)
+
+tabs = st.tabs(["Figures", "Where it fails", "Retrieval", "Compare models"])
+if evaluation is not None:
+    with tabs[0]:
+        evaluate_figures.show(evaluation, threshold, kfold)
+    with tabs[1]:
+        evaluate_gallery.show(evaluation, threshold.value)
+    with tabs[2]:
+        evaluate_retrieval.show(evaluation)
+else:
+    for tab in tabs[:3]:
+        tab.info("Choose an evaluation set above first.")
+with tabs[3]:
+    evaluate_compare.show(eval_set, int(n_pairs), int(seed), sequential)

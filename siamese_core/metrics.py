@@ -81,3 +81,96 @@ def roc_points(scores: np.ndarray, same: np.ndarray, max_points: int = 200) -> d
         "tpr": tpr[keep].tolist(),
         "thresholds": np.clip(thresholds[keep], 0.0, 1.0).tolist(),
     }
+
+
+def rates(scores: np.ndarray, same: np.ndarray, threshold: float) -> dict:
+    """False-accept rate (different pairs called 'same') and false-reject rate (same pairs called 'different')."""
+    scores = np.asarray(scores, dtype=np.float64)
+    truth = np.asarray(same).astype(bool)
+    said_same = scores >= threshold
+    negatives, positives = int((~truth).sum()), int(truth.sum())
+    return {
+        "far": float((said_same & ~truth).sum() / negatives) if negatives else float("nan"),
+        "frr": float((~said_same & truth).sum() / positives) if positives else float("nan"),
+    }
+
+
+def _full_roc(scores: np.ndarray, same: np.ndarray):
+    from sklearn.metrics import roc_curve
+
+    return roc_curve(same, scores, drop_intermediate=False)
+
+
+def equal_error_rate(scores: np.ndarray, same: np.ndarray) -> dict:
+    """The rate at which false accepts and false rejects are equal, and a threshold near it.
+
+    Along the ROC curve the false-accept rate (FPR) rises as the false-reject rate (1 - TPR)
+    falls; the EER is where they cross, interpolated linearly between the two ROC points on
+    either side of the crossing (the usual definition in face and speaker verification).
+    The threshold is that of the ROC point closest to the crossing. NaN when only one kind
+    of pair is present.
+    """
+    same = np.asarray(same).astype(bool)
+    if same.all() or not same.any():
+        return {"eer": float("nan"), "threshold": float("nan")}
+    fpr, tpr, thresholds = _full_roc(scores, same)
+    fnr = 1.0 - tpr
+    gap = fnr - fpr  # falls from +1 (threshold above all) to -1 (below all)
+    after = int(np.argmax(gap <= 0))  # first point where false accepts reach false rejects
+    before = max(after - 1, 0)
+    if gap[before] == gap[after]:
+        eer = (fpr[after] + fnr[after]) / 2
+    else:
+        w = gap[before] / (gap[before] - gap[after])
+        eer = fpr[before] + w * (fpr[after] - fpr[before])
+    nearest = before if abs(gap[before]) < abs(gap[after]) else after
+    return {"eer": float(eer), "threshold": float(np.clip(thresholds[nearest], 0.0, 1.0))}
+
+
+def tar_at_far(scores: np.ndarray, same: np.ndarray, far: float) -> dict:
+    """True-accept rate at a false-accept rate of at most `far`: conservative, not interpolated.
+
+    The best true-accept rate among the thresholds that really achieve a false-accept rate no
+    higher than `far` on these pairs (so the figure is one a threshold can deliver, never an
+    interpolation between two thresholds). With few different pairs, small targets are reached
+    only by accepting nothing: `far` below 1 / (number of different pairs) is not measurable,
+    and `measurable` says so.
+    """
+    same = np.asarray(same).astype(bool)
+    negatives = int((~same).sum())
+    if same.all() or not same.any():
+        return {"tar": float("nan"), "far": float(far), "threshold": float("nan"), "measurable": False}
+    fpr, tpr, thresholds = _full_roc(scores, same)
+    allowed = np.flatnonzero(fpr <= far + 1e-12)
+    best = allowed[np.argmax(tpr[allowed])]  # the last allowed point: tpr never falls along the curve
+    return {"tar": float(tpr[best]), "far": float(far), "achieved_far": float(fpr[best]),
+            "threshold": float(np.clip(thresholds[best], 0.0, 1.0)), "measurable": far * negatives >= 1}
+
+
+def kfold_threshold(scores: np.ndarray, same: np.ndarray, folds: int = 10, seed: int = 0) -> dict:
+    """Choose the threshold on k-1 folds and score the held-out fold, k times (the LFW protocol).
+
+    Folds are stratified (each holds its share of same and different pairs) and drawn with
+    `seed`. Returns the mean and standard deviation of the held-out accuracies, each fold's
+    threshold and accuracy, and `threshold`: the median of the fold thresholds, one threshold
+    to use afterwards (chosen by this set, so figures at it on this same set are not held out).
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    truth = np.asarray(same).astype(bool)
+    folds = int(min(folds, truth.sum(), (~truth).sum()))
+    if folds < 2:
+        raise ValueError("k-fold threshold choice needs at least two same and two different pairs")
+    rng = np.random.default_rng(seed)
+    fold_of = np.empty(len(scores), dtype=np.int64)
+    for kind in (True, False):
+        members = rng.permutation(np.flatnonzero(truth == kind))
+        fold_of[members] = np.arange(len(members)) % folds
+    thresholds, accuracies = [], []
+    for k in range(folds):
+        held = fold_of == k
+        t = calibrate_threshold(scores[~held], truth[~held])
+        thresholds.append(t)
+        accuracies.append(float(((scores[held] >= t) == truth[held]).mean()))
+    return {"folds": folds, "accuracy_mean": float(np.mean(accuracies)), "accuracy_std": float(np.std(accuracies)),
+            "fold_accuracies": accuracies, "fold_thresholds": thresholds, "threshold": float(np.median(thresholds)),
+            "seed": int(seed)}

@@ -44,6 +44,17 @@ def test_train_verify_embed_eval_on_digits(tmp_path, digit_folders):
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["accuracy"] >= 0.85 and metrics["pairs"] > 100 and metrics["roc"]["fpr"]
     assert len(list((tmp_path / "eval" / "pairs").glob("*.png"))) == 4
+    assert (tmp_path / "eval" / "roc.png").is_file() and (tmp_path / "eval" / "scores.png").is_file()
+    assert "equal error rate" in result.stdout and "10-fold threshold choice" in result.stdout
+    assert "precision at 1" in result.stdout and "5-way one-shot" in result.stdout
+
+    result = run_cli("eval", "-v", digit_folders, "-o", tmp_path / "eval2", "-c", checkpoint, "--images", "0",
+                     "--threshold", "0.9", "--far", "0.05", "--folds", "5", "--no-retrieval")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "eval2" / "metrics.json").read_text())
+    assert metrics["threshold"] == 0.9 and metrics["threshold_source"] == "given on the command line"
+    assert [t["far"] for t in metrics["tar_at_far"]] == [0.05] and metrics["kfold"]["folds"] == 5
+    assert "precision_at_1" not in metrics["retrieval"]
 
 
 def test_verify_many_pairs_from_a_csv(tmp_path, digits_checkpoint, digit_folders):
@@ -97,12 +108,17 @@ def test_bad_input_gets_one_clear_line(tmp_path, digits_checkpoint, digit_folder
                                "--weights", tmp_path / "no.pth", "-o", tmp_path / "r6"), "does not exist")
     assert_clear_error(run_cli("eval", "-c", digits_checkpoint, "-v", tmp_path / "nowhere", "-o", tmp_path / "ev"),
                        "does not exist")
+    assert_clear_error(run_cli("eval", "-c", digits_checkpoint, "-v", one_class, "-o", tmp_path / "ev"),
+                       "only one class")
+    assert_clear_error(run_cli("eval", "-c", digits_checkpoint, "--threshold", "50", "-o", tmp_path / "ev"),
+                       "between 0 and 1")
+    assert not (tmp_path / "ev").exists()
     assert_clear_error(run_cli("verify", "-c", digits_checkpoint, "--pairs", tmp_path / "no.csv", "-o", tmp_path / "v.csv"),
                        "does not exist")
 
 
 def test_help_for_every_command():
-    for command in ("train", "eval", "verify", "embed"):
+    for command in ("train", "eval", "verify", "embed", "similar"):
         result = run_cli(command, "--help")
         assert result.returncode == 0 and "usage:" in result.stdout
     train_help = run_cli("train", "--help").stdout
@@ -121,3 +137,18 @@ def test_resume_continues_a_finished_run_to_more_epochs(tmp_path):
               if json.loads(line)["type"] == "epoch"]
     assert epochs == [1, 2]
     assert "Resuming from epoch 1" in (out / "log.txt").read_text()
+
+
+def test_similar_lists_the_nearest_images_of_the_same_class(digits_checkpoint, digit_folders):
+    query = sorted((digit_folders / "digit_3").glob("*.png"))[0]
+    result = run_cli("similar", "-c", digits_checkpoint, query, "-g", digit_folders, "-k", "5", "--json")
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["left_out_as_the_query"] == 1  # the query is in the gallery: not its own match
+    assert len(found["matches"]) == 5
+    assert f"digit_3/{query.name}" not in [m["name"] for m in found["matches"]]
+    assert sum(m["label"] == "digit_3" for m in found["matches"]) >= 4
+    distances = [m["distance"] for m in found["matches"]]
+    assert distances == sorted(distances)
+    text = run_cli("similar", "-c", digits_checkpoint, query, "-g", digit_folders, "-k", "2")
+    assert text.returncode == 0 and "left out: the query itself" in text.stdout

@@ -8,7 +8,9 @@ import torch
 from sklearn import metrics as skm
 
 from siamese_core import losses
-from siamese_core.metrics import calibrate_threshold, roc_points, verification_metrics
+from siamese_core.metrics import (calibrate_threshold, equal_error_rate, kfold_threshold, rates, roc_points,
+                                  tar_at_far, verification_metrics)
+from siamese_core.retrieval import map_at_r, one_shot_accuracy, precision_at_1
 
 
 def test_verification_metrics_match_scikit_learn():
@@ -105,3 +107,151 @@ def test_triplet_loss_is_zero_when_negatives_are_far_enough():
     a = torch.tensor([[1.0, 0.0]])
     assert losses.triplet(a, a, -a, margin=0.5).item() == 0.0
     assert losses.triplet(a, -a, a, margin=0.5).item() == pytest.approx(2.5)
+
+
+# ---------------------------------------------------------------- evaluation figures (issue 6)
+
+def known_scores(seed=0, n=400, ties=False):
+    rng = np.random.default_rng(seed)
+    same = rng.random(n) < 0.4
+    scores = np.clip(same * 0.35 + rng.random(n) * 0.65, 0, 1)
+    return (np.round(scores, 1) if ties else scores), same
+
+
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("threshold", [0.0, 0.3, 0.5, 0.7, 1.01])
+def test_figures_at_a_threshold_match_scikit_learn(ties, threshold):
+    scores, same = known_scores(2, ties=ties)
+    result = {**verification_metrics(scores, same, threshold), **rates(scores, same, threshold)}
+    said = scores >= threshold
+    assert [[result["tp"], result["fn"]], [result["fp"], result["tn"]]] == \
+        skm.confusion_matrix(same, said, labels=[True, False]).tolist()
+    assert result["precision"] == pytest.approx(skm.precision_score(same, said, zero_division=0))
+    assert result["recall"] == pytest.approx(skm.recall_score(same, said, zero_division=0))
+    assert result["f1"] == pytest.approx(skm.f1_score(same, said, zero_division=0))
+    assert result["roc_auc"] == pytest.approx(skm.roc_auc_score(same, scores))
+    tn, fp, fn, tp = skm.confusion_matrix(same, said, labels=[False, True]).ravel()
+    assert result["far"] == pytest.approx(fp / (fp + tn)) and result["frr"] == pytest.approx(fn / (fn + tp))
+
+
+def test_one_kind_of_pair_only_gives_nan_curves_not_errors():
+    scores = np.array([0.2, 0.6, 0.9])
+    for same in (np.ones(3, bool), np.zeros(3, bool)):
+        assert np.isnan(equal_error_rate(scores, same)["eer"])
+        assert np.isnan(tar_at_far(scores, same, 0.01)["tar"])
+        assert roc_points(scores, same)["fpr"] == []
+    all_same = verification_metrics(scores, np.ones(3), 0.5)
+    assert all_same["recall"] == pytest.approx(2 / 3) and all_same["precision"] == 1.0
+    assert np.isnan(rates(scores, np.ones(3), 0.5)["far"])
+    with pytest.raises(ValueError):
+        kfold_threshold(scores, np.ones(3))
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_equal_error_rate_is_where_false_accepts_meet_false_rejects(ties):
+    scores, same = known_scores(3, n=1000, ties=ties)
+    result = equal_error_rate(scores, same)
+    fpr, tpr, thresholds = skm.roc_curve(same, scores, drop_intermediate=False)
+    fnr = 1 - tpr
+    # the EER lies between the two rates at every ROC point, and equals both where they cross
+    crossing = np.argmax(fnr - fpr <= 0)
+    low, high = sorted([fpr[crossing - 1], fpr[crossing]])
+    assert low - 1e-9 <= result["eer"] <= high + 1e-9
+    assert min(fnr[crossing], fpr[crossing]) - 1e-9 <= result["eer"] <= max(fnr[crossing - 1], fpr[crossing]) + 1e-9
+    # its threshold is that of the ROC point on either side of the crossing where the rates are closer
+    bracket = [crossing - 1, crossing]
+    nearer = min(bracket, key=lambda i: abs(fnr[i] - fpr[i]))
+    assert result["threshold"] == pytest.approx(min(thresholds[nearer], 1.0))
+
+
+def test_equal_error_rate_of_separable_and_of_reversed_scores():
+    scores = np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9])
+    assert equal_error_rate(scores, np.array([0, 0, 0, 1, 1, 1]))["eer"] == 0.0
+    assert equal_error_rate(scores, np.array([1, 1, 1, 0, 0, 0]))["eer"] == 1.0
+
+
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("far", [0.0, 0.01, 0.05, 0.2, 1.0])
+def test_true_accept_rate_at_a_false_accept_rate_is_the_best_a_threshold_achieves(ties, far):
+    scores, same = known_scores(4, n=600, ties=ties)
+    result = tar_at_far(scores, same, far)
+    candidates = np.concatenate([np.unique(scores), [np.inf]])
+    best = max(((scores >= t) & same).sum() / same.sum() for t in candidates
+               if ((scores >= t) & ~same).sum() / (~same).sum() <= far)
+    assert result["tar"] == pytest.approx(best)
+    said = scores >= result["threshold"]
+    assert (said & ~same).sum() / (~same).sum() <= far + 1e-12 or far == 1.0
+    assert result["measurable"] == (far * (~same).sum() >= 1)
+
+
+def test_kfold_threshold_scores_each_fold_with_a_threshold_chosen_elsewhere():
+    scores, same = known_scores(5, n=500)
+    result = kfold_threshold(scores, same, folds=10, seed=1)
+    assert result["folds"] == 10 and len(result["fold_accuracies"]) == 10
+    assert result["accuracy_mean"] == pytest.approx(np.mean(result["fold_accuracies"]))
+    assert result["accuracy_std"] == pytest.approx(np.std(result["fold_accuracies"]))
+    in_sample = ((scores >= calibrate_threshold(scores, same, 0.0)) == same).mean()
+    assert result["accuracy_mean"] <= in_sample + 1e-9  # held-out accuracy cannot beat the best in-sample
+    assert kfold_threshold(scores, same, 10, seed=1) == result  # seeded
+    assert kfold_threshold(scores[:7], same[:7], 10)["folds"] <= 3  # never more folds than pairs of a kind
+
+
+# ---------------------------------------------------------------- retrieval
+
+def brute_retrieval(similarity, labels):
+    """P@1 and MAP@R written out from the definitions, one query at a time."""
+    p1, aps = [], []
+    for q in range(len(labels)):
+        r = sum(1 for j in range(len(labels)) if j != q and labels[j] == labels[q])
+        if r == 0:
+            continue
+        ranked = sorted((j for j in range(len(labels)) if j != q), key=lambda j: (-similarity[q, j], j))
+        rel = [labels[j] == labels[q] for j in ranked[:r]]
+        p1.append(rel[0])
+        aps.append(sum(sum(rel[:i + 1]) / (i + 1) for i in range(r) if rel[i]) / r)
+    return np.mean(p1), np.mean(aps)
+
+
+def clustered_embeddings(seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(6), [2, 5, 8, 3, 6, 1])  # the last class is a lone query: left out
+    centres = rng.normal(size=(6, 8))
+    return (centres[labels] + rng.normal(scale=0.9, size=(len(labels), 8))).astype(np.float32), labels
+
+
+def test_retrieval_figures_match_their_definitions():
+    vectors, labels = clustered_embeddings()
+    similarity = -np.linalg.norm(vectors[:, None] - vectors[None], axis=2)
+    p1, mapr = brute_retrieval(similarity, labels)
+    assert precision_at_1(similarity, labels) == pytest.approx(p1)
+    assert map_at_r(similarity, labels) == pytest.approx(mapr)
+    assert 0 < mapr < 1  # the clusters overlap: a test that could fail
+
+
+def test_retrieval_figures_match_pytorch_metric_learning():
+    pytest.importorskip("pytorch_metric_learning", reason="dev dependency: pip install pytorch-metric-learning")
+    from pytorch_metric_learning.distances import LpDistance
+    from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
+    from pytorch_metric_learning.utils.inference import CustomKNN
+
+    for seed in range(3):
+        vectors, labels = clustered_embeddings(seed)
+        calculator = AccuracyCalculator(include=("precision_at_1", "mean_average_precision_at_r"),
+                                        knn_func=CustomKNN(LpDistance(normalize_embeddings=False)), device=torch.device("cpu"))
+        theirs = calculator.get_accuracy(torch.from_numpy(vectors), torch.from_numpy(labels))
+        similarity = -np.linalg.norm(vectors[:, None] - vectors[None], axis=2)
+        assert precision_at_1(similarity, labels) == pytest.approx(theirs["precision_at_1"])
+        assert map_at_r(similarity, labels) == pytest.approx(theirs["mean_average_precision_at_r"])
+
+
+def test_one_shot_accuracy_is_seeded_and_above_chance_on_separable_classes():
+    vectors, labels = clustered_embeddings()
+    similarity = -np.linalg.norm(vectors[:, None] - vectors[None], axis=2)
+    result = one_shot_accuracy(similarity, labels, n_way=3, episodes=200, seed=7)
+    assert result == one_shot_accuracy(similarity, labels, n_way=3, episodes=200, seed=7)
+    assert result["chance"] == pytest.approx(1 / 3) and result["accuracy"] > 0.5
+    assert result["low"] <= result["accuracy"] <= result["high"]
+    perfect = np.where(labels[:, None] == labels[None], 1.0, 0.0)
+    assert one_shot_accuracy(perfect, labels, 5, episodes=20)["accuracy"] == 1.0
+    with pytest.raises(ValueError):
+        one_shot_accuracy(similarity, labels, n_way=6)  # the lone class cannot give a query

@@ -1,0 +1,118 @@
+"""The Evaluate page's comparison: two or more models, their training curves and figures side by side."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from pages import evaluate_data, ui
+from siamese_core.runs import RunDir
+
+NO_BAR = {"displayModeBar": False}
+SHOWN = "eval-compare-evaluated"  # the models last evaluated together, kept across reruns
+
+
+def _epochs(choice: ui.ModelChoice) -> list:
+    if not choice.key.startswith("run:"):
+        return []  # the demo model and uploaded checkpoints come without their run's curves
+    return [r for r in RunDir(choice.path.parent.parent).read_metrics() if r.get("type") == "epoch"]
+
+
+def _pc(share):
+    """A share (0 to 1) as a percentage for the tables; None (an empty cell) where there is none."""
+    return None if share is None or share != share else 100 * share
+
+
+def _percent_columns(names) -> dict:
+    return {name: st.column_config.NumberColumn(format="%.1f%%") for name in names}
+
+
+def _curves(picked: list) -> None:
+    accuracy, loss = go.Figure(), go.Figure()
+    for choice in picked:
+        epochs = _epochs(choice)
+        if not epochs:
+            continue
+        x = [r["epoch"] for r in epochs]
+        name = choice.label.split(" (")[0]
+        accuracy.add_trace(go.Scatter(x=x, y=[r.get("accuracy") for r in epochs], mode="lines+markers", name=name))
+        loss.add_trace(go.Scatter(x=x, y=[r.get("train_loss") for r in epochs], mode="lines+markers", name=name))
+    if not accuracy.data:
+        st.caption("No training curves to show: the demo model and uploaded checkpoints come without their run's "
+                   "history.")
+        return
+    layout = {"height": 320, "margin": {"l": 10, "r": 10, "t": 30, "b": 10}, "xaxis": {"title": "epoch", "dtick": 1}}
+    accuracy.update_layout(title="Validation accuracy per epoch", yaxis={"title": "accuracy", "tickformat": ".0%"},
+                           **layout)
+    loss.update_layout(title="Training loss per epoch", yaxis={"title": "loss"}, **layout)
+    left, right = st.columns(2)
+    left.plotly_chart(accuracy, key="eval-compare-accuracy", config=NO_BAR)
+    right.plotly_chart(loss, key="eval-compare-loss", config=NO_BAR)
+    st.caption("Each model on its own validation pairs, as it trained. Models trained on different data are not "
+               "comparable here: evaluate them on one set below.")
+
+
+def _saved_figures(picked: list) -> None:
+    rows = []
+    for choice in picked:
+        model = ui.load_model(choice)
+        if model is None:
+            continue
+        m = model.checkpoint.get("metrics") or {}
+        config = model.checkpoint.get("config") or {}
+        rows.append({"model": choice.label.split(" (")[0], "backbone": model.spec.get("backbone"),
+                     "mode": model.spec.get("mode"), "trained on": config.get("dataset", "?"),
+                     "epoch": model.checkpoint.get("epoch"), "accuracy": _pc(m.get("accuracy")),
+                     "precision": _pc(m.get("precision")), "recall": _pc(m.get("recall")), "ROC AUC": m.get("roc_auc"),
+                     "threshold": _pc(model.threshold)})
+    st.dataframe(pd.DataFrame(rows), hide_index=True,
+                 column_config=_percent_columns(("accuracy", "precision", "recall", "threshold")))
+    st.caption("Figures saved with each model: its best epoch, on its own validation pairs, at its own threshold.")
+
+
+def _on_one_set(picked: list, eval_set, n_pairs: int, seed: int, sequential: bool) -> None:
+    label = ("Evaluate each on its own validation split" if eval_set.own_split
+             else f"Evaluate them all on {eval_set.label}")
+    if st.button(label, key="eval-compare-go"):
+        st.session_state[SHOWN] = [c.key for c in picked]
+    if st.session_state.get(SHOWN) != [c.key for c in picked]:
+        return
+    roc, rows = go.Figure(), []
+    roc.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="guessing", line={"dash": "dash", "color": "#aaa"}))
+    for choice in picked:
+        model = ui.load_model(choice)
+        ev = evaluate_data.scored(model, choice, eval_set, n_pairs, seed, sequential) if model else None
+        if ev is None:
+            continue
+        name = choice.label.split(" (")[0]
+        at, kfold, points = ev.at(ev.model_threshold), ev.kfold(10), ev.roc(300)
+        roc.add_trace(go.Scatter(x=points["fpr"], y=points["tpr"], mode="lines", name=f"{name} (AUC {at['roc_auc']:.3f})"))
+        retrieval = ev.retrieval()
+        rows.append({"model": name, "accuracy at its threshold": _pc(at["accuracy"]),
+                     "10-fold accuracy": _pc(kfold["accuracy_mean"] if kfold else None), "ROC AUC": at["roc_auc"],
+                     "equal error rate": _pc(ev.eer()["eer"]), "true accepts at 1% false": _pc(ev.tar(0.01)["tar"]),
+                     "precision at 1": _pc(retrieval.get("precision_at_1")), "MAP@R": _pc(retrieval.get("map_at_r"))})
+    roc.update_layout(height=380, title="ROC curves", margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      xaxis={"title": "false accepts"}, yaxis={"title": "true accepts"})
+    st.plotly_chart(roc, key="eval-compare-roc", config=NO_BAR)
+    columns = [c for c in (rows[0] if rows else {}) if c not in ("model", "ROC AUC")]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, column_config=_percent_columns(columns))
+    st.caption("Each model at its own saved threshold; '10-fold accuracy' chooses the threshold on part of the "
+               "pairs and scores the rest, the fairest single figure to compare.")
+
+
+def show(eval_set, n_pairs: int, seed: int, sequential: bool) -> None:
+    choices = ui.model_choices()
+    if len(choices) < 2:
+        st.info("Only the demo model is here. Train a run on the Train page to compare it with the demo model.")
+        return
+    picked = st.multiselect("Models to compare", choices, format_func=lambda c: c.label, key="eval-compare",
+                            placeholder="Pick two or more")
+    if len(picked) < 2:
+        st.caption("Pick two or more models to see them side by side.")
+        return
+    _curves(picked)
+    _saved_figures(picked)
+    if eval_set is not None:
+        _on_one_set(picked, eval_set, n_pairs, seed, sequential)

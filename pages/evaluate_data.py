@@ -1,0 +1,123 @@
+"""The Evaluate page's evaluation set: the model's validation split or an uploaded zip, scored once and cached."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import streamlit as st
+
+from pages import ui
+from siamese_core import uploads
+from siamese_core.errors import UserError
+from siamese_core.runs import runs_root
+
+VALIDATION = "Its validation split"
+ZIP = "Upload a zip of class folders (images it has never seen)"
+STAGED_DAYS = 1
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """What to evaluate on: `path` None means the model's own validation split."""
+
+    label: str  # in words, for the page and for the report
+    path: Optional[str] = None
+
+    @property
+    def own_split(self) -> bool:
+        return self.path is None
+
+
+def pick_set(model) -> Optional[EvalSet]:
+    """The evaluation set chosen on the page, or None (with the reason shown) when there is none yet."""
+    source = st.radio("Evaluate on", [VALIDATION, ZIP], key="eval-source", horizontal=True,
+                      help="The validation split holds images the model did not train on (for the demo: 30% of "
+                           "the built-in digits). A zip of class folders can hold people, products or signatures "
+                           "it has never seen at all: the honest test of a Siamese network.")
+    if source == VALIDATION:
+        config = model.checkpoint.get("config") or {}
+        if not config:
+            st.error("This model does not say what it was validated on: upload a zip of class folders instead.")
+            return None
+        split = "classes it never saw in training" if config.get("split") == "class" else "unseen images of its classes"
+        st.caption(f"The images held out when this model was trained ({split}), from "
+                   f"{_data_words(config)}.")
+        return EvalSet("the model's validation split")
+    upload = st.file_uploader("Zip of class folders", type=["zip"], key="eval-zip",
+                              help="One folder per class, each holding that class's images, e.g. alice/1.jpg, "
+                                   "alice/2.jpg, bob/1.jpg ... At least two classes, two images each.")
+    if upload is None:
+        st.info("Upload a zip of class folders to evaluate on.")
+        return None
+    try:
+        root = _unpacked(upload)
+        summary = uploads.describe_class_folders(root)
+    except UserError as exc:
+        st.error(str(exc))
+        return None
+    if summary.problems:
+        for problem in summary.problems:
+            st.error(problem)
+        return None
+    st.caption(f"Found {summary.total:,} images in {len(summary.classes):,} classes in {upload.name}.")
+    return EvalSet(f"the uploaded {upload.name}", str(root))
+
+
+def _data_words(config: dict) -> str:
+    dataset = config.get("dataset")
+    if dataset == "digits":
+        return "the built-in handwritten digits"
+    if dataset == "mnist":
+        return "MNIST"
+    if dataset == "triplets":
+        return f"the triplets in {Path(config.get('triplets') or '?').name}"
+    return f"the folder {Path(config.get('train_path') or '?').name}"
+
+
+def _unpacked(upload) -> Path:
+    """Unpack an uploaded zip once into runs/.uploads/eval-<content hash>; the folder of class folders inside."""
+    staging = runs_root() / ".uploads"
+    uploads.remove_older_than(staging, STAGED_DAYS * 86400)
+    digests = st.session_state.setdefault("eval-upload-digests", {})
+    if upload.file_id not in digests:  # hash a large zip once, not on every click
+        digests[upload.file_id] = hashlib.sha256(upload.getvalue()).hexdigest()[:16]
+    target = staging / f"eval-{digests[upload.file_id]}"
+    if not target.is_dir():
+        with st.spinner("Unpacking..."):
+            result = uploads.extract_zip(upload, target)
+        if result.skipped:
+            st.warning(f"{len(result.skipped)} entries were skipped (links, or paths leading outside the zip).")
+    return uploads.find_class_root(target)
+
+
+def model_version(choice: ui.ModelChoice) -> float:
+    return choice.path.stat().st_mtime
+
+
+@st.cache_resource(show_spinner="Scoring the evaluation pairs (the model runs once; the slider then moves "
+                                 "everything instantly)...", max_entries=6)
+def _scored(_model, model_path: str, modified: float, set_path: Optional[str], set_label: str,
+            n_pairs: int, seed: int, sequential: bool):
+    """The model's scores on the set: computed once per (model file and version, set, pairs, seed).
+
+    Kept as a shared resource rather than cache_data: the result is read-only and holds the set's
+    images and an images x images score matrix, which cache_data would copy on every slider move.
+    """
+    from siamese_core.evaluation import evaluation_set, score_evaluation
+
+    image_set = evaluation_set(_model, set_path)
+    return score_evaluation(_model, image_set, n_pairs, seed, sequential, set_name=set_label,
+                            own_validation_split=set_path is None)
+
+
+def scored(model, choice: ui.ModelChoice, eval_set: EvalSet, n_pairs: int, seed: int, sequential: bool):
+    """The cached evaluation, or None after showing why this set cannot be used."""
+    try:
+        return _scored(model, str(choice.path), model_version(choice), eval_set.path, eval_set.label,
+                       n_pairs, seed, sequential)
+    except UserError as exc:
+        st.error(str(exc))
+        return None
