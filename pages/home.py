@@ -19,14 +19,16 @@ st.markdown(
    needs no download, and draws its learning curves as it goes.
 2. **Verify**: pick two digits (or upload two images) and get *Same* or *Different*, with a score.
 3. **Explore**: turn a 3D map of the digits as the network sees them; each digit gathers in its own cloud.
+4. **Evaluate**: see how often it is right, where it goes wrong, and what moving the threshold changes.
 
-No time to train? A **demo model**, trained on the same digits, is ready on *Verify* and *Explore*.
+No time to train? A **demo model**, trained on the same digits, is ready on *Verify*, *Explore* and *Evaluate*.
 """
 )
-left, middle, right = st.columns(3)
-left.page_link("pages/train.py", label="Train on digits", icon="🏋️")
-middle.page_link("pages/verify.py", label="Verify a pair with the demo model", icon="🔍")
-right.page_link("pages/explore.py", label="Explore the demo model's map", icon="🧭")
+train, verify, explore, evaluate = st.columns(4)
+train.page_link("pages/train.py", label="Train on digits", icon="🏋️")
+verify.page_link("pages/verify.py", label="Verify a pair with the demo model", icon="🔍")
+explore.page_link("pages/explore.py", label="Explore the demo model's map", icon="🧭")
+evaluate.page_link("pages/evaluate.py", label="Evaluate the demo model", icon="🎯")
 
 st.subheader("The pages")
 st.markdown(
@@ -36,7 +38,8 @@ st.markdown(
 | **Train** | pick images (built-in digits, MNIST, a zip of class folders, a triplet CSV), pick a model, and watch it learn; stop it at any time |
 | **Runs** | every training run: its curves and figures; download its model, or delete it |
 | **Verify** | two images in, a verdict out: same or different, with a score |
-| **Explore** | the images as the model places them, in 3D |
+| **Explore** | the images as the model places them, in 3D: hover a point to see its image |
+| **Evaluate** | how good a model is and where it fails: accuracy, precision, recall, the ROC curve, its mistakes |
 
 The same work runs without a browser: `python -m siamese_core train | eval | verify | embed`.
 """
