@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -12,11 +11,9 @@ import streamlit as st
 from pages import ui
 from siamese_core import uploads
 from siamese_core.errors import UserError
-from siamese_core.runs import runs_root
 
 VALIDATION = "Its validation split"
 ZIP = "Upload a zip of class folders (images it has never seen)"
-STAGED_DAYS = 1
 
 
 @dataclass(frozen=True)
@@ -53,7 +50,7 @@ def pick_set(model) -> Optional[EvalSet]:
         st.info("Upload a zip of class folders to evaluate on.")
         return None
     try:
-        root = _unpacked(upload)
+        root = uploads.find_class_root(ui.unpack_zip(upload, ui.staged_upload(upload, kind="evaluate")))
         summary = uploads.describe_class_folders(root)
     except UserError as exc:
         st.error(str(exc))
@@ -75,22 +72,6 @@ def _data_words(config: dict) -> str:
     if dataset == "triplets":
         return f"the triplets in {Path(config.get('triplets') or '?').name}"
     return f"the folder {Path(config.get('train_path') or '?').name}"
-
-
-def _unpacked(upload) -> Path:
-    """Unpack an uploaded zip once into runs/.uploads/eval-<content hash>; the folder of class folders inside."""
-    staging = runs_root() / ".uploads"
-    uploads.remove_older_than(staging, STAGED_DAYS * 86400)
-    digests = st.session_state.setdefault("eval-upload-digests", {})
-    if upload.file_id not in digests:  # hash a large zip once, not on every click
-        digests[upload.file_id] = hashlib.sha256(upload.getvalue()).hexdigest()[:16]
-    target = staging / f"eval-{digests[upload.file_id]}"
-    if not target.is_dir():
-        with st.spinner("Unpacking..."):
-            result = uploads.extract_zip(upload, target)
-        if result.skipped:
-            st.warning(f"{len(result.skipped)} entries were skipped (links, or paths leading outside the zip).")
-    return uploads.find_class_root(target)
 
 
 def model_version(choice: ui.ModelChoice) -> float:

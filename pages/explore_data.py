@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -15,13 +14,11 @@ import streamlit as st
 from pages import ui
 from siamese_core import uploads
 from siamese_core.errors import UserError
-from siamese_core.runs import runs_root
 
 DIGITS = "Built-in handwritten digits"
 MNIST = "MNIST test digits"
 VALIDATION = "This run's validation images"
 ZIP = "Upload a zip of class folders"
-STAGED_DAYS = 1
 EMBEDDINGS_KEPT = 6  # embedded image sets kept in memory for the whole server
 
 
@@ -95,13 +92,8 @@ def _zip(size: int, channels: int) -> Optional[ImageSource]:
     if upload is None:
         st.info("Upload a zip of class folders to map its images.")
         return None
-    staged = _staged(upload)
     try:
-        if not staged.is_dir():
-            with st.spinner("Unpacking..."):
-                result = uploads.extract_zip(upload, staged)
-            if result.skipped:
-                st.warning(f"{len(result.skipped)} entries were skipped (links, or paths leading outside the zip).")
+        staged = ui.unpack_zip(upload, ui.staged_upload(upload, kind="explore"))
         root = uploads.find_class_root(staged)
         summary = uploads.describe_class_folders(root)
     except UserError as exc:
@@ -114,15 +106,6 @@ def _zip(size: int, channels: int) -> Optional[ImageSource]:
                        f"{summary.total:,} images in {len(summary.classes):,} classes from {upload.name}",
                        lambda: load_class_folders(root, size, channels))
 
-
-def _staged(upload) -> Path:
-    """Uploads unpack once under runs/.uploads/<content hash> (as on the Train page), hashed once per file."""
-    staging = runs_root() / ".uploads"
-    uploads.remove_older_than(staging, STAGED_DAYS * 86400)
-    digests = st.session_state.setdefault("explore-upload-digests", {})
-    if upload.file_id not in digests:
-        digests[upload.file_id] = hashlib.sha256(upload.getvalue()).hexdigest()[:16]
-    return staging / digests[upload.file_id]
 
 
 # ------------------------------------------------------------------ embeddings, kept for the whole server

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,7 @@ from pages import ui
 from siamese_core import uploads
 from siamese_core.errors import UserError
 from siamese_core.images import open_image
-from siamese_core.runs import runs_root, write_bytes
+from siamese_core.runs import write_bytes
 
 DIGITS = "Built-in handwritten digits (no download)"
 MNIST = "MNIST (70,000 digits)"
@@ -22,7 +21,6 @@ ZIP = "Upload a zip of class folders"
 TRIPLETS = "Upload a triplet CSV and a zip of its images"
 SERVER = "A folder on this server"
 MNIST_HOST = "ossci-datasets.s3.amazonaws.com"  # where torchvision downloads MNIST from
-STAGED_DAYS = 1
 THUMBNAIL_CLASSES = 10  # classes shown with thumbnails; the rest are counted
 
 
@@ -100,32 +98,12 @@ def _mnist_downloadable() -> bool:
     return reachable(MNIST_HOST)
 
 
-def _staged(*files) -> Path:
-    """Uploads unpack under runs/.uploads/<content hash>, once; starting a run moves them into it."""
-    staging = runs_root() / ".uploads"
-    uploads.remove_older_than(staging, STAGED_DAYS * 86400)  # uploads nobody trained on
-    # Hashing a large zip takes seconds: once per uploaded file, not on every click on the page.
-    digests = st.session_state.setdefault("upload-digests", {})
-    key = tuple(f.file_id for f in files)
-    if key not in digests:
-        digest = hashlib.sha256()
-        for f in files:
-            digest.update(f.getvalue())
-        digests[key] = digest.hexdigest()[:16]
-    return staging / digests[key]
-
-
 def _class_zip() -> DataChoice:
     upload = st.file_uploader("Zip of class folders", type=["zip"], key="class-zip",
                               help="For example people.zip holding alice/1.jpg, alice/2.jpg, bob/1.jpg ...")
     if upload is None:
         return DataChoice(ZIP, problems=["Upload a zip of class folders first."])
-    staged = _staged(upload)
-    if not staged.is_dir():
-        with st.spinner("Unpacking..."):
-            result = uploads.extract_zip(upload, staged)
-        if result.skipped:
-            st.warning(f"{len(result.skipped)} entries were skipped (links, or paths leading outside the zip).")
+    staged = ui.unpack_zip(upload, ui.staged_upload(upload))  # starting a run moves it into the run
     root = uploads.find_class_root(staged)
     choice = _describe(uploads.describe_class_folders(root), ZIP)
     choice.settings = {"dataset": "folder", "train_path": str(root)}
@@ -159,10 +137,7 @@ def _triplets() -> DataChoice:
     images = right.file_uploader("Zip of the images it names", type=["zip"], key="triplet-zip")
     if csv is None or images is None:
         return DataChoice(TRIPLETS, problems=["Upload both the CSV and the zip of images first."])
-    staged = _staged(csv, images)
-    if not staged.is_dir():
-        with st.spinner("Unpacking..."):
-            uploads.extract_zip(images, staged)
+    staged = ui.unpack_zip(images, ui.staged_upload(csv, images))
     csv_path = staged / "triplets.csv"
     if not csv_path.is_file():
         write_bytes(csv_path, csv.getvalue())
