@@ -26,9 +26,9 @@ No time to train? A **demo model**, trained on the same digits, is ready on *Ver
 )
 train, verify, explore, evaluate = st.columns(4)
 train.page_link("pages/train.py", label="Train on digits", icon="🏋️")
-verify.page_link("pages/verify.py", label="Verify a pair with the demo model", icon="🔍")
-explore.page_link("pages/explore.py", label="Explore the demo model's map", icon="🧭")
-evaluate.page_link("pages/evaluate.py", label="Evaluate the demo model", icon="🎯")
+verify.page_link("pages/verify.py", label="Verify two digits", icon="🔍")
+explore.page_link("pages/explore.py", label="Explore the 3D map", icon="🧭")
+evaluate.page_link("pages/evaluate.py", label="Evaluate a model", icon="🎯")
 
 st.subheader("The pages")
 st.markdown(
@@ -37,10 +37,10 @@ st.markdown(
 |---|---|
 | **Train** | pick images (built-in digits, MNIST, a zip of class folders, a triplet CSV), pick a model, and watch it learn; stop it at any time |
 | **Runs** | every training run: its curves and figures; download its model, or delete it |
-| **Verify** | two images in, a verdict out: same or different, with a score |
+| **Verify** | two images in, a verdict out: same or different, with a score; many pairs at once; the most similar images |
 | **Explore** | the images as the model places them, in 3D: hover a point to see its image |
 | **Evaluate** | how good a model is and where it fails: accuracy, precision, recall, the ROC curve, its mistakes |
 
-The same work runs without a browser: `python -m siamese_core train | eval | verify | embed`.
+The same work runs without a browser: `python -m siamese_core train | eval | verify | embed | similar`.
 """
 )
