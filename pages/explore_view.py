@@ -183,7 +183,7 @@ def closer_look(data: MapData, chosen: MapSettings, class_word: str) -> None:
     if len(indices):
         pixels = data.image_set.batch(indices).numpy()
         distance_word = "cosine distance" if chosen.metric == "cosine" else "distance"
-        rest.image([_enlarged(pixels_to_image(p), 96) for p in pixels],
+        rest.image([_enlarged(pixels_to_image(p), 96) for p in pixels], width=96,
                    caption=[f"#{i} · {data.labels[i]} · {distance_word} {d:.3f}" for i, d in zip(indices, distances)])
         same = sum(data.labels[i] == data.labels[number] for i in indices)
         rest.caption(f"{same} of the {len(indices)} nearest images have the same {class_word} "
