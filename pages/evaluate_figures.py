@@ -8,6 +8,8 @@ from typing import Optional
 import plotly.graph_objects as go
 import streamlit as st
 
+from siamese_core.config import plural
+
 SAME_COLOUR, DIFFERENT_COLOUR, THRESHOLD_COLOUR = "#1f77b4", "#ff7f0e", "#c00000"
 FOLDS = 10
 FARS = {"0.1%": 0.001, "1%": 0.01, "10%": 0.1}
@@ -141,7 +143,7 @@ def histogram_figure(ev, threshold: float, word: str, log_scale: bool) -> go.Fig
     hist = ev.histogram(40)
     centres = [(lo + hi) / 2 for lo, hi in zip(hist["edges"][:-1], hist["edges"][1:])]
     figure = go.Figure()
-    figure.add_trace(go.Bar(x=centres, y=hist["different"], name=f"different {word}s", marker_color=DIFFERENT_COLOUR,
+    figure.add_trace(go.Bar(x=centres, y=hist["different"], name=f"different {plural(word)}", marker_color=DIFFERENT_COLOUR,
                             opacity=0.65, width=0.025))
     figure.add_trace(go.Bar(x=centres, y=hist["same"], name=f"same {word}", marker_color=SAME_COLOUR,
                             opacity=0.65, width=0.025))
@@ -166,7 +168,7 @@ def confusion_figure(at: dict, word: str) -> go.Figure:
     z = [[(0.15 + 0.85 * counts[r][c] / total if counts[r][c] else 0) * (1 if right[r][c] else -1) for c in range(2)]
          for r in range(2)]
     figure = go.Figure(go.Heatmap(z=z, x=["model: same", "model: different"],
-                                  y=[f"truth: same {word}", f"truth: different {word}s"], text=text,
+                                  y=[f"truth: same {word}", f"truth: different {plural(word)}"], text=text,
                                   texttemplate="%{text}", textfont={"size": 16}, showscale=False, zmin=-0.6, zmax=0.6,
                                   colorscale=[[0, "#d62728"], [0.5, "#ffffff"], [1, "#2ca02c"]], hoverinfo="skip"))
     figure.update_layout(height=300, margin={"l": 10, "r": 10, "t": 30, "b": 10}, title="Confusion matrix",
@@ -183,7 +185,7 @@ def show(ev, threshold: Threshold, kfold: Optional[dict]) -> dict:
     numbers(ev, at, eer, word)
     st.caption(f"{at['pairs']:,} pairs ({ev.positives:,} same, {at['pairs'] - ev.positives:,} different) from "
                f"{ev.set_name}: {ev.protocol}. At this threshold: **{at['fp']:,} false accepts** (different "
-               f"{word}s called 'same') and **{at['fn']:,} false rejects** (the same {word} called 'different').")
+               f"{plural(word)} called 'same') and **{at['fn']:,} false rejects** (the same {word} called 'different').")
     left, right = st.columns(2)
     left.plotly_chart(roc_figure(ev, at, eer), key="eval-roc", config=NO_BAR)
     left.caption("Each point of the curve is one threshold: how many same pairs it accepts (up) against how many "
@@ -193,7 +195,7 @@ def show(ev, threshold: Threshold, kfold: Optional[dict]) -> dict:
                              help="Mistakes are often a handful of pairs next to hundreds of easy ones.")
     right.plotly_chart(histogram_figure(ev, threshold.value, word, log_scale), key="eval-histogram", config=NO_BAR)
     right.caption(f"How alike the model finds each pair. Blue pairs (same {word}) should sit right of the red line, "
-                  f"orange pairs (different {word}s) left of it. Orange bars right of the line are false accepts; "
+                  f"orange pairs (different {plural(word)}) left of it. Orange bars right of the line are false accepts; "
                   "blue bars left of it are false rejects. Where the colours overlap, no threshold is right for all.")
     left, right = st.columns([1, 1])
     left.plotly_chart(confusion_figure(at, word), key="eval-confusion", config=NO_BAR)

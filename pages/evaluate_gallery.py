@@ -5,6 +5,8 @@ from __future__ import annotations
 import streamlit as st
 from PIL import Image
 
+from siamese_core.config import plural
+
 PER_PAGE = 24
 COLUMNS = 4
 SIDE = 96  # pixels per image in the gallery
@@ -25,7 +27,7 @@ def show(ev, threshold: float) -> None:
     st.caption(f"The pairs the model got wrong at the threshold ({100 * threshold:.1f}%), the most confident "
                "mistakes first: those are what to look at to see how the model fails.")
     picked = st.radio("Show", list(FILTERS), horizontal=True, key="eval-gallery-filter",
-                      help=f"A false accept is two different {word}s called 'same'; a false reject is one {word} "
+                      help=f"A false accept is two different {plural(word)} called 'same'; a false reject is one {word} "
                            "called 'different'.")
     shown = ev.pairs_shown(threshold, FILTERS[picked])
     if len(shown) == 0:
@@ -45,5 +47,5 @@ def show(ev, threshold: float) -> None:
         kind = "" if truth == said else (" (false accept)" if said else " (false reject)")
         with columns[n % COLUMNS].container(border=True):
             st.image(side_by_side(*ev.pair_pixels(i)))
-            st.markdown(f"{mark} truth: **{f'same {word}' if truth else f'different {word}s'}**  \nmodel: "
+            st.markdown(f"{mark} truth: **{f'same {word}' if truth else f'different {plural(word)}'}**  \nmodel: "
                         f"**{'same' if said else 'different'}**, score {100 * ev.scores[i]:.1f}%{kind}")

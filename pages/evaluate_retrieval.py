@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from siamese_core.config import plural
+
 EPISODES = 500
 
 
@@ -25,7 +27,7 @@ def show(ev) -> None:
                       "same-class images come before any other.")
     top = figures["classes"]
     if top < 2:
-        st.info(f"N-way one-shot needs at least two {word}s with two images or more.")
+        st.info(f"N-way one-shot needs at least two {plural(word)} with two images or more.")
         return
     st.markdown("**N-way one-shot**: show the model one example of each of N classes, then ask it which of them "
                 "a new image belongs to.")

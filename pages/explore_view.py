@@ -81,6 +81,7 @@ def project(data: MapData, chosen: MapSettings):
     """(positions fitted, their coordinates): the map, computed under a progress bar or kept from before."""
     from siamese_core.errors import UserError
     from siamese_core.projection import METHOD_NAMES, TSNE_SAMPLE, cache_key, sample_per_class
+    from siamese_core.projection import project as project_points
 
     n = len(data.labels)
     positions = np.arange(n)
@@ -90,18 +91,20 @@ def project(data: MapData, chosen: MapSettings):
                    f"is ready in a fraction of the time all {n:,} would take. Tick 'Use all' above for every image.")
     cache = _store()["projections"]
     vectors = data.vectors[positions]
-    kept = cache.get(cache_key(vectors, chosen.method, chosen.dims, chosen.params, chosen.seed))
+    key = cache_key(vectors, chosen.method, chosen.dims, chosen.params, chosen.seed)  # hashes the vectors once
+    kept = cache.get(key)
     if kept is not None:  # no progress bar flashing on every click
         return positions, kept
     bar = st.progress(0.0, text=f"Laying out {len(positions):,} points with {METHOD_NAMES[chosen.method]}...")
     try:
-        coords = cache.project(vectors, chosen.method, chosen.dims, chosen.params, chosen.seed,
-                               progress=lambda done, words: bar.progress(min(1.0, max(0.0, done)), words))
+        coords = project_points(vectors, chosen.method, chosen.dims, chosen.params, chosen.seed,
+                                progress=lambda done, words: bar.progress(min(1.0, max(0.0, done)), words))
     except UserError as exc:
         bar.empty()
         st.error(str(exc))
         return None
     bar.empty()
+    cache.put(key, coords)
     return positions, coords
 
 

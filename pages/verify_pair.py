@@ -12,6 +12,7 @@ import numpy as np
 import streamlit as st
 
 from pages import ui
+from siamese_core.config import plural
 from siamese_core.errors import UserError
 from siamese_core.images import IMAGE_SUFFIXES, pixels_to_image
 
@@ -160,17 +161,6 @@ def gauge(score: float, threshold: float):
                "threshold": {"line": {"color": "#c0392b", "width": 4}, "thickness": 0.9, "value": 100 * threshold}}))
     figure.update_layout(height=240, margin={"l": 30, "r": 30, "t": 50, "b": 10})
     return figure
-
-
-def plural(word: str) -> str:
-    """digit -> digits, class -> classes, identity -> identities, person -> people."""
-    if word.endswith("person"):
-        return word[:-len("person")] + "people"
-    if word.endswith(("s", "x", "z", "ch", "sh")):
-        return word + "es"
-    if word.endswith("y") and word[-2:-1] not in ("a", "e", "i", "o", "u"):
-        return word[:-1] + "ies"
-    return word + "s"
 
 
 def verdict_words(same: bool, word: str) -> str:

@@ -7,7 +7,6 @@ from pathlib import Path
 import streamlit as st
 
 from pages import ui
-from pages.verify_batch import _digest
 from pages.verify_pair import image_input, model_id, shown
 from siamese_core.errors import UserError
 
@@ -38,12 +37,10 @@ def pick_gallery(model):
     if upload is None:
         st.info("Upload a zip of images to search among them.")
         return None
-    from siamese_core.verification import unpack
-
-    key = f"zip:{_digest(upload)}"
     try:
-        folder = unpack(upload, upload.getvalue(), "galleries")
-        found = gallery(key, model.image_size, model.channels, Path(folder))
+        folder = ui.unpack_zip(upload, ui.staged_upload(upload, kind="galleries"))  # hashed once per upload
+        key = f"zip:{folder.name}"
+        found = gallery(key, model.image_size, model.channels, folder)
     except UserError as exc:
         st.error(str(exc))
         return None

@@ -138,3 +138,14 @@ class TrainConfig:
 def _check_choice(name: str, value: str, choices) -> None:
     if value not in choices:
         raise UserError(f"Unknown {name} '{value}': choose one of {', '.join(choices)}.")
+
+
+def plural(word: str) -> str:
+    """The class word for several: digit -> digits, class -> classes, identity -> identities, person -> people."""
+    if word.endswith("person"):
+        return word[:-len("person")] + "people"
+    if word.endswith(("s", "x", "z", "ch", "sh")):
+        return word + "es"
+    if word.endswith("y") and word[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return word[:-1] + "ies"
+    return word + "s"

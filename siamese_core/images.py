@@ -30,10 +30,10 @@ def is_image_file(path: Path) -> bool:
 
 
 def _describe(source) -> str:
-    """How a message names the image: its path as given (never re-cased), or 'the uploaded file'."""
+    """How a message starts: the path as given (never re-cased), or 'The uploaded file' for bytes."""
     if isinstance(source, (str, os.PathLike)):
         return f"'{source}'"
-    return "the uploaded file"
+    return "The uploaded file"
 
 
 def open_image(source: ImageInput) -> Image.Image:
@@ -58,13 +58,13 @@ def open_image_with_notes(source: ImageInput) -> tuple[Image.Image, list]:
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
-            raise UserError(f"Image {name} does not exist: check the path.")
+            raise UserError(f"{name} does not exist: check the path.")
         if path.is_dir():
             raise UserError(f"{name} is a folder, not an image file.")
         fp = path
     else:
         if not len(source):
-            raise UserError(f"{name[:1].upper()}{name[1:]} is empty (0 bytes): choose the image again.")
+            raise UserError(f"{name} is empty (0 bytes): choose the image again.")
         fp = io.BytesIO(source)
     notes = []
     try:
@@ -75,7 +75,7 @@ def open_image_with_notes(source: ImageInput) -> tuple[Image.Image, list]:
                 width, height = img.size
                 if width * height > MAX_PIXELS:
                     raise UserError(
-                        f"Image {name} is {width}x{height} pixels, more than the limit of "
+                        f"{name} is {width}x{height} pixels, more than the limit of "
                         f"{MAX_PIXELS // 1_000_000} megapixels: make it smaller and try again."
                     )
                 frames = getattr(img, "n_frames", 1)
@@ -88,13 +88,13 @@ def open_image_with_notes(source: ImageInput) -> tuple[Image.Image, list]:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         if isinstance(exc, UnidentifiedImageError):
-            raise UserError(f"{name[:1].upper()}{name[1:]} is not an image Pillow can read (png, jpg, bmp, gif, tiff, webp, pgm).") from None
-        raise UserError(f"Image {name} is too large to open safely: make it smaller and try again.") from None
+            raise UserError(f"{name} is not an image this app can read: use png, jpg, bmp, gif, tiff, webp or pgm.") from None
+        raise UserError(f"{name} is too large to open safely: make it smaller and try again.") from None
     except (OSError, SyntaxError, ValueError) as exc:
         reason = "it is cut short" if "truncated" in str(exc) else str(exc)
-        raise UserError(f"Image {name} is damaged or truncated and cannot be read ({reason}).") from None
+        raise UserError(f"{name} is damaged or truncated and cannot be read ({reason}).") from None
     except Exception:  # noqa: BLE001 - a malformed file can make a decoder fail in any way
-        raise UserError(f"Image {name} is damaged or truncated and cannot be read.") from None
+        raise UserError(f"{name} is damaged or truncated and cannot be read.") from None
 
 
 def _upright(img: Image.Image, notes: list) -> tuple[Image.Image, list]:
@@ -153,7 +153,7 @@ def to_mode(img: Image.Image, channels: int) -> Image.Image:
     try:
         return img.convert(target)
     except (ValueError, OSError):
-        raise UserError(f"Images in Pillow's mode '{img.mode}' cannot be converted to "
+        raise UserError(f"This image's colour format ({img.mode}) cannot be converted to "
                         f"{'grey' if channels == 1 else 'colour'}: save the image as PNG or JPEG and try again.") from None
 
 

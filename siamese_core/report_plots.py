@@ -10,6 +10,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from .config import plural
+
 WIDTH, HEIGHT = 640, 480
 LEFT, RIGHT, TOP, BOTTOM = 64, 24, 40, 56
 GRID = (225, 225, 225)
@@ -112,5 +114,5 @@ def histogram_png(histogram: dict, threshold: float, path, class_word: str = "cl
     draw.rectangle([WIDTH - 220, TOP + 24, WIDTH - 208, TOP + 36], fill=SAME)
     draw.text((WIDTH - 202, TOP + 24), f"same {class_word}", fill=INK)
     draw.rectangle([WIDTH - 220, TOP + 44, WIDTH - 208, TOP + 56], fill=DIFFERENT)
-    draw.text((WIDTH - 202, TOP + 44), f"different {class_word}s", fill=INK)
+    draw.text((WIDTH - 202, TOP + 44), f"different {plural(class_word)}", fill=INK)
     return _save(image, path)

@@ -33,7 +33,7 @@ def content_hash(*parts: bytes) -> str:
 
 # ---------------------------------------------------------------- checkpoints
 
-def store_checkpoint(data: bytes, name: str = "the uploaded file") -> Path:
+def store_checkpoint(data: bytes, name: str = "The uploaded file") -> Path:
     """Keep an uploaded checkpoint under the runs folder and return its path; UserError when it is not ours.
 
     Nothing is unpickled: the file is read with torch.load(weights_only=True) through
