@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import DATASETS, HEADS, MININGS, MODES, PRECISIONS, SPLITS, TrainConfig
+from .config import AUGMENTS, DATASETS, HEADS, INPUTS, MININGS, MODES, PRECISIONS, SPLITS, TrainConfig
 from .errors import UserError
 
 log = logging.getLogger("siamese_core")
@@ -39,7 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="regex whose first group reads an identity from a triplet file name (default: %(default)s)")
     data.add_argument("--image-size", type=int, help="side in pixels images are resized to (default 28 for convnet, 224 otherwise)")
     data.add_argument("--channels", type=int, choices=(1, 3), help="1 for grey, 3 for colour (default by backbone)")
-    data.add_argument("--augment", action="store_true", help="random shifts (and mirror images for colour) while training")
+    data.add_argument("--augment", nargs="?", const="shift", choices=AUGMENTS,
+                      help="augmentation while training: shift (the default of a bare --augment: random shifts, "
+                           "and mirror images for colour), photos, digits or none")
+    data.add_argument("--input", choices=INPUTS,
+                      help="how an image becomes the model's input: resize (the whole image squashed to a square) "
+                           "or digit (the ink found and centred as in MNIST)")
 
     model = t.add_argument_group("model")
     model.add_argument("-b", "--backbone", default=TrainConfig.backbone,
@@ -152,7 +157,7 @@ def cmd_train(args) -> int:
         dataset=dataset, train_path=args.train_path, val_path=args.val_path, triplets=args.triplets,
         images=args.images, data_root=args.data_root, split=args.split, val_fraction=args.val_fraction,
         identity_pattern=args.identity_pattern, image_size=args.image_size, channels=args.channels,
-        augment=args.augment, backbone=args.backbone, mode=args.mode, head=args.head, dropout=args.dropout,
+        augment=args.augment, input=args.input, backbone=args.backbone, mode=args.mode, head=args.head, dropout=args.dropout,
         embedding_dim=args.embedding_dim, margin=args.margin, mining=args.mining, pretrained=args.pretrained,
         weights=args.weights, lr=args.lr, weight_decay=args.weight_decay, epochs=epochs,
         batch_size=args.batch_size, pairs_per_epoch=args.pairs_per_epoch, eval_pairs=args.eval_pairs,

@@ -19,6 +19,10 @@ DATASETS = ("digits", "mnist", "folder", "triplets")
 SPLITS = ("class", "image")
 MININGS = ("none", "batch-hard", "semi-hard")
 PRECISIONS = ("auto", "fp32", "bf16")
+AUGMENTS = ("none", "shift", "photos", "digits")  # see siamese_core.augment
+# How an image becomes the model's input: "resize" squashes the whole image to a square;
+# "digit" finds the ink and centres it as MNIST's digits are (see siamese_core.digit_input).
+INPUTS = ("resize", "digit")
 # Reads the person id "0002" from Market-1501 style names like 0002_c1s1_000451_03.jpg.
 DEFAULT_IDENTITY_PATTERN = r"^(\d+)_"
 
@@ -37,7 +41,8 @@ class TrainConfig:
     identity_pattern: str = DEFAULT_IDENTITY_PATTERN
     image_size: Optional[int] = None
     channels: Optional[int] = None
-    augment: bool = False
+    augment: Optional[str] = None  # a policy of AUGMENTS; True/False from older configs mean shift/none
+    input: Optional[str] = None  # a pipeline of INPUTS
     # model
     backbone: str = "timm:efficientnet_b0"
     mode: str = "pair"
@@ -82,6 +87,14 @@ class TrainConfig:
         _check_choice("split", c.split, SPLITS)
         _check_choice("mining", c.mining, MININGS)
         _check_choice("precision", c.precision, PRECISIONS)
+        if isinstance(c.augment, bool):  # configs written before augmentation had policies
+            c.augment = "shift" if c.augment else "none"
+        if c.augment is None:
+            c.augment = "none"
+        _check_choice("augment", c.augment, AUGMENTS)
+        if c.input is None:
+            c.input = "resize"
+        _check_choice("input", c.input, INPUTS)
         if c.head is not None:
             _check_choice("head", c.head, HEADS)
         if c.dataset == "folder" and not c.train_path:

@@ -289,6 +289,7 @@ def model_spec(config) -> dict:
         "embedding_dim": config.embedding_dim,
         "image_size": config.image_size,
         "channels": config.channels,
+        "input": config.input,
         "mean": list(IMAGENET_MEAN) if imagenet else [0.5] * config.channels,
         "std": list(IMAGENET_STD) if imagenet else [0.5] * config.channels,
     }

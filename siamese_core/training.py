@@ -15,8 +15,8 @@ from typing import Callable, Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from . import augment
 from . import data as D
 from . import losses
 from .config import TrainConfig
@@ -99,19 +99,6 @@ def _mnist_sets(config: TrainConfig):
 
 # ---------------------------------------------------------------- one step, one epoch
 
-def augment(x: torch.Tensor, flip: bool) -> torch.Tensor:
-    """Random shifts of up to 8% (and mirror images for photos), done on the batch tensor."""
-    n = x.shape[0]
-    theta = torch.zeros(n, 2, 3, device=x.device)
-    theta[:, 0, 0] = 1.0
-    theta[:, 1, 1] = 1.0
-    if flip:
-        theta[:, 0, 0] = torch.where(torch.rand(n, device=x.device) < 0.5, -1.0, 1.0)
-    theta[:, :, 2] = (torch.rand(n, 2, device=x.device) - 0.5) * 0.16
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
-
-
 def autocast_dtype(device: torch.device, precision: str) -> Optional[torch.dtype]:
     """bf16 when asked for (CPU) and by default on CUDA (fp16 where the GPU lacks bf16); None for fp32."""
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
@@ -171,12 +158,11 @@ def train_step(model, item, kind: str, train: D.ImageSet, config: TrainConfig, d
     All images of the batch (both sides of each pair, or all three of each triplet) go through the
     shared backbone together, in passes of images_per_pass() images.
     """
-    flip = config.channels == 3
     per_pass = images_per_pass(device, config.image_size)
 
     def images(index):
         x = as_model_input(train.batch(index), device, channels_last)
-        return augment(x, flip) if config.augment else x
+        return augment.apply(x, config.augment)
 
     if kind == "pair":
         a, b, same = item
