@@ -9,7 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from .config import AUGMENTS, DATASETS, HEADS, INPUTS, MININGS, MODES, PRECISIONS, SPLITS, TrainConfig
+from .config import (AUGMENTS, DATASETS, HEADS, INPUTS, MININGS, MODES, OPTIMIZERS, PRECISIONS, RECIPES, SCHEDULES,
+                     SPLITS, TrainConfig)
 from .errors import UserError
 
 log = logging.getLogger("siamese_core")
@@ -37,25 +38,40 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--val-fraction", type=float, default=0.3, help="share held out for validation (default 0.3)")
     data.add_argument("--identity-pattern", default=TrainConfig.identity_pattern,
                       help="regex whose first group reads an identity from a triplet file name (default: %(default)s)")
-    data.add_argument("--image-size", type=int, help="side in pixels images are resized to (default 28 for convnet, 224 otherwise)")
+    data.add_argument("--image-size", type=int,
+                      help="side in pixels images are resized to (default 28 for convnet, 64 for small-resnet, 224 otherwise)")
     data.add_argument("--channels", type=int, choices=(1, 3), help="1 for grey, 3 for colour (default by backbone)")
     data.add_argument("--augment", nargs="?", const="shift", choices=AUGMENTS,
-                      help="augmentation while training: shift (the default of a bare --augment: random shifts, "
-                           "and mirror images for colour), photos, digits or none")
+                      help="augmentation while training: photos, digits, shift (what a bare --augment means: random "
+                           "shifts, and mirror images for colour) or none (default recipe: digits for digit models, "
+                           "else photos; with --mode: none)")
     data.add_argument("--input", choices=INPUTS,
                       help="how an image becomes the model's input: resize (the whole image squashed to a square) "
                            "or digit (the ink found and centred as in MNIST)")
 
     model = t.add_argument_group("model")
-    model.add_argument("-b", "--backbone", default=TrainConfig.backbone,
-                       help="convnet, timm:<name> or torchvision:<name> (default %(default)s)")
-    model.add_argument("--mode", choices=MODES, default="pair",
-                       help="pair: sigmoid head and binary cross-entropy; contrastive or triplet: an embedding")
+    model.add_argument("-b", "--backbone",
+                       help="convnet, small-resnet, timm:<name> or torchvision:<name> (default: small-resnet on a "
+                            "CPU, timm:efficientnet_b0 on a GPU; timm:efficientnet_b0 when --mode is named)")
+    model.add_argument("--mode", choices=MODES,
+                       help="pair: sigmoid head and binary cross-entropy; contrastive or triplet: an embedding. "
+                            "Naming a mode selects the reference designs' settings (--recipe classic)")
+    model.add_argument("--recipe", choices=RECIPES,
+                       help="default: embedding, batch-hard mining with an identity loss, AdamW with warm-up and "
+                            "cosine schedule, augmentation; classic: the reference designs' settings")
     model.add_argument("--head", choices=HEADS, help="how a pair head combines two feature vectors")
     model.add_argument("--dropout", type=float, help="dropout in the pair head (default 0.3; 0 for convnet)")
-    model.add_argument("--embedding-dim", type=int, default=512, help="embedding size for contrastive and triplet modes")
+    model.add_argument("--embedding-dim", type=int, help="embedding size (default 128; 512 with --recipe classic)")
     model.add_argument("--margin", type=float, help="margin of the contrastive (1.0) or triplet (0.3) loss")
-    model.add_argument("--mining", choices=MININGS, default="none", help="online triplet mining inside each batch")
+    model.add_argument("--mining", choices=MININGS,
+                       help="online triplet mining inside P x K batches (default batch-hard; none with --mode)")
+    model.add_argument("--id-loss", type=float,
+                       help="weight of the identity loss beside mined triplets (default 1; 0 = off)")
+    model.add_argument("--neck", action=argparse.BooleanOptionalAction,
+                       help="BatchNorm before the embedding's normalisation (default: on in the default recipe)")
+    model.add_argument("--flip-test", action=argparse.BooleanOptionalAction,
+                       help="average an image's vector with its mirror image's at test time (default: on for "
+                            "photos in the default recipe, off for digits)")
     model.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True,
                        help="start from pretrained weights when they can be had (default: yes)")
     model.add_argument("--weights", help="local backbone weights file (.pth or .safetensors) to start from")
@@ -69,10 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="epochs (default 10; with --resume, the run's own number unless given)")
     opt.add_argument("-s", "--save_after", "--save-every", dest="save_every", type=int, default=0,
                      help="also keep a checkpoint every N epochs")
-    opt.add_argument("--batch-size", type=int, help="pairs (or triplets) per batch (default 128 for convnet, 32 otherwise)")
+    opt.add_argument("--batch-size", type=int,
+                     help="images per P x K batch with mining (default 64; 128 for convnet), else pairs or triplets "
+                          "per batch (default 32)")
     opt.add_argument("--pairs-per-epoch", type=int, help="training pairs drawn afresh each epoch (default ~10 per image)")
     opt.add_argument("--eval-pairs", type=int, default=1000, help="validation pairs, drawn once with the seed")
-    opt.add_argument("--weight-decay", type=float, default=0.0)
+    opt.add_argument("--optimizer", choices=OPTIMIZERS, help="default adamw (adam with --recipe classic)")
+    opt.add_argument("--schedule", choices=SCHEDULES,
+                     help="learning rate over the run: cosine (default; with warm-up) or constant (--recipe classic)")
+    opt.add_argument("--warmup", type=float, help="share of all steps spent warming up (default 0.05 with cosine)")
+    opt.add_argument("--weight-decay", type=float, help="default 0.05 with adamw, 0 with adam")
     opt.add_argument("--seed", type=int, default=0)
     opt.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda or mps")
     opt.add_argument("--precision", choices=PRECISIONS, default="auto",
@@ -158,8 +180,10 @@ def cmd_train(args) -> int:
         images=args.images, data_root=args.data_root, split=args.split, val_fraction=args.val_fraction,
         identity_pattern=args.identity_pattern, image_size=args.image_size, channels=args.channels,
         augment=args.augment, input=args.input, backbone=args.backbone, mode=args.mode, head=args.head, dropout=args.dropout,
-        embedding_dim=args.embedding_dim, margin=args.margin, mining=args.mining, pretrained=args.pretrained,
-        weights=args.weights, lr=args.lr, weight_decay=args.weight_decay, epochs=epochs,
+        embedding_dim=args.embedding_dim, margin=args.margin, mining=args.mining, id_loss=args.id_loss,
+        neck=args.neck, flip_test=args.flip_test, pretrained=args.pretrained, weights=args.weights,
+        recipe=args.recipe, optimizer=args.optimizer, schedule=args.schedule, warmup=args.warmup,
+        lr=args.lr, weight_decay=args.weight_decay, epochs=epochs,
         batch_size=args.batch_size, pairs_per_epoch=args.pairs_per_epoch, eval_pairs=args.eval_pairs,
         save_every=args.save_every, seed=args.seed, device=args.device, precision=args.precision,
     )

@@ -14,6 +14,9 @@ from typing import Optional
 from .errors import UserError
 
 MODES = ("pair", "contrastive", "triplet")
+RECIPES = ("default", "classic")
+OPTIMIZERS = ("adamw", "adam")
+SCHEDULES = ("cosine", "constant")
 HEADS = ("absdiff", "product", "concat")
 DATASETS = ("digits", "mnist", "folder", "triplets")
 SPLITS = ("class", "image")
@@ -43,20 +46,27 @@ class TrainConfig:
     channels: Optional[int] = None
     augment: Optional[str] = None  # a policy of AUGMENTS; True/False from older configs mean shift/none
     input: Optional[str] = None  # a pipeline of INPUTS
-    # model
-    backbone: str = "timm:efficientnet_b0"
-    mode: str = "pair"
+    # model (None: chosen by resolve() from the recipe, the data and the machine)
+    backbone: Optional[str] = None
+    mode: Optional[str] = None
     head: Optional[str] = None
     head_norm: Optional[bool] = None
     dropout: Optional[float] = None
-    embedding_dim: int = 512
+    embedding_dim: Optional[int] = None
     margin: Optional[float] = None
-    mining: str = "none"
+    mining: Optional[str] = None
+    neck: Optional[bool] = None  # BatchNorm before the embedding's normalisation
+    flip_test: Optional[bool] = None  # mean of an image's and its mirror image's vectors at test time
+    id_loss: Optional[float] = None  # weight of the identity (cosine softmax) loss beside the triplet loss
     pretrained: bool = True
     weights: Optional[str] = None
     # optimisation
+    recipe: Optional[str] = None  # default (the measured recipe) or classic (the reference designs' settings)
+    optimizer: Optional[str] = None
+    schedule: Optional[str] = None
+    warmup: Optional[float] = None  # share of all steps spent warming the learning rate up
     lr: Optional[float] = None
-    weight_decay: float = 0.0
+    weight_decay: Optional[float] = None
     epochs: int = 10
     batch_size: Optional[int] = None
     pairs_per_epoch: Optional[int] = None
@@ -75,10 +85,27 @@ class TrainConfig:
         return self.backbone == "convnet"
 
     def resolve(self) -> "TrainConfig":
-        """Check the values and fill in backbone-dependent defaults (returns a new config)."""
+        """Check the values and fill in the defaults (returns a new config that says exactly what runs).
+
+        Two recipes. The reference designs' settings ("classic": pair head or plain triplets, Adam at a
+        constant rate, no augmentation) whenever a mode is named, so the seed designs run as they did.
+        Otherwise the measured default: an L2-normalised embedding trained with batch-hard triplet loss
+        over P x K batches plus a cosine identity loss, AdamW with warm-up and a cosine schedule,
+        augmentation that fits the data, and a backbone that fits the machine (README: "Default recipe").
+        """
         c = dataclasses.replace(self, notes=list(self.notes))
-        _check_choice("mode", c.mode, MODES)
         _check_choice("dataset", c.dataset, DATASETS)
+        if c.recipe is None:
+            c.recipe = "classic" if c.mode is not None else "default"
+        _check_choice("recipe", c.recipe, RECIPES)
+        default = c.recipe == "default"
+        if c.backbone is None:
+            c.backbone = default_backbone(c.device) if default else "timm:efficientnet_b0"
+        if c.mode is None:
+            c.mode = "triplet" if default else "pair"
+        _check_choice("mode", c.mode, MODES)
+        if c.mining is None:
+            c.mining = "batch-hard" if default and c.mode == "triplet" else "none"
         if c.split is None:
             # Ten digit classes are too few to hold some out and still learn what "same" means
             # (measured: ~74% on three unseen digits), so digits split by image, as the classic
@@ -87,14 +114,6 @@ class TrainConfig:
         _check_choice("split", c.split, SPLITS)
         _check_choice("mining", c.mining, MININGS)
         _check_choice("precision", c.precision, PRECISIONS)
-        if isinstance(c.augment, bool):  # configs written before augmentation had policies
-            c.augment = "shift" if c.augment else "none"
-        if c.augment is None:
-            c.augment = "none"
-        _check_choice("augment", c.augment, AUGMENTS)
-        if c.input is None:
-            c.input = "resize"
-        _check_choice("input", c.input, INPUTS)
         if c.head is not None:
             _check_choice("head", c.head, HEADS)
         if c.dataset == "folder" and not c.train_path:
@@ -110,12 +129,22 @@ class TrainConfig:
                 raise UserError(f"--{name.replace('_', '-')} must be at least {least}.")
         if not 0.0 < c.val_fraction < 1.0:
             raise UserError("--val-fraction must be between 0 and 1 (for example 0.3).")
+        if c.input is None:
+            c.input = "resize"
+        _check_choice("input", c.input, INPUTS)
+        digit_like = c.is_convnet or c.input == "digit"
         if c.image_size is None:
-            c.image_size = 28 if c.is_convnet else 224
+            c.image_size = 28 if c.is_convnet else 64 if c.backbone == "small-resnet" else 224
         if c.image_size < 8:
             raise UserError("--image-size must be at least 8 pixels.")
         if c.channels is None:
             c.channels = 1 if c.is_convnet else 3
+        if isinstance(c.augment, bool):  # configs written before augmentation had policies
+            c.augment = "shift" if c.augment else "none"
+        if c.augment is None:
+            # digits must not be mirrored; photos gain from crops, flips and colour changes
+            c.augment = ("digits" if digit_like else "photos") if default else "none"
+        _check_choice("augment", c.augment, AUGMENTS)
         if c.head is None:
             # The reference designs: absolute difference for the digit ConvNet, product for photos.
             c.head = "absdiff" if c.is_convnet else "product"
@@ -123,18 +152,42 @@ class TrainConfig:
             c.head_norm = not c.is_convnet  # the ConvNet's head is one linear layer
         if c.dropout is None:
             c.dropout = 0.0 if c.is_convnet else 0.3
+        if c.embedding_dim is None:
+            c.embedding_dim = 128 if default else 512
         if c.margin is None:
             c.margin = 1.0 if c.mode == "contrastive" else 0.3
+        if c.neck is None:
+            c.neck = default and c.mode != "pair"
+        if c.flip_test is None:
+            c.flip_test = default and not digit_like
+        if c.id_loss is None:
+            c.id_loss = 1.0 if default and c.mining != "none" else 0.0
+        if c.id_loss < 0:
+            raise UserError("--id-loss is a weight: 0 (off) or more.")
+        if c.id_loss > 0 and c.mining == "none":
+            raise UserError("--id-loss needs the classes of the training images: use it with --mining.")
+        if c.optimizer is None:
+            c.optimizer = "adamw" if default else "adam"
+        _check_choice("optimizer", c.optimizer, OPTIMIZERS)
+        if c.schedule is None:
+            c.schedule = "cosine" if default else "constant"
+        _check_choice("schedule", c.schedule, SCHEDULES)
+        if c.warmup is None:
+            c.warmup = 0.05 if c.schedule == "cosine" else 0.0
+        if not 0.0 <= c.warmup < 1.0:
+            raise UserError("--warmup is a share of all training steps, from 0 to below 1 (for example 0.05).")
+        if c.weight_decay is None:
+            c.weight_decay = 0.05 if c.optimizer == "adamw" else 0.0
         if c.lr is None:
-            c.lr = 1e-4 if (c.pretrained and not c.is_convnet) else 1e-3
+            c.lr = 1e-4 if (c.pretrained and c.backbone.startswith(("timm:", "torchvision:"))) else 1e-3
         if c.lr <= 0:
             raise UserError("--lr must be positive (for example 0.001).")
         if c.batch_size is None:
-            c.batch_size = 128 if c.is_convnet else 32
+            c.batch_size = 128 if c.is_convnet else 64 if default else 32
         if c.batch_size < 2:
             raise UserError("--batch-size must be at least 2.")
-        if c.is_convnet:
-            c.pretrained = False  # nothing to download for the small ConvNet
+        if c.backbone in ("convnet", "small-resnet"):
+            c.pretrained = False  # no pretrained weights exist for the project's own small networks
         if c.class_word is None:
             c.class_word = {"digits": "digit", "mnist": "digit", "triplets": "identity"}.get(c.dataset, "class")
         return c
@@ -146,6 +199,16 @@ class TrainConfig:
     def from_dict(cls, values: dict) -> "TrainConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def default_backbone(device: str = "auto") -> str:
+    """The default recipe's backbone for this machine: EfficientNet-B0 where a GPU makes it fast,
+    else the small ResNet, which trains from random weights in minutes on a CPU."""
+    if device == "cpu":
+        return "small-resnet"
+    import torch  # only here: the app imports this module without torch
+
+    return "timm:efficientnet_b0" if torch.cuda.is_available() else "small-resnet"
 
 
 def _check_choice(name: str, value: str, choices) -> None:

@@ -51,3 +51,20 @@ def mined_triplet(embeddings: torch.Tensor, labels: torch.Tensor, margin: float,
     hardest_neg = torch.where(negative_mask[anchor], d_an, big).min(dim=1).values
     d_neg = torch.where(semi.any(dim=1), semi_neg, hardest_neg)
     return F.relu(d_ap - d_neg + margin).mean()
+
+
+class CosineIdentityLoss(torch.nn.Module):
+    """Cross-entropy over the training classes on cosine similarities to one learned centre per class
+    (NormFace, Wang et al. 2017), with label smoothing. Used beside mined triplets while training only:
+    the triplet loss shapes distances between neighbours, this one keeps every class apart from all
+    others at once, which a batch of P classes alone cannot see."""
+
+    def __init__(self, embedding_dim: int, n_classes: int, scale: float = 16.0, smoothing: float = 0.1):
+        super().__init__()
+        self.centres = torch.nn.Parameter(torch.randn(n_classes, embedding_dim) * 0.01)
+        self.scale = scale
+        self.smoothing = smoothing
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        cosine = F.normalize(embeddings, dim=1) @ F.normalize(self.centres, dim=1).T
+        return F.cross_entropy(self.scale * cosine, labels, label_smoothing=self.smoothing)

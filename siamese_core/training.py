@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import signal
 import threading
@@ -120,7 +121,7 @@ class Batches:
         rng = np.random.default_rng([config.seed, epoch])
         self.kind = "pk" if config.mining != "none" else ("triplet" if config.mode == "triplet" else "pair")
         bs = config.batch_size
-        per_epoch = config.pairs_per_epoch or default_pairs_per_epoch(len(train))
+        per_epoch = config.pairs_per_epoch or default_pairs_per_epoch(len(train), self.kind)
         if self.kind == "pk":
             n = max(1, per_epoch // bs)
             self.items = list(D.pk_batches(train.labels, bs, n, rng))
@@ -152,7 +153,8 @@ def _batch_len(item) -> int:
     return len(item[0]) if isinstance(item, tuple) else len(item)
 
 
-def train_step(model, item, kind: str, train: D.ImageSet, config: TrainConfig, device, channels_last: bool):
+def train_step(model, item, kind: str, train: D.ImageSet, config: TrainConfig, device, channels_last: bool,
+               identity_loss=None):
     """Loss and (for pair models) correct-prediction count of one batch.
 
     All images of the batch (both sides of each pair, or all three of each triplet) go through the
@@ -181,7 +183,10 @@ def train_step(model, item, kind: str, train: D.ImageSet, config: TrainConfig, d
         return losses.triplet(vectors[:n], vectors[n:2 * n], vectors[2 * n:], config.margin), None, n
     labels = torch.from_numpy(train.labels[item]).to(device)
     vectors = model.embed(images(item), per_pass).float()
-    return losses.mined_triplet(vectors, labels, config.margin, config.mining), None, len(item)
+    loss = losses.mined_triplet(vectors, labels, config.margin, config.mining)
+    if identity_loss is not None:
+        loss = loss + config.id_loss * identity_loss(vectors, labels)
+    return loss, None, len(item)
 
 
 @torch.inference_mode()
@@ -265,8 +270,14 @@ def log_to(path: Path):
         handler.close()
 
 
-def default_pairs_per_epoch(n_train: int) -> int:
-    # About ten pairs per training image, within bounds that keep an epoch between seconds and minutes.
+def default_pairs_per_epoch(n_train: int, kind: str = "pair") -> int:
+    """Pairs (or triplets, or images in P x K batches) drawn afresh each epoch.
+
+    Pairs: about ten per training image, within bounds that keep an epoch between seconds and minutes.
+    P x K batches: about four passes over the images (each batch holds every image's positives and
+    negatives), bounded so that ten epochs of a large set stay within about ten minutes on a CPU."""
+    if kind == "pk":
+        return int(min(max(4 * n_train, 4_000), 20_000))
     return int(min(max(10 * n_train, 2_000), 50_000))
 
 
@@ -307,7 +318,8 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False, progress: bool 
 
 
 def train_fn(model, batches: Batches, train_set: D.ImageSet, config: TrainConfig, optimizer, device,
-             channels_last: bool, stop: StopFlag, on_step: Callable[[int, float, float], None], bar=None):
+             channels_last: bool, stop: StopFlag, on_step: Callable[[int, float, float], None], bar=None,
+             scheduler=None, identity_loss=None):
     """One epoch of training. Returns (mean loss, training pair accuracy or None, items), or None when stopped."""
     model.train()
     scaler = None
@@ -319,7 +331,8 @@ def train_fn(model, batches: Batches, train_set: D.ImageSet, config: TrainConfig
         if stop:
             return None
         with autocast_for(device, config.precision):
-            loss, correct, n = train_step(model, item, batches.kind, train_set, config, device, channels_last)
+            loss, correct, n = train_step(model, item, batches.kind, train_set, config, device, channels_last,
+                                          identity_loss)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -328,6 +341,8 @@ def train_fn(model, batches: Batches, train_set: D.ImageSet, config: TrainConfig
         else:
             loss.backward()
             optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         loss_value = float(loss.detach())
         if not np.isfinite(loss_value):
             raise UserError(f"The loss became {loss_value}: the learning rate ({config.lr}) is probably too high. "
@@ -343,6 +358,27 @@ def train_fn(model, batches: Batches, train_set: D.ImageSet, config: TrainConfig
             bar.set_postfix(loss=f"{loss_sum / n_sum:.4f}", per_s=f"{rate:.0f}")
         on_step(step, loss_sum / n_sum, rate)
     return loss_sum / max(n_sum, 1), (correct_sum / n_counted if n_counted else None), n_sum
+
+
+def make_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def make_scheduler(config: TrainConfig, optimizer, total_steps: int):
+    """Linear warm-up over `config.warmup` of the steps, then a cosine decay to zero; None for a constant rate."""
+    if config.schedule == "constant":
+        return None
+    warmup = int(config.warmup * total_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def _refuse_to_overwrite(run: RunDir) -> None:
@@ -364,7 +400,8 @@ def _train(config, run: RunDir, resume, progress, stop, on_epoch, data) -> dict:
         log.info("Loading data (%s)...", config.dataset)
         data = prepare_data(config)
     if config.pairs_per_epoch is None:
-        config.pairs_per_epoch = default_pairs_per_epoch(len(data.train))
+        kind = "pk" if config.mining != "none" else config.mode
+        config.pairs_per_epoch = default_pairs_per_epoch(len(data.train), kind)
     run.write_config(config.to_dict())
     spec = model_spec(config)
     model = build_model(spec, pretrained=config.pretrained and not resume, weights=None if resume else config.weights)
@@ -374,24 +411,34 @@ def _train(config, run: RunDir, resume, progress, stop, on_epoch, data) -> dict:
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    identity_loss = None
+    if config.id_loss > 0:
+        identity_loss = losses.CosineIdentityLoss(config.embedding_dim, len(data.train.classes)).to(device)
+    trained = list(model.parameters()) + (list(identity_loss.parameters()) if identity_loss is not None else [])
+    optimizer = make_optimizer(config, trained)
+    steps_per_epoch = len(Batches(data.train, config, 1))
+    scheduler = make_scheduler(config, optimizer, steps_per_epoch * config.epochs)
     start_epoch, best = 1, None
     if resume:
         last = load_checkpoint(run.checkpoint("last"))
         model.load_state_dict(last["state_dict"])
         if "optimizer" in last:
             optimizer.load_state_dict(last["optimizer"])
+        if identity_loss is not None and "identity_loss" in last:
+            identity_loss.load_state_dict(last["identity_loss"])
         start_epoch, best = last["epoch"] + 1, (last.get("best") or {}).get("accuracy")
+        if scheduler is not None and "scheduler" in last:
+            scheduler.load_state_dict(last["scheduler"])
         log.info("Resuming from epoch %d.", last["epoch"])
     log.info("Training %s (%s mode, %s parameters, weights from %s) on %d images of %d classes; validating on "
              "%d pairs of %d images. Device %s.", config.backbone, config.mode, f"{count_parameters(model):,}",
              "the last checkpoint" if resume else model.weights_source, len(data.train),
              len(data.train.class_counts()) if data.train.has_labels else 0, len(data.val_pairs[0]), len(data.val), device)
-    steps_per_epoch = len(Batches(data.train, config, start_epoch))
     run.update_status(state="running", started_at=time.time(), epoch=start_epoch - 1, step=0,
                       steps_per_epoch=steps_per_epoch, total_steps=steps_per_epoch * config.epochs,
                       total_epochs=config.epochs, train_images=len(data.train), val_pairs=len(data.val_pairs[0]))
-    saver = _CheckpointSaver(run, model, optimizer, spec, config, list(data.train.class_counts()))
+    saver = _CheckpointSaver(run, model, optimizer, spec, config, list(data.train.class_counts()), identity_loss,
+                             scheduler)
     last_write = [0.0]
 
     for epoch in range(start_epoch, config.epochs + 1):
@@ -408,7 +455,8 @@ def _train(config, run: RunDir, resume, progress, stop, on_epoch, data) -> dict:
         started = time.time()
         bar = _progress_bar(len(batches), f"epoch {epoch}/{config.epochs}", progress)
         try:
-            trained = train_fn(model, batches, data.train, config, optimizer, device, channels_last, stop, on_step, bar)
+            trained = train_fn(model, batches, data.train, config, optimizer, device, channels_last, stop, on_step, bar,
+                               scheduler, identity_loss)
         finally:
             if bar is not None:
                 bar.close()
@@ -444,13 +492,23 @@ def _train(config, run: RunDir, resume, progress, stop, on_epoch, data) -> dict:
 class _CheckpointSaver:
     """Writes the run's checkpoints; `last` also carries the optimizer state for --resume."""
 
-    def __init__(self, run: RunDir, model, optimizer, spec: dict, config: TrainConfig, classes):
+    def __init__(self, run: RunDir, model, optimizer, spec: dict, config: TrainConfig, classes, identity_loss=None,
+                 scheduler=None):
         self.run, self.model, self.optimizer = run, model, optimizer
+        self.identity_loss, self.scheduler = identity_loss, scheduler
         self.common = dict(spec=spec, config=config.to_dict(), classes=list(classes))
+
+    def _resume_state(self, best: Optional[float]) -> dict:
+        state = {"optimizer": self.optimizer.state_dict(), "best": {"accuracy": best}}
+        if self.identity_loss is not None:
+            state["identity_loss"] = self.identity_loss.state_dict()
+        if self.scheduler is not None:
+            state["scheduler"] = self.scheduler.state_dict()
+        return state
 
     def save(self, name: str, epoch: int, result: dict, roc: dict, best: Optional[float] = None) -> None:
         metrics = {**result, "roc": roc, "threshold_source": "validation pairs"}
-        extra = {"optimizer": self.optimizer.state_dict(), "best": {"accuracy": best}} if name == "last" else None
+        extra = self._resume_state(best) if name == "last" else None
         save_checkpoint(self.run.checkpoint(name), state_dict=self.model.state_dict(), threshold=result["threshold"],
                         metrics=metrics, epoch=epoch, extra=extra, **self.common)
 
@@ -460,7 +518,7 @@ class _CheckpointSaver:
         previous = load_checkpoint(path) if path.is_file() else {}
         save_checkpoint(path, state_dict=self.model.state_dict(), threshold=previous.get("threshold", 0.5),
                         metrics=previous.get("metrics", {}), epoch=completed_epochs,
-                        extra={"optimizer": self.optimizer.state_dict(), "best": {"accuracy": best}}, **self.common)
+                        extra=self._resume_state(best), **self.common)
 
 
 def _progress_bar(total: int, desc: str, enabled: bool):
