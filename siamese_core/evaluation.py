@@ -20,9 +20,9 @@ from .config import TrainConfig
 from .errors import UserError
 from .images import pixels_to_image
 from .inference import SiameseModel
-from .reid import CAMERA_PATTERN, IDENTITY_PATTERN, RANKS, reid_labels, reid_metrics, reid_split
 from .metrics import (calibrate_threshold, equal_error_rate, kfold_threshold, rates, roc_points, tar_at_far,
                       verification_metrics)
+from .reid import CAMERA_PATTERN, IDENTITY_PATTERN, RANKS, reid_labels, reid_metrics, reid_split
 from .retrieval import map_at_r, one_shot_accuracy, precision_at_1
 from .runs import write_bytes, write_json
 
@@ -332,9 +332,9 @@ def _reid_note(model: SiameseModel, parts: dict, seed: int, own_validation_split
     ranked = ("Euclidean distance between embeddings" if model.is_embedding
               else "the model's pair score (it has a trained pair head)")
     people = len(np.unique(parts["persons"][parts["query"]]))
-    note = (f"One query per person and camera ({people} people seen by two cameras or more), drawn with seed "
-            f"{seed}; every other image is the gallery. Matches of the query's person from the query's own camera "
-            f"are left out (too easy). Ranked by {ranked}.")
+    note = (f"One query per person and camera ({people} people), drawn with seed {seed}, each keeping a match "
+            f"from another camera; every other image is the gallery. Matches of the query's person from the "
+            f"query's own camera are left out (too easy). Ranked by {ranked}.")
     if own_validation_split and (model.checkpoint.get("config") or {}).get("split") == "image":
         note += " These people were also in the training images, so the figures flatter the model."
     return note

@@ -75,19 +75,26 @@ def reid_labels(names: Sequence[str], identity_pattern: str = IDENTITY_PATTERN,
 def reid_split(persons: np.ndarray, cameras: np.ndarray, seed: int = 0) -> tuple:
     """(query_idx, gallery_idx): one query per person and camera, chosen with `seed`; the rest is the gallery.
 
-    Only people seen by two cameras or more give queries (a query needs a match from another camera);
-    the others stay in the gallery, where they are distractors.
+    A query must keep a match from another camera in the gallery. So people seen by one camera give no
+    query (they stay in the gallery as distractors), and a person with fewer than two cameras holding two
+    images or more keeps one single-image camera (chosen with `seed`) wholly in the gallery.
     """
     persons, cameras = np.asarray(persons), np.asarray(cameras)
     if persons.shape != cameras.shape or persons.ndim != 1:
         raise ValueError("persons and cameras must be 1-D arrays of the same length")
     shuffled = np.random.default_rng(seed).permutation(len(persons))
     # the first image of each (person, camera) in the shuffled order is that pair's query
-    _, first = np.unique(np.stack([persons[shuffled], cameras[shuffled]], axis=1), axis=0, return_index=True)
-    candidates = shuffled[first]
-    people, n_cameras = np.unique(persons[candidates], return_counts=True)  # one candidate per camera seen
-    seen_twice = people[n_cameras >= 2]
-    query = np.sort(candidates[np.isin(persons[candidates], seen_twice)])
+    keys, first, counts = np.unique(np.stack([persons[shuffled], cameras[shuffled]], axis=1), axis=0,
+                                    return_index=True, return_counts=True)
+    keep = np.ones(len(keys), dtype=bool)
+    for person in np.unique(keys[:, 0]):
+        mine = np.flatnonzero(keys[:, 0] == person)
+        if len(mine) < 2:
+            keep[mine] = False
+        elif (counts[mine] >= 2).sum() < 2:
+            singles = mine[counts[mine] == 1]
+            keep[singles[np.argmin(first[singles])]] = False
+    query = np.sort(shuffled[first[keep]])
     gallery = np.setdiff1d(np.arange(len(persons)), query)
     return query.astype(np.int64), gallery.astype(np.int64)
 
