@@ -56,7 +56,7 @@ def parse_identity_camera(name: str, identity_pattern: str = IDENTITY_PATTERN,
 
 def reid_labels(names: Sequence[str], identity_pattern: str = IDENTITY_PATTERN,
                 camera_pattern: str = CAMERA_PATTERN, required: bool = False):
-    """(persons, cameras) as integer codes for every name, or None when a name does not match (UserError if required)."""
+    """(persons, cameras) as integer codes for every name; None when a name does not match (UserError if required)."""
     identity, camera = _compile(identity_pattern, "--identity-pattern"), _compile(camera_pattern, "--camera-pattern")
     bases = [os.path.basename(n) for n in names]
     if not bases or not all(identity.search(b) and camera.search(b) for b in bases):
