@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from pages import evaluate_compare, evaluate_data, evaluate_figures, evaluate_gallery, evaluate_retrieval, ui
+from pages import (evaluate_compare, evaluate_data, evaluate_figures, evaluate_gallery, evaluate_reid,
+                   evaluate_retrieval, ui)
 
 st.title("Evaluate")
 st.caption("How good is this model, and where does it fail? It scores pairs of images it did not train on; "
@@ -39,6 +40,7 @@ if evaluation is not None:
         evaluate_gallery.show(evaluation, threshold.value)
     with tabs[2]:
         evaluate_retrieval.show(evaluation)
+        evaluate_reid.show(evaluation)
 else:
     for tab in tabs[:3]:
         tab.info("Choose an evaluation set above first.")

@@ -92,11 +92,12 @@ def _on_one_set(picked: list, eval_set, n_pairs: int, seed: int, sequential: boo
         rows.append({"model": name, "accuracy at its threshold": _pc(at["accuracy"]),
                      "10-fold accuracy": _pc(kfold["accuracy_mean"] if kfold else None), "ROC AUC": at["roc_auc"],
                      "equal error rate": _pc(ev.eer()["eer"]), "true accepts at 1% false": _pc(ev.tar(0.01)["tar"]),
-                     "precision at 1": _pc(retrieval.get("precision_at_1")), "MAP@R": _pc(retrieval.get("map_at_r"))})
+                     "precision at 1": _pc(retrieval.get("precision_at_1")), "MAP@R": _pc(retrieval.get("map_at_r")),
+                     **({"re-id rank-1": _pc(ev.reid["cmc"][1]), "re-id mAP": _pc(ev.reid["map"])} if ev.reid else {})})
     roc.update_layout(height=380, title="ROC curves", margin={"l": 10, "r": 10, "t": 30, "b": 10},
                       xaxis={"title": "false accepts"}, yaxis={"title": "true accepts"})
     st.plotly_chart(roc, key="eval-compare-roc", config=NO_BAR)
-    columns = [c for c in (rows[0] if rows else {}) if c not in ("model", "ROC AUC")]
+    columns = [c for c in dict.fromkeys(key for row in rows for key in row) if c not in ("model", "ROC AUC")]
     st.dataframe(pd.DataFrame(rows), hide_index=True, column_config=_percent_columns(columns))
     st.caption("Each model at its own saved threshold; '10-fold accuracy' chooses the threshold on part of the "
                "pairs and scores the rest, the fairest single figure to compare.")

@@ -11,6 +11,7 @@ import streamlit as st
 from pages import ui
 from siamese_core import uploads
 from siamese_core.errors import UserError
+from siamese_core.evaluation import named_identities
 
 VALIDATION = "Its validation split"
 ZIP = "Upload a zip of class folders (images it has never seen)"
@@ -45,16 +46,23 @@ def pick_set(model) -> Optional[EvalSet]:
         return EvalSet("the model's validation split")
     upload = st.file_uploader("Zip of class folders", type=["zip"], key="eval-zip",
                               help="One folder per class, each holding that class's images, e.g. alice/1.jpg, "
-                                   "alice/2.jpg, bob/1.jpg ... At least two classes, two images each.")
+                                   "alice/2.jpg, bob/1.jpg ... At least two classes, two images each. Person "
+                                   "re-identification crops named like Market-1501's (0002_c1s1_000451_03.jpg: "
+                                   "person 2, camera 1) may also lie loose in the zip; they add re-id figures.")
     if upload is None:
         st.info("Upload a zip of class folders to evaluate on.")
         return None
     try:
         root = uploads.find_class_root(ui.unpack_zip(upload, ui.staged_upload(upload, kind="evaluate")))
         summary = uploads.describe_class_folders(root)
+        people = named_identities(root) if summary.total == 0 and summary.loose_images else 0
     except UserError as exc:
         st.error(str(exc))
         return None
+    if people >= 2:
+        st.caption(f"Found {summary.loose_images:,} images of {people:,} people, named by person and camera, "
+                   f"in {upload.name}.")
+        return EvalSet(f"the uploaded {upload.name}", str(root))
     if summary.problems:
         for problem in summary.problems:
             st.error(problem)

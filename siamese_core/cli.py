@@ -12,6 +12,7 @@ from pathlib import Path
 from .config import (AUGMENTS, DATASETS, HEADS, INPUTS, MININGS, MODES, OPTIMIZERS, PRECISIONS, RECIPES, SCHEDULES,
                      SPLITS, TrainConfig)
 from .errors import UserError
+from .reid import CAMERA_PATTERN, IDENTITY_PATTERN
 
 log = logging.getLogger("siamese_core")
 
@@ -110,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                                         "figures. Writes metrics.json, roc.png, scores.png and pairs/*.png.")
     e.add_argument("-c", "--checkpoint", required=True)
     e.add_argument("-v", "--val_path", "--val-path", dest="val_path",
-                   help="class folders to evaluate on (default: the checkpoint's own validation split)")
+                   help="class folders to evaluate on, or a folder of images named by identity such as "
+                        "Market-1501 crops (default: the checkpoint's own validation split)")
     e.add_argument("-o", "--out", required=True, help="folder for metrics.json, roc.png, scores.png and pairs/")
     e.add_argument("--pairs", type=int, default=1000, help="number of balanced evaluation pairs")
     e.add_argument("--sequential", action="store_true", help="pairs (0,1), (2,3), ... instead of balanced pairs")
@@ -125,6 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--episodes", type=int, default=500, help="one-shot episodes, drawn with --seed (default 500)")
     e.add_argument("--no-retrieval", dest="retrieval", action="store_false",
                    help="skip precision at 1, MAP@R and one-shot accuracy (they compare every image with every other)")
+    e.add_argument("--reid", action=argparse.BooleanOptionalAction, default=None,
+                   help="person re-identification figures (CMC rank-1/5/10, mAP; Market-1501 protocol: one query "
+                        "per person and camera drawn with --seed, same-camera matches left out); default: "
+                        "computed when every file name gives person and camera; --reid requires them, --no-reid skips")
+    e.add_argument("--identity-pattern", default=IDENTITY_PATTERN,
+                   help="regex whose first group reads the person (class) from a file name (default: %(default)s)")
+    e.add_argument("--camera-pattern", default=CAMERA_PATTERN,
+                   help="regex whose first group reads the camera from a file name (default: %(default)s)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="auto")
     e.set_defaults(handler=cmd_eval)
@@ -225,7 +235,8 @@ def cmd_eval(args) -> int:
     result = evaluate(args.checkpoint, args.out, val_path=args.val_path, n_pairs=args.pairs, seed=args.seed,
                       sequential=args.sequential, n_images=args.images, device=args.device, threshold=args.threshold,
                       fars=args.far, folds=args.folds, n_way=args.n_way, episodes=args.episodes,
-                      retrieval=args.retrieval)
+                      retrieval=args.retrieval, reid=args.reid, identity_pattern=args.identity_pattern,
+                      camera_pattern=args.camera_pattern)
     for line in summary_lines(result):
         print(line)
     print(f"Written: {Path(args.out) / 'metrics.json'}, roc.png, scores.png"
@@ -263,6 +274,11 @@ def summary_lines(result: dict) -> list:
         lines.append(line)
     elif retrieval.get("note"):
         lines.append(f"retrieval: {retrieval['note']}")
+    reid = result.get("reid", {})
+    if "cmc" in reid:
+        lines.append("re-identification: CMC " + " ".join(f"rank-{k} {_percent(v)}" for k, v in reid["cmc"].items())
+                     + f" mAP {_percent(reid['map'])} over {reid['queries']} queries and {reid['gallery']} "
+                       "gallery images")
     return lines
 
 

@@ -22,6 +22,7 @@ from .images import pixels_to_image
 from .inference import SiameseModel
 from .metrics import (calibrate_threshold, equal_error_rate, kfold_threshold, rates, roc_points, tar_at_far,
                       verification_metrics)
+from .reid import CAMERA_PATTERN, IDENTITY_PATTERN, RANKS, reid_labels, reid_metrics, reid_split
 from .retrieval import map_at_r, one_shot_accuracy, precision_at_1
 from .runs import write_bytes, write_json
 
@@ -36,16 +37,38 @@ MAX_RETRIEVAL_IMAGES = 2000
 _PAIRS_PER_PASS = 65536
 
 
-def evaluation_set(model: SiameseModel, val_path: Optional[str] = None) -> D.ImageSet:
-    """Class folders at `val_path`, or else the validation split the checkpoint was trained with."""
+def evaluation_set(model: SiameseModel, val_path: Optional[str] = None,
+                   identity_pattern: str = IDENTITY_PATTERN) -> D.ImageSet:
+    """Class folders at `val_path` (or a flat folder named by identity), else the checkpoint's validation split."""
     if val_path:
-        return D.load_class_folders(val_path, model.image_size, model.channels)
+        return load_evaluation_folder(val_path, model.image_size, model.channels, identity_pattern)
     saved = model.checkpoint.get("config")
     if not saved:
         raise UserError("This checkpoint does not say what it was validated on: give -v VAL_PATH.")
     from .training import prepare_data
 
     return prepare_data(TrainConfig.from_dict(saved).resolve()).val
+
+
+def load_evaluation_folder(folder, size: int, channels: int, identity_pattern: str = IDENTITY_PATTERN) -> D.ImageSet:
+    """Class folders; or, for a folder of images only (Market-1501 crops), classes read from the file names."""
+    root = Path(folder)
+    if not root.is_dir() or any(p.is_dir() and not p.name.startswith(".") for p in root.iterdir()):
+        return D.load_class_folders(root, size, channels)
+    image_set = D.load_image_folder(root, size, channels)
+    labels, classes = D.identities(image_set.names, identity_pattern)
+    if not classes:
+        raise UserError(f"'{root}' holds images directly, and not every file name says whose it is with "
+                        f"'{identity_pattern}': put the images into one sub-folder per class, or name them "
+                        "like 0002_c1s1_000451_03.jpg (person 2, camera 1).")
+    image_set.labels, image_set.classes = labels, classes
+    return image_set
+
+
+def named_identities(folder, identity_pattern: str = IDENTITY_PATTERN) -> int:
+    """How many identities the file names of a folder of loose images give; 0 unless every name gives one."""
+    names = [p.name for p in Path(folder).iterdir() if p.is_file() and D.is_image_file(p)]
+    return len(D.identities(names, identity_pattern)[1])
 
 
 def check_evaluable(image_set: D.ImageSet, what: str = "The evaluation set") -> None:
@@ -74,6 +97,8 @@ class Evaluation:
     similarity: Optional[np.ndarray] = field(default=None, repr=False)  # retrieval: N x N model scores
     retrieval_labels: Optional[np.ndarray] = field(default=None, repr=False)
     retrieval_note: str = ""  # why retrieval is missing or sampled, in plain words
+    reid: Optional[dict] = None  # re-identification figures (CMC, mAP), when file names give person and camera
+    reid_note: str = ""  # how they were computed, or why they are missing
 
     # -- figures at one threshold: cheap
     def at(self, threshold: float) -> dict:
@@ -204,14 +229,18 @@ class Evaluation:
             result["retrieval"] = retrieval
         else:
             result["retrieval"] = {"note": self.retrieval_note}
+        result["reid"] = {**(self.reid or {}), "note": self.reid_note}
         return result
 
 
 def score_evaluation(model: SiameseModel, image_set: D.ImageSet, n_pairs: int = 1000, seed: int = 0,
                      sequential: bool = False, set_name: str = "", retrieval: bool = True,
-                     own_validation_split: bool = False) -> Evaluation:
-    """Run the model once over an evaluation set: pair scores, and the retrieval matrix when there are labels."""
+                     own_validation_split: bool = False, reid: Optional[bool] = None,
+                     identity_pattern: str = IDENTITY_PATTERN, camera_pattern: str = CAMERA_PATTERN) -> Evaluation:
+    """Run the model once over an evaluation set: pair scores, the retrieval matrix when there are labels,
+    and re-identification figures when file names give person and camera (`reid`: None = then, True = must)."""
     check_evaluable(image_set)
+    reid_parts, reid_note = reid_query_gallery(image_set, reid, identity_pattern, camera_pattern, seed)
     if not image_set.has_labels and image_set.triplets is not None:
         pairs = D.triplet_pairs(image_set.triplets[: max(1, n_pairs // 2)])
         protocol = f"pairs from the first {len(pairs[0]) // 2} triplets (anchor-positive, anchor-negative)"
@@ -239,7 +268,10 @@ def score_evaluation(model: SiameseModel, image_set: D.ImageSet, n_pairs: int = 
             note = (f"Computed on {MAX_RETRIEVAL_IMAGES:,} of the {len(image_set):,} images (a random sample, "
                     f"seed {seed}): every image is compared with every other.")
 
-    used = np.unique(np.concatenate([a, b] + ([retrieval_positions] if retrieval_positions is not None else [])))
+    needed = [a, b] + ([retrieval_positions] if retrieval_positions is not None else [])
+    if reid_parts:
+        needed += [reid_parts["query"], reid_parts["gallery"]]
+    used = np.unique(np.concatenate(needed))
     vectors = _embed(model, image_set, used)
     rows_a, rows_b = np.searchsorted(used, a), np.searchsorted(used, b)
     scores = _pair_scores(model, vectors, rows_a, rows_b)
@@ -251,12 +283,61 @@ def score_evaluation(model: SiameseModel, image_set: D.ImageSet, n_pairs: int = 
         if not model.is_embedding:
             note = (note + " " if note else "") + ("This model scores pairs with a trained head, so answers are "
                                                     "ranked by that score for each pair of images.")
+    reid_figures = None
+    if reid_parts:
+        reid_figures = _reid_figures(model, vectors, used, reid_parts)
+        reid_note = _reid_note(model, reid_parts, seed, own_validation_split)
     return Evaluation(scores=scores, same=same.astype(bool), a=a, b=b, image_set=image_set,
                       model_threshold=model.threshold, model_threshold_note=_threshold_note(model, own_validation_split,
                                                                                            sequential, n_pairs, seed),
                       set_name=set_name or "an evaluation set", protocol=protocol, class_word=model.class_word,
                       similarity=similarity, retrieval_labels=labels,
-                      retrieval_note=note.strip())
+                      retrieval_note=note.strip(), reid=reid_figures, reid_note=reid_note)
+
+
+def reid_query_gallery(image_set: D.ImageSet, reid: Optional[bool], identity_pattern: str = IDENTITY_PATTERN,
+                       camera_pattern: str = CAMERA_PATTERN, seed: int = 0):
+    """({persons, cameras, query, gallery} positions, "") for the re-id protocol, or (None, why not in words).
+
+    `reid` None: when every file name gives person and camera; True: required (UserError if not); False: never.
+    """
+    if reid is False:
+        return None, "Re-identification figures were not asked for."
+    found = reid_labels(image_set.names, identity_pattern, camera_pattern, required=bool(reid))
+    if found is None:
+        return None, ("Re-identification figures need every file name to say the person and the camera, as "
+                      "Market-1501's do (0002_c1s1_000451_03.jpg: person 2, camera 1).")
+    persons, cameras = found
+    query, gallery = reid_split(persons, cameras, seed)
+    if len(query) == 0:
+        why = ("No person in this set was photographed by two cameras or more, so no query can be matched "
+               "across cameras.")
+        if reid:
+            raise UserError(f"Re-identification: {why}")
+        return None, why
+    return {"persons": persons, "cameras": cameras, "query": query, "gallery": gallery}, ""
+
+
+def _reid_figures(model: SiameseModel, vectors, used: np.ndarray, parts: dict) -> dict:
+    """CMC and mAP: embeddings ranked by Euclidean distance; a pair head's models by one minus its pair score."""
+    q, g = parts["query"], parts["gallery"]
+    q_vectors, g_vectors = vectors[np.searchsorted(used, q)], vectors[np.searchsorted(used, g)]
+    labels = (parts["persons"][q], parts["persons"][g], parts["cameras"][q], parts["cameras"][g])
+    if model.is_embedding:
+        return reid_metrics(q_vectors.cpu().numpy(), g_vectors.cpu().numpy(), *labels, ranks=RANKS)
+    return reid_metrics(None, None, *labels, ranks=RANKS, distances=1.0 - _score_matrix(model, q_vectors, g_vectors))
+
+
+def _reid_note(model: SiameseModel, parts: dict, seed: int, own_validation_split: bool) -> str:
+    ranked = ("Euclidean distance between embeddings" if model.is_embedding
+              else "the model's pair score (it has a trained pair head)")
+    people = len(np.unique(parts["persons"][parts["query"]]))
+    note = (f"One query per person and camera ({people} people), drawn with seed {seed}, each keeping a match "
+            f"from another camera; every other image is the gallery. Matches of the query's person from the "
+            f"query's own camera are left out (too easy). Ranked by {ranked}.")
+    if own_validation_split and (model.checkpoint.get("config") or {}).get("split") == "image":
+        note += " These people were also in the training images, so the figures flatter the model."
+    return note
 
 
 def _threshold_note(model: SiameseModel, own_validation_split: bool, sequential: bool, n_pairs: int, seed: int) -> str:
@@ -290,33 +371,45 @@ def _pair_scores(model: SiameseModel, vectors, rows_a: np.ndarray, rows_b: np.nd
 
 def _similarity_matrix(model: SiameseModel, vectors) -> np.ndarray:
     """The model's score for every ordered pair of these images (N x N); the diagonal is meaningless."""
+    return _score_matrix(model, vectors, vectors)
+
+
+def _score_matrix(model: SiameseModel, row_vectors, column_vectors) -> np.ndarray:
+    """The model's score (higher = more alike) of every row image against every column image."""
     import torch
 
-    n = len(vectors)
+    n_rows, n = len(row_vectors), len(column_vectors)
     with torch.inference_mode():
         if model.is_embedding:
-            return (1.0 - torch.cdist(vectors, vectors) / 2.0).float().cpu().numpy()
-        out = np.empty((n, n), dtype=np.float32)
+            return (1.0 - torch.cdist(row_vectors, column_vectors) / 2.0).float().cpu().numpy()
+        out = np.empty((n_rows, n), dtype=np.float32)
         rows_per_pass = max(1, _PAIRS_PER_PASS // max(n, 1))
-        columns = torch.arange(n, device=vectors.device)
-        for start in range(0, n, rows_per_pass):
-            rows = torch.arange(start, min(n, start + rows_per_pass), device=vectors.device)
+        columns = torch.arange(n, device=column_vectors.device)
+        for start in range(0, n_rows, rows_per_pass):
+            rows = torch.arange(start, min(n_rows, start + rows_per_pass), device=row_vectors.device)
             ia = rows.repeat_interleave(n)
             ib = columns.repeat(len(rows))
-            out[start:start + len(rows)] = model.net.pair_scores(vectors[ia], vectors[ib]).float().cpu().numpy().reshape(len(rows), n)
+            scores = model.net.pair_scores(row_vectors[ia], column_vectors[ib]).float().cpu().numpy()
+            out[start:start + len(rows)] = scores.reshape(len(rows), n)
     return out
 
 
 def evaluate(checkpoint, out_dir, val_path: Optional[str] = None, n_pairs: int = 1000, seed: int = 0,
              sequential: bool = False, n_images: int = 16, device: str = "auto", threshold: Optional[float] = None,
              fars=DEFAULT_FARS, folds: int = DEFAULT_FOLDS, n_way: int = 5, episodes: int = 500,
-             retrieval: bool = True, plots: bool = True) -> dict:
-    """Score evaluation pairs with a checkpoint; write metrics.json, roc.png, scores.png and pair images."""
+             retrieval: bool = True, plots: bool = True, reid: Optional[bool] = None,
+             identity_pattern: str = IDENTITY_PATTERN, camera_pattern: str = CAMERA_PATTERN) -> dict:
+    """Score evaluation pairs with a checkpoint; write metrics.json, roc.png, scores.png and pair images.
+
+    `reid` (None: when every file name gives person and camera; True: required; False: skipped) adds the
+    Market-1501 re-identification figures under "reid".
+    """
     model = SiameseModel.load(checkpoint, device)
-    image_set = evaluation_set(model, val_path)
+    image_set = evaluation_set(model, val_path, identity_pattern)
     evaluation = score_evaluation(model, image_set, n_pairs, seed, sequential,
                                   set_name=str(val_path) if val_path else "the checkpoint's validation split",
-                                  retrieval=retrieval, own_validation_split=not val_path)
+                                  retrieval=retrieval, own_validation_split=not val_path, reid=reid,
+                                  identity_pattern=identity_pattern, camera_pattern=camera_pattern)
     source = None if threshold is None else "given on the command line"
     result = {"checkpoint": str(checkpoint), **evaluation.report(threshold, source, fars, folds, n_way, episodes, seed)}
     out = Path(out_dir)
