@@ -173,7 +173,7 @@ def print_report(report: Report) -> None:
               "the project's), so above 1 means the project wins.")
         print()
         print_table(["row", "training", "what ran", "wall s", "other load (cores)"],
-                    [[t.row, t.who, t.what, "-" if t.seconds != t.seconds else f"{t.seconds:.1f}", t.other_load]
+                    [[t.row, t.who, t.what, seconds_cell(t.seconds, 1), t.other_load]
                      for t in report.trainings], figures_from=3)
     for note in report.notes:
         print(f"- {note}")
@@ -181,7 +181,11 @@ def print_report(report: Report) -> None:
 
 def train_seconds(report: Report, key: str) -> list:
     found = {t.who: t.seconds for t in report.trainings if t.row == key}
-    return [f"{found[w]:.0f}" if found.get(w, float("nan")) == found.get(w) else "-" for w in ("project", "PML baseline")]
+    return [seconds_cell(found.get(who), 0) for who in ("project", "PML baseline")]
+
+
+def seconds_cell(seconds, digits: int) -> str:
+    return "-" if seconds is None or seconds != seconds else f"{seconds:.{digits}f}"  # NaN: nothing trained here
 
 
 def show(x: float, kind: str) -> str:
@@ -200,7 +204,9 @@ def ratio(f: Figure) -> str:
 # ---------------------------------------------------------------- shared steps
 
 def train_product(config, out_dir: Path, row: str, args, report: Report):
-    """Train as the product does (train() with a config of data fields only); returns (model, seconds).
+    """Train as the product does (train() with a config of data fields only).
+
+    Returns the trained model (best checkpoint), the training's wall seconds and the config it ran.
 
     Below --budget-scale 1 the training is stopped after that share of the row's time goal.
     """
@@ -291,8 +297,10 @@ def pml_baseline(spec: dict, train_set, budget_s: float, seed: int, device):
     while m * n_classes < BASELINE_BATCH or BASELINE_BATCH % m:  # MPerClassSampler needs both
         m += 1
     sampler = samplers.MPerClassSampler(labels, m=m, batch_size=BASELINE_BATCH, length_before_new_iter=len(labels))
-    loader = DataLoader(TensorDataset(train_set.batch(np.arange(len(train_set))), labels),
-                        batch_size=BASELINE_BATCH, sampler=sampler, drop_last=True)
+    pixels = train_set.pixels  # the decoded images, shared, not copied (decoded now if too large to keep)
+    if not isinstance(pixels, torch.Tensor):
+        pixels = train_set.batch(np.arange(len(train_set)))
+    loader = DataLoader(TensorDataset(pixels, labels), batch_size=BASELINE_BATCH, sampler=sampler, drop_last=True)
     loss_func, miner = losses.TripletMarginLoss(), miners.MultiSimilarityMiner()
     optimizer = torch.optim.Adam(net.parameters(), lr=BASELINE_LR)
     net.train()
@@ -326,17 +334,17 @@ def pair_scores(model, vectors, pairs) -> np.ndarray:
         return model.net.pair_scores(vectors[torch.from_numpy(a)], vectors[torch.from_numpy(b)]).float().numpy()
 
 
-def resolved(config_dict: dict):
-    from siamese_core.config import TrainConfig
-
-    return TrainConfig.from_dict(config_dict).resolve()
-
-
 def held_out(config_dict: dict):
     """The product's own train / validation split and validation pairs for the config it ran."""
+    from siamese_core.config import TrainConfig
     from siamese_core.training import prepare_data
 
-    return prepare_data(resolved(config_dict))
+    return prepare_data(TrainConfig.from_dict(config_dict).resolve())
+
+
+def skip(report: Report, row: str, why: str) -> None:
+    report.notes.append(f"{row}: skipped: {why}")
+    print(report.notes[-1])
 
 
 # ---------------------------------------------------------------- rows
@@ -347,14 +355,12 @@ def mnist_images(args, report: Report, row: str):
 
     root = args.data / "mnist"
     if "test" not in D.mnist_parts_available(root):  # check first: load_mnist would try to download them
-        report.notes.append(f"{row}: skipped: the MNIST test files (t10k-images-idx3-ubyte.gz, "
-                            f"t10k-labels-idx1-ubyte.gz) are not in '{root}'.")
-        print(report.notes[-1])
+        skip(report, row, f"the MNIST test files (t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) "
+                          f"are not in '{root}'.")
         return None
     full = D.load_mnist(root, "test")
     if len(full) < N_MNIST:
-        report.notes.append(f"{row}: skipped: '{root}' holds {len(full)} MNIST test images, not 10,000.")
-        print(report.notes[-1])
+        skip(report, row, f"'{root}' holds {len(full)} MNIST test images, not 10,000.")
         return None
     return full
 
@@ -370,7 +376,7 @@ def row_demo(args, work: Path, report: Report) -> None:
     if full is None:
         return
     if not DEMO_MODEL.is_file():
-        report.notes.append(f"demo: skipped: the demo model '{DEMO_MODEL}' is missing.")
+        skip(report, "demo", f"the demo model '{DEMO_MODEL}' is missing.")
         return
     demo = SiameseModel.load(DEMO_MODEL)
     digits = full.pixels[:, 0].numpy()  # (N, 28, 28) uint8
@@ -396,7 +402,7 @@ def row_demo(args, work: Path, report: Report) -> None:
     try:
         from siamese_core.digit_input import photo_like
     except ImportError:
-        report.notes.append("demo: photo-like sub-row skipped: siamese_core.digit_input.photo_like is not there yet.")
+        skip(report, "demo (photo-like)", "siamese_core.digit_input.photo_like is not there yet.")
     else:
         rng = np.random.default_rng(args.seed)
         views["photo-like"] = [photo_like(d, rng) for d in digits[test_positions]]
@@ -462,8 +468,7 @@ def row_faces(args, work: Path, report: Report) -> None:
     root = args.data / "att_faces"
     people = [root / f"s{i}" for i in range(1, 41)]
     if not all(p.is_dir() for p in people):
-        report.notes.append(f"faces: skipped: '{root}' does not hold the AT&T folders s1 ... s40.")
-        print(report.notes[-1])
+        skip(report, "faces", f"'{root}' does not hold the AT&T folders s1 ... s40.")
         return
     faces = work / "data" / "faces"
     faces.mkdir(parents=True)
@@ -498,8 +503,7 @@ def row_reid(args, work: Path, report: Report) -> None:
     root = args.data / "person_reid" / "train"
     files = sorted(p for p in root.glob("*.jpg") if MARKET_NAME.match(p.name)) if root.is_dir() else []
     if not files:
-        report.notes.append(f"reid: skipped: no Market-1501 crops (0002_c1s1_000451_03.jpg ...) in '{root}'.")
-        print(report.notes[-1])
+        skip(report, "reid", f"no Market-1501 crops (0002_c1s1_000451_03.jpg ...) in '{root}'.")
         return
     names = [MARKET_NAME.match(p.name) for p in files]
     persons, cameras = np.array([int(m.group(1)) for m in names]), np.array([int(m.group(2)) for m in names])
