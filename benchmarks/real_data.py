@@ -33,9 +33,12 @@ decoded once as the product decodes them) and the same wall-clock budget:
   - optimizer: Adam, lr 1e-3 (PML's examples use Adam; its MNIST notebook's 0.01 suits its two-layer
     net, 1e-3 is Adam's default); no augmentation, as in PML's examples; fp32; channels_last on the
     CPU like the product, so the comparison is about the recipe, not the memory layout;
-  - budget: it trains for the product's measured training time for that row (for the demo row: the
-    training time recorded in the checkpoint as train_seconds, else DEMO_BUDGET_S), stopping at the
-    step that ends nearest to it;
+  - data: the product's own split for the config it ran (prepare_data); for the demo row, MNIST test
+    images 0-6,999 for training and 7,000-7,999 for the threshold, each prepared through the demo
+    checkpoint's input pipeline (SiameseModel.prepare);
+  - budget: the wall time of the product's train() call for that row (data loading and validation
+    included; for the demo row: the training time recorded in the checkpoint as train_seconds, else
+    DEMO_BUDGET_S), stopping at the step that ends nearest to it;
   - scoring: its threshold is calibrated on the same held-out validation pairs the product used (never
     on test pairs); it is saved as a checkpoint and scored through SiameseModel exactly like the
     product's model.
