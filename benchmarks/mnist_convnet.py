@@ -92,7 +92,7 @@ def run(args, out_dir: Path) -> int:
     val_set = develop.subset(np.arange(N_DEVELOP - N_VAL, N_DEVELOP))
     val_pairs = D.evaluation_pairs(val_set.labels, 1000, args.seed)
 
-    config = TrainConfig(dataset="mnist", backbone="convnet", epochs=args.epochs, split="image",
+    config = TrainConfig(dataset="mnist", backbone="convnet", mode="pair", epochs=args.epochs, split="image",
                          seed=args.seed, data_root=str(args.data)).resolve()
     # config.json would otherwise suggest the library's own MNIST split was used
     config.notes.append(f"benchmarks/mnist_convnet.py: MNIST test images 0-{N_DEVELOP - N_VAL - 1} for training, "

@@ -291,7 +291,8 @@ def pml_baseline(spec: dict, train_set, budget_s: float, seed: int, device):
     from siamese_core.models import as_model_input, build_model
 
     torch.manual_seed(seed)
-    bspec = {**spec, "mode": "triplet"}  # the backbone and a linear, L2-normalised embedding
+    # the backbone and a linear, L2-normalised embedding, without the project's recipe's extras
+    bspec = {**spec, "mode": "triplet", "neck": False, "flip_test": False}
     net = build_model(bspec, pretrained=False).to(device)
     channels_last = device.type == "cpu"
     if channels_last:
@@ -510,6 +511,7 @@ def row_faces(args, work: Path, report: Report) -> None:
 
 def row_reid(args, work: Path, report: Report) -> None:
     from siamese_core.config import TrainConfig
+    from siamese_core.reid import reid_metrics, reid_split
 
     root = args.data / "person_reid" / "train"
     files = sorted(p for p in root.glob("*.jpg") if MARKET_NAME.match(p.name)) if root.is_dir() else []
@@ -558,41 +560,6 @@ def raw_pixels(paths) -> np.ndarray:
 
     return np.stack([np.asarray(open_image(p).convert("L").resize((16, 32)), dtype=np.float32).ravel() / 255.0
                      for p in paths])
-
-
-# ---------------------------------------------------------------- re-id protocol: a private stand-in
-# TO SWAP: siamese_core.reid (written in parallel) provides reid_split and reid_metrics with these
-# signatures; when it lands, delete this section and import them from there.
-
-def reid_split(persons: np.ndarray, cameras: np.ndarray, seed: int):
-    """One query per (person, camera), drawn with the seed; every other image is in the gallery."""
-    rng = np.random.default_rng(seed)
-    query = []
-    for person, camera in sorted(set(zip(persons.tolist(), cameras.tolist()))):
-        query.append(int(rng.choice(np.flatnonzero((persons == person) & (cameras == camera)))))
-    query = np.array(sorted(query))
-    gallery = np.setdiff1d(np.arange(len(persons)), query)
-    return query, gallery
-
-
-def reid_metrics(query_vecs, gallery_vecs, q_persons, g_persons, q_cams, g_cams) -> dict:
-    """CMC at ranks 1, 5, 10 and mAP by Euclidean distance; the gallery's images of the query's person
-    from the query's camera are left out, and queries with no match left count for nothing (Market-1501's way)."""
-    q, g = np.asarray(query_vecs, dtype=np.float32), np.asarray(gallery_vecs, dtype=np.float32)
-    distances = (q * q).sum(1)[:, None] + (g * g).sum(1)[None, :] - 2.0 * q @ g.T
-    hits, precisions = [], []
-    for i in range(len(q)):
-        keep = ~((g_persons == q_persons[i]) & (g_cams == q_cams[i]))
-        order = np.argsort(distances[i, keep], kind="stable")
-        match = (g_persons[keep] == q_persons[i])[order]
-        if not match.any():
-            continue
-        ranks = np.flatnonzero(match)  # 0-based ranks of the true matches
-        hits.append(ranks[0])
-        precisions.append(np.mean((np.arange(len(ranks)) + 1) / (ranks + 1)))
-    hits = np.array(hits)
-    return {"cmc": {k: float((hits < k).mean()) for k in (1, 5, 10)}, "map": float(np.mean(precisions)),
-            "queries": len(hits)}
 
 
 ROW_FUNCTIONS = {"demo": row_demo, "mnist": row_mnist, "faces": row_faces, "reid": row_reid}

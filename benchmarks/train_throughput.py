@@ -199,7 +199,7 @@ def write_class_folders(image_set, folder: Path) -> None:
 def make_config(folder: Path, backbone: str, image_size=None, precision="fp32", channels_last=None, seed=0):
     from siamese_core.config import TrainConfig
 
-    return TrainConfig(dataset="folder", train_path=str(folder), backbone=backbone, image_size=image_size,
+    return TrainConfig(dataset="folder", train_path=str(folder), backbone=backbone, mode="pair", image_size=image_size,
                        pretrained=False, precision=precision, channels_last=channels_last, device="cpu",
                        seed=seed).resolve()
 

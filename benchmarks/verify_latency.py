@@ -61,7 +61,7 @@ def efficientnet_checkpoint(folder: Path, image_size: int) -> Path:
     from siamese_core.runs import save_checkpoint
 
     torch.manual_seed(0)
-    config = TrainConfig(dataset="digits", backbone="timm:efficientnet_b0", image_size=image_size, channels=3,
+    config = TrainConfig(dataset="digits", backbone="timm:efficientnet_b0", mode="pair", image_size=image_size, channels=3,
                          pretrained=False).resolve()
     spec = model_spec(config)
     net = build_model(spec, pretrained=False)

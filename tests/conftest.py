@@ -67,7 +67,7 @@ def digits_run(tmp_path_factory) -> Path:
     from siamese_core.training import train
 
     out = tmp_path_factory.mktemp("runs") / "digits"
-    status = train(TrainConfig(dataset="digits", backbone="convnet", epochs=3), out)
+    status = train(TrainConfig(dataset="digits", backbone="convnet", mode="pair", epochs=3), out)
     assert status["state"] == "done"
     return out
 

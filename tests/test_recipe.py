@@ -1,0 +1,90 @@
+"""The default recipe: what it resolves to, its parts, and that it learns for real on small data."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import write_class_folders
+from siamese_core.augment import apply as augment
+from siamese_core.config import TrainConfig
+from siamese_core.inference import SiameseModel
+from siamese_core.models import build_model, model_spec
+from siamese_core.runs import RunDir
+from siamese_core.training import make_optimizer, make_scheduler, train
+
+
+def test_default_recipe_on_a_cpu_and_the_classic_designs_when_a_mode_is_named():
+    default = TrainConfig(train_path="photos/", device="cpu").resolve()
+    assert (default.recipe, default.backbone, default.image_size, default.mode, default.mining) == \
+        ("default", "small-resnet", 64, "triplet", "batch-hard")
+    assert (default.optimizer, default.schedule, default.augment, default.flip_test, default.neck) == \
+        ("adamw", "cosine", "photos", True, True)
+    assert default.id_loss > 0 and not default.pretrained
+    digits = TrainConfig(train_path="digits/", backbone="convnet").resolve()
+    assert (digits.augment, digits.flip_test) == ("digits", False)  # digits are never mirrored
+    classic = TrainConfig(train_path="photos/", mode="pair").resolve()
+    assert (classic.recipe, classic.backbone, classic.image_size, classic.head) == \
+        ("classic", "timm:efficientnet_b0", 224, "product")
+    assert (classic.optimizer, classic.schedule, classic.augment, classic.weight_decay, classic.id_loss) == \
+        ("adam", "constant", "none", 0.0, 0.0)
+    old = TrainConfig.from_dict({"train_path": "x", "mode": "pair", "augment": True}).resolve()
+    assert old.augment == "shift"  # a config.json written before policies existed
+
+
+def test_warm_up_then_cosine_decay_to_zero():
+    config = TrainConfig(train_path="x", device="cpu", warmup=0.1, lr=0.01).resolve()
+    optimizer = make_optimizer(config, [torch.nn.Parameter(torch.zeros(1))])
+    scheduler = make_scheduler(config, optimizer, total_steps=100)
+    rates = []
+    for _ in range(100):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[0] == pytest.approx(0.001) and rates[9] == pytest.approx(0.01)
+    assert all(a <= b for a, b in zip(rates[:10], rates[1:10]))  # rising during warm-up
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))  # then falling
+    assert rates[-1] < 0.0001
+
+
+def test_flip_test_makes_an_image_and_its_mirror_image_one_vector():
+    config = TrainConfig(train_path="x", device="cpu", image_size=32).resolve()
+    net = build_model(model_spec(config)).eval()
+    image = torch.rand(1, 3, 32, 32)
+    with torch.inference_mode():
+        both = net.embed(torch.cat([image, image.flip(-1)]))
+        assert torch.allclose(both[0], both[1], atol=1e-5)
+        net.flip_test = False
+        plain = net.embed(torch.cat([image, image.flip(-1)]))
+    assert not torch.allclose(plain[0], plain[1], atol=1e-3)
+    assert torch.allclose(both.norm(dim=1), torch.ones(2), atol=1e-5)
+
+
+@pytest.mark.parametrize("policy", ["photos", "digits", "shift"])
+def test_augmentation_keeps_shape_and_range_and_changes_images(policy):
+    torch.manual_seed(0)
+    channels = 1 if policy == "digits" else 3
+    x = torch.rand(8, channels, 32, 32)
+    y = augment(x, policy)
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+    assert (y - x).abs().mean() > 0.01
+
+
+def test_default_recipe_learns_with_a_small_resnet(tmp_path):
+    """The default recipe end to end (small ResNet, P x K batch-hard + identity loss, photo augmentation,
+    AdamW with warm-up and cosine), on colour images of digits it never trained on."""
+    root = write_class_folders(tmp_path / "photos", per_class=40, colour=True)
+    config = TrainConfig(train_path=str(root), split="image", device="cpu", image_size=32, epochs=3,
+                         pairs_per_epoch=2000, seed=1)
+    status = train(config, tmp_path / "run")
+    assert status["state"] == "done"
+    saved = TrainConfig.from_dict(RunDir(tmp_path / "run").read_config())
+    assert (saved.backbone, saved.recipe, saved.mining) == ("small-resnet", "default", "batch-hard")
+    records = [r for r in RunDir(tmp_path / "run").read_metrics() if r["type"] == "epoch"]
+    assert max(r["roc_auc"] for r in records) >= 0.9, records  # chance is 0.5
+    model = SiameseModel.load(tmp_path / "run" / "checkpoints" / "best.pt")
+    assert model.is_embedding and model.net.flip_test
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert "scheduler" in last and "identity_loss" in last  # what --resume needs to continue the recipe
+    images = sorted((root / "digit_3").iterdir())[:2]
+    verdict = model.verify(images[0], images[1])
+    assert 0.0 <= verdict.score <= 1.0 and np.isfinite(verdict.distance)
