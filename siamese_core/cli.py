@@ -58,7 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--mining", choices=MININGS, default="none", help="online triplet mining inside each batch")
     model.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True,
                        help="start from pretrained weights when they can be had (default: yes)")
-    model.add_argument("--weights", help="local backbone weights file (.pth or .safetensors) to start from")
+    model.add_argument("--weights", help="local backbone weights file (.pth or .safetensors, or a run's checkpoint) "
+                                         "to start from")
+    model.add_argument("--frozen", action=argparse.BooleanOptionalAction, default=None,
+                       help="keep the pretrained backbone frozen: embed every image once and train only the head "
+                            "(seconds on a CPU; needs pretrained weights or --weights). Default: fine-tune it all")
 
     opt = t.add_argument_group("training")
     opt.add_argument("-o", "--out", help="run directory to write (default runs/<date-time>)")
@@ -163,6 +167,7 @@ def cmd_train(args) -> int:
         batch_size=args.batch_size, pairs_per_epoch=args.pairs_per_epoch, eval_pairs=args.eval_pairs,
         save_every=args.save_every, seed=args.seed, device=args.device, precision=args.precision,
     )
+    config.frozen = args.frozen
     return run_training(config, out, args)
 
 

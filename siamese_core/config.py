@@ -54,6 +54,7 @@ class TrainConfig:
     mining: str = "none"
     pretrained: bool = True
     weights: Optional[str] = None
+    frozen: Optional[bool] = None  # train only the head on features embedded once (siamese_core/frozen.py)
     # optimisation
     lr: Optional[float] = None
     weight_decay: float = 0.0
@@ -125,6 +126,8 @@ class TrainConfig:
             c.dropout = 0.0 if c.is_convnet else 0.3
         if c.margin is None:
             c.margin = 1.0 if c.mode == "contrastive" else 0.3
+        if c.frozen and c.lr is None:
+            c.lr = 1e-3  # only a small head trains
         if c.lr is None:
             c.lr = 1e-4 if (c.pretrained and not c.is_convnet) else 1e-3
         if c.lr <= 0:
@@ -135,6 +138,7 @@ class TrainConfig:
             raise UserError("--batch-size must be at least 2.")
         if c.is_convnet:
             c.pretrained = False  # nothing to download for the small ConvNet
+        _resolve_frozen(c)
         if c.class_word is None:
             c.class_word = {"digits": "digit", "mnist": "digit", "triplets": "identity"}.get(c.dataset, "class")
         return c
@@ -146,6 +150,16 @@ class TrainConfig:
     def from_dict(cls, values: dict) -> "TrainConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def _resolve_frozen(c: TrainConfig) -> None:
+    c.frozen = bool(c.frozen)
+    if c.frozen and not c.pretrained and not c.weights:
+        raise UserError("A frozen backbone with random weights learns nothing: name pretrained weights with "
+                        "--weights FILE (a .pth or .safetensors file, or a run's checkpoint), or drop --frozen to "
+                        "train the whole network.")
+    if c.frozen and c.mode == "triplet" and c.mining == "none" and c.dataset != "triplets":
+        c.mining = "batch-hard"  # P x K batches of cached features cost next to nothing
 
 
 def _check_choice(name: str, value: str, choices) -> None:
