@@ -3,7 +3,6 @@
 import math
 import os
 
-import streamlit as st
 
 from siamese_core.errors import UserError
 
