@@ -3,7 +3,6 @@
 import math
 import os
 
-
 from siamese_core.errors import UserError
 
 RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
