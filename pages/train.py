@@ -4,14 +4,14 @@ import time
 
 import streamlit as st
 
-from pages import run_view, train_data
+from pages import run_view, train_data, train_photos
 from siamese_core import jobs
 from siamese_core.config import TrainConfig
 from siamese_core.errors import UserError
 from siamese_core.runs import runs_root
 
 QUICK = "Quick: small ConvNet, about a minute"
-PHOTOS = "Photos: EfficientNet-B0"
+PHOTOS = "Photos: EfficientNet-B0, seconds with pretrained weights"
 BACKBONES = ["convnet", "timm:efficientnet_b0", "timm:resnet18", "timm:mobilenetv3_small_100",
              "torchvision:resnet18", "torchvision:mobilenet_v3_small"]
 OTHER = "another (type its name)"
@@ -42,19 +42,22 @@ data = train_data.pick_data()
 
 st.subheader("2. Model")
 preset = st.radio("Preset", [QUICK, PHOTOS], key="preset", horizontal=True,
-                  help="Quick trains in about a minute on a laptop. EfficientNet-B0 is stronger on photos but "
-                       "much slower without a GPU; it starts from pretrained weights when they can be had.")
+                  help="Quick trains a small ConvNet in about a minute. Photos trains EfficientNet-B0's head in "
+                       "seconds where pretrained weights can be had, and the default recipe otherwise.")
+recipe_note = st.empty()
+advanced = st.expander("Advanced settings")
 digits_like = data.settings.get("dataset") in ("digits", "mnist")
-defaults = {"backbone": "convnet", "epochs": 5, "image_size": 28 if digits_like else 56, "pretrained": False}
+defaults = {"backbone": "convnet", "epochs": 5, "image_size": 28 if digits_like else 56, "pretrained": False,
+            "mode": "triplet" if data.source == train_data.TRIPLETS else "pair", "lr": 1e-3, "frozen": False}
+weights_file = ""
 if preset == PHOTOS:
-    defaults = {"backbone": "timm:efficientnet_b0", "epochs": 5, "pretrained": True,
-                "image_size": 224 if jobs.accelerator() else 128}  # 224 px trains at ~10 pairs/s on a CPU
-defaults["mode"] = "triplet" if data.source == train_data.TRIPLETS else "pair"  # the triplet design's loss
+    defaults, weights_file = train_photos.photos_defaults(data, defaults, recipe_note, advanced)
 
-suffix = f"{preset}-{data.source}"  # new defaults when the preset or the data change
-with st.expander("Advanced settings"):
+suffix = f"{preset}-{data.source}-{defaults['frozen']}"  # new defaults when the preset or the data change
+with advanced:
     left, right = st.columns(2)
-    picked = left.selectbox("Backbone", BACKBONES + [OTHER], index=BACKBONES.index(defaults["backbone"]),
+    choices = BACKBONES if defaults["backbone"] in BACKBONES else [defaults["backbone"]] + BACKBONES
+    picked = left.selectbox("Backbone", choices + [OTHER], index=choices.index(defaults["backbone"]),
                             key=f"backbone-{suffix}", help="The shared network both images go through. "
                             "Any timm model as timm:<name>, any torchvision model as torchvision:<name>.")
     backbone = picked if picked != OTHER else left.text_input("Backbone name", "timm:resnet34", key=f"other-{suffix}")
@@ -73,8 +76,8 @@ with st.expander("Advanced settings"):
                            help="absdiff |a-b| (the digit design), product a*b (the photo design), or concat.")
     epochs = left.number_input("Epochs", 1, 500, defaults["epochs"], key=f"epochs-{suffix}",
                                help="Passes over freshly drawn training pairs.")
-    lr = right.select_slider("Learning rate", [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2],
-                             value=1e-4 if defaults["pretrained"] else 1e-3, key=f"lr-{suffix}",
+    lr = right.select_slider("Learning rate", train_photos.RATES,
+                             value=defaults["lr"], key=f"lr-{suffix}",
                              help="How big each learning step is: smaller for pretrained backbones.")
     batch = left.select_slider("Batch size", [8, 16, 32, 64, 128, 256], value=128 if backbone == "convnet" else 32,
                                key=f"batch-{suffix}", help="Pairs (or triplets) per step.")
@@ -89,11 +92,16 @@ with st.expander("Advanced settings"):
     pretrained = left.checkbox("Start from pretrained weights", defaults["pretrained"], key=f"pretrained-{suffix}",
                                disabled=backbone == "convnet", help="Used when they can be downloaded or are "
                                "in the local cache; otherwise training starts from random weights, with a warning.")
+    frozen = right.checkbox("Train only the head (frozen backbone)", defaults["frozen"], key=f"frozen-{suffix}",
+                            disabled=not (pretrained or weights_file), help="Each image is embedded once by the "
+                            "pretrained backbone, then only a small head trains: seconds instead of minutes. "
+                            "Needs pretrained weights; unticked, the whole network is fine-tuned.")
 
 config = TrainConfig(**data.settings, backbone=backbone.strip(), mode=mode,
                      head=None if head == "automatic" else head, epochs=int(epochs), lr=float(lr),
                      batch_size=int(batch), image_size=int(size), embedding_dim=int(embedding),
-                     margin=float(margin) if mode != "pair" else None, pretrained=bool(pretrained))
+                     margin=float(margin) if mode != "pair" else None, pretrained=bool(pretrained),
+                     frozen=bool(frozen and (pretrained or weights_file)), weights=weights_file or None)
 
 st.subheader("3. Start")
 name = st.text_input("Run name", f"{data.name}-{'quick' if preset == QUICK else 'photos'}",

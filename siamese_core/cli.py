@@ -75,7 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "photos in the default recipe, off for digits)")
     model.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True,
                        help="start from pretrained weights when they can be had (default: yes)")
-    model.add_argument("--weights", help="local backbone weights file (.pth or .safetensors) to start from")
+    model.add_argument("--weights", help="local backbone weights file (.pth or .safetensors, or a run's checkpoint) "
+                                         "to start from")
+    model.add_argument("--frozen", action=argparse.BooleanOptionalAction, default=None,
+                       help="keep the pretrained backbone frozen: embed every image once and train only the head "
+                            "(seconds on a CPU; needs pretrained weights or --weights). Default: fine-tune it all")
 
     opt = t.add_argument_group("training")
     opt.add_argument("-o", "--out", help="run directory to write (default runs/<date-time>)")
@@ -191,7 +195,7 @@ def cmd_train(args) -> int:
         identity_pattern=args.identity_pattern, image_size=args.image_size, channels=args.channels,
         augment=args.augment, input=args.input, backbone=args.backbone, mode=args.mode, head=args.head, dropout=args.dropout,
         embedding_dim=args.embedding_dim, margin=args.margin, mining=args.mining, id_loss=args.id_loss,
-        neck=args.neck, flip_test=args.flip_test, pretrained=args.pretrained, weights=args.weights,
+        neck=args.neck, flip_test=args.flip_test, pretrained=args.pretrained, weights=args.weights, frozen=args.frozen,
         recipe=args.recipe, optimizer=args.optimizer, schedule=args.schedule, warmup=args.warmup,
         lr=args.lr, weight_decay=args.weight_decay, epochs=epochs,
         batch_size=args.batch_size, pairs_per_epoch=args.pairs_per_epoch, eval_pairs=args.eval_pairs,

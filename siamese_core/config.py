@@ -60,6 +60,7 @@ class TrainConfig:
     id_loss: Optional[float] = None  # weight of the identity (cosine softmax) loss beside the triplet loss
     pretrained: bool = True
     weights: Optional[str] = None
+    frozen: Optional[bool] = None  # train only the head on features embedded once (siamese_core/frozen.py)
     # optimisation
     recipe: Optional[str] = None  # default (the measured recipe) or classic (the reference designs' settings)
     optimizer: Optional[str] = None
@@ -159,9 +160,9 @@ class TrainConfig:
         if c.neck is None:
             c.neck = default and c.mode != "pair"
         if c.flip_test is None:
-            c.flip_test = default and not digit_like
+            c.flip_test = default and not digit_like and not c.frozen  # frozen heads learn from cached mirror images
         if c.id_loss is None:
-            c.id_loss = 1.0 if default and c.mining != "none" else 0.0
+            c.id_loss = 1.0 if default and c.mining != "none" and not c.frozen else 0.0
         if c.id_loss < 0:
             raise UserError("--id-loss is a weight: 0 (off) or more.")
         if c.id_loss > 0 and c.mining == "none":
@@ -178,6 +179,8 @@ class TrainConfig:
             raise UserError("--warmup is a share of all training steps, from 0 to below 1 (for example 0.05).")
         if c.weight_decay is None:
             c.weight_decay = 0.05 if c.optimizer == "adamw" else 0.0
+        if c.frozen and c.lr is None:
+            c.lr = 1e-3  # only a small head trains
         if c.lr is None:
             c.lr = 1e-4 if (c.pretrained and c.backbone.startswith(("timm:", "torchvision:"))) else 1e-3
         if c.lr <= 0:
@@ -188,6 +191,7 @@ class TrainConfig:
             raise UserError("--batch-size must be at least 2.")
         if c.backbone in ("convnet", "small-resnet"):
             c.pretrained = False  # no pretrained weights exist for the project's own small networks
+        _resolve_frozen(c)
         if c.class_word is None:
             c.class_word = {"digits": "digit", "mnist": "digit", "triplets": "identity"}.get(c.dataset, "class")
         return c
@@ -209,6 +213,16 @@ def default_backbone(device: str = "auto") -> str:
     import torch  # only here: the app imports this module without torch
 
     return "timm:efficientnet_b0" if torch.cuda.is_available() else "small-resnet"
+
+
+def _resolve_frozen(c: TrainConfig) -> None:
+    c.frozen = bool(c.frozen)
+    if c.frozen and not c.pretrained and not c.weights:
+        raise UserError("A frozen backbone with random weights learns nothing: name pretrained weights with "
+                        "--weights FILE (a .pth or .safetensors file, or a run's checkpoint), or drop --frozen to "
+                        "train the whole network.")
+    if c.frozen and c.mode == "triplet" and c.mining == "none" and c.dataset != "triplets":
+        c.mining = "batch-hard"  # P x K batches of cached features cost next to nothing
 
 
 def _check_choice(name: str, value: str, choices) -> None:

@@ -324,11 +324,16 @@ def load_weights_file(module: nn.Module, path) -> None:
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise UserError(f"'{path}' does not hold a state dict of named tensors.")
+    if any(k.startswith("backbone.") for k in state):  # a Siamese Studio checkpoint: its backbone's tensors
+        state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
     own = module.state_dict()
     usable = {k: v for k, v in state.items() if k in own and getattr(v, "shape", None) == own[k].shape}
     if not usable:
         raise UserError(f"None of the tensors in '{path}' fit this backbone: is it the weights of another model?")
     module.load_state_dict(usable, strict=False)
+    if len(usable) < len(own):
+        log.warning("%d of the backbone's %d tensors were not in %s (or had other shapes): they keep random values.",
+                    len(own) - len(usable), len(own), path)
     log.info("Loaded %d of %d tensors of the backbone from %s.", len(usable), len(own), path)
 
 

@@ -405,6 +405,10 @@ def _train(config, run: RunDir, resume, progress, stop, on_epoch, data) -> dict:
     run.write_config(config.to_dict())
     spec = model_spec(config)
     model = build_model(spec, pretrained=config.pretrained and not resume, weights=None if resume else config.weights)
+    if config.frozen:  # only the head trains, on features embedded once
+        from .frozen import train_frozen
+
+        return train_frozen(model, config, data, run, device, resume, progress, stop, on_epoch)
     channels_last = config.channels_last
     if channels_last is None:  # measured on this CPU: +11% for the digit ConvNet, +27% to +79% for timm/torchvision
         channels_last = device.type == "cpu"
