@@ -10,9 +10,9 @@ from siamese_core.config import TrainConfig
 from siamese_core.errors import UserError
 from siamese_core.runs import runs_root
 
-QUICK = "Quick: small ConvNet, about a minute"
+QUICK = "Quick: a small network, about a minute"
 PHOTOS = "Photos: EfficientNet-B0, seconds with pretrained weights"
-BACKBONES = ["convnet", "timm:efficientnet_b0", "timm:resnet18", "timm:mobilenetv3_small_100",
+BACKBONES = ["convnet", "small-resnet", "timm:efficientnet_b0", "timm:resnet18", "timm:mobilenetv3_small_100",
              "torchvision:resnet18", "torchvision:mobilenet_v3_small"]
 OTHER = "another (type its name)"
 MODE_HELP = ("pair: a head says how likely two images are the same (sigmoid, binary cross-entropy). "
@@ -42,13 +42,17 @@ data = train_data.pick_data()
 
 st.subheader("2. Model")
 preset = st.radio("Preset", [QUICK, PHOTOS], key="preset", horizontal=True,
-                  help="Quick trains a small ConvNet in about a minute. Photos trains EfficientNet-B0's head in "
-                       "seconds where pretrained weights can be had, and the default recipe otherwise.")
+                  help="Quick trains a small network for 5 epochs: the digit ConvNet on digits, a small ResNet on "
+                       "photos. Photos trains EfficientNet-B0's head in seconds where pretrained weights can be had, "
+                       "and the default recipe for 10 epochs otherwise.")
 recipe_note = st.empty()
 advanced = st.expander("Advanced settings")
 digits_like = data.settings.get("dataset") in ("digits", "mnist")
-defaults = {"backbone": "convnet", "epochs": 5, "image_size": 28 if digits_like else 56, "pretrained": False,
-            "mode": "triplet" if data.source == train_data.TRIPLETS else "pair", "lr": 1e-3, "frozen": False}
+# The library's default recipe (README: "Default recipe"), asked what it resolves to for this data.
+quick = TrainConfig(**data.settings, backbone="convnet" if digits_like else None, epochs=5).preview()
+defaults = {"backbone": quick.backbone, "epochs": quick.epochs, "image_size": quick.image_size, "pretrained": False,
+            "mode": quick.mode, "lr": quick.lr, "frozen": False, "batch_size": quick.batch_size,
+            "embedding_dim": quick.embedding_dim}
 weights_file = ""
 if preset == PHOTOS:
     defaults, weights_file = train_photos.photos_defaults(data, defaults, recipe_note, advanced)
@@ -79,25 +83,26 @@ with advanced:
     lr = right.select_slider("Learning rate", train_photos.RATES,
                              value=defaults["lr"], key=f"lr-{suffix}",
                              help="How big each learning step is: smaller for pretrained backbones.")
-    batch = left.select_slider("Batch size", [8, 16, 32, 64, 128, 256], value=128 if backbone == "convnet" else 32,
-                               key=f"batch-{suffix}", help="Pairs (or triplets) per step.")
+    batch = left.select_slider("Batch size", [8, 16, 32, 64, 128, 256], value=defaults["batch_size"],
+                               key=f"batch-{suffix}", help="Images per step in triplet mode (P people x 4 images "
+                               "each), else pairs per step.")
     size = right.number_input("Image size (pixels)", 8, 512, defaults["image_size"], step=4, key=f"size-{suffix}",
                               help="Images are resized to this square before the network sees them.")
-    embedding = left.number_input("Embedding size", 8, 2048, 512, step=8, key=f"embedding-{suffix}",
+    embedding = left.number_input("Embedding size", 8, 2048, defaults["embedding_dim"], step=8, key=f"embedding-{suffix}",
                                   disabled=mode == "pair", help="Length of the vector an image becomes "
                                   "(contrastive and triplet modes).")
     margin = right.number_input("Margin", 0.05, 5.0, 1.0 if mode == "contrastive" else 0.3, step=0.05,
                                 key=f"margin-{suffix}-{mode}", disabled=mode == "pair",
                                 help="How far apart different images must be pushed.")
     pretrained = left.checkbox("Start from pretrained weights", defaults["pretrained"], key=f"pretrained-{suffix}",
-                               disabled=backbone == "convnet", help="Used when they can be downloaded or are "
+                               disabled=backbone in ("convnet", "small-resnet"), help="Used when they can be downloaded or are "
                                "in the local cache; otherwise training starts from random weights, with a warning.")
     frozen = right.checkbox("Train only the head (frozen backbone)", defaults["frozen"], key=f"frozen-{suffix}",
                             disabled=not (pretrained or weights_file), help="Each image is embedded once by the "
                             "pretrained backbone, then only a small head trains: seconds instead of minutes. "
                             "Needs pretrained weights; unticked, the whole network is fine-tuned.")
 
-config = TrainConfig(**data.settings, backbone=backbone.strip(), mode=mode,
+config = TrainConfig(**data.settings, recipe="default", backbone=backbone.strip(), mode=mode,
                      head=None if head == "automatic" else head, epochs=int(epochs), lr=float(lr),
                      batch_size=int(batch), image_size=int(size), embedding_dim=int(embedding),
                      margin=float(margin) if mode != "pair" else None, pretrained=bool(pretrained),

@@ -31,5 +31,6 @@ def photos_defaults(data, defaults: dict, note, advanced) -> tuple[dict, str]:
     nearest_rate = min(RATES, key=lambda v: abs(math.log(v / r.lr)))
     mode = defaults["mode"] if data.settings.get("dataset") == "triplets" else r.mode  # the triplet design's loss
     return ({**defaults, "backbone": r.backbone, "epochs": r.epochs, "image_size": r.image_size, "mode": mode,
-             "pretrained": r.pretrained, "lr": nearest_rate, "frozen": recipe.frozen},
+             "pretrained": r.pretrained, "lr": nearest_rate, "frozen": recipe.frozen, "batch_size": r.batch_size,
+             "embedding_dim": r.embedding_dim},
             weights_file if recipe.frozen else "")

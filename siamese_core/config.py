@@ -196,6 +196,12 @@ class TrainConfig:
             c.class_word = {"digits": "digit", "mnist": "digit", "triplets": "identity"}.get(c.dataset, "class")
         return c
 
+    def preview(self) -> "TrainConfig":
+        """What these settings resolve to before the data is chosen (the Train page shows its defaults):
+        resolve() with a stand-in path where none is named yet."""
+        stand_in = {"train_path": self.train_path or ".", "triplets": self.triplets or "."}
+        return dataclasses.replace(self, **stand_in).resolve()
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

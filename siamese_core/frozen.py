@@ -9,7 +9,6 @@ anywhere a fine-tuned one does.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
@@ -290,14 +289,8 @@ def photos_recipe(settings: dict, weights_file: str = "") -> Recipe:
                              weights=weights_file or None, image_size=224)
         message = (f"Pretrained EfficientNet-B0 weights come from {source}: the backbone stays frozen, each image "
                    "is embedded once and only a small head trains, in seconds.")
-        return Recipe(_resolved(config), True, message)
+        return Recipe(config.preview(), True, message)
     message = ("No pretrained weights are available here (offline, none in the local cache, no weights file "
                "named), so Photos trains the default recipe from random weights: a few minutes on a CPU. "
                "Name a weights file under Advanced settings for the fast path.")
-    return Recipe(_resolved(TrainConfig(**settings)), False, message)
-
-
-def _resolved(config: TrainConfig) -> TrainConfig:
-    """resolve(), with a stand-in path while the data is not chosen yet (the page shows why it cannot start)."""
-    stand_in = {"train_path": config.train_path or ".", "triplets": config.triplets or "."}
-    return dataclasses.replace(config, **stand_in).resolve()
+    return Recipe(TrainConfig(**settings).preview(), False, message)
