@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "per batch (default 32)")
     opt.add_argument("--pairs-per-epoch", type=int, help="training pairs drawn afresh each epoch (default ~10 per image)")
     opt.add_argument("--eval-pairs", type=int, default=1000, help="validation pairs, drawn once with the seed")
+    opt.add_argument("--same-share", type=float,
+                     help="the share of same pairs the verdict threshold is tuned for on the validation pairs "
+                          "(default 0.3: precise when same pairs are rare; 0.5 with --recipe classic)")
     opt.add_argument("--optimizer", choices=OPTIMIZERS, help="default adamw (adam with --recipe classic)")
     opt.add_argument("--schedule", choices=SCHEDULES,
                      help="learning rate over the run: cosine (default; with warm-up) or constant (--recipe classic)")
@@ -199,6 +202,7 @@ def cmd_train(args) -> int:
         recipe=args.recipe, optimizer=args.optimizer, schedule=args.schedule, warmup=args.warmup,
         lr=args.lr, weight_decay=args.weight_decay, epochs=epochs,
         batch_size=args.batch_size, pairs_per_epoch=args.pairs_per_epoch, eval_pairs=args.eval_pairs,
+        same_share=args.same_share,
         save_every=args.save_every, seed=args.seed, device=args.device, precision=args.precision,
     )
     return run_training(config, out, args)

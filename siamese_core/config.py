@@ -72,6 +72,7 @@ class TrainConfig:
     batch_size: Optional[int] = None
     pairs_per_epoch: Optional[int] = None
     eval_pairs: int = 1000
+    same_share: Optional[float] = None  # the share of same pairs the verdict threshold is tuned for
     save_every: int = 0
     seed: int = 0
     device: str = "auto"
@@ -185,6 +186,11 @@ class TrainConfig:
             c.lr = 1e-4 if (c.pretrained and c.backbone.startswith(("timm:", "torchvision:"))) else 1e-3
         if c.lr <= 0:
             raise UserError("--lr must be positive (for example 0.001).")
+        if c.same_share is None:
+            # balanced pairs as the reference designs did; the default recipe also weighs rare same pairs
+            c.same_share = 0.3 if default else 0.5
+        if not 0.0 < c.same_share < 1.0:
+            raise UserError("--same-share is the share of same pairs the threshold is tuned for, between 0 and 1.")
         if c.batch_size is None:
             c.batch_size = 128 if c.is_convnet else 64 if default else 32
         if c.batch_size < 2:

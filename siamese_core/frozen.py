@@ -119,7 +119,7 @@ def head_step(model, item, kind: str, cache: CachedFeatures, labels: np.ndarray,
 
 
 @torch.inference_mode()
-def evaluate_features(model, cache: CachedFeatures, pairs) -> dict:
+def evaluate_features(model, cache: CachedFeatures, pairs, same_share: float) -> dict:
     """evaluate_pairs() on cached features: scores, a threshold calibrated on them, metrics and ROC."""
     model.eval()
     vectors = head_vectors(model, cache.val)
@@ -127,7 +127,7 @@ def evaluate_features(model, cache: CachedFeatures, pairs) -> dict:
     ia = torch.from_numpy(np.searchsorted(cache.val_rows, a)).to(vectors.device)
     ib = torch.from_numpy(np.searchsorted(cache.val_rows, b)).to(vectors.device)
     scores = model.pair_scores(vectors[ia], vectors[ib]).float().cpu().numpy()
-    result = verification_metrics(scores, same, calibrate_threshold(scores, same))
+    result = verification_metrics(scores, same, calibrate_threshold(scores, same, same_share=same_share))
     result["roc"] = roc_points(scores, same)
     return result
 
@@ -223,7 +223,7 @@ def _head_epoch(model, cache, train_set: D.ImageSet, config, optimizer, epoch, r
 def _end_of_epoch(model, cache, data, config, run: RunDir, saver, epoch, trained, best, on_epoch):
     """Validate, log, save best/last (and every-N) checkpoints, as the full training loop does. Returns the best."""
     train_loss, seconds, n_items = trained
-    result = evaluate_features(model, cache, data.val_pairs)
+    result = evaluate_features(model, cache, data.val_pairs, config.same_share)
     roc = result.pop("roc")
     record = {"type": "epoch", "epoch": epoch, "train_loss": train_loss, "train_accuracy": None, "seconds": seconds,
               "items_per_second": n_items / max(seconds, 1e-9), "time": time.time(),

@@ -216,12 +216,13 @@ def eval_fn(model, image_set: D.ImageSet, pairs, device, batch_size: int = 256, 
     return scores
 
 
-def evaluate_pairs(model, image_set, pairs, device, threshold: Optional[float] = None, channels_last=False) -> dict:
-    """Verification metrics on pairs; the threshold is calibrated on them unless given."""
+def evaluate_pairs(model, image_set, pairs, device, threshold: Optional[float] = None, channels_last=False,
+                   same_share: Optional[float] = None) -> dict:
+    """Verification metrics on pairs; the threshold is calibrated on them (for `same_share`) unless given."""
     scores = eval_fn(model, image_set, pairs, device, channels_last=channels_last)
     same = pairs[2]
     if threshold is None:
-        threshold = calibrate_threshold(scores, same)
+        threshold = calibrate_threshold(scores, same, same_share=same_share)
     result = verification_metrics(scores, same, threshold)
     result["roc"] = roc_points(scores, same)
     result["scores"] = scores
@@ -470,7 +471,8 @@ def _train(config, run: RunDir, resume, progress, stop, on_epoch, data) -> dict:
             return run.update_status(state="stopped", finished_at=time.time())
         train_loss, train_accuracy, n_items = trained
         seconds = time.time() - started
-        result = evaluate_pairs(model, data.val, data.val_pairs, device, channels_last=channels_last)
+        result = evaluate_pairs(model, data.val, data.val_pairs, device, channels_last=channels_last,
+                                same_share=config.same_share)
         result.pop("scores")
         roc = result.pop("roc")
         record = {"type": "epoch", "epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy,
