@@ -8,6 +8,7 @@ from conftest import write_class_folders
 from siamese_core.augment import apply as augment
 from siamese_core.config import TrainConfig
 from siamese_core.inference import SiameseModel
+from siamese_core.metrics import calibrate_threshold
 from siamese_core.models import build_model, model_spec
 from siamese_core.runs import RunDir
 from siamese_core.training import make_optimizer, make_scheduler, train
@@ -88,3 +89,17 @@ def test_default_recipe_learns_with_a_small_resnet(tmp_path):
     images = sorted((root / "digit_3").iterdir())[:2]
     verdict = model.verify(images[0], images[1])
     assert 0.0 <= verdict.score <= 1.0 and np.isfinite(verdict.distance)
+
+
+def test_threshold_for_rare_same_pairs_trades_a_little_balanced_accuracy_for_precision():
+    rng = np.random.default_rng(0)
+    same = np.repeat([1.0, 0.0], 5000)
+    scores = np.concatenate([rng.normal(0.7, 0.1, 5000), rng.normal(0.4, 0.1, 5000)]).clip(0, 1)
+    balanced = calibrate_threshold(scores, same)
+    rare = calibrate_threshold(scores, same, same_share=0.3)
+    assert rare > balanced
+    # judged where one pair in ten is the same: fewer false accepts, so more precise
+    false_accepts = [(scores[5000:] >= t).sum() for t in (balanced, rare)]
+    assert false_accepts[1] < false_accepts[0]
+    config = TrainConfig(train_path="x", device="cpu").resolve()
+    assert config.same_share == 0.3 and TrainConfig(train_path="x", mode="pair").resolve().same_share == 0.5
