@@ -93,7 +93,8 @@ class TrainConfig:
             c.augment = "none"
         _check_choice("augment", c.augment, AUGMENTS)
         if c.input is None:
-            c.input = "resize"
+            # Digits are found, centred and scaled as MNIST's were, so photos and drawings match them.
+            c.input = "digit" if c.dataset in ("digits", "mnist") else "resize"
         _check_choice("input", c.input, INPUTS)
         if c.head is not None:
             _check_choice("head", c.head, HEADS)

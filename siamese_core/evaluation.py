@@ -39,7 +39,7 @@ _PAIRS_PER_PASS = 65536
 def evaluation_set(model: SiameseModel, val_path: Optional[str] = None) -> D.ImageSet:
     """Class folders at `val_path`, or else the validation split the checkpoint was trained with."""
     if val_path:
-        return D.load_class_folders(val_path, model.image_size, model.channels)
+        return D.load_class_folders(val_path, model.image_size, model.channels, model.input_pipeline)
     saved = model.checkpoint.get("config")
     if not saved:
         raise UserError("This checkpoint does not say what it was validated on: give -v VAL_PATH.")
