@@ -19,11 +19,12 @@ from siamese_core.images import IMAGE_SUFFIXES, is_image_file, pixels_to_image
 SOURCES = ["Sample", "Upload", "Camera"]
 HISTORY = "verify-history"
 HISTORY_LENGTH = 10
-# Sample pairs to click for a first try: (digit, file) of image A and of image B.
+# Sample pairs to click for a first try: (digit, file) of image A and of image B; photo-*.jpg are
+# photo-like (dark ink on paper, photographed), mnist-*.png held-out MNIST digits (assets/make_demo.py).
 SAME_PAIRS = [(("4", "0014.png"), ("4", "0024.png")), (("0", "0048.png"), ("0", "0079.png")),
-              (("7", "0017.png"), ("7", "0027.png"))]
+              (("7", "0017.png"), ("7", "0027.png")), (("7", "photo-8003.jpg"), ("7", "mnist-8008.png"))]
 DIFFERENT_PAIRS = [(("1", "0001.png"), ("7", "0017.png")), (("3", "0023.png"), ("8", "0038.png")),
-                   (("4", "0014.png"), ("9", "0009.png"))]
+                   (("4", "0014.png"), ("9", "0009.png")), (("1", "photo-8004.jpg"), ("7", "photo-8003.jpg"))]
 
 
 def shown(pixels: np.ndarray, side: int):

@@ -28,6 +28,8 @@ WORK_SIDE = 128
 INK_LEVEL = 0.3
 # Ink components smaller than this share of the largest are specks (noise, JPEG, dust), not strokes.
 SPECK_SHARE = 0.08
+# Ink running along more than this share of a photo's side is its frame (table, paper edge), not the digit.
+FRAME_SHARE = 0.3
 # Less contrast than this (grey levels, 0-255) means there is no ink: the result is a blank field.
 MIN_CONTRAST = 12.0
 
@@ -123,11 +125,26 @@ def _ink_box(ink: np.ndarray):
         return None
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0  # the background
+    frame = _along_the_frame(labels, count)
+    if (sizes[~frame] > 0).any():
+        sizes[frame] = 0  # a table, a paper edge or a shadow along the photo's edge: not the digit
     strokes = (sizes >= SPECK_SHARE * sizes.max())[labels]
     # Keep the soft edges of the strokes (anti-aliasing, blur) and drop everything else.
     ink *= ndimage.maximum_filter(strokes, size=5)
     rows, cols = np.flatnonzero(strokes.any(axis=1)), np.flatnonzero(strokes.any(axis=0))
     return rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+
+
+def _along_the_frame(labels: np.ndarray, count: int) -> np.ndarray:
+    """Which components run along the image's edge for more than FRAME_SHARE of a side, in a photo
+    (larger than MNIST's field; a digit cropped tightly touches the edge, it does not run along it)."""
+    frame = np.zeros(count + 1, dtype=bool)
+    if max(labels.shape) <= CANVAS:
+        return frame
+    for side in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        frame |= np.bincount(side, minlength=count + 1) > FRAME_SHARE * len(side)
+    frame[0] = False
+    return frame
 
 
 def _place_in_field(digit: np.ndarray) -> Image.Image:

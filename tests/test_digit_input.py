@@ -82,6 +82,13 @@ def test_noise_specks_are_not_taken_for_the_digit():
     assert rows.max() - rows.min() >= 18 and cols.max() - cols.min() <= 8  # tall and thin: only the 1
 
 
+def test_a_table_along_the_photo_s_edge_is_not_taken_for_the_digit(digits):
+    photo = np.asarray(photographed(digits, 7, seed=3)).copy()
+    plain = grey(Image.fromarray(photo))
+    photo[:, :12] = 25  # the dark table beside the paper
+    assert np.abs(grey(Image.fromarray(photo)) - plain).mean() < 5
+
+
 def test_a_large_photo_is_prepared_quickly():
     photo = Image.new("RGB", (4000, 3000), (220, 215, 200))
     ImageDraw.Draw(photo).ellipse([1500, 1000, 2300, 2200], outline=(30, 30, 30), width=80)  # a 0
