@@ -30,6 +30,8 @@ INK_LEVEL = 0.3
 SPECK_SHARE = 0.08
 # Ink running along more than this share of a photo's side is its frame (table, paper edge), not the digit.
 FRAME_SHARE = 0.3
+# The training augmentation's largest shift, in pixels (after normalize_digit centring is within ~1 pixel).
+SHIFT_PIXELS = 2.0
 # Less contrast than this (grey levels, 0-255) means there is no ink: the result is a blank field.
 MIN_CONTRAST = 12.0
 
@@ -202,7 +204,8 @@ def _affine(x: torch.Tensor) -> torch.Tensor:
     theta[:, 0, 1] = zoom * (-sin + shear * cos)
     theta[:, 1, 0] = zoom * sin
     theta[:, 1, 1] = zoom * (cos + shear * sin)
-    theta[:, :, 2] = (torch.rand(n, 2, device=dev) - 0.5) * (2 * 2.0 * 2 / torch.tensor([w, h], device=dev))
+    pixel = 2.0 / torch.tensor([w, h], device=dev)  # one pixel in the grid's [-1, 1] coordinates (x, y)
+    theta[:, :, 2] = (torch.rand(n, 2, device=dev) * 2 - 1) * SHIFT_PIXELS * pixel
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
 
