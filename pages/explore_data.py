@@ -47,20 +47,21 @@ def pick_images(choice: ui.ModelChoice, model) -> Optional[ImageSource]:
     source = st.radio("Images to map", sources, horizontal=True, key="explore-images",
                       help="A zip of class folders holds one folder per class (person, product, signature), "
                            "each with that class's images.")
-    size, channels = model.image_size, model.channels
+    size, channels, pipeline = model.image_size, model.channels, model.input_pipeline
     if source == DIGITS:
         from siamese_core.data import load_digits
 
-        return ImageSource(f"digits:{size}:{channels}", "1,797 built-in digits", lambda: load_digits(size, channels))
+        return ImageSource(f"digits:{size}:{channels}:{pipeline}", "1,797 built-in digits",
+                           lambda: load_digits(size, channels, pipeline))
     if source == MNIST:
-        return _mnist(size, channels)
+        return _mnist(size, channels, pipeline)
     if source == VALIDATION:
         from siamese_core.evaluation import evaluation_set
 
         modified = choice.path.stat().st_mtime
         return ImageSource(f"validation:{choice.path}:{modified}", f"the validation images of {choice.label}",
                            lambda: evaluation_set(model))
-    return _zip(size, channels)
+    return _zip(size, channels, pipeline)
 
 
 def _has_validation(choice: ui.ModelChoice, model) -> bool:
@@ -71,7 +72,7 @@ def _has_validation(choice: ui.ModelChoice, model) -> bool:
     return choice.key.startswith("run:") and bool(model.checkpoint.get("config"))
 
 
-def _mnist(size: int, channels: int) -> Optional[ImageSource]:
+def _mnist(size: int, channels: int, pipeline: str) -> Optional[ImageSource]:
     from pages.train_data import mnist_root
     from siamese_core.data import load_mnist, mnist_parts_available
 
@@ -80,11 +81,11 @@ def _mnist(size: int, channels: int) -> Optional[ImageSource]:
         st.warning(f"The MNIST test files are not in `{root}`. Put `t10k-images-idx3-ubyte.gz` and "
                    "`t10k-labels-idx1-ubyte.gz` there, or set SIAMESE_MNIST_DIR to the folder that holds them.")
         return None
-    return ImageSource(f"mnist-test:{root.resolve()}:{size}:{channels}", "the 10,000 MNIST test digits",
-                       lambda: load_mnist(root, "test", size, channels))
+    return ImageSource(f"mnist-test:{root.resolve()}:{size}:{channels}:{pipeline}", "the 10,000 MNIST test digits",
+                       lambda: load_mnist(root, "test", size, channels, pipeline))
 
 
-def _zip(size: int, channels: int) -> Optional[ImageSource]:
+def _zip(size: int, channels: int, pipeline: str) -> Optional[ImageSource]:
     from siamese_core.data import load_class_folders
 
     upload = st.file_uploader("Zip of class folders", type=["zip"], key="explore-zip",
@@ -102,9 +103,9 @@ def _zip(size: int, channels: int) -> Optional[ImageSource]:
     if summary.total == 0:
         st.error(summary.problems[0])
         return None
-    return ImageSource(f"zip:{staged.name}:{size}:{channels}",
+    return ImageSource(f"zip:{staged.name}:{size}:{channels}:{pipeline}",
                        f"{summary.total:,} images in {len(summary.classes):,} classes from {upload.name}",
-                       lambda: load_class_folders(root, size, channels))
+                       lambda: load_class_folders(root, size, channels, pipeline))
 
 
 

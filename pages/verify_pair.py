@@ -14,16 +14,17 @@ import streamlit as st
 from pages import ui
 from siamese_core.config import plural
 from siamese_core.errors import UserError
-from siamese_core.images import IMAGE_SUFFIXES, pixels_to_image
+from siamese_core.images import IMAGE_SUFFIXES, is_image_file, pixels_to_image
 
 SOURCES = ["Sample", "Upload", "Camera"]
 HISTORY = "verify-history"
 HISTORY_LENGTH = 10
-# Sample pairs to click for a first try: (digit, file) of image A and of image B.
+# Sample pairs to click for a first try: (digit, file) of image A and of image B; photo-*.jpg are
+# photo-like (dark ink on paper, photographed), mnist-*.png held-out MNIST digits (assets/make_demo.py).
 SAME_PAIRS = [(("4", "0014.png"), ("4", "0024.png")), (("0", "0048.png"), ("0", "0079.png")),
-              (("7", "0017.png"), ("7", "0027.png"))]
+              (("7", "0017.png"), ("7", "0027.png")), (("7", "photo-8003.jpg"), ("7", "mnist-8008.png"))]
 DIFFERENT_PAIRS = [(("1", "0001.png"), ("7", "0017.png")), (("3", "0023.png"), ("8", "0038.png")),
-                   (("4", "0014.png"), ("9", "0009.png"))]
+                   (("4", "0014.png"), ("9", "0009.png")), (("1", "photo-8004.jpg"), ("7", "photo-8003.jpg"))]
 
 
 def shown(pixels: np.ndarray, side: int):
@@ -43,7 +44,8 @@ class PickedImage:
 
 
 def samples() -> list:
-    return sorted(ui.SAMPLES.glob("*/*.png"))
+    """The sample digits: MNIST-style images and photo-like ones (photographed ink on paper)."""
+    return sorted(p for p in ui.SAMPLES.glob("*/*") if is_image_file(p))
 
 
 def model_id(choice: ui.ModelChoice) -> str:
@@ -52,15 +54,15 @@ def model_id(choice: ui.ModelChoice) -> str:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def prepared(data: bytes, size: int, channels: int):
+def prepared(data: bytes, size: int, channels: int, pipeline: str):
     """Decode once per file content and model input: (pixels, notes in plain words)."""
     from siamese_core.images import conversion_notes, open_image_with_notes, to_pixels
 
     image, notes = open_image_with_notes(data)
-    notes = notes + conversion_notes(image, channels)
+    notes = notes + conversion_notes(image, channels, pipeline)
     if image.size != (size, size):
         notes.append(f"resized from {image.size[0]}x{image.size[1]} to {size}x{size}")
-    return to_pixels(image, size, channels), notes
+    return to_pixels(image, size, channels, pipeline), notes
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -121,7 +123,7 @@ def image_input(column, side: str, model, default_sample: int, label: Optional[s
                                 format_func=lambda p: f"digit {p.parent.name} ({p.name})")
         data, name = Path(path).read_bytes(), f"sample digit {Path(path).parent.name}"
     try:
-        pixels, notes = prepared(data, model.image_size, model.channels)
+        pixels, notes = prepared(data, model.image_size, model.channels, model.input_pipeline)
     except UserError as exc:
         column.error(str(exc))
         return None

@@ -16,10 +16,12 @@ PER_ROW = 5
 
 
 @st.cache_resource(max_entries=4, show_spinner="Reading the gallery...")  # not pickled: never changed once made
-def gallery(key: str, size: int, channels: int, _folder):
+def gallery(key: str, size: int, channels: int, pipeline: str, _folder):
     from siamese_core.gallery import digits_gallery, folder_gallery
 
-    return digits_gallery(size, channels) if _folder is None else folder_gallery(_folder, size, channels)
+    if _folder is None:
+        return digits_gallery(size, channels, pipeline)
+    return folder_gallery(_folder, size, channels, pipeline)
 
 
 @st.cache_data(max_entries=8, show_spinner="Computing the gallery's vectors (once per model and gallery)...")
@@ -31,7 +33,7 @@ def pick_gallery(model):
     """(gallery, its key) for the chosen source; None after saying what is missing or wrong."""
     source = st.radio("Search among", [DIGITS, ZIP], key="gallery-source", horizontal=True)
     if source == DIGITS:
-        return gallery("digits", model.image_size, model.channels, None), "digits"
+        return gallery("digits", model.image_size, model.channels, model.input_pipeline, None), "digits"
     upload = st.file_uploader("Zip of images", type=["zip"], key="gallery-zip",
                               help="Images in one folder, or one folder per class (then each match shows its class).")
     if upload is None:
@@ -40,7 +42,7 @@ def pick_gallery(model):
     try:
         folder = ui.unpack_zip(upload, ui.staged_upload(upload, kind="galleries"))  # hashed once per upload
         key = f"zip:{folder.name}"
-        found = gallery(key, model.image_size, model.channels, folder)
+        found = gallery(key, model.image_size, model.channels, model.input_pipeline, folder)
     except UserError as exc:
         st.error(str(exc))
         return None

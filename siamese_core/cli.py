@@ -340,7 +340,7 @@ def cmd_embed(args) -> int:
     if out.suffix not in (".csv", ".npz"):
         raise UserError(f"-o must end in .csv or .npz (got '{out.name}').")
     model = SiameseModel.load(args.checkpoint, args.device)
-    image_set = load_image_folder(args.images, model.image_size, model.channels)
+    image_set = load_image_folder(args.images, model.image_size, model.channels, model.input_pipeline)
     vectors = model.embed(image_set.batch(np.arange(len(image_set))).numpy())
     labels = [image_set.classes[i] if i >= 0 else "" for i in image_set.labels]
     if out.suffix == ".npz":
@@ -368,7 +368,7 @@ def cmd_similar(args) -> int:
         raise UserError(f"-k is how many images to list: at least 1 (got {args.k}).")
     model = SiameseModel.load(args.checkpoint, args.device)
     query = model.prepare(args.query)  # a bad query fails here, before the gallery is read
-    gallery = folder_gallery(args.gallery, model.image_size, model.channels)
+    gallery = folder_gallery(args.gallery, model.image_size, model.channels, model.input_pipeline)
     matches, left_out = find_similar(model, query, gallery, model.embed(gallery.pixels), args.k)
     if args.json:
         print(json.dumps({"matches": [vars(m) for m in matches], "left_out_as_the_query": left_out}))

@@ -132,7 +132,8 @@ class TrainConfig:
         if not 0.0 < c.val_fraction < 1.0:
             raise UserError("--val-fraction must be between 0 and 1 (for example 0.3).")
         if c.input is None:
-            c.input = "resize"
+            # Digits are found, centred and scaled as MNIST's were, so photos and drawings match them.
+            c.input = "digit" if c.dataset in ("digits", "mnist") else "resize"
         _check_choice("input", c.input, INPUTS)
         digit_like = c.is_convnet or c.input == "digit"
         if c.image_size is None:

@@ -8,6 +8,7 @@ costs milliseconds, not a Python loop over items.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import logging
 import os
@@ -32,17 +33,19 @@ MEMORY_BUDGET_BYTES = int(float(os.environ.get("SIAMESE_IMAGE_MEMORY_GB", "4")) 
 class LazyPixels:
     """Decodes images per batch from their files, for sets too large to hold in memory."""
 
-    def __init__(self, paths: Sequence[str], size: int, channels: int):
+    def __init__(self, paths: Sequence[str], size: int, channels: int, pipeline: str = "resize"):
         self.paths = list(paths)
         self.size = size
         self.channels = channels
+        self.pipeline = pipeline
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index) -> torch.Tensor:
         index = np.atleast_1d(np.asarray(index))
-        return torch.from_numpy(np.stack([load_pixels(self.paths[i], self.size, self.channels) for i in index]))
+        return torch.from_numpy(np.stack([load_pixels(self.paths[i], self.size, self.channels, self.pipeline)
+                                          for i in index]))
 
 
 @dataclass
@@ -84,7 +87,8 @@ class ImageSet:
         if isinstance(self.pixels, torch.Tensor):
             pixels = self.pixels[torch.from_numpy(positions)]
         else:
-            pixels = LazyPixels([self.pixels.paths[i] for i in positions], self.pixels.size, self.pixels.channels)
+            pixels = LazyPixels([self.pixels.paths[i] for i in positions], self.pixels.size, self.pixels.channels,
+                                self.pixels.pipeline)
         triplets = None
         if self.triplets is not None:
             new_position = np.full(len(self), -1, dtype=np.int64)
@@ -94,8 +98,10 @@ class ImageSet:
         return ImageSet(pixels, self.labels[positions], self.classes, [self.names[i] for i in positions], triplets)
 
 
-def decode_files(paths: Sequence[Path], size: int, channels: int):
-    """Decode files in parallel threads (Pillow releases the GIL). Returns (pixels, kept, skipped)."""
+def decode_files(paths: Sequence[Path], size: int, channels: int, pipeline: str = "resize"):
+    """Decode files in parallel threads (Pillow releases the GIL), each prepared by the input `pipeline`.
+
+    Returns (pixels, kept, skipped)."""
     if len(paths) * channels * size * size > MEMORY_BUDGET_BYTES:
         log.warning("%d images at %dpx do not fit in memory; they will be decoded per batch.", len(paths), size)
         readable, skipped = [], []
@@ -105,11 +111,11 @@ def decode_files(paths: Sequence[Path], size: int, channels: int):
                 readable.append(p)
             except UserError as exc:
                 skipped.append((str(p), str(exc)))
-        return LazyPixels([str(p) for p in readable], size, channels), readable, skipped
+        return LazyPixels([str(p) for p in readable], size, channels, pipeline), readable, skipped
 
     def decode(path):
         try:
-            return load_pixels(path, size, channels), None
+            return load_pixels(path, size, channels, pipeline), None
         except UserError as exc:
             return None, str(exc)
 
@@ -131,7 +137,7 @@ def _report_skipped(skipped) -> None:
 
 # ---------------------------------------------------------------- sources
 
-def load_class_folders(root, size: int, channels: int) -> ImageSet:
+def load_class_folders(root, size: int, channels: int, pipeline: str = "resize") -> ImageSet:
     """One sub-folder per class under `root`; images anywhere below a class folder belong to it."""
     root = Path(root)
     if not root.exists():
@@ -151,7 +157,7 @@ def load_class_folders(root, size: int, channels: int) -> ImageSet:
         hint = (" It holds images directly: put them into one sub-folder per class." if loose
                 else " Expected one sub-folder per class, each holding images (png, jpg, bmp, gif, tiff, webp, pgm).")
         raise UserError(f"No images found in class folders under '{root}'.{hint}")
-    pixels, kept, skipped = decode_files(files, size, channels)
+    pixels, kept, skipped = decode_files(files, size, channels, pipeline)
     _report_skipped(skipped)
     if not kept:
         raise UserError(f"None of the {len(files)} files under '{root}' could be read as an image.")
@@ -162,17 +168,17 @@ def load_class_folders(root, size: int, channels: int) -> ImageSet:
     return _drop_empty_classes(image_set)
 
 
-def load_image_folder(folder, size: int, channels: int) -> ImageSet:
+def load_image_folder(folder, size: int, channels: int, pipeline: str = "resize") -> ImageSet:
     """Class folders when there are any (labels known), else the images directly in the folder (no labels)."""
     root = Path(folder)
     if not root.is_dir():
         raise UserError(f"The folder '{root}' does not exist: check the path.")
     if any(d.is_dir() and not d.name.startswith(".") for d in root.iterdir()):
-        return load_class_folders(root, size, channels)
+        return load_class_folders(root, size, channels, pipeline)
     files = sorted(p for p in root.iterdir() if p.is_file() and is_image_file(p))
     if not files:
         raise UserError(f"No images found in '{root}'.")
-    pixels, kept, skipped = decode_files(files, size, channels)
+    pixels, kept, skipped = decode_files(files, size, channels, pipeline)
     _report_skipped(skipped)
     if not kept:
         raise UserError(f"None of the files in '{root}' could be read as an image.")
@@ -190,16 +196,23 @@ def _drop_empty_classes(image_set: ImageSet) -> ImageSet:
     return image_set
 
 
-def load_digits(size: int = 28, channels: int = 1) -> ImageSet:
+def load_digits(size: int = 28, channels: int = 1, pipeline: str = "resize") -> ImageSet:
     """scikit-learn's 1,797 real handwritten 8x8 digits: the offline default everywhere."""
+    pixels, labels = _digits_pixels(size, channels, pipeline)
+    names = [f"digits/{label}/{i:04d}.png" for i, label in enumerate(labels)]
+    return ImageSet(torch.from_numpy(pixels.copy()), labels.copy(), [str(d) for d in range(10)], names)
+
+
+@functools.lru_cache(maxsize=4)
+def _digits_pixels(size: int, channels: int, pipeline: str):
+    """The built-in digits prepared once per process (the digit pipeline takes seconds for all of them)."""
     from sklearn.datasets import load_digits as sklearn_digits
     from PIL import Image
 
     digits = sklearn_digits()
     grey = (digits.images * (255.0 / 16.0)).round().astype(np.uint8)
-    pixels = np.stack([to_pixels(Image.fromarray(img), size, channels) for img in grey])
-    names = [f"digits/{label}/{i:04d}.png" for i, label in enumerate(digits.target)]
-    return ImageSet(torch.from_numpy(pixels), digits.target.astype(np.int64), [str(d) for d in range(10)], names)
+    pixels = np.stack([to_pixels(Image.fromarray(img), size, channels, pipeline) for img in grey])
+    return pixels, digits.target.astype(np.int64)
 
 
 MNIST_FILES = {
@@ -239,7 +252,7 @@ def mnist_parts_available(root) -> list:
     return [part for part, stems in MNIST_FILES.items() if all(_find_idx(root, s) for s in stems)]
 
 
-def load_mnist(root, part: str, size: int = 28, channels: int = 1) -> ImageSet:
+def load_mnist(root, part: str, size: int = 28, channels: int = 1, pipeline: str = "resize") -> ImageSet:
     """MNIST `part` ('train' or 'test') from IDX files in `root`, downloading them when the network allows."""
     root = Path(root)
     if part not in mnist_parts_available(root):
@@ -257,18 +270,19 @@ def load_mnist(root, part: str, size: int = 28, channels: int = 1) -> ImageSet:
     labels = read_idx(_find_idx(root, MNIST_FILES[part][1])).astype(np.int64)
     if len(images) != len(labels):
         raise UserError(f"The MNIST {part} images and labels in '{root}' do not match in number.")
-    if size == 28 and channels == 1:
+    if size == 28 and channels == 1 and pipeline == "resize":
         pixels = torch.from_numpy(images[:, None].copy())
     else:
         from PIL import Image
 
-        pixels = torch.from_numpy(np.stack([to_pixels(Image.fromarray(img), size, channels) for img in images]))
+        pixels = torch.from_numpy(np.stack([to_pixels(Image.fromarray(img), size, channels, pipeline)
+                                            for img in images]))
     names = [f"mnist-{part}/{label}/{i:05d}.png" for i, label in enumerate(labels)]
     return ImageSet(pixels, labels, [str(d) for d in range(10)], names)
 
 
 def load_triplet_csv(csv_path, images_dir, size: int, channels: int,
-                     identity_pattern: Optional[str] = None) -> ImageSet:
+                     identity_pattern: Optional[str] = None, pipeline: str = "resize") -> ImageSet:
     """A CSV with columns Anchor, Positive, Negative (any order, any case) naming files under `images_dir`.
 
     Labels come from `identity_pattern` (a regex whose first group is the identity, matched on
@@ -285,7 +299,7 @@ def load_triplet_csv(csv_path, images_dir, size: int, channels: int,
         raise UserError(f"'{csv_path}' has no rows.")
     unique = sorted(set(rows.ravel()))
     paths = [images_dir / name for name in unique]
-    pixels, kept, skipped = decode_files(paths, size, channels)
+    pixels, kept, skipped = decode_files(paths, size, channels, pipeline)
     if skipped:
         _report_skipped(skipped)
     if not kept:

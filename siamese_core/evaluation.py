@@ -41,7 +41,8 @@ def evaluation_set(model: SiameseModel, val_path: Optional[str] = None,
                    identity_pattern: str = IDENTITY_PATTERN) -> D.ImageSet:
     """Class folders at `val_path` (or a flat folder named by identity), else the checkpoint's validation split."""
     if val_path:
-        return load_evaluation_folder(val_path, model.image_size, model.channels, identity_pattern)
+        return load_evaluation_folder(val_path, model.image_size, model.channels, identity_pattern,
+                                      model.input_pipeline)
     saved = model.checkpoint.get("config")
     if not saved:
         raise UserError("This checkpoint does not say what it was validated on: give -v VAL_PATH.")
@@ -50,12 +51,13 @@ def evaluation_set(model: SiameseModel, val_path: Optional[str] = None,
     return prepare_data(TrainConfig.from_dict(saved).resolve()).val
 
 
-def load_evaluation_folder(folder, size: int, channels: int, identity_pattern: str = IDENTITY_PATTERN) -> D.ImageSet:
+def load_evaluation_folder(folder, size: int, channels: int, identity_pattern: str = IDENTITY_PATTERN,
+                           pipeline: str = "resize") -> D.ImageSet:
     """Class folders; or, for a folder of images only (Market-1501 crops), classes read from the file names."""
     root = Path(folder)
     if not root.is_dir() or any(p.is_dir() and not p.name.startswith(".") for p in root.iterdir()):
-        return D.load_class_folders(root, size, channels)
-    image_set = D.load_image_folder(root, size, channels)
+        return D.load_class_folders(root, size, channels, pipeline)
+    image_set = D.load_image_folder(root, size, channels, pipeline)
     labels, classes = D.identities(image_set.names, identity_pattern)
     if not classes:
         raise UserError(f"'{root}' holds images directly, and not every file name says whose it is with "

@@ -35,21 +35,21 @@ class Match:
     distance: float
 
 
-def digits_gallery(size: int, channels: int) -> Gallery:
-    """The built-in 1,797 handwritten digits."""
+def digits_gallery(size: int, channels: int, pipeline: str = "resize") -> Gallery:
+    """The built-in 1,797 handwritten digits, prepared by a model's input `pipeline`."""
     from .data import load_digits
 
-    digits = load_digits(size, channels)
+    digits = load_digits(size, channels, pipeline)
     return Gallery(digits.pixels.numpy(), [digits.classes[i] for i in digits.labels], list(digits.names), [])
 
 
-def folder_gallery(root, size: int, channels: int) -> Gallery:
+def folder_gallery(root, size: int, channels: int, pipeline: str = "resize") -> Gallery:
     """Images in a folder: class folders (labels known), or loose images (no labels)."""
     from .data import load_image_folder
     from .uploads import find_class_root
 
     root = find_class_root(Path(root))
-    image_set = load_image_folder(root, size, channels)
+    image_set = load_image_folder(root, size, channels, pipeline)
     pixels = image_set.batch(np.arange(len(image_set)))
     pixels = pixels.numpy() if hasattr(pixels, "numpy") else np.asarray(pixels)
     labels = [image_set.classes[i] if i >= 0 else "" for i in image_set.labels]

@@ -157,8 +157,8 @@ def to_mode(img: Image.Image, channels: int) -> Image.Image:
                         f"{'grey' if channels == 1 else 'colour'}: save the image as PNG or JPEG and try again.") from None
 
 
-def conversion_notes(img: Image.Image, channels: int) -> list:
-    """What to_mode will change for a model with `channels`, in plain words."""
+def conversion_notes(img: Image.Image, channels: int, pipeline: str = "resize") -> list:
+    """What to_mode (and the model's input `pipeline`) will change for a model with `channels`, in plain words."""
     notes = []
     if img.mode in SIXTEEN_BIT_MODES:
         notes.append("16-bit (or more) grey: brightness scaled to 8 bits by the image's own range")
@@ -169,11 +169,28 @@ def conversion_notes(img: Image.Image, channels: int) -> list:
     colour = img.mode not in ("L", "1", "LA", "La") + SIXTEEN_BIT_MODES
     if channels == 1 and colour:
         notes.append("colour turned to grey: this model works in grey")
+    if pipeline == "digit":
+        from .digit_input import inverted
+
+        if inverted(img):
+            notes.append("colours inverted to light ink on dark, as in MNIST")
+        notes.append("digit found, centred and scaled as in MNIST")
     return notes
 
 
-def to_pixels(img: Image.Image, size: int, channels: int) -> np.ndarray:
-    """Resize (whole image, squashed to a square) and return uint8 pixels, shape (C, H, W)."""
+# How an image becomes a model's input (a model records its pipeline as spec["input"]):
+# "resize" squashes the whole image to a square; "digit" finds the digit and prepares it as
+# MNIST's digits were (siamese_core.digit_input.normalize_digit), then resizes that.
+
+
+def to_pixels(img: Image.Image, size: int, channels: int, pipeline: str = "resize") -> np.ndarray:
+    """Prepare a decoded image by `pipeline` and return uint8 pixels, shape (C, size, size)."""
+    if pipeline == "digit":
+        from .digit_input import normalize_digit
+
+        img = normalize_digit(img)
+    elif pipeline != "resize":
+        raise ValueError(f"unknown input pipeline {pipeline!r}")
     img = to_mode(img, channels)
     if img.size != (size, size):
         img = img.resize((size, size), Image.Resampling.BILINEAR)
@@ -181,9 +198,9 @@ def to_pixels(img: Image.Image, size: int, channels: int) -> np.ndarray:
     return arr[None] if arr.ndim == 2 else np.ascontiguousarray(arr.transpose(2, 0, 1))
 
 
-def load_pixels(source: ImageInput, size: int, channels: int) -> np.ndarray:
+def load_pixels(source: ImageInput, size: int, channels: int, pipeline: str = "resize") -> np.ndarray:
     """Decode and prepare one image exactly as the model sees it: uint8 (C, size, size)."""
-    return to_pixels(open_image(source), size, channels)
+    return to_pixels(open_image(source), size, channels, pipeline)
 
 
 def pixels_to_image(pixels: np.ndarray) -> Image.Image:

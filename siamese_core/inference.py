@@ -70,6 +70,11 @@ class SiameseModel:
         return self.spec["channels"]
 
     @property
+    def input_pipeline(self) -> str:
+        """How an image becomes this model's input: "resize" or "digit" (checkpoints before pipelines resize)."""
+        return self.spec.get("input") or "resize"
+
+    @property
     def is_embedding(self) -> bool:
         return self.net.is_embedding
 
@@ -84,11 +89,11 @@ class SiameseModel:
 
     # -- the work
     def prepare(self, image: ImageInput) -> np.ndarray:
-        """An image as the model sees it: uint8 (C, S, S) after decoding, conversion and resizing."""
+        """An image as the model sees it: uint8 (C, S, S) after decoding and the model's input pipeline."""
         if (isinstance(image, np.ndarray) and image.dtype == np.uint8
                 and image.shape == (self.channels, self.image_size, self.image_size)):
             return image  # already prepared for this model
-        return load_pixels(image, self.image_size, self.channels)
+        return load_pixels(image, self.image_size, self.channels, self.input_pipeline)
 
     @torch.inference_mode()
     def _vectors(self, pixels: np.ndarray, batch_size: int = 64) -> torch.Tensor:

@@ -40,13 +40,13 @@ class PreparedData:
 
 def prepare_data(config: TrainConfig) -> PreparedData:
     """Load the training and validation images a (resolved) config names, and the fixed validation pairs."""
-    size, channels = config.image_size, config.channels
+    size, channels, pipeline = config.image_size, config.channels, config.input
     if config.dataset == "digits":
-        train, val = _split(D.load_digits(size, channels), config)
+        train, val = _split(D.load_digits(size, channels, pipeline), config)
     elif config.dataset == "mnist":
         train, val = _mnist_sets(config)
     elif config.dataset == "triplets":
-        full = D.load_triplet_csv(config.triplets, config.images, size, channels, config.identity_pattern)
+        full = D.load_triplet_csv(config.triplets, config.images, size, channels, config.identity_pattern, pipeline)
         if full.has_labels:
             train, val = _split(full, config)
         else:
@@ -55,9 +55,9 @@ def prepare_data(config: TrainConfig) -> PreparedData:
             log.warning(config.notes[-1])
             train, val = D.split_triplet_rows(full, config.val_fraction, config.seed)
     else:
-        full = D.load_class_folders(config.train_path, size, channels)
+        full = D.load_class_folders(config.train_path, size, channels, pipeline)
         if config.val_path:
-            train, val = full, D.load_class_folders(config.val_path, size, channels)
+            train, val = full, D.load_class_folders(config.val_path, size, channels, pipeline)
         else:
             D.check_trainable(full)
             train, val = _split(full, config)
@@ -88,9 +88,9 @@ def _mnist_sets(config: TrainConfig):
         # Only the 10,000 test images are here (as in ../shared/data): split them.
         config.notes.append(f"Only the MNIST test files were found in {root}; they were split for training and validation.")
         log.info(config.notes[-1])
-        return _split(D.load_mnist(root, "test", config.image_size, config.channels), config)
-    train = D.load_mnist(root, "train", config.image_size, config.channels)
-    val = D.load_mnist(root, "test", config.image_size, config.channels)
+        return _split(D.load_mnist(root, "test", config.image_size, config.channels, config.input), config)
+    train = D.load_mnist(root, "train", config.image_size, config.channels, config.input)
+    val = D.load_mnist(root, "test", config.image_size, config.channels, config.input)
     if config.split == "class":
         val_classes = np.random.default_rng(config.seed).choice(10, size=max(2, round(10 * config.val_fraction)), replace=False)
         train = train.subset(np.flatnonzero(~np.isin(train.labels, val_classes)))

@@ -38,7 +38,7 @@ def test_explore_maps_the_built_in_digits_with_the_demo_model(runs_dir):
                                                  zip(range(10), [178, 182, 177, 183, 181, 182, 181, 179, 174, 180])})
     assert [t["name"] for t in figure["data"]] == [str(d) for d in range(10)]  # one legend entry per digit
     assert all(t["type"] == "scatter3d" for t in figure["data"])
-    assert "1,797 built-in digits: the model's 500 numbers per image, laid out in 3D with PCA" in captions(at)
+    assert "1,797 built-in digits: the model's 128 numbers per image, laid out in 3D with PCA" in captions(at)
     # A closer look: image 0 (a zero) and its nearest images in the model's space.
     assert "8 of the 8 nearest images have the same digit (0)." in captions(at)
     assert {b.label for b in at.get("download_button")} == {"Download the map as CSV",

@@ -174,7 +174,7 @@ def test_pair_folders_need_exactly_two_images(tmp_path):
 def test_find_similar_ranks_the_same_digit_first_and_leaves_the_query_out(demo, tmp_path):
     from siamese_core.gallery import digits_gallery, find_similar, folder_gallery
 
-    gallery = digits_gallery(demo.image_size, demo.channels)
+    gallery = digits_gallery(demo.image_size, demo.channels, demo.input_pipeline)
     vectors = demo.embed(gallery.pixels)
     hits = 0
     for digit in range(10):
@@ -190,7 +190,7 @@ def test_find_similar_ranks_the_same_digit_first_and_leaves_the_query_out(demo, 
         for n in range(3):
             (tmp_path / "wrap" / f"d{digit}" / f"{n}.png").write_bytes(sample(digit, n).read_bytes())
     (tmp_path / "wrap" / "d3" / "bad.png").write_bytes(b"no")
-    small = folder_gallery(tmp_path, demo.image_size, demo.channels)
+    small = folder_gallery(tmp_path, demo.image_size, demo.channels, demo.input_pipeline)
     assert len(small) == 6 and len(small.skipped) == 1 and set(small.labels) == {"d3", "d8"}
     matches, left_out = find_similar(demo, demo.prepare(sample(3, 0)), small, demo.embed(small.pixels), k=2)
     assert left_out == 1 and [m.label for m in matches] == ["d3", "d3"]

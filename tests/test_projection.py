@@ -25,7 +25,7 @@ DEMO = ROOT / "assets" / "demo" / "digits-convnet.pt"
 
 @pytest.fixture(scope="module")
 def digits():
-    return load_digits()
+    return load_digits(pipeline="digit")  # as the demo model prepares its images
 
 
 @pytest.fixture(scope="module")
