@@ -121,7 +121,7 @@ class Batches:
         rng = np.random.default_rng([config.seed, epoch])
         self.kind = "pk" if config.mining != "none" else ("triplet" if config.mode == "triplet" else "pair")
         bs = config.batch_size
-        per_epoch = config.pairs_per_epoch or default_pairs_per_epoch(len(train), self.kind)
+        per_epoch = config.pairs_per_epoch or default_pairs_per_epoch(len(train), self.kind, config.image_size)
         if self.kind == "pk":
             n = max(1, per_epoch // bs)
             self.items = list(D.pk_batches(train.labels, bs, n, rng))
@@ -271,14 +271,16 @@ def log_to(path: Path):
         handler.close()
 
 
-def default_pairs_per_epoch(n_train: int, kind: str = "pair") -> int:
+def default_pairs_per_epoch(n_train: int, kind: str = "pair", image_size: int = 64) -> int:
     """Pairs (or triplets, or images in P x K batches) drawn afresh each epoch.
 
     Pairs: about ten per training image, within bounds that keep an epoch between seconds and minutes.
-    P x K batches: about four passes over the images (each batch holds every image's positives and
-    negatives), bounded so that ten epochs of a large set stay within about ten minutes on a CPU."""
+    P x K batches: about ten passes over the images, at least 4,000 images, and at most what keeps ten
+    epochs within about ten minutes on a 2-core CPU (20,000 images at 64 px; more for smaller images).
+    """
     if kind == "pk":
-        return int(min(max(4 * n_train, 4_000), 20_000))
+        most = int(20_000 * max(1.0, (64 / image_size) ** 2))
+        return int(min(max(10 * n_train, 4_000), most))
     return int(min(max(10 * n_train, 2_000), 50_000))
 
 
@@ -402,7 +404,7 @@ def _train(config, run: RunDir, resume, progress, stop, on_epoch, data) -> dict:
         data = prepare_data(config)
     if config.pairs_per_epoch is None:
         kind = "pk" if config.mining != "none" else config.mode
-        config.pairs_per_epoch = default_pairs_per_epoch(len(data.train), kind)
+        config.pairs_per_epoch = default_pairs_per_epoch(len(data.train), kind, config.image_size)
     run.write_config(config.to_dict())
     spec = model_spec(config)
     model = build_model(spec, pretrained=config.pretrained and not resume, weights=None if resume else config.weights)
