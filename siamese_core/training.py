@@ -69,6 +69,11 @@ def prepare_data(config: TrainConfig) -> PreparedData:
         val_pairs = D.triplet_pairs(val.triplets[: max(1, config.eval_pairs // 2)])
     if len(val_pairs[0]) == 0:
         raise UserError("No validation pairs could be made: the validation set is too small.")
+    if config.mining != "none" and not train.has_labels and config.recipe == "default":
+        config.notes.append("No class or identity could be read from the file names, so the triplets are "
+                            "trained as written, without mining or the identity loss.")
+        log.warning(config.notes[-1])
+        config.mining, config.id_loss = "none", 0.0
     if config.mining != "none" and not train.has_labels:
         raise UserError("--mining needs to know each image's class or identity; none could be read here. "
                         "Use --mining none, or --identity-pattern to read identities from file names.")

@@ -25,7 +25,7 @@ from siamese_core.errors import UserError
 from siamese_core.runs import RunDir, process_alive, read_json, write_json
 
 # Fewer pairs per epoch than the default (~12,600 for the digits): one epoch in a few seconds, still >90%.
-QUICK = dict(dataset="digits", backbone="convnet", pairs_per_epoch=5000)
+QUICK = dict(dataset="digits", backbone="convnet", mode="pair", pairs_per_epoch=5000)  # the classic design: one quick epoch
 LONG = dict(dataset="digits", backbone="convnet", epochs=50)  # never meant to finish: stopped or killed
 
 _started: list[RunDir] = []

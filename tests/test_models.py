@@ -11,7 +11,7 @@ from siamese_core.models import build_model, count_parameters, model_spec, pick_
 
 
 def spec_for(backbone, **kw):
-    defaults = dict(dataset="digits", backbone=backbone, pretrained=False)
+    defaults = dict(dataset="digits", backbone=backbone, mode="pair", pretrained=False)
     if backbone != "convnet":
         defaults["image_size"] = 32
     return model_spec(TrainConfig(**{**defaults, **kw}).resolve())
