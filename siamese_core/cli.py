@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="split one folder by class (validation classes unseen; default for folders) "
                            "or by image (default for digits and MNIST)")
     data.add_argument("--val-fraction", type=float, default=0.3, help="share held out for validation (default 0.3)")
+    data.add_argument("--max-val-classes", type=int,
+                      help="a split by class holds out at most this many classes (default 50; 0 = no cap; "
+                           "no cap with --recipe classic)")
     data.add_argument("--identity-pattern", default=TrainConfig.identity_pattern,
                       help="regex whose first group reads an identity from a triplet file name (default: %(default)s)")
     data.add_argument("--image-size", type=int,
@@ -195,6 +198,7 @@ def cmd_train(args) -> int:
     config = TrainConfig(
         dataset=dataset, train_path=args.train_path, val_path=args.val_path, triplets=args.triplets,
         images=args.images, data_root=args.data_root, split=args.split, val_fraction=args.val_fraction,
+        max_val_classes=args.max_val_classes,
         identity_pattern=args.identity_pattern, image_size=args.image_size, channels=args.channels,
         augment=args.augment, input=args.input, backbone=args.backbone, mode=args.mode, head=args.head, dropout=args.dropout,
         embedding_dim=args.embedding_dim, margin=args.margin, mining=args.mining, id_loss=args.id_loss,

@@ -41,6 +41,7 @@ class TrainConfig:
     data_root: Optional[str] = None
     split: Optional[str] = None  # default: by class for folders and triplets, by image for digits
     val_fraction: float = 0.3
+    max_val_classes: Optional[int] = None  # a split by class holds out at most this many classes (0: no cap)
     identity_pattern: str = DEFAULT_IDENTITY_PATTERN
     image_size: Optional[int] = None
     channels: Optional[int] = None
@@ -131,6 +132,11 @@ class TrainConfig:
                 raise UserError(f"--{name.replace('_', '-')} must be at least {least}.")
         if not 0.0 < c.val_fraction < 1.0:
             raise UserError("--val-fraction must be between 0 and 1 (for example 0.3).")
+        if c.max_val_classes is None:
+            # 50 classes give 1,000 validation pairs from every angle; the rest are better trained on
+            c.max_val_classes = 50 if default else 0
+        if c.max_val_classes < 0 or c.max_val_classes == 1:
+            raise UserError("--max-val-classes must be 0 (no cap) or at least 2.")
         if c.input is None:
             # Digits are found, centred and scaled as MNIST's were, so photos and drawings match them.
             c.input = "digit" if c.dataset in ("digits", "mnist") else "resize"

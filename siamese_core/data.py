@@ -381,14 +381,18 @@ def check_trainable(image_set: ImageSet, what: str = "The training set") -> None
                         "to show the network what 'same' looks like. Add images or remove those folders.")
 
 
-def split_by_class(image_set: ImageSet, val_fraction: float, seed: int):
-    """Validation classes are never seen in training: the honest test of a Siamese network."""
+def split_by_class(image_set: ImageSet, val_fraction: float, seed: int, max_classes: int = 0):
+    """Validation classes are never seen in training: the honest test of a Siamese network.
+
+    `max_classes` (0: none) caps how many are held out, so a set of hundreds of people trains on most."""
     classes = np.unique(image_set.labels)
     if len(classes) < 4:
         raise UserError(f"A split by class needs at least 4 classes (2 to train on, 2 to check with); "
                         f"found {len(classes)}. Use --split image, or give a validation folder.")
     rng = np.random.default_rng(seed)
     n_val = min(max(2, round(len(classes) * val_fraction)), len(classes) - 2)
+    if max_classes:
+        n_val = min(n_val, max_classes)
     val_classes = rng.choice(classes, size=n_val, replace=False)
     is_val = np.isin(image_set.labels, val_classes)
     return image_set.subset(np.flatnonzero(~is_val)), image_set.subset(np.flatnonzero(is_val))

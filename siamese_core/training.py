@@ -82,7 +82,7 @@ def prepare_data(config: TrainConfig) -> PreparedData:
 
 def _split(full: D.ImageSet, config: TrainConfig):
     if config.split == "class":
-        return D.split_by_class(full, config.val_fraction, config.seed)
+        return D.split_by_class(full, config.val_fraction, config.seed, config.max_val_classes)
     return D.split_by_image(full, config.val_fraction, config.seed)
 
 

@@ -103,3 +103,13 @@ def test_threshold_for_rare_same_pairs_trades_a_little_balanced_accuracy_for_pre
     assert false_accepts[1] < false_accepts[0]
     config = TrainConfig(train_path="x", device="cpu").resolve()
     assert config.same_share == 0.3 and TrainConfig(train_path="x", mode="pair").resolve().same_share == 0.5
+
+
+def test_a_split_by_class_holds_out_at_most_the_cap():
+    from siamese_core.data import load_digits, split_by_class
+
+    digits = load_digits(28, 1)
+    train_set, val = split_by_class(digits, 0.5, seed=0, max_classes=2)
+    assert len(np.unique(val.labels)) == 2 and len(np.unique(train_set.labels)) == 8
+    assert TrainConfig(train_path="x", device="cpu").resolve().max_val_classes == 50
+    assert TrainConfig(train_path="x", mode="pair").resolve().max_val_classes == 0  # as the classic designs split
