@@ -26,7 +26,7 @@ from .errors import UserError
 from .metrics import calibrate_threshold, roc_points, verification_metrics
 from .models import as_model_input, images_per_pass, parse_backbone, reachable
 from .runs import RunDir, load_checkpoint
-from .training import Batches, _CheckpointSaver, _progress_bar, autocast_for
+from .training import Batches, _CheckpointSaver, _progress_bar, autocast_for, end_of_epoch
 
 log = logging.getLogger("siamese_core")
 
@@ -170,7 +170,10 @@ def train_frozen(model, config: TrainConfig, data, run: RunDir, device, resume: 
             saver.save_stopped(epoch - 1, best)
             log.info("Stopped during epoch %d; the weights so far are saved in checkpoints/last.pt.", epoch)
             return run.update_status(state="stopped", finished_at=time.time())
-        best = _end_of_epoch(model, cache, data, config, run, saver, epoch, trained, best, on_epoch)
+        train_loss, seconds, n_items = trained
+        result = evaluate_features(model, cache, data.val_pairs, config.same_share)
+        best = end_of_epoch(run, saver, config, epoch, result, best, on_epoch, train_loss=train_loss,
+                            train_accuracy=None, seconds=seconds, n_items=n_items)
         run.update_status(step=first_step + steps_per_epoch)
     log.info("Done: best validation accuracy %.2f%%.", 100 * (best or 0))
     return run.update_status(state="done", finished_at=time.time())
@@ -218,30 +221,6 @@ def _head_epoch(model, cache, train_set: D.ImageSet, config, optimizer, epoch, r
     run.append_metrics({"type": "step", "epoch": epoch, "step": len(batches), "loss": mean,
                         "items_per_second": n_sum / max(seconds, 1e-9), "time": time.time()})
     return mean, seconds, n_sum
-
-
-def _end_of_epoch(model, cache, data, config, run: RunDir, saver, epoch, trained, best, on_epoch):
-    """Validate, log, save best/last (and every-N) checkpoints, as the full training loop does. Returns the best."""
-    train_loss, seconds, n_items = trained
-    result = evaluate_features(model, cache, data.val_pairs, config.same_share)
-    roc = result.pop("roc")
-    record = {"type": "epoch", "epoch": epoch, "train_loss": train_loss, "train_accuracy": None, "seconds": seconds,
-              "items_per_second": n_items / max(seconds, 1e-9), "time": time.time(),
-              **{k: v for k, v in result.items() if k not in ("tp", "fp", "fn", "tn")}}
-    run.append_metrics(record)
-    log.info("Epoch %d/%d: loss %.4f, validation accuracy %.2f%% (precision %.2f%%, recall %.2f%%, AUC %.4f) "
-             "at threshold %.3f; %.2f s.", epoch, config.epochs, train_loss, 100 * result["accuracy"],
-             100 * result["precision"], 100 * result["recall"], result["roc_auc"], result["threshold"], seconds)
-    if best is None or result["accuracy"] > best:
-        best = result["accuracy"]
-        saver.save("best", epoch, result, roc)
-    saver.save("last", epoch, result, roc, best=best)
-    if config.save_every and epoch % config.save_every == 0:
-        saver.save(f"epoch-{epoch:03d}", epoch, result, roc)
-    run.update_status(epoch=epoch, best_accuracy=best, last_metrics=record)
-    if on_epoch:
-        on_epoch(record)
-    return best
 
 
 # ---------------------------------------------------------------- the Train page's Photos preset

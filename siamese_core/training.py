@@ -477,29 +477,39 @@ def _train(config, run: RunDir, resume, progress, stop, on_epoch, data) -> dict:
             log.info("Stopped during epoch %d; the weights so far are saved in checkpoints/last.pt.", epoch)
             return run.update_status(state="stopped", finished_at=time.time())
         train_loss, train_accuracy, n_items = trained
-        seconds = time.time() - started
+        seconds = time.time() - started  # training only, not validation
         result = evaluate_pairs(model, data.val, data.val_pairs, device, channels_last=channels_last,
                                 same_share=config.same_share)
         result.pop("scores")
-        roc = result.pop("roc")
-        record = {"type": "epoch", "epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy,
-                  "seconds": seconds, "items_per_second": n_items / max(seconds, 1e-9), "time": time.time(),
-                  **{k: v for k, v in result.items() if k not in ("tp", "fp", "fn", "tn")}}
-        run.append_metrics(record)
-        log.info("Epoch %d/%d: loss %.4f, validation accuracy %.2f%% (precision %.2f%%, recall %.2f%%, AUC %.4f) "
-                 "at threshold %.3f; %.1f s.", epoch, config.epochs, train_loss, 100 * result["accuracy"],
-                 100 * result["precision"], 100 * result["recall"], result["roc_auc"], result["threshold"], seconds)
-        if best is None or result["accuracy"] > best:
-            best = result["accuracy"]
-            saver.save("best", epoch, result, roc)
-        saver.save("last", epoch, result, roc, best=best)
-        if config.save_every and epoch % config.save_every == 0:
-            saver.save(f"epoch-{epoch:03d}", epoch, result, roc)
-        run.update_status(epoch=epoch, step=epoch * len(batches), best_accuracy=best, last_metrics=record)
-        if on_epoch:
-            on_epoch(record)
+        best = end_of_epoch(run, saver, config, epoch, result, best, on_epoch, train_loss=train_loss,
+                            train_accuracy=train_accuracy, seconds=seconds, n_items=n_items,
+                            step=epoch * len(batches))
     log.info("Done: best validation accuracy %.2f%%.", 100 * (best or 0))
     return run.update_status(state="done", finished_at=time.time())
+
+
+def end_of_epoch(run: RunDir, saver: "_CheckpointSaver", config: TrainConfig, epoch: int, result: dict, best,
+                 on_epoch, *, train_loss: float, train_accuracy, seconds: float, n_items: int, **status) -> float:
+    """Log an epoch's validation `result`, save best/last (and every-N) checkpoints, update the status.
+    Returns the best validation accuracy so far."""
+    roc = result.pop("roc")
+    record = {"type": "epoch", "epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy,
+              "seconds": seconds, "items_per_second": n_items / max(seconds, 1e-9), "time": time.time(),
+              **{k: v for k, v in result.items() if k not in ("tp", "fp", "fn", "tn")}}
+    run.append_metrics(record)
+    log.info("Epoch %d/%d: loss %.4f, validation accuracy %.2f%% (precision %.2f%%, recall %.2f%%, AUC %.4f) "
+             "at threshold %.3f; %.1f s.", epoch, config.epochs, train_loss, 100 * result["accuracy"],
+             100 * result["precision"], 100 * result["recall"], result["roc_auc"], result["threshold"], seconds)
+    if best is None or result["accuracy"] > best:
+        best = result["accuracy"]
+        saver.save("best", epoch, result, roc)
+    saver.save("last", epoch, result, roc, best=best)
+    if config.save_every and epoch % config.save_every == 0:
+        saver.save(f"epoch-{epoch:03d}", epoch, result, roc)
+    run.update_status(epoch=epoch, best_accuracy=best, last_metrics=record, **status)
+    if on_epoch:
+        on_epoch(record)
+    return best
 
 
 class _CheckpointSaver:
