@@ -281,10 +281,10 @@ def default_pairs_per_epoch(n_train: int, kind: str = "pair", image_size: int = 
 
     Pairs: about ten per training image, within bounds that keep an epoch between seconds and minutes.
     P x K batches: about ten passes over the images, at least 4,000 images, and at most what keeps ten
-    epochs within about ten minutes on a 2-core CPU (20,000 images at 64 px; more for smaller images).
+    epochs within about fifteen minutes on a 2-core CPU (30,000 images at 64 px; more for smaller images).
     """
     if kind == "pk":
-        most = int(20_000 * max(1.0, (64 / image_size) ** 2))
+        most = int(30_000 * max(1.0, (64 / image_size) ** 2))
         return int(min(max(10 * n_train, 4_000), most))
     return int(min(max(10 * n_train, 2_000), 50_000))
 
