@@ -281,6 +281,20 @@ def assert_no_exception(page):
         raise AssertionError(f"the page at {page.url} shows {boxes.count()} exception(s):\n{texts}")
 
 
+def start_training(page, runs_dir, timeout: float = 60.0) -> Path:
+    """Click Start on the Train page and wait for the new run's folder (the page may still show an older,
+    recently finished run, so its text alone does not say the click was handled). Returns the new run."""
+    before = {p.parent for p in Path(runs_dir).glob("*/status.json")}
+    page.get_by_role("button", name="Start training").click()
+    deadline = time.monotonic() + timeout
+    while True:
+        new = {p.parent for p in Path(runs_dir).glob("*/status.json")} - before
+        if new:
+            return new.pop()
+        assert time.monotonic() < deadline, "Start training made no run"
+        time.sleep(0.2)
+
+
 def set_epochs(page, epochs: int) -> None:
     """On the Train page: open Advanced settings and set the number of epochs."""
     page.get_by_text("Advanced settings").click()

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from .conftest import assert_no_exception, screenshot, set_epochs, wait_for_app
+from .conftest import assert_no_exception, screenshot, set_epochs, start_training, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -36,7 +36,7 @@ def test_quick_training_on_digits_runs_live_to_done(app_server, page):
     assert_no_exception(page)
     set_epochs(page, 4)
     screenshot(page, "train-before-start")
-    page.get_by_role("button", name="Start training").click()
+    start_training(page, app_server.runs_dir)
 
     page.get_by_text("Your run").wait_for(timeout=30_000)
     counts, states = [], set()
@@ -76,7 +76,7 @@ def test_training_survives_a_closed_browser_and_stops_cleanly(app_server, browse
     first.goto(f"{app_server.url}/train")
     wait_for_app(first)
     set_epochs(first, 100)
-    first.get_by_role("button", name="Start training").click()
+    start_training(first, app_server.runs_dir)
     first.get_by_text("Your run").wait_for(timeout=30_000)
     first.context.close()  # the person closes the browser
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import zipfile
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from conftest import write_class_folders
 
-from .conftest import assert_no_exception, screenshot, set_epochs, wait_for_app
+from .conftest import assert_no_exception, screenshot, set_epochs, start_training, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -35,12 +36,14 @@ def test_upload_a_zip_of_class_folders_and_train_on_it(app_server, page, tmp_pat
     screenshot(page, "train-uploaded-zip")
 
     set_epochs(page, 2)
-    page.get_by_role("button", name="Start training").click()
-    page.get_by_text("Training finished").wait_for(timeout=180_000)
+    run = start_training(page, app_server.runs_dir)
+    deadline = time.monotonic() + 180
+    while json.loads((run / "status.json").read_text()).get("state") not in ("done", "failed", "stopped"):
+        assert time.monotonic() < deadline, "the run did not end in time"
+        time.sleep(0.5)
+    page.get_by_text("Training finished").wait_for(timeout=30_000)
     assert_no_exception(page)
 
-    runs = [p for p in Path(app_server.runs_dir).iterdir() if (p / "status.json").is_file()]
-    run = max(runs, key=lambda p: json.loads((p / "status.json").read_text()).get("created_at") or 0)
     status = json.loads((run / "status.json").read_text())
     config = json.loads((run / "config.json").read_text())
     assert status["state"] == "done" and status["epoch"] == 2
