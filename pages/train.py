@@ -84,8 +84,8 @@ with advanced:
                              value=defaults["lr"], key=f"lr-{suffix}",
                              help="How big each learning step is: smaller for pretrained backbones.")
     batch = left.select_slider("Batch size", [8, 16, 32, 64, 128, 256], value=defaults["batch_size"],
-                               key=f"batch-{suffix}", help="Images per step in triplet mode (P people x 4 images "
-                               "each), else pairs per step.")
+                               key=f"batch-{suffix}", help="Images per step in triplet mode (four images of each "
+                               "class in the step), else pairs per step.")
     size = right.number_input("Image size (pixels)", 8, 512, defaults["image_size"], step=4, key=f"size-{suffix}",
                               help="Images are resized to this square before the network sees them.")
     embedding = left.number_input("Embedding size", 8, 2048, defaults["embedding_dim"], step=8, key=f"embedding-{suffix}",

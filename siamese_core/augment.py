@@ -15,6 +15,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .digit_input import augment_digits
+
 POLICIES = ("none", "shift", "photos", "digits")
 
 
@@ -27,8 +29,6 @@ def apply(x: torch.Tensor, policy: str) -> torch.Tensor:
     if policy == "photos":
         return photos(x)
     if policy == "digits":
-        from .digit_input import augment_digits
-
         return augment_digits(x)
     raise ValueError(f"unknown augmentation policy {policy!r}")
 
