@@ -62,6 +62,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -127,10 +128,25 @@ class Training:
 
 
 @dataclass
+class Catch:
+    """How soon the project's training reached the baseline's final validation accuracy."""
+    row: str
+    baseline_accuracy: float  # on the row's validation pairs, threshold calibrated as the product calibrates
+    baseline_seconds: float
+    project_epoch: Optional[int]  # the first epoch at or above it; None: never
+    project_seconds: Optional[float]  # wall seconds from the start of train() to the end of that epoch
+
+
+@dataclass
 class Report:
     figures: list = field(default_factory=list)
     trainings: list = field(default_factory=list)
+    catches: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    # per row the product trained: its validation curve [(epoch, seconds since train() began, accuracy)]
+    # and the same_share its validation threshold was calibrated for
+    curves: dict = field(default_factory=dict)
+    same_shares: dict = field(default_factory=dict)
 
 
 def main(argv=None) -> int:
@@ -180,6 +196,18 @@ def print_report(report: Report) -> None:
         print_table(["row", "training", "what ran", "wall s", "other load (cores)"],
                     [[t.row, t.who, t.what, seconds_cell(t.seconds, 1), t.other_load]
                      for t in report.trainings], figures_from=3)
+    if report.catches:
+        print()
+        print_table(["row", "baseline's validation accuracy", "baseline train s", "project reached it at epoch",
+                     "project train s to reach it", "time ratio"],
+                    [[c.row, show(c.baseline_accuracy, "pct"), seconds_cell(c.baseline_seconds, 0),
+                      "never" if c.project_epoch is None else str(c.project_epoch),
+                      seconds_cell(c.project_seconds, 0),
+                      "n/a" if c.project_seconds is None else f"{c.baseline_seconds / c.project_seconds:.2f}x"]
+                     for c in report.catches], figures_from=1)
+        print("time to the same accuracy: the baseline's final accuracy on the row's validation pairs (threshold "
+              "calibrated as the product calibrates its own), and when the product's training first reached it "
+              "(end of that epoch, its validation included); time ratio above 1 means the project got there sooner.")
     for note in report.notes:
         print(f"- {note}")
 
@@ -225,15 +253,22 @@ def train_product(config, out_dir: Path, row: str, args, report: Report):
     if timer:
         timer.start()
     started = time.perf_counter()
+    curve = report.curves.setdefault(row, [])
+
+    def on_epoch(record: dict) -> None:
+        curve.append((record["epoch"], time.perf_counter() - started, record["accuracy"]))
+        print_epoch(record)
+
     try:
         with OtherLoad() as other_load:
-            status = train(config, out_dir, stop=stop, on_epoch=print_epoch)
+            status = train(config, out_dir, stop=stop, on_epoch=on_epoch)
     finally:
         if timer:
             timer.cancel()
     seconds = time.perf_counter() - started
     run = RunDir(out_dir)
     ran = run.read_config()
+    report.same_shares[row] = ran.get("same_share")
     best = run.checkpoint("best")
     path = best if best.is_file() else run.checkpoint("last")
     if status.get("state") == "stopped":
@@ -255,7 +290,7 @@ def baseline_model(spec: dict, train_set, val_set, val_pairs, budget_s: float, s
                    row: str, report: Report):
     """Train pml_baseline on `train_set`, calibrate its threshold on the held-out pairs, load it like a user would."""
     from siamese_core.inference import SiameseModel
-    from siamese_core.metrics import calibrate_threshold
+    from siamese_core.metrics import calibrate_threshold, verification_metrics
     from siamese_core.models import pick_device
     from siamese_core.runs import save_checkpoint
     from siamese_core.training import eval_fn
@@ -266,6 +301,13 @@ def baseline_model(spec: dict, train_set, val_set, val_pairs, budget_s: float, s
     channels_last = device.type == "cpu"
     scores = eval_fn(net, val_set, val_pairs, device, channels_last=channels_last)
     threshold = calibrate_threshold(scores, val_pairs[2])
+    if row in report.curves:  # calibrated as the product's epochs are, so the two accuracies compare
+        same_share = report.same_shares.get(row)
+        accuracy = verification_metrics(scores, val_pairs[2],
+                                        calibrate_threshold(scores, val_pairs[2], same_share=same_share))["accuracy"]
+        reached = [(epoch, at) for epoch, at, project_accuracy in report.curves[row] if project_accuracy >= accuracy]
+        epoch, at = reached[0] if reached else (None, None)
+        report.catches.append(Catch(row, accuracy, seconds, epoch, at))
     out.mkdir(parents=True, exist_ok=True)
     path = out / "pml-baseline.pt"
     save_checkpoint(path, spec=bspec, state_dict=net.state_dict(), threshold=threshold,

@@ -5,12 +5,13 @@ per item in Python, decodes both PNG files with PIL and converts them with torch
 transforms, a DataLoader (num_workers=0), and the backbone called once per branch.
 The project's loop is siamese_core.training.train_fn over Batches (train_step inside),
 set up as _train sets it up: images decoded once into memory, both images of a pair in
-one forward pass, channels_last on CPU for timm/torchvision backbones, optional bf16 autocast.
+one forward pass, channels_last on the CPU (as training uses it by default), optional bf16 autocast,
+optional torch.compile (--compile).
 
 Both loops train the same network (build_model, same seed, same pair head) on the same
 images: the built-in digits written as PNG files into class folders.
 
-    python benchmarks/train_throughput.py [--batches N] [--image-size 224] [--seed 0]
+    python benchmarks/train_throughput.py [--batches N] [--image-size 224] [--seed 0] [--compile]
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ def parse_args(argv=None):
     parser.add_argument("--image-size", type=int, default=224, metavar="PX",
                         help="image size for timm:efficientnet_b0 (default 224, its ImageNet size)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the project's loop with the model through torch.compile (compiling "
+                             "efficientnet_b0 for training took over 10 minutes on a busy 2-core CPU)")
     return parser.parse_args(argv)
 
 
@@ -118,23 +122,26 @@ def time_classic(config, folder: Path, n_batches: int, seed: int, train_model: b
 
 # ---------------------------------------------------------------- the project's loop
 
-def time_project(config, train_set, n_batches: int) -> "Timing":
-    """Pairs/s of siamese_core.training.train_fn over Batches, set up as _train sets them up."""
+def time_project(config, train_set, n_batches: int, compile_model: bool = False) -> "Timing":
+    """Pairs/s of siamese_core.training.train_fn over Batches, set up as _train sets them up.
+
+    With compile_model, the model goes through torch.compile first (the warm-up batches compile it;
+    how long that took is printed, not timed)."""
     import numpy as np
     import torch
 
     from siamese_core.models import build_model, model_spec, pick_device
-    from siamese_core.training import Batches, StopFlag, train_fn
+    from siamese_core.training import Batches, StopFlag, train_fn, uses_channels_last
 
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
     model = build_model(model_spec(config), pretrained=False)
-    channels_last = config.channels_last
-    if channels_last is None:
-        channels_last = device.type == "cpu" and not config.is_convnet
+    channels_last = uses_channels_last(config, device)
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
+    if compile_model:
+        model = torch.compile(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     # Drawing the epoch's pairs is vectorised and takes milliseconds; it happens before the first batch.
     batches = Batches(train_set, config, epoch=1)
@@ -142,11 +149,14 @@ def time_project(config, train_set, n_batches: int) -> "Timing":
         raise RuntimeError(f"expected {WARMUP_BATCHES + n_batches} batches, got {len(batches)}: check pairs_per_epoch")
 
     finished_at, other_load = [], OtherLoad()
+    began = time.perf_counter()
 
     def on_step(step, loss, rate):  # called by train_fn after each batch's optimizer step
         finished_at.append(time.perf_counter())
         if step == WARMUP_BATCHES:
             other_load.start()
+            if compile_model:
+                print(f"    torch.compile and {WARMUP_BATCHES} warm-up batches: {finished_at[-1] - began:.0f} s", flush=True)
 
     train_fn(model, batches, train_set, config, optimizer, device, channels_last, StopFlag(), on_step)
     other_load.stop()
@@ -216,10 +226,15 @@ def main(argv=None) -> int:
     rows, loading_shares = [], []
     with tempfile.TemporaryDirectory(prefix="siamese-throughput-") as tmp:
         cases = [
-            ("convnet", None, 28, 1, args.batches or 150, [("fp32", "fp32", False)]),
+            ("convnet", None, 28, 1, args.batches or 150,
+             [("fp32", "fp32", False), ("fp32, channels_last (default)", "fp32", True)]),
             ("timm:efficientnet_b0", args.image_size, args.image_size, 3, args.batches or 10,
-             [("fp32", "fp32", False), ("fp32, channels_last", "fp32", True), ("bf16, channels_last", "bf16", True)]),
+             [("fp32", "fp32", False), ("fp32, channels_last (default)", "fp32", True),
+              ("bf16, channels_last", "bf16", True)]),
         ]
+        if args.compile:  # opt-in: compiling takes from seconds (convnet) to many minutes (efficientnet_b0)
+            for case in cases:
+                case[5].append(("fp32, channels_last, torch.compile", "fp32", "compile"))
         for backbone, size_option, size, channels, n_batches, variants in cases:
             folder = Path(tmp) / f"digits-{size}px-{channels}ch"
             write_class_folders(D.load_digits(size, channels), folder)
@@ -238,10 +253,10 @@ def main(argv=None) -> int:
             rows.append([label, "classic", "its data loading alone, no model", timing.other_load, timing.spread(),
                          f"{timing.pairs_per_second:,.0f}", "-"])
             loading_shares.append((label, classic / timing.pairs_per_second))
-            for variant, precision, channels_last in variants:
-                config = make_config(folder, backbone, size_option, precision, channels_last, args.seed)
+            for variant, precision, layout in variants:
+                config = make_config(folder, backbone, size_option, precision, bool(layout), args.seed)
                 config.pairs_per_epoch = (WARMUP_BATCHES + n_batches) * config.batch_size  # exactly the batches used
-                timing = time_project(config, train_set, n_batches)
+                timing = time_project(config, train_set, n_batches, compile_model=layout == "compile")
                 rate = timing.pairs_per_second
                 rows.append([label, "project", variant, timing.other_load, timing.spread(), f"{rate:,.1f}",
                              f"{rate / classic:.2f}x"])

@@ -389,6 +389,14 @@ def make_scheduler(config: TrainConfig, optimizer, total_steps: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def uses_channels_last(config: TrainConfig, device: torch.device) -> bool:
+    """The memory layout training runs in: channels_last on a CPU unless the config says otherwise.
+
+    Measured on this CPU: +11% for the digit ConvNet, +27% to +79% for timm/torchvision backbones.
+    """
+    return device.type == "cpu" if config.channels_last is None else bool(config.channels_last)
+
+
 def _refuse_to_overwrite(run: RunDir) -> None:
     """A finished, stopped or live run is never overwritten; a failed or crashed one may be started afresh."""
     status = run.read_status()
@@ -417,9 +425,7 @@ def _train(config, run: RunDir, resume, progress, stop, on_epoch, data) -> dict:
         from .frozen import train_frozen
 
         return train_frozen(model, config, data, run, device, resume, progress, stop, on_epoch)
-    channels_last = config.channels_last
-    if channels_last is None:  # measured on this CPU: +11% for the digit ConvNet, +27% to +79% for timm/torchvision
-        channels_last = device.type == "cpu"
+    channels_last = uses_channels_last(config, device)
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
