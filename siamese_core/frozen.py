@@ -26,7 +26,7 @@ from .errors import UserError
 from .metrics import calibrate_threshold, roc_points, verification_metrics
 from .models import as_model_input, images_per_pass, parse_backbone, reachable
 from .runs import RunDir, load_checkpoint
-from .training import Batches, _CheckpointSaver, _progress_bar, autocast_for, end_of_epoch
+from .training import Batches, _CheckpointSaver, _progress_bar, autocast_for, end_of_epoch, resume_bookkeeping
 
 log = logging.getLogger("siamese_core")
 
@@ -147,10 +147,12 @@ def train_frozen(model, config: TrainConfig, data, run: RunDir, device, resume: 
         model.load_state_dict(last["state_dict"])
         optimizer.load_state_dict(last["optimizer"])
         start_epoch, best = last["epoch"] + 1, (last.get("best") or {}).get("accuracy")
+    elapsed_before = resume_bookkeeping(run, start_epoch - 1) if resume else 0.0
     steps_per_epoch = len(Batches(data.train, config, start_epoch))
     n_val = len(np.unique(np.concatenate(data.val_pairs[:2])))
     embed_steps = embed_batches(len(data.train), device, config) + embed_batches(n_val, device, config)
-    run.update_status(state="running", phase="embedding images", started_at=time.time(), epoch=start_epoch - 1,
+    run.update_status(state="running", phase="embedding images", started_at=time.time(),
+                      elapsed_before=elapsed_before, epoch=start_epoch - 1,
                       step=0, steps_per_epoch=steps_per_epoch,
                       total_steps=embed_steps + steps_per_epoch * (config.epochs - start_epoch + 1),
                       total_epochs=config.epochs, train_images=len(data.train), val_pairs=len(data.val_pairs[0]))

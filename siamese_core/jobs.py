@@ -297,7 +297,7 @@ def progress(status: dict, now: Optional[float] = None) -> dict:
     now = now or time.time()
     started = status.get("started_at")
     end = status.get("finished_at") if status.get("state") not in ACTIVE_STATES else None
-    elapsed = ((end or now) - started) if started else 0.0
+    elapsed = (((end or now) - started) if started else 0.0) + (status.get("elapsed_before") or 0.0)  # resumed runs
     total, step = status.get("total_steps") or 0, status.get("step") or 0
     fraction = min(1.0, step / total) if total else 0.0
     if status.get("state") == "done":

@@ -9,7 +9,9 @@ runs/<run-id>/
 
 JSON and checkpoint files are written to a temporary file and renamed, so a
 reader never sees half a file and a crash never leaves a broken checkpoint.
-metrics.jsonl is appended one whole line per write; readers skip a torn last line.
+metrics.jsonl is appended one whole line per write; readers skip a torn line, the next append ends
+it first, and a resumed run drops the lines of the epoch a kill cut off. The trainer sweeps the
+temporary files a kill left behind when it starts.
 """
 
 from __future__ import annotations
@@ -69,9 +71,10 @@ def write_json(path, data) -> None:
 
 
 def read_json(path, default=None):
+    """The JSON in `path`, or `default` when it is missing or is not JSON (not UTF-8 included)."""
     try:
-        return json.loads(Path(path).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        return json.loads(Path(path).read_bytes())
+    except (FileNotFoundError, IsADirectoryError, ValueError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return default
 
 
@@ -141,23 +144,60 @@ class RunDir:
         return status
 
     def append_metrics(self, record: dict) -> None:
-        line = json.dumps(_json_safe(record), sort_keys=True) + "\n"
-        with open(self.metrics_path, "a", encoding="utf-8") as fh:
+        line = (json.dumps(_json_safe(record), sort_keys=True) + "\n").encode("utf-8")
+        with open(self.metrics_path, "ab+") as fh:
+            if fh.tell() > 0:
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":  # a kill tore the last line: end it, or this record would join it
+                    line = b"\n" + line
             fh.write(line)
             fh.flush()
 
     def read_metrics(self) -> list:
+        """Every whole record; a torn, garbled or non-UTF-8 line is skipped, not fatal."""
         try:
-            lines = self.metrics_path.read_text(encoding="utf-8").splitlines()
+            lines = self.metrics_path.read_bytes().splitlines()
         except FileNotFoundError:
             return []
         records = []
         for line in lines:
             try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line still being written
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
         return records
+
+    def keep_metrics_through(self, epoch: int) -> None:
+        """On resume from `epoch`: drop what the cut-off epochs after it logged, so each epoch appears once."""
+        kept = [r for r in self.read_metrics() if not isinstance(r.get("epoch"), (int, float)) or r["epoch"] <= epoch]
+        write_text(self.metrics_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+
+    def sweep_temp_files(self) -> int:
+        """Remove the temporary files a kill during an atomic write left (only the trainer, at start, calls this)."""
+        removed = 0
+        for folder in (self.path, self.checkpoints):
+            for leftover in folder.glob(".*.tmp") if folder.is_dir() else ():
+                try:
+                    leftover.unlink()
+                    removed += 1
+                except OSError:
+                    pass
+        return removed
+
+    def elapsed_before(self) -> float:
+        """Training seconds of the run's earlier attempts, carried over when it is resumed."""
+        status = self.read_status()
+        started = status.get("started_at")
+        # The last record the trainer wrote, not the status: after a kill, the status was last written by
+        # whoever noticed the dead process, maybe much later.
+        times = [r["time"] for r in self.read_metrics() if isinstance(r.get("time"), (int, float))]
+        ended = max(times) if times else status.get("finished_at") or status.get("updated_at")
+        earlier = float(status.get("elapsed_before") or 0.0)
+        if isinstance(started, (int, float)) and isinstance(ended, (int, float)) and ended > started:
+            earlier += ended - started
+        return earlier
 
 
 # ---------------------------------------------------------------- checkpoints

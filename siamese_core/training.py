@@ -309,11 +309,14 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False, progress: bool 
         _refuse_to_overwrite(run)
     config = config.resolve()
     run.create()
+    run.sweep_temp_files()  # what a kill during an earlier attempt's checkpoint write left
     if not resume:
         run.metrics_path.unlink(missing_ok=True)  # a failed earlier attempt's lines are not this run's
+    # A resumed run keeps showing how far it got until it trains again.
+    fresh = {} if resume else {"epoch": 0, "step": 0, "total_steps": None}
     with log_to(run.log_path), stop_on_signals(stop):
-        run.update_status(state="queued", pid=os.getpid(), epoch=0, total_epochs=config.epochs, step=0,
-                          total_steps=None, error=None, created_at=time.time())
+        run.update_status(state="queued", pid=os.getpid(), total_epochs=config.epochs, error=None,
+                          created_at=time.time(), **fresh)
         try:
             return _train(config, run, resume, progress, stop, on_epoch, data)
         except Exception as exc:
@@ -389,6 +392,14 @@ def make_scheduler(config: TrainConfig, optimizer, total_steps: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def resume_bookkeeping(run: RunDir, last_epoch: int) -> float:
+    """Before a resumed run trains: forget what the epochs after its last checkpoint logged (each epoch is
+    then logged once) and return the training seconds spent so far, so 'elapsed' goes on from there."""
+    elapsed = run.elapsed_before()
+    run.keep_metrics_through(last_epoch)
+    return elapsed
+
+
 def uses_channels_last(config: TrainConfig, device: torch.device) -> bool:
     """The memory layout training runs in: channels_last on a CPU unless the config says otherwise.
 
@@ -448,12 +459,14 @@ def _train(config, run: RunDir, resume, progress, stop, on_epoch, data) -> dict:
         if scheduler is not None and "scheduler" in last:
             scheduler.load_state_dict(last["scheduler"])
         log.info("Resuming from epoch %d.", last["epoch"])
+    elapsed_before = resume_bookkeeping(run, start_epoch - 1) if resume else 0.0
     log.info("Training %s (%s mode, %s parameters, weights from %s) on %d images of %d classes; validating on "
              "%d pairs of %d images. Device %s.", config.backbone, config.mode, f"{count_parameters(model):,}",
              "the last checkpoint" if resume else model.weights_source, len(data.train),
              len(data.train.class_counts()) if data.train.has_labels else 0, len(data.val_pairs[0]), len(data.val), device)
-    run.update_status(state="running", started_at=time.time(), epoch=start_epoch - 1, step=0,
-                      steps_per_epoch=steps_per_epoch, total_steps=steps_per_epoch * config.epochs,
+    run.update_status(state="running", started_at=time.time(), elapsed_before=elapsed_before, epoch=start_epoch - 1,
+                      step=(start_epoch - 1) * steps_per_epoch, steps_per_epoch=steps_per_epoch,
+                      total_steps=steps_per_epoch * config.epochs,
                       total_epochs=config.epochs, train_images=len(data.train), val_pairs=len(data.val_pairs[0]))
     saver = _CheckpointSaver(run, model, optimizer, spec, config, list(data.train.class_counts()), identity_loss,
                              scheduler)
