@@ -28,6 +28,10 @@ AUGMENTS = ("none", "shift", "photos", "digits")  # see siamese_core.augment
 INPUTS = ("resize", "digit")
 # Reads the person id "0002" from Market-1501 style names like 0002_c1s1_000451_03.jpg.
 DEFAULT_IDENTITY_PATTERN = r"^(\d+)_"
+# The default recipe's backbones: the small ResNet trains from random weights in minutes on a CPU;
+# EfficientNet-B0 where a GPU makes it fast (and the reference designs' backbone).
+CPU_BACKBONE = "small-resnet"
+GPU_BACKBONE = "timm:efficientnet_b0"
 
 
 @dataclass
@@ -103,7 +107,7 @@ class TrainConfig:
         _check_choice("recipe", c.recipe, RECIPES)
         default = c.recipe == "default"
         if c.backbone is None:
-            c.backbone = default_backbone(c.device) if default else "timm:efficientnet_b0"
+            c.backbone = default_backbone(c.device) if default else GPU_BACKBONE
         if c.mode is None:
             c.mode = "triplet" if default else "pair"
         _check_choice("mode", c.mode, MODES)
@@ -202,7 +206,7 @@ class TrainConfig:
             c.batch_size = 128 if c.is_convnet else 64 if default else 32
         if c.batch_size < 2:
             raise UserError("--batch-size must be at least 2.")
-        if c.backbone in ("convnet", "small-resnet"):
+        if c.backbone in ("convnet", CPU_BACKBONE):
             c.pretrained = False  # no pretrained weights exist for the project's own small networks
         _resolve_frozen(c)
         if c.class_word is None:
@@ -214,6 +218,13 @@ class TrainConfig:
         resolve() with a stand-in path where none is named yet."""
         stand_in = {"train_path": self.train_path or ".", "triplets": self.triplets or "."}
         return dataclasses.replace(self, **stand_in).resolve()
+
+    @classmethod
+    def default(cls, name: str, **choices):
+        """What setting `name` resolves to when it is not given, for these other choices: the command line's
+        help and the Train page ask this rather than repeat resolve()'s rules. Resolved on a CPU unless a
+        device is named, so asking never imports torch."""
+        return getattr(cls(**{"device": "cpu", **choices}).preview(), name)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -228,10 +239,10 @@ def default_backbone(device: str = "auto") -> str:
     """The default recipe's backbone for this machine: EfficientNet-B0 where a GPU makes it fast,
     else the small ResNet, which trains from random weights in minutes on a CPU."""
     if device == "cpu":
-        return "small-resnet"
+        return CPU_BACKBONE
     import torch  # only here: the app imports this module without torch
 
-    return "timm:efficientnet_b0" if torch.cuda.is_available() else "small-resnet"
+    return GPU_BACKBONE if torch.cuda.is_available() else CPU_BACKBONE
 
 
 def _resolve_frozen(c: TrainConfig) -> None:
