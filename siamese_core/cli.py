@@ -13,6 +13,7 @@ from .config import (AUGMENTS, DATASETS, GPU_BACKBONE, HEADS, INPUTS, MININGS, M
                      SCHEDULES, SPLITS, TrainConfig)
 from .errors import UserError
 from .reid import CAMERA_PATTERN, IDENTITY_PATTERN
+from .settings import default_mnist_dir
 
 log = logging.getLogger("siamese_core")
 
@@ -36,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="validation folder (one sub-folder per class); without it the training data is split")
     data.add_argument("--dataset", choices=DATASETS,
                       help="digits (built in, offline), mnist, folder or triplets; guessed from the other flags")
-    data.add_argument("--data-root", help="folder holding the MNIST IDX files, downloaded there when possible (default data/mnist)")
+    data.add_argument("--data-root", help="folder holding the MNIST IDX files, downloaded there when possible (default "
+                           f"{default_mnist_dir()})")
     data.add_argument("--triplets", help="CSV with columns Anchor, Positive, Negative naming image files")
     data.add_argument("--images", help="folder the triplet CSV's file names are relative to")
     data.add_argument("--split", choices=SPLITS,

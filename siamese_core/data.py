@@ -21,13 +21,12 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from . import settings
 from .errors import UserError
 from .images import is_image_file, load_pixels, to_pixels
 
 log = logging.getLogger(__name__)
 
-# Decoded images are kept in memory up to this size; beyond it they are decoded per batch.
-MEMORY_BUDGET_BYTES = int(float(os.environ.get("SIAMESE_IMAGE_MEMORY_GB", "4")) * 2**30)
 
 
 class LazyPixels:
@@ -102,7 +101,8 @@ def decode_files(paths: Sequence[Path], size: int, channels: int, pipeline: str 
     """Decode files in parallel threads (Pillow releases the GIL), each prepared by the input `pipeline`.
 
     Returns (pixels, kept, skipped)."""
-    if len(paths) * channels * size * size > MEMORY_BUDGET_BYTES:
+    # Decoded images are kept in memory up to SIAMESE_IMAGE_MEMORY_GB; beyond it they are decoded per batch.
+    if len(paths) * channels * size * size > settings.image_memory_bytes():
         log.warning("%d images at %dpx do not fit in memory; they will be decoded per batch.", len(paths), size)
         readable, skipped = [], []
         for p in paths:  # open each once so unreadable files are found now, not mid-training

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Optional
 
 from .config import TrainConfig
+from . import settings
 from .errors import UserError
 from .runs import RunDir, process_alive, process_started_at, read_json, runs_root, write_json
 
@@ -52,12 +53,7 @@ def accelerator() -> Optional[str]:
     return None
 
 
-def max_training_runs() -> int:
-    """How many runs may train at once: SIAMESE_MAX_TRAINING_RUNS, else 1 (a second run on a CPU halves both)."""
-    value = os.environ.get("SIAMESE_MAX_TRAINING_RUNS", "").strip()
-    if value.isdigit() and int(value) > 0:
-        return int(value)
-    return 1
+max_training_runs = settings.max_training_runs
 
 
 @dataclass

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from . import settings
 from .errors import UserError
 
 STATES = ("queued", "running", "done", "failed", "stopped")
@@ -103,8 +104,8 @@ def process_started_at(pid: int) -> Optional[float]:
 
 
 def runs_root() -> Path:
-    """Where runs live: ./runs, or the folder named by SIAMESE_RUNS_DIR."""
-    return Path(os.environ.get("SIAMESE_RUNS_DIR", "runs"))
+    """Where runs live (see siamese_core.settings)."""
+    return settings.runs_dir()
 
 
 class RunDir:

@@ -19,7 +19,7 @@ import torch
 
 from . import augment
 from . import data as D
-from . import losses
+from . import losses, settings
 from .config import TrainConfig
 from .errors import UserError
 from .metrics import calibrate_threshold, roc_points, verification_metrics
@@ -87,7 +87,7 @@ def _split(full: D.ImageSet, config: TrainConfig):
 
 
 def _mnist_sets(config: TrainConfig):
-    root = Path(config.data_root or "data/mnist")
+    root = Path(config.data_root or settings.default_mnist_dir())
     parts = D.mnist_parts_available(root)
     if "test" in parts and "train" not in parts:
         # Only the 10,000 test images are here (as in ../shared/data): split them.

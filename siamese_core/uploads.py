@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
+from . import settings
 from .errors import UserError
 from .images import IMAGE_SUFFIXES, is_image_file
 
-DEFAULT_MAX_BYTES = 2 * 2**30  # unpacked total
-DEFAULT_MAX_FILES = 100_000
 CHUNK = 1 << 20
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -40,19 +39,6 @@ class ExtractResult:
 
 
 # ---------------------------------------------------------------- zips
-
-def _env_cap(name: str, default: int, scale: int = 1) -> int:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        cap = float(value)
-    except ValueError:
-        raise UserError(f"{name} must be a number, not '{value}'.") from None
-    if cap <= 0:
-        raise UserError(f"{name} must be a positive number, not '{value}'.")
-    return int(cap * scale)
-
 
 def _size_words(n: int) -> str:
     if n >= 2**30:
@@ -133,14 +119,14 @@ def _check_declared(name: str, keep: list, max_bytes: int, max_files: int) -> No
 def extract_zip(source, dest, *, max_bytes: Optional[int] = None, max_files: Optional[int] = None) -> ExtractResult:
     """Unpack a zip (path, bytes or binary file object) into `dest`, which must not exist or be empty.
 
-    Caps default to SIAMESE_UPLOAD_MAX_MB / SIAMESE_UPLOAD_MAX_FILES when set (read now),
-    else DEFAULT_MAX_BYTES / DEFAULT_MAX_FILES. Unsafe names and links are skipped and
+    Caps default to SIAMESE_UPLOAD_MAX_MB / SIAMESE_UPLOAD_MAX_FILES (siamese_core.settings, read now).
+    Unsafe names and links are skipped and
     listed in the result; macOS metadata (__MACOSX, .DS_Store, ._*) is dropped silently.
     """
     if max_bytes is None:
-        max_bytes = _env_cap("SIAMESE_UPLOAD_MAX_MB", DEFAULT_MAX_BYTES, 2**20)
+        max_bytes = settings.upload_max_bytes()
     if max_files is None:
-        max_files = _env_cap("SIAMESE_UPLOAD_MAX_FILES", DEFAULT_MAX_FILES)
+        max_files = settings.upload_max_files()
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise UserError(f"'{dest}' already exists and is not an empty folder: choose another place to unpack to.")
@@ -305,7 +291,4 @@ def inside(root, path) -> bool:
     return path == root or path.is_relative_to(root)
 
 
-def data_root() -> Optional[Path]:
-    """The folder SIAMESE_DATA_ROOT names, inside which the app may read server folders; None when unset."""
-    value = os.environ.get("SIAMESE_DATA_ROOT", "").strip()
-    return Path(value).expanduser() if value else None
+data_root = settings.data_root  # the folder inside which the app may read server folders; None when unset

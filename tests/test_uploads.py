@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from siamese_core import uploads
+from siamese_core import settings, uploads
 from siamese_core.errors import UserError
 from siamese_core.uploads import (ExtractResult, data_root, describe_class_folders, extract_zip, find_class_root,
                                   find_images_root, inside)
@@ -172,8 +172,8 @@ def test_too_many_files_is_refused(tmp_path, monkeypatch):
 
 def test_default_caps_and_bad_env_value(monkeypatch, tmp_path):
     monkeypatch.delenv("SIAMESE_UPLOAD_MAX_MB", raising=False)
-    assert uploads._env_cap("SIAMESE_UPLOAD_MAX_MB", uploads.DEFAULT_MAX_BYTES, 2**20) == 2 * 2**30
-    assert uploads._size_words(uploads.DEFAULT_MAX_BYTES) == "2.0 GB"
+    assert settings.upload_max_bytes() == 2 * 2**30
+    assert uploads._size_words(settings.upload_max_bytes()) == "2.0 GB"
     monkeypatch.setenv("SIAMESE_UPLOAD_MAX_MB", "lots")
     with pytest.raises(UserError, match="SIAMESE_UPLOAD_MAX_MB must be a number"):
         extract_zip(b"", tmp_path / "out")
