@@ -9,6 +9,7 @@ the folder into place only when everything went well.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -26,6 +27,7 @@ from typing import Optional, Sequence
 from . import settings
 from .errors import UserError
 from .images import IMAGE_SUFFIXES, is_image_file
+from .runs import runs_root
 
 CHUNK = 1 << 20
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -292,3 +294,62 @@ def inside(root, path) -> bool:
 
 
 data_root = settings.data_root  # the folder inside which the app may read server folders; None when unset
+
+
+# ---------------------------------------------------------------- staging: where uploads unpack, once
+
+UPLOADS_KEPT_S = 86400  # unpacked uploads nobody used for a day are removed
+
+
+def uploads_root() -> Path:
+    """<runs>/.uploads: uploaded files, unpacked or kept until a run takes them."""
+    return runs_root() / ".uploads"
+
+
+def content_hash(*parts: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+    return digest.hexdigest()[:16]
+
+
+def upload_digest(*files, cache: Optional[dict] = None) -> str:
+    """The content hash of uploaded files (objects with getvalue(), such as Streamlit's uploads).
+
+    Hashing a large zip takes seconds: with a `cache` (a dict the caller keeps, keyed by the files'
+    `file_id`s) it is done once per uploaded file, not on every click on a page.
+    """
+    key = tuple(f.file_id for f in files) if cache is not None else None
+    if key is not None and key in cache:
+        return cache[key]
+    digest = content_hash(*(f.getvalue() for f in files))
+    if key is not None:
+        cache[key] = digest
+    return digest
+
+
+def staging_dir(digest: str, kind: str = "") -> Path:
+    """Where an upload with this content hash unpacks: <runs>/.uploads/[<kind>/]<digest>.
+
+    The same files always land in the same folder, so they unpack once; folders of the same
+    kind nobody used for a day (UPLOADS_KEPT_S) are removed on the way.
+    """
+    staging = uploads_root() / kind if kind else uploads_root()
+    remove_older_than(staging, UPLOADS_KEPT_S)
+    return staging / digest
+
+
+def unpack_once(source, folder) -> Optional[ExtractResult]:
+    """Unpack a zip into `folder` unless it is there already (then None); UserError when it cannot be.
+
+    Two sessions unpacking the same zip at once is fine: the one that loses the race finds the folder.
+    """
+    folder = Path(folder)
+    if folder.is_dir():
+        return None
+    try:
+        return extract_zip(source, folder)
+    except (UserError, OSError):
+        if not folder.is_dir():
+            raise
+        return None

@@ -297,3 +297,19 @@ def test_stale_unpacked_uploads_are_removed(tmp_path):
     remove_older_than(tmp_path, 86400)
     assert not old.exists() and new.is_dir()
     remove_older_than(tmp_path / "missing", 86400)  # nothing to do, no error
+
+
+def test_staging_an_upload_hashes_once_and_unpacks_once(runs_dir, tmp_path):
+    import types
+
+    data = make_zip(tmp_path / "a.zip", {"cats/1.png": b"x", "dogs/1.png": b"y"}).read_bytes()
+    reads = []
+    upload = types.SimpleNamespace(file_id="f1", getvalue=lambda: reads.append(1) or data)
+    cache = {}
+    digest = uploads.upload_digest(upload, cache=cache)
+    assert digest == uploads.content_hash(data) == uploads.upload_digest(upload, cache=cache) and len(reads) == 1
+    folder = uploads.staging_dir(digest, "pairs")
+    assert folder == runs_dir / ".uploads" / "pairs" / digest
+    assert uploads.unpack_once(data, folder).files == 2
+    assert uploads.unpack_once(data, folder) is None  # there already
+    assert sorted(p.name for p in folder.iterdir()) == ["cats", "dogs"]
