@@ -43,15 +43,8 @@ def embed_image_set(model, image_set, batch_size: int = 256,
                     progress: Optional[Callable[[float, str], None]] = None) -> np.ndarray:
     """Vectors (N, D) of every image in `image_set`, in batches, reporting progress after each one."""
     n = len(image_set)
-    chunks = []
-    for start in range(0, n, batch_size):
-        index = np.arange(start, min(n, start + batch_size))
-        chunks.append(model.embed(image_set.batch(index).numpy(), batch_size=batch_size))
-        if progress:
-            progress(index[-1] / max(n - 1, 1), f"Embedding images: {index[-1] + 1:,} of {n:,}")
-    if not chunks:
-        return np.zeros((0, 1), dtype=np.float32)
-    return np.concatenate(chunks).astype(np.float32, copy=False)
+    report = (lambda done: progress((done - 1) / max(n - 1, 1), f"Embedding images: {done:,} of {n:,}")) if progress else None
+    return model.embed(image_set, batch_size=batch_size, on_batch=report).astype(np.float32, copy=False)
 
 
 def label_names(image_set) -> np.ndarray:

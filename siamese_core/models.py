@@ -12,7 +12,7 @@ import functools
 import logging
 import socket
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -397,6 +397,23 @@ def as_model_input(images: torch.Tensor, device: torch.device, channels_last: bo
     """uint8 images (B, C, S, S) -> floats in [0, 1] on `device`, in the memory layout the model runs in."""
     x = images.to(device, non_blocking=True).float().div_(255.0)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+@torch.inference_mode()
+def embed_in_batches(net, n: int, batch: Callable[[int, int], torch.Tensor], device: torch.device,
+                     batch_size: int = 256, channels_last: bool = False,
+                     on_batch: Optional[Callable[[int], None]] = None) -> torch.Tensor:
+    """The one embedding loop: vectors (n, D) on `device` of the images `batch(start, stop)` gives
+    (uint8 (B, C, S, S)), `batch_size` at a time, the backbone seeing images_per_pass() at once;
+    `on_batch(stop)` after each batch (for progress bars)."""
+    out = []
+    for start in range(0, n, batch_size):
+        stop = min(n, start + batch_size)
+        x = as_model_input(batch(start, stop), device, channels_last)
+        out.append(net.embed(x, images_per_pass(device, x.shape[-1])).float())
+        if on_batch:
+            on_batch(stop)
+    return torch.cat(out) if out else torch.zeros((0, 1), device=device)
 
 
 # How many pixels one backbone pass may hold on a CPU before its activations spill out of the caches.

@@ -1,9 +1,9 @@
 """Embeddings to 2D or 3D maps: PCA, t-SNE or UMAP, with real progress and a cache.
 
 `project(vectors, "umap", dims=3, params={"n_neighbors": 15, "min_dist": 0.1}, seed=0,
-progress=callback)` returns float32 coordinates (N, dims). `ProjectionCache` keeps results by a hash
-of the vectors plus the method, dimensions, parameters and seed, so turning back to a map already
-drawn costs nothing. scikit-learn and umap are imported inside the functions: umap's import alone
+progress=callback)` returns float32 coordinates (N, dims). `ProjectionCache` keeps results by
+`cache_key` (a hash of the vectors plus the method, dimensions, parameters and seed), so turning back to
+a map already drawn costs nothing. scikit-learn and umap are imported inside the functions: umap's import alone
 takes seconds, and its first fit in a process compiles numba code (`warm_umap` pays that early).
 """
 
@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
@@ -328,57 +327,25 @@ def cache_key(vectors, method: str, dims: int, params: Optional[dict], seed: int
 
 
 class ProjectionCache:
-    """Projections kept in memory (least recently used dropped first), and on disk when given a folder."""
+    """Projections kept in memory by cache_key(), the least recently used dropped first; thread-safe.
 
-    def __init__(self, max_entries: int = 16, folder=None):
+    (Not functools.lru_cache: the Explore page asks whether a map is kept before it shows a progress bar.)
+    """
+
+    def __init__(self, max_entries: int = 16):
         self.max_entries = max_entries
-        self.folder = Path(folder) if folder else None
         self._items: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
 
     def get(self, key: str) -> Optional[np.ndarray]:
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
-                self.hits += 1
-                return self._items[key]
-        if self.folder and (self.folder / f"{key}.npy").is_file():
-            try:
-                coords = np.load(self.folder / f"{key}.npy", allow_pickle=False)
-            except (OSError, ValueError):
-                return None  # a damaged file is recomputed, not trusted
-            self._remember(key, coords)
-            self.hits += 1
-            return coords
-        return None
+            return self._items.get(key)
 
-    def _remember(self, key: str, coords: np.ndarray) -> None:
+    def put(self, key: str, coords: np.ndarray) -> None:
         with self._lock:
             self._items[key] = coords
             self._items.move_to_end(key)
             while len(self._items) > self.max_entries:
                 self._items.popitem(last=False)
-
-    def put(self, key: str, coords: np.ndarray) -> None:
-        self._remember(key, coords)
-        if self.folder:
-            from .runs import write_bytes
-
-            buffer = io.BytesIO()
-            np.save(buffer, coords, allow_pickle=False)
-            write_bytes(self.folder / f"{key}.npy", buffer.getvalue())  # atomic: never half a file
-
-    def project(self, vectors, method: str = "pca", dims: int = 3, params: Optional[dict] = None,
-                seed: int = 0, progress: Optional[Progress] = None) -> np.ndarray:
-        """`project(...)`, or the copy kept from an earlier call with the same inputs."""
-        key = cache_key(vectors, method, dims, params, seed)
-        found = self.get(key)
-        if found is not None:
-            _quiet(progress)(1.0, "Done (kept from before)")
-            return found
-        self.misses += 1
-        coords = project(vectors, method, dims, params, seed, progress)
-        self.put(key, coords)
-        return coords

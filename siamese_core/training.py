@@ -23,7 +23,8 @@ from . import losses, settings
 from .config import TrainConfig
 from .errors import UserError
 from .metrics import calibrate_threshold, roc_points, verification_metrics
-from .models import as_model_input, build_model, count_parameters, images_per_pass, model_spec, pick_device
+from .models import (as_model_input, build_model, count_parameters, embed_in_batches, images_per_pass, model_spec,
+                     pick_device)
 from .runs import RunDir, load_checkpoint, process_alive, save_checkpoint
 
 log = logging.getLogger("siamese_core")
@@ -198,12 +199,8 @@ def train_step(model, item, kind: str, train: D.ImageSet, config: TrainConfig, d
 def embed_set(model, image_set: D.ImageSet, positions, device, batch_size: int = 256,
               channels_last: bool = False) -> torch.Tensor:
     """Vectors of the images at `positions`, in batches."""
-    per_pass = images_per_pass(device, image_set.image_size)
-    out = []
-    for i in range(0, len(positions), batch_size):
-        batch = as_model_input(image_set.batch(positions[i:i + batch_size]), device, channels_last)
-        out.append(model.embed(batch, per_pass).float())
-    return torch.cat(out) if out else torch.zeros(0)
+    return embed_in_batches(model, len(positions), lambda i, j: image_set.batch(positions[i:j]), device,
+                            batch_size, channels_last)
 
 
 @torch.inference_mode()
