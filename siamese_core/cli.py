@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from .config import (AUGMENTS, DATASETS, GPU_BACKBONE, HEADS, INPUTS, MININGS, MODES, OPTIMIZERS, PRECISIONS, RECIPES,
                      SCHEDULES, SPLITS, TrainConfig)
 from .errors import UserError
 from .reid import CAMERA_PATTERN, IDENTITY_PATTERN
+from .runs import RunDir, read_json, write_bytes, write_text
 from .settings import default_mnist_dir
 
 log = logging.getLogger("siamese_core")
@@ -224,8 +229,6 @@ TRAIN_FLAGS = ("train_path", "val_path", "triplets", "images", "data_root", "spl
                "precision")
 
 def cmd_train(args) -> int:
-    from .runs import RunDir
-
     out = args.out or f"runs/{time.strftime('%Y%m%d-%H%M%S')}"
     if args.config:
         config = config_from_file(args.config)
@@ -243,8 +246,6 @@ def cmd_train(args) -> int:
 
 
 def config_from_file(path) -> TrainConfig:
-    from .runs import read_json
-
     values = read_json(path)
     if not isinstance(values, dict):
         raise UserError(f"'{path}' is not a training config (a JSON object such as a run's config.json).")
@@ -349,7 +350,6 @@ def cmd_verify(args) -> int:
 
 def verify_many(model, args) -> int:
     from .inference import verify_csv
-    from .runs import write_text
 
     table, accuracy = verify_csv(model, args.pairs, args.images, args.threshold)
     write_text(args.out, table.to_csv(index=False))
@@ -364,11 +364,8 @@ def verify_many(model, args) -> int:
 
 
 def cmd_embed(args) -> int:
-    import numpy as np
-
     from .data import load_image_folder
     from .inference import SiameseModel
-    from .runs import write_bytes, write_text
 
     out = Path(args.out)
     if out.suffix not in (".csv", ".npz"):
@@ -378,14 +375,10 @@ def cmd_embed(args) -> int:
     vectors = model.embed(image_set.batch(np.arange(len(image_set))).numpy())
     labels = [image_set.classes[i] if i >= 0 else "" for i in image_set.labels]
     if out.suffix == ".npz":
-        import io
-
         buffer = io.BytesIO()
         np.savez_compressed(buffer, paths=np.array(image_set.names), labels=np.array(labels), vectors=vectors)
         write_bytes(out, buffer.getvalue())
     else:
-        import pandas as pd
-
         table = pd.DataFrame(vectors, columns=[f"e{i}" for i in range(vectors.shape[1])])
         table.insert(0, "label", labels)
         table.insert(0, "path", image_set.names)

@@ -19,7 +19,10 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
+from PIL import Image
+from sklearn.datasets import load_digits as sklearn_digits
 
 from . import settings
 from .errors import UserError
@@ -206,9 +209,6 @@ def load_digits(size: int = 28, channels: int = 1, pipeline: str = "resize") -> 
 @functools.lru_cache(maxsize=4)
 def _digits_pixels(size: int, channels: int, pipeline: str):
     """The built-in digits prepared once per process (the digit pipeline takes seconds for all of them)."""
-    from sklearn.datasets import load_digits as sklearn_digits
-    from PIL import Image
-
     digits = sklearn_digits()
     grey = (digits.images * (255.0 / 16.0)).round().astype(np.uint8)
     pixels = np.stack([to_pixels(Image.fromarray(img), size, channels, pipeline) for img in grey])
@@ -273,9 +273,7 @@ def load_mnist(root, part: str, size: int = 28, channels: int = 1, pipeline: str
     if size == 28 and channels == 1 and pipeline == "resize":
         pixels = torch.from_numpy(images[:, None].copy())
     else:
-        from PIL import Image
-
-        pixels = torch.from_numpy(np.stack([to_pixels(Image.fromarray(img), size, channels, pipeline)
+            pixels = torch.from_numpy(np.stack([to_pixels(Image.fromarray(img), size, channels, pipeline)
                                             for img in images]))
     names = [f"mnist-{part}/{label}/{i:05d}.png" for i, label in enumerate(labels)]
     return ImageSet(pixels, labels, [str(d) for d in range(10)], names)
@@ -320,8 +318,6 @@ def read_csv_columns(csv_path, required, what: str = "file"):
 
     Returns (table, {lower-case name: column name as written}).
     """
-    import pandas as pd
-
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise UserError(f"The {what} '{csv_path}' does not exist: check the path.")

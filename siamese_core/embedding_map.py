@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
+import plotly.graph_objects as go
+from PIL import Image
+from plotly.offline import get_plotlyjs
 
 from .images import pixels_to_image
 
@@ -94,8 +97,6 @@ def thumbnail_bytes(pixels: np.ndarray, size: int = THUMBNAIL_PX) -> tuple[bytes
     """A small image file of uint8 (C, S, S) pixels: PNG for grey (lossless and tiny), WebP for colour."""
     image = pixels_to_image(pixels)
     if max(image.size) > size:
-        from PIL import Image
-
         image.thumbnail((size, size), Image.LANCZOS)
     buffer = io.BytesIO()
     if image.mode == "L":
@@ -137,8 +138,6 @@ class MapPoints:
 @lru_cache(maxsize=1)
 def plotly_js() -> str:
     """plotly.js from the installed plotly package (about 4.8 MB), read once per process."""
-    from plotly.offline import get_plotlyjs
-
     return get_plotlyjs()
 
 
@@ -152,8 +151,6 @@ def _json_for_script(value) -> str:
 def build_figure(points: MapPoints, class_word: str = "class", class_order: Optional[Sequence[str]] = None,
                  height: int = 640):
     """The Plotly figure: one trace per class (legend hides and shows it), or one coloured trace for many."""
-    import plotly.graph_objects as go
-
     coords = np.asarray(points.coords, dtype=np.float32)
     dims = coords.shape[1]
     labels = np.asarray(points.labels, dtype=object)
@@ -252,8 +249,6 @@ def sprite_sheet(image_set, positions: Optional[Sequence[int]] = None, max_side:
 
     The projector reads at most 8192 x 8192 pixels, so cells shrink as the number of images grows.
     """
-    from PIL import Image
-
     positions = np.arange(len(image_set)) if positions is None else np.asarray(positions, dtype=np.int64)
     per_row = max(1, math.ceil(math.sqrt(len(positions))))
     cell = max(1, min(int(image_set.image_size), max_side // per_row))

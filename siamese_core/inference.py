@@ -7,12 +7,15 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
+import pandas as pd
 import torch
 
+from .data import read_csv_columns
 from .errors import UserError
-from .images import ImageInput, load_pixels
+from .images import ImageInput, is_image_file, load_pixels
 from .models import SiameseNet, as_model_input, build_model, embed_in_batches, pick_device
 from .runs import load_checkpoint
+from .uploads import inside
 
 
 @dataclass
@@ -184,8 +187,6 @@ def read_pairs_csv(csv_path) -> tuple[list, bool]:
     file of exactly two columns, whatever their names; a file with no header row (its first row
     names two images) is read as pairs from its first line.
     """
-    from .data import read_csv_columns
-
     try:
         table, columns = read_csv_columns(csv_path, ("image_a", "image_b"), "pairs file")
     except UserError:
@@ -200,10 +201,6 @@ def read_pairs_csv(csv_path) -> tuple[list, bool]:
 
 
 def _two_columns(csv_path: Path):
-    import pandas as pd
-
-    from .images import is_image_file
-
     try:
         table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
     except Exception as exc:  # noqa: BLE001 - pandas has many ways to fail on a file that is not a CSV
@@ -248,8 +245,6 @@ def verify_pairs(model: SiameseModel, pairs, base, threshold: Optional[float] = 
 
 
 def _prepared(model: SiameseModel, base: Path, name: str, confine: bool) -> np.ndarray:
-    from .uploads import inside
-
     if not name:
         raise UserError("An image name is empty in this row.")
     path = base / name
@@ -280,8 +275,6 @@ def verify_csv(model: SiameseModel, csv_path, images_dir=None, threshold: Option
     read gets its reason in the `error` column; the others are still scored. Returns (table,
     {"accuracy", "pairs"} over the rows whose `same` says 1/0, yes/no, same/different; or None).
     """
-    import pandas as pd
-
     pairs, _ = read_pairs_csv(csv_path)
     base = Path(images_dir) if images_dir else Path(csv_path).parent
     rows = verify_pairs(model, pairs, base, threshold, confine)

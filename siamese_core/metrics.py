@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
+from sklearn.metrics import roc_auc_score, roc_curve
 
 
 def calibrate_threshold(scores: np.ndarray, same: np.ndarray, tolerance: float = 0.002,
@@ -71,8 +72,6 @@ def verification_metrics(scores: np.ndarray, same: np.ndarray, threshold: float)
 
 def roc_auc(scores: np.ndarray, same: np.ndarray) -> float:
     """Area under the ROC curve (NaN when only one kind of pair is present)."""
-    from sklearn.metrics import roc_auc_score
-
     same = np.asarray(same).astype(bool)
     if same.all() or not same.any():
         return float("nan")
@@ -81,8 +80,6 @@ def roc_auc(scores: np.ndarray, same: np.ndarray) -> float:
 
 def roc_points(scores: np.ndarray, same: np.ndarray, max_points: int = 200) -> dict:
     """False- and true-positive rates along the ROC curve, thinned to at most `max_points`."""
-    from sklearn.metrics import roc_curve
-
     same = np.asarray(same).astype(bool)
     if same.all() or not same.any():
         return {"fpr": [], "tpr": [], "thresholds": []}
@@ -108,8 +105,6 @@ def rates(scores: np.ndarray, same: np.ndarray, threshold: float) -> dict:
 
 
 def _full_roc(scores: np.ndarray, same: np.ndarray):
-    from sklearn.metrics import roc_curve
-
     return roc_curve(same, scores, drop_intermediate=False)
 
 

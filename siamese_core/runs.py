@@ -14,6 +14,7 @@ metrics.jsonl is appended one whole line per write; readers skip a torn last lin
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -59,6 +60,13 @@ def _json_safe(value):
 def write_bytes(path, data: bytes) -> None:
     _atomic_write(Path(path), lambda fh: fh.write(data))
 
+
+
+def write_png(path, image) -> None:
+    """Save a PIL image as PNG atomically (a reader never sees half a picture)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    write_bytes(path, buffer.getvalue())
 
 def write_text(path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))

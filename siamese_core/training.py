@@ -16,6 +16,7 @@ from typing import Callable, Optional
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from . import augment
 from . import data as D
@@ -544,7 +545,5 @@ class _CheckpointSaver:
 def _progress_bar(total: int, desc: str, enabled: bool):
     if not enabled:
         return None
-    from tqdm import tqdm
-
     # disable=None: a bar on a terminal, silence when output goes to a file or pipe
     return tqdm(total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True, disable=None, mininterval=0.5)

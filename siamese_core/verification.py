@@ -12,9 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import pandas as pd
+
 from . import uploads
 from .errors import UserError
 from .images import is_image_file
+from .inference import pairs_accuracy, read_pairs_csv, verify_pairs
 from .runs import load_checkpoint, write_bytes
 from .uploads import content_hash, uploads_root
 
@@ -81,10 +84,6 @@ def check_pairs_upload(model, zip_bytes: bytes, csv_bytes: Optional[bytes] = Non
     Returns (pandas table: pair, image_a, image_b, score, verdict, error and same when the CSV
     has it; {"accuracy", "pairs"} or None).
     """
-    import pandas as pd
-
-    from .inference import pairs_accuracy, read_pairs_csv, verify_pairs
-
     folder = uploads.staging_dir(zip_digest or content_hash(zip_bytes), "pairs")
     uploads.unpack_once(zip_bytes, folder)
     if csv_bytes is not None:
