@@ -24,7 +24,7 @@ from . import losses
 from .config import TrainConfig
 from .errors import UserError
 from .metrics import calibrate_threshold, roc_points, verification_metrics
-from .models import as_model_input, images_per_pass, parse_backbone, reachable
+from .models import as_model_input, cached_timm_weights, images_per_pass, parse_backbone, reachable
 from .runs import RunDir, load_checkpoint
 from .training import Batches, _CheckpointSaver, _progress_bar, autocast_for, end_of_epoch
 
@@ -232,22 +232,9 @@ def pretrained_source(backbone: str, weights_file: str = "") -> Optional[str]:
     family, name = parse_backbone(backbone)
     if family != "timm":
         return None
-    if _in_timm_cache(name):
+    if cached_timm_weights(name):
         return "the local cache"
     return "the Hugging Face hub" if reachable("huggingface.co") else None
-
-
-def _in_timm_cache(name: str) -> bool:
-    import timm
-    from huggingface_hub import try_to_load_from_cache
-
-    cfg = timm.models.get_pretrained_cfg(name)
-    if cfg is None:
-        return False
-    if cfg.hf_hub_id and any(isinstance(try_to_load_from_cache(cfg.hf_hub_id, f), str)
-                             for f in ("model.safetensors", "pytorch_model.bin")):
-        return True
-    return bool(cfg.url) and (Path(torch.hub.get_dir()) / "checkpoints" / Path(cfg.url).name).is_file()
 
 
 @dataclass

@@ -56,6 +56,15 @@ def accelerator() -> Optional[str]:
 max_training_runs = settings.max_training_runs
 
 
+def child_env() -> dict:
+    """The environment for a child Python process of the library (the trainer, a t-SNE fit): unbuffered
+    output, and this very siamese_core on its path, wherever the app was started from."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
+    return env
+
+
 @dataclass
 class RunInfo:
     run: RunDir
@@ -225,10 +234,7 @@ def start_training(config: TrainConfig, root=None, label: str = "run", upload_di
                           total_epochs=config.epochs, step=0, total_steps=None)
     command = [sys.executable, "-m", "siamese_core", "train", "--config", str(run.path / REQUEST_FILE),
                "-o", str(run.path), "--quiet"]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    # The trainer must find this very siamese_core, wherever the app was started from.
-    package_parent = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
+    env = child_env()
     with open(run.path / OUTPUT_FILE, "ab") as output:
         child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                                  env=env, start_new_session=True)  # its own session: Ctrl-C on the app spares it

@@ -6,7 +6,6 @@ checkpoint carries everything needed to score images it has never seen.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import functools
 import logging
@@ -229,20 +228,25 @@ def reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def _hub_offline(offline: bool):
-    """Make huggingface_hub use its local cache only, instead of retrying an unreachable hub for a minute."""
-    if not offline:
-        yield
-        return
-    from huggingface_hub import constants
+def cached_timm_weights(model: str) -> Optional[str]:
+    """The file of timm's pretrained weights for `model` already on this machine (the Hugging Face cache,
+    or torch.hub's for weights published by URL), found without the network; None when there is none."""
+    import timm
+    from huggingface_hub import try_to_load_from_cache
 
-    before = constants.HF_HUB_OFFLINE
-    constants.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        constants.HF_HUB_OFFLINE = before
+    cfg = timm.models.get_pretrained_cfg(model)
+    if cfg is None:
+        return None
+    if cfg.hf_hub_id:
+        for name in ("model.safetensors", "pytorch_model.bin"):
+            found = try_to_load_from_cache(cfg.hf_hub_id, name)
+            if isinstance(found, str):
+                return found
+    if cfg.url:
+        path = Path(torch.hub.get_dir()) / "checkpoints" / Path(cfg.url).name
+        if path.is_file():
+            return str(path)
+    return None
 
 
 def _warn_no_weights(name: str, exc: Exception) -> None:
@@ -259,8 +263,16 @@ def _timm_backbone(model: str, channels: int, pretrained: bool):
     check_backbone(f"timm:{model}")
     if pretrained:
         try:
-            with _hub_offline(not reachable("huggingface.co")):
-                return timm.create_model(model, pretrained=True, num_classes=0, in_chans=channels), True
+            # Offline, timm is handed the cached file itself, instead of retrying an unreachable hub for a
+            # minute (an argument of this call: nothing process-wide changes under other sessions).
+            overlay = None
+            if not reachable("huggingface.co"):
+                cached = cached_timm_weights(model)
+                if cached is None:
+                    raise OSError("offline, and the weights are not in the local cache")
+                overlay = {"file": cached}
+            return timm.create_model(model, pretrained=True, num_classes=0, in_chans=channels,
+                                     pretrained_cfg_overlay=overlay), True
         except Exception as exc:
             _warn_no_weights(f"timm:{model}", exc)
     return timm.create_model(model, pretrained=False, num_classes=0, in_chans=channels), False

@@ -13,15 +13,20 @@ import hashlib
 import io
 import json
 import re
+import subprocess
 import sys
+import tempfile
 import threading
 import time
+import warnings
 from collections import OrderedDict
+from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
 from .errors import UserError
+from .jobs import child_env
 
 METHODS = ("pca", "tsne", "umap")
 METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
@@ -93,62 +98,9 @@ def _pca(x: np.ndarray, dims: int) -> np.ndarray:
 
 # ------------------------------------------------------------------ t-SNE, with progress read from its log
 
-class _ThreadRouter(io.TextIOBase):
-    """Stands in for sys.stdout: what a listening thread prints goes to its listener, the rest passes on.
-
-    scikit-learn's TSNE reports its iterations only by printing them (verbose=2). Routing by thread
-    keeps two people's fits in one server apart and leaves every other print where it was going.
-    """
-
-    def __init__(self, original):
-        self.original = original
-        self.listeners: dict = {}
-
-    def write(self, text: str) -> int:
-        listener = self.listeners.get(threading.get_ident())
-        if listener is None:
-            return self.original.write(text)
-        listener(text)
-        return len(text)
-
-    def flush(self) -> None:
-        self.original.flush()
-
-
-_router_lock = threading.Lock()
-
-
-class _listen_stdout:
-    """Context manager: lines this thread prints go to `on_line` while inside."""
-
-    def __init__(self, on_line: Callable[[str], None]):
-        self.on_line = on_line
-        self.pending = ""
-
-    def _feed(self, text: str) -> None:
-        self.pending += text
-        *lines, self.pending = re.split(r"[\r\n]", self.pending)
-        for line in lines:
-            if line.strip():
-                self.on_line(line)
-
-    def __enter__(self):
-        with _router_lock:
-            if not isinstance(sys.stdout, _ThreadRouter):
-                sys.stdout = _ThreadRouter(sys.stdout)
-            self.router = sys.stdout
-            self.router.listeners[threading.get_ident()] = self._feed
-        return self
-
-    def __exit__(self, *exc):
-        with _router_lock:
-            self.router.listeners.pop(threading.get_ident(), None)
-            if not self.router.listeners and sys.stdout is self.router:
-                sys.stdout = self.router.original
-        if self.pending.strip():
-            self.on_line(self.pending)
-        return False
-
+# scikit-learn's TSNE reports its iterations only by printing them (verbose=2), and has no callback.
+# Reading them by replacing sys.stdout would touch every session of a server at once, so the fit runs
+# in a child process whose own output is the log: `python -m siamese_core.projection tsne IN OUT ...`.
 
 def _eta(started: float, done: float) -> str:
     if done <= 0.02:
@@ -158,14 +110,10 @@ def _eta(started: float, done: float) -> str:
 
 
 def _tsne(x: np.ndarray, dims: int, params: dict, seed: int, progress: Progress) -> np.ndarray:
-    from sklearn.manifold import TSNE
-
     n = len(x)
     # t-SNE needs perplexity < n; keep the usual "three neighbours per perplexity unit" margin.
     perplexity = float(min(params["perplexity"], max(1.0, (n - 1) / 3)))
     max_iter = int(params["max_iter"])
-    tsne = TSNE(n_components=dims, perplexity=perplexity, max_iter=max_iter, init="pca", random_state=seed,
-                method="barnes_hut", verbose=2)
     started = time.perf_counter()
     # Share of the time before the iterations: finding neighbours and their probabilities.
     setup = 0.05
@@ -182,8 +130,37 @@ def _tsne(x: np.ndarray, dims: int, params: dict, seed: int, progress: Progress)
             progress(setup, f"t-SNE: starting the layout of {n:,} points")
 
     progress(0.0, f"t-SNE: starting on {n:,} points")
-    with _listen_stdout(on_line):
-        return tsne.fit_transform(x)
+    with tempfile.TemporaryDirectory(prefix="siamese-tsne-") as tmp:
+        given, fitted = Path(tmp) / "vectors.npy", Path(tmp) / "coords.npy"
+        np.save(given, x, allow_pickle=False)
+        command = [sys.executable, "-u", "-m", "siamese_core.projection", "tsne", str(given), str(fitted),
+                   str(dims), repr(perplexity), str(max_iter), str(seed)]
+        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True, env=child_env())
+        tail: list = []
+        try:
+            for line in child.stdout:
+                tail = (tail + [line.rstrip()])[-5:]
+                if line.strip():
+                    on_line(line)
+            child.wait()
+        finally:
+            if child.poll() is None:  # the caller stopped (a page rerun, Ctrl-C): so does the fit
+                child.kill()
+                child.wait()
+            child.stdout.close()
+        if child.returncode != 0 or not fitted.is_file():
+            raise RuntimeError("t-SNE failed: " + " / ".join(t for t in tail if t))
+        return np.load(fitted, allow_pickle=False)
+
+
+def _tsne_child(given: str, fitted: str, dims: str, perplexity: str, max_iter: str, seed: str) -> None:
+    """The child process's side: one t-SNE fit that prints its log, its coordinates saved to `fitted`."""
+    from sklearn.manifold import TSNE
+
+    tsne = TSNE(n_components=int(dims), perplexity=float(perplexity), max_iter=int(max_iter), init="pca",
+                random_state=int(seed), method="barnes_hut", verbose=2)
+    np.save(fitted, tsne.fit_transform(np.load(given, allow_pickle=False)), allow_pickle=False)
 
 
 # ------------------------------------------------------------------ UMAP, with progress from its epoch bar
@@ -215,8 +192,6 @@ def _import_umap():
 
 
 def _umap(x: np.ndarray, dims: int, params: dict, seed: int, progress: Progress) -> np.ndarray:
-    import warnings
-
     n = len(x)
     if n <= dims + 1:  # UMAP's spectral start needs more points than dimensions
         return _pca(x, dims)
@@ -259,8 +234,6 @@ def warm_umap(background: bool = True) -> dict:
     def work():
         started = time.perf_counter()
         try:
-            import warnings
-
             umap = _import_umap()
             rng = np.random.default_rng(0)
             with warnings.catch_warnings():
@@ -349,3 +322,10 @@ class ProjectionCache:
             self._items.move_to_end(key)
             while len(self._items) > self.max_entries:
                 self._items.popitem(last=False)
+
+
+if __name__ == "__main__":  # the t-SNE child process (see _tsne)
+    if len(sys.argv) == 8 and sys.argv[1] == "tsne":
+        _tsne_child(*sys.argv[2:])
+    else:
+        sys.exit("usage: python -m siamese_core.projection tsne VECTORS.npy COORDS.npy DIMS PERPLEXITY MAX_ITER SEED")
