@@ -6,7 +6,7 @@ import streamlit as st
 
 from pages import run_view, train_data, train_photos
 from siamese_core import jobs
-from siamese_core.config import TrainConfig
+from siamese_core.config import MODES, TrainConfig
 from siamese_core.errors import UserError
 from siamese_core.runs import runs_root
 
@@ -73,7 +73,7 @@ with advanced:
         except UserError as exc:
             left.error(str(exc))
             data.problems.append("Choose a backbone that exists.")
-    mode = right.radio("Mode", ["pair", "contrastive", "triplet"], index=["pair", "contrastive", "triplet"].index(defaults["mode"]),
+    mode = right.radio("Mode", list(MODES), index=MODES.index(defaults["mode"]),
                        key=f"mode-{suffix}", horizontal=True, help=MODE_HELP)
     head = right.selectbox("Pair head combines features by", ["automatic", "absdiff", "product", "concat"],
                            key=f"head-{suffix}", disabled=mode != "pair",

@@ -22,10 +22,10 @@ from .config import TrainConfig
 from .errors import UserError
 from .images import pixels_to_image
 from .inference import SiameseModel
-from .metrics import (calibrate_threshold, equal_error_rate, kfold_threshold, rates, roc_points, tar_at_far,
-                      verification_metrics)
+from .metrics import (EqualErrorRate, FiguresAt, KFold, RocPoints, TarAtFar, calibrate_threshold, equal_error_rate,
+                      kfold_threshold, rates, roc_points, tar_at_far, verification_metrics)
 from .reid import CAMERA_PATTERN, IDENTITY_PATTERN, RANKS, reid_labels, reid_metrics, reid_split
-from .retrieval import map_at_r, one_shot_accuracy, precision_at_1
+from .retrieval import OneShot, map_at_r, one_shot_accuracy, precision_at_1
 from .report_plots import histogram_png, roc_png
 from .runs import write_json, write_png
 from .training import embed_set, prepare_data
@@ -105,7 +105,7 @@ class Evaluation:
     reid_note: str = ""  # how they were computed, or why they are missing
 
     # -- figures at one threshold: cheap
-    def at(self, threshold: float) -> dict:
+    def at(self, threshold: float) -> FiguresAt:
         return {**verification_metrics(self.scores, self.same, threshold), **rates(self.scores, self.same, threshold)}
 
     def point(self, threshold: float) -> tuple:
@@ -118,16 +118,16 @@ class Evaluation:
     def positives(self) -> int:
         return int(self.same.sum())
 
-    def roc(self, max_points: int = 400) -> dict:
+    def roc(self, max_points: int = 400) -> RocPoints:
         return roc_points(self.scores, self.same, max_points)
 
-    def eer(self) -> dict:
+    def eer(self) -> EqualErrorRate:
         return equal_error_rate(self.scores, self.same)
 
-    def tar(self, far: float) -> dict:
+    def tar(self, far: float) -> TarAtFar:
         return tar_at_far(self.scores, self.same, far)
 
-    def kfold(self, folds: int = DEFAULT_FOLDS, seed: int = 0) -> Optional[dict]:
+    def kfold(self, folds: int = DEFAULT_FOLDS, seed: int = 0) -> Optional[KFold]:
         """k-fold threshold choice on these pairs; None when there are not two of each kind of pair."""
         if min(self.positives, len(self.same) - self.positives) < 2:
             return None
@@ -188,7 +188,7 @@ class Evaluation:
                 "map_at_r": map_at_r(self.similarity, self.retrieval_labels),
                 "images": int(len(self.retrieval_labels)), "classes": self.retrieval_classes()}
 
-    def one_shot(self, n_way: int, episodes: int = 500, seed: int = 0) -> dict:
+    def one_shot(self, n_way: int, episodes: int = 500, seed: int = 0) -> OneShot:
         return one_shot_accuracy(self.similarity, self.retrieval_labels, n_way, episodes, seed)
 
     # -- everything, for metrics.json

@@ -19,10 +19,10 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, TypedDict
 
-from .config import TrainConfig
 from . import settings
+from .config import TrainConfig
 from .errors import UserError
 from .runs import RunDir, process_alive, process_started_at, read_json, runs_root, write_json
 
@@ -294,7 +294,13 @@ def wait(run: RunDir, timeout: float = 600.0, poll: float = 0.5) -> dict:
     raise TimeoutError(f"{run.path.name} was still {run.read_status().get('state')} after {timeout:.0f} s")
 
 
-def progress(status: dict, now: Optional[float] = None) -> dict:
+class Progress(TypedDict):
+    fraction: float  # share of the steps done, 0 to 1
+    elapsed: float  # seconds spent
+    left: Optional[float]  # seconds still to go, estimated; None while unknown
+
+
+def progress(status: dict, now: Optional[float] = None) -> Progress:
     """Share done, seconds spent and an estimate of seconds left, from a status."""
     now = now or time.time()
     started = status.get("started_at")
