@@ -16,7 +16,6 @@ Imports sit at the top of each module, so the dependency graph reads from the to
 - optional heavy packages are imported by the function that uses them: timm, torchvision, huggingface_hub
   and safetensors (models, frozen: only the backbone family named), torchvision's MNIST download (data),
   scikit-learn and umap in projection (the Explore page imports it at start);
-- training imports frozen inside train(): frozen builds on training's loop (a cycle otherwise);
 - jobs imports fcntl where it locks (POSIX only).
 """
 
