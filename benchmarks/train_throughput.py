@@ -3,7 +3,7 @@
 The classic loop is the kind most Siamese tutorials use: a Dataset that draws one pair
 per item in Python, decodes both PNG files with PIL and converts them with torchvision
 transforms, a DataLoader (num_workers=0), and the backbone called once per branch.
-The project's loop is siamese_core.training.train_fn over Batches (train_step inside),
+The project's loop is siamese_core.training.train_fn over siamese_core.epochs.Batches (train_step inside),
 set up as _train sets it up: images decoded once into memory, both images of a pair in
 one forward pass, channels_last on the CPU (as training uses it by default), optional bf16 autocast,
 optional torch.compile (--compile).
@@ -131,7 +131,8 @@ def time_project(config, train_set, n_batches: int, compile_model: bool = False)
     import torch
 
     from siamese_core.models import build_model, model_spec, pick_device
-    from siamese_core.training import Batches, StopFlag, train_fn, uses_channels_last
+    from siamese_core.epochs import Batches
+    from siamese_core.training import StopFlag, train_fn, uses_channels_last
 
     device = pick_device(config.device)
     torch.manual_seed(config.seed)

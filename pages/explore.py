@@ -56,12 +56,12 @@ def _warm_umap_once() -> None:
     Started after the first map is sent, so its compiling does not slow that map down.
     SIAMESE_WARM_UMAP=0 turns it off (a server stopped while it compiles takes seconds to exit).
     """
-    import os
-
     from streamlit import runtime
 
+    from siamese_core import settings
+
     # A real server only: AppTest runs (tests) have no runtime and skip the warm-up.
-    if runtime.exists() and os.environ.get("SIAMESE_WARM_UMAP", "1").strip() != "0":
+    if runtime.exists() and settings.warm_umap():
         from siamese_core.projection import warm_umap
 
         warm_umap(background=True)

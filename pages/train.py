@@ -6,7 +6,7 @@ import streamlit as st
 
 from pages import run_view, train_data, train_photos
 from siamese_core import jobs
-from siamese_core.config import TrainConfig
+from siamese_core.config import MODES, TrainConfig
 from siamese_core.errors import UserError
 from siamese_core.runs import runs_root
 
@@ -73,7 +73,7 @@ with advanced:
         except UserError as exc:
             left.error(str(exc))
             data.problems.append("Choose a backbone that exists.")
-    mode = right.radio("Mode", ["pair", "contrastive", "triplet"], index=["pair", "contrastive", "triplet"].index(defaults["mode"]),
+    mode = right.radio("Mode", list(MODES), index=MODES.index(defaults["mode"]),
                        key=f"mode-{suffix}", horizontal=True, help=MODE_HELP)
     head = right.selectbox("Pair head combines features by", ["automatic", "absdiff", "product", "concat"],
                            key=f"head-{suffix}", disabled=mode != "pair",
@@ -91,11 +91,11 @@ with advanced:
     embedding = left.number_input("Embedding size", 8, 2048, defaults["embedding_dim"], step=8, key=f"embedding-{suffix}",
                                   disabled=mode == "pair", help="Length of the vector an image becomes "
                                   "(contrastive and triplet modes).")
-    margin = right.number_input("Margin", 0.05, 5.0, 1.0 if mode == "contrastive" else 0.3, step=0.05,
+    margin = right.number_input("Margin", 0.05, 5.0, TrainConfig.default("margin", mode=mode), step=0.05,
                                 key=f"margin-{suffix}-{mode}", disabled=mode == "pair",
                                 help="How far apart different images must be pushed.")
     pretrained = left.checkbox("Start from pretrained weights", defaults["pretrained"], key=f"pretrained-{suffix}",
-                               disabled=backbone in ("convnet", "small-resnet"), help="Used when they can be downloaded or are "
+                               disabled=not TrainConfig.default("pretrained", backbone=backbone), help="Used when they can be downloaded or are "
                                "in the local cache; otherwise training starts from random weights, with a warning.")
     frozen = right.checkbox("Train only the head (frozen backbone)", defaults["frozen"], key=f"frozen-{suffix}",
                             disabled=not (pretrained or weights_file), help="Each image is embedded once by the "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -10,7 +9,7 @@ from typing import Optional
 import streamlit as st
 
 from pages import ui
-from siamese_core import uploads
+from siamese_core import settings, uploads
 from siamese_core.errors import UserError
 from siamese_core.images import open_image
 from siamese_core.runs import write_bytes
@@ -38,7 +37,7 @@ class DataChoice:
 
 
 def mnist_root() -> Path:
-    return Path(os.environ.get("SIAMESE_MNIST_DIR", "data/mnist"))
+    return settings.mnist_dir()
 
 
 def pick_data() -> DataChoice:

@@ -1,8 +1,8 @@
 """The Train page's Photos preset: the frozen fast path where pretrained weights exist, the default recipe otherwise."""
 
 import math
-import os
 
+from siamese_core import settings
 from siamese_core.errors import UserError
 
 RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
@@ -16,7 +16,7 @@ def photos_defaults(data, defaults: dict, note, advanced) -> tuple[dict, str]:
     from siamese_core.frozen import photos_recipe  # imports torch: only for this preset
 
     weights_file = advanced.text_input(
-        "Weights file", os.environ.get("SIAMESE_WEIGHTS_FILE", ""), key="weights-file",
+        "Weights file", settings.weights_file(), key="weights-file",
         help="A local file of pretrained backbone weights (.pth, .safetensors, or a run's checkpoint) for the "
              "fast path; SIAMESE_WEIGHTS_FILE sets it for everyone.").strip()
     try:

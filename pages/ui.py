@@ -149,30 +149,18 @@ def load_model(choice: ModelChoice):
     return None
 
 
-UPLOADS_KEPT_S = 86400  # unpacked uploads nobody used for a day are removed
+def upload_digest(*files) -> str:
+    """The files' content hash, once per uploaded file in this session (siamese_core.uploads)."""
+    from siamese_core import uploads
+
+    return uploads.upload_digest(*files, cache=st.session_state.setdefault("upload-digests", {}))
 
 
 def staged_upload(*files, kind: str = "") -> Path:
-    """Where uploaded files unpack: runs/.uploads/[<kind>/]<hash of their content>.
-
-    The same files always land in the same folder, so they unpack once. Hashing a large zip takes
-    seconds: it is done once per uploaded file, not on every click on the page.
-    """
-    import hashlib
-
+    """Where uploaded files unpack: runs/.uploads/[<kind>/]<hash of their content> (siamese_core.uploads)."""
     from siamese_core import uploads
-    from siamese_core.runs import runs_root
 
-    staging = runs_root() / ".uploads" / kind if kind else runs_root() / ".uploads"
-    uploads.remove_older_than(staging, UPLOADS_KEPT_S)
-    digests = st.session_state.setdefault("upload-digests", {})
-    key = tuple(f.file_id for f in files)
-    if key not in digests:
-        digest = hashlib.sha256()
-        for f in files:
-            digest.update(f.getvalue())
-        digests[key] = digest.hexdigest()[:16]
-    return staging / digests[key]
+    return uploads.staging_dir(upload_digest(*files), kind)
 
 
 def unpack_zip(upload, target: Path) -> Path:
@@ -181,8 +169,8 @@ def unpack_zip(upload, target: Path) -> Path:
 
     if not target.is_dir():
         with st.spinner("Unpacking..."):
-            result = uploads.extract_zip(upload, target)
-        if result.skipped:
+            result = uploads.unpack_once(upload, target)
+        if result and result.skipped:
             st.warning(f"{len(result.skipped)} entries were skipped (links, or paths leading outside the zip).")
     return target
 

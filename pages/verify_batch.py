@@ -15,22 +15,12 @@ CSV_AND_ZIP = "A CSV naming the pairs, and a zip of the images"
 PAIR_FOLDERS = "A zip with one folder per pair"
 
 
-def _digest(upload) -> str:
-    """Content hash of an upload, computed once per uploaded file (not on every click)."""
-    from siamese_core.verification import content_hash
-
-    digests = st.session_state.setdefault("verify-upload-digests", {})
-    if upload.file_id not in digests:
-        digests[upload.file_id] = content_hash(upload.getvalue())
-    return digests[upload.file_id]
-
-
 @st.cache_data(max_entries=8, show_spinner="Checking the pairs...")
 def scored_pairs(_model, model_key: str, zip_key: str, csv_key: Optional[str], _zip: bytes, _csv: Optional[bytes]):
     """Scores at the model's own threshold, once per model and upload; the page applies the slider's."""
     from siamese_core.verification import check_pairs_upload
 
-    return check_pairs_upload(_model, _zip, _csv)
+    return check_pairs_upload(_model, _zip, _csv, zip_digest=zip_key, csv_digest=csv_key)
 
 
 def show(model, choice: ui.ModelChoice) -> None:
@@ -54,8 +44,8 @@ def show(model, choice: ui.ModelChoice) -> None:
         st.info("Upload the files above: the verdicts appear here as a table.")
         return
     try:
-        table, _ = scored_pairs(model, model_id(choice), _digest(zip_upload),
-                                _digest(csv_upload) if csv_upload else None,
+        table, _ = scored_pairs(model, model_id(choice), ui.upload_digest(zip_upload),
+                                ui.upload_digest(csv_upload) if csv_upload else None,
                                 zip_upload.getvalue(), csv_upload.getvalue() if csv_upload else None)
     except UserError as exc:
         st.error(str(exc))

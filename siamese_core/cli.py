@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import sys
 import time
 from pathlib import Path
 
-from .config import (AUGMENTS, DATASETS, HEADS, INPUTS, MININGS, MODES, OPTIMIZERS, PRECISIONS, RECIPES, SCHEDULES,
-                     SPLITS, TrainConfig)
+import numpy as np
+import pandas as pd
+
+from .config import (AUGMENTS, DATASETS, GPU_BACKBONE, HEADS, INPUTS, MININGS, MODES, OPTIMIZERS, PRECISIONS, RECIPES,
+                     SCHEDULES, SPLITS, TrainConfig)
 from .errors import UserError
 from .reid import CAMERA_PATTERN, IDENTITY_PATTERN
+from .runs import RunDir, read_json, write_bytes, write_text
+from .settings import default_mnist_dir
 
 log = logging.getLogger("siamese_core")
+
+
+def _default(name: str, **choices) -> str:
+    """A training option's default as --help words, asked of TrainConfig (the one place defaults live)."""
+    value = TrainConfig.default(name, **choices)
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,20 +42,26 @@ def build_parser() -> argparse.ArgumentParser:
                       help="validation folder (one sub-folder per class); without it the training data is split")
     data.add_argument("--dataset", choices=DATASETS,
                       help="digits (built in, offline), mnist, folder or triplets; guessed from the other flags")
-    data.add_argument("--data-root", help="folder holding the MNIST IDX files, downloaded there when possible (default data/mnist)")
+    data.add_argument("--data-root", help="folder holding the MNIST IDX files, downloaded there when possible (default "
+                           f"{default_mnist_dir()})")
     data.add_argument("--triplets", help="CSV with columns Anchor, Positive, Negative naming image files")
     data.add_argument("--images", help="folder the triplet CSV's file names are relative to")
     data.add_argument("--split", choices=SPLITS,
                       help="split one folder by class (validation classes unseen; default for folders) "
                            "or by image (default for digits and MNIST)")
-    data.add_argument("--val-fraction", type=float, default=0.3, help="share held out for validation (default 0.3)")
+    data.add_argument("--val-fraction", type=float,
+                      help=f"share held out for validation (default {_default('val_fraction')})")
     data.add_argument("--max-val-classes", type=int,
-                      help="a split by class holds out at most this many classes (default 50; 0 = no cap; "
-                           "no cap with --recipe classic)")
-    data.add_argument("--identity-pattern", default=TrainConfig.identity_pattern,
-                      help="regex whose first group reads an identity from a triplet file name (default: %(default)s)")
+                      help=f"a split by class holds out at most this many classes (default {_default('max_val_classes')}; "
+                           f"0 = no cap; {_default('max_val_classes', recipe='classic')} with --recipe classic)")
+    data.add_argument("--identity-pattern",
+                      help="regex whose first group reads an identity from a triplet file name "
+                           f"(default: {_default('identity_pattern')})")
     data.add_argument("--image-size", type=int,
-                      help="side in pixels images are resized to (default 28 for convnet, 64 for small-resnet, 224 otherwise)")
+                      help="side in pixels images are resized to (default "
+                           f"{_default('image_size', backbone='convnet')} for convnet, "
+                           f"{_default('image_size', backbone='small-resnet')} for small-resnet, "
+                           f"{_default('image_size', backbone='timm:efficientnet_b0')} otherwise)")
     data.add_argument("--channels", type=int, choices=(1, 3), help="1 for grey, 3 for colour (default by backbone)")
     data.add_argument("--augment", nargs="?", const="shift", choices=AUGMENTS,
                       help="augmentation while training: photos, digits, shift (what a bare --augment means: random "
@@ -55,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     model = t.add_argument_group("model")
     model.add_argument("-b", "--backbone",
-                       help="convnet, small-resnet, timm:<name> or torchvision:<name> (default: small-resnet on a "
-                            "CPU, timm:efficientnet_b0 on a GPU; timm:efficientnet_b0 when --mode is named)")
+                       help="convnet, small-resnet, timm:<name> or torchvision:<name> (default: "
+                            f"{_default('backbone')} on a CPU, {GPU_BACKBONE} on a GPU; "
+                            f"{_default('backbone', recipe='classic')} when --mode is named)")
     model.add_argument("--mode", choices=MODES,
                        help="pair: sigmoid head and binary cross-entropy; contrastive or triplet: an embedding. "
                             "Naming a mode selects the reference designs' settings (--recipe classic)")
@@ -64,23 +83,30 @@ def build_parser() -> argparse.ArgumentParser:
                        help="default: embedding, batch-hard mining with an identity loss, AdamW with warm-up and "
                             "cosine schedule, augmentation; classic: the reference designs' settings")
     model.add_argument("--head", choices=HEADS, help="how a pair head combines two feature vectors")
-    model.add_argument("--dropout", type=float, help="dropout in the pair head (default 0.3; 0 for convnet)")
-    model.add_argument("--embedding-dim", type=int, help="embedding size (default 128; 512 with --recipe classic)")
-    model.add_argument("--margin", type=float, help="margin of the contrastive (1.0) or triplet (0.3) loss")
+    model.add_argument("--dropout", type=float, help=f"dropout in the pair head (default {_default('dropout')}; "
+                                                     f"{_default('dropout', backbone='convnet')} for convnet)")
+    model.add_argument("--embedding-dim", type=int,
+                       help=f"embedding size (default {_default('embedding_dim')}; "
+                            f"{_default('embedding_dim', recipe='classic')} with --recipe classic)")
+    model.add_argument("--margin", type=float,
+                       help=f"margin of the contrastive ({_default('margin', mode='contrastive')}) "
+                            f"or triplet ({_default('margin', mode='triplet')}) loss")
     model.add_argument("--mining", choices=MININGS,
-                       help="online triplet mining inside P x K batches (default batch-hard; none with --mode)")
+                       help=f"online triplet mining inside P x K batches (default {_default('mining')}; "
+                            f"{_default('mining', mode='triplet')} with --mode)")
     model.add_argument("--id-loss", type=float,
-                       help="weight of the identity loss beside mined triplets (default 1; 0 = off)")
+                       help=f"weight of the identity loss beside mined triplets (default {_default('id_loss')}; 0 = off)")
     model.add_argument("--neck", action=argparse.BooleanOptionalAction,
                        help="BatchNorm before the embedding's normalisation (default: on in the default recipe)")
     model.add_argument("--flip-test", action=argparse.BooleanOptionalAction,
                        help="average an image's vector with its mirror image's at test time (default: on for "
                             "photos in the default recipe, off for digits)")
-    model.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True,
-                       help="start from pretrained weights when they can be had (default: yes)")
+    model.add_argument("--pretrained", action=argparse.BooleanOptionalAction,
+                       help="start from pretrained weights when they can be had (default: "
+                            f"{'yes' if TrainConfig.pretrained else 'no'})")
     model.add_argument("--weights", help="local backbone weights file (.pth or .safetensors, or a run's checkpoint) "
                                          "to start from")
-    model.add_argument("--frozen", action=argparse.BooleanOptionalAction, default=None,
+    model.add_argument("--frozen", action=argparse.BooleanOptionalAction,
                        help="keep the pretrained backbone frozen: embed every image once and train only the head "
                             "(seconds on a CPU; needs pretrained weights or --weights). Default: fine-tune it all")
 
@@ -88,28 +114,41 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("-o", "--out", help="run directory to write (default runs/<date-time>)")
     opt.add_argument("--config", help="a run's config.json (or the app's request.json): train with exactly those "
                                       "settings; the data and model flags are then ignored")
-    opt.add_argument("-lr", "--lr", type=float, help="learning rate (default 1e-3; 1e-4 for pretrained backbones)")
+    opt.add_argument("-lr", "--lr", type=float,
+                     help=f"learning rate (default {_default('lr')}; "
+                          f"{_default('lr', backbone='timm:efficientnet_b0')} for pretrained backbones)")
     opt.add_argument("-e", "--epochs", type=int,
-                     help="epochs (default 10; with --resume, the run's own number unless given)")
-    opt.add_argument("-s", "--save_after", "--save-every", dest="save_every", type=int, default=0,
+                     help=f"epochs (default {_default('epochs')}; with --resume, the run's own number unless given)")
+    opt.add_argument("-s", "--save_after", "--save-every", dest="save_every", type=int,
                      help="also keep a checkpoint every N epochs")
     opt.add_argument("--batch-size", type=int,
-                     help="images per P x K batch with mining (default 64; 128 for convnet), else pairs or triplets "
-                          "per batch (default 32)")
+                     help=f"images per P x K batch with mining (default {_default('batch_size')}; "
+                          f"{_default('batch_size', backbone='convnet')} for convnet), else pairs or triplets "
+                          f"per batch (default {_default('batch_size', recipe='classic')})")
     opt.add_argument("--pairs-per-epoch", type=int, help="training pairs drawn afresh each epoch (default ~10 per image)")
-    opt.add_argument("--eval-pairs", type=int, default=1000, help="validation pairs, drawn once with the seed")
+    opt.add_argument("--eval-pairs", type=int,
+                     help=f"validation pairs, drawn once with the seed (default {_default('eval_pairs')})")
     opt.add_argument("--same-share", type=float,
                      help="the share of same pairs the verdict threshold is tuned for on the validation pairs "
-                          "(default 0.3: precise when same pairs are rare; 0.5 with --recipe classic)")
-    opt.add_argument("--optimizer", choices=OPTIMIZERS, help="default adamw (adam with --recipe classic)")
+                          f"(default {_default('same_share')}: precise when same pairs are rare; "
+                          f"{_default('same_share', recipe='classic')} with --recipe classic)")
+    opt.add_argument("--optimizer", choices=OPTIMIZERS,
+                     help=f"default {_default('optimizer')} ({_default('optimizer', recipe='classic')} "
+                          "with --recipe classic)")
     opt.add_argument("--schedule", choices=SCHEDULES,
-                     help="learning rate over the run: cosine (default; with warm-up) or constant (--recipe classic)")
-    opt.add_argument("--warmup", type=float, help="share of all steps spent warming up (default 0.05 with cosine)")
-    opt.add_argument("--weight-decay", type=float, help="default 0.05 with adamw, 0 with adam")
-    opt.add_argument("--seed", type=int, default=0)
-    opt.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda or mps")
-    opt.add_argument("--precision", choices=PRECISIONS, default="auto",
-                     help="bf16 autocast (faster on CPUs that support it); auto = mixed precision on CUDA only")
+                     help=f"learning rate over the run: {_default('schedule')} (default; with warm-up) or "
+                          f"{_default('schedule', recipe='classic')} (--recipe classic)")
+    opt.add_argument("--warmup", type=float,
+                     help=f"share of all steps spent warming up (default {_default('warmup')} with cosine)")
+    opt.add_argument("--weight-decay", type=float,
+                     help=f"default {_default('weight_decay')} with adamw, "
+                          f"{_default('weight_decay', optimizer='adam')} with adam")
+    opt.add_argument("--seed", type=int, help=f"default {_default('seed')}")
+    opt.add_argument("--device", help=f"{TrainConfig.device} (the default: cuda, then mps, then cpu), "
+                                      "cpu, cuda or mps")
+    opt.add_argument("--precision", choices=PRECISIONS,
+                     help="bf16 autocast (faster on CPUs that support it); "
+                          f"{_default('precision')} (the default) = mixed precision on CUDA only")
     opt.add_argument("--resume", action="store_true", help="continue the run in -o from its last checkpoint")
     opt.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     t.set_defaults(handler=cmd_train)
@@ -181,9 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ---------------------------------------------------------------- commands
 
-def cmd_train(args) -> int:
-    from .runs import RunDir
+# The train command's flags that are TrainConfig fields of the same name (dataset is worked out below).
+TRAIN_FLAGS = ("train_path", "val_path", "triplets", "images", "data_root", "split", "val_fraction", "max_val_classes",
+               "identity_pattern", "image_size", "channels", "augment", "input", "backbone", "mode", "head",
+               "dropout", "embedding_dim", "margin", "mining", "id_loss", "neck", "flip_test", "pretrained",
+               "weights", "frozen", "recipe", "optimizer", "schedule", "warmup", "lr", "weight_decay", "epochs",
+               "batch_size", "pairs_per_epoch", "eval_pairs", "same_share", "save_every", "seed", "device",
+               "precision")
 
+def cmd_train(args) -> int:
     out = args.out or f"runs/{time.strftime('%Y%m%d-%H%M%S')}"
     if args.config:
         config = config_from_file(args.config)
@@ -191,30 +236,16 @@ def cmd_train(args) -> int:
             config.epochs = args.epochs
         return run_training(config, out, args)
     dataset = args.dataset or ("triplets" if args.triplets else "folder" if args.train_path else "digits")
-    epochs = args.epochs
-    if epochs is None:
-        saved = RunDir(out).read_config() if args.resume else None
-        epochs = saved["epochs"] if saved else TrainConfig.epochs
-    config = TrainConfig(
-        dataset=dataset, train_path=args.train_path, val_path=args.val_path, triplets=args.triplets,
-        images=args.images, data_root=args.data_root, split=args.split, val_fraction=args.val_fraction,
-        max_val_classes=args.max_val_classes,
-        identity_pattern=args.identity_pattern, image_size=args.image_size, channels=args.channels,
-        augment=args.augment, input=args.input, backbone=args.backbone, mode=args.mode, head=args.head, dropout=args.dropout,
-        embedding_dim=args.embedding_dim, margin=args.margin, mining=args.mining, id_loss=args.id_loss,
-        neck=args.neck, flip_test=args.flip_test, pretrained=args.pretrained, weights=args.weights, frozen=args.frozen,
-        recipe=args.recipe, optimizer=args.optimizer, schedule=args.schedule, warmup=args.warmup,
-        lr=args.lr, weight_decay=args.weight_decay, epochs=epochs,
-        batch_size=args.batch_size, pairs_per_epoch=args.pairs_per_epoch, eval_pairs=args.eval_pairs,
-        same_share=args.same_share,
-        save_every=args.save_every, seed=args.seed, device=args.device, precision=args.precision,
-    )
-    return run_training(config, out, args)
+    # Flags not given stay out, so TrainConfig (and its resolve()) supplies every default.
+    given = {name: getattr(args, name) for name in TRAIN_FLAGS if getattr(args, name) is not None}
+    if args.epochs is None and args.resume:
+        saved = RunDir(out).read_config()
+        if saved:
+            given["epochs"] = saved["epochs"]
+    return run_training(TrainConfig(dataset=dataset, **given), out, args)
 
 
 def config_from_file(path) -> TrainConfig:
-    from .runs import read_json
-
     values = read_json(path)
     if not isinstance(values, dict):
         raise UserError(f"'{path}' is not a training config (a JSON object such as a run's config.json).")
@@ -319,7 +350,6 @@ def cmd_verify(args) -> int:
 
 def verify_many(model, args) -> int:
     from .inference import verify_csv
-    from .runs import write_text
 
     table, accuracy = verify_csv(model, args.pairs, args.images, args.threshold)
     write_text(args.out, table.to_csv(index=False))
@@ -334,11 +364,8 @@ def verify_many(model, args) -> int:
 
 
 def cmd_embed(args) -> int:
-    import numpy as np
-
     from .data import load_image_folder
     from .inference import SiameseModel
-    from .runs import write_bytes, write_text
 
     out = Path(args.out)
     if out.suffix not in (".csv", ".npz"):
@@ -348,14 +375,10 @@ def cmd_embed(args) -> int:
     vectors = model.embed(image_set.batch(np.arange(len(image_set))).numpy())
     labels = [image_set.classes[i] if i >= 0 else "" for i in image_set.labels]
     if out.suffix == ".npz":
-        import io
-
         buffer = io.BytesIO()
         np.savez_compressed(buffer, paths=np.array(image_set.names), labels=np.array(labels), vectors=vectors)
         write_bytes(out, buffer.getvalue())
     else:
-        import pandas as pd
-
         table = pd.DataFrame(vectors, columns=[f"e{i}" for i in range(vectors.shape[1])])
         table.insert(0, "label", labels)
         table.insert(0, "path", image_set.names)

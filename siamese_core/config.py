@@ -9,53 +9,69 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Literal, Optional, get_args
 
 from .errors import UserError
 
-MODES = ("pair", "contrastive", "triplet")
-RECIPES = ("default", "classic")
-OPTIMIZERS = ("adamw", "adam")
-SCHEDULES = ("cosine", "constant")
-HEADS = ("absdiff", "product", "concat")
-DATASETS = ("digits", "mnist", "folder", "triplets")
-SPLITS = ("class", "image")
-MININGS = ("none", "batch-hard", "semi-hard")
-PRECISIONS = ("auto", "fp32", "bf16")
-AUGMENTS = ("none", "shift", "photos", "digits")  # see siamese_core.augment
+# The choices, as types (for the fields below) and as tuples (for checks and argparse's choices).
+Mode = Literal["pair", "contrastive", "triplet"]
+RecipeName = Literal["default", "classic"]
+Optimizer = Literal["adamw", "adam"]
+Schedule = Literal["cosine", "constant"]
+Head = Literal["absdiff", "product", "concat"]
+Dataset = Literal["digits", "mnist", "folder", "triplets"]
+Split = Literal["class", "image"]
+Mining = Literal["none", "batch-hard", "semi-hard"]
+Precision = Literal["auto", "fp32", "bf16"]
+Augment = Literal["none", "shift", "photos", "digits"]  # see siamese_core.augment
 # How an image becomes the model's input: "resize" squashes the whole image to a square;
 # "digit" finds the ink and centres it as MNIST's digits are (see siamese_core.digit_input).
-INPUTS = ("resize", "digit")
+Input = Literal["resize", "digit"]
+MODES: tuple = get_args(Mode)
+RECIPES: tuple = get_args(RecipeName)
+OPTIMIZERS: tuple = get_args(Optimizer)
+SCHEDULES: tuple = get_args(Schedule)
+HEADS: tuple = get_args(Head)
+DATASETS: tuple = get_args(Dataset)
+SPLITS: tuple = get_args(Split)
+MININGS: tuple = get_args(Mining)
+PRECISIONS: tuple = get_args(Precision)
+AUGMENTS: tuple = get_args(Augment)
+INPUTS: tuple = get_args(Input)
 # Reads the person id "0002" from Market-1501 style names like 0002_c1s1_000451_03.jpg.
 DEFAULT_IDENTITY_PATTERN = r"^(\d+)_"
+# The default recipe's backbones: the small ResNet trains from random weights in minutes on a CPU;
+# EfficientNet-B0 where a GPU makes it fast (and the reference designs' backbone).
+CPU_BACKBONE = "small-resnet"
+GPU_BACKBONE = "timm:efficientnet_b0"
 
 
 @dataclass
 class TrainConfig:
     # data
-    dataset: str = "folder"
+    dataset: Dataset = "folder"
     train_path: Optional[str] = None
     val_path: Optional[str] = None
     triplets: Optional[str] = None
     images: Optional[str] = None
     data_root: Optional[str] = None
-    split: Optional[str] = None  # default: by class for folders and triplets, by image for digits
+    split: Optional[Split] = None  # default: by class for folders and triplets, by image for digits
     val_fraction: float = 0.3
     max_val_classes: Optional[int] = None  # a split by class holds out at most this many classes (0: no cap)
     identity_pattern: str = DEFAULT_IDENTITY_PATTERN
     image_size: Optional[int] = None
     channels: Optional[int] = None
-    augment: Optional[str] = None  # a policy of AUGMENTS; True/False from older configs mean shift/none
-    input: Optional[str] = None  # a pipeline of INPUTS
+    augment: Optional[Augment] = None  # a policy of AUGMENTS; True/False from older configs mean shift/none
+    input: Optional[Input] = None  # a pipeline of INPUTS
     # model (None: chosen by resolve() from the recipe, the data and the machine)
     backbone: Optional[str] = None
-    mode: Optional[str] = None
-    head: Optional[str] = None
+    mode: Optional[Mode] = None
+    head: Optional[Head] = None
     head_norm: Optional[bool] = None
     dropout: Optional[float] = None
     embedding_dim: Optional[int] = None
     margin: Optional[float] = None
-    mining: Optional[str] = None
+    mining: Optional[Mining] = None
     neck: Optional[bool] = None  # BatchNorm before the embedding's normalisation
     flip_test: Optional[bool] = None  # mean of an image's and its mirror image's vectors at test time
     id_loss: Optional[float] = None  # weight of the identity (cosine softmax) loss beside the triplet loss
@@ -63,9 +79,9 @@ class TrainConfig:
     weights: Optional[str] = None
     frozen: Optional[bool] = None  # train only the head on features embedded once (siamese_core/frozen.py)
     # optimisation
-    recipe: Optional[str] = None  # default (the measured recipe) or classic (the reference designs' settings)
-    optimizer: Optional[str] = None
-    schedule: Optional[str] = None
+    recipe: Optional[RecipeName] = None  # default (the measured recipe) or classic (the reference designs' settings)
+    optimizer: Optional[Optimizer] = None
+    schedule: Optional[Schedule] = None
     warmup: Optional[float] = None  # share of all steps spent warming the learning rate up
     lr: Optional[float] = None
     weight_decay: Optional[float] = None
@@ -77,7 +93,7 @@ class TrainConfig:
     save_every: int = 0
     seed: int = 0
     device: str = "auto"
-    precision: str = "auto"
+    precision: Precision = "auto"
     channels_last: Optional[bool] = None
     # what the things compared are called, for plain-words verdicts ("same digit")
     class_word: Optional[str] = None
@@ -103,7 +119,7 @@ class TrainConfig:
         _check_choice("recipe", c.recipe, RECIPES)
         default = c.recipe == "default"
         if c.backbone is None:
-            c.backbone = default_backbone(c.device) if default else "timm:efficientnet_b0"
+            c.backbone = default_backbone(c.device) if default else GPU_BACKBONE
         if c.mode is None:
             c.mode = "triplet" if default else "pair"
         _check_choice("mode", c.mode, MODES)
@@ -202,7 +218,7 @@ class TrainConfig:
             c.batch_size = 128 if c.is_convnet else 64 if default else 32
         if c.batch_size < 2:
             raise UserError("--batch-size must be at least 2.")
-        if c.backbone in ("convnet", "small-resnet"):
+        if c.backbone in ("convnet", CPU_BACKBONE):
             c.pretrained = False  # no pretrained weights exist for the project's own small networks
         _resolve_frozen(c)
         if c.class_word is None:
@@ -214,6 +230,13 @@ class TrainConfig:
         resolve() with a stand-in path where none is named yet."""
         stand_in = {"train_path": self.train_path or ".", "triplets": self.triplets or "."}
         return dataclasses.replace(self, **stand_in).resolve()
+
+    @classmethod
+    def default(cls, name: str, **choices):
+        """What setting `name` resolves to when it is not given, for these other choices: the command line's
+        help and the Train page ask this rather than repeat resolve()'s rules. Resolved on a CPU unless a
+        device is named, so asking never imports torch."""
+        return getattr(cls(**{"device": "cpu", **choices}).preview(), name)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -228,10 +251,10 @@ def default_backbone(device: str = "auto") -> str:
     """The default recipe's backbone for this machine: EfficientNet-B0 where a GPU makes it fast,
     else the small ResNet, which trains from random weights in minutes on a CPU."""
     if device == "cpu":
-        return "small-resnet"
+        return CPU_BACKBONE
     import torch  # only here: the app imports this module without torch
 
-    return "timm:efficientnet_b0" if torch.cuda.is_available() else "small-resnet"
+    return GPU_BACKBONE if torch.cuda.is_available() else CPU_BACKBONE
 
 
 def _resolve_frozen(c: TrainConfig) -> None:

@@ -19,15 +19,17 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
+from PIL import Image
+from sklearn.datasets import load_digits as sklearn_digits
 
+from . import settings
 from .errors import UserError
 from .images import is_image_file, load_pixels, to_pixels
 
 log = logging.getLogger(__name__)
 
-# Decoded images are kept in memory up to this size; beyond it they are decoded per batch.
-MEMORY_BUDGET_BYTES = int(float(os.environ.get("SIAMESE_IMAGE_MEMORY_GB", "4")) * 2**30)
 
 
 class LazyPixels:
@@ -102,7 +104,8 @@ def decode_files(paths: Sequence[Path], size: int, channels: int, pipeline: str 
     """Decode files in parallel threads (Pillow releases the GIL), each prepared by the input `pipeline`.
 
     Returns (pixels, kept, skipped)."""
-    if len(paths) * channels * size * size > MEMORY_BUDGET_BYTES:
+    # Decoded images are kept in memory up to SIAMESE_IMAGE_MEMORY_GB; beyond it they are decoded per batch.
+    if len(paths) * channels * size * size > settings.image_memory_bytes():
         log.warning("%d images at %dpx do not fit in memory; they will be decoded per batch.", len(paths), size)
         readable, skipped = [], []
         for p in paths:  # open each once so unreadable files are found now, not mid-training
@@ -206,9 +209,6 @@ def load_digits(size: int = 28, channels: int = 1, pipeline: str = "resize") -> 
 @functools.lru_cache(maxsize=4)
 def _digits_pixels(size: int, channels: int, pipeline: str):
     """The built-in digits prepared once per process (the digit pipeline takes seconds for all of them)."""
-    from sklearn.datasets import load_digits as sklearn_digits
-    from PIL import Image
-
     digits = sklearn_digits()
     grey = (digits.images * (255.0 / 16.0)).round().astype(np.uint8)
     pixels = np.stack([to_pixels(Image.fromarray(img), size, channels, pipeline) for img in grey])
@@ -273,9 +273,7 @@ def load_mnist(root, part: str, size: int = 28, channels: int = 1, pipeline: str
     if size == 28 and channels == 1 and pipeline == "resize":
         pixels = torch.from_numpy(images[:, None].copy())
     else:
-        from PIL import Image
-
-        pixels = torch.from_numpy(np.stack([to_pixels(Image.fromarray(img), size, channels, pipeline)
+            pixels = torch.from_numpy(np.stack([to_pixels(Image.fromarray(img), size, channels, pipeline)
                                             for img in images]))
     names = [f"mnist-{part}/{label}/{i:05d}.png" for i, label in enumerate(labels)]
     return ImageSet(pixels, labels, [str(d) for d in range(10)], names)
@@ -320,8 +318,6 @@ def read_csv_columns(csv_path, required, what: str = "file"):
 
     Returns (table, {lower-case name: column name as written}).
     """
-    import pandas as pd
-
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise UserError(f"The {what} '{csv_path}' does not exist: check the path.")

@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageFilter
 from scipy import ndimage
 
+from .images import to_mode
+
 CANVAS = 28  # MNIST's field
 BOX = 20  # MNIST's digit box (longer side)
 # Larger images are shrunk to this longer side first: a digit needs no more, and it keeps the work fast.
@@ -59,8 +61,6 @@ def inverted(img: Image.Image) -> bool:
 
 def _grey_work_image(img: Image.Image) -> np.ndarray:
     """Grey float pixels (0-255), transparent parts on white, longer side at most WORK_SIDE."""
-    from .images import to_mode
-
     img = to_mode(img, 1)
     if max(img.size) > WORK_SIDE:
         scale = WORK_SIDE / max(img.size)

@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
+import plotly.graph_objects as go
+from PIL import Image
+from plotly.offline import get_plotlyjs
 
 from .images import pixels_to_image
 
@@ -43,15 +46,8 @@ def embed_image_set(model, image_set, batch_size: int = 256,
                     progress: Optional[Callable[[float, str], None]] = None) -> np.ndarray:
     """Vectors (N, D) of every image in `image_set`, in batches, reporting progress after each one."""
     n = len(image_set)
-    chunks = []
-    for start in range(0, n, batch_size):
-        index = np.arange(start, min(n, start + batch_size))
-        chunks.append(model.embed(image_set.batch(index).numpy(), batch_size=batch_size))
-        if progress:
-            progress(index[-1] / max(n - 1, 1), f"Embedding images: {index[-1] + 1:,} of {n:,}")
-    if not chunks:
-        return np.zeros((0, 1), dtype=np.float32)
-    return np.concatenate(chunks).astype(np.float32, copy=False)
+    report = (lambda done: progress((done - 1) / max(n - 1, 1), f"Embedding images: {done:,} of {n:,}")) if progress else None
+    return model.embed(image_set, batch_size=batch_size, on_batch=report).astype(np.float32, copy=False)
 
 
 def label_names(image_set) -> np.ndarray:
@@ -101,8 +97,6 @@ def thumbnail_bytes(pixels: np.ndarray, size: int = THUMBNAIL_PX) -> tuple[bytes
     """A small image file of uint8 (C, S, S) pixels: PNG for grey (lossless and tiny), WebP for colour."""
     image = pixels_to_image(pixels)
     if max(image.size) > size:
-        from PIL import Image
-
         image.thumbnail((size, size), Image.LANCZOS)
     buffer = io.BytesIO()
     if image.mode == "L":
@@ -144,8 +138,6 @@ class MapPoints:
 @lru_cache(maxsize=1)
 def plotly_js() -> str:
     """plotly.js from the installed plotly package (about 4.8 MB), read once per process."""
-    from plotly.offline import get_plotlyjs
-
     return get_plotlyjs()
 
 
@@ -159,8 +151,6 @@ def _json_for_script(value) -> str:
 def build_figure(points: MapPoints, class_word: str = "class", class_order: Optional[Sequence[str]] = None,
                  height: int = 640):
     """The Plotly figure: one trace per class (legend hides and shows it), or one coloured trace for many."""
-    import plotly.graph_objects as go
-
     coords = np.asarray(points.coords, dtype=np.float32)
     dims = coords.shape[1]
     labels = np.asarray(points.labels, dtype=object)
@@ -259,8 +249,6 @@ def sprite_sheet(image_set, positions: Optional[Sequence[int]] = None, max_side:
 
     The projector reads at most 8192 x 8192 pixels, so cells shrink as the number of images grows.
     """
-    from PIL import Image
-
     positions = np.arange(len(image_set)) if positions is None else np.asarray(positions, dtype=np.int64)
     per_row = max(1, math.ceil(math.sqrt(len(positions))))
     cell = max(1, min(int(image_set.image_size), max_side // per_row))

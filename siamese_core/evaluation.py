@@ -14,17 +14,21 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import torch
+from PIL import Image, ImageDraw
 
 from . import data as D
 from .config import TrainConfig
 from .errors import UserError
 from .images import pixels_to_image
 from .inference import SiameseModel
-from .metrics import (calibrate_threshold, equal_error_rate, kfold_threshold, rates, roc_points, tar_at_far,
-                      verification_metrics)
+from .metrics import (EqualErrorRate, FiguresAt, KFold, RocPoints, TarAtFar, calibrate_threshold, equal_error_rate,
+                      kfold_threshold, rates, roc_points, tar_at_far, verification_metrics)
 from .reid import CAMERA_PATTERN, IDENTITY_PATTERN, RANKS, reid_labels, reid_metrics, reid_split
-from .retrieval import map_at_r, one_shot_accuracy, precision_at_1
-from .runs import write_bytes, write_json
+from .retrieval import OneShot, map_at_r, one_shot_accuracy, precision_at_1
+from .report_plots import histogram_png, roc_png
+from .runs import write_json, write_png
+from .training import embed_set, prepare_data
 
 log = logging.getLogger("siamese_core")
 
@@ -46,8 +50,6 @@ def evaluation_set(model: SiameseModel, val_path: Optional[str] = None,
     saved = model.checkpoint.get("config")
     if not saved:
         raise UserError("This checkpoint does not say what it was validated on: give -v VAL_PATH.")
-    from .training import prepare_data
-
     return prepare_data(TrainConfig.from_dict(saved).resolve()).val
 
 
@@ -103,7 +105,7 @@ class Evaluation:
     reid_note: str = ""  # how they were computed, or why they are missing
 
     # -- figures at one threshold: cheap
-    def at(self, threshold: float) -> dict:
+    def at(self, threshold: float) -> FiguresAt:
         return {**verification_metrics(self.scores, self.same, threshold), **rates(self.scores, self.same, threshold)}
 
     def point(self, threshold: float) -> tuple:
@@ -116,16 +118,16 @@ class Evaluation:
     def positives(self) -> int:
         return int(self.same.sum())
 
-    def roc(self, max_points: int = 400) -> dict:
+    def roc(self, max_points: int = 400) -> RocPoints:
         return roc_points(self.scores, self.same, max_points)
 
-    def eer(self) -> dict:
+    def eer(self) -> EqualErrorRate:
         return equal_error_rate(self.scores, self.same)
 
-    def tar(self, far: float) -> dict:
+    def tar(self, far: float) -> TarAtFar:
         return tar_at_far(self.scores, self.same, far)
 
-    def kfold(self, folds: int = DEFAULT_FOLDS, seed: int = 0) -> Optional[dict]:
+    def kfold(self, folds: int = DEFAULT_FOLDS, seed: int = 0) -> Optional[KFold]:
         """k-fold threshold choice on these pairs; None when there are not two of each kind of pair."""
         if min(self.positives, len(self.same) - self.positives) < 2:
             return None
@@ -186,7 +188,7 @@ class Evaluation:
                 "map_at_r": map_at_r(self.similarity, self.retrieval_labels),
                 "images": int(len(self.retrieval_labels)), "classes": self.retrieval_classes()}
 
-    def one_shot(self, n_way: int, episodes: int = 500, seed: int = 0) -> dict:
+    def one_shot(self, n_way: int, episodes: int = 500, seed: int = 0) -> OneShot:
         return one_shot_accuracy(self.similarity, self.retrieval_labels, n_way, episodes, seed)
 
     # -- everything, for metrics.json
@@ -354,14 +356,10 @@ def _threshold_note(model: SiameseModel, own_validation_split: bool, sequential:
 
 
 def _embed(model: SiameseModel, image_set: D.ImageSet, positions: np.ndarray):
-    from .training import embed_set
-
     return embed_set(model.net, image_set, positions, model.device, channels_last=model.device.type == "cpu")
 
 
 def _pair_scores(model: SiameseModel, vectors, rows_a: np.ndarray, rows_b: np.ndarray) -> np.ndarray:
-    import torch
-
     out = []
     with torch.inference_mode():
         for i in range(0, len(rows_a), _PAIRS_PER_PASS):
@@ -378,8 +376,6 @@ def _similarity_matrix(model: SiameseModel, vectors) -> np.ndarray:
 
 def _score_matrix(model: SiameseModel, row_vectors, column_vectors) -> np.ndarray:
     """The model's score (higher = more alike) of every row image against every column image."""
-    import torch
-
     n_rows, n = len(row_vectors), len(column_vectors)
     with torch.inference_mode():
         if model.is_embedding:
@@ -419,8 +415,6 @@ def evaluate(checkpoint, out_dir, val_path: Optional[str] = None, n_pairs: int =
     write_json(out / "metrics.json", result)
     used = result["threshold"]
     if plots:
-        from .report_plots import histogram_png, roc_png
-
         roc_png(evaluation.roc(400), evaluation.point(used), result["eer"], out / "roc.png",
                 f"ROC curve (AUC {result['roc_auc']:.3f})")
         histogram_png(evaluation.histogram(), used, out / "scores.png", class_word=evaluation.class_word)
@@ -438,8 +432,6 @@ def save_pair_images(image_set, pairs, scores, threshold, folder: Path, limit: i
 
     Mistakes first, the most confident ones first; then correct pairs, those nearest the threshold first.
     """
-    from PIL import Image, ImageDraw
-
     a, b, same = pairs
     truth = np.asarray(same) == 1
     wrong = (scores >= threshold) != truth
@@ -463,12 +455,3 @@ def save_pair_images(image_set, pairs, scores, threshold, folder: Path, limit: i
         write_png(path, canvas)
         written.append(path)
     return written
-
-
-def write_png(path: Path, image) -> None:
-    """Save a PIL image as PNG atomically (a reader never sees half a picture)."""
-    import io
-
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    write_bytes(path, buffer.getvalue())

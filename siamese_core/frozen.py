@@ -22,11 +22,11 @@ import torch
 from . import data as D
 from . import losses
 from .config import TrainConfig
+from .epochs import Batches, CheckpointSaver, autocast_for, end_of_epoch, progress_bar, resume_bookkeeping
 from .errors import UserError
 from .metrics import calibrate_threshold, roc_points, verification_metrics
-from .models import as_model_input, images_per_pass, parse_backbone, reachable
+from .models import as_model_input, cached_timm_weights, images_per_pass, parse_backbone, reachable
 from .runs import RunDir, load_checkpoint
-from .training import Batches, _CheckpointSaver, _progress_bar, autocast_for, end_of_epoch, resume_bookkeeping
 
 log = logging.getLogger("siamese_core")
 
@@ -164,7 +164,7 @@ def train_frozen(model, config: TrainConfig, data, run: RunDir, device, resume: 
     log.info("Embedded in %.1f s; training the head on %d-dimensional features.", time.time() - started,
              cache.train.shape[1])
     run.update_status(phase="training the head")
-    saver = _CheckpointSaver(run, model, optimizer, model.spec, config, list(data.train.class_counts()))
+    saver = CheckpointSaver(run, model, optimizer, model.spec, config, list(data.train.class_counts()))
     for epoch in range(start_epoch, config.epochs + 1):
         first_step = embed_steps + (epoch - start_epoch) * steps_per_epoch
         trained = _head_epoch(model, cache, data.train, config, optimizer, epoch, run, first_step, stop)
@@ -182,7 +182,7 @@ def train_frozen(model, config: TrainConfig, data, run: RunDir, device, resume: 
 
 
 def _cache_with_progress(model, data, device, config, run: RunDir, embed_steps: int, progress: bool):
-    bar = _progress_bar(embed_steps, "embedding images", progress)
+    bar = progress_bar(embed_steps, "embedding images", progress)
     done, last_write = [0], [0.0]
 
     def on_batch():
@@ -234,22 +234,9 @@ def pretrained_source(backbone: str, weights_file: str = "") -> Optional[str]:
     family, name = parse_backbone(backbone)
     if family != "timm":
         return None
-    if _in_timm_cache(name):
+    if cached_timm_weights(name):
         return "the local cache"
     return "the Hugging Face hub" if reachable("huggingface.co") else None
-
-
-def _in_timm_cache(name: str) -> bool:
-    import timm
-    from huggingface_hub import try_to_load_from_cache
-
-    cfg = timm.models.get_pretrained_cfg(name)
-    if cfg is None:
-        return False
-    if cfg.hf_hub_id and any(isinstance(try_to_load_from_cache(cfg.hf_hub_id, f), str)
-                             for f in ("model.safetensors", "pytorch_model.bin")):
-        return True
-    return bool(cfg.url) and (Path(torch.hub.get_dir()) / "checkpoints" / Path(cfg.url).name).is_file()
 
 
 @dataclass

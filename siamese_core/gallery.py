@@ -13,7 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .data import load_digits, load_image_folder
 from .errors import UserError
+from .inference import nearest_vectors
+from .uploads import find_class_root
 
 
 @dataclass
@@ -37,17 +40,12 @@ class Match:
 
 def digits_gallery(size: int, channels: int, pipeline: str = "resize") -> Gallery:
     """The built-in 1,797 handwritten digits, prepared by a model's input `pipeline`."""
-    from .data import load_digits
-
     digits = load_digits(size, channels, pipeline)
     return Gallery(digits.pixels.numpy(), [digits.classes[i] for i in digits.labels], list(digits.names), [])
 
 
 def folder_gallery(root, size: int, channels: int, pipeline: str = "resize") -> Gallery:
     """Images in a folder: class folders (labels known), or loose images (no labels)."""
-    from .data import load_image_folder
-    from .uploads import find_class_root
-
     root = find_class_root(Path(root))
     image_set = load_image_folder(root, size, channels, pipeline)
     pixels = image_set.batch(np.arange(len(image_set)))
@@ -62,8 +60,6 @@ def find_similar(model, query_pixels: np.ndarray, gallery: Gallery, vectors: np.
     "The query itself" is any gallery image whose pixels, as the model sees them, are identical
     to the query's: the same file uploaded again, whatever its name. Returns (matches, left out).
     """
-    from .inference import nearest_vectors
-
     if len(gallery) == 0:
         raise UserError("The gallery holds no images.")
     query_pixels = model.prepare(query_pixels)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
+import pandas as pd
 import torch
 
+from .data import read_csv_columns
 from .errors import UserError
-from .images import ImageInput, load_pixels
-from .models import SiameseNet, as_model_input, build_model, images_per_pass, pick_device
+from .images import ImageInput, is_image_file, load_pixels
+from .models import SiameseNet, as_model_input, build_model, embed_in_batches, pick_device
 from .runs import load_checkpoint
+from .uploads import inside
 
 
 @dataclass
@@ -95,19 +98,18 @@ class SiameseModel:
             return image  # already prepared for this model
         return load_pixels(image, self.image_size, self.channels, self.input_pipeline)
 
-    @torch.inference_mode()
-    def _vectors(self, pixels: np.ndarray, batch_size: int = 64) -> torch.Tensor:
-        per_pass = images_per_pass(self.device, self.image_size)
-        out = []
-        for i in range(0, len(pixels), batch_size):
-            x = as_model_input(torch.from_numpy(np.ascontiguousarray(pixels[i:i + batch_size])), self.device,
-                               channels_last=self.device.type == "cpu")
-            out.append(self.net.embed(x, per_pass).float())
-        return torch.cat(out) if out else torch.zeros((0, 1), device=self.device)
+    def _vectors(self, pixels, batch_size: int = 64, on_batch=None) -> torch.Tensor:
+        """Vectors of prepared pixels (uint8 (N, C, S, S)), or of an ImageSet decoded a batch at a time."""
+        if hasattr(pixels, "batch"):  # an ImageSet (siamese_core.data)
+            batch = lambda i, j: pixels.batch(np.arange(i, j))  # noqa: E731
+        else:
+            batch = lambda i, j: torch.from_numpy(np.ascontiguousarray(pixels[i:j]))  # noqa: E731
+        return embed_in_batches(self.net, len(pixels), batch, self.device, batch_size,
+                                channels_last=self.device.type == "cpu", on_batch=on_batch)
 
     def _stack(self, images) -> np.ndarray:
-        if isinstance(images, np.ndarray) and images.ndim == 4 and images.dtype == np.uint8:
-            return images  # already prepared pixels
+        if (isinstance(images, np.ndarray) and images.ndim == 4 and images.dtype == np.uint8) or hasattr(images, "batch"):
+            return images  # already prepared pixels, or an ImageSet
         return np.stack([self.prepare(img) for img in images])
 
     @torch.inference_mode()
@@ -129,9 +131,10 @@ class SiameseModel:
         vb = self._vectors(self._stack(images_b), batch_size)
         return self.net.pair_scores(va, vb).float().cpu().numpy()
 
-    def embed(self, images, batch_size: int = 64) -> np.ndarray:
-        """Vectors of images (a list of images, or prepared uint8 pixels (N, C, S, S)), shape (N, D)."""
-        return self._vectors(self._stack(images), batch_size).cpu().numpy()
+    def embed(self, images, batch_size: int = 64, on_batch: Optional[Callable[[int], None]] = None) -> np.ndarray:
+        """Vectors of images, shape (N, D): a list of images, prepared uint8 pixels (N, C, S, S), or an
+        ImageSet (decoded a batch at a time); `on_batch(images done)` after each batch."""
+        return self._vectors(self._stack(images), batch_size, on_batch).cpu().numpy()
 
     def nearest(self, query, gallery, k: int = 5, metric: str = "euclidean", exclude_self: bool = False):
         """The k gallery items most like the query: (indices, distances), nearest first.
@@ -184,8 +187,6 @@ def read_pairs_csv(csv_path) -> tuple[list, bool]:
     file of exactly two columns, whatever their names; a file with no header row (its first row
     names two images) is read as pairs from its first line.
     """
-    from .data import read_csv_columns
-
     try:
         table, columns = read_csv_columns(csv_path, ("image_a", "image_b"), "pairs file")
     except UserError:
@@ -200,10 +201,6 @@ def read_pairs_csv(csv_path) -> tuple[list, bool]:
 
 
 def _two_columns(csv_path: Path):
-    import pandas as pd
-
-    from .images import is_image_file
-
     try:
         table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
     except Exception as exc:  # noqa: BLE001 - pandas has many ways to fail on a file that is not a CSV
@@ -248,8 +245,6 @@ def verify_pairs(model: SiameseModel, pairs, base, threshold: Optional[float] = 
 
 
 def _prepared(model: SiameseModel, base: Path, name: str, confine: bool) -> np.ndarray:
-    from .uploads import inside
-
     if not name:
         raise UserError("An image name is empty in this row.")
     path = base / name
@@ -280,8 +275,6 @@ def verify_csv(model: SiameseModel, csv_path, images_dir=None, threshold: Option
     read gets its reason in the `error` column; the others are still scored. Returns (table,
     {"accuracy", "pairs"} over the rows whose `same` says 1/0, yes/no, same/different; or None).
     """
-    import pandas as pd
-
     pairs, _ = read_pairs_csv(csv_path)
     base = Path(images_dir) if images_dir else Path(csv_path).parent
     rows = verify_pairs(model, pairs, base, threshold, confine)

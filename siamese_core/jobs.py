@@ -19,8 +19,9 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, TypedDict
 
+from . import settings
 from .config import TrainConfig
 from .errors import UserError
 from .runs import RunDir, process_alive, process_started_at, read_json, runs_root, write_json
@@ -52,12 +53,16 @@ def accelerator() -> Optional[str]:
     return None
 
 
-def max_training_runs() -> int:
-    """How many runs may train at once: SIAMESE_MAX_TRAINING_RUNS, else 1 (a second run on a CPU halves both)."""
-    value = os.environ.get("SIAMESE_MAX_TRAINING_RUNS", "").strip()
-    if value.isdigit() and int(value) > 0:
-        return int(value)
-    return 1
+max_training_runs = settings.max_training_runs
+
+
+def child_env() -> dict:
+    """The environment for a child Python process of the library (the trainer, a t-SNE fit): unbuffered
+    output, and this very siamese_core on its path, wherever the app was started from."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
+    return env
 
 
 @dataclass
@@ -229,10 +234,7 @@ def start_training(config: TrainConfig, root=None, label: str = "run", upload_di
                           total_epochs=config.epochs, step=0, total_steps=None)
     command = [sys.executable, "-m", "siamese_core", "train", "--config", str(run.path / REQUEST_FILE),
                "-o", str(run.path), "--quiet"]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    # The trainer must find this very siamese_core, wherever the app was started from.
-    package_parent = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
+    env = child_env()
     with open(run.path / OUTPUT_FILE, "ab") as output:
         child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                                  env=env, start_new_session=True)  # its own session: Ctrl-C on the app spares it
@@ -292,7 +294,13 @@ def wait(run: RunDir, timeout: float = 600.0, poll: float = 0.5) -> dict:
     raise TimeoutError(f"{run.path.name} was still {run.read_status().get('state')} after {timeout:.0f} s")
 
 
-def progress(status: dict, now: Optional[float] = None) -> dict:
+class Progress(TypedDict):
+    fraction: float  # share of the steps done, 0 to 1
+    elapsed: float  # seconds spent
+    left: Optional[float]  # seconds still to go, estimated; None while unknown
+
+
+def progress(status: dict, now: Optional[float] = None) -> Progress:
     """Share done, seconds spent and an estimate of seconds left, from a status."""
     now = now or time.time()
     started = status.get("started_at")

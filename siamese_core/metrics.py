@@ -1,10 +1,73 @@
-"""Verification metrics on scored pairs: a score in [0, 1] where higher means 'same'."""
+"""Verification metrics on scored pairs: a score in [0, 1] where higher means 'same'.
+
+Figures are plain dicts (they go into metrics.json and the pages index them by name), typed with
+TypedDicts, so the names they hold are written down once, here.
+"""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import NotRequired, Optional, TypedDict
 
 import numpy as np
+from sklearn.metrics import roc_auc_score, roc_curve
+
+
+class Figures(TypedDict):
+    """verification_metrics(): the figures at one threshold, each pair counted once."""
+    pairs: int
+    positives: int  # same pairs
+    accuracy: float
+    balanced_accuracy: float
+    precision: float
+    recall: float
+    f1: float
+    roc_auc: float
+    threshold: float
+    tp: int  # same pairs called same
+    fp: int  # different pairs called same
+    fn: int  # same pairs called different
+    tn: int  # different pairs called different
+
+
+class Rates(TypedDict):
+    """rates(): false-accept rate (different pairs called 'same'), false-reject rate (same called 'different')."""
+    far: float
+    frr: float
+
+
+class FiguresAt(Figures, Rates):
+    """ScoredEvaluation.at(): every figure at one threshold."""
+
+
+class RocPoints(TypedDict):
+    fpr: list
+    tpr: list
+    thresholds: list
+
+
+class EqualErrorRate(TypedDict):
+    eer: float
+    threshold: float
+
+
+class TarAtFar(TypedDict):
+    """tar_at_far(): the true-accept rate a threshold delivers at a false-accept rate of at most `far`."""
+    tar: float
+    far: float
+    achieved_far: NotRequired[float]  # absent when the pairs are all of one kind
+    threshold: float
+    measurable: bool
+
+
+class KFold(TypedDict):
+    """kfold_threshold(): the threshold chosen on k-1 folds and scored on the held-out one, k times."""
+    folds: int
+    accuracy_mean: float
+    accuracy_std: float
+    fold_accuracies: list
+    fold_thresholds: list
+    threshold: float  # the median of the fold thresholds
+    seed: int
 
 
 def calibrate_threshold(scores: np.ndarray, same: np.ndarray, tolerance: float = 0.002,
@@ -43,7 +106,7 @@ def calibrate_threshold(scores: np.ndarray, same: np.ndarray, tolerance: float =
     return float(np.clip(near_best[np.argmin(np.abs(near_best - middle))], 0.0, 1.0))
 
 
-def verification_metrics(scores: np.ndarray, same: np.ndarray, threshold: float) -> dict:
+def verification_metrics(scores: np.ndarray, same: np.ndarray, threshold: float) -> Figures:
     """Accuracy, precision, recall, F1 at `threshold`, and ROC AUC; each pair counted once."""
     scores = np.asarray(scores, dtype=np.float64)
     truth = np.asarray(same).astype(bool)
@@ -71,18 +134,14 @@ def verification_metrics(scores: np.ndarray, same: np.ndarray, threshold: float)
 
 def roc_auc(scores: np.ndarray, same: np.ndarray) -> float:
     """Area under the ROC curve (NaN when only one kind of pair is present)."""
-    from sklearn.metrics import roc_auc_score
-
     same = np.asarray(same).astype(bool)
     if same.all() or not same.any():
         return float("nan")
     return float(roc_auc_score(same, scores))
 
 
-def roc_points(scores: np.ndarray, same: np.ndarray, max_points: int = 200) -> dict:
+def roc_points(scores: np.ndarray, same: np.ndarray, max_points: int = 200) -> RocPoints:
     """False- and true-positive rates along the ROC curve, thinned to at most `max_points`."""
-    from sklearn.metrics import roc_curve
-
     same = np.asarray(same).astype(bool)
     if same.all() or not same.any():
         return {"fpr": [], "tpr": [], "thresholds": []}
@@ -95,7 +154,7 @@ def roc_points(scores: np.ndarray, same: np.ndarray, max_points: int = 200) -> d
     }
 
 
-def rates(scores: np.ndarray, same: np.ndarray, threshold: float) -> dict:
+def rates(scores: np.ndarray, same: np.ndarray, threshold: float) -> Rates:
     """False-accept rate (different pairs called 'same') and false-reject rate (same pairs called 'different')."""
     scores = np.asarray(scores, dtype=np.float64)
     truth = np.asarray(same).astype(bool)
@@ -108,12 +167,10 @@ def rates(scores: np.ndarray, same: np.ndarray, threshold: float) -> dict:
 
 
 def _full_roc(scores: np.ndarray, same: np.ndarray):
-    from sklearn.metrics import roc_curve
-
     return roc_curve(same, scores, drop_intermediate=False)
 
 
-def equal_error_rate(scores: np.ndarray, same: np.ndarray) -> dict:
+def equal_error_rate(scores: np.ndarray, same: np.ndarray) -> EqualErrorRate:
     """The rate at which false accepts and false rejects are equal, and a threshold near it.
 
     Along the ROC curve the false-accept rate (FPR) rises as the false-reject rate (1 - TPR)
@@ -139,7 +196,7 @@ def equal_error_rate(scores: np.ndarray, same: np.ndarray) -> dict:
     return {"eer": float(eer), "threshold": float(np.clip(thresholds[nearest], 0.0, 1.0))}
 
 
-def tar_at_far(scores: np.ndarray, same: np.ndarray, far: float) -> dict:
+def tar_at_far(scores: np.ndarray, same: np.ndarray, far: float) -> TarAtFar:
     """True-accept rate at a false-accept rate of at most `far`: conservative, not interpolated.
 
     The best true-accept rate among the thresholds that really achieve a false-accept rate no
@@ -159,7 +216,7 @@ def tar_at_far(scores: np.ndarray, same: np.ndarray, far: float) -> dict:
             "threshold": float(np.clip(thresholds[best], 0.0, 1.0)), "measurable": far * negatives >= 1}
 
 
-def kfold_threshold(scores: np.ndarray, same: np.ndarray, folds: int = 10, seed: int = 0) -> dict:
+def kfold_threshold(scores: np.ndarray, same: np.ndarray, folds: int = 10, seed: int = 0) -> KFold:
     """Choose the threshold on k-1 folds and score the held-out fold, k times (the LFW protocol).
 
     Folds are stratified (each holds its share of same and different pairs) and drawn with

@@ -6,13 +6,12 @@ checkpoint carries everything needed to score images it has never seen.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import functools
 import logging
 import socket
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -229,20 +228,25 @@ def reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def _hub_offline(offline: bool):
-    """Make huggingface_hub use its local cache only, instead of retrying an unreachable hub for a minute."""
-    if not offline:
-        yield
-        return
-    from huggingface_hub import constants
+def cached_timm_weights(model: str) -> Optional[str]:
+    """The file of timm's pretrained weights for `model` already on this machine (the Hugging Face cache,
+    or torch.hub's for weights published by URL), found without the network; None when there is none."""
+    import timm
+    from huggingface_hub import try_to_load_from_cache
 
-    before = constants.HF_HUB_OFFLINE
-    constants.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        constants.HF_HUB_OFFLINE = before
+    cfg = timm.models.get_pretrained_cfg(model)
+    if cfg is None:
+        return None
+    if cfg.hf_hub_id:
+        for name in ("model.safetensors", "pytorch_model.bin"):
+            found = try_to_load_from_cache(cfg.hf_hub_id, name)
+            if isinstance(found, str):
+                return found
+    if cfg.url:
+        path = Path(torch.hub.get_dir()) / "checkpoints" / Path(cfg.url).name
+        if path.is_file():
+            return str(path)
+    return None
 
 
 def _warn_no_weights(name: str, exc: Exception) -> None:
@@ -259,8 +263,16 @@ def _timm_backbone(model: str, channels: int, pretrained: bool):
     check_backbone(f"timm:{model}")
     if pretrained:
         try:
-            with _hub_offline(not reachable("huggingface.co")):
-                return timm.create_model(model, pretrained=True, num_classes=0, in_chans=channels), True
+            # Offline, timm is handed the cached file itself, instead of retrying an unreachable hub for a
+            # minute (an argument of this call: nothing process-wide changes under other sessions).
+            overlay = None
+            if not reachable("huggingface.co"):
+                cached = cached_timm_weights(model)
+                if cached is None:
+                    raise OSError("offline, and the weights are not in the local cache")
+                overlay = {"file": cached}
+            return timm.create_model(model, pretrained=True, num_classes=0, in_chans=channels,
+                                     pretrained_cfg_overlay=overlay), True
         except Exception as exc:
             _warn_no_weights(f"timm:{model}", exc)
     return timm.create_model(model, pretrained=False, num_classes=0, in_chans=channels), False
@@ -397,6 +409,23 @@ def as_model_input(images: torch.Tensor, device: torch.device, channels_last: bo
     """uint8 images (B, C, S, S) -> floats in [0, 1] on `device`, in the memory layout the model runs in."""
     x = images.to(device, non_blocking=True).float().div_(255.0)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+@torch.inference_mode()
+def embed_in_batches(net, n: int, batch: Callable[[int, int], torch.Tensor], device: torch.device,
+                     batch_size: int = 256, channels_last: bool = False,
+                     on_batch: Optional[Callable[[int], None]] = None) -> torch.Tensor:
+    """The one embedding loop: vectors (n, D) on `device` of the images `batch(start, stop)` gives
+    (uint8 (B, C, S, S)), `batch_size` at a time, the backbone seeing images_per_pass() at once;
+    `on_batch(stop)` after each batch (for progress bars)."""
+    out = []
+    for start in range(0, n, batch_size):
+        stop = min(n, start + batch_size)
+        x = as_model_input(batch(start, stop), device, channels_last)
+        out.append(net.embed(x, images_per_pass(device, x.shape[-1])).float())
+        if on_batch:
+            on_batch(stop)
+    return torch.cat(out) if out else torch.zeros((0, 1), device=device)
 
 
 # How many pixels one backbone pass may hold on a CPU before its activations spill out of the caches.

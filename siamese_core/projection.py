@@ -1,9 +1,9 @@
 """Embeddings to 2D or 3D maps: PCA, t-SNE or UMAP, with real progress and a cache.
 
 `project(vectors, "umap", dims=3, params={"n_neighbors": 15, "min_dist": 0.1}, seed=0,
-progress=callback)` returns float32 coordinates (N, dims). `ProjectionCache` keeps results by a hash
-of the vectors plus the method, dimensions, parameters and seed, so turning back to a map already
-drawn costs nothing. scikit-learn and umap are imported inside the functions: umap's import alone
+progress=callback)` returns float32 coordinates (N, dims). `ProjectionCache` keeps results by
+`cache_key` (a hash of the vectors plus the method, dimensions, parameters and seed), so turning back to
+a map already drawn costs nothing. scikit-learn and umap are imported inside the functions: umap's import alone
 takes seconds, and its first fit in a process compiles numba code (`warm_umap` pays that early).
 """
 
@@ -13,9 +13,12 @@ import hashlib
 import io
 import json
 import re
+import subprocess
 import sys
+import tempfile
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Optional
@@ -23,6 +26,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .errors import UserError
+from .jobs import child_env
 
 METHODS = ("pca", "tsne", "umap")
 METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
@@ -94,62 +98,9 @@ def _pca(x: np.ndarray, dims: int) -> np.ndarray:
 
 # ------------------------------------------------------------------ t-SNE, with progress read from its log
 
-class _ThreadRouter(io.TextIOBase):
-    """Stands in for sys.stdout: what a listening thread prints goes to its listener, the rest passes on.
-
-    scikit-learn's TSNE reports its iterations only by printing them (verbose=2). Routing by thread
-    keeps two people's fits in one server apart and leaves every other print where it was going.
-    """
-
-    def __init__(self, original):
-        self.original = original
-        self.listeners: dict = {}
-
-    def write(self, text: str) -> int:
-        listener = self.listeners.get(threading.get_ident())
-        if listener is None:
-            return self.original.write(text)
-        listener(text)
-        return len(text)
-
-    def flush(self) -> None:
-        self.original.flush()
-
-
-_router_lock = threading.Lock()
-
-
-class _listen_stdout:
-    """Context manager: lines this thread prints go to `on_line` while inside."""
-
-    def __init__(self, on_line: Callable[[str], None]):
-        self.on_line = on_line
-        self.pending = ""
-
-    def _feed(self, text: str) -> None:
-        self.pending += text
-        *lines, self.pending = re.split(r"[\r\n]", self.pending)
-        for line in lines:
-            if line.strip():
-                self.on_line(line)
-
-    def __enter__(self):
-        with _router_lock:
-            if not isinstance(sys.stdout, _ThreadRouter):
-                sys.stdout = _ThreadRouter(sys.stdout)
-            self.router = sys.stdout
-            self.router.listeners[threading.get_ident()] = self._feed
-        return self
-
-    def __exit__(self, *exc):
-        with _router_lock:
-            self.router.listeners.pop(threading.get_ident(), None)
-            if not self.router.listeners and sys.stdout is self.router:
-                sys.stdout = self.router.original
-        if self.pending.strip():
-            self.on_line(self.pending)
-        return False
-
+# scikit-learn's TSNE reports its iterations only by printing them (verbose=2), and has no callback.
+# Reading them by replacing sys.stdout would touch every session of a server at once, so the fit runs
+# in a child process whose own output is the log: `python -m siamese_core.projection tsne IN OUT ...`.
 
 def _eta(started: float, done: float) -> str:
     if done <= 0.02:
@@ -159,14 +110,10 @@ def _eta(started: float, done: float) -> str:
 
 
 def _tsne(x: np.ndarray, dims: int, params: dict, seed: int, progress: Progress) -> np.ndarray:
-    from sklearn.manifold import TSNE
-
     n = len(x)
     # t-SNE needs perplexity < n; keep the usual "three neighbours per perplexity unit" margin.
     perplexity = float(min(params["perplexity"], max(1.0, (n - 1) / 3)))
     max_iter = int(params["max_iter"])
-    tsne = TSNE(n_components=dims, perplexity=perplexity, max_iter=max_iter, init="pca", random_state=seed,
-                method="barnes_hut", verbose=2)
     started = time.perf_counter()
     # Share of the time before the iterations: finding neighbours and their probabilities.
     setup = 0.05
@@ -183,8 +130,37 @@ def _tsne(x: np.ndarray, dims: int, params: dict, seed: int, progress: Progress)
             progress(setup, f"t-SNE: starting the layout of {n:,} points")
 
     progress(0.0, f"t-SNE: starting on {n:,} points")
-    with _listen_stdout(on_line):
-        return tsne.fit_transform(x)
+    with tempfile.TemporaryDirectory(prefix="siamese-tsne-") as tmp:
+        given, fitted = Path(tmp) / "vectors.npy", Path(tmp) / "coords.npy"
+        np.save(given, x, allow_pickle=False)
+        command = [sys.executable, "-u", "-m", "siamese_core.projection", "tsne", str(given), str(fitted),
+                   str(dims), repr(perplexity), str(max_iter), str(seed)]
+        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True, env=child_env())
+        tail: list = []
+        try:
+            for line in child.stdout:
+                tail = (tail + [line.rstrip()])[-5:]
+                if line.strip():
+                    on_line(line)
+            child.wait()
+        finally:
+            if child.poll() is None:  # the caller stopped (a page rerun, Ctrl-C): so does the fit
+                child.kill()
+                child.wait()
+            child.stdout.close()
+        if child.returncode != 0 or not fitted.is_file():
+            raise RuntimeError("t-SNE failed: " + " / ".join(t for t in tail if t))
+        return np.load(fitted, allow_pickle=False)
+
+
+def _tsne_child(given: str, fitted: str, dims: str, perplexity: str, max_iter: str, seed: str) -> None:
+    """The child process's side: one t-SNE fit that prints its log, its coordinates saved to `fitted`."""
+    from sklearn.manifold import TSNE
+
+    tsne = TSNE(n_components=int(dims), perplexity=float(perplexity), max_iter=int(max_iter), init="pca",
+                random_state=int(seed), method="barnes_hut", verbose=2)
+    np.save(fitted, tsne.fit_transform(np.load(given, allow_pickle=False)), allow_pickle=False)
 
 
 # ------------------------------------------------------------------ UMAP, with progress from its epoch bar
@@ -216,8 +192,6 @@ def _import_umap():
 
 
 def _umap(x: np.ndarray, dims: int, params: dict, seed: int, progress: Progress) -> np.ndarray:
-    import warnings
-
     n = len(x)
     if n <= dims + 1:  # UMAP's spectral start needs more points than dimensions
         return _pca(x, dims)
@@ -260,8 +234,6 @@ def warm_umap(background: bool = True) -> dict:
     def work():
         started = time.perf_counter()
         try:
-            import warnings
-
             umap = _import_umap()
             rng = np.random.default_rng(0)
             with warnings.catch_warnings():
@@ -328,57 +300,32 @@ def cache_key(vectors, method: str, dims: int, params: Optional[dict], seed: int
 
 
 class ProjectionCache:
-    """Projections kept in memory (least recently used dropped first), and on disk when given a folder."""
+    """Projections kept in memory by cache_key(), the least recently used dropped first; thread-safe.
 
-    def __init__(self, max_entries: int = 16, folder=None):
+    (Not functools.lru_cache: the Explore page asks whether a map is kept before it shows a progress bar.)
+    """
+
+    def __init__(self, max_entries: int = 16):
         self.max_entries = max_entries
-        self.folder = Path(folder) if folder else None
         self._items: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
 
     def get(self, key: str) -> Optional[np.ndarray]:
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
-                self.hits += 1
-                return self._items[key]
-        if self.folder and (self.folder / f"{key}.npy").is_file():
-            try:
-                coords = np.load(self.folder / f"{key}.npy", allow_pickle=False)
-            except (OSError, ValueError):
-                return None  # a damaged file is recomputed, not trusted
-            self._remember(key, coords)
-            self.hits += 1
-            return coords
-        return None
+            return self._items.get(key)
 
-    def _remember(self, key: str, coords: np.ndarray) -> None:
+    def put(self, key: str, coords: np.ndarray) -> None:
         with self._lock:
             self._items[key] = coords
             self._items.move_to_end(key)
             while len(self._items) > self.max_entries:
                 self._items.popitem(last=False)
 
-    def put(self, key: str, coords: np.ndarray) -> None:
-        self._remember(key, coords)
-        if self.folder:
-            from .runs import write_bytes
 
-            buffer = io.BytesIO()
-            np.save(buffer, coords, allow_pickle=False)
-            write_bytes(self.folder / f"{key}.npy", buffer.getvalue())  # atomic: never half a file
-
-    def project(self, vectors, method: str = "pca", dims: int = 3, params: Optional[dict] = None,
-                seed: int = 0, progress: Optional[Progress] = None) -> np.ndarray:
-        """`project(...)`, or the copy kept from an earlier call with the same inputs."""
-        key = cache_key(vectors, method, dims, params, seed)
-        found = self.get(key)
-        if found is not None:
-            _quiet(progress)(1.0, "Done (kept from before)")
-            return found
-        self.misses += 1
-        coords = project(vectors, method, dims, params, seed, progress)
-        self.put(key, coords)
-        return coords
+if __name__ == "__main__":  # the t-SNE child process (see _tsne)
+    if len(sys.argv) == 8 and sys.argv[1] == "tsne":
+        _tsne_child(*sys.argv[2:])
+    else:
+        sys.exit("usage: python -m siamese_core.projection tsne VECTORS.npy COORDS.npy DIMS PERPLEXITY MAX_ITER SEED")

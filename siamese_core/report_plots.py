@@ -11,6 +11,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from .config import plural
+from .runs import write_png
 
 WIDTH, HEIGHT = 640, 480
 LEFT, RIGHT, TOP, BOTTOM = 64, 24, 40, 56
@@ -51,8 +52,6 @@ class _Axes:
 
 
 def _save(image: Image.Image, path) -> Path:
-    from .evaluation import write_png
-
     write_png(Path(path), image)
     return Path(path)
 

@@ -14,6 +14,7 @@ Pure numpy: no extra dependency.
 from __future__ import annotations
 
 import math
+from typing import TypedDict
 
 import numpy as np
 
@@ -56,8 +57,18 @@ def map_at_r(similarity: np.ndarray, labels: np.ndarray) -> float:
     return float(ap[keep].mean())
 
 
+class OneShot(TypedDict):
+    n_way: int
+    episodes: int
+    seed: int
+    accuracy: float
+    low: float  # the 95% interval
+    high: float
+    chance: float
+
+
 def one_shot_accuracy(similarity: np.ndarray, labels: np.ndarray, n_way: int, episodes: int = 500,
-                      seed: int = 0, max_queries_per_class: int = 20) -> dict:
+                      seed: int = 0, max_queries_per_class: int = 20) -> OneShot:
     """N-way one-shot classification, averaged over seeded episodes.
 
     Each episode picks `n_way` classes (among those with two images or more), one random image of

@@ -16,6 +16,7 @@ temporary files a kill left behind when it starts.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from . import settings
 from .errors import UserError
 
 STATES = ("queued", "running", "done", "failed", "stopped")
@@ -60,6 +62,13 @@ def _json_safe(value):
 def write_bytes(path, data: bytes) -> None:
     _atomic_write(Path(path), lambda fh: fh.write(data))
 
+
+
+def write_png(path, image) -> None:
+    """Save a PIL image as PNG atomically (a reader never sees half a picture)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    write_bytes(path, buffer.getvalue())
 
 def write_text(path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
@@ -106,8 +115,8 @@ def process_started_at(pid: int) -> Optional[float]:
 
 
 def runs_root() -> Path:
-    """Where runs live: ./runs, or the folder named by SIAMESE_RUNS_DIR."""
-    return Path(os.environ.get("SIAMESE_RUNS_DIR", "runs"))
+    """Where runs live (see siamese_core.settings)."""
+    return settings.runs_dir()
 
 
 class RunDir:

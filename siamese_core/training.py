@@ -19,12 +19,16 @@ import torch
 
 from . import augment
 from . import data as D
-from . import losses
+from . import losses, settings
 from .config import TrainConfig
 from .errors import UserError
 from .metrics import calibrate_threshold, roc_points, verification_metrics
-from .models import as_model_input, build_model, count_parameters, images_per_pass, model_spec, pick_device
-from .runs import RunDir, load_checkpoint, process_alive, save_checkpoint
+from .models import (as_model_input, build_model, count_parameters, embed_in_batches, images_per_pass, model_spec,
+                     pick_device)
+from .epochs import (Batches, CheckpointSaver, autocast_dtype, autocast_for, default_pairs_per_epoch, end_of_epoch,
+                     progress_bar, resume_bookkeeping)
+from .frozen import train_frozen
+from .runs import RunDir, load_checkpoint, process_alive
 
 log = logging.getLogger("siamese_core")
 
@@ -87,7 +91,7 @@ def _split(full: D.ImageSet, config: TrainConfig):
 
 
 def _mnist_sets(config: TrainConfig):
-    root = Path(config.data_root or "data/mnist")
+    root = Path(config.data_root or settings.default_mnist_dir())
     parts = D.mnist_parts_available(root)
     if "test" in parts and "train" not in parts:
         # Only the 10,000 test images are here (as in ../shared/data): split them.
@@ -104,59 +108,6 @@ def _mnist_sets(config: TrainConfig):
 
 
 # ---------------------------------------------------------------- one step, one epoch
-
-def autocast_dtype(device: torch.device, precision: str) -> Optional[torch.dtype]:
-    """bf16 when asked for (CPU) and by default on CUDA (fp16 where the GPU lacks bf16); None for fp32."""
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            return torch.float16
-        return torch.bfloat16
-    return None
-
-
-def autocast_for(device: torch.device, precision: str):
-    dtype = autocast_dtype(device, precision)
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-
-
-class Batches:
-    """The training batches of one epoch, drawn afresh from the epoch's own seed."""
-
-    def __init__(self, train: D.ImageSet, config: TrainConfig, epoch: int):
-        rng = np.random.default_rng([config.seed, epoch])
-        self.kind = "pk" if config.mining != "none" else ("triplet" if config.mode == "triplet" else "pair")
-        bs = config.batch_size
-        per_epoch = config.pairs_per_epoch or default_pairs_per_epoch(len(train), self.kind, config.image_size)
-        if self.kind == "pk":
-            n = max(1, per_epoch // bs)
-            self.items = list(D.pk_batches(train.labels, bs, n, rng))
-        elif self.kind == "triplet":
-            if train.triplets is not None and len(train.triplets):
-                triplets = train.triplets[rng.permutation(len(train.triplets))]
-            else:
-                triplets = D.sample_triplets(train.labels, per_epoch, rng)
-            self.items = [triplets[i:i + bs] for i in range(0, len(triplets), bs)]
-        else:
-            if train.has_labels:
-                a, b, same = D.sample_pairs(train.labels, per_epoch, rng)
-            else:  # triplets without identities: their anchor-positive and anchor-negative pairs
-                a, b, same = D.triplet_pairs(train.triplets)
-                order = rng.permutation(len(a))
-                a, b, same = a[order], b[order], same[order]
-            self.items = [(a[i:i + bs], b[i:i + bs], same[i:i + bs]) for i in range(0, len(a), bs)]
-        # BatchNorm cannot train on a batch of one
-        self.items = [item for item in self.items if _batch_len(item) > 1]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __iter__(self):
-        return iter(self.items)
-
-
-def _batch_len(item) -> int:
-    return len(item[0]) if isinstance(item, tuple) else len(item)
-
 
 def train_step(model, item, kind: str, train: D.ImageSet, config: TrainConfig, device, channels_last: bool,
                identity_loss=None):
@@ -198,12 +149,8 @@ def train_step(model, item, kind: str, train: D.ImageSet, config: TrainConfig, d
 def embed_set(model, image_set: D.ImageSet, positions, device, batch_size: int = 256,
               channels_last: bool = False) -> torch.Tensor:
     """Vectors of the images at `positions`, in batches."""
-    per_pass = images_per_pass(device, image_set.image_size)
-    out = []
-    for i in range(0, len(positions), batch_size):
-        batch = as_model_input(image_set.batch(positions[i:i + batch_size]), device, channels_last)
-        out.append(model.embed(batch, per_pass).float())
-    return torch.cat(out) if out else torch.zeros(0)
+    return embed_in_batches(model, len(positions), lambda i, j: image_set.batch(positions[i:j]), device,
+                            batch_size, channels_last)
 
 
 @torch.inference_mode()
@@ -274,19 +221,6 @@ def log_to(path: Path):
     finally:
         log.removeHandler(handler)
         handler.close()
-
-
-def default_pairs_per_epoch(n_train: int, kind: str = "pair", image_size: int = 64) -> int:
-    """Pairs (or triplets, or images in P x K batches) drawn afresh each epoch.
-
-    Pairs: about ten per training image, within bounds that keep an epoch between seconds and minutes.
-    P x K batches: about ten passes over the images, at least 4,000 images, and at most what keeps ten
-    epochs within about fifteen minutes on a 2-core CPU (30,000 images at 64 px; more for smaller images).
-    """
-    if kind == "pk":
-        most = int(30_000 * max(1.0, (64 / image_size) ** 2))
-        return int(min(max(10 * n_train, 4_000), most))
-    return int(min(max(10 * n_train, 2_000), 50_000))
 
 
 def train(config: TrainConfig, out_dir, *, resume: bool = False, progress: bool = False,
@@ -392,14 +326,6 @@ def make_scheduler(config: TrainConfig, optimizer, total_steps: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def resume_bookkeeping(run: RunDir, last_epoch: int) -> float:
-    """Before a resumed run trains: forget what the epochs after its last checkpoint logged (each epoch is
-    then logged once) and return the training seconds spent so far, so 'elapsed' goes on from there."""
-    elapsed = run.elapsed_before()
-    run.keep_metrics_through(last_epoch)
-    return elapsed
-
-
 def uses_channels_last(config: TrainConfig, device: torch.device) -> bool:
     """The memory layout training runs in: channels_last on a CPU unless the config says otherwise.
 
@@ -433,8 +359,6 @@ def _train(config, run: RunDir, resume, progress, stop, on_epoch, data) -> dict:
     spec = model_spec(config)
     model = build_model(spec, pretrained=config.pretrained and not resume, weights=None if resume else config.weights)
     if config.frozen:  # only the head trains, on features embedded once
-        from .frozen import train_frozen
-
         return train_frozen(model, config, data, run, device, resume, progress, stop, on_epoch)
     channels_last = uses_channels_last(config, device)
     model.to(device)
@@ -468,7 +392,7 @@ def _train(config, run: RunDir, resume, progress, stop, on_epoch, data) -> dict:
                       step=(start_epoch - 1) * steps_per_epoch, steps_per_epoch=steps_per_epoch,
                       total_steps=steps_per_epoch * config.epochs,
                       total_epochs=config.epochs, train_images=len(data.train), val_pairs=len(data.val_pairs[0]))
-    saver = _CheckpointSaver(run, model, optimizer, spec, config, list(data.train.class_counts()), identity_loss,
+    saver = CheckpointSaver(run, model, optimizer, spec, config, list(data.train.class_counts()), identity_loss,
                              scheduler)
     last_write = [0.0]
 
@@ -484,7 +408,7 @@ def _train(config, run: RunDir, resume, progress, stop, on_epoch, data) -> dict:
                                     "items_per_second": rate, "time": now})
 
         started = time.time()
-        bar = _progress_bar(len(batches), f"epoch {epoch}/{config.epochs}", progress)
+        bar = progress_bar(len(batches), f"epoch {epoch}/{config.epochs}", progress)
         try:
             trained = train_fn(model, batches, data.train, config, optimizer, device, channels_last, stop, on_step, bar,
                                scheduler, identity_loss)
@@ -505,68 +429,3 @@ def _train(config, run: RunDir, resume, progress, stop, on_epoch, data) -> dict:
                             step=epoch * len(batches))
     log.info("Done: best validation accuracy %.2f%%.", 100 * (best or 0))
     return run.update_status(state="done", finished_at=time.time())
-
-
-def end_of_epoch(run: RunDir, saver: "_CheckpointSaver", config: TrainConfig, epoch: int, result: dict, best,
-                 on_epoch, *, train_loss: float, train_accuracy, seconds: float, n_items: int, **status) -> float:
-    """Log an epoch's validation `result`, save best/last (and every-N) checkpoints, update the status.
-    Returns the best validation accuracy so far."""
-    roc = result.pop("roc")
-    record = {"type": "epoch", "epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy,
-              "seconds": seconds, "items_per_second": n_items / max(seconds, 1e-9), "time": time.time(),
-              **{k: v for k, v in result.items() if k not in ("tp", "fp", "fn", "tn")}}
-    run.append_metrics(record)
-    log.info("Epoch %d/%d: loss %.4f, validation accuracy %.2f%% (precision %.2f%%, recall %.2f%%, AUC %.4f) "
-             "at threshold %.3f; %.1f s.", epoch, config.epochs, train_loss, 100 * result["accuracy"],
-             100 * result["precision"], 100 * result["recall"], result["roc_auc"], result["threshold"], seconds)
-    if best is None or result["accuracy"] > best:
-        best = result["accuracy"]
-        saver.save("best", epoch, result, roc)
-    saver.save("last", epoch, result, roc, best=best)
-    if config.save_every and epoch % config.save_every == 0:
-        saver.save(f"epoch-{epoch:03d}", epoch, result, roc)
-    run.update_status(epoch=epoch, best_accuracy=best, last_metrics=record, **status)
-    if on_epoch:
-        on_epoch(record)
-    return best
-
-
-class _CheckpointSaver:
-    """Writes the run's checkpoints; `last` also carries the optimizer state for --resume."""
-
-    def __init__(self, run: RunDir, model, optimizer, spec: dict, config: TrainConfig, classes, identity_loss=None,
-                 scheduler=None):
-        self.run, self.model, self.optimizer = run, model, optimizer
-        self.identity_loss, self.scheduler = identity_loss, scheduler
-        self.common = dict(spec=spec, config=config.to_dict(), classes=list(classes))
-
-    def _resume_state(self, best: Optional[float]) -> dict:
-        state = {"optimizer": self.optimizer.state_dict(), "best": {"accuracy": best}}
-        if self.identity_loss is not None:
-            state["identity_loss"] = self.identity_loss.state_dict()
-        if self.scheduler is not None:
-            state["scheduler"] = self.scheduler.state_dict()
-        return state
-
-    def save(self, name: str, epoch: int, result: dict, roc: dict, best: Optional[float] = None) -> None:
-        metrics = {**result, "roc": roc, "threshold_source": "validation pairs"}
-        extra = self._resume_state(best) if name == "last" else None
-        save_checkpoint(self.run.checkpoint(name), state_dict=self.model.state_dict(), threshold=result["threshold"],
-                        metrics=metrics, epoch=epoch, extra=extra, **self.common)
-
-    def save_stopped(self, completed_epochs: int, best: Optional[float]) -> None:
-        """Keep the weights trained so far, with the last calibrated threshold (or a neutral one)."""
-        path = self.run.checkpoint("last")
-        previous = load_checkpoint(path) if path.is_file() else {}
-        save_checkpoint(path, state_dict=self.model.state_dict(), threshold=previous.get("threshold", 0.5),
-                        metrics=previous.get("metrics", {}), epoch=completed_epochs,
-                        extra=self._resume_state(best), **self.common)
-
-
-def _progress_bar(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    # disable=None: a bar on a terminal, silence when output goes to a file or pipe
-    return tqdm(total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True, disable=None, mininterval=0.5)

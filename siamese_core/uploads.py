@@ -9,6 +9,7 @@ the folder into place only when everything went well.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -23,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
+from . import settings
 from .errors import UserError
 from .images import IMAGE_SUFFIXES, is_image_file
+from .runs import runs_root
 
-DEFAULT_MAX_BYTES = 2 * 2**30  # unpacked total
-DEFAULT_MAX_FILES = 100_000
 CHUNK = 1 << 20
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -40,19 +41,6 @@ class ExtractResult:
 
 
 # ---------------------------------------------------------------- zips
-
-def _env_cap(name: str, default: int, scale: int = 1) -> int:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        cap = float(value)
-    except ValueError:
-        raise UserError(f"{name} must be a number, not '{value}'.") from None
-    if cap <= 0:
-        raise UserError(f"{name} must be a positive number, not '{value}'.")
-    return int(cap * scale)
-
 
 def _size_words(n: int) -> str:
     if n >= 2**30:
@@ -133,14 +121,14 @@ def _check_declared(name: str, keep: list, max_bytes: int, max_files: int) -> No
 def extract_zip(source, dest, *, max_bytes: Optional[int] = None, max_files: Optional[int] = None) -> ExtractResult:
     """Unpack a zip (path, bytes or binary file object) into `dest`, which must not exist or be empty.
 
-    Caps default to SIAMESE_UPLOAD_MAX_MB / SIAMESE_UPLOAD_MAX_FILES when set (read now),
-    else DEFAULT_MAX_BYTES / DEFAULT_MAX_FILES. Unsafe names and links are skipped and
+    Caps default to SIAMESE_UPLOAD_MAX_MB / SIAMESE_UPLOAD_MAX_FILES (siamese_core.settings, read now).
+    Unsafe names and links are skipped and
     listed in the result; macOS metadata (__MACOSX, .DS_Store, ._*) is dropped silently.
     """
     if max_bytes is None:
-        max_bytes = _env_cap("SIAMESE_UPLOAD_MAX_MB", DEFAULT_MAX_BYTES, 2**20)
+        max_bytes = settings.upload_max_bytes()
     if max_files is None:
-        max_files = _env_cap("SIAMESE_UPLOAD_MAX_FILES", DEFAULT_MAX_FILES)
+        max_files = settings.upload_max_files()
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise UserError(f"'{dest}' already exists and is not an empty folder: choose another place to unpack to.")
@@ -305,7 +293,63 @@ def inside(root, path) -> bool:
     return path == root or path.is_relative_to(root)
 
 
-def data_root() -> Optional[Path]:
-    """The folder SIAMESE_DATA_ROOT names, inside which the app may read server folders; None when unset."""
-    value = os.environ.get("SIAMESE_DATA_ROOT", "").strip()
-    return Path(value).expanduser() if value else None
+data_root = settings.data_root  # the folder inside which the app may read server folders; None when unset
+
+
+# ---------------------------------------------------------------- staging: where uploads unpack, once
+
+UPLOADS_KEPT_S = 86400  # unpacked uploads nobody used for a day are removed
+
+
+def uploads_root() -> Path:
+    """<runs>/.uploads: uploaded files, unpacked or kept until a run takes them."""
+    return runs_root() / ".uploads"
+
+
+def content_hash(*parts: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+    return digest.hexdigest()[:16]
+
+
+def upload_digest(*files, cache: Optional[dict] = None) -> str:
+    """The content hash of uploaded files (objects with getvalue(), such as Streamlit's uploads).
+
+    Hashing a large zip takes seconds: with a `cache` (a dict the caller keeps, keyed by the files'
+    `file_id`s) it is done once per uploaded file, not on every click on a page.
+    """
+    key = tuple(f.file_id for f in files) if cache is not None else None
+    if key is not None and key in cache:
+        return cache[key]
+    digest = content_hash(*(f.getvalue() for f in files))
+    if key is not None:
+        cache[key] = digest
+    return digest
+
+
+def staging_dir(digest: str, kind: str = "") -> Path:
+    """Where an upload with this content hash unpacks: <runs>/.uploads/[<kind>/]<digest>.
+
+    The same files always land in the same folder, so they unpack once; folders of the same
+    kind nobody used for a day (UPLOADS_KEPT_S) are removed on the way.
+    """
+    staging = uploads_root() / kind if kind else uploads_root()
+    remove_older_than(staging, UPLOADS_KEPT_S)
+    return staging / digest
+
+
+def unpack_once(source, folder) -> Optional[ExtractResult]:
+    """Unpack a zip into `folder` unless it is there already (then None); UserError when it cannot be.
+
+    Two sessions unpacking the same zip at once is fine: the one that loses the race finds the folder.
+    """
+    folder = Path(folder)
+    if folder.is_dir():
+        return None
+    try:
+        return extract_zip(source, folder)
+    except (UserError, OSError):
+        if not folder.is_dir():
+            raise
+        return None

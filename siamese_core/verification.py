@@ -9,26 +9,19 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Optional
 
+import pandas as pd
+
+from . import uploads
 from .errors import UserError
 from .images import is_image_file
-from .runs import load_checkpoint, runs_root, write_bytes
+from .inference import pairs_accuracy, read_pairs_csv, verify_pairs
+from .runs import load_checkpoint, write_bytes
+from .uploads import content_hash, uploads_root
 
 MAX_CHECKPOINT_BYTES = 1 << 30  # far above any backbone this app trains
-
-
-def uploads_root() -> Path:
-    return runs_root() / ".uploads"
-
-
-def content_hash(*parts: bytes) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part)
-    return digest.hexdigest()[:16]
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -61,22 +54,6 @@ def store_checkpoint(data: bytes, name: str = "The uploaded file") -> Path:
 
 # ---------------------------------------------------------------- many pairs
 
-def unpack(zip_source, data: bytes, kind: str) -> Path:
-    """Unpack an uploaded zip once, under <runs>/.uploads/<kind>/<content hash>."""
-    from . import uploads
-
-    staging = uploads_root() / kind
-    uploads.remove_older_than(staging, 86400)  # yesterday's uploads
-    folder = staging / content_hash(data)
-    if not folder.is_dir():
-        try:
-            uploads.extract_zip(zip_source, folder)
-        except (UserError, OSError):
-            if not folder.is_dir():  # else another session unpacked the same zip a moment before
-                raise
-    return folder
-
-
 def pair_folders(root) -> list:
     """(folder name, image a, image b or None, problem) for each folder of a zip of pair folders.
 
@@ -99,20 +76,18 @@ def pair_folders(root) -> list:
 
 
 def check_pairs_upload(model, zip_bytes: bytes, csv_bytes: Optional[bytes] = None,
-                       threshold: Optional[float] = None):
+                       threshold: Optional[float] = None, *, zip_digest: Optional[str] = None,
+                       csv_digest: Optional[str] = None):
     """Score the pairs of an upload: a CSV and a zip of images, or a zip of pair folders alone.
 
+    The digests are the files' content hashes when the caller has them already (uploads.upload_digest).
     Returns (pandas table: pair, image_a, image_b, score, verdict, error and same when the CSV
     has it; {"accuracy", "pairs"} or None).
     """
-    import pandas as pd
-
-    from . import uploads
-    from .inference import pairs_accuracy, read_pairs_csv, verify_pairs
-
-    folder = unpack(zip_bytes, zip_bytes, "pairs")
+    folder = uploads.staging_dir(zip_digest or content_hash(zip_bytes), "pairs")
+    uploads.unpack_once(zip_bytes, folder)
     if csv_bytes is not None:
-        csv_path = uploads_root() / "pairs" / f"{content_hash(csv_bytes)}.csv"
+        csv_path = uploads_root() / "pairs" / f"{csv_digest or content_hash(csv_bytes)}.csv"
         if not csv_path.is_file():
             write_bytes(csv_path, csv_bytes)
         pairs, _ = read_pairs_csv(csv_path)

@@ -100,6 +100,25 @@ def test_pretrained_weights_out_of_reach_fall_back_with_a_warning(caplog, monkey
     assert "random weights" in caplog.text and "--weights" in caplog.text
 
 
+def test_offline_pretrained_weights_come_from_the_cached_file_without_a_process_wide_switch(tmp_path, monkeypatch):
+    # Offline, timm is handed the cached file (pretrained_cfg_overlay); huggingface_hub's global stays as it was.
+    import timm
+    from huggingface_hub import constants
+
+    from siamese_core import models
+
+    source = timm.create_model("resnet10t", pretrained=False)
+    path = tmp_path / "model.pth"
+    torch.save(source.state_dict(), path)
+    monkeypatch.setattr(models, "reachable", lambda host, port=443, timeout=3.0: False)
+    monkeypatch.setattr(models, "cached_timm_weights", lambda name: str(path))
+    before = constants.HF_HUB_OFFLINE
+    model = build_model(spec_for("timm:resnet10t"), pretrained=True)
+    assert constants.HF_HUB_OFFLINE == before
+    assert model.weights_source == "pretrained"
+    torch.testing.assert_close(model.backbone.conv1[0].weight, source.conv1[0].weight)
+
+
 def test_device_choice():
     assert pick_device("cpu").type == "cpu"
     assert pick_device("auto").type in ("cpu", "cuda", "mps")

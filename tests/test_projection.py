@@ -116,27 +116,24 @@ def test_sampling_is_even_per_class_and_a_small_class_gives_its_share_away():
     np.testing.assert_array_equal(P.sample_per_class(labels, 5000), np.arange(1000))
 
 
-def test_cache_keeps_a_projection_and_tells_changed_inputs_apart(embedded, tmp_path):
+def test_cache_keeps_a_projection_and_tells_changed_inputs_apart(embedded):
     vectors, _, _ = embedded
-    cache = P.ProjectionCache(max_entries=2, folder=tmp_path)
-    first = cache.project(vectors, "pca", 3)
-    again = cache.project(vectors, "pca", 3)
-    assert again is first and (cache.hits, cache.misses) == (1, 1)
+    cache = P.ProjectionCache(max_entries=2)
     key = P.cache_key(vectors, "pca", 3, None, 0)
+    assert cache.get(key) is None
+    first = P.project(vectors, "pca", 3)
+    cache.put(key, first)
+    assert cache.get(key) is first
     assert key != P.cache_key(vectors, "pca", 2, None, 0)
     assert key != P.cache_key(vectors, "pca", 3, None, 1)
     assert key != P.cache_key(vectors[:-1], "pca", 3, None, 0)
     assert P.cache_key(vectors, "tsne", 3, {}, 0) == P.cache_key(vectors, "tsne", 3, {"perplexity": 30.0}, 0)
     assert P.cache_key(vectors, "tsne", 3, {"perplexity": 5}, 0) != P.cache_key(vectors, "tsne", 3, {}, 0)
-    # Another process (a new cache on the same folder) finds it on disk, without computing.
-    fresh = P.ProjectionCache(folder=tmp_path)
-    np.testing.assert_array_equal(fresh.project(vectors, "pca", 3), first)
-    assert (fresh.hits, fresh.misses) == (1, 0)
-    # A damaged file is recomputed, not trusted.
-    (tmp_path / f"{key}.npy").write_bytes(b"not an array")
-    damaged = P.ProjectionCache(folder=tmp_path)
-    np.testing.assert_array_equal(damaged.project(vectors, "pca", 3), first)
-    assert damaged.misses == 1
+    # The least recently used is dropped first.
+    cache.put("b", first)
+    cache.get(key)
+    cache.put("c", first)
+    assert cache.get("b") is None and cache.get(key) is first
 
 
 # ------------------------------------------------------------------ the map page and its exports

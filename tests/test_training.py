@@ -132,9 +132,7 @@ def test_sigterm_stops_a_command_line_run_cleanly(tmp_path):
 
 
 def test_sets_too_large_for_memory_are_decoded_per_batch(tmp_path, monkeypatch):
-    from siamese_core import data as D
-
-    monkeypatch.setattr(D, "MEMORY_BUDGET_BYTES", 0)
+    monkeypatch.setenv("SIAMESE_IMAGE_MEMORY_GB", "0")
     root = write_class_folders(tmp_path / "digits", per_class=40)
     (root / "digit_0" / "broken.png").write_text("not an image")
     config = TrainConfig(train_path=str(root), split="image", backbone="convnet", epochs=2, pairs_per_epoch=3000)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from siamese_core import uploads
+from siamese_core import settings, uploads
 from siamese_core.errors import UserError
 from siamese_core.uploads import (ExtractResult, data_root, describe_class_folders, extract_zip, find_class_root,
                                   find_images_root, inside)
@@ -172,8 +172,8 @@ def test_too_many_files_is_refused(tmp_path, monkeypatch):
 
 def test_default_caps_and_bad_env_value(monkeypatch, tmp_path):
     monkeypatch.delenv("SIAMESE_UPLOAD_MAX_MB", raising=False)
-    assert uploads._env_cap("SIAMESE_UPLOAD_MAX_MB", uploads.DEFAULT_MAX_BYTES, 2**20) == 2 * 2**30
-    assert uploads._size_words(uploads.DEFAULT_MAX_BYTES) == "2.0 GB"
+    assert settings.upload_max_bytes() == 2 * 2**30
+    assert uploads._size_words(settings.upload_max_bytes()) == "2.0 GB"
     monkeypatch.setenv("SIAMESE_UPLOAD_MAX_MB", "lots")
     with pytest.raises(UserError, match="SIAMESE_UPLOAD_MAX_MB must be a number"):
         extract_zip(b"", tmp_path / "out")
@@ -297,3 +297,19 @@ def test_stale_unpacked_uploads_are_removed(tmp_path):
     remove_older_than(tmp_path, 86400)
     assert not old.exists() and new.is_dir()
     remove_older_than(tmp_path / "missing", 86400)  # nothing to do, no error
+
+
+def test_staging_an_upload_hashes_once_and_unpacks_once(runs_dir, tmp_path):
+    import types
+
+    data = make_zip(tmp_path / "a.zip", {"cats/1.png": b"x", "dogs/1.png": b"y"}).read_bytes()
+    reads = []
+    upload = types.SimpleNamespace(file_id="f1", getvalue=lambda: reads.append(1) or data)
+    cache = {}
+    digest = uploads.upload_digest(upload, cache=cache)
+    assert digest == uploads.content_hash(data) == uploads.upload_digest(upload, cache=cache) and len(reads) == 1
+    folder = uploads.staging_dir(digest, "pairs")
+    assert folder == runs_dir / ".uploads" / "pairs" / digest
+    assert uploads.unpack_once(data, folder).files == 2
+    assert uploads.unpack_once(data, folder) is None  # there already
+    assert sorted(p.name for p in folder.iterdir()) == ["cats", "dogs"]
