@@ -2,15 +2,16 @@
 
 import streamlit as st
 
-from pages import (evaluate_compare, evaluate_data, evaluate_figures, evaluate_gallery, evaluate_reid,
-                   evaluate_retrieval, ui)
+from app_pages.evaluate import compare as evaluate_compare, data as evaluate_data, figures as evaluate_figures
+from app_pages.evaluate import gallery as evaluate_gallery, reid as evaluate_reid, retrieval as evaluate_retrieval
+from app_pages.shared.models import load_model, model_picker
 
 st.title("Evaluate")
 st.caption("How good is this model, and where does it fail? It scores pairs of images it did not train on; "
            "every figure below comes from those scores, and the threshold slider moves them all together.")
 
-choice = ui.model_picker("evaluate")
-model = ui.load_model(choice)
+choice = model_picker("evaluate")
+model = load_model(choice)
 if model is None:
     st.stop()
 eval_set = evaluate_data.pick_set(model)

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages import ui
-from pages.verify_pair import image_input, model_id, shown
+from app_pages.shared.models import ModelChoice
+from app_pages.shared.uploads import staged_upload, unpack_zip
+from app_pages.verify.inputs import image_input, shown
+from app_pages.verify.pair import model_id
 from siamese_core.errors import UserError
 
 DIGITS = "The built-in digits (1,797 images)"
@@ -40,7 +42,7 @@ def pick_gallery(model):
         st.info("Upload a zip of images to search among them.")
         return None
     try:
-        folder = ui.unpack_zip(upload, ui.staged_upload(upload, kind="galleries"))  # hashed once per upload
+        folder = unpack_zip(upload, staged_upload(upload, kind="galleries"))  # hashed once per upload
         key = f"zip:{folder.name}"
         found = gallery(key, model.image_size, model.channels, model.input_pipeline, folder)
     except UserError as exc:
@@ -52,7 +54,7 @@ def pick_gallery(model):
     return found, key
 
 
-def show(model, choice: ui.ModelChoice) -> None:
+def show(model, choice: ModelChoice) -> None:
     st.caption("Pick one image: the images of the gallery the model finds most like it come first.")
     query_column, settings = st.columns([1, 2])
     query = image_input(query_column, "query", model, 0, label="Image to look for")

@@ -7,8 +7,8 @@ from typing import Optional
 import numpy as np
 import streamlit as st
 
-from pages import ui
-from pages.verify_pair import model_id
+from app_pages.shared.models import ModelChoice
+from app_pages.verify.pair import model_id
 from siamese_core.errors import UserError
 
 CSV_AND_ZIP = "A CSV naming the pairs, and a zip of the images"
@@ -33,7 +33,7 @@ def scored_pairs(_model, model_key: str, zip_key: str, csv_key: Optional[str], _
     return check_pairs_upload(_model, _zip, _csv)
 
 
-def show(model, choice: ui.ModelChoice) -> None:
+def show(model, choice: ModelChoice) -> None:
     st.caption("Check many pairs at once and download the verdicts as a CSV file.")
     layout = st.radio("What you upload", [CSV_AND_ZIP, PAIR_FOLDERS], key="batch-layout", horizontal=True)
     csv_upload = None
@@ -63,7 +63,7 @@ def show(model, choice: ui.ModelChoice) -> None:
     show_table(table.copy(), model, choice)
 
 
-def show_table(table, model, choice: ui.ModelChoice) -> None:
+def show_table(table, model, choice: ModelChoice) -> None:
     from siamese_core.inference import pairs_accuracy
 
     percent = st.session_state.get(f"threshold-{choice.key}")

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from pages.explore_data import MapData
+from app_pages.explore.data import MapData
+from app_pages.shared.images import enlarged
 
 METHOD_LABELS = {"pca": "PCA (instant)", "umap": "UMAP (seconds)", "tsne": "t-SNE (slow)"}
 DRAWN_DEFAULT = 5000  # points drawn by default: smooth to turn even on a laptop
@@ -182,25 +183,15 @@ def closer_look(data: MapData, chosen: MapSettings, class_word: str) -> None:
     indices, distances = nearest_vectors(data.vectors[number], data.vectors, k, chosen.metric, exclude_self=True)
     big, rest = st.columns([1, 4])
     image = pixels_to_image(data.image_set.batch([number]).numpy()[0])
-    big.image(_enlarged(image, 160), caption=f"#{number} · {class_word} {data.labels[number]} · {data.names[number]}")
+    big.image(enlarged(image, 160), caption=f"#{number} · {class_word} {data.labels[number]} · {data.names[number]}")
     if len(indices):
         pixels = data.image_set.batch(indices).numpy()
         distance_word = "cosine distance" if chosen.metric == "cosine" else "distance"
-        rest.image([_enlarged(pixels_to_image(p), 96) for p in pixels], width=96,
+        rest.image([enlarged(pixels_to_image(p), 96) for p in pixels], width=96,
                    caption=[f"#{i} · {data.labels[i]} · {distance_word} {d:.3f}" for i, d in zip(indices, distances)])
         same = sum(data.labels[i] == data.labels[number] for i in indices)
         rest.caption(f"{same} of the {len(indices)} nearest images have the same {class_word} "
                      f"({data.labels[number]}).")
-
-
-def _enlarged(image, size: int):
-    """Small images scaled up with sharp pixels (a blurred 28-pixel digit is hard to read)."""
-    from PIL import Image
-
-    if max(image.size) >= size:
-        return image
-    scale = size / max(image.size)
-    return image.resize((round(image.width * scale), round(image.height * scale)), Image.NEAREST)
 
 
 def exports(data: MapData, positions, coords, method_name: str) -> None:

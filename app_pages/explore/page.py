@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from pages import explore_data, explore_view, ui
+from app_pages.explore import data as explore_data, view as explore_view
+from app_pages.shared.models import load_model, model_picker
 from siamese_core.projection import METHOD_NAMES  # numpy only: umap and sklearn load when used
 
 st.title("Explore")
@@ -10,8 +11,8 @@ st.caption("Each dot is an image. The model turns every image into a list of num
            "get similar numbers, so they land close together here. Drag to turn the map, scroll to zoom, "
            "hover a dot to see its image, click it to see its nearest neighbours.")
 
-choice = ui.model_picker("explore")
-model = ui.load_model(choice)
+choice = model_picker("explore")
+model = load_model(choice)
 if model is None:
     st.stop()
 

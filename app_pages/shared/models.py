@@ -1,20 +1,17 @@
-"""What the pages share: the model in use, the sidebar, plain-words errors. Widgets here, no math."""
+"""The model in use on every page: the choices, the picker, the checkpoint uploader, the loaded model."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import streamlit as st
 
+from app_pages.shared.paths import DEMO_MODEL
 from siamese_core import jobs
 from siamese_core.errors import UserError
 
-ROOT = Path(__file__).resolve().parent.parent
-DEMO_MODEL = ROOT / "assets" / "demo" / "digits-convnet.pt"
-SAMPLES = ROOT / "assets" / "samples" / "digits"
 DEMO_KEY = "demo"
 UPLOADED = "uploaded-models"  # session state: checkpoints uploaded in this session, as ModelChoices
 
@@ -147,64 +144,3 @@ def load_model(choice: ModelChoice):
     except UserError as exc:
         st.error(str(exc))
     return None
-
-
-UPLOADS_KEPT_S = 86400  # unpacked uploads nobody used for a day are removed
-
-
-def staged_upload(*files, kind: str = "") -> Path:
-    """Where uploaded files unpack: runs/.uploads/[<kind>/]<hash of their content>.
-
-    The same files always land in the same folder, so they unpack once. Hashing a large zip takes
-    seconds: it is done once per uploaded file, not on every click on the page.
-    """
-    import hashlib
-
-    from siamese_core import uploads
-    from siamese_core.runs import runs_root
-
-    staging = runs_root() / ".uploads" / kind if kind else runs_root() / ".uploads"
-    uploads.remove_older_than(staging, UPLOADS_KEPT_S)
-    digests = st.session_state.setdefault("upload-digests", {})
-    key = tuple(f.file_id for f in files)
-    if key not in digests:
-        digest = hashlib.sha256()
-        for f in files:
-            digest.update(f.getvalue())
-        digests[key] = digest.hexdigest()[:16]
-    return staging / digests[key]
-
-
-def unpack_zip(upload, target: Path) -> Path:
-    """Unpack an uploaded zip into `target` unless done before; UserError (from uploads) when it cannot be."""
-    from siamese_core import uploads
-
-    if not target.is_dir():
-        with st.spinner("Unpacking..."):
-            result = uploads.extract_zip(upload, target)
-        if result.skipped:
-            st.warning(f"{len(result.skipped)} entries were skipped (links, or paths leading outside the zip).")
-    return target
-
-
-def device_label() -> str:
-    gpu = jobs.accelerator()
-    return gpu if gpu else f"CPU ({os.cpu_count()} cores)"
-
-
-def sidebar() -> None:
-    with st.sidebar:
-        runs = jobs.list_runs()  # read once for both lines below
-        st.caption(f"**Model in use**  \n{current_model(model_choices(runs)).label}")
-        st.caption(f"**Device**  \n{device_label()}")
-        for info in (info for info in runs if info.active):
-            st.caption(f"**Training now**  \n{info.name}: epoch {info.status.get('epoch', 0)} of "
-                       f"{info.status.get('total_epochs', '?')}")
-
-
-def duration(seconds: Optional[float]) -> str:
-    if seconds is None:
-        return "?"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import html
+from typing import Optional
 
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages import ui
+from app_pages.shared import models
 from siamese_core import jobs
 from siamese_core.errors import UserError
 from siamese_core.runs import RunDir, runs_root
@@ -38,9 +39,9 @@ def _live(run: RunDir, was_active: bool) -> None:
                 unsafe_allow_html=True)  # the folder name may come from the command line's -o
     p = jobs.progress(status)
     text = (f"Epoch {status.get('epoch', 0)} of {status.get('total_epochs', '?')} · "
-            f"{ui.duration(p['elapsed'])} elapsed")
+            f"{_duration(p['elapsed'])} elapsed")
     if p["left"] is not None:
-        text += f" · about {ui.duration(p['left'])} left"
+        text += f" · about {_duration(p['left'])} left"
     st.progress(p["fraction"], text=text)
     records = run.read_metrics()
     epochs = [r for r in records if r.get("type") == "epoch"]
@@ -58,6 +59,14 @@ def _live(run: RunDir, was_active: bool) -> None:
                      help="Stops after the current batch; the weights trained so far are kept."):
             jobs.stop(run)
             st.toast("Stopping: the run saves its weights, then stops.")
+
+
+def _duration(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 def _figures(status: dict, epochs: list) -> None:
@@ -126,11 +135,11 @@ def _finished_actions(info: jobs.RunInfo, allow_delete: bool) -> None:
     if best.is_file():
         cols = st.columns(3)
         if cols[0].button("🔍 Verify with this model", key=f"verify-{name}", type="primary"):
-            ui.use_model(f"run:{name}")
-            st.switch_page("pages/verify.py")
+            models.use_model(f"run:{name}")
+            st.switch_page("app_pages/verify/page.py")
         if cols[1].button("🧭 Explore its embeddings", key=f"explore-{name}"):
-            ui.use_model(f"run:{name}")
-            st.switch_page("pages/explore.py")
+            models.use_model(f"run:{name}")
+            st.switch_page("app_pages/explore/page.py")
         cols[2].download_button("⬇️ Download best checkpoint", data=best.read_bytes, file_name=f"{name}-best.pt",
                                 mime="application/octet-stream", key=f"download-{name}")
     if allow_delete:

@@ -4,7 +4,8 @@ import time
 
 import streamlit as st
 
-from pages import run_view, train_data, train_photos
+from app_pages.shared import run_view
+from app_pages.train import data as train_data, photos as train_photos
 from siamese_core import jobs
 from siamese_core.config import TrainConfig
 from siamese_core.errors import UserError

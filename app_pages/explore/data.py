@@ -11,7 +11,9 @@ from typing import Callable, Optional
 import numpy as np
 import streamlit as st
 
-from pages import ui
+from app_pages.shared.models import ModelChoice
+from app_pages.shared.paths import mnist_root
+from app_pages.shared.uploads import staged_upload, unpack_zip
 from siamese_core import uploads
 from siamese_core.errors import UserError
 
@@ -41,7 +43,7 @@ class MapData:
     title: str
 
 
-def pick_images(choice: ui.ModelChoice, model) -> Optional[ImageSource]:
+def pick_images(choice: ModelChoice, model) -> Optional[ImageSource]:
     """Radio of the image sources this model can map; None (after saying why) until one is ready."""
     sources = [DIGITS, MNIST] + ([VALIDATION] if _has_validation(choice, model) else []) + [ZIP]
     source = st.radio("Images to map", sources, horizontal=True, key="explore-images",
@@ -64,7 +66,7 @@ def pick_images(choice: ui.ModelChoice, model) -> Optional[ImageSource]:
     return _zip(size, channels, pipeline)
 
 
-def _has_validation(choice: ui.ModelChoice, model) -> bool:
+def _has_validation(choice: ModelChoice, model) -> bool:
     """Runs of this app whose checkpoint says what they were trained on can show their validation split.
 
     Not the demo or an uploaded checkpoint: their training data was on another machine.
@@ -73,7 +75,6 @@ def _has_validation(choice: ui.ModelChoice, model) -> bool:
 
 
 def _mnist(size: int, channels: int, pipeline: str) -> Optional[ImageSource]:
-    from pages.train_data import mnist_root
     from siamese_core.data import load_mnist, mnist_parts_available
 
     root = mnist_root()
@@ -94,7 +95,7 @@ def _zip(size: int, channels: int, pipeline: str) -> Optional[ImageSource]:
         st.info("Upload a zip of class folders to map its images.")
         return None
     try:
-        staged = ui.unpack_zip(upload, ui.staged_upload(upload, kind="explore"))
+        staged = unpack_zip(upload, staged_upload(upload, kind="explore"))
         root = uploads.find_class_root(staged)
         summary = uploads.describe_class_folders(root)
     except UserError as exc:
@@ -116,7 +117,7 @@ def _embeddings_store() -> dict:
     return {"items": OrderedDict(), "lock": threading.Lock()}
 
 
-def embedded(model, choice: ui.ModelChoice, source: ImageSource) -> Optional[MapData]:
+def embedded(model, choice: ModelChoice, source: ImageSource) -> Optional[MapData]:
     """The source's images and their embeddings, computed in batches under a progress bar, kept per (model, images)."""
     from siamese_core.embedding_map import embed_image_set, label_names
 
