@@ -16,25 +16,6 @@ DEMO_KEY = "demo"
 UPLOADED = "uploaded-models"  # session state: checkpoints uploaded in this session, as ModelChoices
 
 
-def _run_through_app() -> None:
-    """Make every page run inside app.py's navigation.
-
-    Because a pages/ folder exists, Streamlit 1.67 runs the first page opened after the server
-    starts straight from that folder, skipping app.py (its sidebar, page titles and icons) when
-    the address is not the home page. Switching that mode off and running again fixes it.
-    """
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:  # another Streamlit: nothing to fix
-        return
-    if getattr(PagesManager, "uses_pages_directory", False):
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
-_run_through_app()
-
-
 @dataclass(frozen=True)
 class ModelChoice:
     key: str  # "demo" or "run:<run name>"
