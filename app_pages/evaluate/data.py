@@ -83,13 +83,9 @@ def _data_words(config: dict) -> str:
     return f"the folder {Path(config.get('train_path') or '?').name}"
 
 
-def model_version(choice: ModelChoice) -> float:
-    return choice.path.stat().st_mtime
-
-
 @st.cache_resource(show_spinner="Scoring the evaluation pairs (the model runs once; the slider then moves "
                                  "everything instantly)...", max_entries=6)
-def _scored(_model, model_path: str, modified: float, set_path: Optional[str], set_label: str,
+def _scored(_model, model_version: tuple, set_path: Optional[str], set_label: str,
             n_pairs: int, seed: int, sequential: bool):
     """The model's scores on the set: computed once per (model file and version, set, pairs, seed).
 
@@ -106,7 +102,7 @@ def _scored(_model, model_path: str, modified: float, set_path: Optional[str], s
 def scored(model, choice: ModelChoice, eval_set: EvalSet, n_pairs: int, seed: int, sequential: bool):
     """The cached evaluation, or None after showing why this set cannot be used."""
     try:
-        return _scored(model, str(choice.path), model_version(choice), eval_set.path, eval_set.label,
+        return _scored(model, choice.version, eval_set.path, eval_set.label,
                        n_pairs, seed, sequential)
     except UserError as exc:
         st.error(str(exc))

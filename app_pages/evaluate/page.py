@@ -30,7 +30,7 @@ if eval_set is not None:
     evaluation = evaluate_data.scored(model, choice, eval_set, int(n_pairs), int(seed), sequential)
 if evaluation is not None:
     kfold = evaluation.kfold(evaluate_figures.FOLDS, int(seed))
-    identity = f"{choice.key}|{evaluate_data.model_version(choice)}|{eval_set.path}|{n_pairs}|{seed}|{sequential}"
+    identity = f"{choice.key}|{choice.version}|{eval_set.path}|{n_pairs}|{seed}|{sequential}"
     threshold = evaluate_figures.threshold_controls(evaluation, identity, kfold)
 
 tabs = st.tabs(["Figures", "Where it fails", "Retrieval", "Compare models"])

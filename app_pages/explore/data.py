@@ -60,8 +60,7 @@ def pick_images(choice: ModelChoice, model) -> Optional[ImageSource]:
     if source == VALIDATION:
         from siamese_core.evaluation import evaluation_set
 
-        modified = choice.path.stat().st_mtime
-        return ImageSource(f"validation:{choice.path}:{modified}", f"the validation images of {choice.label}",
+        return ImageSource(f"validation:{choice.version}", f"the validation images of {choice.label}",
                            lambda: evaluation_set(model))
     return _zip(size, channels, pipeline)
 
@@ -122,7 +121,7 @@ def embedded(model, choice: ModelChoice, source: ImageSource) -> Optional[MapDat
     from siamese_core.embedding_map import embed_image_set, label_names
 
     store = _embeddings_store()
-    key = (str(choice.path), choice.path.stat().st_mtime, source.key)
+    key = (choice.version, source.key)
     with store["lock"]:
         found = store["items"].get(key)
         if found is not None:

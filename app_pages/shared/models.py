@@ -18,9 +18,15 @@ UPLOADED = "uploaded-models"  # session state: checkpoints uploaded in this sess
 
 @dataclass(frozen=True)
 class ModelChoice:
-    key: str  # "demo" or "run:<run name>"
+    key: str  # "demo", "run:<run name>" or "upload:<hash>"
     label: str
     path: Path
+
+    @property
+    def version(self) -> tuple[str, float]:
+        """(file, modification time): names this version of this model's file, for every cache keyed by
+        the model (the loaded model, scores, embeddings), which stay valid while the file does not change."""
+        return str(self.path), self.path.stat().st_mtime
 
 
 def model_choices(runs: Optional[list] = None) -> list[ModelChoice]:
@@ -96,12 +102,12 @@ def checkpoint_uploader(page: str) -> Optional[ModelChoice]:
     try:
         with st.spinner("Checking the checkpoint..."):
             path = store_checkpoint(upload.getvalue(), f"'{upload.name}'")
-            _load(str(path), path.stat().st_mtime)  # a damaged network is refused here, next to the uploader
+            choice = ModelChoice(f"upload:{path.stem}", f"Uploaded: {upload.name}", path)
+            _load(*choice.version)  # a damaged network is refused here, next to the uploader
     except UserError as exc:
         message = str(exc)
         st.error(message.replace(f"'{path}'", f"'{upload.name}'") if path else message)
         return None
-    choice = ModelChoice(f"upload:{path.stem}", f"Uploaded: {upload.name}", path)
     if choice.key not in {c.key for c in known}:
         known.append(choice)
     checked[upload.file_id] = choice.key
@@ -109,7 +115,7 @@ def checkpoint_uploader(page: str) -> Optional[ModelChoice]:
 
 
 @st.cache_resource(show_spinner="Loading the model...", max_entries=4)
-def _load(path: str, modified: float):
+def _load(path: str, modified: float):  # ModelChoice.version
     from siamese_core.inference import SiameseModel  # torch is imported here, on first use only
 
     return SiameseModel.load(path)
@@ -118,7 +124,7 @@ def _load(path: str, modified: float):
 def load_model(choice: ModelChoice):
     """The loaded model (cached per file and version), or None after showing why it cannot load."""
     try:
-        return _load(str(choice.path), choice.path.stat().st_mtime)
+        return _load(*choice.version)
     except FileNotFoundError:
         st.error(f"The model file {choice.path} is missing. If this is the demo model, run "
                  "`python assets/make_demo.py` to make it again.")

@@ -8,7 +8,6 @@ import numpy as np
 import streamlit as st
 
 from app_pages.shared.models import ModelChoice
-from app_pages.verify.pair import model_id
 from siamese_core.errors import UserError
 
 CSV_AND_ZIP = "A CSV naming the pairs, and a zip of the images"
@@ -26,7 +25,7 @@ def _digest(upload) -> str:
 
 
 @st.cache_data(max_entries=8, show_spinner="Checking the pairs...")
-def scored_pairs(_model, model_key: str, zip_key: str, csv_key: Optional[str], _zip: bytes, _csv: Optional[bytes]):
+def scored_pairs(_model, model_version: tuple, zip_key: str, csv_key: Optional[str], _zip: bytes, _csv: Optional[bytes]):
     """Scores at the model's own threshold, once per model and upload; the page applies the slider's."""
     from siamese_core.verification import check_pairs_upload
 
@@ -54,7 +53,7 @@ def show(model, choice: ModelChoice) -> None:
         st.info("Upload the files above: the verdicts appear here as a table.")
         return
     try:
-        table, _ = scored_pairs(model, model_id(choice), _digest(zip_upload),
+        table, _ = scored_pairs(model, choice.version, _digest(zip_upload),
                                 _digest(csv_upload) if csv_upload else None,
                                 zip_upload.getvalue(), csv_upload.getvalue() if csv_upload else None)
     except UserError as exc:

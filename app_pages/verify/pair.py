@@ -16,13 +16,8 @@ HISTORY = "verify-history"
 HISTORY_LENGTH = 10
 
 
-def model_id(choice: ModelChoice) -> str:
-    """Names one version of one model file: cached results stay valid while it does."""
-    return f"{choice.path}@{choice.path.stat().st_mtime}"
-
-
 @st.cache_data(max_entries=256, show_spinner=False)
-def pair_score(_model, model_key: str, pixels_a: np.ndarray, pixels_b: np.ndarray) -> tuple:
+def pair_score(_model, model_version: tuple, pixels_a: np.ndarray, pixels_b: np.ndarray) -> tuple:
     """(score, distance), once per pair and model: moving the slider reuses them.
 
     Plain floats, not the Verdict: cache_data pickles what it keeps, and a Verdict pickled before
@@ -130,9 +125,9 @@ def show(model, choice: ModelChoice) -> None:
     else:
         from siamese_core.inference import Verdict
 
-        score, distance = pair_score(model, model_id(choice), image_a.pixels, image_b.pixels)
+        score, distance = pair_score(model, choice.version, image_a.pixels, image_b.pixels)
         verdict = Verdict(same=score >= threshold, score=score, threshold=threshold, distance=distance)
         show_verdict(verdict, model)
-        key = hashlib.sha256(model_id(choice).encode() + image_a.pixels.tobytes() + image_b.pixels.tobytes()).hexdigest()
+        key = hashlib.sha256(str(choice.version).encode() + image_a.pixels.tobytes() + image_b.pixels.tobytes()).hexdigest()
         remember(key, image_a, image_b, verdict, model, choice.label)
     show_history()

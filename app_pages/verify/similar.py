@@ -9,7 +9,6 @@ import streamlit as st
 from app_pages.shared.models import ModelChoice
 from app_pages.shared.uploads import staged_upload, unpack_zip
 from app_pages.verify.inputs import image_input, shown
-from app_pages.verify.pair import model_id
 from siamese_core.errors import UserError
 
 DIGITS = "The built-in digits (1,797 images)"
@@ -27,7 +26,7 @@ def gallery(key: str, size: int, channels: int, pipeline: str, _folder):
 
 
 @st.cache_data(max_entries=8, show_spinner="Computing the gallery's vectors (once per model and gallery)...")
-def gallery_vectors(_model, model_key: str, gallery_key: str, _gallery):
+def gallery_vectors(_model, model_version: tuple, gallery_key: str, _gallery):
     return _model.embed(_gallery.pixels)
 
 
@@ -66,7 +65,7 @@ def show(model, choice: ModelChoice) -> None:
     found, key = picked
     from siamese_core.gallery import find_similar
 
-    vectors = gallery_vectors(model, model_id(choice), key, found)
+    vectors = gallery_vectors(model, choice.version, key, found)
     try:
         matches, left_out = find_similar(model, query.pixels, found, vectors, k)
     except UserError as exc:
