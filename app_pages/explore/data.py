@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -111,22 +109,23 @@ def _zip(size: int, channels: int, pipeline: str) -> Optional[ImageSource]:
 
 # ------------------------------------------------------------------ embeddings, kept for the whole server
 
-@st.cache_resource
-def _embeddings_store() -> dict:
-    return {"items": OrderedDict(), "lock": threading.Lock()}
+@st.cache_resource(max_entries=EMBEDDINGS_KEPT, show_spinner=False)
+def _kept(model_version: tuple, source_key: str) -> dict:
+    """Where one (model, image set)'s MapData is kept; Streamlit keeps the EMBEDDINGS_KEPT used last.
+
+    An empty box that `embedded` fills, rather than the embedding itself: a cached function's
+    elements are replayed on every later call, and the progress bar belongs to the first only.
+    """
+    return {}
 
 
 def embedded(model, choice: ModelChoice, source: ImageSource) -> Optional[MapData]:
     """The source's images and their embeddings, computed in batches under a progress bar, kept per (model, images)."""
     from siamese_core.embedding_map import embed_image_set, label_names
 
-    store = _embeddings_store()
-    key = (choice.version, source.key)
-    with store["lock"]:
-        found = store["items"].get(key)
-        if found is not None:
-            store["items"].move_to_end(key)
-            return found
+    kept = _kept(choice.version, source.key)
+    if "data" in kept:
+        return kept["data"]
     try:
         with st.spinner(f"Reading {source.title}..."):
             image_set = source.load()
@@ -144,8 +143,5 @@ def embedded(model, choice: ModelChoice, source: ImageSource) -> Optional[MapDat
                    f"(the first: {Path(image_set.skipped[0][0]).name}).")
     classes = [str(c) for c in image_set.classes] + (["(no label)"] if (image_set.labels < 0).any() else [])
     data = MapData(image_set, vectors, label_names(image_set), list(image_set.names), classes, source.title)
-    with store["lock"]:
-        store["items"][key] = data
-        while len(store["items"]) > EMBEDDINGS_KEPT:
-            store["items"].popitem(last=False)
+    kept["data"] = data
     return data

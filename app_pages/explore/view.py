@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,10 +70,17 @@ def settings(data: MapData) -> MapSettings:
 
 
 @st.cache_resource
-def _store() -> dict:
+def _projections():
     from siamese_core.projection import ProjectionCache
 
-    return {"projections": ProjectionCache(max_entries=16), "pages": OrderedDict(), "lock": threading.Lock()}
+    return ProjectionCache(max_entries=16)
+
+
+@st.cache_resource(max_entries=PAGES_KEPT, show_spinner=False)
+def _kept_page(key: tuple) -> dict:
+    """Where one drawn map's HTML is kept; Streamlit keeps the PAGES_KEPT used last. An empty box that
+    `map_page` fills (a cached function's elements would be replayed on every call: its spinner too)."""
+    return {}
 
 
 def project(data: MapData, chosen: MapSettings):
@@ -90,7 +95,7 @@ def project(data: MapData, chosen: MapSettings):
         positions = sample_per_class(data.labels, TSNE_SAMPLE, chosen.seed)
         st.caption(f"t-SNE maps {TSNE_SAMPLE:,} of the {n:,} images, chosen evenly from each class, so the map "
                    f"is ready in a fraction of the time all {n:,} would take. Tick 'Use all' above for every image.")
-    cache = _store()["projections"]
+    cache = _projections()
     vectors = data.vectors[positions]
     key = cache_key(vectors, chosen.method, chosen.dims, chosen.params, chosen.seed)  # hashes the vectors once
     kept = cache.get(key)
@@ -139,23 +144,17 @@ def map_page(data: MapData, positions, coords, rows, chosen: MapSettings, class_
     from siamese_core.embedding_map import MapPoints, build_map_html, nearest_table, thumbnail_uris
     from siamese_core.projection import vectors_digest
 
-    store = _store()
-    key = (vectors_digest(coords), vectors_digest(data.vectors[positions[rows]]), tuple(data.names[:3]),
-           rows.tobytes(), chosen.metric, class_word)
-    with store["lock"]:
-        if key in store["pages"]:
-            store["pages"].move_to_end(key)
-            return store["pages"][key]
+    kept = _kept_page((vectors_digest(coords), vectors_digest(data.vectors[positions[rows]]),
+                       tuple(data.names[:3]), rows.tobytes(), chosen.metric, class_word))
+    if "page" in kept:
+        return kept["page"]
     with st.spinner(f"Drawing {len(rows):,} points with their thumbnails..."):
         picked = positions[rows]
         neighbours, distances = nearest_table(data.vectors[picked], metric=chosen.metric)
         points = MapPoints(coords[rows], data.labels[picked].tolist(), [data.names[i] for i in picked],
                            thumbnail_uris(data.image_set, picked), picked.tolist(), neighbours, distances)
         page = build_map_html(points, class_word, data.classes, MAP_HEIGHT, chosen.metric)
-    with store["lock"]:
-        store["pages"][key] = page
-        while len(store["pages"]) > PAGES_KEPT:
-            store["pages"].popitem(last=False)
+    kept["page"] = page
     return page
 
 
