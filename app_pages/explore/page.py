@@ -24,7 +24,7 @@ if data is None:
     st.stop()
 
 chosen = explore_view.settings(data)
-keep = explore_view.filter_points(data)
+keep, search = explore_view.filter_points(data)
 projected = explore_view.project(data, chosen)
 if projected is None:
     st.stop()
@@ -46,7 +46,7 @@ st.caption(f"{mapped[:1].upper()}{mapped[1:]}: the model's {data.vectors.shape[1
            + (f"; {kept:,} match the filter." if kept < len(positions) else ".") + capped
            + " Click a class in the legend to hide or show it.")
 
-explore_view.closer_look(data, chosen, model.class_word)
+explore_view.closer_look(data, chosen, model.class_word, search)
 explore_view.exports(data, positions, coords, method_name)
 
 

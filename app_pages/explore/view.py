@@ -114,8 +114,9 @@ def project(data: MapData, chosen: MapSettings):
     return positions, coords
 
 
-def filter_points(data: MapData) -> np.ndarray:
-    """Positions whose label was picked and whose file name holds the search text (all, by default)."""
+def filter_points(data: MapData) -> tuple[np.ndarray, str]:
+    """(a mask of the images whose label was picked and whose file name holds the search text (all, by
+    default), that text)."""
     left, right = st.columns([2, 1])
     # The key names the classes: another image set gets a fresh filter, not one naming classes it lacks.
     classes_key = "explore-classes-" + hashlib.sha256("\n".join(data.classes).encode()).hexdigest()[:8]
@@ -128,7 +129,7 @@ def filter_points(data: MapData) -> np.ndarray:
     if search.strip():
         needle = search.strip().lower()
         keep &= np.array([needle in name.lower() for name in data.names])
-    return keep
+    return keep, search
 
 
 def drawn_points(positions: np.ndarray, keep: np.ndarray, labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
@@ -158,8 +159,9 @@ def map_page(data: MapData, positions, coords, rows, chosen: MapSettings, class_
     return page
 
 
-def closer_look(data: MapData, chosen: MapSettings, class_word: str) -> None:
-    """One image large and its nearest images among all of them, in the model's own space."""
+def closer_look(data: MapData, chosen: MapSettings, class_word: str, search: str = "") -> None:
+    """One image large and its nearest images among all of them, in the model's own space; the files whose
+    name holds `search` (the map's filter) can be picked by name."""
     from siamese_core.images import pixels_to_image
     from siamese_core.inference import nearest_vectors
 
@@ -171,7 +173,7 @@ def closer_look(data: MapData, chosen: MapSettings, class_word: str) -> None:
     if number >= n:  # kept from a larger image set
         left.caption(f"These images are numbered 0 to {n - 1:,}: showing #{n - 1:,}.")
         number = n - 1
-    search = st.session_state.get("explore-search", "").strip().lower()
+    search = search.strip().lower()
     matches = [i for i, name in enumerate(data.names) if search in name.lower()][:200] if search else []
     if matches:
         picked = middle.selectbox("Or pick a file from the search", [None] + matches, key="explore-pick-file",

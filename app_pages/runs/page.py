@@ -9,7 +9,7 @@ from app_pages.shared import run_view
 from siamese_core import jobs
 
 st.title("Runs")
-deleted = st.session_state.pop("deleted", None)
+deleted = run_view.just_deleted()
 if deleted:
     st.success(f"Deleted {deleted}.")
 runs = jobs.list_runs()

@@ -16,6 +16,12 @@ from siamese_core.runs import RunDir, runs_root
 STATE_WORDS = {"queued": "⏳ starting", "running": "🏃 training", "done": "✅ done",
                "stopped": "⏹️ stopped", "failed": "❌ failed"}
 REFRESH_SECONDS = 1.5
+_DELETED = "run-view-deleted"  # the run deleted by the last click, for the page to say so after its rerun
+
+
+def just_deleted() -> Optional[str]:
+    """The name of the run deleted by the click that reran the page, once; None otherwise."""
+    return st.session_state.pop(_DELETED, None)
 
 
 def show_run(name: str, *, allow_delete: bool = False) -> None:
@@ -162,7 +168,7 @@ def _delete(run: RunDir) -> None:
         except UserError as exc:
             st.error(str(exc))
             return
-        st.session_state["deleted"] = name
+        st.session_state[_DELETED] = name
         st.rerun()
     if no.button("Cancel", key=f"delete-no-{name}"):
         st.session_state.pop("confirm_delete", None)

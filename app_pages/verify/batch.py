@@ -32,7 +32,8 @@ def scored_pairs(_model, model_version: tuple, zip_key: str, csv_key: Optional[s
     return check_pairs_upload(_model, _zip, _csv)
 
 
-def show(model, choice: ModelChoice) -> None:
+def show(model, choice: ModelChoice, threshold: float) -> None:
+    """The tab: `threshold` is the one set on the 'Check a pair' tab."""
     st.caption("Check many pairs at once and download the verdicts as a CSV file.")
     layout = st.radio("What you upload", [CSV_AND_ZIP, PAIR_FOLDERS], key="batch-layout", horizontal=True)
     csv_upload = None
@@ -59,14 +60,12 @@ def show(model, choice: ModelChoice) -> None:
     except UserError as exc:
         st.error(str(exc))
         return
-    show_table(table.copy(), model, choice)
+    show_table(table.copy(), threshold)
 
 
-def show_table(table, model, choice: ModelChoice) -> None:
+def show_table(table, threshold: float) -> None:
     from siamese_core.inference import pairs_accuracy
 
-    percent = st.session_state.get(f"threshold-{choice.key}")
-    threshold = model.threshold if percent is None or percent == round(100 * model.threshold, 1) else percent / 100.0
     scored = table["score"].notna()
     table.loc[scored, "verdict"] = np.where(table.loc[scored, "score"].astype(float) >= threshold, "same", "different")
     same, failed = int((table["verdict"] == "same").sum()), int((~scored).sum())

@@ -16,8 +16,8 @@ if model is None:
 pair_tab, many_tab, similar_tab = st.tabs(["Check a pair", "Check many pairs", "Find similar"])
 # Every tab runs on every rerun (Streamlit draws them all): none may stop the script.
 with pair_tab:
-    pair.show(model, choice)
+    threshold = pair.show(model, choice)
 with many_tab:
-    batch.show(model, choice)
+    batch.show(model, choice, threshold)  # the pair tab's slider sets the verdicts here too
 with similar_tab:
     similar.show(model, choice)

@@ -113,7 +113,8 @@ def show_history() -> None:
 
 # ---------------------------------------------------------------- the tab
 
-def show(model, choice: ModelChoice) -> None:
+def show(model, choice: ModelChoice) -> float:
+    """The tab; returns the threshold its slider sets, which the other tabs use too."""
     sample_buttons()
     left, right = st.columns(2)
     # A first try that works: two different images of the same digit.
@@ -131,3 +132,4 @@ def show(model, choice: ModelChoice) -> None:
         key = hashlib.sha256(str(choice.version).encode() + image_a.pixels.tobytes() + image_b.pixels.tobytes()).hexdigest()
         remember(key, image_a, image_b, verdict, model, choice.label)
     show_history()
+    return threshold
