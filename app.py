@@ -7,17 +7,18 @@ Nothing heavy (torch, timm) is imported here, so the first page is up in seconds
 
 import streamlit as st
 
+from app_pages.shared.icons import ICONS
 from app_pages.shared.sidebar import sidebar
 
-st.set_page_config(page_title="Siamese Studio", page_icon="🐈", layout="wide")
+st.set_page_config(page_title="Siamese Studio", page_icon=":material/pets:", layout="wide")
 
 pages = [
-    st.Page("app_pages/home/page.py", title="Home", url_path="home", icon="🏠", default=True),
-    st.Page("app_pages/train/page.py", title="Train", url_path="train", icon="🏋️"),
-    st.Page("app_pages/runs/page.py", title="Runs", url_path="runs", icon="📈"),
-    st.Page("app_pages/verify/page.py", title="Verify", url_path="verify", icon="🔍"),
-    st.Page("app_pages/explore/page.py", title="Explore", url_path="explore", icon="🧭"),
-    st.Page("app_pages/evaluate/page.py", title="Evaluate", url_path="evaluate", icon="🎯"),
+    st.Page("app_pages/home/page.py", title="Home", url_path="home", icon=ICONS["home"], default=True),
+    st.Page("app_pages/train/page.py", title="Train", url_path="train", icon=ICONS["train"]),
+    st.Page("app_pages/runs/page.py", title="Runs", url_path="runs", icon=ICONS["runs"]),
+    st.Page("app_pages/verify/page.py", title="Verify", url_path="verify", icon=ICONS["verify"]),
+    st.Page("app_pages/explore/page.py", title="Explore", url_path="explore", icon=ICONS["explore"]),
+    st.Page("app_pages/evaluate/page.py", title="Evaluate", url_path="evaluate", icon=ICONS["evaluate"]),
 ]
 page = st.navigation(pages)
 sidebar()

@@ -9,12 +9,15 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_pages.shared import models
+from app_pages.shared.icons import ICONS
 from siamese_core import jobs
 from siamese_core.errors import UserError
 from siamese_core.runs import RunDir, runs_root
 
-STATE_WORDS = {"queued": "⏳ starting", "running": "🏃 training", "done": "✅ done",
-               "stopped": "⏹️ stopped", "failed": "❌ failed"}
+STATE_WORDS = {"queued": "starting", "running": "training", "done": "done", "stopped": "stopped", "failed": "failed"}
+STATE_ICONS = {"queued": ":material/hourglass_top:", "running": ":blue[:material/directions_run:]",
+               "done": ":green[:material/check_circle:]", "stopped": ":material/stop_circle:",
+               "failed": ":red[:material/error:]"}
 REFRESH_SECONDS = 1.5
 _DELETED = "run-view-deleted"  # the run deleted by the last click, for the page to say so after its rerun
 
@@ -41,7 +44,8 @@ def _live(run: RunDir, was_active: bool) -> None:
     if was_active and not info.active:
         st.rerun()  # it just finished: redraw the whole page, with what can be done next
     status = info.status
-    st.markdown(f"#### {html.escape(run.path.name)} &nbsp; <small>{STATE_WORDS.get(info.state, info.state)}</small>",
+    st.markdown(f"#### {html.escape(run.path.name)} &nbsp; {STATE_ICONS.get(info.state, '')} "
+                f"<small>{STATE_WORDS.get(info.state, info.state)}</small>",
                 unsafe_allow_html=True)  # the folder name may come from the command line's -o
     p = jobs.progress(status)
     text = (f"Epoch {status.get('epoch', 0)} of {status.get('total_epochs', '?')} · "
@@ -61,7 +65,7 @@ def _live(run: RunDir, was_active: bool) -> None:
         lines = jobs.tail(run.log_path, 12) or jobs.tail(run.path / jobs.OUTPUT_FILE, 12)
         st.code("\n".join(lines) or "(nothing logged yet)", language=None)
     if info.active:
-        if st.button("⏹️ Stop training", key=f"stop-{run.path.name}",
+        if st.button("Stop training", icon=":material/stop_circle:", key=f"stop-{run.path.name}",
                      help="Stops after the current batch; the weights trained so far are kept."):
             jobs.stop(run)
             st.toast("Stopping: the run saves its weights, then stops.")
@@ -140,13 +144,13 @@ def _finished_actions(info: jobs.RunInfo, allow_delete: bool) -> None:
         st.info("This run was stopped. Its best checkpoint so far can still be used.")
     if best.is_file():
         cols = st.columns(3)
-        if cols[0].button("🔍 Verify with this model", key=f"verify-{name}", type="primary"):
+        if cols[0].button("Verify with this model", icon=ICONS["verify"], key=f"verify-{name}", type="primary"):
             models.use_model(f"run:{name}")
             st.switch_page("app_pages/verify/page.py")
-        if cols[1].button("🧭 Explore its embeddings", key=f"explore-{name}"):
+        if cols[1].button("Explore its embeddings", icon=ICONS["explore"], key=f"explore-{name}"):
             models.use_model(f"run:{name}")
             st.switch_page("app_pages/explore/page.py")
-        cols[2].download_button("⬇️ Download best checkpoint", data=best.read_bytes, file_name=f"{name}-best.pt",
+        cols[2].download_button("Download best checkpoint", icon=":material/download:", data=best.read_bytes, file_name=f"{name}-best.pt",
                                 mime="application/octet-stream", key=f"download-{name}")
     if allow_delete:
         _delete(run)
@@ -155,7 +159,7 @@ def _finished_actions(info: jobs.RunInfo, allow_delete: bool) -> None:
 def _delete(run: RunDir) -> None:
     name = run.path.name
     if st.session_state.get("confirm_delete") != name:
-        if st.button("🗑️ Delete this run", key=f"delete-{name}"):
+        if st.button("Delete this run", icon=":material/delete:", key=f"delete-{name}"):
             st.session_state["confirm_delete"] = name
             st.rerun()
         return

@@ -114,7 +114,7 @@ name = st.text_input("Run name", f"{data.name}-{'quick' if preset == QUICK else 
                      key=f"run-name-{suffix}-{data.name}", max_chars=40)
 for problem in data.problems:
     st.caption(f"Not ready: {problem}")
-if st.button("🚀 Start training", type="primary", disabled=not data.ready, key="start"):
+if st.button("Start training", icon=":material/rocket_launch:", type="primary", disabled=not data.ready, key="start"):
     try:
         run = jobs.start_training(config, label=name or "run", upload_dir=data.upload_dir)
     except UserError as exc:
