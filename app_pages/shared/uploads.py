@@ -1,4 +1,8 @@
-"""Uploaded files on the server: where they are staged, and unpacking a zip there once."""
+"""Uploaded files on the server: their content hash, where they are staged, and unpacking a zip there once.
+
+staged_upload is the app's one stager (folder, content hash, one-day expiry): the library's staging API
+replaces its body when it has one.
+"""
 
 from __future__ import annotations
 
@@ -9,27 +13,32 @@ import streamlit as st
 UPLOADS_KEPT_S = 86400  # unpacked uploads nobody used for a day are removed
 
 
+def upload_digest(*files) -> str:
+    """A hash of the uploaded files' content, computed once per upload in a session.
+
+    Hashing a large zip takes seconds: it is done once per uploaded file, not on every click on the page.
+    """
+    from siamese_core.verification import content_hash
+
+    digests = st.session_state.setdefault("upload-digests", {})
+    key = tuple(f.file_id for f in files)
+    if key not in digests:
+        digests[key] = content_hash(*(f.getvalue() for f in files))
+    return digests[key]
+
+
 def staged_upload(*files, kind: str = "") -> Path:
     """Where uploaded files unpack: runs/.uploads/[<kind>/]<hash of their content>.
 
-    The same files always land in the same folder, so they unpack once. Hashing a large zip takes
-    seconds: it is done once per uploaded file, not on every click on the page.
+    The same files always land in the same folder, so they unpack once; staged uploads nobody used
+    for a day are removed.
     """
-    import hashlib
-
     from siamese_core import uploads
     from siamese_core.runs import runs_root
 
     staging = runs_root() / ".uploads" / kind if kind else runs_root() / ".uploads"
     uploads.remove_older_than(staging, UPLOADS_KEPT_S)
-    digests = st.session_state.setdefault("upload-digests", {})
-    key = tuple(f.file_id for f in files)
-    if key not in digests:
-        digest = hashlib.sha256()
-        for f in files:
-            digest.update(f.getvalue())
-        digests[key] = digest.hexdigest()[:16]
-    return staging / digests[key]
+    return staging / upload_digest(*files)
 
 
 def unpack_zip(upload, target: Path) -> Path:

@@ -8,20 +8,11 @@ import numpy as np
 import streamlit as st
 
 from app_pages.shared.models import ModelChoice
+from app_pages.shared.uploads import upload_digest
 from siamese_core.errors import UserError
 
 CSV_AND_ZIP = "A CSV naming the pairs, and a zip of the images"
 PAIR_FOLDERS = "A zip with one folder per pair"
-
-
-def _digest(upload) -> str:
-    """Content hash of an upload, computed once per uploaded file (not on every click)."""
-    from siamese_core.verification import content_hash
-
-    digests = st.session_state.setdefault("verify-upload-digests", {})
-    if upload.file_id not in digests:
-        digests[upload.file_id] = content_hash(upload.getvalue())
-    return digests[upload.file_id]
 
 
 @st.cache_data(max_entries=8, show_spinner="Checking the pairs...")
@@ -54,8 +45,8 @@ def show(model, choice: ModelChoice, threshold: float) -> None:
         st.info("Upload the files above: the verdicts appear here as a table.")
         return
     try:
-        table, _ = scored_pairs(model, choice.version, _digest(zip_upload),
-                                _digest(csv_upload) if csv_upload else None,
+        table, _ = scored_pairs(model, choice.version, upload_digest(zip_upload),
+                                upload_digest(csv_upload) if csv_upload else None,
                                 zip_upload.getvalue(), csv_upload.getvalue() if csv_upload else None)
     except UserError as exc:
         st.error(str(exc))
