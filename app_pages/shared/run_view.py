@@ -150,8 +150,8 @@ def _finished_actions(info: jobs.RunInfo, allow_delete: bool) -> None:
         if cols[1].button("Explore its embeddings", icon=ICONS["explore"], key=f"explore-{name}"):
             models.use_model(f"run:{name}")
             st.switch_page("app_pages/explore/page.py")
-        cols[2].download_button("Download best checkpoint", icon=":material/download:", data=best.read_bytes, file_name=f"{name}-best.pt",
-                                mime="application/octet-stream", key=f"download-{name}")
+        cols[2].download_button("Download best checkpoint", icon=":material/download:", data=best.read_bytes,
+                                file_name=f"{name}-best.pt", mime="application/octet-stream", key=f"download-{name}")
     if allow_delete:
         _delete(run)
 

@@ -129,7 +129,8 @@ def show(model, choice: ModelChoice) -> float:
         score, distance = pair_score(model, choice.version, image_a.pixels, image_b.pixels)
         verdict = Verdict(same=score >= threshold, score=score, threshold=threshold, distance=distance)
         show_verdict(verdict, model)
-        key = hashlib.sha256(str(choice.version).encode() + image_a.pixels.tobytes() + image_b.pixels.tobytes()).hexdigest()
+        key = hashlib.sha256(str(choice.version).encode() + image_a.pixels.tobytes()
+                             + image_b.pixels.tobytes()).hexdigest()
         remember(key, image_a, image_b, verdict, model, choice.label)
     show_history()
     return threshold
