@@ -8,7 +8,7 @@ Fixtures
                            screenshot lands in test-artifacts/screenshots/FAILED-<test>.png
 Helpers
     find_chromium(), screenshot(page, name), wait_for_app(page), assert_no_exception(page),
-    read_server_log(server)
+    read_server_log(server), nav_link_label(link) with NAV_LINKS
 
 Chromium is looked for in $SIAMESE_CHROMIUM, /usr/bin/chromium, /usr/bin/chromium-browser,
 /usr/bin/google-chrome, then Playwright's own download (`python -m playwright install chromium`).
@@ -287,6 +287,15 @@ def wait_for_app(page, timeout_s: float = 30, settle_s: float = 0.5):
             raise AssertionError(f"Streamlit app at {page.url} still busy after {timeout_s} s "
                                  f"(script state, connection state: {state})")
         page.wait_for_timeout(50)
+
+
+NAV_LINKS = '[data-testid="stSidebarNav"] a'  # the sidebar navigation's page links
+
+
+def nav_link_label(link) -> str:
+    """A nav link's text without its icon: the page title as given to st.Page."""
+    label = link.locator('[data-testid="stMarkdownContainer"]')
+    return (label.first.inner_text() if label.count() else link.inner_text()).strip()
 
 
 def assert_no_exception(page):

@@ -11,18 +11,11 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import assert_no_exception, screenshot, wait_for_app
+from .conftest import NAV_LINKS, assert_no_exception, nav_link_label, screenshot, wait_for_app
 
 pytestmark = pytest.mark.browser
 
-NAV_LINKS = '[data-testid="stSidebarNav"] a'
 APP_PAGES = ["Home", "Train", "Runs", "Verify", "Explore", "Evaluate"]  # app.py's st.Page titles, in its order
-
-
-def _link_label(link) -> str:
-    """A nav link's text without its icon: the page title as given to st.Page."""
-    label = link.locator('[data-testid="stMarkdownContainer"]')
-    return (label.first.inner_text() if label.count() else link.inner_text()).strip()
 
 
 def test_a_deep_link_as_a_cold_servers_first_request_runs_through_app_py(browser, cold_app_server, page):
@@ -38,8 +31,8 @@ def test_a_deep_link_as_a_cold_servers_first_request_runs_through_app_py(browser
 
     # The sidebar is app.py's: its navigation (titles, order, the current page) and its captions.
     links = page.locator(NAV_LINKS)
-    assert [_link_label(links.nth(i)) for i in range(links.count())] == APP_PAGES
-    assert _link_label(page.locator(f'{NAV_LINKS}[aria-current="page"]')) == "Explore"
+    assert [nav_link_label(links.nth(i)) for i in range(links.count())] == APP_PAGES
+    assert nav_link_label(page.locator(f'{NAV_LINKS}[aria-current="page"]')) == "Explore"
     sidebar = page.locator('[data-testid="stSidebarUserContent"]').inner_text()
     assert "Model in use" in sidebar and "Device" in sidebar, sidebar
 
