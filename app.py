@@ -1,23 +1,25 @@
 """Siamese Studio: the browser app. Entry point: `streamlit run app.py`.
 
-Pages live in pages/ and stay thin: widgets and layout, calling into siamese_core.
+Each page lives in its own folder, app_pages/<page>/ (page.py and its parts), what pages share in
+app_pages/shared/; they stay thin: widgets and layout, calling into siamese_core.
 Nothing heavy (torch, timm) is imported here, so the first page is up in seconds.
 """
 
 import streamlit as st
 
-from pages import ui
+from app_pages.shared.icons import ICONS
+from app_pages.shared.sidebar import sidebar
 
-st.set_page_config(page_title="Siamese Studio", page_icon="🐈", layout="wide")
+st.set_page_config(page_title="Siamese Studio", page_icon=":material/pets:", layout="wide")
 
 pages = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/train.py", title="Train", icon="🏋️"),
-    st.Page("pages/runs.py", title="Runs", icon="📈"),
-    st.Page("pages/verify.py", title="Verify", icon="🔍"),
-    st.Page("pages/explore.py", title="Explore", icon="🧭"),
-    st.Page("pages/evaluate.py", title="Evaluate", icon="🎯"),
+    st.Page("app_pages/home/page.py", title="Home", url_path="home", icon=ICONS["home"], default=True),
+    st.Page("app_pages/train/page.py", title="Train", url_path="train", icon=ICONS["train"]),
+    st.Page("app_pages/runs/page.py", title="Runs", url_path="runs", icon=ICONS["runs"]),
+    st.Page("app_pages/verify/page.py", title="Verify", url_path="verify", icon=ICONS["verify"]),
+    st.Page("app_pages/explore/page.py", title="Explore", url_path="explore", icon=ICONS["explore"]),
+    st.Page("app_pages/evaluate/page.py", title="Evaluate", url_path="evaluate", icon=ICONS["evaluate"]),
 ]
 page = st.navigation(pages)
-ui.sidebar()
+sidebar()
 page.run()

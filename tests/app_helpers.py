@@ -17,7 +17,7 @@ def open_page(page: str) -> AppTest:
     """The whole app (sidebar and navigation included), switched to one page."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
     if page != "home":
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"app_pages/{page}/page.py").run()
     assert not at.exception, at.exception
     return at
 

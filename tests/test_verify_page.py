@@ -32,9 +32,9 @@ def upload(at, side: str, name: str, data: bytes, mime="image/png"):
 
 def the_model():
     """The demo model as the page loaded it (same process, same cache): its verify is counted by a spy."""
-    from pages import ui
+    from app_pages.shared import models
 
-    return ui._load(str(DEMO), DEMO.stat().st_mtime)
+    return models._load(str(DEMO), DEMO.stat().st_mtime)
 
 
 def test_first_launch_gives_a_verdict_and_the_slider_moves_it_without_the_model(runs_dir):
@@ -132,7 +132,7 @@ def test_a_checkpoint_upload_is_checked_and_a_foreign_file_is_refused(runs_dir):
     kept = list((runs_dir / ".uploads" / "checkpoints").glob("*.pt"))
     assert len(kept) == 1 and kept[0].read_bytes() == DEMO.read_bytes()
     assert at.selectbox(key="model-picker-verify").value.label == "Uploaded: digits.pt"  # now the model in use
-    at.switch_page("pages/explore.py").run()
+    at.switch_page("app_pages/explore/page.py").run()
     assert at.selectbox(key="model-picker-explore").value.label == "Uploaded: digits.pt"  # on every page
 
 

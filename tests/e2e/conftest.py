@@ -2,12 +2,13 @@
 
 Fixtures
     app_server  (session)  the running app: .url .port .runs_dir .started_at .log_path, .log()
+    cold_app_server (function) a server of the test's own, started for it, no page opened on it yet
     browser     (session)  a Playwright Chromium Browser (headless)
     page        (function) a fresh Page, viewport 1400x900, default timeout 30 s; on failure a
                            screenshot lands in test-artifacts/screenshots/FAILED-<test>.png
 Helpers
     find_chromium(), screenshot(page, name), wait_for_app(page), assert_no_exception(page),
-    read_server_log(server)
+    read_server_log(server), nav_link_label(link) with NAV_LINKS
 
 Chromium is looked for in $SIAMESE_CHROMIUM, /usr/bin/chromium, /usr/bin/chromium-browser,
 /usr/bin/google-chrome, then Playwright's own download (`python -m playwright install chromium`).
@@ -16,6 +17,7 @@ Without any, the tests are skipped -- except under CI (env CI non-empty), where 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -175,11 +177,9 @@ def _stop(process: subprocess.Popen):
         process.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
-def app_server(tmp_path_factory):
-    ARTIFACTS.mkdir(exist_ok=True)
-    runs_dir = tmp_path_factory.mktemp("e2e-runs")
-    log_path = ARTIFACTS / "streamlit-server.log"
+@contextlib.contextmanager
+def _serve(runs_dir: Path, log_path: Path):
+    """A fresh `streamlit run app.py` on a free port, up and healthy; stopped (with any run it started) on exit."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     # No UMAP warm-up: compiling it in the background slows the server's stop by seconds, and the tests use PCA.
@@ -187,15 +187,13 @@ def app_server(tmp_path_factory):
     command = [sys.executable, "-m", "streamlit", "run", "app.py",
                "--server.headless", "true", "--server.port", str(port),
                "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
-    # Not --server.fileWatcherType none: with it, Streamlit 1.67 lists every file in pages/ in the
-    # sidebar instead of app.py's st.navigation, which is not what a user sees.
     with open(log_path, "w") as log:
         started_at = time.monotonic()
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     server = AppServer(url, port, runs_dir, started_at, log_path, process)
     try:
         deadline = started_at + SERVER_START_TIMEOUT_S
-        while not _healthy(url):
+        while not _healthy(url):  # /_stcore/health opens no app session: the app itself stays cold
             if process.poll() is not None:
                 pytest.fail(f"streamlit exited with code {process.returncode} before it was up; log:\n"
                             f"{read_server_log(server, 4000)}", pytrace=False)
@@ -207,6 +205,24 @@ def app_server(tmp_path_factory):
     finally:
         _stop(process)
         stop_all_runs(runs_dir)  # training outlives the server by design; not the test session
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory):
+    """The app's server shared by the browser tests."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    with _serve(tmp_path_factory.mktemp("e2e-runs"), ARTIFACTS / "streamlit-server.log") as server:
+        yield server
+
+
+@pytest.fixture
+def cold_app_server(tmp_path, request):
+    """A server of its own that no page has been opened on yet: for what only a cold server's first run shows."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    with _serve(runs_dir, ARTIFACTS / f"streamlit-server-{_safe_name(request.node.name)}.log") as server:
+        yield server
 
 
 # --------------------------------------------------------------------------- page helpers
@@ -271,6 +287,15 @@ def wait_for_app(page, timeout_s: float = 30, settle_s: float = 0.5):
             raise AssertionError(f"Streamlit app at {page.url} still busy after {timeout_s} s "
                                  f"(script state, connection state: {state})")
         page.wait_for_timeout(50)
+
+
+NAV_LINKS = '[data-testid="stSidebarNav"] a'  # the sidebar navigation's page links
+
+
+def nav_link_label(link) -> str:
+    """A nav link's text without its icon: the page title as given to st.Page."""
+    label = link.locator('[data-testid="stMarkdownContainer"]')
+    return (label.first.inner_text() if label.count() else link.inner_text()).strip()
 
 
 def assert_no_exception(page):

@@ -6,11 +6,9 @@ import time
 
 import pytest
 
-from .conftest import ARTIFACTS, assert_no_exception, screenshot, wait_for_app
+from .conftest import ARTIFACTS, NAV_LINKS, assert_no_exception, nav_link_label, screenshot, wait_for_app
 
 pytestmark = pytest.mark.browser
-
-NAV_LINKS = '[data-testid="stSidebarNav"] a'
 
 
 def _record_timing(key: str, seconds: float):
@@ -36,18 +34,12 @@ def test_home_shows_title_without_exception(browser, app_server, page):
     screenshot(page, "home")
 
 
-def _link_label(link) -> str:
-    """A nav link's text without its icon: the page title as given to st.Page."""
-    label = link.locator('[data-testid="stMarkdownContainer"]')
-    return (label.first.inner_text() if label.count() else link.inner_text()).strip()
-
-
 def test_every_sidebar_page_opens_without_exception(browser, app_server, page):
     page.goto(app_server.url)
     wait_for_app(page)
     links = page.locator(NAV_LINKS)
     links.first.wait_for(state="visible")
-    labels = [_link_label(links.nth(i)) for i in range(links.count())]
+    labels = [nav_link_label(links.nth(i)) for i in range(links.count())]
     assert "Home" in labels and "Runs" in labels, f"sidebar navigation shows {labels}"
 
     opened = []

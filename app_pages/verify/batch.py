@@ -7,8 +7,8 @@ from typing import Optional
 import numpy as np
 import streamlit as st
 
-from pages import ui
-from pages.verify_pair import model_id
+from app_pages.shared.models import ModelChoice
+from app_pages.shared.uploads import upload_digest
 from siamese_core.errors import UserError
 
 CSV_AND_ZIP = "A CSV naming the pairs, and a zip of the images"
@@ -16,14 +16,15 @@ PAIR_FOLDERS = "A zip with one folder per pair"
 
 
 @st.cache_data(max_entries=8, show_spinner="Checking the pairs...")
-def scored_pairs(_model, model_key: str, zip_key: str, csv_key: Optional[str], _zip: bytes, _csv: Optional[bytes]):
+def scored_pairs(_model, model_version: tuple, zip_key: str, csv_key: Optional[str], _zip: bytes, _csv: Optional[bytes]):
     """Scores at the model's own threshold, once per model and upload; the page applies the slider's."""
     from siamese_core.verification import check_pairs_upload
 
     return check_pairs_upload(_model, _zip, _csv, zip_digest=zip_key, csv_digest=csv_key)
 
 
-def show(model, choice: ui.ModelChoice) -> None:
+def show(model, choice: ModelChoice, threshold: float) -> None:
+    """The tab: `threshold` is the one set on the 'Check a pair' tab."""
     st.caption("Check many pairs at once and download the verdicts as a CSV file.")
     layout = st.radio("What you upload", [CSV_AND_ZIP, PAIR_FOLDERS], key="batch-layout", horizontal=True)
     csv_upload = None
@@ -44,20 +45,18 @@ def show(model, choice: ui.ModelChoice) -> None:
         st.info("Upload the files above: the verdicts appear here as a table.")
         return
     try:
-        table, _ = scored_pairs(model, model_id(choice), ui.upload_digest(zip_upload),
-                                ui.upload_digest(csv_upload) if csv_upload else None,
+        table, _ = scored_pairs(model, choice.version, upload_digest(zip_upload),
+                                upload_digest(csv_upload) if csv_upload else None,
                                 zip_upload.getvalue(), csv_upload.getvalue() if csv_upload else None)
     except UserError as exc:
         st.error(str(exc))
         return
-    show_table(table.copy(), model, choice)
+    show_table(table.copy(), threshold)
 
 
-def show_table(table, model, choice: ui.ModelChoice) -> None:
+def show_table(table, threshold: float) -> None:
     from siamese_core.inference import pairs_accuracy
 
-    percent = st.session_state.get(f"threshold-{choice.key}")
-    threshold = model.threshold if percent is None or percent == round(100 * model.threshold, 1) else percent / 100.0
     scored = table["score"].notna()
     table.loc[scored, "verdict"] = np.where(table.loc[scored, "score"].astype(float) >= threshold, "same", "different")
     same, failed = int((table["verdict"] == "same").sum()), int((~scored).sum())

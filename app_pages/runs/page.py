@@ -5,18 +5,19 @@ import time
 import pandas as pd
 import streamlit as st
 
-from pages import run_view
+from app_pages.shared import run_view
+from app_pages.shared.icons import ICONS
 from siamese_core import jobs
 
 st.title("Runs")
-deleted = st.session_state.pop("deleted", None)
+deleted = run_view.just_deleted()
 if deleted:
     st.success(f"Deleted {deleted}.")
 runs = jobs.list_runs()
 if not runs:
     st.info("No runs yet. Start one on the Train page (the Quick preset trains on digits in about a minute), "
             "or from the command line:\n\n`python -m siamese_core train --dataset digits -b convnet -e 5`")
-    st.page_link("pages/train.py", label="Go to Train", icon="🏋️")
+    st.page_link("app_pages/train/page.py", label="Go to Train", icon=ICONS["train"])
     st.stop()
 
 rows = []

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from pages import explore_data, explore_view, ui
+from app_pages.explore import data as explore_data, view as explore_view
+from app_pages.shared.models import load_model, model_picker
 from siamese_core.projection import METHOD_NAMES  # numpy only: umap and sklearn load when used
 
 st.title("Explore")
@@ -10,8 +11,8 @@ st.caption("Each dot is an image. The model turns every image into a list of num
            "get similar numbers, so they land close together here. Drag to turn the map, scroll to zoom, "
            "hover a dot to see its image, click it to see its nearest neighbours.")
 
-choice = ui.model_picker("explore")
-model = ui.load_model(choice)
+choice = model_picker("explore")
+model = load_model(choice)
 if model is None:
     st.stop()
 
@@ -23,7 +24,7 @@ if data is None:
     st.stop()
 
 chosen = explore_view.settings(data)
-keep = explore_view.filter_points(data)
+keep, search = explore_view.filter_points(data)
 projected = explore_view.project(data, chosen)
 if projected is None:
     st.stop()
@@ -45,7 +46,7 @@ st.caption(f"{mapped[:1].upper()}{mapped[1:]}: the model's {data.vectors.shape[1
            + (f"; {kept:,} match the filter." if kept < len(positions) else ".") + capped
            + " Click a class in the legend to hide or show it.")
 
-explore_view.closer_look(data, chosen, model.class_word)
+explore_view.closer_look(data, chosen, model.class_word, search)
 explore_view.exports(data, positions, coords, method_name)
 
 

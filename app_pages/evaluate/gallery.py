@@ -43,7 +43,7 @@ def show(ev, threshold: float) -> None:
     for n, i in enumerate(shown[start:start + PER_PAGE]):
         truth = bool(ev.same[i])
         said = bool(ev.scores[i] >= threshold)
-        mark = "✅" if truth == said else "❌"
+        mark = ":green[:material/check_circle:]" if truth == said else ":red[:material/cancel:]"
         kind = "" if truth == said else (" (false accept)" if said else " (false reject)")
         with columns[n % COLUMNS].container(border=True):
             st.image(side_by_side(*ev.pair_pixels(i)))

@@ -2,15 +2,16 @@
 
 import streamlit as st
 
-from pages import (evaluate_compare, evaluate_data, evaluate_figures, evaluate_gallery, evaluate_reid,
-                   evaluate_retrieval, ui)
+from app_pages.evaluate import compare as evaluate_compare, data as evaluate_data, figures as evaluate_figures
+from app_pages.evaluate import gallery as evaluate_gallery, reid as evaluate_reid, retrieval as evaluate_retrieval
+from app_pages.shared.models import load_model, model_picker
 
 st.title("Evaluate")
 st.caption("How good is this model, and where does it fail? It scores pairs of images it did not train on; "
            "every figure below comes from those scores, and the threshold slider moves them all together.")
 
-choice = ui.model_picker("evaluate")
-model = ui.load_model(choice)
+choice = model_picker("evaluate")
+model = load_model(choice)
 if model is None:
     st.stop()
 eval_set = evaluate_data.pick_set(model)
@@ -29,7 +30,7 @@ if eval_set is not None:
     evaluation = evaluate_data.scored(model, choice, eval_set, int(n_pairs), int(seed), sequential)
 if evaluation is not None:
     kfold = evaluation.kfold(evaluate_figures.FOLDS, int(seed))
-    identity = f"{choice.key}|{evaluate_data.model_version(choice)}|{eval_set.path}|{n_pairs}|{seed}|{sequential}"
+    identity = f"{choice.key}|{choice.version}|{eval_set.path}|{n_pairs}|{seed}|{sequential}"
     threshold = evaluate_figures.threshold_controls(evaluation, identity, kfold)
 
 tabs = st.tabs(["Figures", "Where it fails", "Retrieval", "Compare models"])

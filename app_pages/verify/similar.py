@@ -6,8 +6,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages import ui
-from pages.verify_pair import image_input, model_id, shown
+from app_pages.shared.models import ModelChoice
+from app_pages.shared.uploads import staged_upload, unpack_zip
+from app_pages.verify.inputs import image_input, shown
 from siamese_core.errors import UserError
 
 DIGITS = "The built-in digits (1,797 images)"
@@ -25,7 +26,7 @@ def gallery(key: str, size: int, channels: int, pipeline: str, _folder):
 
 
 @st.cache_data(max_entries=8, show_spinner="Computing the gallery's vectors (once per model and gallery)...")
-def gallery_vectors(_model, model_key: str, gallery_key: str, _gallery):
+def gallery_vectors(_model, model_version: tuple, gallery_key: str, _gallery):
     return _model.embed(_gallery.pixels)
 
 
@@ -40,7 +41,7 @@ def pick_gallery(model):
         st.info("Upload a zip of images to search among them.")
         return None
     try:
-        folder = ui.unpack_zip(upload, ui.staged_upload(upload, kind="galleries"))  # hashed once per upload
+        folder = unpack_zip(upload, staged_upload(upload, kind="galleries"))  # hashed once per upload
         key = f"zip:{folder.name}"
         found = gallery(key, model.image_size, model.channels, model.input_pipeline, folder)
     except UserError as exc:
@@ -52,7 +53,7 @@ def pick_gallery(model):
     return found, key
 
 
-def show(model, choice: ui.ModelChoice) -> None:
+def show(model, choice: ModelChoice) -> None:
     st.caption("Pick one image: the images of the gallery the model finds most like it come first.")
     query_column, settings = st.columns([1, 2])
     query = image_input(query_column, "query", model, 0, label="Image to look for")
@@ -64,7 +65,7 @@ def show(model, choice: ui.ModelChoice) -> None:
     found, key = picked
     from siamese_core.gallery import find_similar
 
-    vectors = gallery_vectors(model, model_id(choice), key, found)
+    vectors = gallery_vectors(model, choice.version, key, found)
     try:
         matches, left_out = find_similar(model, query.pixels, found, vectors, k)
     except UserError as exc:

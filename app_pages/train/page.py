@@ -4,7 +4,8 @@ import time
 
 import streamlit as st
 
-from pages import run_view, train_data, train_photos
+from app_pages.shared import run_view
+from app_pages.train import data as train_data, photos as train_photos
 from siamese_core import jobs
 from siamese_core.config import MODES, TrainConfig
 from siamese_core.errors import UserError
@@ -113,7 +114,7 @@ name = st.text_input("Run name", f"{data.name}-{'quick' if preset == QUICK else 
                      key=f"run-name-{suffix}-{data.name}", max_chars=40)
 for problem in data.problems:
     st.caption(f"Not ready: {problem}")
-if st.button("🚀 Start training", type="primary", disabled=not data.ready, key="start"):
+if st.button("Start training", icon=":material/rocket_launch:", type="primary", disabled=not data.ready, key="start"):
     try:
         run = jobs.start_training(config, label=name or "run", upload_dir=data.upload_dir)
     except UserError as exc:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
 
-from pages.explore_data import MapData
+from app_pages.explore.data import MapData
+from app_pages.shared.images import enlarged
 
 METHOD_LABELS = {"pca": "PCA (instant)", "umap": "UMAP (seconds)", "tsne": "t-SNE (slow)"}
 DRAWN_DEFAULT = 5000  # points drawn by default: smooth to turn even on a laptop
@@ -71,10 +70,17 @@ def settings(data: MapData) -> MapSettings:
 
 
 @st.cache_resource
-def _store() -> dict:
+def _projections():
     from siamese_core.projection import ProjectionCache
 
-    return {"projections": ProjectionCache(max_entries=16), "pages": OrderedDict(), "lock": threading.Lock()}
+    return ProjectionCache(max_entries=16)
+
+
+@st.cache_resource(max_entries=PAGES_KEPT, show_spinner=False)
+def _kept_page(key: tuple) -> dict:
+    """Where one drawn map's HTML is kept; Streamlit keeps the PAGES_KEPT used last. An empty box that
+    `map_page` fills (a cached function's elements would be replayed on every call: its spinner too)."""
+    return {}
 
 
 def project(data: MapData, chosen: MapSettings):
@@ -89,7 +95,7 @@ def project(data: MapData, chosen: MapSettings):
         positions = sample_per_class(data.labels, TSNE_SAMPLE, chosen.seed)
         st.caption(f"t-SNE maps {TSNE_SAMPLE:,} of the {n:,} images, chosen evenly from each class, so the map "
                    f"is ready in a fraction of the time all {n:,} would take. Tick 'Use all' above for every image.")
-    cache = _store()["projections"]
+    cache = _projections()
     vectors = data.vectors[positions]
     key = cache_key(vectors, chosen.method, chosen.dims, chosen.params, chosen.seed)  # hashes the vectors once
     kept = cache.get(key)
@@ -108,8 +114,9 @@ def project(data: MapData, chosen: MapSettings):
     return positions, coords
 
 
-def filter_points(data: MapData) -> np.ndarray:
-    """Positions whose label was picked and whose file name holds the search text (all, by default)."""
+def filter_points(data: MapData) -> tuple[np.ndarray, str]:
+    """(a mask of the images whose label was picked and whose file name holds the search text (all, by
+    default), that text)."""
     left, right = st.columns([2, 1])
     # The key names the classes: another image set gets a fresh filter, not one naming classes it lacks.
     classes_key = "explore-classes-" + hashlib.sha256("\n".join(data.classes).encode()).hexdigest()[:8]
@@ -122,7 +129,7 @@ def filter_points(data: MapData) -> np.ndarray:
     if search.strip():
         needle = search.strip().lower()
         keep &= np.array([needle in name.lower() for name in data.names])
-    return keep
+    return keep, search
 
 
 def drawn_points(positions: np.ndarray, keep: np.ndarray, labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
@@ -138,28 +145,23 @@ def map_page(data: MapData, positions, coords, rows, chosen: MapSettings, class_
     from siamese_core.embedding_map import MapPoints, build_map_html, nearest_table, thumbnail_uris
     from siamese_core.projection import vectors_digest
 
-    store = _store()
-    key = (vectors_digest(coords), vectors_digest(data.vectors[positions[rows]]), tuple(data.names[:3]),
-           rows.tobytes(), chosen.metric, class_word)
-    with store["lock"]:
-        if key in store["pages"]:
-            store["pages"].move_to_end(key)
-            return store["pages"][key]
+    kept = _kept_page((vectors_digest(coords), vectors_digest(data.vectors[positions[rows]]),
+                       tuple(data.names[:3]), rows.tobytes(), chosen.metric, class_word))
+    if "page" in kept:
+        return kept["page"]
     with st.spinner(f"Drawing {len(rows):,} points with their thumbnails..."):
         picked = positions[rows]
         neighbours, distances = nearest_table(data.vectors[picked], metric=chosen.metric)
         points = MapPoints(coords[rows], data.labels[picked].tolist(), [data.names[i] for i in picked],
                            thumbnail_uris(data.image_set, picked), picked.tolist(), neighbours, distances)
         page = build_map_html(points, class_word, data.classes, MAP_HEIGHT, chosen.metric)
-    with store["lock"]:
-        store["pages"][key] = page
-        while len(store["pages"]) > PAGES_KEPT:
-            store["pages"].popitem(last=False)
+    kept["page"] = page
     return page
 
 
-def closer_look(data: MapData, chosen: MapSettings, class_word: str) -> None:
-    """One image large and its nearest images among all of them, in the model's own space."""
+def closer_look(data: MapData, chosen: MapSettings, class_word: str, search: str = "") -> None:
+    """One image large and its nearest images among all of them, in the model's own space; the files whose
+    name holds `search` (the map's filter) can be picked by name."""
     from siamese_core.images import pixels_to_image
     from siamese_core.inference import nearest_vectors
 
@@ -171,7 +173,7 @@ def closer_look(data: MapData, chosen: MapSettings, class_word: str) -> None:
     if number >= n:  # kept from a larger image set
         left.caption(f"These images are numbered 0 to {n - 1:,}: showing #{n - 1:,}.")
         number = n - 1
-    search = st.session_state.get("explore-search", "").strip().lower()
+    search = search.strip().lower()
     matches = [i for i, name in enumerate(data.names) if search in name.lower()][:200] if search else []
     if matches:
         picked = middle.selectbox("Or pick a file from the search", [None] + matches, key="explore-pick-file",
@@ -182,25 +184,15 @@ def closer_look(data: MapData, chosen: MapSettings, class_word: str) -> None:
     indices, distances = nearest_vectors(data.vectors[number], data.vectors, k, chosen.metric, exclude_self=True)
     big, rest = st.columns([1, 4])
     image = pixels_to_image(data.image_set.batch([number]).numpy()[0])
-    big.image(_enlarged(image, 160), caption=f"#{number} · {class_word} {data.labels[number]} · {data.names[number]}")
+    big.image(enlarged(image, 160), caption=f"#{number} · {class_word} {data.labels[number]} · {data.names[number]}")
     if len(indices):
         pixels = data.image_set.batch(indices).numpy()
         distance_word = "cosine distance" if chosen.metric == "cosine" else "distance"
-        rest.image([_enlarged(pixels_to_image(p), 96) for p in pixels], width=96,
+        rest.image([enlarged(pixels_to_image(p), 96) for p in pixels], width=96,
                    caption=[f"#{i} · {data.labels[i]} · {distance_word} {d:.3f}" for i, d in zip(indices, distances)])
         same = sum(data.labels[i] == data.labels[number] for i in indices)
         rest.caption(f"{same} of the {len(indices)} nearest images have the same {class_word} "
                      f"({data.labels[number]}).")
-
-
-def _enlarged(image, size: int):
-    """Small images scaled up with sharp pixels (a blurred 28-pixel digit is hard to read)."""
-    from PIL import Image
-
-    if max(image.size) >= size:
-        return image
-    scale = size / max(image.size)
-    return image.resize((round(image.width * scale), round(image.height * scale)), Image.NEAREST)
 
 
 def exports(data: MapData, positions, coords, method_name: str) -> None:

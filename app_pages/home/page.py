@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+from app_pages.shared.icons import ICONS
+
 st.title("Siamese Studio")
 st.markdown(
     """
@@ -25,10 +27,10 @@ No time to train? A **demo model**, trained on the same digits, is ready on *Ver
 """
 )
 train, verify, explore, evaluate = st.columns(4)
-train.page_link("pages/train.py", label="Train on digits", icon="🏋️")
-verify.page_link("pages/verify.py", label="Verify two digits", icon="🔍")
-explore.page_link("pages/explore.py", label="Explore the 3D map", icon="🧭")
-evaluate.page_link("pages/evaluate.py", label="Evaluate a model", icon="🎯")
+train.page_link("app_pages/train/page.py", label="Train on digits", icon=ICONS["train"])
+verify.page_link("app_pages/verify/page.py", label="Verify two digits", icon=ICONS["verify"])
+explore.page_link("app_pages/explore/page.py", label="Explore the 3D map", icon=ICONS["explore"])
+evaluate.page_link("app_pages/evaluate/page.py", label="Evaluate a model", icon=ICONS["evaluate"])
 
 st.subheader("The pages")
 st.markdown(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -11,7 +9,9 @@ from typing import Callable, Optional
 import numpy as np
 import streamlit as st
 
-from pages import ui
+from app_pages.shared.models import ModelChoice
+from app_pages.shared.paths import mnist_root
+from app_pages.shared.uploads import staged_upload, unpack_zip
 from siamese_core import uploads
 from siamese_core.errors import UserError
 
@@ -41,7 +41,7 @@ class MapData:
     title: str
 
 
-def pick_images(choice: ui.ModelChoice, model) -> Optional[ImageSource]:
+def pick_images(choice: ModelChoice, model) -> Optional[ImageSource]:
     """Radio of the image sources this model can map; None (after saying why) until one is ready."""
     sources = [DIGITS, MNIST] + ([VALIDATION] if _has_validation(choice, model) else []) + [ZIP]
     source = st.radio("Images to map", sources, horizontal=True, key="explore-images",
@@ -58,13 +58,12 @@ def pick_images(choice: ui.ModelChoice, model) -> Optional[ImageSource]:
     if source == VALIDATION:
         from siamese_core.evaluation import evaluation_set
 
-        modified = choice.path.stat().st_mtime
-        return ImageSource(f"validation:{choice.path}:{modified}", f"the validation images of {choice.label}",
+        return ImageSource(f"validation:{choice.version}", f"the validation images of {choice.label}",
                            lambda: evaluation_set(model))
     return _zip(size, channels, pipeline)
 
 
-def _has_validation(choice: ui.ModelChoice, model) -> bool:
+def _has_validation(choice: ModelChoice, model) -> bool:
     """Runs of this app whose checkpoint says what they were trained on can show their validation split.
 
     Not the demo or an uploaded checkpoint: their training data was on another machine.
@@ -73,7 +72,6 @@ def _has_validation(choice: ui.ModelChoice, model) -> bool:
 
 
 def _mnist(size: int, channels: int, pipeline: str) -> Optional[ImageSource]:
-    from pages.train_data import mnist_root
     from siamese_core.data import load_mnist, mnist_parts_available
 
     root = mnist_root()
@@ -94,7 +92,7 @@ def _zip(size: int, channels: int, pipeline: str) -> Optional[ImageSource]:
         st.info("Upload a zip of class folders to map its images.")
         return None
     try:
-        staged = ui.unpack_zip(upload, ui.staged_upload(upload, kind="explore"))
+        staged = unpack_zip(upload, staged_upload(upload, kind="explore"))
         root = uploads.find_class_root(staged)
         summary = uploads.describe_class_folders(root)
     except UserError as exc:
@@ -111,22 +109,23 @@ def _zip(size: int, channels: int, pipeline: str) -> Optional[ImageSource]:
 
 # ------------------------------------------------------------------ embeddings, kept for the whole server
 
-@st.cache_resource
-def _embeddings_store() -> dict:
-    return {"items": OrderedDict(), "lock": threading.Lock()}
+@st.cache_resource(max_entries=EMBEDDINGS_KEPT, show_spinner=False)
+def _kept(model_version: tuple, source_key: str) -> dict:
+    """Where one (model, image set)'s MapData is kept; Streamlit keeps the EMBEDDINGS_KEPT used last.
+
+    An empty box that `embedded` fills, rather than the embedding itself: a cached function's
+    elements are replayed on every later call, and the progress bar belongs to the first only.
+    """
+    return {}
 
 
-def embedded(model, choice: ui.ModelChoice, source: ImageSource) -> Optional[MapData]:
+def embedded(model, choice: ModelChoice, source: ImageSource) -> Optional[MapData]:
     """The source's images and their embeddings, computed in batches under a progress bar, kept per (model, images)."""
     from siamese_core.embedding_map import embed_image_set, label_names
 
-    store = _embeddings_store()
-    key = (str(choice.path), choice.path.stat().st_mtime, source.key)
-    with store["lock"]:
-        found = store["items"].get(key)
-        if found is not None:
-            store["items"].move_to_end(key)
-            return found
+    kept = _kept(choice.version, source.key)
+    if "data" in kept:
+        return kept["data"]
     try:
         with st.spinner(f"Reading {source.title}..."):
             image_set = source.load()
@@ -144,8 +143,5 @@ def embedded(model, choice: ui.ModelChoice, source: ImageSource) -> Optional[Map
                    f"(the first: {Path(image_set.skipped[0][0]).name}).")
     classes = [str(c) for c in image_set.classes] + (["(no label)"] if (image_set.labels < 0).any() else [])
     data = MapData(image_set, vectors, label_names(image_set), list(image_set.names), classes, source.title)
-    with store["lock"]:
-        store["items"][key] = data
-        while len(store["items"]) > EMBEDDINGS_KEPT:
-            store["items"].popitem(last=False)
+    kept["data"] = data
     return data

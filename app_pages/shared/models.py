@@ -1,48 +1,32 @@
-"""What the pages share: the model in use, the sidebar, plain-words errors. Widgets here, no math."""
+"""The model in use on every page: the choices, the picker, the checkpoint uploader, the loaded model."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import streamlit as st
 
+from app_pages.shared.paths import DEMO_MODEL
 from siamese_core import jobs
 from siamese_core.errors import UserError
 
-ROOT = Path(__file__).resolve().parent.parent
-DEMO_MODEL = ROOT / "assets" / "demo" / "digits-convnet.pt"
-SAMPLES = ROOT / "assets" / "samples" / "digits"
 DEMO_KEY = "demo"
 UPLOADED = "uploaded-models"  # session state: checkpoints uploaded in this session, as ModelChoices
 
 
-def _run_through_app() -> None:
-    """Make every page run inside app.py's navigation.
-
-    Because a pages/ folder exists, Streamlit 1.67 runs the first page opened after the server
-    starts straight from that folder, skipping app.py (its sidebar, page titles and icons) when
-    the address is not the home page. Switching that mode off and running again fixes it.
-    """
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:  # another Streamlit: nothing to fix
-        return
-    if getattr(PagesManager, "uses_pages_directory", False):
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
-_run_through_app()
-
-
 @dataclass(frozen=True)
 class ModelChoice:
-    key: str  # "demo" or "run:<run name>"
+    key: str  # "demo", "run:<run name>" or "upload:<hash>"
     label: str
     path: Path
+
+    @property
+    def version(self) -> tuple[str, float]:
+        """(file, modification time): names this version of this model's file, for every cache keyed by
+        the model (the loaded model, scores, embeddings), which stay valid while the file does not change."""
+        return str(self.path), self.path.stat().st_mtime
 
 
 def model_choices(runs: Optional[list] = None) -> list[ModelChoice]:
@@ -118,12 +102,12 @@ def checkpoint_uploader(page: str) -> Optional[ModelChoice]:
     try:
         with st.spinner("Checking the checkpoint..."):
             path = store_checkpoint(upload.getvalue(), f"'{upload.name}'")
-            _load(str(path), path.stat().st_mtime)  # a damaged network is refused here, next to the uploader
+            choice = ModelChoice(f"upload:{path.stem}", f"Uploaded: {upload.name}", path)
+            _load(*choice.version)  # a damaged network is refused here, next to the uploader
     except UserError as exc:
         message = str(exc)
         st.error(message.replace(f"'{path}'", f"'{upload.name}'") if path else message)
         return None
-    choice = ModelChoice(f"upload:{path.stem}", f"Uploaded: {upload.name}", path)
     if choice.key not in {c.key for c in known}:
         known.append(choice)
     checked[upload.file_id] = choice.key
@@ -131,7 +115,7 @@ def checkpoint_uploader(page: str) -> Optional[ModelChoice]:
 
 
 @st.cache_resource(show_spinner="Loading the model...", max_entries=4)
-def _load(path: str, modified: float):
+def _load(path: str, modified: float):  # ModelChoice.version
     from siamese_core.inference import SiameseModel  # torch is imported here, on first use only
 
     return SiameseModel.load(path)
@@ -140,59 +124,10 @@ def _load(path: str, modified: float):
 def load_model(choice: ModelChoice):
     """The loaded model (cached per file and version), or None after showing why it cannot load."""
     try:
-        return _load(str(choice.path), choice.path.stat().st_mtime)
+        return _load(*choice.version)
     except FileNotFoundError:
         st.error(f"The model file {choice.path} is missing. If this is the demo model, run "
                  "`python assets/make_demo.py` to make it again.")
     except UserError as exc:
         st.error(str(exc))
     return None
-
-
-def upload_digest(*files) -> str:
-    """The files' content hash, once per uploaded file in this session (siamese_core.uploads)."""
-    from siamese_core import uploads
-
-    return uploads.upload_digest(*files, cache=st.session_state.setdefault("upload-digests", {}))
-
-
-def staged_upload(*files, kind: str = "") -> Path:
-    """Where uploaded files unpack: runs/.uploads/[<kind>/]<hash of their content> (siamese_core.uploads)."""
-    from siamese_core import uploads
-
-    return uploads.staging_dir(upload_digest(*files), kind)
-
-
-def unpack_zip(upload, target: Path) -> Path:
-    """Unpack an uploaded zip into `target` unless done before; UserError (from uploads) when it cannot be."""
-    from siamese_core import uploads
-
-    if not target.is_dir():
-        with st.spinner("Unpacking..."):
-            result = uploads.unpack_once(upload, target)
-        if result and result.skipped:
-            st.warning(f"{len(result.skipped)} entries were skipped (links, or paths leading outside the zip).")
-    return target
-
-
-def device_label() -> str:
-    gpu = jobs.accelerator()
-    return gpu if gpu else f"CPU ({os.cpu_count()} cores)"
-
-
-def sidebar() -> None:
-    with st.sidebar:
-        runs = jobs.list_runs()  # read once for both lines below
-        st.caption(f"**Model in use**  \n{current_model(model_choices(runs)).label}")
-        st.caption(f"**Device**  \n{device_label()}")
-        for info in (info for info in runs if info.active):
-            st.caption(f"**Training now**  \n{info.name}: epoch {info.status.get('epoch', 0)} of "
-                       f"{info.status.get('total_epochs', '?')}")
-
-
-def duration(seconds: Optional[float]) -> str:
-    if seconds is None:
-        return "?"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"

@@ -8,8 +8,9 @@ from typing import Optional
 
 import streamlit as st
 
-from pages import ui
-from siamese_core import settings, uploads
+from app_pages.shared.paths import SAMPLES, mnist_root
+from app_pages.shared.uploads import staged_upload, unpack_zip
+from siamese_core import uploads
 from siamese_core.errors import UserError
 from siamese_core.images import open_image
 from siamese_core.runs import write_bytes
@@ -36,10 +37,6 @@ class DataChoice:
         return not self.problems
 
 
-def mnist_root() -> Path:
-    return settings.mnist_dir()
-
-
 def pick_data() -> DataChoice:
     sources = [DIGITS, MNIST, ZIP, TRIPLETS] + ([SERVER] if uploads.data_root() else [])
     source = st.radio("Images to learn from", sources, key="data-source",
@@ -63,7 +60,7 @@ def pick_data() -> DataChoice:
 def _digits() -> DataChoice:
     st.caption("1,797 real handwritten digits (scikit-learn's, 8x8 pixels scaled up): 10 classes of about "
                "180 images each. Training learns whether two digits are the same digit.")
-    _thumbnails({d.name: sorted(d.glob("*.png")) for d in sorted(ui.SAMPLES.iterdir()) if d.is_dir()})
+    _thumbnails({d.name: sorted(d.glob("*.png")) for d in sorted(SAMPLES.iterdir()) if d.is_dir()})
     return DataChoice(DIGITS, {"dataset": "digits"}, name="digits")
 
 
@@ -102,7 +99,7 @@ def _class_zip() -> DataChoice:
                               help="For example people.zip holding alice/1.jpg, alice/2.jpg, bob/1.jpg ...")
     if upload is None:
         return DataChoice(ZIP, problems=["Upload a zip of class folders first."])
-    staged = ui.unpack_zip(upload, ui.staged_upload(upload))  # starting a run moves it into the run
+    staged = unpack_zip(upload, staged_upload(upload))  # starting a run moves it into the run
     root = uploads.find_class_root(staged)
     choice = _describe(uploads.describe_class_folders(root), ZIP)
     choice.settings = {"dataset": "folder", "train_path": str(root)}
@@ -136,7 +133,7 @@ def _triplets() -> DataChoice:
     images = right.file_uploader("Zip of the images it names", type=["zip"], key="triplet-zip")
     if csv is None or images is None:
         return DataChoice(TRIPLETS, problems=["Upload both the CSV and the zip of images first."])
-    staged = ui.unpack_zip(images, ui.staged_upload(csv, images))
+    staged = unpack_zip(images, staged_upload(csv, images))
     csv_path = staged / "triplets.csv"
     if not csv_path.is_file():
         write_bytes(csv_path, csv.getvalue())

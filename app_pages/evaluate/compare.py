@@ -6,14 +6,15 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages import evaluate_data, ui
+from app_pages.evaluate import data as evaluate_data
+from app_pages.shared.models import ModelChoice, load_model, model_choices
 from siamese_core.runs import RunDir
 
 NO_BAR = {"displayModeBar": False}
 SHOWN = "eval-compare-evaluated"  # the models last evaluated together, kept across reruns
 
 
-def _epochs(choice: ui.ModelChoice) -> list:
+def _epochs(choice: ModelChoice) -> list:
     if not choice.key.startswith("run:"):
         return []  # the demo model and uploaded checkpoints come without their run's curves
     return [r for r in RunDir(choice.path.parent.parent).read_metrics() if r.get("type") == "epoch"]
@@ -56,7 +57,7 @@ def _curves(picked: list) -> None:
 def _saved_figures(picked: list) -> None:
     rows = []
     for choice in picked:
-        model = ui.load_model(choice)
+        model = load_model(choice)
         if model is None:
             continue
         m = model.checkpoint.get("metrics") or {}
@@ -81,7 +82,7 @@ def _on_one_set(picked: list, eval_set, n_pairs: int, seed: int, sequential: boo
     roc, rows = go.Figure(), []
     roc.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="guessing", line={"dash": "dash", "color": "#aaa"}))
     for choice in picked:
-        model = ui.load_model(choice)
+        model = load_model(choice)
         ev = evaluate_data.scored(model, choice, eval_set, n_pairs, seed, sequential) if model else None
         if ev is None:
             continue
@@ -104,7 +105,7 @@ def _on_one_set(picked: list, eval_set, n_pairs: int, seed: int, sequential: boo
 
 
 def show(eval_set, n_pairs: int, seed: int, sequential: bool) -> None:
-    choices = ui.model_choices()
+    choices = model_choices()
     if len(choices) < 2:
         st.info("Only the demo model is here. Train a run on the Train page to compare it with the demo model.")
         return

@@ -8,7 +8,8 @@ from typing import Optional
 
 import streamlit as st
 
-from pages import ui
+from app_pages.shared.models import ModelChoice
+from app_pages.shared.uploads import staged_upload, unpack_zip
 from siamese_core import uploads
 from siamese_core.errors import UserError
 from siamese_core.evaluation import named_identities
@@ -53,7 +54,7 @@ def pick_set(model) -> Optional[EvalSet]:
         st.info("Upload a zip of class folders to evaluate on.")
         return None
     try:
-        root = uploads.find_class_root(ui.unpack_zip(upload, ui.staged_upload(upload, kind="evaluate")))
+        root = uploads.find_class_root(unpack_zip(upload, staged_upload(upload, kind="evaluate")))
         summary = uploads.describe_class_folders(root)
         people = named_identities(root) if summary.total == 0 and summary.loose_images else 0
     except UserError as exc:
@@ -82,13 +83,9 @@ def _data_words(config: dict) -> str:
     return f"the folder {Path(config.get('train_path') or '?').name}"
 
 
-def model_version(choice: ui.ModelChoice) -> float:
-    return choice.path.stat().st_mtime
-
-
 @st.cache_resource(show_spinner="Scoring the evaluation pairs (the model runs once; the slider then moves "
                                  "everything instantly)...", max_entries=6)
-def _scored(_model, model_path: str, modified: float, set_path: Optional[str], set_label: str,
+def _scored(_model, model_version: tuple, set_path: Optional[str], set_label: str,
             n_pairs: int, seed: int, sequential: bool):
     """The model's scores on the set: computed once per (model file and version, set, pairs, seed).
 
@@ -102,10 +99,10 @@ def _scored(_model, model_path: str, modified: float, set_path: Optional[str], s
                             own_validation_split=set_path is None)
 
 
-def scored(model, choice: ui.ModelChoice, eval_set: EvalSet, n_pairs: int, seed: int, sequential: bool):
+def scored(model, choice: ModelChoice, eval_set: EvalSet, n_pairs: int, seed: int, sequential: bool):
     """The cached evaluation, or None after showing why this set cannot be used."""
     try:
-        return _scored(model, str(choice.path), model_version(choice), eval_set.path, eval_set.label,
+        return _scored(model, choice.version, eval_set.path, eval_set.label,
                        n_pairs, seed, sequential)
     except UserError as exc:
         st.error(str(exc))

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import html
+from typing import Optional
 
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages import ui
+from app_pages.shared import models
+from app_pages.shared.icons import ICONS
 from siamese_core import jobs
 from siamese_core.errors import UserError
 from siamese_core.runs import RunDir, runs_root
 
-STATE_WORDS = {"queued": "⏳ starting", "running": "🏃 training", "done": "✅ done",
-               "stopped": "⏹️ stopped", "failed": "❌ failed"}
+STATE_WORDS = {"queued": "starting", "running": "training", "done": "done", "stopped": "stopped", "failed": "failed"}
+STATE_ICONS = {"queued": ":material/hourglass_top:", "running": ":blue[:material/directions_run:]",
+               "done": ":green[:material/check_circle:]", "stopped": ":material/stop_circle:",
+               "failed": ":red[:material/error:]"}
 REFRESH_SECONDS = 1.5
+_DELETED = "run-view-deleted"  # the run deleted by the last click, for the page to say so after its rerun
+
+
+def just_deleted() -> Optional[str]:
+    """The name of the run deleted by the click that reran the page, once; None otherwise."""
+    return st.session_state.pop(_DELETED, None)
 
 
 def show_run(name: str, *, allow_delete: bool = False) -> None:
@@ -34,13 +44,14 @@ def _live(run: RunDir, was_active: bool) -> None:
     if was_active and not info.active:
         st.rerun()  # it just finished: redraw the whole page, with what can be done next
     status = info.status
-    st.markdown(f"#### {html.escape(run.path.name)} &nbsp; <small>{STATE_WORDS.get(info.state, info.state)}</small>",
+    st.markdown(f"#### {html.escape(run.path.name)} &nbsp; {STATE_ICONS.get(info.state, '')} "
+                f"<small>{STATE_WORDS.get(info.state, info.state)}</small>",
                 unsafe_allow_html=True)  # the folder name may come from the command line's -o
     p = jobs.progress(status)
     text = (f"Epoch {status.get('epoch', 0)} of {status.get('total_epochs', '?')} · "
-            f"{ui.duration(p['elapsed'])} elapsed")
+            f"{_duration(p['elapsed'])} elapsed")
     if p["left"] is not None:
-        text += f" · about {ui.duration(p['left'])} left"
+        text += f" · about {_duration(p['left'])} left"
     st.progress(p["fraction"], text=text)
     records = run.read_metrics()
     epochs = [r for r in records if r.get("type") == "epoch"]
@@ -54,10 +65,18 @@ def _live(run: RunDir, was_active: bool) -> None:
         lines = jobs.tail(run.log_path, 12) or jobs.tail(run.path / jobs.OUTPUT_FILE, 12)
         st.code("\n".join(lines) or "(nothing logged yet)", language=None)
     if info.active:
-        if st.button("⏹️ Stop training", key=f"stop-{run.path.name}",
+        if st.button("Stop training", icon=":material/stop_circle:", key=f"stop-{run.path.name}",
                      help="Stops after the current batch; the weights trained so far are kept."):
             jobs.stop(run)
             st.toast("Stopping: the run saves its weights, then stops.")
+
+
+def _duration(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 def _figures(status: dict, epochs: list) -> None:
@@ -125,14 +144,14 @@ def _finished_actions(info: jobs.RunInfo, allow_delete: bool) -> None:
         st.info("This run was stopped. Its best checkpoint so far can still be used.")
     if best.is_file():
         cols = st.columns(3)
-        if cols[0].button("🔍 Verify with this model", key=f"verify-{name}", type="primary"):
-            ui.use_model(f"run:{name}")
-            st.switch_page("pages/verify.py")
-        if cols[1].button("🧭 Explore its embeddings", key=f"explore-{name}"):
-            ui.use_model(f"run:{name}")
-            st.switch_page("pages/explore.py")
-        cols[2].download_button("⬇️ Download best checkpoint", data=best.read_bytes, file_name=f"{name}-best.pt",
-                                mime="application/octet-stream", key=f"download-{name}")
+        if cols[0].button("Verify with this model", icon=ICONS["verify"], key=f"verify-{name}", type="primary"):
+            models.use_model(f"run:{name}")
+            st.switch_page("app_pages/verify/page.py")
+        if cols[1].button("Explore its embeddings", icon=ICONS["explore"], key=f"explore-{name}"):
+            models.use_model(f"run:{name}")
+            st.switch_page("app_pages/explore/page.py")
+        cols[2].download_button("Download best checkpoint", icon=":material/download:", data=best.read_bytes,
+                                file_name=f"{name}-best.pt", mime="application/octet-stream", key=f"download-{name}")
     if allow_delete:
         _delete(run)
 
@@ -140,7 +159,7 @@ def _finished_actions(info: jobs.RunInfo, allow_delete: bool) -> None:
 def _delete(run: RunDir) -> None:
     name = run.path.name
     if st.session_state.get("confirm_delete") != name:
-        if st.button("🗑️ Delete this run", key=f"delete-{name}"):
+        if st.button("Delete this run", icon=":material/delete:", key=f"delete-{name}"):
             st.session_state["confirm_delete"] = name
             st.rerun()
         return
@@ -153,7 +172,7 @@ def _delete(run: RunDir) -> None:
         except UserError as exc:
             st.error(str(exc))
             return
-        st.session_state["deleted"] = name
+        st.session_state[_DELETED] = name
         st.rerun()
     if no.button("Cancel", key=f"delete-no-{name}"):
         st.session_state.pop("confirm_delete", None)

@@ -1,0 +1,16 @@
+"""Where the app finds its own files (the demo model, the sample digits) and MNIST."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from siamese_core import settings
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO_MODEL = ROOT / "assets" / "demo" / "digits-convnet.pt"
+SAMPLES = ROOT / "assets" / "samples" / "digits"
+
+
+def mnist_root() -> Path:
+    """The folder of the MNIST IDX files (settings: SIAMESE_MNIST_DIR, else the command line's default)."""
+    return settings.mnist_dir()

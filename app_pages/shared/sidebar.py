@@ -1,0 +1,25 @@
+"""The sidebar every page shows under the navigation: the model in use, the device, runs training now."""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from app_pages.shared.models import current_model, model_choices
+from siamese_core import jobs
+
+
+def device_label() -> str:
+    gpu = jobs.accelerator()
+    return gpu if gpu else f"CPU ({os.cpu_count()} cores)"
+
+
+def sidebar() -> None:
+    with st.sidebar:
+        runs = jobs.list_runs()  # read once for both lines below
+        st.caption(f"**Model in use**  \n{current_model(model_choices(runs)).label}")
+        st.caption(f"**Device**  \n{device_label()}")
+        for info in (info for info in runs if info.active):
+            st.caption(f"**Training now**  \n{info.name}: epoch {info.status.get('epoch', 0)} of "
+                       f"{info.status.get('total_epochs', '?')}")
