@@ -5,10 +5,13 @@ app_pages/shared/; they stay thin: widgets and layout, calling into siamese_core
 Nothing heavy (torch, timm) is imported here, so the first page is up in seconds.
 """
 
+import logging
+
 import streamlit as st
 
 from app_pages.shared.icons import ICONS
 from app_pages.shared.sidebar import sidebar
+from siamese_core.errors import plain_words
 
 st.set_page_config(page_title="Siamese Studio", page_icon=":material/pets:", layout="wide")
 
@@ -21,5 +24,9 @@ pages = [
     st.Page("app_pages/evaluate/page.py", title="Evaluate", url_path="evaluate", icon=ICONS["evaluate"]),
 ]
 page = st.navigation(pages)
-sidebar()
-page.run()
+try:
+    sidebar()
+    page.run()
+except Exception as exc:  # noqa: BLE001  the one boundary: what no page caught is a sentence here, never a traceback
+    logging.getLogger("siamese_core").exception("The %s page failed", page.title)
+    st.error(plain_words(exc))

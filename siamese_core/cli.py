@@ -15,7 +15,7 @@ import pandas as pd
 
 from .config import (AUGMENTS, DATASETS, GPU_BACKBONE, HEADS, INPUTS, MININGS, MODES, OPTIMIZERS, PRECISIONS, RECIPES,
                      SCHEDULES, SPLITS, TrainConfig)
-from .errors import UserError
+from .errors import UserError, plain_words
 from .reid import CAMERA_PATTERN, IDENTITY_PATTERN
 from .runs import RunDir, read_json, write_bytes, write_text
 from .settings import default_mnist_dir
@@ -193,7 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("image_a", nargs="?")
     v.add_argument("image_b", nargs="?")
     v.add_argument("--pairs", help="CSV with columns image_a,image_b and optionally same (1/0)")
-    v.add_argument("--images", help="folder the CSV's paths are relative to (default: the CSV's folder)")
+    v.add_argument("--images", help="folder the CSV's paths are relative to (default: the CSV's folder); "
+                                    "a row naming a file outside it is not read")
+    v.add_argument("--allow-outside", action="store_true",
+                   help="read the files a trusted CSV names wherever they are (absolute paths, '..')")
     v.add_argument("-o", "--out", help="CSV of results, with --pairs")
     v.add_argument("--threshold", type=float, help="decision threshold on the score (default: the checkpoint's)")
     v.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -351,7 +354,8 @@ def cmd_verify(args) -> int:
 def verify_many(model, args) -> int:
     from .inference import verify_csv
 
-    table, accuracy = verify_csv(model, args.pairs, args.images, args.threshold)
+    table, accuracy = verify_csv(model, args.pairs, args.images, args.threshold, confine=not args.allow_outside,
+                                 images_word="the images in the --images folder (--allow-outside reads any path)")
     write_text(args.out, table.to_csv(index=False))
     scored = int((table["error"] == "").sum())
     failed = len(table) - scored
@@ -423,6 +427,12 @@ def main(argv=None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (OSError, MemoryError, RuntimeError) as exc:  # a full or read-only disk, memory: a sentence, not a traceback
+        sentence = plain_words(exc)
+        if isinstance(exc, RuntimeError) and not isinstance(exc, MemoryError) and "disk is full" not in sentence:
+            raise  # a bug: its traceback is what a report needs
+        print(f"error: {sentence}" + (f" ({exc.filename})" if getattr(exc, "filename", None) else ""), file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130

@@ -27,6 +27,7 @@ from sklearn.datasets import load_digits as sklearn_digits
 from . import settings
 from .errors import UserError
 from .images import is_image_file, load_pixels, to_pixels
+from .paths import class_folder_files
 
 log = logging.getLogger(__name__)
 
@@ -147,17 +148,16 @@ def load_class_folders(root, size: int, channels: int, pipeline: str = "resize")
         raise UserError(f"The folder '{root}' does not exist: check the path.")
     if not root.is_dir():
         raise UserError(f"'{root}' is a file, not a folder: give a folder with one sub-folder per class.")
-    class_dirs = sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name)
     files, labels, classes = [], [], []
-    for class_dir in class_dirs:
-        found = sorted(p for p in class_dir.rglob("*") if p.is_file() and is_image_file(p))
-        if found:
-            labels += [len(classes)] * len(found)
-            files += found
-            classes.append(class_dir.name)
+    found_classes, left_out = class_folder_files(root)
+    for name, found in found_classes:
+        labels += [len(classes)] * len(found)
+        files += found
+        classes.append(name)
     if not files:
         loose = [p for p in root.iterdir() if p.is_file() and is_image_file(p)]
         hint = (" It holds images directly: put them into one sub-folder per class." if loose
+                else f" Its {left_out} images are links leading outside the data root, which are not read." if left_out
                 else " Expected one sub-folder per class, each holding images (png, jpg, bmp, gif, tiff, webp, pgm).")
         raise UserError(f"No images found in class folders under '{root}'.{hint}")
     pixels, kept, skipped = decode_files(files, size, channels, pipeline)

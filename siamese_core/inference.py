@@ -15,7 +15,7 @@ from .errors import UserError
 from .images import ImageInput, is_image_file, load_pixels
 from .models import SiameseNet, as_model_input, build_model, embed_in_batches, pick_device
 from .runs import load_checkpoint
-from .uploads import inside
+from .paths import inside
 
 
 @dataclass
@@ -215,12 +215,14 @@ def _two_columns(csv_path: Path):
     return table, {"image_a": first, "image_b": second}
 
 
-def verify_pairs(model: SiameseModel, pairs, base, threshold: Optional[float] = None, confine: bool = False):
+def verify_pairs(model: SiameseModel, pairs, base, threshold: Optional[float] = None, confine: bool = False,
+                 images_word: str = "the uploaded images"):
     """Score pairs of image files named relative to `base`, in batches; one row per pair, in order.
 
     `pairs` holds (image_a, image_b, same-or-None). A pair whose images cannot be read gets its
     reason in the `error` column and no score; the others are still scored. With `confine`, a
-    name leading outside `base` (an uploaded CSV naming '../secret.png') counts as missing.
+    name leading outside `base` (an uploaded CSV naming '../secret.png') counts as missing, in the same
+    words (not among `images_word`), so the table never tells which paths exist on this machine.
     """
     base = Path(base)
     threshold = model.threshold if threshold is None else float(threshold)
@@ -230,7 +232,7 @@ def verify_pairs(model: SiameseModel, pairs, base, threshold: Optional[float] = 
         if same is not None:
             row["same"] = same
         try:
-            pair = _prepared(model, base, a, confine), _prepared(model, base, b, confine)
+            pair = _prepared(model, base, a, confine, images_word), _prepared(model, base, b, confine, images_word)
             pixels_a.append(pair[0])
             pixels_b.append(pair[1])
             scored.append(i)
@@ -244,12 +246,12 @@ def verify_pairs(model: SiameseModel, pairs, base, threshold: Optional[float] = 
     return rows
 
 
-def _prepared(model: SiameseModel, base: Path, name: str, confine: bool) -> np.ndarray:
+def _prepared(model: SiameseModel, base: Path, name: str, confine: bool, images_word: str) -> np.ndarray:
     if not name:
         raise UserError("An image name is empty in this row.")
     path = base / name
     if confine and (not inside(base, path) or not path.is_file()):
-        raise UserError(f"'{name}' is not among the uploaded images.")
+        raise UserError(f"'{name}' is not among {images_word}.")
     try:
         return model.prepare(path)
     except UserError as exc:
@@ -268,7 +270,7 @@ def pairs_accuracy(rows) -> Optional[dict]:
 
 
 def verify_csv(model: SiameseModel, csv_path, images_dir=None, threshold: Optional[float] = None,
-               confine: bool = False):
+               confine: bool = False, images_word: str = "the images in their folder"):
     """Verdicts for every pair in a CSV with columns image_a, image_b (and optionally same).
 
     Paths are relative to `images_dir` (default: the CSV's folder). A pair whose images cannot be
@@ -277,5 +279,5 @@ def verify_csv(model: SiameseModel, csv_path, images_dir=None, threshold: Option
     """
     pairs, _ = read_pairs_csv(csv_path)
     base = Path(images_dir) if images_dir else Path(csv_path).parent
-    rows = verify_pairs(model, pairs, base, threshold, confine)
+    rows = verify_pairs(model, pairs, base, threshold, confine, images_word)
     return pd.DataFrame(rows), pairs_accuracy(rows)

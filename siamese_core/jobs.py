@@ -39,8 +39,11 @@ _children: dict[int, subprocess.Popen] = {}  # processes this app started, reape
 
 def accelerator() -> Optional[str]:
     """The GPU training would use, found without importing torch (which takes seconds)."""
-    torch = sys.modules.get("torch")
-    if torch is not None:
+    if "torch" in sys.modules:
+        # Another session of the server may be importing torch right now: sys.modules then holds a
+        # half-initialised module. `import` waits for that import to finish (Python's per-module lock).
+        import torch
+
         if torch.cuda.is_available():
             return torch.cuda.get_device_name(0)
         mps = getattr(torch.backends, "mps", None)

@@ -393,6 +393,28 @@ def build_model(spec: dict, pretrained: bool = False, weights: Optional[str] = N
     return net
 
 
+def state_dict_problem(spec: dict, state_dict: dict) -> Optional[str]:
+    """What keeps `state_dict` from loading into the network `spec` describes, in words; None when it fits.
+
+    The network is built on the meta device (shapes only, no memory), so a checkpoint whose spec asks
+    for an enormous network is refused before anything is allocated."""
+    try:
+        with torch.device("meta"):
+            expected = build_model(spec, pretrained=False).state_dict()
+    except UserError as exc:
+        return str(exc).rstrip(".")
+    except Exception as exc:  # a spec no backbone can be built from
+        return f"its network description cannot be built ({type(exc).__name__})"
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    if missing or unexpected:
+        return f"its weights do not fit its network ({len(missing)} missing, {len(unexpected)} unexpected)"
+    wrong = [k for k, v in expected.items() if tuple(v.shape) != tuple(state_dict[k].shape)]
+    if wrong:
+        return f"its weights do not fit its network ({len(wrong)} of another shape, e.g. {wrong[0]})"
+    return None
+
+
 def _feature_dim(backbone: nn.Module, spec: dict) -> int:
     known = getattr(backbone, "num_features", None) or getattr(backbone, "feature_dim", None)
     if isinstance(known, int):

@@ -233,20 +233,100 @@ def save_checkpoint(path, *, spec: dict, state_dict: dict, threshold: float, met
     _atomic_write(Path(path), lambda fh: torch.save(payload, fh))
 
 
-def load_checkpoint(path, map_location="cpu") -> dict:
-    """Read a checkpoint safely (no pickled objects) and check it is one of ours."""
+MAX_IMAGE_SIZE = 1024  # far above any size this app trains (224 at most); a forged 40,000 would take gigabytes
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
+
+
+def load_checkpoint(path, map_location="cpu", name: Optional[str] = None) -> dict:
+    """Read a checkpoint safely (no pickled objects), check it is one of ours and that every field
+    the app uses has the right type and range, and that its weights fit the network its spec
+    describes (checked on the meta device: nothing is allocated). Any failure is one UserError
+    sentence that calls the file `name` (default: its path)."""
     import torch
 
     path = Path(path)
+    label = name or f"'{path}'"
     if not path.is_file():
-        raise UserError(f"The checkpoint '{path}' does not exist: check the path.")
+        raise UserError(f"The checkpoint {label} does not exist: check the path.")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception:
-        raise UserError(f"'{path}' is not a Siamese Studio checkpoint (it could not be read as one safely).") from None
+        with open(path, "rb") as fh:
+            damaged = fh.read(4) == ZIP_MAGIC
+        if damaged:
+            raise UserError(f"{label} is damaged or incomplete (it may have been cut off while being written or "
+                            "copied): use another copy, or the run's other checkpoint.") from None
+        raise UserError(f"{label} is not a Siamese Studio checkpoint (it could not be read as one safely).") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"'{path}' is a PyTorch file but not a Siamese Studio checkpoint: "
+        raise UserError(f"{label} is a PyTorch file but not a Siamese Studio checkpoint: "
                         "use a checkpoint from a run's checkpoints/ folder.")
-    if payload.get("version", 0) > CHECKPOINT_VERSION:
-        raise UserError(f"'{path}' was written by a newer Siamese Studio: update this one to load it.")
+    version = payload.get("version", 0)
+    if isinstance(version, int) and not isinstance(version, bool) and version > CHECKPOINT_VERSION:
+        raise UserError(f"{label} was written by a newer Siamese Studio: update this one to load it.")
+    problem = checkpoint_problem(payload)
+    if problem is None:
+        from .models import state_dict_problem  # torch and the backbones: only once the fields are sound
+
+        problem = state_dict_problem(payload["spec"], payload["state_dict"])
+    if problem:
+        raise UserError(f"{label} is damaged or was edited by hand: {problem}.")
     return payload
+
+
+def _is_int(value, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def checkpoint_problem(payload: dict) -> Optional[str]:
+    """What is wrong with a checkpoint's fields (type or range), in words; None when nothing is."""
+    import torch
+
+    from .config import HEADS, INPUTS, MODES
+
+    if not _is_int(payload.get("version", 0), 0, CHECKPOINT_VERSION):
+        return "its version is not a whole number"
+    spec = payload.get("spec")
+    if not isinstance(spec, dict):
+        return "it has no network description (spec)"
+    if not isinstance(spec.get("backbone"), str):
+        return "its spec names no backbone"
+    if spec.get("mode") not in MODES:
+        return f"its mode {spec.get('mode')!r} is none of {', '.join(MODES)}"
+    if spec.get("head") is not None and spec["head"] not in HEADS:
+        return f"its head {spec['head']!r} is none of {', '.join(HEADS)}"
+    if not _is_int(spec.get("image_size"), 8, MAX_IMAGE_SIZE):
+        return f"its image size {spec.get('image_size')!r} is not a whole number from 8 to {MAX_IMAGE_SIZE}"
+    if spec.get("channels") not in (1, 3) or isinstance(spec.get("channels"), bool):
+        return f"its channels {spec.get('channels')!r} is neither 1 nor 3"
+    if spec.get("embedding_dim") is not None and not _is_int(spec["embedding_dim"], 1, 16384):
+        return f"its embedding size {spec['embedding_dim']!r} is not a whole number from 1 to 16384"
+    if spec.get("dropout") is not None and not (_is_number(spec["dropout"]) and 0 <= spec["dropout"] < 1):
+        return f"its dropout {spec['dropout']!r} is not a number from 0 to 1"
+    if spec.get("input") is not None and spec["input"] not in INPUTS:
+        return f"its input pipeline {spec['input']!r} is none of {', '.join(INPUTS)}"
+    for key in ("mean", "std"):
+        values = spec.get(key)
+        if values is not None and not (isinstance(values, list) and len(values) == spec["channels"]
+                                       and all(_is_number(v) for v in values)):
+            return f"its {key} is not {spec['channels']} number(s)"
+    if spec.get("std") and any(v <= 0 for v in spec["std"]):
+        return "its std holds a number that is not positive"
+    state = payload.get("state_dict")
+    if not (isinstance(state, dict) and state and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                     for k, v in state.items())):
+        return "it holds no weights (state_dict)"
+    if not _is_number(payload.get("threshold")):
+        return f"its threshold {payload.get('threshold')!r} is not a number"
+    if payload.get("epoch") is not None and not _is_int(payload["epoch"], 0, 10 ** 6):
+        return f"its epoch {payload['epoch']!r} is not a whole number"
+    classes = payload.get("classes")
+    if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+        return "its class names are not a list of names"
+    for key in ("config", "metrics"):
+        if payload.get(key) is not None and not isinstance(payload[key], dict):
+            return f"its {key} is not a table of values"
+    return None

@@ -21,7 +21,7 @@ from . import augment
 from . import data as D
 from . import losses, settings
 from .config import TrainConfig
-from .errors import UserError
+from .errors import UserError, plain_words
 from .metrics import calibrate_threshold, roc_points, verification_metrics
 from .models import (as_model_input, build_model, count_parameters, embed_in_batches, images_per_pass, model_spec,
                      pick_device)
@@ -254,11 +254,14 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False, progress: bool 
         try:
             return _train(config, run, resume, progress, stop, on_epoch, data)
         except Exception as exc:
-            message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            message = plain_words(exc)
             log.error("Training failed: %s", message)
             if not isinstance(exc, UserError):
                 log.error(traceback.format_exc())
-            run.update_status(state="failed", error=message, finished_at=time.time())
+            try:
+                run.update_status(state="failed", error=message, finished_at=time.time())
+            except OSError:  # the disk that failed the run may refuse the status too; the log said it
+                pass
             raise
 
 

@@ -27,6 +27,7 @@ from typing import Optional, Sequence
 from . import settings
 from .errors import UserError
 from .images import IMAGE_SUFFIXES, is_image_file
+from .paths import class_folder_files, inside
 from .runs import runs_root
 
 CHUNK = 1 << 20
@@ -262,13 +263,10 @@ def describe_class_folders(root, max_examples: int = 4) -> FolderSummary:
     if not root.is_dir():
         raise UserError(f"The folder '{root}' does not exist: check the path.")
     classes, counts, examples = [], {}, {}
-    for class_dir in (d for d in sorted(root.iterdir(), key=lambda d: d.name)
-                      if d.is_dir() and not d.name.startswith(".")):
-        found = sorted(p for p in class_dir.rglob("*") if p.is_file() and is_image_file(p))
-        if found:  # the loader drops empty folders too
-            classes.append(class_dir.name)
-            counts[class_dir.name] = len(found)
-            examples[class_dir.name] = found[:max_examples]
+    for name, found in class_folder_files(root)[0]:  # the loader's own listing: what it will read
+        classes.append(name)
+        counts[name] = len(found)
+        examples[name] = found[:max_examples]
     loose = sum(1 for p in root.iterdir() if p.is_file() and is_image_file(p))
     return FolderSummary(classes, counts, examples, loose)
 
@@ -285,13 +283,6 @@ def remove_older_than(folder, seconds: float) -> None:
 
 
 # ---------------------------------------------------------------- folders on the server
-
-def inside(root, path) -> bool:
-    """True when `path` is `root` or lies inside it, after following symlinks on both."""
-    root = Path(root).resolve()
-    path = Path(path).resolve()
-    return path == root or path.is_relative_to(root)
-
 
 data_root = settings.data_root  # the folder inside which the app may read server folders; None when unset
 

@@ -43,11 +43,12 @@ def store_checkpoint(data: bytes, name: str = "The uploaded file") -> Path:
     candidate = folder / f".{path.stem}.checking"
     write_bytes(candidate, data)
     try:
-        load_checkpoint(candidate)
-    except UserError:
+        load_checkpoint(candidate, name=name)  # its sentence names the file as the person knows it
+    except UserError as exc:
         candidate.unlink(missing_ok=True)
-        raise UserError(f"{name} is not a Siamese Studio checkpoint. Upload a best.pt or last.pt from a "
-                        "run's checkpoints/ folder (made by this app or its command line).") from None
+        hint = (" Upload a best.pt or last.pt from a run's checkpoints/ folder (made by this app or its command "
+                "line).") if "not a Siamese Studio checkpoint" in str(exc) else ""
+        raise UserError(f"{exc}{hint}") from None
     candidate.replace(path)  # same folder: atomic
     return path
 

@@ -10,7 +10,7 @@ import streamlit as st
 
 from app_pages.shared.paths import SAMPLES, mnist_root
 from app_pages.shared.uploads import staged_upload, unpack_zip
-from siamese_core import uploads
+from siamese_core import paths, uploads
 from siamese_core.errors import UserError
 from siamese_core.images import open_image
 from siamese_core.runs import write_bytes
@@ -115,7 +115,7 @@ def _server_folder() -> DataChoice:
         raise UserError(f"The data root {base} holds no folders: put one folder of class folders there.")
     picked = st.selectbox(f"Folder inside {base}", folders, key="server-folder")
     folder = base / picked
-    if not uploads.inside(base, folder):
+    if not paths.inside(base, folder):
         raise UserError(f"'{picked}' leads outside {base} (it is a link): only folders inside it can be used.")
     root = uploads.find_class_root(folder)
     choice = _describe(uploads.describe_class_folders(root), SERVER)
@@ -180,8 +180,8 @@ def _thumbnails(examples: dict, counts: Optional[dict] = None, max_classes: int 
     shown = list(examples.items())[:max_classes]
     if not shown:
         return
-    for column, (name, paths) in zip(st.columns(len(shown)), shown):
-        small = [image for image in map(_small_image, paths[:2]) if image is not None]
+    for column, (name, files) in zip(st.columns(len(shown)), shown):
+        small = [image for image in map(_small_image, files[:2]) if image is not None]
         if small:
             column.image(small, width=56)
         column.caption(f"{name} ({counts[name]:,})" if counts else name)

@@ -1,0 +1,161 @@
+"""Hostile or unlucky input to the library and the command line: nothing read from outside the folder
+a person named, every failure one sentence, nothing half-written or kept when it was refused."""
+
+from __future__ import annotations
+
+import errno
+import time
+
+import pytest
+import torch
+
+from conftest import run_cli, write_class_folders
+from siamese_core import cli, runs
+from siamese_core.config import TrainConfig
+from siamese_core.data import load_class_folders
+from siamese_core.errors import UserError
+from siamese_core.inference import SiameseModel
+from siamese_core.training import train
+from siamese_core.uploads import describe_class_folders
+from siamese_core.verification import store_checkpoint
+from test_cli import assert_clear_error
+
+
+# ---------------------------------------------------------------- 1. links inside the data root
+
+@pytest.fixture
+def data_root_with_links(tmp_path, monkeypatch):
+    """A data root whose folder 'good' holds two real classes, one stolen file and one stolen folder
+    (links to images outside the root), and a folder 'all-links' whose classes all lead outside."""
+    outside = write_class_folders(tmp_path / "outside", classes=[7, 8], per_class=3)
+    root = tmp_path / "root"
+    good = write_class_folders(root / "good", classes=[0, 1], per_class=4)
+    (good / "digit_1" / "stolen.png").symlink_to(outside / "digit_7" / "000.png")
+    (good / "digit_0" / "nested").mkdir()
+    (good / "digit_0" / "nested" / "x").symlink_to(outside / "digit_8", target_is_directory=True)
+    (good / "digit_9").symlink_to(outside / "digit_8", target_is_directory=True)
+    (root / "all-links").mkdir()
+    (root / "all-links" / "a").symlink_to(outside / "digit_7", target_is_directory=True)
+    (root / "all-links" / "b").symlink_to(outside / "digit_8", target_is_directory=True)
+    monkeypatch.setenv("SIAMESE_DATA_ROOT", str(root))
+    return root
+
+
+def test_links_leading_out_of_the_data_root_are_left_out_at_any_depth(data_root_with_links):
+    good = data_root_with_links / "good"
+    summary = describe_class_folders(good)
+    assert summary.classes == ["digit_0", "digit_1"] and summary.counts == {"digit_0": 4, "digit_1": 4}
+    images = load_class_folders(good, 28, 1)
+    assert len(images) == 8 and not any("stolen" in name or "nested" in name for name in images.names)
+    with pytest.raises(UserError, match="links leading outside the data root"):
+        load_class_folders(data_root_with_links / "all-links", 28, 1)
+
+
+def test_outside_the_data_root_links_are_followed_as_before(data_root_with_links, monkeypatch):
+    monkeypatch.delenv("SIAMESE_DATA_ROOT")  # the command line on a person's own folders
+    # linked files and linked class folders count; a linked folder deeper down is not walked into
+    assert len(load_class_folders(data_root_with_links / "good", 28, 1)) == 8 + 1 + 3
+
+
+# ---------------------------------------------------------------- 1. verify --pairs stays in --images
+
+def test_cli_verify_pairs_reads_only_inside_the_images_folder(tmp_path, digits_checkpoint):
+    images = write_class_folders(tmp_path / "images", classes=[3], per_class=2)
+    secret = write_class_folders(tmp_path / "secret", classes=[4], per_class=1) / "digit_4" / "000.png"
+    csv = tmp_path / "pairs.csv"
+    csv.write_text("image_a,image_b\n"
+                   "digit_3/000.png,digit_3/001.png\n"
+                   "digit_3/000.png,../secret/digit_4/000.png\n"
+                   f"digit_3/000.png,{secret}\n"
+                   "digit_3/000.png,../secret/no-such-file.png\n")
+    out = tmp_path / "verdicts.csv"
+    result = run_cli("verify", "-c", digits_checkpoint, "--pairs", csv, "--images", images, "-o", out)
+    assert result.returncode == 0, result.stderr
+    import pandas as pd
+
+    table = pd.read_csv(out, keep_default_na=False)
+    assert table["verdict"][0] in ("same", "different")
+    errors = list(table["error"][1:])
+    assert all("is not among the images in the --images folder" in e for e in errors), errors
+    # an existing outside file and a missing one read alike: the table tells nothing about this machine
+    assert len({e.split("'")[2] for e in errors}) == 1
+    trusted = run_cli("verify", "-c", digits_checkpoint, "--pairs", csv, "--images", images, "-o", out,
+                      "--allow-outside")
+    assert trusted.returncode == 0 and pd.read_csv(out, keep_default_na=False)["verdict"][2] != ""
+
+
+# ---------------------------------------------------------------- 2. checkpoints with wrong fields
+
+FORGERIES = {
+    "no spec": (lambda c: c.pop("spec"), "no network description"),
+    "no weights": (lambda c: c.pop("state_dict"), "no weights"),
+    "threshold text": (lambda c: c.update(threshold="abc"), "threshold 'abc' is not a number"),
+    "version text": (lambda c: c.update(version="2"), "version is not a whole number"),
+    "spec a list": (lambda c: c.update(spec=[1, 2]), "no network description"),
+    "huge image": (lambda c: c["spec"].update(image_size=40000), "image size 40000"),
+    "other image size": (lambda c: c["spec"].update(image_size=1200), "image size 1200"),
+    "weights of another shape": (lambda c: c["spec"].update(image_size=32), "do not fit"),
+    "unknown backbone": (lambda c: c["spec"].update(backbone="timm:no_such_net"), "no_such_net"),
+}
+
+
+@pytest.mark.parametrize("forgery", list(FORGERIES))
+def test_a_checkpoint_with_wrong_fields_is_one_sentence_before_any_model_is_built(tmp_path, digits_checkpoint,
+                                                                                 forgery):
+    change, words = FORGERIES[forgery]
+    payload = torch.load(digits_checkpoint, weights_only=True)
+    change(payload)
+    path = tmp_path / "forged.pt"
+    torch.save(payload, path)
+    started = time.perf_counter()
+    with pytest.raises(UserError, match="damaged or was edited by hand") as caught:
+        SiameseModel.load(path)
+    assert words in str(caught.value) and time.perf_counter() - started < 5
+    # uploaded, it is refused in the same words, under the name the person gave, and not kept
+    with pytest.raises(UserError) as uploaded:
+        store_checkpoint(path.read_bytes(), name="forged.pt")
+    assert words in str(uploaded.value) and str(tmp_path) not in str(uploaded.value)
+    assert not list((runs.runs_root() / ".uploads" / "checkpoints").glob("*"))
+
+
+def test_cli_says_a_cut_off_checkpoint_is_damaged_not_foreign(tmp_path, digits_checkpoint):
+    cut = tmp_path / "best.pt"
+    cut.write_bytes(digits_checkpoint.read_bytes()[:5000])
+    image = write_class_folders(tmp_path / "img", classes=[1], per_class=1) / "digit_1" / "000.png"
+    assert_clear_error(run_cli("verify", "-c", cut, image, image), "damaged or incomplete")
+
+
+# ---------------------------------------------------------------- 2. full or read-only disks
+
+def refuse_renames(monkeypatch, code: int):
+    def fail(*_):
+        raise OSError(code, "No space left on device" if code == errno.ENOSPC else "Read-only file system")
+
+    monkeypatch.setattr(runs.os, "replace", fail)
+
+
+@pytest.mark.parametrize("code, words", [(errno.ENOSPC, "The disk is full"), (errno.EROFS, "read-only")])
+def test_cli_write_failures_are_a_sentence_and_leave_no_file(tmp_path, digits_checkpoint, monkeypatch, capsys,
+                                                              code, words):
+    images = write_class_folders(tmp_path / "images", classes=[3], per_class=2)
+    csv = tmp_path / "pairs.csv"
+    csv.write_text("image_a,image_b\ndigit_3/000.png,digit_3/001.png\n")
+    refuse_renames(monkeypatch, code)
+    out = tmp_path / "out" / "verdicts.csv"
+    assert cli.main(["verify", "-c", str(digits_checkpoint), "--pairs", str(csv), "--images", str(images),
+                     "-o", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: ") and words in err and "Traceback" not in err
+    assert not out.exists() and not list(out.parent.glob("*"))  # no half-written file, no temp file
+
+
+def test_a_run_that_hits_a_full_disk_says_so_in_its_status(tmp_path, monkeypatch):
+    def full_disk(*_, **__):  # how torch.save reports it: from its C++ zip writer
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(RuntimeError):
+        train(TrainConfig(dataset="digits", backbone="convnet", mode="pair", epochs=1, pairs_per_epoch=256),
+              tmp_path / "run")
+    status = runs.RunDir(tmp_path / "run").read_status()
+    assert status["state"] == "failed" and status["error"].startswith("The disk is full")

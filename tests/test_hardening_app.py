@@ -1,0 +1,55 @@
+"""The app under concurrent cold starts and failing disks: a sentence on the page, never a traceback."""
+
+from __future__ import annotations
+
+import errno
+import subprocess
+import sys
+import textwrap
+
+from app_helpers import ROOT, open_page
+
+
+def test_the_device_check_waits_for_a_torch_import_in_progress():
+    """Ten sessions opening pages while the first imports torch: the sidebar's device check must not
+    read the half-initialised module (it raised "partially initialized module 'torch' has no attribute
+    'cuda'" in 3-4 of 10 pages)."""
+    script = textwrap.dedent("""
+        import sys, threading
+        from siamese_core import jobs
+        failures, done = [], threading.Event()
+        def importer():
+            import torch  # noqa: F401
+            done.set()
+        def session():
+            while not done.is_set():
+                try:
+                    jobs.accelerator()
+                except Exception as exc:
+                    failures.append(repr(exc))
+                    return
+        threading.Thread(target=importer).start()
+        sessions = [threading.Thread(target=session) for _ in range(10)]
+        for thread in sessions:
+            thread.start()
+        for thread in sessions:
+            thread.join()
+        print(failures or "ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.stdout.strip() == "ok", result.stdout + result.stderr
+
+
+def test_a_failure_no_page_caught_is_a_sentence_not_a_traceback(runs_dir, monkeypatch):
+    from siamese_core import jobs
+
+    def read_only(*_, **__):
+        raise OSError(errno.EROFS, "Read-only file system", str(runs_dir))
+
+    with monkeypatch.context() as patch:  # undone before the fixture's own clean-up lists the runs
+        patch.setattr(jobs, "list_runs", read_only)
+        at = open_page("runs")
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any("read-only" in e for e in errors), errors
+    assert not any(str(runs_dir) in e or "Errno" in e for e in errors)
