@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import read_csv_columns
+from .data import read_csv_columns, read_csv_table
 from .errors import UserError
 from .images import ImageInput, is_image_file, load_pixels
 from .models import SiameseNet, as_model_input, build_model, embed_in_batches, pick_device
@@ -201,32 +201,42 @@ def read_pairs_csv(csv_path) -> tuple[list, bool]:
 
 
 def _two_columns(csv_path: Path):
-    try:
-        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    except Exception as exc:  # noqa: BLE001 - pandas has many ways to fail on a file that is not a CSV
-        raise UserError(f"'{csv_path.name}' could not be read as a CSV file ({exc}).") from None
+    table = read_csv_table(csv_path)
     if table.shape[1] != 2:  # more columns: which two are the images is a guess, so ask for the names
         found = ", ".join(map(str, table.columns))
         raise UserError(f"'{csv_path.name}' needs two columns naming the two images of each pair: name them "
                         f"image_a and image_b (and optionally same), or give only those two columns (found: {found}).")
     if all(is_image_file(Path(str(c).strip())) for c in table.columns[:2]):
-        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False, header=None)  # no header row
+        table = read_csv_table(csv_path, header=None)  # no header row
     first, second = table.columns[:2]
     return table, {"image_a": first, "image_b": second}
 
 
+PAIRS_PER_CHUNK = 256
+
+
 def verify_pairs(model: SiameseModel, pairs, base, threshold: Optional[float] = None, confine: bool = False,
-                 images_word: str = "the uploaded images"):
+                 images_word: str = "the uploaded images", on_pair=None):
     """Score pairs of image files named relative to `base`, in batches; one row per pair, in order.
 
     `pairs` holds (image_a, image_b, same-or-None). A pair whose images cannot be read gets its
     reason in the `error` column and no score; the others are still scored. With `confine`, a
     name leading outside `base` (an uploaded CSV naming '../secret.png') counts as missing, in the same
     words (not among `images_word`), so the table never tells which paths exist on this machine.
+    `on_pair(n)` is called after each pair is read, for a progress bar.
     """
     base = Path(base)
     threshold = model.threshold if threshold is None else float(threshold)
     rows, pixels_a, pixels_b, scored = [], [], [], []
+
+    def score_waiting() -> None:  # in chunks: memory stays that of PAIRS_PER_CHUNK pairs, however long the CSV
+        if scored:
+            for i, score in zip(scored, model.score_pairs(np.stack(pixels_a), np.stack(pixels_b))):
+                rows[i]["score"] = round(float(score), 6)
+                rows[i]["verdict"] = "same" if score >= threshold else "different"
+        for waiting in (pixels_a, pixels_b, scored):
+            waiting.clear()
+
     for i, (a, b, same) in enumerate(pairs):
         row = {"image_a": a, "image_b": b, "score": None, "verdict": "", "error": ""}
         if same is not None:
@@ -239,10 +249,11 @@ def verify_pairs(model: SiameseModel, pairs, base, threshold: Optional[float] = 
         except UserError as exc:
             row["error"] = str(exc)
         rows.append(row)
-    if scored:
-        for i, score in zip(scored, model.score_pairs(np.stack(pixels_a), np.stack(pixels_b))):
-            rows[i]["score"] = round(float(score), 6)
-            rows[i]["verdict"] = "same" if score >= threshold else "different"
+        if len(scored) == PAIRS_PER_CHUNK:
+            score_waiting()
+        if on_pair is not None:
+            on_pair(i + 1)
+    score_waiting()
     return rows
 
 

@@ -34,6 +34,8 @@ SETTINGS = {s.name: s for s in (
     Setting("SIAMESE_MNIST_DIR", "data/mnist", "folder", "where the MNIST IDX files are, or are downloaded to"),
     Setting("SIAMESE_UPLOAD_MAX_MB", "2048", "number", "the most an uploaded zip may unpack to, in MB"),
     Setting("SIAMESE_UPLOAD_MAX_FILES", "100000", "number", "the most files an uploaded zip may hold"),
+    Setting("SIAMESE_MAX_PAIRS", "5000", "whole number",
+            "the most pairs the app checks from one upload (Verify's many pairs); more are refused with a message"),
     Setting("SIAMESE_WEIGHTS_FILE", "", "file",
             "a local file of pretrained EfficientNet-B0 weights (or a run's checkpoint) for the *Photos* "
             "preset's fast path"),
@@ -76,6 +78,11 @@ def data_root() -> Optional[Path]:
     """SIAMESE_DATA_ROOT: the folder inside which the app may read server folders; None when unset."""
     value = _raw("SIAMESE_DATA_ROOT")
     return Path(value).expanduser() if value else None
+
+
+def max_pairs() -> int:
+    """SIAMESE_MAX_PAIRS: the most pairs the app checks from one upload."""
+    return int(_number("SIAMESE_MAX_PAIRS"))
 
 
 def mnist_dir() -> Path:

@@ -14,7 +14,7 @@ from typing import Optional
 
 import pandas as pd
 
-from . import uploads
+from . import settings, uploads
 from .errors import UserError
 from .images import is_image_file
 from .inference import pairs_accuracy, read_pairs_csv, verify_pairs
@@ -91,9 +91,13 @@ def check_pairs_upload(model, zip_bytes: bytes, csv_bytes: Optional[bytes] = Non
         csv_path = uploads_root() / "pairs" / f"{csv_digest or content_hash(csv_bytes)}.csv"
         if not csv_path.is_file():
             write_bytes(csv_path, csv_bytes)
-        pairs, _ = read_pairs_csv(csv_path)
+        try:
+            pairs, _ = read_pairs_csv(csv_path)
+        except UserError as exc:  # it knows the file by the name it is staged under, a hash: not the person's name
+            raise UserError(str(exc).replace(f"'{csv_path.name}'", "The uploaded CSV")) from None
         if not pairs:
             raise UserError("The CSV names no pairs: one row per pair, two columns naming the two images.")
+        check_pair_count(len(pairs))
         base = uploads.find_images_root(folder, [pairs[0][0]])
         rows = verify_pairs(model, pairs, base, threshold, confine=True)
         names = [str(i + 1) for i in range(len(rows))]
@@ -102,6 +106,7 @@ def check_pairs_upload(model, zip_bytes: bytes, csv_bytes: Optional[bytes] = Non
         if not found:
             raise UserError("The zip holds no images. Put each pair in its own folder (pair1/a.png, pair1/b.png, "
                             "pair2/...), or upload a CSV naming the pairs together with the zip.")
+        check_pair_count(len(found))
         good = [(a, b, None) for _, a, b, problem in found if not problem]
         scored = iter(verify_pairs(model, good, folder, threshold, confine=True))
         rows = [next(scored) if not problem else
@@ -111,3 +116,11 @@ def check_pairs_upload(model, zip_bytes: bytes, csv_bytes: Optional[bytes] = Non
     table = pd.DataFrame(rows)
     table.insert(0, "pair", names)
     return table, pairs_accuracy(rows)
+
+
+def check_pair_count(n: int) -> None:
+    """Refuse more pairs than one upload may hold (settings.max_pairs), in words that name the cap."""
+    cap = settings.max_pairs()
+    if n > cap:
+        raise UserError(f"The upload names {n:,} pairs; the app checks at most {cap:,} at once (SIAMESE_MAX_PAIRS): "
+                        "split it, or use the command line (verify --pairs), which has no such limit.")

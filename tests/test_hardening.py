@@ -159,3 +159,51 @@ def test_a_run_that_hits_a_full_disk_says_so_in_its_status(tmp_path, monkeypatch
               tmp_path / "run")
     status = runs.RunDir(tmp_path / "run").read_status()
     assert status["state"] == "failed" and status["error"].startswith("The disk is full")
+
+
+# ---------------------------------------------------------------- 3. bounded batches, 5. their messages
+
+def zip_bytes_of(folder) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(folder.rglob("*.png")):
+            archive.write(path, path.relative_to(folder))
+    return buffer.getvalue()
+
+
+def test_many_pairs_are_scored_in_chunks_alike(tmp_path, digits_checkpoint, monkeypatch):
+    from siamese_core import inference
+
+    images = write_class_folders(tmp_path / "images", classes=[3, 5], per_class=3)
+    names = [f"digit_{c}/{i:03d}.png" for c in (3, 5) for i in range(3)]
+    pairs = [(a, b, None) for a in names for b in names]
+    model = SiameseModel.load(digits_checkpoint)
+    whole = inference.verify_pairs(model, pairs, images)
+    monkeypatch.setattr(inference, "PAIRS_PER_CHUNK", 4)
+    seen = []
+    chunked = inference.verify_pairs(model, pairs, images, on_pair=seen.append)
+    assert [r["score"] for r in chunked] == pytest.approx([r["score"] for r in whole], abs=1e-5)
+    assert seen == list(range(1, len(pairs) + 1))
+
+
+def test_an_upload_of_too_many_pairs_names_the_cap(tmp_path, runs_dir, digits_checkpoint, monkeypatch):
+    from siamese_core.verification import check_pairs_upload
+
+    monkeypatch.setenv("SIAMESE_MAX_PAIRS", "3")
+    images = write_class_folders(tmp_path / "images", classes=[3], per_class=2)
+    csv = b"image_a,image_b\n" + b"digit_3/000.png,digit_3/001.png\n" * 4
+    with pytest.raises(UserError, match="names 4 pairs; the app checks at most 3 at once"):
+        check_pairs_upload(SiameseModel.load(digits_checkpoint), zip_bytes_of(images), csv)
+
+
+def test_a_csv_that_is_not_utf8_is_named_as_the_person_knows_it(tmp_path, runs_dir, digits_checkpoint):
+    from siamese_core.verification import check_pairs_upload
+
+    images = write_class_folders(tmp_path / "images", classes=[3], per_class=2)
+    csv = "image_a,image_b\ndigit_3/000.png,digit_3/001.png\nk\u00e4se.png,b.png\n".encode("latin-1")
+    with pytest.raises(UserError) as caught:
+        check_pairs_upload(SiameseModel.load(digits_checkpoint), zip_bytes_of(images), csv)
+    assert str(caught.value).startswith("The uploaded CSV is not UTF-8 text: save it again as 'CSV UTF-8'")

@@ -53,3 +53,19 @@ def test_a_failure_no_page_caught_is_a_sentence_not_a_traceback(runs_dir, monkey
     errors = [e.value for e in at.error]
     assert any("read-only" in e for e in errors), errors
     assert not any(str(runs_dir) in e or "Errno" in e for e in errors)
+
+
+def test_a_class_named_like_a_link_shows_as_text(runs_dir, tmp_path):
+    from app_helpers import zip_of
+    from conftest import write_class_folders
+
+    evil = "[Session expired - sign in again](https:evil.example)"
+    folders = write_class_folders(tmp_path / "people", classes=range(2), per_class=3)
+    (folders / "digit_1").rename(folders / evil)
+    at = open_page("train")
+    at.radio(key="data-source").set_value(at.radio(key="data-source").options[2]).run()
+    at.get("file_uploader")[0].upload("people.zip", zip_of(folders), "application/zip")
+    at.run()
+    assert not at.exception
+    shown = [c.value for c in at.caption if "Session expired" in c.value]
+    assert shown and all("\\[Session expired - sign in again\\](https:evil.example)" in c for c in shown), shown

@@ -8,6 +8,7 @@ from typing import Optional
 
 import streamlit as st
 
+from app_pages.shared import text
 from app_pages.shared.models import ModelChoice
 from app_pages.shared.uploads import staged_upload, unpack_zip
 from siamese_core import uploads
@@ -58,7 +59,7 @@ def pick_set(model) -> Optional[EvalSet]:
         summary = uploads.describe_class_folders(root)
         people = named_identities(root) if summary.total == 0 and summary.loose_images else 0
     except UserError as exc:
-        st.error(str(exc))
+        text.error(exc)
         return None
     if people >= 2:
         st.caption(f"Found {summary.loose_images:,} images of {people:,} people, named by person and camera, "
@@ -68,7 +69,7 @@ def pick_set(model) -> Optional[EvalSet]:
         for problem in summary.problems:
             st.error(problem)
         return None
-    st.caption(f"Found {summary.total:,} images in {len(summary.classes):,} classes in {upload.name}.")
+    st.caption(f"Found {summary.total:,} images in {len(summary.classes):,} classes in {text.plain(upload.name)}.")
     return EvalSet(f"the uploaded {upload.name}", str(root))
 
 
@@ -105,5 +106,5 @@ def scored(model, choice: ModelChoice, eval_set: EvalSet, n_pairs: int, seed: in
         return _scored(model, choice.version, eval_set.path, eval_set.label,
                        n_pairs, seed, sequential)
     except UserError as exc:
-        st.error(str(exc))
+        text.error(exc)
         return None

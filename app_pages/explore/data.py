@@ -9,6 +9,7 @@ from typing import Callable, Optional
 import numpy as np
 import streamlit as st
 
+from app_pages.shared import text
 from app_pages.shared.models import ModelChoice
 from app_pages.shared.paths import mnist_root
 from app_pages.shared.uploads import staged_upload, unpack_zip
@@ -96,7 +97,7 @@ def _zip(size: int, channels: int, pipeline: str) -> Optional[ImageSource]:
         root = uploads.find_class_root(staged)
         summary = uploads.describe_class_folders(root)
     except UserError as exc:
-        st.error(str(exc))
+        text.error(exc)
         return None
     if summary.total == 0:
         st.error(summary.problems[0])
@@ -130,7 +131,7 @@ def embedded(model, choice: ModelChoice, source: ImageSource) -> Optional[MapDat
         with st.spinner(f"Reading {source.title}..."):
             image_set = source.load()
     except UserError as exc:
-        st.error(str(exc))
+        text.error(exc)
         return None
     if len(image_set) < 3:
         st.error(f"Only {len(image_set)} image(s) could be read: a map needs at least 3.")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
+from app_pages.shared import text
 from app_pages.explore.data import MapData
 from app_pages.shared.images import enlarged
 
@@ -107,7 +108,7 @@ def project(data: MapData, chosen: MapSettings):
                                 progress=lambda done, words: bar.progress(min(1.0, max(0.0, done)), words))
     except UserError as exc:
         bar.empty()
-        st.error(str(exc))
+        text.error(exc)
         return None
     bar.empty()
     cache.put(key, coords)
@@ -184,15 +185,15 @@ def closer_look(data: MapData, chosen: MapSettings, class_word: str, search: str
     indices, distances = nearest_vectors(data.vectors[number], data.vectors, k, chosen.metric, exclude_self=True)
     big, rest = st.columns([1, 4])
     image = pixels_to_image(data.image_set.batch([number]).numpy()[0])
-    big.image(enlarged(image, 160), caption=f"#{number} · {class_word} {data.labels[number]} · {data.names[number]}")
+    big.image(enlarged(image, 160), caption=f"#{number} · {class_word} {text.plain(data.labels[number])} · {text.plain(data.names[number])}")
     if len(indices):
         pixels = data.image_set.batch(indices).numpy()
         distance_word = "cosine distance" if chosen.metric == "cosine" else "distance"
         rest.image([enlarged(pixels_to_image(p), 96) for p in pixels], width=96,
-                   caption=[f"#{i} · {data.labels[i]} · {distance_word} {d:.3f}" for i, d in zip(indices, distances)])
+                   caption=[f"#{i} · {text.plain(data.labels[i])} · {distance_word} {d:.3f}" for i, d in zip(indices, distances)])
         same = sum(data.labels[i] == data.labels[number] for i in indices)
         rest.caption(f"{same} of the {len(indices)} nearest images have the same {class_word} "
-                     f"({data.labels[number]}).")
+                     f"({text.plain(data.labels[number])}).")
 
 
 def exports(data: MapData, positions, coords, method_name: str) -> None:

@@ -8,6 +8,7 @@ from typing import Optional
 
 import streamlit as st
 
+from app_pages.shared import text
 from app_pages.shared.paths import DEMO_MODEL
 from siamese_core import jobs
 from siamese_core.errors import UserError
@@ -75,7 +76,7 @@ def model_picker(page: str, allow_upload: bool = False) -> ModelChoice:
     if picked == UPLOAD_CHOICE:
         uploaded = checkpoint_uploader(page)
         if uploaded is None:
-            st.caption(f"Until then: {chosen.label}.")
+            st.caption(f"Until then: {text.plain(chosen.label)}.")
             return chosen
         use_model(uploaded.key)
         st.session_state[f"{widget}-uploaded"] = True
@@ -106,7 +107,7 @@ def checkpoint_uploader(page: str) -> Optional[ModelChoice]:
             _load(*choice.version)  # a damaged network is refused here, next to the uploader
     except UserError as exc:
         message = str(exc)
-        st.error(message.replace(f"'{path}'", f"'{upload.name}'") if path else message)
+        text.error(message.replace(f"'{path}'", f"'{upload.name}'") if path else message)
         return None
     if choice.key not in {c.key for c in known}:
         known.append(choice)
@@ -129,5 +130,5 @@ def load_model(choice: ModelChoice):
         st.error(f"The model file {choice.path} is missing. If this is the demo model, run "
                  "`python assets/make_demo.py` to make it again.")
     except UserError as exc:
-        st.error(str(exc))
+        text.error(exc)
     return None

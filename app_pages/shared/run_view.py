@@ -8,7 +8,7 @@ from typing import Optional
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_pages.shared import models
+from app_pages.shared import models, text
 from app_pages.shared.icons import ICONS
 from siamese_core import jobs
 from siamese_core.errors import UserError
@@ -30,7 +30,7 @@ def just_deleted() -> Optional[str]:
 def show_run(name: str, *, allow_delete: bool = False) -> None:
     run = RunDir(runs_root() / name)
     if not (run.path / "status.json").is_file():
-        st.warning(f"The run '{name}' no longer exists.")
+        st.warning(f"The run '{text.plain(name)}' no longer exists.")
         return
     info = jobs.info(run)
     # Only this part redraws while the run trains, so the rest of the page stays put.
@@ -48,11 +48,11 @@ def _live(run: RunDir, was_active: bool) -> None:
                 f"<small>{STATE_WORDS.get(info.state, info.state)}</small>",
                 unsafe_allow_html=True)  # the folder name may come from the command line's -o
     p = jobs.progress(status)
-    text = (f"Epoch {status.get('epoch', 0)} of {status.get('total_epochs', '?')} · "
+    line = (f"Epoch {status.get('epoch', 0)} of {status.get('total_epochs', '?')} · "
             f"{_duration(p['elapsed'])} elapsed")
     if p["left"] is not None:
-        text += f" · about {_duration(p['left'])} left"
-    st.progress(p["fraction"], text=text)
+        line += f" · about {_duration(p['left'])} left"
+    st.progress(p["fraction"], text=line)
     records = run.read_metrics()
     epochs = [r for r in records if r.get("type") == "epoch"]
     _figures(status, epochs)
@@ -60,7 +60,7 @@ def _live(run: RunDir, was_active: bool) -> None:
     for warning in jobs.warnings(run):
         st.warning(warning)
     if info.state == "failed":
-        st.error(f"This run failed: {status.get('error') or 'see the log below.'}")
+        st.error(f"This run failed: {text.plain(status.get('error') or 'see the log below.')}")
     with st.expander("Log (last lines)", expanded=info.active or info.state == "failed"):
         lines = jobs.tail(run.log_path, 12) or jobs.tail(run.path / jobs.OUTPUT_FILE, 12)
         st.code("\n".join(lines) or "(nothing logged yet)", language=None)
@@ -163,14 +163,14 @@ def _delete(run: RunDir) -> None:
             st.session_state["confirm_delete"] = name
             st.rerun()
         return
-    st.warning(f"Delete **{name}** with its checkpoints and uploaded data? This cannot be undone.")
+    st.warning(f"Delete **{text.plain(name)}** with its checkpoints and uploaded data? This cannot be undone.")
     yes, no = st.columns(2)
     if yes.button("Yes, delete it", key=f"delete-yes-{name}", type="primary"):
         st.session_state.pop("confirm_delete", None)
         try:
             jobs.delete(run)
         except UserError as exc:
-            st.error(str(exc))
+            text.error(exc)
             return
         st.session_state[_DELETED] = name
         st.rerun()

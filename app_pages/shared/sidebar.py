@@ -6,6 +6,7 @@ import os
 
 import streamlit as st
 
+from app_pages.shared import text
 from app_pages.shared.models import current_model, model_choices
 from siamese_core import jobs
 
@@ -18,8 +19,8 @@ def device_label() -> str:
 def sidebar() -> None:
     with st.sidebar:
         runs = jobs.list_runs()  # read once for both lines below
-        st.caption(f"**Model in use**  \n{current_model(model_choices(runs)).label}")
+        st.caption(f"**Model in use**  \n{text.plain(current_model(model_choices(runs)).label)}")
         st.caption(f"**Device**  \n{device_label()}")
         for info in (info for info in runs if info.active):
-            st.caption(f"**Training now**  \n{info.name}: epoch {info.status.get('epoch', 0)} of "
+            st.caption(f"**Training now**  \n{text.plain(info.name)}: epoch {info.status.get('epoch', 0)} of "
                        f"{info.status.get('total_epochs', '?')}")

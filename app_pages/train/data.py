@@ -8,6 +8,7 @@ from typing import Optional
 
 import streamlit as st
 
+from app_pages.shared import text
 from app_pages.shared.paths import SAMPLES, mnist_root
 from app_pages.shared.uploads import staged_upload, unpack_zip
 from siamese_core import paths, uploads
@@ -53,7 +54,7 @@ def pick_data() -> DataChoice:
             return _triplets()
         return _server_folder()
     except UserError as exc:
-        st.error(str(exc))
+        text.error(exc)
         return DataChoice(source, problems=[str(exc)])
 
 
@@ -184,7 +185,7 @@ def _thumbnails(examples: dict, counts: Optional[dict] = None, max_classes: int 
         small = [image for image in map(_small_image, files[:2]) if image is not None]
         if small:
             column.image(small, width=56)
-        column.caption(f"{name} ({counts[name]:,})" if counts else name)
+        column.caption(f"{text.plain(name)} ({counts[name]:,})" if counts else text.plain(name))
     if len(examples) > max_classes:
         more = len(examples) - max_classes
         st.caption(f"... and {more:,} more {'class' if more == 1 else 'classes'}.")

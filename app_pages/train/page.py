@@ -4,7 +4,7 @@ import time
 
 import streamlit as st
 
-from app_pages.shared import run_view
+from app_pages.shared import run_view, text
 from app_pages.train import data as train_data, photos as train_photos
 from siamese_core import jobs
 from siamese_core.config import MODES, TrainConfig
@@ -118,7 +118,7 @@ if st.button("Start training", icon=":material/rocket_launch:", type="primary", 
     try:
         run = jobs.start_training(config, label=name or "run", upload_dir=data.upload_dir)
     except UserError as exc:
-        st.error(str(exc))
+        text.error(exc)
     else:
         st.session_state["watched_run"] = run.path.name
         st.rerun()

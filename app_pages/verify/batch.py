@@ -7,6 +7,7 @@ from typing import Optional
 import numpy as np
 import streamlit as st
 
+from app_pages.shared import text
 from app_pages.shared.models import ModelChoice
 from app_pages.shared.uploads import upload_digest
 from siamese_core.errors import UserError
@@ -49,7 +50,7 @@ def show(model, choice: ModelChoice, threshold: float) -> None:
                                 upload_digest(csv_upload) if csv_upload else None,
                                 zip_upload.getvalue(), csv_upload.getvalue() if csv_upload else None)
     except UserError as exc:
-        st.error(str(exc))
+        text.error(exc)
         return
     show_table(table.copy(), threshold)
 

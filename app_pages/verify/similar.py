@@ -6,6 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from app_pages.shared import text
 from app_pages.shared.models import ModelChoice
 from app_pages.shared.uploads import staged_upload, unpack_zip
 from app_pages.verify.inputs import image_input, shown
@@ -45,7 +46,7 @@ def pick_gallery(model):
         key = f"zip:{folder.name}"
         found = gallery(key, model.image_size, model.channels, model.input_pipeline, folder)
     except UserError as exc:
-        st.error(str(exc))
+        text.error(exc)
         return None
     if found.skipped:
         st.warning(f"{len(found.skipped):,} files in the zip are not readable images and were left out "
@@ -69,7 +70,7 @@ def show(model, choice: ModelChoice) -> None:
     try:
         matches, left_out = find_similar(model, query.pixels, found, vectors, k)
     except UserError as exc:
-        st.error(str(exc))
+        text.error(exc)
         return
     what = "embeddings" if model.is_embedding else "the features the model's backbone extracts (its pair head is not used here)"
     st.markdown(f"**The {len(matches)} most similar of {len(found):,} images**, nearest first")
@@ -80,4 +81,4 @@ def show(model, choice: ModelChoice) -> None:
         for column, match in zip(columns, matches[start:start + PER_ROW]):
             label = f"{f'digit {match.label}' if key == 'digits' else match.label} · " if match.label else ""
             column.image(shown(found.pixels[match.index], 110), width=110)
-            column.caption(f"{label}distance {match.distance:.2f}  \n{match.name}")
+            column.caption(f"{text.plain(label)}distance {match.distance:.2f}  \n{text.plain(match.name)}")
