@@ -184,13 +184,18 @@ class RunDir:
         write_text(self.metrics_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
 
     def sweep_temp_files(self) -> int:
-        """Remove the temporary files a kill during an atomic write left (only the trainer, at start, calls this)."""
-        removed = 0
-        for folder in (self.path, self.checkpoints):
+        """Remove the temporary files a kill during an atomic write left (the trainer calls this as it starts).
+
+        Only the trainer writes checkpoints, so every temp file there is a leftover; in the run folder
+        the app may be writing at this very moment (a Stop click), so only files older than a few
+        seconds go."""
+        removed, recent = 0, time.time() - 5.0
+        for folder, young_too in ((self.checkpoints, True), (self.path, False)):
             for leftover in folder.glob(".*.tmp") if folder.is_dir() else ():
                 try:
-                    leftover.unlink()
-                    removed += 1
+                    if young_too or leftover.stat().st_mtime < recent:
+                        leftover.unlink()
+                        removed += 1
                 except OSError:
                     pass
         return removed

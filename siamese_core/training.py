@@ -252,7 +252,9 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False, progress: bool 
         run.update_status(state="queued", pid=os.getpid(), total_epochs=config.epochs, error=None,
                           created_at=time.time(), **fresh)
         try:
-            return _train(config, run, resume, progress, stop, on_epoch, data)
+            status = _train(config, run, resume, progress, stop, on_epoch, data)
+            run.sweep_temp_files()  # again: one the start left for being only seconds old is older now
+            return status
         except Exception as exc:
             message = plain_words(exc)
             log.error("Training failed: %s", message)

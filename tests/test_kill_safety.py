@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -41,6 +42,7 @@ def test_resume_after_a_kill_drops_the_cut_off_epoch_and_sweeps_temp_files(tmp_p
     torn = [run.checkpoints / ".last.pt.abc123.tmp", run.path / ".status.json.def456.tmp"]
     for path in torn:
         path.write_bytes(b"half a file")
+        os.utime(path, (time.time() - 60, time.time() - 60))  # left by the attempt a minute ago
     run.update_status(state="running")  # the killed trainer never said otherwise
     before, resumed_at = run.read_status(), time.time()
 
