@@ -74,7 +74,8 @@ def test_verify_many_pairs_from_a_csv(tmp_path, digits_checkpoint, digit_folders
     assert accuracy >= 80
     lines = (tmp_path / "out.csv").read_text().splitlines()
     assert lines[0].startswith("image_a,image_b,score,verdict,error") and len(lines) == 22
-    assert "does not exist" in lines[-1]
+    # a missing file reads like one outside --images would (issue 13: the table tells nothing of other paths)
+    assert "'digit_0/missing.png' is not among the images in the --images folder" in lines[-1]
 
 
 def test_bad_input_gets_one_clear_line(tmp_path, digits_checkpoint, digit_folders):
