@@ -46,9 +46,10 @@ def store_checkpoint(data: bytes, name: str = "The uploaded file") -> Path:
         load_checkpoint(candidate, name=name)  # its sentence names the file as the person knows it
     except UserError as exc:
         candidate.unlink(missing_ok=True)
-        hint = (" Upload a best.pt or last.pt from a run's checkpoints/ folder (made by this app or its command "
-                "line).") if "not a Siamese Studio checkpoint" in str(exc) else ""
-        raise UserError(f"{exc}{hint}") from None
+        if "not a Siamese Studio checkpoint" in str(exc):  # some other file: say what to upload instead
+            raise UserError(f"{name} is not a Siamese Studio checkpoint. Upload a best.pt or last.pt from a "
+                            "run's checkpoints/ folder (made by this app or its command line).") from None
+        raise  # one of ours, damaged or edited: its own sentence says which field
     candidate.replace(path)  # same folder: atomic
     return path
 

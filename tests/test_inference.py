@@ -150,9 +150,11 @@ def test_an_uploaded_checkpoint_is_kept_only_when_it_is_ours(runs_dir):
     assert store_checkpoint(DEMO.read_bytes()) == kept  # the same file twice: one copy
     buffer = io.BytesIO()
     torch.save({"fc.weight": torch.zeros(2)}, buffer)
-    for data in (b"hello", pickle.dumps(Exception("arbitrary object")), buffer.getvalue(), DEMO.read_bytes()[:5000]):
+    for data in (b"hello", pickle.dumps(Exception("arbitrary object")), buffer.getvalue()):
         with pytest.raises(UserError, match="'model.pt' is not a Siamese Studio checkpoint"):
             store_checkpoint(data, "'model.pt'")
+    with pytest.raises(UserError, match="'model.pt' is damaged or incomplete"):  # one of ours, cut off (issue 13)
+        store_checkpoint(DEMO.read_bytes()[:5000], "'model.pt'")
     assert sorted(p.name for p in kept.parent.iterdir()) == [kept.name]  # nothing left of the refused files
     with pytest.raises(UserError, match="empty"):
         store_checkpoint(b"", "'model.pt'")
