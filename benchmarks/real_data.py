@@ -43,6 +43,10 @@ decoded once as the product decodes them) and the same wall-clock budget:
     on test pairs); it is saved as a checkpoint and scored through SiameseModel exactly like the
     product's model.
 
+A last table gives the time to the same accuracy: the baseline's final accuracy on the row's validation
+pairs (threshold calibrated with the product's same_share, as its epochs are) and the first epoch, with
+its wall seconds since train() began, at which the product's validation accuracy reached it.
+
 Timings are wall-clock on whatever machine runs it; "other load" says how many cores other processes
 kept busy meanwhile (comparable only near 0). `--budget-scale X` (X < 1) is for quick checks only: it
 stops the product's training after X times the row's time goal (cleanly, as Ctrl-C does) and the demo
