@@ -80,7 +80,8 @@ def test_photos_preset_says_which_path_it_takes(runs_dir, tmp_path):
     offline = any("No pretrained weights" in i.value for i in at.info)  # as on a machine without the hub
     assert by_key(at.checkbox, "frozen-").value is not offline
 
-    weights = tmp_path / "efficientnet_b0.pth"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    weights = runs_dir / "efficientnet_b0.pth"  # the app reads weights inside the runs folder or the data root
     torch.save(timm.create_model("efficientnet_b0", num_classes=0).state_dict(), weights)
     at.text_input(key="weights-file").set_value(str(weights)).run()
     assert not at.exception
@@ -88,6 +89,12 @@ def test_photos_preset_says_which_path_it_takes(runs_dir, tmp_path):
     assert by_key(at.checkbox, "frozen-").value
     assert by_key(at.selectbox, "backbone-").value == "timm:efficientnet_b0"
 
-    at.text_input(key="weights-file").set_value(str(tmp_path / "missing.pth")).run()
+    at.text_input(key="weights-file").set_value(str(runs_dir / "missing.pth")).run()
     assert any("does not exist" in e.value for e in at.error)
+    assert at.button(key="start").disabled
+
+    elsewhere = tmp_path / "elsewhere.pth"  # exists, but outside: refused before it is looked at
+    elsewhere.write_bytes(weights.read_bytes())
+    at.text_input(key="weights-file").set_value(str(elsewhere)).run()
+    assert any("other files on the server are not read" in e.value for e in at.error)
     assert at.button(key="start").disabled
