@@ -24,9 +24,16 @@ pages = [
     st.Page("app_pages/evaluate/page.py", title="Evaluate", url_path="evaluate", icon=ICONS["evaluate"]),
 ]
 page = st.navigation(pages)
-try:
-    sidebar()
-    page.run()
-except Exception as exc:  # noqa: BLE001  the one boundary: what no page caught is a sentence here, never a traceback
-    logging.getLogger("siamese_core").exception("The %s page failed", page.title)
-    st.error(plain_words(exc))
+
+
+def guarded(part, name: str) -> None:
+    """The one error boundary: what no page caught is a sentence here, the traceback only in the server's log."""
+    try:
+        part()
+    except Exception as exc:  # noqa: BLE001  Streamlit's rerun and stop are BaseExceptions: they pass through
+        logging.getLogger("siamese_core").exception("%s failed", name)
+        st.error(plain_words(exc))
+
+
+guarded(sidebar, "The sidebar")  # a sidebar that fails leaves the page itself working
+guarded(page.run, f"The {page.title} page")
