@@ -69,3 +69,19 @@ def test_a_class_named_like_a_link_shows_as_text(runs_dir, tmp_path):
     assert not at.exception
     shown = [c.value for c in at.caption if "Session expired" in c.value]
     assert shown and all("\\[Session expired - sign in again\\](https:evil.example)" in c for c in shown), shown
+
+
+def test_a_run_whose_best_checkpoint_was_cut_off_says_so_and_offers_nothing(digits_run, tmp_path, monkeypatch):
+    import shutil
+
+    root = tmp_path / "runs"
+    shutil.copytree(digits_run, root / digits_run.name)
+    best = root / digits_run.name / "checkpoints" / "best.pt"
+    best.write_bytes(best.read_bytes()[:5000])
+    monkeypatch.setenv("SIAMESE_RUNS_DIR", str(root))
+    at = open_page("runs")
+    assert not at.exception
+    assert any("best checkpoint cannot be used: it is damaged or incomplete" in e.value for e in at.error)
+    assert not any("Training finished" in s.value for s in at.success)
+    assert not any(b.key and b.key.startswith(("verify-", "explore-")) for b in at.button)
+    assert str(root) not in " ".join(e.value for e in at.error)

@@ -134,15 +134,30 @@ def _style(fig: go.Figure, title: str, x_max: int, name: str) -> None:
     fig.update_xaxes(title="epoch", range=[0, x_max + 0.1])
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def checkpoint_problem(path: str, modified: float) -> Optional[str]:
+    """Why the checkpoint at `path` cannot be loaded (siamese_core's own check), or None; once per file version."""
+    from siamese_core.runs import load_checkpoint
+
+    try:
+        load_checkpoint(path, name="it")
+    except UserError as exc:
+        return str(exc)
+    return None
+
+
 def _finished_actions(info: jobs.RunInfo, allow_delete: bool) -> None:
     run = info.run
     best = run.checkpoint("best")
     name = run.path.name
-    if info.state == "done":
+    problem = checkpoint_problem(str(best), best.stat().st_mtime) if best.is_file() else None
+    if problem:  # say so instead of "finished", and offer nothing built on a broken file
+        st.error(f"This run's best checkpoint cannot be used: {text.plain(problem)}")
+    elif info.state == "done":
         st.success(f"Training finished: best validation accuracy {_percent(info.status.get('best_accuracy'))}.")
     elif info.state == "stopped":
         st.info("This run was stopped. Its best checkpoint so far can still be used.")
-    if best.is_file():
+    if best.is_file() and not problem:
         cols = st.columns(3)
         if cols[0].button("Verify with this model", icon=ICONS["verify"], key=f"verify-{name}", type="primary"):
             models.use_model(f"run:{name}")
