@@ -28,6 +28,7 @@ from . import settings
 from .errors import UserError
 from .images import is_image_file, load_pixels, to_pixels
 from .paths import class_folder_files
+from .uploads import class_split_problem
 
 log = logging.getLogger(__name__)
 
@@ -391,9 +392,9 @@ def split_by_class(image_set: ImageSet, val_fraction: float, seed: int, max_clas
 
     `max_classes` (0: none) caps how many are held out, so a set of hundreds of people trains on most."""
     classes = np.unique(image_set.labels)
-    if len(classes) < 4:
-        raise UserError(f"A split by class needs at least 4 classes (2 to train on, 2 to check with); "
-                        f"found {len(classes)}. Use --split image, or give a validation folder.")
+    problem = class_split_problem(len(classes))
+    if problem:
+        raise UserError(f"{problem} Use --split image, or give a validation folder.")
     rng = np.random.default_rng(seed)
     n_val = min(max(2, round(len(classes) * val_fraction)), len(classes) - 2)
     if max_classes:

@@ -257,6 +257,17 @@ class FolderSummary:
         return found
 
 
+MIN_CLASSES_TO_SPLIT = 4  # 2 to train on, 2 never seen in training to check with
+
+
+def class_split_problem(n_classes: int) -> Optional[str]:
+    """Why `n_classes` cannot be split by class (the default for folders), in words; None when they can."""
+    if n_classes >= MIN_CLASSES_TO_SPLIT:
+        return None
+    return (f"A split by class needs at least {MIN_CLASSES_TO_SPLIT} classes (2 to train on, 2 to check with); "
+            f"found {n_classes}.")
+
+
 def describe_class_folders(root, max_examples: int = 4) -> FolderSummary:
     """Count images per class folder from file names alone (no decoding), as load_class_folders sees them."""
     root = Path(root)

@@ -62,13 +62,13 @@ def test_a_second_run_is_refused_while_one_trains(runs_dir):
 
 
 def test_uploaded_zip_of_class_folders_is_described(runs_dir, tmp_path):
-    folders = write_class_folders(tmp_path / "people", classes=range(3), per_class=4)
+    folders = write_class_folders(tmp_path / "people", classes=range(4), per_class=4)
     at = open_page("train")
     at.radio(key="data-source").set_value(at.radio(key="data-source").options[2]).run()
     at.get("file_uploader")[0].upload("people.zip", zip_of(folders, wrap="people/"), "application/zip")
     at.run()
     assert not at.exception
-    assert any("12 images in 3 classes" in c.value for c in at.caption)
+    assert any("16 images in 4 classes" in c.value for c in at.caption)
     assert not at.button(key="start").disabled
     assert not at.error
 
@@ -76,6 +76,7 @@ def test_uploaded_zip_of_class_folders_is_described(runs_dir, tmp_path):
 @pytest.mark.parametrize("classes, per_class, words", [
     (range(1), 5, "Only one class"),
     (range(3), 1, "at least two images"),
+    (range(3), 4, "needs at least 4 classes"),  # the run would refuse it: said before Start (issue 13)
 ])
 def test_zip_that_cannot_train_is_refused_with_a_reason(runs_dir, tmp_path, classes, per_class, words):
     folders = write_class_folders(tmp_path / "bad", classes=classes, per_class=per_class)
@@ -85,6 +86,19 @@ def test_zip_that_cannot_train_is_refused_with_a_reason(runs_dir, tmp_path, clas
     at.run()
     assert not at.exception
     assert any(words in e.value for e in at.error)
+    assert at.button(key="start").disabled
+
+
+def test_a_zip_of_files_that_are_no_images_is_refused_before_start(runs_dir, tmp_path):
+    for person in ("ann", "bob", "cy", "dee"):
+        (tmp_path / "fake" / person).mkdir(parents=True)
+        for n in range(3):
+            (tmp_path / "fake" / person / f"{n}.png").write_text("not a picture")
+    at = choose_source(open_page("train"), "zip of class folders")
+    at.get("file_uploader")[0].upload("fake.zip", zip_of(tmp_path / "fake"), "application/zip")
+    at.run()
+    assert not at.exception
+    assert any("could be read as an image" in e.value for e in at.error)
     assert at.button(key="start").disabled
 
 
@@ -210,13 +224,13 @@ def test_server_folders_only_inside_the_configured_data_root(runs_dir, tmp_path,
     assert not any("server" in o for o in at.radio(key="data-source").options)  # off unless configured
 
     root = tmp_path / "data-root"
-    write_class_folders(root / "digits", classes=range(3), per_class=3)
-    outside = write_class_folders(tmp_path / "private", classes=range(3), per_class=3)
+    write_class_folders(root / "digits", classes=range(4), per_class=3)
+    outside = write_class_folders(tmp_path / "private", classes=range(4), per_class=3)
     (root / "sneaky").symlink_to(outside, target_is_directory=True)
     monkeypatch.setenv("SIAMESE_DATA_ROOT", str(root))
     at = choose_source(open_page("train"), "server")
     assert at.selectbox(key="server-folder").options == ["digits", "sneaky"]
-    assert any("9 images in 3 classes" in c.value for c in at.caption)
+    assert any("12 images in 4 classes" in c.value for c in at.caption)
     assert not at.button(key="start").disabled
     at.selectbox(key="server-folder").set_value("sneaky").run()
     assert not at.exception

@@ -161,6 +161,9 @@ def _triplets() -> DataChoice:
                       staged, problems, name=Path(csv.name).stem)
 
 
+SAMPLED_CLASSES = 20  # classes whose first files are opened before Start, to catch files that are no images
+
+
 def _describe(summary: uploads.FolderSummary, source: str) -> DataChoice:
     if summary.total:
         counts = sorted(summary.counts.values())
@@ -171,9 +174,18 @@ def _describe(summary: uploads.FolderSummary, source: str) -> DataChoice:
             with st.expander(f"Images per class (all {len(summary.classes):,})"):
                 st.dataframe({"class": summary.classes, "images": [summary.counts[c] for c in summary.classes]},
                              hide_index=True)
-    for problem in summary.problems:
-        st.error(problem)
-    return DataChoice(source, problems=summary.problems)
+    problems = list(summary.problems)
+    too_few = uploads.class_split_problem(len(summary.classes))  # what the run would refuse, said before Start
+    if too_few and not problems:
+        problems.append(f"{too_few} Add class folders: the run holds some classes out to check the network on "
+                        "people or things it has never seen.")
+    sampled = [path for files in list(summary.examples.values())[:SAMPLED_CLASSES] for path in files]
+    if sampled and not problems and not any(_small_image(path) is not None for path in sampled):
+        problems.append(f"None of the {len(sampled)} files looked at could be read as an image (checked: the first "
+                        "few of each class). Check that the zip holds pictures, not files renamed to .png or .jpg.")
+    for problem in problems:
+        text.error(problem)
+    return DataChoice(source, problems=problems)
 
 
 def _thumbnails(examples: dict, counts: Optional[dict] = None, max_classes: int = THUMBNAIL_CLASSES) -> None:
