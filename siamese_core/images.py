@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import warnings
 from pathlib import Path
 from typing import Union
@@ -21,6 +22,12 @@ IMAGE_SUFFIXES = frozenset(
 MAX_PIXELS = 64_000_000
 # Smaller than this is too little to tell anything apart (the built-in digits are 8x8).
 MIN_SIDE = 8
+# Images above LARGE_PIXELS decode one at a time in this process, whatever the number of sessions, and are
+# reduced at once to at most KEPT_SIDE pixels a side (JPEGs decode reduced, through Pillow's draft mode):
+# so the server holds one large decode at a time. 2048 px is ten times what any model here takes (224).
+LARGE_PIXELS = 4_000_000
+KEPT_SIDE = 2048
+_LARGE_DECODE = threading.Lock()
 
 ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
 
@@ -82,7 +89,13 @@ def open_image_with_notes(source: ImageInput) -> tuple[Image.Image, list]:
                 if frames > 1:
                     notes.append(f"animated ({frames} frames): the first frame is used")
                 img.seek(0)
-                img.load()
+                if width * height <= LARGE_PIXELS:
+                    img.load()
+                    return _upright(img, notes)
+                with _LARGE_DECODE:
+                    img.draft(img.mode, (KEPT_SIDE, KEPT_SIDE))  # JPEG: decode at 1/2, 1/4 or 1/8 scale
+                    img.thumbnail((KEPT_SIDE, KEPT_SIDE))  # loads, then keeps at most KEPT_SIDE a side
+                notes.append(f"{width}x{height} pixels: reduced to {img.width}x{img.height} on reading")
                 return _upright(img, notes)
     except UserError:
         raise

@@ -207,3 +207,48 @@ def test_a_csv_that_is_not_utf8_is_named_as_the_person_knows_it(tmp_path, runs_d
     with pytest.raises(UserError) as caught:
         check_pairs_upload(SiameseModel.load(digits_checkpoint), zip_bytes_of(images), csv)
     assert str(caught.value).startswith("The uploaded CSV is not UTF-8 text: save it again as 'CSV UTF-8'")
+
+
+def test_large_images_are_decoded_one_at_a_time_and_kept_small():
+    """Four sessions each sending a 36-megapixel PNG: each is reduced on reading (the server keeps one
+    large decode at a time, not four), and the digit pipeline still reads it."""
+    import io
+    import threading
+
+    import numpy as np
+    from PIL import Image
+
+    from siamese_core import images
+
+    small = np.zeros((60, 60), dtype=np.uint8)
+    small[20:40, 28:32] = 255  # a "1"
+    buffer = io.BytesIO()
+    Image.fromarray(small).resize((6000, 6000), Image.NEAREST).save(buffer, "PNG")
+    data = buffer.getvalue()
+    held, most = [0], [0]
+    real_lock = images._LARGE_DECODE
+
+    class CountingLock:
+        def __enter__(self):
+            real_lock.acquire()
+            held[0] += 1
+            most[0] = max(most[0], held[0])
+
+        def __exit__(self, *_):
+            held[0] -= 1
+            real_lock.release()
+
+    images._LARGE_DECODE = CountingLock()
+    try:
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(images.open_image_with_notes(data)))
+                   for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        images._LARGE_DECODE = real_lock
+    assert len(results) == 4 and most[0] == 1
+    assert all(image.size == (images.KEPT_SIDE, images.KEPT_SIDE) and "reduced" in notes[0] for image, notes in results)
+    assert images.load_pixels(data, 28, 1, "digit").max() > 0
