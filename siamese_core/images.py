@@ -12,14 +12,13 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from . import settings
 from .errors import UserError
 
 # File endings of the formats Pillow reads that people keep image collections in.
 IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".pnm"}
 )
-# Refuse decompression bombs before decoding: 64 megapixels is far more than any photo needs.
-MAX_PIXELS = 64_000_000
 # Smaller than this is too little to tell anything apart (the built-in digits are 8x8).
 MIN_SIDE = 8
 # Images above LARGE_PIXELS decode one at a time in this process, whatever the number of sessions, and are
@@ -80,10 +79,11 @@ def open_image_with_notes(source: ImageInput) -> tuple[Image.Image, list]:
             with Image.open(fp) as img:
                 # Image.open reads the header only: refuse huge images before decoding a pixel.
                 width, height = img.size
-                if width * height > MAX_PIXELS:
+                cap = settings.max_image_pixels()  # 64 megapixels by default: far more than any photo needs
+                if width * height > cap:
                     raise UserError(
-                        f"{name} is {width}x{height} pixels, more than the limit of "
-                        f"{MAX_PIXELS // 1_000_000} megapixels: make it smaller and try again."
+                        f"{name} is {width}x{height} pixels, more than the limit of {cap / 1e6:g} megapixels "
+                        "(SIAMESE_MAX_IMAGE_MEGAPIXELS): make it smaller and try again."
                     )
                 frames = getattr(img, "n_frames", 1)
                 if frames > 1:

@@ -34,6 +34,9 @@ SETTINGS = {s.name: s for s in (
     Setting("SIAMESE_MNIST_DIR", "data/mnist", "folder", "where the MNIST IDX files are, or are downloaded to"),
     Setting("SIAMESE_UPLOAD_MAX_MB", "2048", "number", "the most an uploaded zip may unpack to, in MB"),
     Setting("SIAMESE_UPLOAD_MAX_FILES", "100000", "number", "the most files an uploaded zip may hold"),
+    Setting("SIAMESE_MAX_IMAGE_MEGAPIXELS", "64", "number",
+            "larger images are refused before a pixel is decoded (a decompression bomb is tiny on disk)"),
+    Setting("SIAMESE_MAX_CHECKPOINT_MB", "1024", "number", "larger uploaded checkpoints are refused before reading"),
     Setting("SIAMESE_MAX_PAIRS", "5000", "whole number",
             "the most pairs the app checks from one upload (Verify's many pairs); more are refused with a message"),
     Setting("SIAMESE_WEIGHTS_FILE", "", "file",
@@ -78,6 +81,16 @@ def data_root() -> Optional[Path]:
     """SIAMESE_DATA_ROOT: the folder inside which the app may read server folders; None when unset."""
     value = _raw("SIAMESE_DATA_ROOT")
     return Path(value).expanduser() if value else None
+
+
+def max_image_pixels() -> int:
+    """SIAMESE_MAX_IMAGE_MEGAPIXELS, in pixels: larger images are refused before decoding."""
+    return int(_number("SIAMESE_MAX_IMAGE_MEGAPIXELS") * 1_000_000)
+
+
+def max_checkpoint_bytes() -> int:
+    """SIAMESE_MAX_CHECKPOINT_MB, in bytes: larger uploaded checkpoints are refused."""
+    return int(_number("SIAMESE_MAX_CHECKPOINT_MB") * 2**20)
 
 
 def max_pairs() -> int:

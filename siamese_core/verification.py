@@ -21,7 +21,6 @@ from .inference import pairs_accuracy, read_pairs_csv, verify_pairs
 from .runs import load_checkpoint, write_bytes
 from .uploads import content_hash, uploads_root
 
-MAX_CHECKPOINT_BYTES = 1 << 30  # far above any backbone this app trains
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -34,8 +33,10 @@ def store_checkpoint(data: bytes, name: str = "The uploaded file") -> Path:
     """
     if not data:
         raise UserError(f"{name} is empty (0 bytes): choose the checkpoint file again.")
-    if len(data) > MAX_CHECKPOINT_BYTES:
-        raise UserError(f"{name} is larger than {MAX_CHECKPOINT_BYTES >> 20} MB: that is not a checkpoint of this app.")
+    cap = settings.max_checkpoint_bytes()
+    if len(data) > cap:
+        raise UserError(f"{name} is larger than {cap / 2**20:g} MB (SIAMESE_MAX_CHECKPOINT_MB): that is not a "
+                        "checkpoint of this app.")
     folder = uploads_root() / "checkpoints"
     path = folder / f"{content_hash(data)}.pt"
     if path.is_file():

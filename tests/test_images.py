@@ -92,8 +92,8 @@ def test_too_small_image_is_refused():
 
 
 def test_pixel_cap_is_checked_before_decoding(monkeypatch):
-    monkeypatch.setattr(images, "MAX_PIXELS", 100 * 100)
-    with pytest.raises(UserError, match="megapixels|too large"):
+    monkeypatch.setenv("SIAMESE_MAX_IMAGE_MEGAPIXELS", "0.01")  # 100 x 100
+    with pytest.raises(UserError, match="limit of 0.01 megapixels"):
         open_image(png_bytes(Image.new("L", (200, 200))))
 
 
