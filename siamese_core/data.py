@@ -314,19 +314,21 @@ def load_triplet_csv(csv_path, images_dir, size: int, channels: int,
     return ImageSet(pixels, labels, classes, names, triplets=triplets, skipped=skipped)
 
 
-def read_csv_table(csv_path, header="infer") -> pd.DataFrame:
-    """A CSV file as a table of strings; a file that is not UTF-8 text or not a CSV is a UserError."""
+def read_csv_table(csv_path, header="infer", name: Optional[str] = None) -> pd.DataFrame:
+    """A CSV file as a table of strings; a file that is not UTF-8 text or not a CSV is a UserError
+    that calls it `name` (default: its file name in quotes)."""
     csv_path = Path(csv_path)
+    label = name or f"'{csv_path.name}'"
     try:
         return pd.read_csv(csv_path, dtype=str, keep_default_na=False, header=header, encoding="utf-8-sig")
     except UnicodeDecodeError:
-        raise UserError(f"'{csv_path.name}' is not UTF-8 text: save it again as 'CSV UTF-8' (spreadsheet programs "
+        raise UserError(f"{label} is not UTF-8 text: save it again as 'CSV UTF-8' (spreadsheet programs "
                         "offer it under Save As).") from None
     except Exception as exc:  # noqa: BLE001 - pandas has many ways to fail on a file that is not a CSV
-        raise UserError(f"'{csv_path.name}' could not be read as a CSV file ({exc}).") from None
+        raise UserError(f"{label} could not be read as a CSV file ({exc}).") from None
 
 
-def read_csv_columns(csv_path, required, what: str = "file"):
+def read_csv_columns(csv_path, required, what: str = "file", name: Optional[str] = None):
     """Read a CSV of strings whose `required` columns may come in any order and letter case.
 
     Returns (table, {lower-case name: column name as written}).
@@ -334,11 +336,12 @@ def read_csv_columns(csv_path, required, what: str = "file"):
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise UserError(f"The {what} '{csv_path}' does not exist: check the path.")
-    table = read_csv_table(csv_path)
+    table = read_csv_table(csv_path, name=name)
     columns = {str(c).strip().lower(): c for c in table.columns}
     missing = [c for c in required if c.lower() not in columns]
     if missing:
-        raise UserError(f"'{csv_path}' needs columns {', '.join(required)}; missing: {', '.join(missing)} "
+        label = name or f"'{csv_path}'"
+        raise UserError(f"{label} needs columns {', '.join(required)}; missing: {', '.join(missing)} "
                         f"(found: {', '.join(map(str, table.columns))}).")
     return table, columns
 

@@ -180,7 +180,7 @@ TRUE_WORDS = {"1", "true", "yes", "same", "y", "t"}
 FALSE_WORDS = {"0", "false", "no", "different", "n", "f"}
 
 
-def read_pairs_csv(csv_path) -> tuple[list, bool]:
+def read_pairs_csv(csv_path, name: Optional[str] = None) -> tuple[list, bool]:
     """The pairs a CSV names: ([(image_a, image_b, same or None)], has_same_column).
 
     Columns image_a, image_b (and optionally same) in any order and letter case; failing those, a
@@ -188,11 +188,11 @@ def read_pairs_csv(csv_path) -> tuple[list, bool]:
     names two images) is read as pairs from its first line.
     """
     try:
-        table, columns = read_csv_columns(csv_path, ("image_a", "image_b"), "pairs file")
+        table, columns = read_csv_columns(csv_path, ("image_a", "image_b"), "pairs file", name)
     except UserError:
         if not Path(csv_path).is_file():
             raise  # "does not exist": no other reading would help
-        table, columns = _two_columns(Path(csv_path))
+        table, columns = _two_columns(Path(csv_path), name or f"'{Path(csv_path).name}'")
     has_same = "same" in columns
     pairs = [(str(r[columns["image_a"]]).strip(), str(r[columns["image_b"]]).strip(),
               str(r[columns["same"]]).strip() if has_same else None)
@@ -200,14 +200,14 @@ def read_pairs_csv(csv_path) -> tuple[list, bool]:
     return pairs, has_same
 
 
-def _two_columns(csv_path: Path):
-    table = read_csv_table(csv_path)
+def _two_columns(csv_path: Path, label: str):
+    table = read_csv_table(csv_path, name=label)
     if table.shape[1] != 2:  # more columns: which two are the images is a guess, so ask for the names
         found = ", ".join(map(str, table.columns))
-        raise UserError(f"'{csv_path.name}' needs two columns naming the two images of each pair: name them "
+        raise UserError(f"{label} needs two columns naming the two images of each pair: name them "
                         f"image_a and image_b (and optionally same), or give only those two columns (found: {found}).")
     if all(is_image_file(Path(str(c).strip())) for c in table.columns[:2]):
-        table = read_csv_table(csv_path, header=None)  # no header row
+        table = read_csv_table(csv_path, header=None, name=label)  # no header row
     first, second = table.columns[:2]
     return table, {"image_a": first, "image_b": second}
 

@@ -242,6 +242,10 @@ MAX_IMAGE_SIZE = 1024  # far above any size this app trains (224 at most); a for
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
 
 
+class NotACheckpoint(UserError):
+    """The file is some other file, not a Siamese Studio checkpoint (as against one of ours, damaged)."""
+
+
 def load_checkpoint(path, map_location="cpu", name: Optional[str] = None) -> dict:
     """Read a checkpoint safely (no pickled objects), check it is one of ours and that every field
     the app uses has the right type and range, and that its weights fit the network its spec
@@ -261,10 +265,10 @@ def load_checkpoint(path, map_location="cpu", name: Optional[str] = None) -> dic
         if damaged:
             raise UserError(f"{label} is damaged or incomplete (it may have been cut off while being written or "
                             "copied): use another copy, or the run's other checkpoint.") from None
-        raise UserError(f"{label} is not a Siamese Studio checkpoint (it could not be read as one safely).") from None
+        raise NotACheckpoint(f"{label} is not a Siamese Studio checkpoint (it could not be read as one safely).") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{label} is a PyTorch file but not a Siamese Studio checkpoint: "
-                        "use a checkpoint from a run's checkpoints/ folder.")
+        raise NotACheckpoint(f"{label} is a PyTorch file but not a Siamese Studio checkpoint: "
+                             "use a checkpoint from a run's checkpoints/ folder.")
     version = payload.get("version", 0)
     if isinstance(version, int) and not isinstance(version, bool) and version > CHECKPOINT_VERSION:
         raise UserError(f"{label} was written by a newer Siamese Studio: update this one to load it.")

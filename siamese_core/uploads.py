@@ -295,9 +295,6 @@ def remove_older_than(folder, seconds: float) -> None:
 
 # ---------------------------------------------------------------- folders on the server
 
-data_root = settings.data_root  # the folder inside which the app may read server folders; None when unset
-
-
 # ---------------------------------------------------------------- staging: where uploads unpack, once
 
 UPLOADS_KEPT_S = 86400  # unpacked uploads nobody used for a day are removed

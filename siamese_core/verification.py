@@ -18,9 +18,8 @@ from . import settings, uploads
 from .errors import UserError
 from .images import is_image_file
 from .inference import pairs_accuracy, read_pairs_csv, verify_pairs
-from .runs import load_checkpoint, write_bytes
+from .runs import NotACheckpoint, load_checkpoint, write_bytes
 from .uploads import content_hash, uploads_root
-
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -45,12 +44,13 @@ def store_checkpoint(data: bytes, name: str = "The uploaded file") -> Path:
     write_bytes(candidate, data)
     try:
         load_checkpoint(candidate, name=name)  # its sentence names the file as the person knows it
-    except UserError as exc:
+    except NotACheckpoint:
         candidate.unlink(missing_ok=True)
-        if "not a Siamese Studio checkpoint" in str(exc):  # some other file: say what to upload instead
-            raise UserError(f"{name} is not a Siamese Studio checkpoint. Upload a best.pt or last.pt from a "
-                            "run's checkpoints/ folder (made by this app or its command line).") from None
-        raise  # one of ours, damaged or edited: its own sentence says which field
+        raise UserError(f"{name} is not a Siamese Studio checkpoint. Upload a best.pt or last.pt from a "
+                        "run's checkpoints/ folder (made by this app or its command line).") from None
+    except UserError:  # one of ours, damaged or edited: its own sentence says which field
+        candidate.unlink(missing_ok=True)
+        raise
     candidate.replace(path)  # same folder: atomic
     return path
 
@@ -93,10 +93,7 @@ def check_pairs_upload(model, zip_bytes: bytes, csv_bytes: Optional[bytes] = Non
         csv_path = uploads_root() / "pairs" / f"{csv_digest or content_hash(csv_bytes)}.csv"
         if not csv_path.is_file():
             write_bytes(csv_path, csv_bytes)
-        try:
-            pairs, _ = read_pairs_csv(csv_path)
-        except UserError as exc:  # it knows the file by the name it is staged under, a hash: not the person's name
-            raise UserError(str(exc).replace(f"'{csv_path.name}'", "The uploaded CSV")) from None
+        pairs, _ = read_pairs_csv(csv_path, name="The uploaded CSV")  # not the hash it is staged under
         if not pairs:
             raise UserError("The CSV names no pairs: one row per pair, two columns naming the two images.")
         check_pair_count(len(pairs))

@@ -15,6 +15,7 @@ from siamese_core import paths, uploads
 from siamese_core.errors import UserError
 from siamese_core.images import open_image
 from siamese_core.runs import write_bytes
+from siamese_core.settings import data_root
 
 DIGITS = "Built-in handwritten digits (no download)"
 MNIST = "MNIST (70,000 digits)"
@@ -39,7 +40,7 @@ class DataChoice:
 
 
 def pick_data() -> DataChoice:
-    sources = [DIGITS, MNIST, ZIP, TRIPLETS] + ([SERVER] if uploads.data_root() else [])
+    sources = [DIGITS, MNIST, ZIP, TRIPLETS] + ([SERVER] if data_root() else [])
     source = st.radio("Images to learn from", sources, key="data-source",
                       help="A zip of class folders holds one folder per person, product or signature, "
                            "each with that class's images.")
@@ -110,7 +111,7 @@ def _class_zip() -> DataChoice:
 
 
 def _server_folder() -> DataChoice:
-    base = uploads.data_root()
+    base = data_root()
     folders = sorted(str(p.relative_to(base)) for p in base.glob("*/") if p.is_dir() and not p.name.startswith("."))
     if not folders:
         raise UserError(f"The data root {base} holds no folders: put one folder of class folders there.")
