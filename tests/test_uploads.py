@@ -11,7 +11,8 @@ import pytest
 
 from siamese_core import settings, uploads
 from siamese_core.errors import UserError
-from siamese_core.uploads import (ExtractResult, data_root, describe_class_folders, extract_zip, find_class_root,
+from siamese_core.settings import data_root
+from siamese_core.uploads import (ExtractResult, describe_class_folders, extract_zip, find_class_root,
                                   find_images_root, inside)
 
 
