@@ -1,4 +1,4 @@
-"""python -m siamese_core {train,eval,verify,embed,similar}: the same work as the app, without the browser."""
+"""python -m siamese_core {train,runs,eval,verify,embed,similar}: the same work as the app, without the browser."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def _default(name: str, **choices) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m siamese_core",
                                      description="Train, evaluate and use Siamese networks on images.")
-    commands = parser.add_subparsers(dest="command", metavar="{train,eval,verify,embed,similar}")
+    commands = parser.add_subparsers(dest="command", metavar="{train,runs,eval,verify,embed,similar}")
 
     t = commands.add_parser("train", help="train a Siamese network and write a run directory",
                             description="Train a Siamese network. With no data named, trains on the built-in digits.")
@@ -153,6 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     t.set_defaults(handler=cmd_train)
 
+    r = commands.add_parser("runs", help="list the runs in a folder with their state and figures",
+                            description="List runs, newest first. A run whose training process has ended "
+                                        "without saying so (a kill, a crash) is marked failed or stopped here.")
+    r.add_argument("-d", "--dir", help="the folder of runs (default: SIAMESE_RUNS_DIR, else ./runs)")
+    r.add_argument("--json", action="store_true", help="print the runs as JSON")
+    r.set_defaults(handler=cmd_runs)
+
     e = commands.add_parser("eval", help="evaluate a checkpoint: metrics.json, ROC and score plots, pair images",
                             description="Evaluate a checkpoint on pairs of an evaluation set: accuracy, precision, "
                                         "recall, F1, ROC AUC, equal error rate, true-accept rate at chosen false-accept "
@@ -266,6 +273,27 @@ def run_training(config: TrainConfig, out: str, args) -> int:
     if best_path.is_file():
         print(f"Best checkpoint: {best_path}")
     return 0 if status["state"] == "done" else 3
+
+
+def cmd_runs(args) -> int:
+    from . import jobs
+
+    root = Path(args.dir) if args.dir else None
+    if root is not None and not root.is_dir():
+        raise UserError(f"'{root}' is not a folder of runs.")
+    listed = [{"run": i.name, "state": i.state, "epoch": i.status.get("epoch"), "epochs": i.status.get("total_epochs"),
+               "best_accuracy": i.status.get("best_accuracy"), "error": i.status.get("error")}
+              for i in jobs.list_runs(root)]  # list_runs marks a run whose process is gone as failed or stopped
+    if args.json:
+        print(json.dumps(listed))
+        return 0
+    if not listed:
+        print(f"No runs in {root or 'the runs folder'}.")
+    for row in listed:
+        best = f"best {100 * row['best_accuracy']:.1f}%" if row["best_accuracy"] is not None else "no epoch finished"
+        print(f"{row['run']}  {row['state']}  epoch {row['epoch'] or 0} of {row['epochs'] or '?'}  {best}"
+              + (f"  ({row['error']})" if row["error"] else ""))
+    return 0
 
 
 def cmd_eval(args) -> int:

@@ -80,10 +80,11 @@ def pair_folders(root) -> list:
 
 def check_pairs_upload(model, zip_bytes: bytes, csv_bytes: Optional[bytes] = None,
                        threshold: Optional[float] = None, *, zip_digest: Optional[str] = None,
-                       csv_digest: Optional[str] = None):
+                       csv_digest: Optional[str] = None, on_progress=None):
     """Score the pairs of an upload: a CSV and a zip of images, or a zip of pair folders alone.
 
     The digests are the files' content hashes when the caller has them already (uploads.upload_digest).
+    `on_progress(done, total)` is called as pairs are read, for a progress bar.
     Returns (pandas table: pair, image_a, image_b, score, verdict, error and same when the CSV
     has it; {"accuracy", "pairs"} or None).
     """
@@ -98,7 +99,7 @@ def check_pairs_upload(model, zip_bytes: bytes, csv_bytes: Optional[bytes] = Non
             raise UserError("The CSV names no pairs: one row per pair, two columns naming the two images.")
         check_pair_count(len(pairs))
         base = uploads.find_images_root(folder, [pairs[0][0]])
-        rows = verify_pairs(model, pairs, base, threshold, confine=True)
+        rows = verify_pairs(model, pairs, base, threshold, confine=True, on_pair=_progress(on_progress, len(pairs)))
         names = [str(i + 1) for i in range(len(rows))]
     else:
         found = pair_folders(folder)
@@ -107,7 +108,8 @@ def check_pairs_upload(model, zip_bytes: bytes, csv_bytes: Optional[bytes] = Non
                             "pair2/...), or upload a CSV naming the pairs together with the zip.")
         check_pair_count(len(found))
         good = [(a, b, None) for _, a, b, problem in found if not problem]
-        scored = iter(verify_pairs(model, good, folder, threshold, confine=True))
+        scored = iter(verify_pairs(model, good, folder, threshold, confine=True,
+                                   on_pair=_progress(on_progress, len(good))))
         rows = [next(scored) if not problem else
                 {"image_a": a, "image_b": b, "score": None, "verdict": "", "error": f"The folder {problem}."}
                 for _, a, b, problem in found]
@@ -115,6 +117,10 @@ def check_pairs_upload(model, zip_bytes: bytes, csv_bytes: Optional[bytes] = Non
     table = pd.DataFrame(rows)
     table.insert(0, "pair", names)
     return table, pairs_accuracy(rows)
+
+
+def _progress(on_progress, total: int):
+    return None if on_progress is None else (lambda done: on_progress(done, total))
 
 
 def check_pair_count(n: int) -> None:

@@ -189,6 +189,17 @@ def test_many_pairs_are_scored_in_chunks_alike(tmp_path, digits_checkpoint, monk
     assert seen == list(range(1, len(pairs) + 1))
 
 
+def test_an_upload_of_pairs_reports_its_progress_to_the_last_pair(tmp_path, runs_dir, digits_checkpoint):
+    from siamese_core.verification import check_pairs_upload
+
+    images = write_class_folders(tmp_path / "images", classes=[3, 5], per_class=2)
+    csv = b"image_a,image_b\n" + b"digit_3/000.png,digit_5/001.png\n" * 5
+    seen = []
+    table, _ = check_pairs_upload(SiameseModel.load(digits_checkpoint), zip_bytes_of(images), csv,
+                                  on_progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(n, 5) for n in range(1, 6)] and table["score"].notna().all()
+
+
 def test_an_upload_of_too_many_pairs_names_the_cap(tmp_path, runs_dir, digits_checkpoint, monkeypatch):
     from siamese_core.verification import check_pairs_upload
 

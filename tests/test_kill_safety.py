@@ -74,3 +74,28 @@ def test_garbled_bytes_in_metrics_and_status_are_skipped_not_fatal(tmp_path):
     assert [r["epoch"] for r in run.read_metrics()] == [1, 2]
     run.status_path.write_bytes(b"\xff" + json.dumps({"state": "done"}).encode())
     assert run.read_status() == {}
+
+
+def test_after_a_sigkill_of_the_command_line_trainer_runs_says_so(tmp_path, capsys):
+    import signal
+    import subprocess
+
+    from siamese_core.cli import main
+    from siamese_core.jobs import child_env
+
+    out = tmp_path / "runs" / "killed"
+    trainer = subprocess.Popen([sys.executable, "-m", "siamese_core", "train", "--dataset", "digits", "-b", "convnet",
+                                "--mode", "pair", "-e", "50", "-o", str(out), "--quiet"], env=child_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run, deadline = RunDir(out), time.time() + 120
+    while run.read_status().get("state") != "running" and time.time() < deadline:
+        time.sleep(0.2)
+    trainer.send_signal(signal.SIGKILL)
+    trainer.wait()
+    assert run.read_status()["state"] == "running"  # nobody was left to say otherwise
+
+    assert main(["runs", "-d", str(tmp_path / "runs"), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(r["run"], r["state"]) for r in listed] == [("killed", "failed")]
+    assert "ended unexpectedly" in listed[0]["error"]
+    assert run.read_status()["state"] == "failed"  # written back: every later reader sees the truth too

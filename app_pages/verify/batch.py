@@ -16,12 +16,32 @@ CSV_AND_ZIP = "A CSV naming the pairs, and a zip of the images"
 PAIR_FOLDERS = "A zip with one folder per pair"
 
 
-@st.cache_data(max_entries=8, show_spinner="Checking the pairs...")
-def scored_pairs(_model, model_version: tuple, zip_key: str, csv_key: Optional[str], _zip: bytes, _csv: Optional[bytes]):
-    """Scores at the model's own threshold, once per model and upload; the page applies the slider's."""
+SCORED = "batch-scored"  # session state: (model version, zip, csv) and the table scored for them
+
+
+def scored_pairs(model, model_version: tuple, zip_key: str, csv_key: Optional[str], zip_bytes: bytes,
+                 csv_bytes: Optional[bytes]):
+    """Scores at the model's own threshold, once per model and upload (the page applies the slider's), with a
+    progress bar while the pairs are read. Only the session's last table is kept: memory stays one upload's."""
     from siamese_core.verification import check_pairs_upload
 
-    return check_pairs_upload(_model, _zip, _csv, zip_digest=zip_key, csv_digest=csv_key)
+    key = (model_version, zip_key, csv_key)
+    kept = st.session_state.get(SCORED)
+    if kept and kept[0] == key:
+        return kept[1]
+    bar = st.progress(0.0, text="Checking the pairs...")
+
+    def on_progress(done: int, total: int) -> None:
+        if done == total or done % 16 == 0:  # a redraw per pair would cost more than the pair
+            bar.progress(done / max(total, 1), text=f"Checking the pairs: {done:,} of {total:,} read...")
+
+    try:
+        table, _ = check_pairs_upload(model, zip_bytes, csv_bytes, zip_digest=zip_key, csv_digest=csv_key,
+                                      on_progress=on_progress)
+    finally:
+        bar.empty()
+    st.session_state[SCORED] = (key, table)
+    return table
 
 
 def show(model, choice: ModelChoice, threshold: float) -> None:
@@ -46,7 +66,7 @@ def show(model, choice: ModelChoice, threshold: float) -> None:
         st.info("Upload the files above: the verdicts appear here as a table.")
         return
     try:
-        table, _ = scored_pairs(model, choice.version, upload_digest(zip_upload),
+        table = scored_pairs(model, choice.version, upload_digest(zip_upload),
                                 upload_digest(csv_upload) if csv_upload else None,
                                 zip_upload.getvalue(), csv_upload.getvalue() if csv_upload else None)
     except UserError as exc:
