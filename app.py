@@ -10,6 +10,7 @@ import logging
 import streamlit as st
 
 from app_pages.shared.icons import ICONS
+from app_pages.shared.models import keep_in_url
 from app_pages.shared.sidebar import sidebar
 from siamese_core.errors import plain_words
 
@@ -35,5 +36,6 @@ def guarded(part, name: str) -> None:
         st.error(plain_words(exc))
 
 
+guarded(keep_in_url, "The model in the URL")  # before the sidebar: a reload reads the model from the URL
 guarded(sidebar, "The sidebar")  # a sidebar that fails leaves the page itself working
 guarded(page.run, f"The {page.title} page")

@@ -17,7 +17,7 @@ from .config import (AUGMENTS, DATASETS, GPU_BACKBONE, HEADS, INPUTS, MININGS, M
                      SCHEDULES, SPLITS, TrainConfig)
 from .errors import UserError, plain_words
 from .reid import CAMERA_PATTERN, IDENTITY_PATTERN
-from .runs import RunDir, read_json, write_bytes, write_text
+from .runs import RunDir, epoch_in_progress, read_json, write_bytes, write_text
 from .settings import default_mnist_dir
 
 log = logging.getLogger("siamese_core")
@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--input", choices=INPUTS,
                       help="how an image becomes the model's input: resize (the whole image squashed to a square) "
                            "or digit (the ink found and centred as in MNIST)")
+    data.add_argument("--class-word", "--class_word", dest="class_word",
+                      help="what one class is called, for verdicts in words ('same person'): person, digit, "
+                           "signature... (default: guessed from the data's name, else 'class')")
 
     model = t.add_argument_group("model")
     model.add_argument("-b", "--backbone",
@@ -236,7 +239,7 @@ TRAIN_FLAGS = ("train_path", "val_path", "triplets", "images", "data_root", "spl
                "dropout", "embedding_dim", "margin", "mining", "id_loss", "neck", "flip_test", "pretrained",
                "weights", "frozen", "recipe", "optimizer", "schedule", "warmup", "lr", "weight_decay", "epochs",
                "batch_size", "pairs_per_epoch", "eval_pairs", "same_share", "save_every", "seed", "device",
-               "precision")
+               "precision", "class_word")
 
 def cmd_train(args) -> int:
     out = args.out or f"runs/{time.strftime('%Y%m%d-%H%M%S')}"
@@ -281,8 +284,9 @@ def cmd_runs(args) -> int:
     root = Path(args.dir) if args.dir else None
     if root is not None and not root.is_dir():
         raise UserError(f"'{root}' is not a folder of runs.")
-    listed = [{"run": i.name, "state": i.state, "epoch": i.status.get("epoch"), "epochs": i.status.get("total_epochs"),
-               "best_accuracy": i.status.get("best_accuracy"), "error": i.status.get("error")}
+    listed = [{"run": i.name, "state": i.state, "epoch": epoch_in_progress(i.status),
+               "epochs": i.status.get("total_epochs"), "best_accuracy": i.status.get("best_accuracy"),
+               "best_epoch": i.status.get("best_epoch"), "error": i.status.get("error")}
               for i in jobs.list_runs(root)]  # list_runs marks a run whose process is gone as failed or stopped
     if args.json:
         print(json.dumps(listed))
@@ -290,7 +294,8 @@ def cmd_runs(args) -> int:
     if not listed:
         print(f"No runs in {root or 'the runs folder'}.")
     for row in listed:
-        best = f"best {100 * row['best_accuracy']:.1f}%" if row["best_accuracy"] is not None else "no epoch finished"
+        best = (f"best {100 * row['best_accuracy']:.1f}%" + (f" (epoch {row['best_epoch']})" if row["best_epoch"] else "")
+                if row["best_accuracy"] is not None else "no epoch finished")
         print(f"{row['run']}  {row['state']}  epoch {row['epoch'] or 0} of {row['epochs'] or '?'}  {best}"
               + (f"  ({row['error']})" if row["error"] else ""))
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Optional, get_args
 
 from .errors import UserError
@@ -95,8 +96,9 @@ class TrainConfig:
     device: str = "auto"
     precision: Precision = "auto"
     channels_last: Optional[bool] = None
-    # what the things compared are called, for plain-words verdicts ("same digit")
+    # what the things compared are called, for plain-words verdicts ("same person"); None: guessed from the data's name
     class_word: Optional[str] = None
+    data_name: Optional[str] = None  # where the images came from, for people: "faces10.zip" (None: from the paths)
     notes: list = field(default_factory=list)
 
     @property
@@ -222,7 +224,7 @@ class TrainConfig:
             c.pretrained = False  # no pretrained weights exist for the project's own small networks
         _resolve_frozen(c)
         if c.class_word is None:
-            c.class_word = {"digits": "digit", "mnist": "digit", "triplets": "identity"}.get(c.dataset, "class")
+            c.class_word = _guess_class_word(c)
         return c
 
     def preview(self) -> "TrainConfig":
@@ -245,6 +247,16 @@ class TrainConfig:
     def from_dict(cls, values: dict) -> "TrainConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def _guess_class_word(c: TrainConfig) -> str:
+    """Digits are digits; other data is named by what its name suggests ('faces10.zip': person), else 'class'."""
+    from .context import guess_class_word
+
+    if c.dataset in ("digits", "mnist"):
+        return "digit"
+    named = guess_class_word(c.data_name, c.train_path and Path(c.train_path).name, c.triplets, c.images)
+    return named or ("identity" if c.dataset == "triplets" else "class")
 
 
 def default_backbone(device: str = "auto") -> str:

@@ -105,9 +105,11 @@ def end_of_epoch(run: RunDir, saver: "CheckpointSaver", config: TrainConfig, epo
     log.info("Epoch %d/%d: loss %.4f, validation accuracy %.2f%% (precision %.2f%%, recall %.2f%%, AUC %.4f) "
              "at threshold %.3f; %.1f s.", epoch, config.epochs, train_loss, 100 * result["accuracy"],
              100 * result["precision"], 100 * result["recall"], result["roc_auc"], result["threshold"], seconds)
-    if best is None or result["accuracy"] > best:
+    improved = best is None or result["accuracy"] > best
+    if improved:
         best = result["accuracy"]
         saver.save("best", epoch, result, roc)
+        status["best_epoch"] = epoch  # every headline figure of the run comes from this epoch's record
     saver.save("last", epoch, result, roc, best=best)
     if config.save_every and epoch % config.save_every == 0:
         saver.save(f"epoch-{epoch:03d}", epoch, result, roc)

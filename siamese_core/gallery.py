@@ -47,7 +47,11 @@ def digits_gallery(size: int, channels: int, pipeline: str = "resize") -> Galler
 def folder_gallery(root, size: int, channels: int, pipeline: str = "resize") -> Gallery:
     """Images in a folder: class folders (labels known), or loose images (no labels)."""
     root = find_class_root(Path(root))
-    image_set = load_image_folder(root, size, channels, pipeline)
+    return image_set_gallery(load_image_folder(root, size, channels, pipeline))
+
+
+def image_set_gallery(image_set) -> Gallery:
+    """A loaded ImageSet (a folder, a model's validation split) as a gallery."""
     pixels = image_set.batch(np.arange(len(image_set)))
     pixels = pixels.numpy() if hasattr(pixels, "numpy") else np.asarray(pixels)
     labels = [image_set.classes[i] if i >= 0 else "" for i in image_set.labels]

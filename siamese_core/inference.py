@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .context import ModelContext, context_of
 from .data import read_csv_columns, read_csv_table
 from .errors import UserError
 from .images import ImageInput, is_image_file, load_pixels
@@ -41,12 +42,14 @@ class Verdict:
 class SiameseModel:
     """A trained model ready to use: `SiameseModel.load(path)` then verify / embed / nearest."""
 
-    def __init__(self, net: SiameseNet, checkpoint: dict, device: torch.device):
+    def __init__(self, net: SiameseNet, checkpoint: dict, device: torch.device, context: Optional[ModelContext] = None):
         self.net = net.eval()
         self.checkpoint = checkpoint
         self.device = device
         self.spec = checkpoint["spec"]
         self.threshold = float(checkpoint["threshold"])
+        # what its classes are called, its data, its own sample images (siamese_core.context)
+        self.context = context or context_of(None, checkpoint)
 
     @classmethod
     def load(cls, path, device: str = "auto") -> "SiameseModel":
@@ -61,7 +64,7 @@ class SiameseModel:
         net.to(target)
         if target.type == "cpu":
             net.to(memory_format=torch.channels_last)  # faster convolutions on CPUs, as in training
-        return cls(net, checkpoint, target)
+        return cls(net, checkpoint, target, context_of(path, checkpoint))
 
     # -- facts about the model, for people
     @property
@@ -83,7 +86,7 @@ class SiameseModel:
 
     @property
     def class_word(self) -> str:
-        return (self.checkpoint.get("config") or {}).get("class_word") or "class"
+        return self.context.class_word
 
     @property
     def distance_threshold(self) -> Optional[float]:

@@ -119,6 +119,15 @@ def runs_root() -> Path:
     return settings.runs_dir()
 
 
+def epoch_in_progress(status: dict) -> int:
+    """The epoch to show a person: while training, the one being trained (1 from the first step, where the
+    status counts the epochs finished, 0); afterwards, the last one finished."""
+    done, total = status.get("epoch") or 0, status.get("total_epochs") or 0
+    if status.get("state") in ("queued", "running") and (not total or done < total):
+        return done + 1
+    return done
+
+
 class RunDir:
     def __init__(self, path):
         self.path = Path(path)
@@ -177,6 +186,13 @@ class RunDir:
             if isinstance(record, dict):
                 records.append(record)
         return records
+
+    def best_epoch(self, records: Optional[list] = None) -> Optional[dict]:
+        """The record of the epoch whose checkpoint is `best`: the highest validation accuracy, the earliest
+        on a tie (the trainer replaces `best` only on a strict gain). None before an epoch has finished."""
+        epochs = [r for r in (self.read_metrics() if records is None else records)
+                  if r.get("type") == "epoch" and isinstance(r.get("accuracy"), (int, float))]
+        return max(epochs, key=lambda r: (r["accuracy"], -r["epoch"])) if epochs else None
 
     def keep_metrics_through(self, epoch: int) -> None:
         """On resume from `epoch`: drop what the cut-off epochs after it logged, so each epoch appears once."""

@@ -21,6 +21,7 @@ from . import augment
 from . import data as D
 from . import losses, settings
 from .config import TrainConfig
+from .context import SAMPLES_FILE, write_samples
 from .errors import UserError, plain_words
 from .metrics import calibrate_threshold, roc_points, verification_metrics
 from .models import (as_model_input, build_model, count_parameters, embed_in_batches, images_per_pass, model_spec,
@@ -270,7 +271,9 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False, progress: bool 
 def train_fn(model, batches: Batches, train_set: D.ImageSet, config: TrainConfig, optimizer, device,
              channels_last: bool, stop: StopFlag, on_step: Callable[[int, float, float], None], bar=None,
              scheduler=None, identity_loss=None):
-    """One epoch of training. Returns (mean loss, training pair accuracy or None, items), or None when stopped."""
+    """One epoch of training. Returns (mean loss, training pair accuracy or None, items), or None when stopped.
+
+    `on_step(step, loss of this batch, items per second)` is called after each batch."""
     model.train()
     scaler = None
     if autocast_dtype(device, config.precision) == torch.float16:
@@ -306,7 +309,7 @@ def train_fn(model, batches: Batches, train_set: D.ImageSet, config: TrainConfig
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum / n_sum:.4f}", per_s=f"{rate:.0f}")
-        on_step(step, loss_sum / n_sum, rate)
+        on_step(step, loss_value, rate)
     return loss_sum / max(n_sum, 1), (correct_sum / n_counted if n_counted else None), n_sum
 
 
@@ -361,6 +364,8 @@ def _train(config, run: RunDir, resume, progress, stop, on_epoch, data) -> dict:
         kind = "pk" if config.mining != "none" else config.mode
         config.pairs_per_epoch = default_pairs_per_epoch(len(data.train), kind, config.image_size)
     run.write_config(config.to_dict())
+    if not (run.path / SAMPLES_FILE).is_file():
+        write_samples(run, data.val, config.seed)  # the pages' sample images for this model: its own kind
     spec = model_spec(config)
     model = build_model(spec, pretrained=config.pretrained and not resume, weights=None if resume else config.weights)
     if config.frozen:  # only the head trains, on features embedded once
@@ -400,17 +405,22 @@ def _train(config, run: RunDir, resume, progress, stop, on_epoch, data) -> dict:
     saver = CheckpointSaver(run, model, optimizer, spec, config, list(data.train.class_counts()), identity_loss,
                              scheduler)
     last_write = [0.0]
+    unlogged: list = []  # batch losses since the last step record
 
     for epoch in range(start_epoch, config.epochs + 1):
         batches = Batches(data.train, config, epoch)
 
         def on_step(step, loss, rate):
             now = time.time()
+            unlogged.append(loss)
             if now - last_write[0] > 1.0 or step == len(batches):  # at most one status write a second
                 last_write[0] = now
                 run.update_status(epoch=epoch - 1, step=(epoch - 1) * len(batches) + step, epoch_step=step)
-                run.append_metrics({"type": "step", "epoch": epoch, "step": step, "loss": loss,
+                # The mean of the batches since the last record, not since the epoch began: a running mean
+                # restarts at each epoch, and the curve would jump there.
+                run.append_metrics({"type": "step", "epoch": epoch, "step": step, "loss": float(np.mean(unlogged)),
                                     "items_per_second": rate, "time": now})
+                unlogged.clear()
 
         started = time.time()
         bar = progress_bar(len(batches), f"epoch {epoch}/{config.epochs}", progress)

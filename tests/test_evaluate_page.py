@@ -91,7 +91,8 @@ def test_compare_two_models_side_by_side(runs_dir, digits_run):
     charts = [c for c in at.get("plotly_chart")]
     assert len(charts) >= 5  # three on the figures tab, two training curves
     table = at.dataframe[-1].value
-    assert list(table["model"]) == ["Demo model: digits, small ConvNet", "Run digits-3-epochs"]
+    assert list(table["model"])[0] == "Demo model: digits, small ConvNet"
+    assert list(table["model"])[1].startswith("Run digits-3-epochs · ")  # a run named by -o: its folder and date
     at.button(key="eval-compare-go").click().run()
     assert not at.exception
     table = at.dataframe[-1].value

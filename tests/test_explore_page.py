@@ -104,7 +104,7 @@ def test_a_run_s_validation_images_can_be_mapped(runs_dir, digits_run):
     assert not at.exception
     points, _ = map_data(at)
     assert 100 < len(points["labels"]) < 1797 and set(points["labels"]) == {str(d) for d in range(10)}
-    assert "The validation images of Run digits (" in captions(at)
+    assert "The validation images of Run digits · " in captions(at)
 
 
 def test_missing_mnist_says_where_to_put_it(runs_dir, tmp_path, monkeypatch):

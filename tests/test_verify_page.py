@@ -19,6 +19,11 @@ def sample(digit: int, n: int = 0):
     return sorted((SAMPLES / str(digit)).glob("*.png"))[n]
 
 
+def sample_box(at, side: str):
+    """The Sample picker of image `side` (its key also names the model's sample set)."""
+    return next(box for box in at.selectbox if str(box.key).startswith(f"sample-{side}-"))
+
+
 def texts(elements) -> str:
     return "\n".join(str(e.value) for e in elements)
 
@@ -42,7 +47,7 @@ def test_first_launch_gives_a_verdict_and_the_slider_moves_it_without_the_model(
     assert at.selectbox(key="model-picker-verify").value.key == "demo"
     assert "Same digit" in texts(at.success)  # two images of one digit, by default
     assert [t.label for t in at.tabs] == ["Check a pair", "Check many pairs", "Find similar"]
-    sample_b = at.selectbox(key="sample-B")
+    sample_b = sample_box(at, "B")
     other_digit = next(p for p in sorted(SAMPLES.glob("*/*.png")) if p.parent != sample_b.value.parent)
     sample_b.set_value(other_digit).run()
     assert not at.exception
@@ -72,10 +77,10 @@ def test_first_launch_gives_a_verdict_and_the_slider_moves_it_without_the_model(
 def test_sample_pair_buttons_fill_both_sides(runs_dir):
     at = open_page("verify")
     at.button(key="try-different").click().run()
-    assert at.selectbox(key="sample-A").value.parent.name != at.selectbox(key="sample-B").value.parent.name
+    assert sample_box(at, "A").value.parent.name != sample_box(at, "B").value.parent.name
     assert "Different digits" in texts(at.info)
     at.button(key="try-same").click().run()
-    assert at.selectbox(key="sample-A").value.parent.name == at.selectbox(key="sample-B").value.parent.name
+    assert sample_box(at, "A").value.parent.name == sample_box(at, "B").value.parent.name
     assert "Same digit" in texts(at.success)
 
 
@@ -183,7 +188,7 @@ def test_many_pairs_from_a_zip_of_pair_folders(runs_dir):
 def test_find_similar_shows_the_nearest_digits_and_leaves_the_query_out(runs_dir):
     at = open_page("verify")
     query = sample(0, 0)
-    at.selectbox(key="sample-query").set_value(query).run()
+    sample_box(at, "query").set_value(query).run()
     at.slider(key="similar-k").set_value(5).run()
     assert not at.exception
     captions = [c for c in texts(at.caption).splitlines() if "distance" in c and "digit" in c]
@@ -201,7 +206,7 @@ def test_find_similar_in_an_uploaded_zip_of_class_folders(runs_dir):
     at.radio(key="gallery-source").set_value("Upload a zip of images").run()
     members = {f"people/d{d}/{n}.png": sample(d, n).read_bytes() for d in (3, 8) for n in range(3)}
     by_key(at.get("file_uploader"), "gallery-zip").upload("people.zip", _zip(members), "application/zip")
-    at.selectbox(key="sample-query").set_value(sample(3, 0)).run()
+    sample_box(at, "query").set_value(sample(3, 0)).run()
     assert not at.exception
     captions = [c for c in texts(at.caption).splitlines() if "distance" in c and " · " in c]
     assert len(captions) == 5 and captions[0].startswith("d3 · ") and captions[1].startswith("d3 · ")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
 import streamlit as st
@@ -12,6 +11,7 @@ from app_pages.shared import text
 from app_pages.shared.models import ModelChoice
 from app_pages.shared.uploads import staged_upload, unpack_zip
 from siamese_core import uploads
+from siamese_core.context import data_words
 from siamese_core.errors import UserError
 from siamese_core.evaluation import named_identities
 
@@ -44,7 +44,7 @@ def pick_set(model) -> Optional[EvalSet]:
             return None
         split = "classes it never saw in training" if config.get("split") == "class" else "unseen images of its classes"
         st.caption(f"The images held out when this model was trained ({split}), from "
-                   f"{_data_words(config)}.")
+                   f"{text.plain(data_words(config))}.")
         return EvalSet("the model's validation split")
     upload = st.file_uploader("Zip of class folders", type=["zip"], key="eval-zip",
                               help="One folder per class, each holding that class's images, e.g. alice/1.jpg, "
@@ -71,17 +71,6 @@ def pick_set(model) -> Optional[EvalSet]:
         return None
     st.caption(f"Found {summary.total:,} images in {len(summary.classes):,} classes in {text.plain(upload.name)}.")
     return EvalSet(f"the uploaded {upload.name}", str(root))
-
-
-def _data_words(config: dict) -> str:
-    dataset = config.get("dataset")
-    if dataset == "digits":
-        return "the built-in handwritten digits"
-    if dataset == "mnist":
-        return "MNIST"
-    if dataset == "triplets":
-        return f"the triplets in {Path(config.get('triplets') or '?').name}"
-    return f"the folder {Path(config.get('train_path') or '?').name}"
 
 
 @st.cache_resource(show_spinner="Scoring the evaluation pairs (the model runs once; the slider then moves "

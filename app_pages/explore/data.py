@@ -44,7 +44,11 @@ class MapData:
 
 def pick_images(choice: ModelChoice, model) -> Optional[ImageSource]:
     """Radio of the image sources this model can map; None (after saying why) until one is ready."""
-    sources = [DIGITS, MNIST] + ([VALIDATION] if _has_validation(choice, model) else []) + [ZIP]
+    # A run's model maps its own validation images first: the images it was checked on, of its own kind.
+    sources = ([VALIDATION] if _has_validation(choice, model) else []) + [DIGITS, MNIST, ZIP]
+    if st.session_state.get("explore-images") not in sources or st.session_state.get("explore-images-model") != choice.key:
+        st.session_state["explore-images"] = sources[0]  # each model starts on its own images
+        st.session_state["explore-images-model"] = choice.key
     source = st.radio("Images to map", sources, horizontal=True, key="explore-images",
                       help="A zip of class folders holds one folder per class (person, product, signature), "
                            "each with that class's images.")
@@ -142,7 +146,8 @@ def embedded(model, choice: ModelChoice, source: ImageSource) -> Optional[MapDat
     if image_set.skipped:
         st.warning(f"{len(image_set.skipped):,} files could not be read as images and are left out "
                    f"(the first: {Path(image_set.skipped[0][0]).name}).")
-    classes = [str(c) for c in image_set.classes] + (["(no label)"] if (image_set.labels < 0).any() else [])
+    present = set(image_set.labels.tolist())  # a split keeps the whole class list; offer only what is on the map
+    classes = [str(c) for i, c in enumerate(image_set.classes) if i in present] + (["(no label)"] if -1 in present else [])
     data = MapData(image_set, vectors, label_names(image_set), list(image_set.names), classes, source.title)
     kept["data"] = data
     return data

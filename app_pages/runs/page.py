@@ -7,7 +7,10 @@ import streamlit as st
 
 from app_pages.shared import run_view
 from app_pages.shared.icons import ICONS
+from app_pages.shared.models import run_title
 from siamese_core import jobs
+from siamese_core.context import data_words
+from siamese_core.runs import epoch_in_progress
 
 st.title("Runs")
 deleted = run_view.just_deleted()
@@ -24,14 +27,17 @@ rows = []
 for info in runs:
     status, config = info.status, info.config
     created = status.get("created_at")
-    rows.append({"run": info.name, "state": run_view.STATE_WORDS.get(info.state, info.state),
-                 "epoch": f"{status.get('epoch', 0)} of {status.get('total_epochs', '?')}",
-                 "best accuracy": status.get("best_accuracy"),
-                 "data": config.get("dataset", ""), "backbone": config.get("backbone", ""),
-                 "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(created)) if created else ""})
-st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={
+    rows.append({"run": status.get("label") or info.name, "state": run_view.STATE_WORDS.get(info.state, info.state),
+                 "epoch": f"{epoch_in_progress(status)} of {status.get('total_epochs', '?')}",
+                 "best accuracy": status.get("best_accuracy"), "best epoch": status.get("best_epoch"),
+                 "data": data_words(config) if config else "", "backbone": config.get("backbone", ""),
+                 "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(created)) if created else "",
+                 "folder": info.name})
+st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
     "best accuracy": st.column_config.ProgressColumn("best validation accuracy", format="percent",
-                                                     min_value=0, max_value=1)})
+                                                     min_value=0, max_value=1),
+    "best epoch": st.column_config.NumberColumn("best epoch", help="The epoch the figures and best.pt come from.")})
 
-chosen = st.selectbox("Open a run", [info.name for info in runs], key="open-run")
+titles = {info.name: run_title(info) for info in runs}
+chosen = st.selectbox("Open a run", list(titles), format_func=titles.get, key="open-run")
 run_view.show_run(chosen, allow_delete=True)

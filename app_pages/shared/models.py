@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -30,29 +31,69 @@ class ModelChoice:
         return str(self.path), self.path.stat().st_mtime
 
 
+def run_title(info: jobs.RunInfo) -> str:
+    """A run as people name it: the label given at Start (else its folder) and when it started."""
+    created = info.status.get("created_at")
+    when = time.strftime("%d %b %H:%M", time.localtime(created)) if isinstance(created, (int, float)) else ""
+    label = info.status.get("label") or info.name
+    return f"{label} · {when}" if when else str(label)
+
+
+def usable_checkpoint(info: jobs.RunInfo) -> Optional[Path]:
+    """The checkpoint a finished run offers: `best`; for a run stopped before its first epoch ended, `last`."""
+    if info.active:
+        return None
+    best, last = info.run.checkpoint("best"), info.run.checkpoint("last")
+    if best.is_file():
+        return best
+    return last if info.state == "stopped" and last.is_file() else None
+
+
 def model_choices(runs: Optional[list] = None) -> list[ModelChoice]:
-    """The demo model, then every run (of `runs`, else all) with a best checkpoint, newest first."""
+    """The demo model, then every run (of `runs`, else all) with a usable checkpoint, newest first."""
     choices = [ModelChoice(DEMO_KEY, "Demo model: digits, small ConvNet", DEMO_MODEL)]
     for info in jobs.list_runs() if runs is None else runs:
-        best = info.run.checkpoint("best")
-        if not info.active and best.is_file():
-            accuracy = info.status.get("best_accuracy")
-            shown = f" ({100 * accuracy:.1f}% validation accuracy)" if accuracy is not None else ""
-            choices.append(ModelChoice(f"run:{info.name}", f"Run {info.name}{shown}", best))
+        path = usable_checkpoint(info)
+        if path is None:
+            continue
+        accuracy, epoch = info.status.get("best_accuracy"), info.status.get("best_epoch")
+        if path.stem == "last":
+            shown = " (stopped early: its last weights, not validated)"
+        elif accuracy is not None:
+            shown = f" ({100 * accuracy:.1f}% validation accuracy" + (f", epoch {epoch})" if epoch else ")")
+        else:
+            shown = ""
+        choices.append(ModelChoice(f"run:{info.name}", f"Run {run_title(info)}{shown}", path))
     # Checkpoints uploaded on the Verify page in this session: usable on every page.
     choices += [c for c in st.session_state.get(UPLOADED, []) if c.path.is_file()]
     return choices
 
 
+MODEL_PARAM = "model"  # the URL's query parameter naming the model in use, so a reload keeps it
+
+
 def current_model(choices: Optional[list[ModelChoice]] = None) -> ModelChoice:
     choices = choices or model_choices()
-    wanted = st.session_state.get("model", DEMO_KEY)
+    wanted = st.session_state.get("model") or st.query_params.get(MODEL_PARAM) or DEMO_KEY
     return next((c for c in choices if c.key == wanted), choices[0])
 
 
 def use_model(key: str) -> None:
-    """Make a model the one in use on every page (kept outside widget state, which pages forget)."""
+    """Make a model the one in use on every page (kept outside widget state, which pages forget) and in the URL."""
     st.session_state["model"] = key
+    keep_in_url()
+
+
+def keep_in_url() -> None:
+    """Put the model in use into the URL (a page switch clears it); the demo needs no parameter."""
+    key = st.session_state.get("model")
+    if key is None and st.query_params.get(MODEL_PARAM):
+        st.session_state["model"] = key = st.query_params[MODEL_PARAM]  # a reload: the URL remembers
+    if key and key != DEMO_KEY and not key.startswith("upload:"):  # an upload lives only in its session
+        if st.query_params.get(MODEL_PARAM) != key:
+            st.query_params[MODEL_PARAM] = key
+    elif MODEL_PARAM in st.query_params:
+        del st.query_params[MODEL_PARAM]
 
 
 UPLOAD_CHOICE = ModelChoice("upload", "Upload a checkpoint file (.pt)...", Path())
@@ -67,10 +108,11 @@ def model_picker(page: str, allow_upload: bool = False) -> ModelChoice:
     chosen = current_model(choices)
     options = choices + ([UPLOAD_CHOICE] if allow_upload else [])
     widget = f"model-picker-{page}"
-    if st.session_state.pop(f"{widget}-uploaded", False):
-        st.session_state[widget] = chosen  # a checkpoint was just uploaded and checked: show it as the one in use
-    picked = st.selectbox("Model", options, index=options.index(chosen), format_func=lambda c: c.label,
-                          key=widget,
+    if st.session_state.get(widget) != UPLOAD_CHOICE or st.session_state.pop(f"{widget}-uploaded", False):
+        st.session_state[widget] = chosen  # the one model state of the app: the picker shows it, never its own
+    # The change is taken in a callback, which runs before the script: the sidebar, drawn first, agrees at once.
+    picked = st.selectbox("Model", options, format_func=lambda c: c.label, key=widget, on_change=_picked,
+                          args=(widget,),
                           help="The demo model ships with the app; runs appear here once they finish."
                                + (" A checkpoint from elsewhere can be uploaded." if allow_upload else ""))
     if picked == UPLOAD_CHOICE:
@@ -81,8 +123,13 @@ def model_picker(page: str, allow_upload: bool = False) -> ModelChoice:
         use_model(uploaded.key)
         st.session_state[f"{widget}-uploaded"] = True
         st.rerun()  # so that the picker lists the new model and shows it as the one in use
-    use_model(picked.key)
     return picked
+
+
+def _picked(widget: str) -> None:
+    picked = st.session_state.get(widget)
+    if picked is not None and picked != UPLOAD_CHOICE:
+        use_model(picked.key)
 
 
 def checkpoint_uploader(page: str) -> Optional[ModelChoice]:
@@ -125,10 +172,16 @@ def _load(path: str, modified: float):  # ModelChoice.version
 def load_model(choice: ModelChoice):
     """The loaded model (cached per file and version), or None after showing why it cannot load."""
     try:
-        return _load(*choice.version)
+        model = _load(*choice.version)
     except FileNotFoundError:
         st.error(f"The model file {choice.path} is missing. If this is the demo model, run "
                  "`python assets/make_demo.py` to make it again.")
     except UserError as exc:
         text.error(exc)
-    return None
+        return None
+    from siamese_core.context import context_of
+
+    # Read afresh on each run (two small files): a class word renamed on the Runs page shows at once,
+    # without loading the weights again.
+    model.context = context_of(choice.path, model.checkpoint)
+    return model

@@ -11,8 +11,9 @@ import streamlit as st
 from app_pages.shared import models, text
 from app_pages.shared.icons import ICONS
 from siamese_core import jobs
+from siamese_core.context import data_words
 from siamese_core.errors import UserError
-from siamese_core.runs import RunDir, runs_root
+from siamese_core.runs import RunDir, epoch_in_progress, runs_root
 
 STATE_WORDS = {"queued": "starting", "running": "training", "done": "done", "stopped": "stopped", "failed": "failed"}
 STATE_ICONS = {"queued": ":material/hourglass_top:", "running": ":blue[:material/directions_run:]",
@@ -44,18 +45,19 @@ def _live(run: RunDir, was_active: bool) -> None:
     if was_active and not info.active:
         st.rerun()  # it just finished: redraw the whole page, with what can be done next
     status = info.status
-    st.markdown(f"#### {html.escape(run.path.name)} &nbsp; {STATE_ICONS.get(info.state, '')} "
+    st.markdown(f"#### {html.escape(models.run_title(info))} &nbsp; {STATE_ICONS.get(info.state, '')} "
                 f"<small>{STATE_WORDS.get(info.state, info.state)}</small>",
-                unsafe_allow_html=True)  # the folder name may come from the command line's -o
+                unsafe_allow_html=True)  # the label and folder name are the user's words: escaped
+    st.caption(f"{text.plain(data_words(info.config))} · folder `{run.path.name}`")
     p = jobs.progress(status)
-    line = (f"Epoch {status.get('epoch', 0)} of {status.get('total_epochs', '?')} · "
+    line = (f"Epoch {epoch_in_progress(status)} of {status.get('total_epochs', '?')} · "
             f"{_duration(p['elapsed'])} elapsed")
     if p["left"] is not None:
         line += f" · about {_duration(p['left'])} left"
     st.progress(p["fraction"], text=line)
     records = run.read_metrics()
     epochs = [r for r in records if r.get("type") == "epoch"]
-    _figures(status, epochs)
+    _figures(status, run.best_epoch(records))
     _curves(run.path.name, records, epochs, status)
     for warning in jobs.warnings(run):
         st.warning(warning)
@@ -63,7 +65,7 @@ def _live(run: RunDir, was_active: bool) -> None:
         st.error(f"This run failed: {text.plain(status.get('error') or 'see the log below.')}")
     with st.expander("Log (last lines)", expanded=info.active or info.state == "failed"):
         lines = jobs.tail(run.log_path, 12) or jobs.tail(run.path / jobs.OUTPUT_FILE, 12)
-        st.code("\n".join(lines) or "(nothing logged yet)", language=None)
+        st.code("\n".join(lines) or "(nothing logged yet)", language=None, wrap_lines=True)
     if info.active:
         if st.button("Stop training", icon=":material/stop_circle:", key=f"stop-{run.path.name}",
                      help="Stops after the current batch; the weights trained so far are kept."):
@@ -79,18 +81,24 @@ def _duration(seconds: Optional[float]) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-def _figures(status: dict, epochs: list) -> None:
-    if not epochs:
+def _figures(status: dict, best: Optional[dict]) -> None:
+    """The run's headline figures, all from one epoch: the best one, whose weights checkpoints/best.pt holds."""
+    if best is None:
         return
-    last = epochs[-1]
-    loss = last.get("train_loss")
     cols = st.columns(4)
-    cols[0].metric("Best validation accuracy", _percent(status.get("best_accuracy")))
-    cols[1].metric("Training loss", f"{loss:.4f}" if loss is not None else "–")
-    cols[2].metric("Precision", _percent(last.get("precision")),
+    cols[0].metric("Best epoch", f"{best['epoch']} of {status.get('total_epochs', '?')}",
+                   help="The epoch with the highest validation accuracy: its weights are the run's best checkpoint, "
+                        "and every figure here is from it.")
+    cols[1].metric("Validation accuracy", _percent(best.get("accuracy")),
+                   help="Share of validation pairs judged right. Half the pairs are the same, half different, so "
+                        "guessing scores 50%.")
+    cols[2].metric("Precision", _percent(best.get("precision")),
                    help="Of the pairs it called 'same', the share that really were the same.")
-    cols[3].metric("Recall", _percent(last.get("recall")),
+    cols[3].metric("Recall", _percent(best.get("recall")),
                    help="Of the pairs that really were the same, the share it called 'same'.")
+    pairs = status.get("val_pairs")
+    st.caption(f"All from epoch {best['epoch']}" + (f", on {pairs:,} validation pairs" if pairs else "")
+               + ": half the same, half different, so guessing scores 50%.")
 
 
 def _percent(value) -> str:
@@ -147,17 +155,29 @@ def checkpoint_problem(path: str, modified: float) -> Optional[str]:
 
 
 def _finished_actions(info: jobs.RunInfo, allow_delete: bool) -> None:
-    run = info.run
-    best = run.checkpoint("best")
-    name = run.path.name
-    problem = checkpoint_problem(str(best), best.stat().st_mtime) if best.is_file() else None
+    """What the run offers now that it has ended: exactly the checkpoint that exists, named as what it is."""
+    run, name = info.run, info.run.path.name
+    usable = models.usable_checkpoint(info)
+    problem = checkpoint_problem(str(usable), usable.stat().st_mtime) if usable is not None else None
+    best = run.best_epoch()
     if problem:  # say so instead of "finished", and offer nothing built on a broken file
-        st.error(f"This run's best checkpoint cannot be used: {text.plain(problem)}")
+        st.error(f"This run's {usable.stem} checkpoint cannot be used: {text.plain(problem)}")
+    elif usable is None:
+        st.warning("This run saved no weights that can be used" + (": it failed before its first epoch ended."
+                   if info.state == "failed" else ".") + " Start it again from the Train page.")
+    elif usable.stem == "last":
+        st.info("This run was stopped before its first epoch ended, so nothing was checked on validation pairs. "
+                "Its last weights are kept and can be tried, but their verdict threshold is a neutral 50%, "
+                "not one calibrated on validation pairs.")
     elif info.state == "done":
-        st.success(f"Training finished: best validation accuracy {_percent(info.status.get('best_accuracy'))}.")
-    elif info.state == "stopped":
-        st.info("This run was stopped. Its best checkpoint so far can still be used.")
-    if best.is_file() and not problem:
+        st.success(f"Training finished: best validation accuracy {_percent(best and best.get('accuracy'))}"
+                   + (f", at epoch {best['epoch']}." if best else "."))
+    else:
+        st.info(f"This run was {info.state} after epoch {info.status.get('epoch', 0)}. Its best checkpoint "
+                + (f"(epoch {best['epoch']}, {_percent(best.get('accuracy'))} validation accuracy) " if best else "")
+                + "can be used.")
+    if usable is not None and not problem:
+        which = "best" if usable.stem == "best" else "last"
         cols = st.columns(3)
         if cols[0].button("Verify with this model", icon=ICONS["verify"], key=f"verify-{name}", type="primary"):
             models.use_model(f"run:{name}")
@@ -165,10 +185,28 @@ def _finished_actions(info: jobs.RunInfo, allow_delete: bool) -> None:
         if cols[1].button("Explore its embeddings", icon=ICONS["explore"], key=f"explore-{name}"):
             models.use_model(f"run:{name}")
             st.switch_page("app_pages/explore/page.py")
-        cols[2].download_button("Download best checkpoint", icon=":material/download:", data=best.read_bytes,
-                                file_name=f"{name}-best.pt", mime="application/octet-stream", key=f"download-{name}")
+        cols[2].download_button(f"Download {which} checkpoint", icon=":material/download:", data=usable.read_bytes,
+                                file_name=f"{name}-{which}.pt", mime="application/octet-stream",
+                                key=f"download-{name}")
     if allow_delete:
+        _class_word(info)
         _delete(run)
+
+
+def _class_word(info: jobs.RunInfo) -> None:
+    """Rename what one class of the run is called: every page that uses its model then speaks of it so."""
+    from siamese_core.context import CONTEXT_FILE, set_class_word
+    from siamese_core.runs import read_json
+
+    saved = (read_json(info.run.path / CONTEXT_FILE, default={}) or {}).get("class_word")
+    current = saved or info.config.get("class_word") or "class"
+    with st.expander(f"What one class is called: {text.plain(current)}"):
+        word = st.text_input("One class is a...", current, max_chars=30, key=f"class-word-{info.name}",
+                             help="The verdicts say 'same person' or 'different digits' with this word.")
+        if st.button("Save", key=f"class-word-save-{info.name}", disabled=word.strip() == current):
+            kept = set_class_word(info.run, word)
+            st.toast(f"Now: 'same {kept}'.")
+            st.rerun()
 
 
 def _delete(run: RunDir) -> None:

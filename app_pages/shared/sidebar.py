@@ -7,8 +7,9 @@ import os
 import streamlit as st
 
 from app_pages.shared import text
-from app_pages.shared.models import current_model, model_choices
+from app_pages.shared.models import current_model, model_choices, run_title
 from siamese_core import jobs
+from siamese_core.runs import epoch_in_progress
 
 
 def device_label() -> str:
@@ -22,5 +23,5 @@ def sidebar() -> None:
         st.caption(f"**Model in use**  \n{text.plain(current_model(model_choices(runs)).label)}")
         st.caption(f"**Device**  \n{device_label()}")
         for info in (info for info in runs if info.active):
-            st.caption(f"**Training now**  \n{text.plain(info.name)}: epoch {info.status.get('epoch', 0)} of "
-                       f"{info.status.get('total_epochs', '?')}")
+            st.caption(f"**Training now**  \n{text.plain(run_title(info))}: epoch {epoch_in_progress(info.status)} "
+                       f"of {info.status.get('total_epochs', '?')}")

@@ -104,7 +104,7 @@ def _class_zip() -> DataChoice:
     staged = unpack_zip(upload, staged_upload(upload))  # starting a run moves it into the run
     root = uploads.find_class_root(staged)
     choice = _describe(uploads.describe_class_folders(root), ZIP)
-    choice.settings = {"dataset": "folder", "train_path": str(root)}
+    choice.settings = {"dataset": "folder", "train_path": str(root), "data_name": upload.name}
     choice.upload_dir = staged
     choice.name = Path(upload.name).stem
     return choice
@@ -121,7 +121,7 @@ def _server_folder() -> DataChoice:
         raise UserError(f"'{picked}' leads outside {base} (it is a link): only folders inside it can be used.")
     root = uploads.find_class_root(folder)
     choice = _describe(uploads.describe_class_folders(root), SERVER)
-    choice.settings = {"dataset": "folder", "train_path": str(root)}
+    choice.settings = {"dataset": "folder", "train_path": str(root), "data_name": folder.name}
     choice.name = folder.name
     return choice
 
@@ -158,8 +158,8 @@ def _triplets() -> DataChoice:
     elif missing:
         st.warning(f"{len(missing):,} files the CSV names are not in the zip (e.g. '{missing[0]}'); "
                    "the triplets naming them are left out.")
-    return DataChoice(TRIPLETS, {"dataset": "triplets", "triplets": str(csv_path), "images": str(images_root)},
-                      staged, problems, name=Path(csv.name).stem)
+    return DataChoice(TRIPLETS, {"dataset": "triplets", "triplets": str(csv_path), "images": str(images_root),
+                                 "data_name": f"{csv.name} and {images.name}"}, staged, problems, name=Path(csv.name).stem)
 
 
 SAMPLED_CLASSES = 20  # classes whose first files are opened before Start, to catch files that are no images

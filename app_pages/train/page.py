@@ -8,6 +8,7 @@ from app_pages.shared import run_view, text
 from app_pages.train import data as train_data, photos as train_photos
 from siamese_core import jobs
 from siamese_core.config import MODES, TrainConfig
+from siamese_core.context import clean_class_word
 from siamese_core.errors import UserError
 from siamese_core.runs import runs_root
 
@@ -40,6 +41,10 @@ if watched:
 
 st.subheader("1. Data")
 data = train_data.pick_data()
+guessed = TrainConfig.default("class_word", **data.settings) if data.settings else "class"
+class_word = st.text_input("One class is a...", guessed, max_chars=30, key=f"class-word-{data.source}-{data.name}",
+                           help="What the images of one class show: person, digit, signature, product... The "
+                                "verdicts use it ('same person'); it can be changed later on the Runs page.")
 
 st.subheader("2. Model")
 preset = st.radio("Preset", [QUICK, PHOTOS], key="preset", horizontal=True,
@@ -103,7 +108,8 @@ with advanced:
                             "pretrained backbone, then only a small head trains: seconds instead of minutes. "
                             "Needs pretrained weights; unticked, the whole network is fine-tuned.")
 
-config = TrainConfig(**data.settings, recipe="default", backbone=backbone.strip(), mode=mode,
+config = TrainConfig(**data.settings, class_word=clean_class_word(class_word or guessed), recipe="default",
+                     backbone=backbone.strip(), mode=mode,
                      head=None if head == "automatic" else head, epochs=int(epochs), lr=float(lr),
                      batch_size=int(batch), image_size=int(size), embedding_dim=int(embedding),
                      margin=float(margin) if mode != "pair" else None, pretrained=bool(pretrained),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -11,16 +12,43 @@ import streamlit as st
 
 from app_pages.shared.images import enlarged
 from app_pages.shared.paths import SAMPLES
+from siamese_core.config import plural
 from siamese_core.errors import UserError
 from siamese_core.images import IMAGE_SUFFIXES, is_image_file, pixels_to_image
 
 SOURCES = ["Sample", "Upload", "Camera"]
-# Sample pairs to click for a first try: (digit, file) of image A and of image B; photo-*.jpg are
+# The demo's sample pairs to click for a first try: (digit, file) of image A and of image B; photo-*.jpg are
 # photo-like (dark ink on paper, photographed), mnist-*.png held-out MNIST digits (assets/make_demo.py).
 SAME_PAIRS = [(("4", "0014.png"), ("4", "0024.png")), (("0", "0048.png"), ("0", "0079.png")),
               (("7", "0017.png"), ("7", "0027.png")), (("7", "photo-8003.jpg"), ("7", "mnist-8008.png"))]
 DIFFERENT_PAIRS = [(("1", "0001.png"), ("7", "0017.png")), (("3", "0023.png"), ("8", "0038.png")),
                    (("4", "0014.png"), ("9", "0009.png")), (("1", "photo-8004.jpg"), ("7", "photo-8003.jpg"))]
+
+
+@dataclass(frozen=True)
+class SampleSet:
+    """The sample images a model offers: its run's own validation images, else (for a digit model) the built-in
+    digits; and pairs of them for the 'Try' buttons."""
+
+    images: tuple  # Paths
+    labels: dict  # Path -> class name
+    same: tuple  # (Path, Path) pairs of one class
+    different: tuple  # (Path, Path) pairs of two classes
+    key: str  # names the set, for the widgets that pick from it
+
+
+def sample_set(model) -> SampleSet:
+    context = model.context
+    if context.samples:
+        pairs = lambda found: tuple((a.path, b.path) for a, b in found)  # noqa: E731
+        return SampleSet(tuple(s.path for s in context.samples), {s.path: s.label for s in context.samples},
+                         pairs(context.same_pairs()), pairs(context.different_pairs()), str(context.run))
+    if model.class_word == "digit":  # the demo model, or a digit model from elsewhere: the built-in digits
+        images = tuple(sorted(p for p in SAMPLES.glob("*/*") if is_image_file(p)))
+        demo = lambda found: tuple((SAMPLES / a[0] / a[1], SAMPLES / b[0] / b[1]) for a, b in found)  # noqa: E731
+        return SampleSet(images, {p: p.parent.name for p in images}, demo(SAME_PAIRS), demo(DIFFERENT_PAIRS),
+                         "digits")
+    return SampleSet((), {}, (), (), "none")
 
 
 def shown(pixels: np.ndarray, side: int):
@@ -32,11 +60,6 @@ def shown(pixels: np.ndarray, side: int):
 class PickedImage:
     pixels: np.ndarray  # uint8 (C, S, S), as the model sees it
     name: str
-
-
-def samples() -> list:
-    """The sample digits: MNIST-style images and photo-like ones (photographed ink on paper)."""
-    return sorted(p for p in SAMPLES.glob("*/*") if is_image_file(p))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -53,31 +76,46 @@ def prepared(data: bytes, size: int, channels: int, pipeline: str):
 
 # ---------------------------------------------------------------- sample pair buttons
 
-def _pick_pair(pairs: list, counter: str) -> None:
+def _pick_pair(pairs: tuple, counter: str, set_key: str) -> None:
     """A button's callback: put the next sample pair of `pairs` into both inputs (before they are drawn)."""
     n = st.session_state.get(counter, 0)
     st.session_state[counter] = n + 1
-    for side, (digit, name) in zip("AB", pairs[n % len(pairs)]):
-        path = SAMPLES / digit / name
+    for side, path in zip("AB", pairs[n % len(pairs)]):
         if path.is_file():
             st.session_state[f"source-{side}"] = "Sample"  # the widgets of image_input(side=...) below
-            st.session_state[f"sample-{side}"] = path
+            st.session_state[_sample_widget(side, set_key)] = path
 
 
-def sample_buttons() -> None:
+def sample_buttons(model, samples: SampleSet) -> None:
+    """'Try' buttons with pairs of the model's own kind of image; none when it has no samples to pair."""
+    if not samples.same and not samples.different:
+        return
+    word = model.class_word
     left, right, _ = st.columns([1, 1, 2])
-    left.button("Try: same digit", key="try-same", on_click=_pick_pair, args=(SAME_PAIRS, "try-same-n"),
-                help="Two different handwritten images of one digit.")
-    right.button("Try: different digits", key="try-different", on_click=_pick_pair,
-                 args=(DIFFERENT_PAIRS, "try-different-n"), help="Two digits that are not the same.")
+    if samples.same:
+        left.button(f"Try: same {word}", key="try-same", on_click=_pick_pair,
+                    args=(samples.same, "try-same-n", samples.key), help=f"Two different images of one {word}.")
+    if samples.different:
+        right.button(f"Try: different {plural(word)}", key="try-different", on_click=_pick_pair,
+                     args=(samples.different, "try-different-n", samples.key),
+                     help=f"Images of two different {plural(word)}.")
+
+
+def _sample_widget(side: str, set_key: str) -> str:
+    # One widget per sample set: a set's files are not options of another's (e.g. after switching model).
+    return f"sample-{side}-{hashlib.sha256(set_key.encode()).hexdigest()[:10]}"
 
 
 # ---------------------------------------------------------------- one image input
 
-def image_input(column, side: str, model, default_sample: int, label: Optional[str] = None) -> Optional[PickedImage]:
+def image_input(column, side: str, model, samples: SampleSet, default_sample: int,
+                label: Optional[str] = None) -> Optional[PickedImage]:
     """One image from a sample, an upload or the camera, shown as the model sees it; None with a message."""
     label = label or f"Image {side}"
-    source = column.radio(label, SOURCES, horizontal=True, key=f"source-{side}",
+    sources = SOURCES if samples.images else SOURCES[1:]
+    if st.session_state.get(f"source-{side}") not in sources:
+        st.session_state[f"source-{side}"] = sources[0]  # e.g. 'Sample' after switching to a model without samples
+    source = column.radio(label, sources, horizontal=True, key=f"source-{side}",
                           help="Camera asks the browser for the camera only when you pick it.")
     if source == "Upload":
         upload = column.file_uploader(label, type=sorted(s.lstrip(".") for s in IMAGE_SUFFIXES),
@@ -93,10 +131,12 @@ def image_input(column, side: str, model, default_sample: int, label: Optional[s
             return None
         data, name = shot.getvalue(), "camera snapshot"
     else:
-        options = samples()
-        path = column.selectbox("Sample", options, index=min(default_sample, len(options) - 1), key=f"sample-{side}",
-                                format_func=lambda p: f"digit {p.parent.name} ({p.name})")
-        data, name = Path(path).read_bytes(), f"sample digit {Path(path).parent.name}"
+        word, widget = model.class_word, _sample_widget(side, samples.key)
+        if st.session_state.get(widget) not in samples.images:  # its first draw: set here, so a 'Try' button may too
+            st.session_state[widget] = samples.images[min(default_sample, len(samples.images) - 1)]
+        path = column.selectbox("Sample", samples.images, key=widget,
+                                format_func=lambda p: f"{word} {samples.labels.get(p) or '?'} ({p.name})")
+        data, name = Path(path).read_bytes(), f"sample {word} {samples.labels.get(path) or ''}".strip()
     try:
         pixels, notes = prepared(data, model.image_size, model.channels, model.input_pipeline)
     except UserError as exc:

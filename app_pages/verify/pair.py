@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 from app_pages.shared.models import ModelChoice
-from app_pages.verify.inputs import PickedImage, image_input, sample_buttons, shown
+from app_pages.verify.inputs import PickedImage, image_input, sample_buttons, sample_set, shown
 from siamese_core.config import plural
 
 HISTORY = "verify-history"
@@ -115,11 +115,12 @@ def show_history() -> None:
 
 def show(model, choice: ModelChoice) -> float:
     """The tab; returns the threshold its slider sets, which the other tabs use too."""
-    sample_buttons()
+    samples = sample_set(model)
+    sample_buttons(model, samples)
     left, right = st.columns(2)
-    # A first try that works: two different images of the same digit.
-    image_a = image_input(left, "A", model, 0)
-    image_b = image_input(right, "B", model, 1)
+    # A first try that works: two different images of one class (the first two samples).
+    image_a = image_input(left, "A", model, samples, 0)
+    image_b = image_input(right, "B", model, samples, 1)
     threshold = threshold_slider(model, choice)
     if image_a is None or image_b is None:
         st.caption("The verdict appears here once both images can be read.")

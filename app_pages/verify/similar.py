@@ -9,18 +9,24 @@ import streamlit as st
 from app_pages.shared import text
 from app_pages.shared.models import ModelChoice
 from app_pages.shared.uploads import staged_upload, unpack_zip
-from app_pages.verify.inputs import image_input, shown
+from app_pages.verify.inputs import image_input, sample_set, shown
 from siamese_core.errors import UserError
 
 DIGITS = "The built-in digits (1,797 images)"
+VALIDATION = "Its validation images"
 ZIP = "Upload a zip of images"
 PER_ROW = 5
 
 
 @st.cache_resource(max_entries=4, show_spinner="Reading the gallery...")  # not pickled: never changed once made
-def gallery(key: str, size: int, channels: int, pipeline: str, _folder):
-    from siamese_core.gallery import digits_gallery, folder_gallery
+def gallery(key: str, size: int, channels: int, pipeline: str, _folder, _model=None):
+    """The gallery named by `key`: the built-in digits, `_folder`'s images, or `_model`'s validation split."""
+    from siamese_core.gallery import digits_gallery, folder_gallery, image_set_gallery
 
+    if _model is not None:
+        from siamese_core.evaluation import evaluation_set
+
+        return image_set_gallery(evaluation_set(_model))
     if _folder is None:
         return digits_gallery(size, channels, pipeline)
     return folder_gallery(_folder, size, channels, pipeline)
@@ -31,11 +37,25 @@ def gallery_vectors(_model, model_version: tuple, gallery_key: str, _gallery):
     return _model.embed(_gallery.pixels)
 
 
-def pick_gallery(model):
-    """(gallery, its key) for the chosen source; None after saying what is missing or wrong."""
-    source = st.radio("Search among", [DIGITS, ZIP], key="gallery-source", horizontal=True)
+def pick_gallery(model, choice: ModelChoice):
+    """(gallery, its key) for the chosen source; None after saying what is missing or wrong.
+
+    A run's model searches its own validation images first; the demo model the built-in digits."""
+    own = choice.key.startswith("run:") and bool(model.checkpoint.get("config"))
+    sources = [VALIDATION, DIGITS, ZIP] if own and model.class_word != "digit" else \
+        [DIGITS, VALIDATION, ZIP] if own else [DIGITS, ZIP]
+    if st.session_state.get("gallery-source") not in sources:
+        st.session_state["gallery-source"] = sources[0]  # another model was chosen: its own default
+    source = st.radio("Search among", sources, key="gallery-source", horizontal=True)
     if source == DIGITS:
         return gallery("digits", model.image_size, model.channels, model.input_pipeline, None), "digits"
+    if source == VALIDATION:
+        key = f"validation:{choice.version}"
+        try:
+            return gallery(key, model.image_size, model.channels, model.input_pipeline, None, model), key
+        except UserError as exc:
+            text.error(exc)
+            return None
     upload = st.file_uploader("Zip of images", type=["zip"], key="gallery-zip",
                               help="Images in one folder, or one folder per class (then each match shows its class).")
     if upload is None:
@@ -57,9 +77,9 @@ def pick_gallery(model):
 def show(model, choice: ModelChoice) -> None:
     st.caption("Pick one image: the images of the gallery the model finds most like it come first.")
     query_column, settings = st.columns([1, 2])
-    query = image_input(query_column, "query", model, 0, label="Image to look for")
+    query = image_input(query_column, "query", model, sample_set(model), 0, label="Image to look for")
     with settings:
-        picked = pick_gallery(model)
+        picked = pick_gallery(model, choice)
         k = st.slider("How many to show", 1, 20, 5, key="similar-k")
     if query is None or picked is None:
         return
@@ -79,6 +99,8 @@ def show(model, choice: ModelChoice) -> None:
     for start in range(0, len(matches), PER_ROW):
         columns = st.columns(PER_ROW)
         for column, match in zip(columns, matches[start:start + PER_ROW]):
-            label = f"{f'digit {match.label}' if key == 'digits' else match.label} · " if match.label else ""
+            # The model's own classes read 'digit 3', 'person s7'; an uploaded gallery's folders keep their own names.
+            own = key == "digits" or key.startswith("validation:")
+            label = f"{model.class_word + ' ' if own else ''}{match.label} · " if match.label else ""
             column.image(shown(found.pixels[match.index], 110), width=110)
             column.caption(f"{text.plain(label)}distance {match.distance:.2f}  \n{text.plain(match.name)}")
