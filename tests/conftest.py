@@ -56,6 +56,58 @@ def write_class_folders(root: Path, classes=range(10), per_class=12, size=28, co
     return root
 
 
+PEOPLE = ("alice", "bruno", "chen", "dara", "emeka", "fatima", "goran", "hana", "ines", "jonas")
+
+
+def write_people(root: Path, people=PEOPLE, per_person: int = 8, size: int = 48, seed: int = 0) -> Path:
+    """Generated people-like faces, one class folder per person: each person's face has its own shape, skin and
+    hair tone, eye spacing and mouth; each photo of them shifts, lights and blurs it a little (no real data)."""
+    from PIL import Image, ImageDraw, ImageFilter
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for name in people:
+        face = {"skin": rng.integers(110, 220), "hair": rng.integers(0, 90), "width": rng.uniform(0.30, 0.42),
+                "eyes": rng.uniform(0.10, 0.20), "eye_y": rng.uniform(0.36, 0.48), "mouth": rng.uniform(0.06, 0.20),
+                "hair_depth": rng.uniform(0.18, 0.34), "background": rng.integers(20, 250)}
+        folder = root / name
+        folder.mkdir(exist_ok=True)
+        for n in range(per_person):
+            big = 4 * size  # drawn large, then shrunk: smooth edges like a photo's
+            dx, dy = rng.normal(0, 0.03, 2) * big
+            light = rng.uniform(0.85, 1.15)
+            tone = lambda v: int(np.clip(v * light, 0, 255))  # noqa: E731
+            image = Image.new("L", (big, big), tone(face["background"]))
+            draw = ImageDraw.Draw(image)
+            cx, cy, half = big / 2 + dx, big / 2 + dy, face["width"] * big
+            draw.ellipse([cx - half, cy - 0.45 * big, cx + half, cy + 0.42 * big], fill=tone(face["skin"]))
+            draw.chord([cx - half, cy - 0.47 * big, cx + half, cy - (0.45 - 2 * face["hair_depth"]) * big],
+                       180, 360, fill=tone(face["hair"]))
+            for side in (-1, 1):
+                ex, ey, r = cx + side * face["eyes"] * big, cy - (0.5 - face["eye_y"]) * big, 0.035 * big
+                draw.ellipse([ex - r, ey - r, ex + r, ey + r], fill=tone(30))
+            mouth_y = cy + 0.2 * big
+            draw.line([cx - face["mouth"] * big, mouth_y, cx + face["mouth"] * big, mouth_y], fill=tone(60),
+                      width=max(2, big // 40))
+            image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.0))).resize((size, size), Image.BILINEAR)
+            noisy = np.asarray(image, dtype=np.float32) + rng.normal(0, 6, (size, size))
+            Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(folder / f"{n:02d}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def people_run(tmp_path_factory) -> Path:
+    """A small ConvNet trained for real on generated people (2 epochs, seconds): a model that is not about digits."""
+    from siamese_core.training import train
+
+    people = write_people(tmp_path_factory.mktemp("data") / "people", per_person=6)
+    out = tmp_path_factory.mktemp("runs") / "people-run"
+    status = train(TrainConfig(dataset="folder", train_path=str(people), backbone="convnet", mode="pair",
+                               image_size=28, epochs=2), out)
+    assert status["state"] == "done"
+    return out
+
+
 @pytest.fixture(scope="session")
 def digit_folders(tmp_path_factory) -> Path:
     return write_class_folders(tmp_path_factory.mktemp("digit-folders"))

@@ -96,6 +96,15 @@ def keep_in_url() -> None:
         del st.query_params[MODEL_PARAM]
 
 
+def start_on_first_for_each_model(widget: str, options: list, choice: ModelChoice) -> None:
+    """Before drawing a radio of image sources: each model starts on its first option (its own images); the
+    person's pick then stays while that model stays in use."""
+    marker = f"{widget}-model"
+    if st.session_state.get(widget) not in options or st.session_state.get(marker) != choice.key:
+        st.session_state[widget] = options[0]
+        st.session_state[marker] = choice.key
+
+
 UPLOAD_CHOICE = ModelChoice("upload", "Upload a checkpoint file (.pt)...", Path())
 
 

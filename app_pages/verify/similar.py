@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from app_pages.shared import text
-from app_pages.shared.models import ModelChoice
+from app_pages.shared.models import ModelChoice, start_on_first_for_each_model
 from app_pages.shared.uploads import staged_upload, unpack_zip
 from app_pages.verify.inputs import image_input, sample_set, shown
 from siamese_core.errors import UserError
@@ -44,8 +44,7 @@ def pick_gallery(model, choice: ModelChoice):
     own = choice.key.startswith("run:") and bool(model.checkpoint.get("config"))
     sources = [VALIDATION, DIGITS, ZIP] if own and model.class_word != "digit" else \
         [DIGITS, VALIDATION, ZIP] if own else [DIGITS, ZIP]
-    if st.session_state.get("gallery-source") not in sources:
-        st.session_state["gallery-source"] = sources[0]  # another model was chosen: its own default
+    start_on_first_for_each_model("gallery-source", sources, choice)
     source = st.radio("Search among", sources, key="gallery-source", horizontal=True)
     if source == DIGITS:
         return gallery("digits", model.image_size, model.channels, model.input_pipeline, None), "digits"
