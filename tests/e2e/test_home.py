@@ -55,3 +55,34 @@ def test_every_sidebar_page_opens_without_exception(browser, app_server, page):
         assert page.locator('[data-testid="stMain"]').inner_text().strip(), f"page {label!r} is empty"
         opened.append(screenshot(page, label.lower()))
     print("\n".join(map(str, opened)))
+
+
+PAGES = ("home", "train", "runs", "verify", "explore", "evaluate")
+
+
+def _overflowing(page) -> list:
+    """Elements of the main area wider than the screen: what a phone would cut off on the right."""
+    return page.evaluate("""() => {
+        const width = window.innerWidth;
+        return [...document.querySelectorAll('[data-testid="stMain"] *')]
+            .filter(e => e.getBoundingClientRect().right > width + 1 && e.getBoundingClientRect().width > 0
+                         && getComputedStyle(e).visibility !== 'hidden' && getComputedStyle(e).opacity !== '0'
+                         && !e.closest('[data-testid="stDataFrame"]') && !e.closest('details:not([open])'))
+            .map(e => (e.getAttribute('data-testid') || e.tagName) + ': ' + (e.innerText || e.outerHTML).slice(0, 120));
+    }""")
+
+
+@pytest.mark.parametrize("width", [390, 1400])
+def test_every_page_fits_the_screen_from_a_phone_to_a_desktop(browser, app_server, width):
+    """Nothing runs off the right edge (a data table scrolls inside itself, by design)."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    try:
+        for name in PAGES:
+            page.goto(f"{app_server.url}/{name}")
+            wait_for_app(page)
+            page.locator('[data-testid="stMain"] h1').first.wait_for()
+            assert_no_exception(page)
+            screenshot(page, f"{name}-{width}px")
+            assert _overflowing(page) == [], f"{name} at {width} px"
+    finally:
+        page.close()
