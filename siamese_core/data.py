@@ -502,19 +502,23 @@ def pk_batches(labels: np.ndarray, batch_size: int, n_batches: int, rng: np.rand
 def evaluation_pairs(labels: np.ndarray, n_pairs: int, seed: int = 0):
     """Balanced pairs drawn with a fixed seed, each unordered pair once, so evaluations compare.
 
-    Returns (a, b, same); fewer than `n_pairs` when the set cannot make that many distinct pairs.
+    Returns (a, b, same), shuffled: n_pairs // 2 same pairs and as many different ones. A small set
+    gives fewer, but always as many same as different: the kind it has more of is cut to the other's
+    count, so answering always "different" (or "same") scores 50%, never more.
     """
     rng = np.random.default_rng(seed)
-    want = {1.0: n_pairs // 2, 0.0: n_pairs - n_pairs // 2}
-    chosen = {1.0: set(), 0.0: set()}
+    want = n_pairs // 2
+    chosen = {1.0: {}, 0.0: {}}  # dicts keep the order drawn, so a cut keeps a random share
     for _ in range(20):  # redraw until enough distinct pairs of each kind, or none are left to find
         a, b, same = sample_pairs(labels, 2 * n_pairs, rng)
         for i, j, s in zip(a.tolist(), b.tolist(), same.tolist()):
-            if len(chosen[s]) < want[s]:
-                chosen[s].add((min(i, j), max(i, j)))
-        if all(len(chosen[s]) >= want[s] for s in chosen):
+            if len(chosen[s]) < want:
+                chosen[s][(min(i, j), max(i, j))] = None
+        if all(len(chosen[s]) >= want for s in chosen):
             break
-    pairs = [(i, j, 1.0) for i, j in sorted(chosen[1.0])] + [(i, j, 0.0) for i, j in sorted(chosen[0.0])]
+    each = min(len(chosen[1.0]), len(chosen[0.0]))
+    kept = {s: sorted(list(found)[:each]) for s, found in chosen.items()}
+    pairs = [(i, j, 1.0) for i, j in kept[1.0]] + [(i, j, 0.0) for i, j in kept[0.0]]
     order = np.random.default_rng(seed + 1).permutation(len(pairs))
     arr = np.array(pairs, dtype=np.float64).reshape(-1, 3)[order]
     return arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2].astype(np.float32)

@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ UPLOADS_DIR = "uploads"
 # A run the app has queued but whose process has not reported yet is given this long to start.
 START_GRACE_SECONDS = 120
 
-_children: dict[int, subprocess.Popen] = {}  # processes this app started, reaped when polled
+_children: dict[int, subprocess.Popen] = {}  # processes this app started; each is reaped by _reap_when_done
 
 
 def accelerator() -> Optional[str]:
@@ -123,7 +124,7 @@ def is_alive(pid: Optional[int]) -> bool:
         return False
     child = _children.get(pid)
     if child is not None:
-        return child.poll() is None  # poll() also reaps it, so it does not linger as a zombie
+        return child.poll() is None  # returncode is set once the process has ended (and been reaped)
     return process_alive(pid)
 
 
@@ -242,8 +243,16 @@ def start_training(config: TrainConfig, root=None, label: str = "run", upload_di
         child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                                  env=env, start_new_session=True)  # its own session: Ctrl-C on the app spares it
     _children[child.pid] = child
+    _reap_when_done(child)
     write_json(run.path / JOB_FILE, {"pid": child.pid, "command": command, "started_at": time.time()})
     return run
+
+
+def _reap_when_done(child: subprocess.Popen) -> None:
+    """Collect the trainer's exit as soon as it ends. Nothing else would: the pages stop polling a run
+    once it has its final status, and an unreaped child stays a <defunct> process until the server stops.
+    The Popen keeps its returncode for _why_it_ended; the daemon thread never holds the server open."""
+    threading.Thread(target=child.wait, name=f"reap-trainer-{child.pid}", daemon=True).start()
 
 
 def _adopt_upload(config: TrainConfig, upload_dir: Path, target: Path) -> TrainConfig:

@@ -25,8 +25,33 @@ def _pc(share):
     return None if share is None or share != share else 100 * share
 
 
-def _percent_columns(names) -> dict:
-    return {name: st.column_config.NumberColumn(format="%.1f%%") for name in names}
+# Short headers over narrow columns, so a table of ten figures fits the page at 1,400 px instead of being
+# cut on the right; each header's tooltip says in full what its figure is.
+_HEADERS = {
+    "accuracy at its threshold": ("accuracy", "Pairs judged right at the model's own saved threshold."),
+    "10-fold accuracy": ("10-fold", "Accuracy with the threshold chosen on nine tenths of the pairs and scored on "
+                                    "the rest, in turn: the fairest single figure to compare."),
+    "ROC AUC": ("AUC", "Area under the ROC curve: 1 tells every pair apart, 0.5 is guessing."),
+    "equal error rate": ("EER", "Equal error rate: where false accepts and false rejects are as many."),
+    "true accepts at 1% false": ("TAR@1%", "Same pairs accepted at the threshold where 1% of different pairs are."),
+    "precision at 1": ("P@1", "Retrieval: how often an image's nearest neighbour is of its class."),
+    "MAP@R": ("MAP@R", "Retrieval: mean average precision over each image's R nearest neighbours."),
+    "re-id rank-1": ("rank-1", "Re-identification: how often the first match from another camera is the person."),
+    "re-id mAP": ("re-id mAP", "Re-identification: mean average precision over the gallery."),
+    "threshold": ("threshold", "The score above which a pair is called the same."),
+}
+
+
+def _columns(table: pd.DataFrame, percent) -> dict:
+    """Column settings for a comparison table: the model's name in full, pinned (it stays in view where a narrow
+    screen scrolls the figures), the figures narrow with short headers and their meaning as a tooltip."""
+    config = {"model": st.column_config.TextColumn("model", pinned=True)}
+    for name in table.columns.drop("model", errors="ignore"):
+        label, meaning = _HEADERS.get(name, (name, None))
+        number_format = "%.1f%%" if name in percent else "%.3f" if name == "ROC AUC" else None
+        if number_format or name in _HEADERS:
+            config[name] = st.column_config.NumberColumn(label, format=number_format, width="small", help=meaning)
+    return config
 
 
 def _curves(picked: list) -> None:
@@ -67,8 +92,9 @@ def _saved_figures(picked: list) -> None:
                      "epoch": model.checkpoint.get("epoch"), "accuracy": _pc(m.get("accuracy")),
                      "precision": _pc(m.get("precision")), "recall": _pc(m.get("recall")), "ROC AUC": m.get("roc_auc"),
                      "threshold": _pc(model.threshold)})
-    st.dataframe(pd.DataFrame(rows), hide_index=True,
-                 column_config=_percent_columns(("accuracy", "precision", "recall", "threshold")))
+    table = pd.DataFrame(rows)
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config=_columns(table, ("accuracy", "precision", "recall", "threshold")))
     st.caption("Figures saved with each model: its best epoch, on its own validation pairs, at its own threshold.")
 
 
@@ -98,10 +124,11 @@ def _on_one_set(picked: list, eval_set, n_pairs: int, seed: int, sequential: boo
     roc.update_layout(height=380, title="ROC curves", margin={"l": 10, "r": 10, "t": 30, "b": 10},
                       xaxis={"title": "false accepts"}, yaxis={"title": "true accepts"})
     st.plotly_chart(roc, key="eval-compare-roc", config=NO_BAR)
-    columns = [c for c in dict.fromkeys(key for row in rows for key in row) if c not in ("model", "ROC AUC")]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, column_config=_percent_columns(columns))
-    st.caption("Each model at its own saved threshold; '10-fold accuracy' chooses the threshold on part of the "
-               "pairs and scores the rest, the fairest single figure to compare.")
+    table = pd.DataFrame(rows)
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config=_columns(table, [c for c in table.columns if c not in ("model", "ROC AUC")]))
+    st.caption("Each model at its own saved threshold; '10-fold' accuracy chooses the threshold on part of the "
+               "pairs and scores the rest, the fairest single figure to compare. Hover a header for its meaning.")
 
 
 def show(eval_set, n_pairs: int, seed: int, sequential: bool) -> None:

@@ -49,11 +49,14 @@ def gauge(score: float, threshold: float):
     figure = go.Figure(go.Indicator(
         mode="gauge+number", value=round(100 * score, 1), number={"suffix": "%", "font": {"size": 40}},
         title={"text": "how alike the model finds them"},
-        gauge={"axis": {"range": [0, 100], "ticksuffix": "%"}, "bar": {"color": "#1f3b73", "thickness": 0.3},
+        gauge={"axis": {"range": [0, 100], "ticksuffix": "%", "tickfont": {"size": 10}},
+               "bar": {"color": "#1f3b73", "thickness": 0.3},
                "steps": [{"range": [0, 100 * threshold], "color": "#dbe7f6"},
                          {"range": [100 * threshold, 100], "color": "#cdebd3"}],
                "threshold": {"line": {"color": "#c0392b", "width": 4}, "thickness": 0.9, "value": 100 * threshold}}))
-    figure.update_layout(height=240, margin={"l": 30, "r": 30, "t": 50, "b": 10})
+    # The '100%' at the arc's right end overhangs it by half its width: side margins of 40 px and small
+    # tick labels keep it whole when a phone's screen (390 px) leaves the chart about 350 px.
+    figure.update_layout(height=240, autosize=True, margin={"l": 40, "r": 40, "t": 50, "b": 10})
     return figure
 
 
