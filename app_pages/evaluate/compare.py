@@ -8,6 +8,7 @@ import streamlit as st
 
 from app_pages.evaluate import data as evaluate_data
 from app_pages.shared.models import ModelChoice, load_model, model_choices
+from siamese_core.context import data_words
 from siamese_core.runs import RunDir
 
 NO_BAR = {"displayModeBar": False}
@@ -88,7 +89,7 @@ def _saved_figures(picked: list) -> None:
         m = model.checkpoint.get("metrics") or {}
         config = model.checkpoint.get("config") or {}
         rows.append({"model": choice.label.split(" (")[0], "backbone": model.spec.get("backbone"),
-                     "mode": model.spec.get("mode"), "trained on": config.get("dataset", "?"),
+                     "mode": model.spec.get("mode"), "trained on": data_words(config) if config else "?",
                      "epoch": model.checkpoint.get("epoch"), "accuracy": _pc(m.get("accuracy")),
                      "precision": _pc(m.get("precision")), "recall": _pc(m.get("recall")), "ROC AUC": m.get("roc_auc"),
                      "threshold": _pc(model.threshold)})
