@@ -9,7 +9,7 @@ import streamlit as st
 from app_pages.shared import text
 from app_pages.shared.models import current_model, model_choices, run_title
 from siamese_core import jobs
-from siamese_core.runs import epoch_in_progress
+from siamese_core.runs import epoch_in_progress, runs_root
 
 
 def device_label() -> str:
@@ -22,6 +22,14 @@ def sidebar() -> None:
         runs = jobs.list_runs()  # read once for both lines below
         st.caption(f"**Model in use**  \n{text.plain(current_model(model_choices(runs)).label)}")
         st.caption(f"**Device**  \n{device_label()}")
-        for info in (info for info in runs if info.active):
+        active = [info.name for info in runs if info.active]
+        if active:  # redrawn on its own while runs train, so its epoch keeps up with the page's progress bar
+            st.fragment(_training_now, run_every=2.0)(active)
+
+
+def _training_now(names: list) -> None:
+    for name in names:
+        info = jobs.info(runs_root() / name)
+        if info.active:
             st.caption(f"**Training now**  \n{text.plain(run_title(info))}: epoch {epoch_in_progress(info.status)} "
                        f"of {info.status.get('total_epochs', '?')}")

@@ -36,14 +36,15 @@ def test_quick_training_on_digits_runs_live_to_done(app_server, page):
     assert_no_exception(page)
     set_epochs(page, 4)
     screenshot(page, "train-before-start")
-    start_training(page, app_server.runs_dir)
+    run = start_training(page, app_server.runs_dir)
 
-    page.get_by_text("Your run").wait_for(timeout=30_000)
+    # The page may still show an earlier test's finished run for a moment: wait for this one's name.
+    page.get_by_text(f"folder {run.name}").wait_for(timeout=30_000)
     counts, states = [], set()
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         counts.append(_points_in_loss_curve(page))
-        states.add(_status(app_server.runs_dir).get("state"))
+        states.add(json.loads((run / "status.json").read_text()).get("state"))
         if len(counts) == 12:
             screenshot(page, "train-live")
         if page.get_by_text("Training finished").count():
@@ -54,7 +55,7 @@ def test_quick_training_on_digits_runs_live_to_done(app_server, page):
     assert_no_exception(page)
     screenshot(page, "train-done")
 
-    status = _status(app_server.runs_dir)
+    status = json.loads((run / "status.json").read_text())
     assert status["state"] == "done" and status["epoch"] == 4
     assert status["best_accuracy"] > 0.9
     assert "running" in states
@@ -88,7 +89,8 @@ def test_training_survives_a_closed_browser_and_stops_cleanly(app_server, browse
     again = browser.new_page(viewport={"width": 1400, "height": 900})
     again.goto(f"{app_server.url}/train")  # ... and comes back: the page finds the run
     again.get_by_text("Your run").wait_for(timeout=30_000)
-    assert again.get_by_text("Training now").count()  # the sidebar says so on every page
+    again.get_by_text("Training now").wait_for(timeout=30_000)  # the sidebar says so on every page
+    wait_for_app(again)
     screenshot(again, "train-found-again")
     again.get_by_role("button", name="Stop training").click()
     again.get_by_text("This run was stopped").wait_for(timeout=60_000)
