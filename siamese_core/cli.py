@@ -6,6 +6,7 @@ import argparse
 import io
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -268,7 +269,12 @@ def config_from_file(path) -> TrainConfig:
 def run_training(config: TrainConfig, out: str, args) -> int:
     from .training import train
 
-    status = train(config, out, resume=args.resume, progress=not args.quiet)
+    rank = int(os.environ.get("RANK", "0") or 0)  # torchrun's: rank 0 speaks for all the processes
+    if rank > 0:
+        logging.getLogger("siamese_core").setLevel(logging.WARNING)
+    status = train(config, out, resume=args.resume, progress=not args.quiet and rank == 0)
+    if rank > 0:
+        return 0  # rank 0 reports the run; an early non-zero exit here would make torchrun kill it mid-save
     best = status.get("best_accuracy")
     summary = f"best validation accuracy {100 * best:.2f}%" if best is not None else "no epoch finished"
     print(f"Run {status['state']} ({summary}): {out}")

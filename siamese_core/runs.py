@@ -230,6 +230,29 @@ class RunDir:
         return earlier
 
 
+class ReadOnlyRun(RunDir):
+    """A run directory as the other processes of a distributed training see it: they read it (to resume) but
+    only rank 0 writes it, so each record, status and checkpoint is written once."""
+
+    def create(self) -> "ReadOnlyRun":
+        return self
+
+    def write_config(self, config: dict) -> None:
+        pass
+
+    def update_status(self, **changes) -> dict:
+        return {**self.read_status(), **changes}
+
+    def append_metrics(self, record: dict) -> None:
+        pass
+
+    def keep_metrics_through(self, epoch: int) -> None:
+        pass
+
+    def sweep_temp_files(self) -> int:
+        return 0
+
+
 # ---------------------------------------------------------------- checkpoints
 
 def save_checkpoint(path, *, spec: dict, state_dict: dict, threshold: float, metrics: dict,

@@ -19,7 +19,7 @@ import torch
 
 from . import augment
 from . import data as D
-from . import losses, settings
+from . import distributed, losses, settings
 from .config import TrainConfig
 from .context import SAMPLES_FILE, write_samples
 from .errors import UserError, plain_words
@@ -29,7 +29,7 @@ from .models import (as_model_input, build_model, count_parameters, embed_in_bat
 from .epochs import (Batches, CheckpointSaver, autocast_dtype, autocast_for, default_pairs_per_epoch, end_of_epoch,
                      progress_bar, resume_bookkeeping)
 from .frozen import train_frozen
-from .runs import RunDir, load_checkpoint, process_alive
+from .runs import ReadOnlyRun, RunDir, load_checkpoint, process_alive
 
 log = logging.getLogger("siamese_core")
 
@@ -111,7 +111,7 @@ def _mnist_sets(config: TrainConfig):
 # ---------------------------------------------------------------- one step, one epoch
 
 def train_step(model, item, kind: str, train: D.ImageSet, config: TrainConfig, device, channels_last: bool,
-               identity_loss=None):
+               identity_loss=None, group: distributed.Group = distributed.SINGLE):
     """Loss and (for pair models) correct-prediction count of one batch.
 
     All images of the batch (both sides of each pair, or all three of each triplet) go through the
@@ -140,7 +140,9 @@ def train_step(model, item, kind: str, train: D.ImageSet, config: TrainConfig, d
         return losses.triplet(vectors[:n], vectors[n:2 * n], vectors[2 * n:], config.margin), None, n
     labels = torch.from_numpy(train.labels[item]).to(device)
     vectors = model.embed(images(item), per_pass).float()
-    loss = losses.mined_triplet(vectors, labels, config.margin, config.mining)
+    # Mining sees every rank's batch: hard negatives come from the global batch.
+    loss = losses.mined_triplet(distributed.gather_with_grad(vectors, group),
+                                distributed.gather_with_grad(labels, group), config.margin, config.mining)
     if identity_loss is not None:
         loss = loss + config.id_loss * identity_loss(vectors, labels)
     return loss, None, len(item)
@@ -233,27 +235,37 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False, progress: bool 
     checkpoint is saved and the status says 'stopped'. `resume=True` continues the run
     in `out_dir` from its last checkpoint.
     """
-    run = RunDir(out_dir)
+    group = distributed.join(config.device)  # started by torchrun: this process's rank; else a group of one
+    try:
+        return _train_as(group, config, out_dir, resume, progress, stop, on_epoch, data)
+    finally:
+        distributed.leave(group)
+
+
+def _train_as(group: distributed.Group, config: TrainConfig, out_dir, resume, progress, stop, on_epoch, data) -> dict:
+    # Only rank 0 writes the run directory; the other ranks read it (to resume) and train their share.
+    run = RunDir(out_dir) if group.main else ReadOnlyRun(out_dir)
     stop = StopFlag() if stop is None else stop
     if resume:
         saved = run.read_config()
         if saved is None or not run.checkpoint("last").is_file():
             raise UserError(f"There is no run to resume in '{out_dir}' (no config.json or checkpoints/last.pt).")
         config = TrainConfig.from_dict({**saved, "epochs": config.epochs})
-    else:
+    elif group.main:
         _refuse_to_overwrite(run)
     config = config.resolve()
     run.create()
     run.sweep_temp_files()  # what a kill during an earlier attempt's checkpoint write left
-    if not resume:
+    if not resume and group.main:
         run.metrics_path.unlink(missing_ok=True)  # a failed earlier attempt's lines are not this run's
     # A resumed run keeps showing how far it got until it trains again.
     fresh = {} if resume else {"epoch": 0, "step": 0, "total_steps": None}
-    with log_to(run.log_path), stop_on_signals(stop):
+    logged = log_to(run.log_path) if group.main else contextlib.nullcontext()
+    with logged, stop_on_signals(stop):
         run.update_status(state="queued", pid=os.getpid(), total_epochs=config.epochs, error=None,
-                          created_at=time.time(), **fresh)
+                          created_at=time.time(), processes=group.world, **fresh)
         try:
-            status = _train(config, run, resume, progress, stop, on_epoch, data)
+            status = _train(config, run, resume, progress, stop, on_epoch, data, group)
             run.sweep_temp_files()  # again: one the start left for being only seconds old is older now
             return status
         except Exception as exc:
@@ -270,7 +282,7 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False, progress: bool 
 
 def train_fn(model, batches: Batches, train_set: D.ImageSet, config: TrainConfig, optimizer, device,
              channels_last: bool, stop: StopFlag, on_step: Callable[[int, float, float], None], bar=None,
-             scheduler=None, identity_loss=None):
+             scheduler=None, identity_loss=None, group: distributed.Group = distributed.SINGLE):
     """One epoch of training. Returns (mean loss, training pair accuracy or None, items), or None when stopped.
 
     `on_step(step, loss of this batch, items per second)` is called after each batch."""
@@ -281,18 +293,22 @@ def train_fn(model, batches: Batches, train_set: D.ImageSet, config: TrainConfig
     started = time.time()
     loss_sum, n_sum, correct_sum, n_counted = 0.0, 0, 0, 0
     for step, item in enumerate(batches, 1):
-        if stop:
+        if distributed.agree_to_stop(bool(stop), group, device):
             return None
         with autocast_for(device, config.precision):
             loss, correct, n = train_step(model, item, batches.kind, train_set, config, device, channels_last,
-                                          identity_loss)
+                                          identity_loss, group)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
+            if identity_loss is not None:
+                distributed.average_gradients(identity_loss.parameters(), group)
             scaler.step(optimizer)
             scaler.update()
         else:
             loss.backward()
+            if identity_loss is not None:
+                distributed.average_gradients(identity_loss.parameters(), group)
             optimizer.step()
         if scheduler is not None:
             scheduler.step()
@@ -354,9 +370,10 @@ def _refuse_to_overwrite(run: RunDir) -> None:
                         "(--resume on the command line).")
 
 
-def _train(config, run: RunDir, resume, progress, stop, on_epoch, data) -> dict:
+def _train(config, run: RunDir, resume, progress, stop, on_epoch, data,
+           group: distributed.Group = distributed.SINGLE) -> dict:
     torch.manual_seed(config.seed)
-    device = pick_device(config.device)
+    device = distributed.device_of(group, config.device) or pick_device(config.device)
     if data is None:
         log.info("Loading data (%s)...", config.dataset)
         data = prepare_data(config)
@@ -364,11 +381,14 @@ def _train(config, run: RunDir, resume, progress, stop, on_epoch, data) -> dict:
         kind = "pk" if config.mining != "none" else config.mode
         config.pairs_per_epoch = default_pairs_per_epoch(len(data.train), kind, config.image_size)
     run.write_config(config.to_dict())
-    if not (run.path / SAMPLES_FILE).is_file():
+    if group.main and not (run.path / SAMPLES_FILE).is_file():
         write_samples(run, data.val, config.seed)  # the pages' sample images for this model: its own kind
     spec = model_spec(config)
     model = build_model(spec, pretrained=config.pretrained and not resume, weights=None if resume else config.weights)
     if config.frozen:  # only the head trains, on features embedded once
+        if group.active:
+            raise UserError("A frozen backbone trains only a small head, in seconds: run it in one process "
+                            "(without torchrun), or drop --frozen to train the whole network on several.")
         return train_frozen(model, config, data, run, device, resume, progress, stop, on_epoch)
     channels_last = uses_channels_last(config, device)
     model.to(device)
@@ -379,7 +399,7 @@ def _train(config, run: RunDir, resume, progress, stop, on_epoch, data) -> dict:
         identity_loss = losses.CosineIdentityLoss(config.embedding_dim, len(data.train.classes)).to(device)
     trained = list(model.parameters()) + (list(identity_loss.parameters()) if identity_loss is not None else [])
     optimizer = make_optimizer(config, trained)
-    steps_per_epoch = len(Batches(data.train, config, 1))
+    steps_per_epoch = len(distributed.share(Batches(data.train, config, 1).items, group))  # this rank's share
     scheduler = make_scheduler(config, optimizer, steps_per_epoch * config.epochs)
     start_epoch, best = 1, None
     if resume:
@@ -407,8 +427,10 @@ def _train(config, run: RunDir, resume, progress, stop, on_epoch, data) -> dict:
     last_write = [0.0]
     unlogged: list = []  # batch losses since the last step record
 
+    network = distributed.trainable(model, group, device)  # in DistributedDataParallel when several processes train
     for epoch in range(start_epoch, config.epochs + 1):
         batches = Batches(data.train, config, epoch)
+        batches.items = distributed.share(batches.items, group)
 
         def on_step(step, loss, rate):
             now = time.time()
@@ -425,22 +447,25 @@ def _train(config, run: RunDir, resume, progress, stop, on_epoch, data) -> dict:
         started = time.time()
         bar = progress_bar(len(batches), f"epoch {epoch}/{config.epochs}", progress)
         try:
-            trained = train_fn(model, batches, data.train, config, optimizer, device, channels_last, stop, on_step, bar,
-                               scheduler, identity_loss)
+            trained = train_fn(network, batches, data.train, config, optimizer, device, channels_last, stop, on_step,
+                               bar, scheduler, identity_loss, group)
         finally:
             if bar is not None:
                 bar.close()
         if trained is None:
-            saver.save_stopped(epoch - 1, best)
-            log.info("Stopped during epoch %d; the weights so far are saved in checkpoints/last.pt.", epoch)
+            if group.main:
+                saver.save_stopped(epoch - 1, best)
+                log.info("Stopped during epoch %d; the weights so far are saved in checkpoints/last.pt.", epoch)
             return run.update_status(state="stopped", finished_at=time.time())
         train_loss, train_accuracy, n_items = trained
         seconds = time.time() - started  # training only, not validation
+        if not group.main:
+            continue  # rank 0 validates and writes; this rank goes on to its share of the next epoch
         result = evaluate_pairs(model, data.val, data.val_pairs, device, channels_last=channels_last,
                                 same_share=config.same_share)
         result.pop("scores")
         best = end_of_epoch(run, saver, config, epoch, result, best, on_epoch, train_loss=train_loss,
-                            train_accuracy=train_accuracy, seconds=seconds, n_items=n_items,
+                            train_accuracy=train_accuracy, seconds=seconds, n_items=n_items * group.world,
                             step=epoch * len(batches))
     log.info("Done: best validation accuracy %.2f%%.", 100 * (best or 0))
     return run.update_status(state="done", finished_at=time.time())
