@@ -120,7 +120,12 @@ name = st.text_input("Run name", f"{data.name}-{'quick' if preset == QUICK else 
                      key=f"run-name-{suffix}-{data.name}", max_chars=40)
 for problem in data.problems:
     st.caption(f"Not ready: {problem}")
-if st.button("Start training", icon=":material/rocket_launch:", type="primary", disabled=not data.ready, key="start"):
+start = st.button("Start training", icon=":material/rocket_launch:", type="primary", disabled=not data.ready,
+                  key="start")
+queue_note = run_view.queue_note(jobs.list_runs())
+if queue_note:  # every slot is taken: Start queues the run instead of refusing it
+    st.caption(queue_note)
+if start:
     try:
         run = jobs.start_training(config, label=name or "run", upload_dir=data.upload_dir)
     except UserError as exc:
