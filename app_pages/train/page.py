@@ -30,7 +30,7 @@ RECENT_SECONDS = 3600  # a run that finished while the browser was closed is sti
 watched = st.session_state.get("watched_run")
 if not watched or not (runs_root() / watched).is_dir():
     runs = jobs.list_runs()
-    recent = [info for info in runs if info.active
+    recent = [info for info in runs if info.unfinished
               or time.time() - (info.status.get("finished_at") or 0) < RECENT_SECONDS]
     watched = recent[0].name if recent else None
     st.session_state["watched_run"] = watched  # stays on the page once it finishes
