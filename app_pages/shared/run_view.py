@@ -82,6 +82,8 @@ def _live(run: RunDir, was_unfinished: bool) -> None:
     if info.waiting:
         _waiting(info)
         return
+    if info.state == jobs.CANCELLED:
+        return  # it never trained: no progress, curves or log to show
     p = jobs.progress(status)
     line = (f"Epoch {epoch_in_progress(status)} of {status.get('total_epochs', '?')} · "
             f"{_duration(p['elapsed'])} elapsed")

@@ -31,7 +31,8 @@ def _training_now(names: list) -> None:
     infos = [jobs.info(runs_root() / name) for name in names]
     # The queue's order needs every run; listed only while one waits (which also starts it when a slot frees).
     places = jobs.queue_places(jobs.list_runs()) if any(info.waiting for info in infos) else {}
-    for info in infos:
+    # Training runs first, then the waiting ones in the order they start.
+    for info in sorted(infos, key=lambda i: places[i.name]["place"] if i.name in places else 0):
         if info.active:
             st.caption(f"**Training now**  \n{text.plain(run_title(info))}: epoch {epoch_in_progress(info.status)} "
                        f"of {info.status.get('total_epochs', '?')}")
