@@ -372,8 +372,14 @@ def start_next(run_dir) -> None:
     try:
         start_waiting(root)
     except OSError as exc:
-        print(f"The next waiting run could not be started ({plain_words(exc)}); the app will start it.",
-              file=sys.stderr)
+        print(f"The next waiting run could not be started: {_clause(exc)} The app starts it when it next lists "
+              "the runs.", file=sys.stderr)
+
+
+def _clause(exc: OSError) -> str:
+    """plain_words' sentence, to follow a colon."""
+    sentence = plain_words(exc)
+    return sentence[:1].lower() + sentence[1:]
 
 
 def _start_free_slots(root: Path) -> list[RunDir]:
@@ -396,7 +402,7 @@ def _launch(run: RunDir) -> RunDir:
                                      env=child_env(), start_new_session=True)  # its own session: Ctrl-C on the app spares it
     except OSError as exc:
         run.update_status(state="failed", finished_at=time.time(),
-                          error=f"The training process could not be started: {plain_words(exc)}")
+                          error=f"The training process could not be started: {_clause(exc)}")
         return run
     _children[child.pid] = child
     _reap_when_done(child)
@@ -478,6 +484,8 @@ def wait(run: RunDir, timeout: float = 600.0, poll: float = 0.5) -> dict:
         status = refresh(run)
         if status.get("state") not in UNFINISHED_STATES:
             return status
+        if status.get("state") in WAITING_STATES:
+            list_runs(run.path.parent)  # starts it when a slot is free, should the trainer ahead have been killed
         time.sleep(poll)
     raise TimeoutError(f"{run.path.name} was still {run.read_status().get('state')} after {timeout:.0f} s")
 
