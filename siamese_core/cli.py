@@ -267,12 +267,17 @@ def config_from_file(path) -> TrainConfig:
 
 
 def run_training(config: TrainConfig, out: str, args) -> int:
+    from . import jobs
     from .training import train
 
     rank = int(os.environ.get("RANK", "0") or 0)  # torchrun's: rank 0 speaks for all the processes
     if rank > 0:
         logging.getLogger("siamese_core").setLevel(logging.WARNING)
-    status = train(config, out, resume=args.resume, progress=not args.quiet and rank == 0)
+    try:
+        status = train(config, out, resume=args.resume, progress=not args.quiet and rank == 0)
+    finally:
+        if rank == 0:
+            jobs.start_next(out)  # done, failed or stopped: this slot is free for the next run waiting in the folder
     if rank > 0:
         return 0  # rank 0 reports the run; an early non-zero exit here would make torchrun kill it mid-save
     best = status.get("best_accuracy")
@@ -290,10 +295,13 @@ def cmd_runs(args) -> int:
     root = Path(args.dir) if args.dir else None
     if root is not None and not root.is_dir():
         raise UserError(f"'{root}' is not a folder of runs.")
+    infos = jobs.list_runs(root)  # marks a run whose process is gone as failed or stopped; starts what may start
+    places = jobs.queue_places(infos)
     listed = [{"run": i.name, "state": i.state, "epoch": epoch_in_progress(i.status),
                "epochs": i.status.get("total_epochs"), "best_accuracy": i.status.get("best_accuracy"),
-               "best_epoch": i.status.get("best_epoch"), "error": i.status.get("error")}
-              for i in jobs.list_runs(root)]  # list_runs marks a run whose process is gone as failed or stopped
+               "best_epoch": i.status.get("best_epoch"), "error": i.status.get("error"),
+               "in_line": places[i.name]["place"] if i.name in places else None}  # waiting runs: 1 starts next
+              for i in infos]
     if args.json:
         print(json.dumps(listed))
         return 0
@@ -302,7 +310,8 @@ def cmd_runs(args) -> int:
     for row in listed:
         best = (f"best {100 * row['best_accuracy']:.1f}%" + (f" (epoch {row['best_epoch']})" if row["best_epoch"] else "")
                 if row["best_accuracy"] is not None else "no epoch finished")
-        print(f"{row['run']}  {row['state']}  epoch {row['epoch'] or 0} of {row['epochs'] or '?'}  {best}"
+        state = f"waiting ({jobs.ordinal(row['in_line'])} in line)" if row["in_line"] else row["state"]
+        print(f"{row['run']}  {state}  epoch {row['epoch'] or 0} of {row['epochs'] or '?'}  {best}"
               + (f"  ({row['error']})" if row["error"] else ""))
     return 0
 

@@ -5,11 +5,18 @@ The app and the trainer talk only through the run directory. `start_training` wr
 --config request.json -o <run>`, the command line's own code path, in a new session, so
 closing the browser or restarting the app does not stop it. `stop` sends SIGTERM; the
 trainer saves its weights and marks the run stopped. This module imports no torch.
+
+When SIAMESE_MAX_TRAINING_RUNS runs already train, a new run waits its turn (state "waiting")
+and `start_waiting` starts it, oldest first, once a slot frees: called by the trainer as it ends
+(cli.run_training) and by `list_runs`, so the queue moves on with no browser open, after a restart
+or after a trainer was killed. Deciding and starting happen under one file lock, so two servers
+sharing a runs folder never start a run twice.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -24,10 +31,14 @@ from typing import Optional, TypedDict
 
 from . import settings
 from .config import TrainConfig
-from .errors import UserError
+from .errors import UserError, plain_words
 from .runs import RunDir, process_alive, process_started_at, read_json, runs_root, write_json
 
-ACTIVE_STATES = ("queued", "running")
+ACTIVE_STATES = ("queued", "running")  # a training process is (or is about to be) at work
+WAITING = "waiting"  # asked for while every slot was taken: no process yet ("queued" means its process is starting)
+CANCELLED = "cancelled"  # taken out of the queue before it started
+WAITING_STATES = (WAITING,)
+UNFINISHED_STATES = WAITING_STATES + ACTIVE_STATES
 REQUEST_FILE = "request.json"  # what the app asked for; the trainer writes the resolved config.json
 JOB_FILE = "job.json"  # the training process: pid, command, whether a stop was asked for
 OUTPUT_FILE = "output.txt"  # the process's own stdout and stderr, for errors before the log opens
@@ -78,11 +89,24 @@ class RunInfo:
     name = property(lambda self: self.run.path.name)
     state = property(lambda self: self.status.get("state", "queued"))
     active = property(lambda self: self.state in ACTIVE_STATES)
+    waiting = property(lambda self: self.state in WAITING_STATES)
+    unfinished = property(lambda self: self.state in UNFINISHED_STATES)
 
 
-def list_runs(root=None) -> list[RunInfo]:
-    """Every run under `root`, newest first, with a crashed process shown as failed."""
+def list_runs(root=None, *, advance: bool = True) -> list[RunInfo]:
+    """Every run under `root`, newest first, with a crashed process shown as failed.
+
+    With `advance`, waiting runs a free slot allows are started first: whoever looks moves the queue on,
+    even when no trainer is left to (after a restart, or a trainer that was killed)."""
     root = Path(root or runs_root())
+    infos = _scan(root)
+    if advance and any(i.waiting for i in infos) and sum(i.active for i in infos) < max_training_runs():
+        if start_waiting(root):
+            infos = _scan(root)
+    return infos
+
+
+def _scan(root: Path) -> list[RunInfo]:
     if not root.is_dir():
         return []
     runs = [RunDir(p) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
@@ -95,6 +119,93 @@ def info(run) -> RunInfo:
     run = run if isinstance(run, RunDir) else RunDir(run)
     config = run.read_config() or read_json(run.path / REQUEST_FILE, default={}) or {}
     return RunInfo(run, refresh(run), config)
+
+
+def waiting_in_order(infos: list[RunInfo]) -> list[RunInfo]:
+    """The waiting runs in the order they start: first asked for, first started (folder name on a tie)."""
+    waiting = [i for i in infos if i.waiting]
+    return sorted(waiting, key=lambda i: (i.status.get("asked_at") or i.status.get("created_at") or 0, i.name))
+
+
+class QueuePlace(TypedDict):
+    place: int  # 1 for the next run to start
+    starts_in: Optional[float]  # seconds until it is expected to start; None when that cannot be estimated
+
+
+def queue_places(infos: list[RunInfo]) -> dict[str, QueuePlace]:
+    """Each waiting run's place in line and when it should start, from `infos` (list_runs, all of a folder).
+
+    Each slot frees when its run's progress says it will; a run ahead in line then holds the slot for its
+    epochs at the pace of an earlier run of the same settings. Whatever cannot be estimated (a run too young
+    to tell, settings never trained before, more runs training than the cap allows) makes the starts after
+    it unknown, rather than guessed."""
+    waiting = waiting_in_order(infos)
+    if not waiting:
+        return {}
+    pace = _Pace(infos)
+    cap = max_training_runs()
+    busy = [pace.seconds_left(i) for i in infos if i.active]
+    slots = busy + [0.0] * (cap - len(busy)) if len(busy) <= cap else [None]
+    places: dict[str, QueuePlace] = {}
+    for place, info in enumerate(waiting, 1):
+        known = None not in slots
+        slot = slots.index(min(slots)) if known else None
+        starts_in = slots[slot] if known else None
+        places[info.name] = {"place": place, "starts_in": starts_in}
+        if known:
+            per_epoch = pace.seconds_per_epoch(info)
+            epochs = info.status.get("total_epochs")
+            slots[slot] = starts_in + per_epoch * epochs if per_epoch is not None and epochs else None
+    return places
+
+
+class _Pace:
+    """How fast runs of given settings train, learnt from the runs of the folder (each request read once)."""
+
+    def __init__(self, infos: list[RunInfo]):
+        self.infos = infos
+        self.keys = {i.name: self._key(i.run) for i in infos}
+
+    @staticmethod
+    def _key(run: RunDir) -> Optional[str]:
+        """A run's requested settings, but for how long it trains and what a class is called."""
+        request = read_json(run.path / REQUEST_FILE, default=None)
+        if not isinstance(request, dict):
+            return None
+        return json.dumps({k: v for k, v in request.items() if k not in ("epochs", "class_word", "save_every")},
+                          sort_keys=True, default=str)
+
+    def seconds_per_epoch(self, like: RunInfo) -> Optional[float]:
+        """Of the newest other run with the same settings that trained long enough to tell."""
+        key = self.keys.get(like.name)
+        for info in self.infos if key is not None else ():  # newest first
+            epochs = info.status.get("total_epochs")
+            if info.name == like.name or self.keys.get(info.name) != key or not epochs:
+                continue
+            status = info.status
+            if info.state == "done" and status.get("finished_at") and status.get("created_at"):
+                # From its process's start, not its first step: loading the data holds the slot too.
+                return max(0.0, status["finished_at"] - status["created_at"]) / epochs
+            left = progress(status)["left"] if info.state == "running" else None
+            if left is not None:
+                return (progress(status)["elapsed"] + left) / epochs
+        return None
+
+    def seconds_left(self, info: RunInfo) -> Optional[float]:
+        """A training run's own estimate; while it is too young to tell, its epochs to go at the pace of an
+        earlier run of the same settings."""
+        left = progress(info.status)["left"]
+        if left is None:
+            per_epoch = self.seconds_per_epoch(info)
+            to_go = (info.status.get("total_epochs") or 0) - (info.status.get("epoch") or 0)
+            left = per_epoch * to_go if per_epoch is not None and to_go > 0 else None
+        return left
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, ... 11th, 12th, 13th, ... 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def training_pid(run: RunDir) -> Optional[int]:
@@ -215,33 +326,84 @@ def new_run_name(root: Path, label: str) -> str:
 
 
 def start_training(config: TrainConfig, root=None, label: str = "run", upload_dir: Optional[Path] = None) -> RunDir:
-    """Check `config`, then start training it in its own process. Returns the new run directory.
+    """Check `config`, then start training it in its own process, or queue it (state "waiting") when the
+    cap on runs at once is reached: it then starts in its turn. Returns the new run directory.
 
     `upload_dir`, a folder of unpacked uploads the config's paths point into, is moved into
     the run (run/uploads), so deleting the run deletes its data too.
-    Raises UserError for a config that cannot train or when the cap on runs at once is reached.
+    Raises UserError for a config that cannot train.
     """
     config.resolve()  # a bad value is refused here, in plain words, before any process starts
     root = Path(root or runs_root()).resolve()
     with _runs_lock(root):
-        busy = [i.name for i in list_runs(root) if i.active]
-        cap = max_training_runs()
-        if len(busy) >= cap:
-            raise UserError(f"{'A run is' if len(busy) == 1 else f'{len(busy)} runs are'} training already "
-                            f"({', '.join(busy)}), and this machine trains {cap} at a time. Wait for it to "
-                            "finish or stop it, then start again.")
         run = RunDir(root / new_run_name(root, label)).create()
         if upload_dir is not None:
             config = _adopt_upload(config, Path(upload_dir), run.path / UPLOADS_DIR)
         write_json(run.path / REQUEST_FILE, config.to_dict())
-        run.update_status(state="queued", created_at=time.time(), label=label, epoch=0,
+        now = time.time()
+        run.update_status(state=WAITING, created_at=now, asked_at=now, label=label, epoch=0,
                           total_epochs=config.epochs, step=0, total_steps=None)
+        # Always through the queue: a free slot goes to whoever waited longest, which may be this run.
+        _start_free_slots(root)
+    return run
+
+
+def start_waiting(root=None) -> list[RunDir]:
+    """Start the waiting runs, oldest first, as many as free slots allow. Returns the runs started.
+
+    Safe to call from any process at any time: the decision and the start happen under the runs folder's
+    lock, and a started run is no longer waiting when the lock is released, so no run starts twice."""
+    root = Path(root or runs_root()).resolve()
+    if not root.is_dir():
+        return []
+    with _runs_lock(root):
+        return _start_free_slots(root)
+
+
+def start_next(run_dir) -> None:
+    """Called by the trainer as it ends (done, failed or stopped): give its slot to the next waiting run.
+
+    Only in a folder the app queues runs in (it holds the lock file), so a command-line run written
+    anywhere else leaves that folder alone. A failure here never hides how the run itself ended: the
+    queue then moves on the next time the app lists runs."""
+    root = Path(run_dir).resolve().parent
+    if not (root / ".lock").is_file():
+        return
+    try:
+        start_waiting(root)
+    except OSError as exc:
+        print(f"The next waiting run could not be started: {_clause(exc)} The app starts it when it next lists "
+              "the runs.", file=sys.stderr)
+
+
+def _clause(exc: OSError) -> str:
+    """plain_words' sentence, to follow a colon."""
+    sentence = plain_words(exc)
+    return sentence[:1].lower() + sentence[1:]
+
+
+def _start_free_slots(root: Path) -> list[RunDir]:
+    """With the lock held: start as many of the oldest waiting runs as there are free slots."""
+    infos = _scan(root)
+    free = max_training_runs() - sum(i.active for i in infos)
+    return [_launch(info.run) for info in waiting_in_order(infos)[:max(0, free)]]
+
+
+def _launch(run: RunDir) -> RunDir:
+    """Start the trainer of a waiting run (the lock is held). Its status leaves "waiting" before the
+    process starts, and job.json names the process before the lock is released."""
+    # created_at restarts the grace a starting process is given (refresh), as the trainer itself does.
+    run.update_status(state="queued", created_at=time.time())
     command = [sys.executable, "-m", "siamese_core", "train", "--config", str(run.path / REQUEST_FILE),
                "-o", str(run.path), "--quiet"]
-    env = child_env()
-    with open(run.path / OUTPUT_FILE, "ab") as output:
-        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                                 env=env, start_new_session=True)  # its own session: Ctrl-C on the app spares it
+    try:
+        with open(run.path / OUTPUT_FILE, "ab") as output:
+            child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                                     env=child_env(), start_new_session=True)  # its own session: Ctrl-C on the app spares it
+    except OSError as exc:
+        run.update_status(state="failed", finished_at=time.time(),
+                          error=f"The training process could not be started: {_clause(exc)}")
+        return run
     _children[child.pid] = child
     _reap_when_done(child)
     write_json(run.path / JOB_FILE, {"pid": child.pid, "command": command, "started_at": time.time()})
@@ -267,8 +429,26 @@ def _adopt_upload(config: TrainConfig, upload_dir: Path, target: Path) -> TrainC
     return TrainConfig.from_dict(values)
 
 
+def cancel(run: RunDir) -> bool:
+    """Take a waiting run out of the queue: it never starts. Returns False when it is not waiting (it may
+    have started a moment ago: `stop` it then).
+
+    The run is marked "cancelled", not deleted: its folder may hold the data uploaded for it, and the Runs
+    page keeps saying what became of it until the person deletes it."""
+    with _runs_lock(run.path.resolve().parent):  # against a start_waiting deciding at this very moment
+        if run.read_status().get("state") not in WAITING_STATES:
+            return False
+        run.update_status(state=CANCELLED, finished_at=time.time())
+    return True
+
+
 def stop(run: RunDir) -> bool:
-    """Ask a run's process to stop (it saves its weights first). Returns False when it was not running."""
+    """Ask a run's process to stop (it saves its weights first); a waiting run is cancelled instead.
+    Returns False when it was neither waiting nor running."""
+    if cancel(run):
+        return True
+    if run.read_status().get("state") not in ACTIVE_STATES:
+        return False  # it has ended: nothing to ask of it
     job_path = run.path / JOB_FILE
     job = read_json(job_path, default={}) or {}
     write_json(job_path, {**job, "stop_requested": True})
@@ -282,26 +462,30 @@ def stop(run: RunDir) -> bool:
 
 
 def delete(run: RunDir, root=None) -> None:
-    """Delete a finished run's folder; a run still training must be stopped first."""
+    """Delete a finished or waiting run's folder; a run still training must be stopped first."""
     root = Path(root or runs_root()).resolve()
     path = run.path.resolve()
     if path.parent != root:
         raise UserError(f"'{run.path}' is not a run in {root}: nothing was deleted.")
-    if refresh(run).get("state") in ACTIVE_STATES:
-        raise UserError(f"'{run.path.name}' is still training: stop it first, then delete it.")
-    # Renamed first, so a delete cut short never leaves a half-run that still looks like one.
-    doomed = path.with_name(f".deleting-{path.name}-{os.getpid()}")
-    path.rename(doomed)
+    # Under the lock: a waiting run must not be started while its folder goes.
+    with _runs_lock(root):
+        if refresh(run).get("state") in ACTIVE_STATES:
+            raise UserError(f"'{run.path.name}' is still training: stop it first, then delete it.")
+        # Renamed first, so a delete cut short never leaves a half-run that still looks like one.
+        doomed = path.with_name(f".deleting-{path.name}-{os.getpid()}")
+        path.rename(doomed)
     shutil.rmtree(doomed, ignore_errors=True)
 
 
 def wait(run: RunDir, timeout: float = 600.0, poll: float = 0.5) -> dict:
-    """Block until the run is no longer queued or running (for scripts and tests). Returns its status."""
+    """Block until the run is no longer waiting, queued or running (for scripts and tests). Returns its status."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         status = refresh(run)
-        if status.get("state") not in ACTIVE_STATES:
+        if status.get("state") not in UNFINISHED_STATES:
             return status
+        if status.get("state") in WAITING_STATES:
+            list_runs(run.path.parent)  # starts it when a slot is free, should the trainer ahead have been killed
         time.sleep(poll)
     raise TimeoutError(f"{run.path.name} was still {run.read_status().get('state')} after {timeout:.0f} s")
 

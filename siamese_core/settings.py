@@ -27,8 +27,8 @@ class Setting:
 SETTINGS = {s.name: s for s in (
     Setting("SIAMESE_RUNS_DIR", "runs", "folder", "where runs are written and listed"),
     Setting("SIAMESE_MAX_TRAINING_RUNS", "1", "whole number",
-            "runs training at once; more are refused with a message (a value that is not a positive whole "
-            "number counts as 1)"),
+            "runs training at once; more wait their turn and start in order as runs end (a value that is not "
+            "a positive whole number counts as 1)"),
     Setting("SIAMESE_DATA_ROOT", "", "folder",
             "a folder whose sub-folders may be trained on; the *server folder* option is off without it"),
     Setting("SIAMESE_MNIST_DIR", "data/mnist", "folder", "where the MNIST IDX files are, or are downloaded to"),

@@ -26,12 +26,17 @@ def run_cli(*args, cwd=None, timeout=600):
 
 
 def stop_all_runs(root) -> None:
-    """Stop every run still training under `root`, so a failed test leaves no trainer behind."""
+    """Stop every run still training under `root`, so a failed test leaves no trainer behind; waiting runs
+    are cancelled first, so no trainer ending now starts one."""
     import signal
 
     from siamese_core import jobs
 
-    for info in jobs.list_runs(root):
+    infos = jobs.list_runs(root, advance=False)  # listing must not start a waiting run here
+    for info in infos:
+        if info.waiting:
+            jobs.cancel(info.run)
+    for info in infos:
         if info.active:
             pid = jobs.training_pid(info.run)
             if pid and jobs.is_alive(pid):

@@ -44,21 +44,29 @@ def test_train_page_trains_a_tiny_run_to_done(runs_dir):
     assert at.selectbox(key="model-picker-verify").value.key == f"run:{runs[0].name}"
 
 
-def test_a_second_run_is_refused_while_one_trains(runs_dir):
+def test_a_second_run_waits_its_turn_while_one_trains(runs_dir, monkeypatch):
+    monkeypatch.setenv("SIAMESE_MAX_TRAINING_RUNS", "1")
     at = open_page("train")
     by_key(at.number_input, "epochs-").set_value(50)
     at.run()
     at.button(key="start").click().run()
     first = jobs.list_runs(runs_dir)[0]
     try:
+        # Start now queues instead of refusing, and says so before it is clicked.
+        assert any("1 run is training" in c.value and "will wait its turn, 1st in line" in c.value
+                   for c in at.caption), [c.value for c in at.caption]
         at.button(key="start").click().run()
+        assert not at.exception and not at.error
+        second = jobs.list_runs(runs_dir)[0]
+        assert second.name != first.name and second.state == "waiting"
+        assert any("1st in line" in i.value for i in at.info)  # the page now watches the waiting run
+        at.button(key=f"cancel-{second.name}").click().run()
         assert not at.exception
-        assert any("training already" in e.value for e in at.error)
-        assert len(jobs.list_runs(runs_dir)) == 1
-        at.button(key=f"stop-{first.name}").click().run()
-        assert jobs.wait(first.run, timeout=120)["state"] == "stopped"
+        assert jobs.info(second.run).state == "cancelled"
+        assert not (second.run.path / jobs.JOB_FILE).exists()
     finally:
         jobs.stop(first.run)
+    assert jobs.wait(first.run, timeout=120)["state"] == "stopped"
 
 
 def test_uploaded_zip_of_class_folders_is_described(runs_dir, tmp_path):

@@ -145,30 +145,34 @@ def test_progress_of_a_finished_run(done_run):
 # ---------------------------------------------------------------- the cap on runs at once
 
 
-def test_a_second_run_is_refused_while_one_trains_unless_the_cap_allows_it(tmp_path, monkeypatch):
+def test_a_second_run_waits_while_one_trains_unless_the_cap_allows_it(tmp_path, monkeypatch):
     monkeypatch.delenv("SIAMESE_MAX_TRAINING_RUNS", raising=False)
     assert jobs.max_training_runs() == 1
     root = tmp_path / "runs"
     first = start(TrainConfig(**LONG), root, label="first")
-    mine = [first]
+    second = start(TrainConfig(**LONG), root, label="second")
+    mine = [first, second]
     try:
-        with pytest.raises(UserError, match="A run is training already") as refused:
-            jobs.start_training(TrainConfig(**LONG), root=root, label="second")
-        assert first.path.name in str(refused.value) and "1 at a time" in str(refused.value)
-        assert run_folders(root) == [first.path.name]  # the refused run left no folder
+        assert jobs.refresh(second)["state"] == "waiting"  # queued behind the first, not refused
+        assert not (second.path / jobs.JOB_FILE).exists()  # no process yet
+        assert read_json(second.path / jobs.REQUEST_FILE)["epochs"] == 50
+        assert run_folders(root) == sorted([first.path.name, second.path.name])
 
-        monkeypatch.setenv("SIAMESE_MAX_TRAINING_RUNS", "2")
-        second = start(TrainConfig(**LONG), root, label="second")
-        mine.append(second)
-        assert jobs.refresh(second)["state"] == "queued"
-        with pytest.raises(UserError, match="2 runs are training already"):
-            jobs.start_training(TrainConfig(**LONG), root=root, label="third")
+        monkeypatch.setenv("SIAMESE_MAX_TRAINING_RUNS", "2")  # a slot more: listing the runs starts the waiting one
+        assert {i.name: i.state for i in jobs.list_runs(root)}[second.path.name] == "queued"
+        assert read_json(second.path / jobs.JOB_FILE)["pid"]
+        third = start(TrainConfig(**LONG), root, label="third")
+        mine.append(third)
+        assert jobs.refresh(third)["state"] == "waiting"
+        assert jobs.stop(third) is True  # Stop on a waiting run cancels it
+        assert jobs.refresh(third)["state"] == "cancelled"
     finally:
-        for run in mine:
+        for run in reversed(mine):  # the waiting one first, so no stopped trainer hands it a slot
             jobs.stop(run)
     assert wait_ended(first)["state"] == "stopped", explain(first)
     assert wait_ended(second)["state"] == "stopped", explain(second)
-    assert sorted(i.name for i in jobs.list_runs(root)) == sorted([first.path.name, second.path.name])
+    assert not (third.path / jobs.JOB_FILE).exists()  # cancelled: it never started
+    assert sorted(i.name for i in jobs.list_runs(root)) == sorted(r.path.name for r in mine)
 
 
 @pytest.mark.parametrize("value, expected", [("", 1), ("1", 1), ("3", 3), (" 2 ", 2), ("0", 1), ("-2", 1),

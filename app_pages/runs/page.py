@@ -23,11 +23,15 @@ if not runs:
     st.page_link("app_pages/train/page.py", label="Go to Train", icon=ICONS["train"])
     st.stop()
 
+places = jobs.queue_places(runs)
 rows = []
 for info in runs:
     status, config = info.status, info.config
     created = status.get("created_at")
-    rows.append({"run": status.get("label") or info.name, "state": run_view.STATE_WORDS.get(info.state, info.state),
+    state = run_view.STATE_WORDS.get(info.state, info.state)
+    if info.name in places:
+        state += f" ({jobs.ordinal(places[info.name]['place'])} in line)"
+    rows.append({"run": status.get("label") or info.name, "state": state,
                  "epoch": f"{epoch_in_progress(status)} of {status.get('total_epochs', '?')}",
                  "best accuracy": status.get("best_accuracy"), "best epoch": status.get("best_epoch"),
                  "data": data_words(config) if config else "", "backbone": config.get("backbone", ""),

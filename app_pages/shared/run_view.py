@@ -15,10 +15,12 @@ from siamese_core.context import data_words
 from siamese_core.errors import UserError
 from siamese_core.runs import RunDir, epoch_in_progress, runs_root
 
-STATE_WORDS = {"queued": "starting", "running": "training", "done": "done", "stopped": "stopped", "failed": "failed"}
-STATE_ICONS = {"queued": ":material/hourglass_top:", "running": ":blue[:material/directions_run:]",
-               "done": ":green[:material/check_circle:]", "stopped": ":material/stop_circle:",
-               "failed": ":red[:material/error:]"}
+STATE_WORDS = {"waiting": "waiting its turn", "queued": "starting", "running": "training", "done": "done",
+               "stopped": "stopped", "failed": "failed", "cancelled": "cancelled"}
+STATE_ICONS = {"waiting": ":material/schedule:", "queued": ":material/hourglass_top:",
+               "running": ":blue[:material/directions_run:]", "done": ":green[:material/check_circle:]",
+               "stopped": ":material/stop_circle:", "failed": ":red[:material/error:]",
+               "cancelled": ":material/cancel:"}
 REFRESH_SECONDS = 1.5
 _DELETED = "run-view-deleted"  # the run deleted by the last click, for the page to say so after its rerun
 
@@ -28,27 +30,60 @@ def just_deleted() -> Optional[str]:
     return st.session_state.pop(_DELETED, None)
 
 
+def queue_words(place: jobs.QueuePlace, training: int) -> str:
+    """A waiting run's place in line and expected start, in words; `training`: how many runs train now."""
+    line = f"{jobs.ordinal(place['place'])} in line"
+    seconds = place["starts_in"]
+    if seconds is None:
+        return f"{line}: it starts when a training slot frees up."
+    if seconds < 30:
+        return f"{line}: it starts in a moment."
+    minutes = max(1, round(seconds / 60))
+    when = f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+    ahead = place["place"] - 1 + training
+    return (f"{line}: it starts after the run{'s' if ahead > 1 else ''} ahead of it "
+            f"finish{'' if ahead > 1 else 'es'}, in about {when}.")
+
+
+def queue_note(runs: list) -> Optional[str]:
+    """What Start will do when every slot is taken (`runs`: jobs.list_runs()); None when it starts at once."""
+    training = sum(info.active for info in runs)
+    waiting = sum(info.waiting for info in runs)
+    cap = jobs.max_training_runs()
+    if training < cap and not waiting:
+        return None
+    busy = f"{training} run{'s are' if training != 1 else ' is'} training (this machine trains {cap} at a time)"
+    if waiting:
+        busy += f" and {waiting} {'is' if waiting == 1 else 'are'} waiting"
+    return f"{busy}: this one will wait its turn, {jobs.ordinal(waiting + 1)} in line."
+
+
 def show_run(name: str, *, allow_delete: bool = False) -> None:
     run = RunDir(runs_root() / name)
     if not (run.path / "status.json").is_file():
         st.warning(f"The run '{text.plain(name)}' no longer exists.")
         return
     info = jobs.info(run)
-    # Only this part redraws while the run trains, so the rest of the page stays put.
-    st.fragment(_live, run_every=REFRESH_SECONDS if info.active else None)(run, info.active)
-    if not info.active:
+    # Only this part redraws while the run waits or trains, so the rest of the page stays put.
+    st.fragment(_live, run_every=REFRESH_SECONDS if info.unfinished else None)(run, info.unfinished)
+    if not info.unfinished:
         _finished_actions(info, allow_delete)
 
 
-def _live(run: RunDir, was_active: bool) -> None:
+def _live(run: RunDir, was_unfinished: bool) -> None:
     info = jobs.info(run)
-    if was_active and not info.active:
-        st.rerun()  # it just finished: redraw the whole page, with what can be done next
+    if was_unfinished and not info.unfinished:
+        st.rerun()  # it just finished (or was cancelled): redraw the whole page, with what can be done next
     status = info.status
     st.markdown(f"#### {html.escape(models.run_title(info))} &nbsp; {STATE_ICONS.get(info.state, '')} "
                 f"<small>{STATE_WORDS.get(info.state, info.state)}</small>",
                 unsafe_allow_html=True)  # the label and folder name are the user's words: escaped
     st.caption(f"{text.plain(data_words(info.config))} · folder `{run.path.name}`")
+    if info.waiting:
+        _waiting(info)
+        return
+    if info.state == jobs.CANCELLED:
+        return  # it never trained: no progress, curves or log to show
     p = jobs.progress(status)
     line = (f"Epoch {epoch_in_progress(status)} of {status.get('total_epochs', '?')} · "
             f"{_duration(p['elapsed'])} elapsed")
@@ -71,6 +106,20 @@ def _live(run: RunDir, was_active: bool) -> None:
                      help="Stops after the current batch; the weights trained so far are kept."):
             jobs.stop(run)
             st.toast("Stopping: the run saves its weights, then stops.")
+
+
+def _waiting(info: jobs.RunInfo) -> None:
+    """A run waiting its turn: where it stands in line, when it should start, and a way out of the queue."""
+    runs = jobs.list_runs()  # also starts it, should a slot have freed
+    place = jobs.queue_places(runs).get(info.name)
+    if place is None:  # it left the queue between two reads: the next redraw shows it starting
+        st.caption("Starting...")
+        return
+    st.info(queue_words(place, sum(r.active for r in runs)), icon=":material/schedule:")
+    if st.button("Cancel", icon=":material/cancel:", key=f"cancel-{info.name}",
+                 help="Takes this run out of the queue: it never starts. It stays listed until you delete it."):
+        jobs.stop(info.run)  # cancels it; should it have started a moment ago, stops it
+        st.rerun()
 
 
 def _duration(seconds: Optional[float]) -> str:
@@ -162,6 +211,8 @@ def _finished_actions(info: jobs.RunInfo, allow_delete: bool) -> None:
     best = run.best_epoch()
     if problem:  # say so instead of "finished", and offer nothing built on a broken file
         st.error(f"This run's {usable.stem} checkpoint cannot be used: {text.plain(problem)}")
+    elif info.state == jobs.CANCELLED:
+        st.info("This run was cancelled before its turn came: it never trained. Start it again from the Train page.")
     elif usable is None:
         st.warning("This run saved no weights that can be used" + (": it failed before its first epoch ended."
                    if info.state == "failed" else ".") + " Start it again from the Train page.")

@@ -22,14 +22,20 @@ def sidebar() -> None:
         runs = jobs.list_runs()  # read once for both lines below
         st.caption(f"**Model in use**  \n{text.plain(current_model(model_choices(runs)).label)}")
         st.caption(f"**Device**  \n{device_label()}")
-        active = [info.name for info in runs if info.active]
-        if active:  # redrawn on its own while runs train, so its epoch keeps up with the page's progress bar
-            st.fragment(_training_now, run_every=2.0)(active)
+        unfinished = [info.name for info in runs if info.unfinished]
+        if unfinished:  # redrawn on its own while runs wait or train, so its epoch keeps up with the page's progress bar
+            st.fragment(_training_now, run_every=2.0)(unfinished)
 
 
 def _training_now(names: list) -> None:
-    for name in names:
-        info = jobs.info(runs_root() / name)
+    infos = [jobs.info(runs_root() / name) for name in names]
+    # The queue's order needs every run; listed only while one waits (which also starts it when a slot frees).
+    places = jobs.queue_places(jobs.list_runs()) if any(info.waiting for info in infos) else {}
+    # Training runs first, then the waiting ones in the order they start.
+    for info in sorted(infos, key=lambda i: places[i.name]["place"] if i.name in places else 0):
         if info.active:
             st.caption(f"**Training now**  \n{text.plain(run_title(info))}: epoch {epoch_in_progress(info.status)} "
                        f"of {info.status.get('total_epochs', '?')}")
+        elif info.name in places:
+            st.caption(f"**Waiting**  \n{text.plain(run_title(info))}: "
+                       f"{jobs.ordinal(places[info.name]['place'])} in line")

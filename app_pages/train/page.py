@@ -30,7 +30,7 @@ RECENT_SECONDS = 3600  # a run that finished while the browser was closed is sti
 watched = st.session_state.get("watched_run")
 if not watched or not (runs_root() / watched).is_dir():
     runs = jobs.list_runs()
-    recent = [info for info in runs if info.active
+    recent = [info for info in runs if info.unfinished
               or time.time() - (info.status.get("finished_at") or 0) < RECENT_SECONDS]
     watched = recent[0].name if recent else None
     st.session_state["watched_run"] = watched  # stays on the page once it finishes
@@ -120,7 +120,12 @@ name = st.text_input("Run name", f"{data.name}-{'quick' if preset == QUICK else 
                      key=f"run-name-{suffix}-{data.name}", max_chars=40)
 for problem in data.problems:
     st.caption(f"Not ready: {problem}")
-if st.button("Start training", icon=":material/rocket_launch:", type="primary", disabled=not data.ready, key="start"):
+start = st.button("Start training", icon=":material/rocket_launch:", type="primary", disabled=not data.ready,
+                  key="start")
+queue_note = run_view.queue_note(jobs.list_runs())
+if queue_note:  # every slot is taken: Start queues the run instead of refusing it
+    st.caption(queue_note)
+if start:
     try:
         run = jobs.start_training(config, label=name or "run", upload_dir=data.upload_dir)
     except UserError as exc:
