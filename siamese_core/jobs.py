@@ -325,15 +325,20 @@ def new_run_name(root: Path, label: str) -> str:
     return name
 
 
-def start_training(config: TrainConfig, root=None, label: str = "run", upload_dir: Optional[Path] = None) -> RunDir:
+def start_training(config: TrainConfig, root=None, label: str = "run", upload_dir: Optional[Path] = None,
+                   processes: Optional[int] = None) -> RunDir:
     """Check `config`, then start training it in its own process, or queue it (state "waiting") when the
     cap on runs at once is reached: it then starts in its turn. Returns the new run directory.
 
     `upload_dir`, a folder of unpacked uploads the config's paths point into, is moved into
-    the run (run/uploads), so deleting the run deletes its data too.
+    the run (run/uploads), so deleting the run deletes its data too. `processes` (default
+    SIAMESE_TRAIN_PROCESSES) above 1 trains with torchrun on this machine (siamese_core.distributed).
     Raises UserError for a config that cannot train.
     """
     config.resolve()  # a bad value is refused here, in plain words, before any process starts
+    processes = processes or settings.train_processes()
+    if processes > 1 and config.frozen:
+        raise UserError("A frozen backbone trains only a small head, in seconds: train it with one process.")
     root = Path(root or runs_root()).resolve()
     with _runs_lock(root):
         run = RunDir(root / new_run_name(root, label)).create()
@@ -342,7 +347,7 @@ def start_training(config: TrainConfig, root=None, label: str = "run", upload_di
         write_json(run.path / REQUEST_FILE, config.to_dict())
         now = time.time()
         run.update_status(state=WAITING, created_at=now, asked_at=now, label=label, epoch=0,
-                          total_epochs=config.epochs, step=0, total_steps=None)
+                          total_epochs=config.epochs, step=0, total_steps=None, processes=int(processes))
         # Always through the queue: a free slot goes to whoever waited longest, which may be this run.
         _start_free_slots(root)
     return run
@@ -394,8 +399,11 @@ def _launch(run: RunDir) -> RunDir:
     process starts, and job.json names the process before the lock is released."""
     # created_at restarts the grace a starting process is given (refresh), as the trainer itself does.
     run.update_status(state="queued", created_at=time.time())
-    command = [sys.executable, "-m", "siamese_core", "train", "--config", str(run.path / REQUEST_FILE),
-               "-o", str(run.path), "--quiet"]
+    command = ["-m", "siamese_core", "train", "--config", str(run.path / REQUEST_FILE), "-o", str(run.path), "--quiet"]
+    processes = run.read_status().get("processes") or 1
+    if isinstance(processes, int) and processes > 1:  # PyTorch's launcher; --standalone: a free port on this machine
+        command = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)] + command
+    command = [sys.executable] + command
     try:
         with open(run.path / OUTPUT_FILE, "ab") as output:
             child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,

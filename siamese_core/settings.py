@@ -29,6 +29,9 @@ SETTINGS = {s.name: s for s in (
     Setting("SIAMESE_MAX_TRAINING_RUNS", "1", "whole number",
             "runs training at once; more wait their turn and start in order as runs end (a value that is not "
             "a positive whole number counts as 1)"),
+    Setting("SIAMESE_TRAIN_PROCESSES", "1", "whole number",
+            "processes one run started by the app trains with (torchrun on this machine: gloo on CPUs, one GPU "
+            "each on GPUs); the Train page's *Advanced settings* can change it per run"),
     Setting("SIAMESE_DATA_ROOT", "", "folder",
             "a folder whose sub-folders may be trained on; the *server folder* option is off without it"),
     Setting("SIAMESE_MNIST_DIR", "data/mnist", "folder", "where the MNIST IDX files are, or are downloaded to"),
@@ -74,6 +77,12 @@ def max_training_runs() -> int:
     """SIAMESE_MAX_TRAINING_RUNS: how many runs may train at once (a second run on a CPU halves both).
     Lenient by design: anything but a positive whole number means 1, so a typo never stops training."""
     value = _raw("SIAMESE_MAX_TRAINING_RUNS")
+    return int(value) if value.isdigit() and int(value) > 0 else 1
+
+
+def train_processes() -> int:
+    """SIAMESE_TRAIN_PROCESSES: processes an app-started run trains with; anything but a positive whole number is 1."""
+    value = _raw("SIAMESE_TRAIN_PROCESSES")
     return int(value) if value.isdigit() and int(value) > 0 else 1
 
 

@@ -98,3 +98,16 @@ def test_sigterm_to_one_rank_stops_all_with_weights_saved_then_it_resumes_in_one
     assert status["state"] == "done" and status["processes"] == 1 and status["epoch"] == stopped_at + 1
     assert epochs_logged(run) == list(range(1, stopped_at + 2))  # each epoch once, across both attempts
     assert json.loads(run.config_path.read_text())["epochs"] == stopped_at + 1
+
+
+def test_the_app_starts_a_run_with_two_processes_through_its_job_code(runs_dir):
+    from siamese_core import jobs
+    from siamese_core.config import TrainConfig
+
+    config = TrainConfig(dataset="digits", backbone="convnet", epochs=1, pairs_per_epoch=1024)
+    run = jobs.start_training(config, label="two", processes=2)
+    status = jobs.wait(run, timeout=300)
+    assert status["state"] == "done" and status["processes"] == 2, (status, jobs.tail(run.path / jobs.OUTPUT_FILE))
+    command = json.loads((run.path / jobs.JOB_FILE).read_text())["command"]
+    assert command[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    assert SiameseModel.load(run.checkpoint("best")).checkpoint["epoch"] == 1

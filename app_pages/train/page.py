@@ -6,7 +6,7 @@ import streamlit as st
 
 from app_pages.shared import run_view, text
 from app_pages.train import data as train_data, photos as train_photos
-from siamese_core import jobs
+from siamese_core import jobs, settings
 from siamese_core.config import MODES, TrainConfig
 from siamese_core.context import clean_class_word
 from siamese_core.errors import UserError
@@ -107,6 +107,10 @@ with advanced:
                             disabled=not (pretrained or weights_file), help="Each image is embedded once by the "
                             "pretrained backbone, then only a small head trains: seconds instead of minutes. "
                             "Needs pretrained weights; unticked, the whole network is fine-tuned.")
+    processes = left.number_input("Processes", 1, 64, settings.train_processes(), key="processes",
+                                  disabled=bool(frozen), help="Train one model with several processes on this "
+                                  "machine (PyTorch's torchrun: one GPU each, or a share of the CPU cores each). "
+                                  "The results are those of one process; each step is split between them.")
 
 config = TrainConfig(**data.settings, class_word=clean_class_word(class_word or guessed), recipe="default",
                      backbone=backbone.strip(), mode=mode,
@@ -127,7 +131,8 @@ if queue_note:  # every slot is taken: Start queues the run instead of refusing 
     st.caption(queue_note)
 if start:
     try:
-        run = jobs.start_training(config, label=name or "run", upload_dir=data.upload_dir)
+        run = jobs.start_training(config, label=name or "run", upload_dir=data.upload_dir,
+                                  processes=1 if config.frozen else int(processes))
     except UserError as exc:
         text.error(exc)
     else:
