@@ -159,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = commands.add_parser("runs", help="list the runs in a folder with their state and figures",
                             description="List runs, newest first. A run whose training process has ended "
-                                        "without saying so (a kill, a crash) is marked failed or stopped here.")
+                                        "without saying so (a kill, a crash) is marked failed or stopped here, and "
+                                        "runs waiting for a free slot start if one is free, as when the app lists them.")
     r.add_argument("-d", "--dir", help="the folder of runs (default: SIAMESE_RUNS_DIR, else ./runs)")
     r.add_argument("--json", action="store_true", help="print the runs as JSON")
     r.set_defaults(handler=cmd_runs)

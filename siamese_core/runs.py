@@ -2,7 +2,7 @@
 
 runs/<run-id>/
   config.json      the TrainConfig that rebuilds data and model
-  status.json      state (queued/running/done/failed/stopped), epoch, step, totals, times, error, pid
+  status.json      state (waiting/queued/running/done/failed/stopped/cancelled), epoch, step, totals, times, error, pid
   metrics.jsonl    one JSON object per logged step or epoch
   checkpoints/     best.pt, last.pt, epoch-NNN.pt
   log.txt          the trainer's log
@@ -28,7 +28,7 @@ from typing import Optional
 from . import settings
 from .errors import UserError
 
-STATES = ("queued", "running", "done", "failed", "stopped")
+STATES = ("waiting", "queued", "running", "done", "failed", "stopped", "cancelled")  # waiting: for a free slot (jobs)
 CHECKPOINT_FORMAT = "siamese-studio-checkpoint"
 CHECKPOINT_VERSION = 1
 
