@@ -57,7 +57,7 @@ def test_every_sidebar_page_opens_without_exception(browser, app_server, page):
     print("\n".join(map(str, opened)))
 
 
-PAGES = ("home", "train", "runs", "verify", "explore", "evaluate")
+PAGES = ("", "train", "runs", "verify", "explore", "evaluate")  # "": Home, the default page, lives at the root
 
 
 def _overflowing(page) -> list:
@@ -82,7 +82,8 @@ def test_every_page_fits_the_screen_from_a_phone_to_a_desktop(browser, app_serve
             wait_for_app(page)
             page.locator('[data-testid="stMain"] h1').first.wait_for()
             assert_no_exception(page)
-            screenshot(page, f"{name}-{width}px")
-            assert _overflowing(page) == [], f"{name} at {width} px"
+            assert not page.get_by_text("Page not found").count(), name
+            screenshot(page, f"{name or 'home'}-{width}px")
+            assert _overflowing(page) == [], f"{name or 'home'} at {width} px"
     finally:
         page.close()
