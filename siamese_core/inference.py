@@ -14,6 +14,7 @@ from .context import ModelContext, context_of
 from .data import read_csv_columns, read_csv_table
 from .errors import UserError
 from .images import ImageInput, is_image_file, load_pixels
+from .index import search
 from .models import SiameseNet, as_model_input, build_model, embed_in_batches, pick_device
 from .runs import load_checkpoint
 from .paths import inside
@@ -162,21 +163,11 @@ def _as_vector(query, model: SiameseModel) -> np.ndarray:
 
 def nearest_vectors(query: np.ndarray, gallery: np.ndarray, k: int, metric: str = "euclidean",
                     exclude_self: bool = False):
-    """Vectorised k-nearest search of one query among gallery vectors."""
-    if metric == "cosine":
-        qn = query / max(np.linalg.norm(query), 1e-12)
-        gn = gallery / np.maximum(np.linalg.norm(gallery, axis=1, keepdims=True), 1e-12)
-        distances = 1.0 - gn @ qn
-    elif metric == "euclidean":
-        distances = np.sqrt(np.maximum(((gallery - query) ** 2).sum(axis=1), 0.0))
-    else:
-        raise ValueError(f"unknown metric {metric!r}: use 'euclidean' or 'cosine'")
-    if exclude_self:
-        distances = np.where(distances <= 1e-6, np.inf, distances)
-    k = min(k, int(np.isfinite(distances).sum()))
-    top = np.argpartition(distances, k - 1)[:k] if k > 0 else np.array([], dtype=np.int64)
-    top = top[np.argsort(distances[top], kind="stable")]
-    return top, distances[top]
+    """The k gallery rows nearest one query vector, nearest first: (indices, distances), exact
+    (siamese_core.index: equal distances in row order). `exclude_self` leaves out rows at distance ~0."""
+    indices, distances = search(np.asarray(query)[None], gallery, k, metric, exclude_self=exclude_self)
+    found = indices[0] >= 0  # fewer than k rows left after exclude_self
+    return indices[0][found], distances[0][found]
 
 
 TRUE_WORDS = {"1", "true", "yes", "same", "y", "t"}
