@@ -1,10 +1,18 @@
-"""siamese_core.index: every engine answers as the brute force does."""
+"""siamese_core.index: every engine answers as the brute force does; a saved index round-trips through
+embed -> similar -g; another model's index is refused; a large folder's embedding resumes from its shards."""
+
+import json
+import os
+import shutil
 
 import numpy as np
 import pytest
+import torch
 
+from conftest import ROOT, write_class_folders
 from siamese_core import index as ix
-from siamese_core.inference import nearest_vectors
+from siamese_core.cli import main
+from siamese_core.inference import SiameseModel, embed_folder, nearest_vectors
 
 HAS_FAISS = ix.faiss_available()
 
@@ -88,3 +96,72 @@ def test_without_faiss_search_and_saved_indexes_use_numpy(monkeypatch, tmp_path)
     loaded, facts = ix.VectorIndex.load(tmp_path / "g.faiss")
     assert facts["engine"] == "numpy" and facts["names"][7] == "7"
     np.testing.assert_array_equal(loaded.search(gallery[:5], 4)[0], expected)
+
+
+# ---------------------------------------------------------------- embed --index, similar -g INDEX
+
+@pytest.fixture(scope="module")
+def small_folder(tmp_path_factory):
+    return write_class_folders(tmp_path_factory.mktemp("gallery") / "digits", classes=range(4), per_class=10)
+
+
+def cli(capsys, *args):
+    """python -m siamese_core ARGS, in this process: (exit status, stdout, last line of stderr)."""
+    status = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return status, out, (err.strip().splitlines() or [""])[-1]
+
+
+def test_a_saved_index_answers_as_its_folder_does(tmp_path, capsys, digits_checkpoint, small_folder):
+    out, saved = tmp_path / "vectors.npz", tmp_path / "gallery.faiss"
+    status, printed, _ = cli(capsys, "embed", "-c", digits_checkpoint, "-i", small_folder, "-o", out, "--index", saved)
+    assert status == 0 and "Embedded 40 images" in printed
+    assert set(np.load(out)) == {"paths", "labels", "vectors"} and not (tmp_path / "vectors.npz.shards").exists()
+    facts = json.loads((tmp_path / "gallery.faiss.json").read_text())
+    assert facts["metric"] == "euclidean" and facts["count"] == 40 and len(facts["checkpoint_sha256"]) == 64
+    assert facts["engine"] == ("faiss-flat" if HAS_FAISS else "numpy")
+
+    query = sorted((small_folder / "digit_2").glob("*.png"))[0]
+    answers = []
+    for gallery in (saved, small_folder):
+        status, printed, _ = cli(capsys, "similar", "-c", digits_checkpoint, query, "-g", gallery, "-k", 6, "--json")
+        assert status == 0
+        answers.append(json.loads(printed))
+    from_index, from_folder = answers
+    assert from_index["left_out_as_the_query"] == from_folder["left_out_as_the_query"] == 1
+    assert [m["name"] for m in from_index["matches"]] == [m["name"] for m in from_folder["matches"]]
+    assert [m["label"] for m in from_index["matches"]] == [m["label"] for m in from_folder["matches"]]
+    np.testing.assert_allclose([m["distance"] for m in from_index["matches"]],
+                               [m["distance"] for m in from_folder["matches"]], rtol=1e-4, atol=1e-5)
+
+    # Another model's index is refused in one sentence: vectors of another size, or another checkpoint file.
+    status, _, said = cli(capsys, "similar", "-c", ROOT / "assets" / "demo" / "digits-convnet.pt", query, "-g", saved)
+    assert status == 2 and said.startswith("error: 'gallery.faiss' holds vectors of") and "another model" in said
+    retrained = tmp_path / "retrained.pt"
+    checkpoint = torch.load(digits_checkpoint, map_location="cpu", weights_only=False)
+    torch.save({**checkpoint, "note": "saved again"}, retrained)
+    status, _, said = cli(capsys, "similar", "-c", retrained, query, "-g", saved)
+    assert status == 2 and "was written with another checkpoint" in said and "Traceback" not in said
+    (tmp_path / "gallery.faiss").write_bytes(b"not an index")
+    status, _, said = cli(capsys, "similar", "-c", digits_checkpoint, query, "-g", saved)
+    assert status == 2 and "does not match its sidecar" in said
+
+
+def test_a_large_folder_is_embedded_in_shards_and_resumes(tmp_path, digits_checkpoint, small_folder):
+    folder = tmp_path / "digits"
+    shutil.copytree(small_folder, folder)
+    (folder / "digit_1" / "broken.png").write_text("not an image")  # skipped, not fatal
+    model = SiameseModel.load(digits_checkpoint, "cpu")
+    shards = tmp_path / "vectors.npz.shards"
+
+    assert embed_folder(model, folder, shards, shard_images=16, model_id="m1", stop_after_shards=1) is None
+    assert sorted(p.name for p in shards.glob("shard-*.npz")) == ["shard-00000.npz"]
+    first_shard = (shards / "shard-00000.npz").stat().st_mtime_ns
+
+    resumed = embed_folder(model, folder, shards, shard_images=16, model_id="m1")
+    assert resumed.reused == 16 and (shards / "shard-00000.npz").stat().st_mtime_ns == first_shard
+    assert len(resumed.names) == 40 and [name for name, _ in resumed.skipped] == [os.path.join("digit_1", "broken.png")]
+    in_one_go = embed_folder(model, folder, workers=0)  # no shards, no worker processes
+    assert resumed.names == in_one_go.names and resumed.labels == in_one_go.labels
+    np.testing.assert_allclose(resumed.vectors, in_one_go.vectors, rtol=1e-5, atol=1e-6)
+    assert embed_folder(model, folder, shards, shard_images=16, model_id="another").reused == 0  # not its shards
