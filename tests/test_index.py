@@ -66,7 +66,7 @@ def test_smallest_is_the_start_of_a_stable_sort():
 
 
 @pytest.mark.skipif(not HAS_FAISS, reason="faiss is not installed")
-def test_approximate_index_only_where_it_finds_the_neighbours(monkeypatch):
+def test_approximate_index_only_where_it_finds_the_neighbours(monkeypatch, tmp_path):
     monkeypatch.setattr(ix, "FAISS_THRESHOLD", 100)
     monkeypatch.setattr(ix, "APPROXIMATE_THRESHOLD", 1000)
     rng = np.random.default_rng(3)
@@ -80,6 +80,10 @@ def test_approximate_index_only_where_it_finds_the_neighbours(monkeypatch):
     assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, expected)]) >= 0.9
     hit = found == expected
     np.testing.assert_allclose(found_d[hit], expected_d[hit], rtol=1e-6)  # distances are exact, not the index's
+    index.save(tmp_path / "ivf.faiss")
+    loaded, facts = ix.VectorIndex.load(tmp_path / "ivf.faiss")
+    assert facts["engine"] == loaded.engine == "faiss-ivf" and loaded.nprobe == index.nprobe
+    np.testing.assert_array_equal(loaded.search(queries, 10)[0], found)
     noise = rng.standard_normal((3000, 64)).astype(np.float32)  # no clusters: an IVF index would miss neighbours
     assert ix.VectorIndex(noise, "euclidean").engine == "faiss-flat"
 
