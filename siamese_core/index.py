@@ -163,10 +163,6 @@ class VectorIndex:
     def dimension(self) -> int:
         return int(self._rows.shape[1])
 
-    @property
-    def exact(self) -> bool:
-        return self.engine != "faiss-ivf"
-
     # -- building
 
     def _build_faiss(self, rows: np.ndarray):
@@ -242,8 +238,9 @@ class VectorIndex:
                 dropped |= d <= SELF_DISTANCE
             d[dropped] = np.inf
             valid = np.isfinite(d).sum(axis=1)
-            # Enough candidates left to be sure of the k nearest, or every row was a candidate: settled.
-            settled = (valid >= min(k + _SPARE, n)) | (want >= n)
+            # Settled: enough candidates left to be sure of the k nearest, every row was a candidate, or the
+            # engine found fewer than asked (an IVF index's probed lists ran out: asking for more finds no more).
+            settled = (valid >= min(k + _SPARE, n)) | (want >= n) | (candidates < 0).any(axis=1)
             order = np.lexsort((candidates, d), axis=-1)[:, :k]  # by distance, then row: ties in row order
             best_d = np.take_along_axis(d, order, axis=1)
             best = np.where(np.isfinite(best_d), np.take_along_axis(candidates, order, axis=1), -1)
