@@ -17,6 +17,7 @@ import pandas as pd
 from .config import (AUGMENTS, DATASETS, GPU_BACKBONE, HEADS, INPUTS, MININGS, MODES, OPTIMIZERS, PRECISIONS, RECIPES,
                      SCHEDULES, SPLITS, TrainConfig)
 from .errors import UserError, plain_words
+from .index import METRICS
 from .reid import CAMERA_PATTERN, IDENTITY_PATTERN
 from .runs import RunDir, epoch_in_progress, read_json, write_bytes, write_text
 from .settings import default_mnist_dir
@@ -215,17 +216,27 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--device", default="auto")
     v.set_defaults(handler=cmd_verify)
 
-    m = commands.add_parser("embed", help="write the embedding of every image in a folder")
+    m = commands.add_parser("embed", help="write the embedding of every image in a folder",
+                            description="Write the vector of every image in a folder. Images are decoded a batch at "
+                                        "a time; a large folder's vectors are saved in shards beside the output as "
+                                        "they are done, so an interrupted run resumes where it stopped.")
     m.add_argument("-c", "--checkpoint", required=True)
     m.add_argument("-i", "--images", required=True, help="a folder of images, or of class sub-folders")
     m.add_argument("-o", "--out", required=True, help="output file: .csv or .npz")
+    m.add_argument("--index", help="also write a FAISS index of the vectors to this file (and its sidecar FILE.json: "
+                                   "names, labels, model), for `similar -g FILE`")
+    m.add_argument("--metric", choices=METRICS, default="euclidean",
+                   help="the index's distance: euclidean (default, as similar uses on folders) or cosine")
+    m.add_argument("--shard-size", type=int,
+                   help="images per shard of a large folder (default 10,000: inference.SHARD_IMAGES)")
     m.add_argument("--device", default="auto")
     m.set_defaults(handler=cmd_embed)
 
     f = commands.add_parser("similar", help="the images of a folder most like one image, nearest first")
     f.add_argument("-c", "--checkpoint", required=True)
     f.add_argument("query", help="the image to look for")
-    f.add_argument("-g", "--gallery", required=True, help="a folder of images, or of class sub-folders")
+    f.add_argument("-g", "--gallery", required=True,
+                   help="a folder of images, or of class sub-folders, or an index written by embed --index")
     f.add_argument("-k", type=int, default=5, help="how many to list (default 5)")
     f.add_argument("--json", action="store_true", help="print the matches as JSON")
     f.add_argument("--device", default="auto")
@@ -417,39 +428,61 @@ def verify_many(model, args) -> int:
 
 
 def cmd_embed(args) -> int:
-    from .data import load_image_folder
-    from .inference import SiameseModel
+    from .index import VectorIndex
+    from .inference import SHARD_IMAGES, SiameseModel, embed_folder, file_digest, remove_shards
 
     out = Path(args.out)
     if out.suffix not in (".csv", ".npz"):
         raise UserError(f"-o must end in .csv or .npz (got '{out.name}').")
+    index_path = Path(args.index) if args.index else None
+    if index_path is not None and index_path.resolve() == out.resolve():
+        raise UserError("--index must name another file than -o: the index goes beside the vectors.")
+    shard_size = SHARD_IMAGES if args.shard_size is None else args.shard_size
+    if shard_size < 1:
+        raise UserError(f"--shard-size is a number of images: at least 1 (got {shard_size}).")
     model = SiameseModel.load(args.checkpoint, args.device)
-    image_set = load_image_folder(args.images, model.image_size, model.channels, model.input_pipeline)
-    vectors = model.embed(image_set.batch(np.arange(len(image_set))).numpy())
-    labels = [image_set.classes[i] if i >= 0 else "" for i in image_set.labels]
+    checkpoint_digest = file_digest(args.checkpoint)
+    shards = out.with_name(out.name + ".shards")
+    found = embed_folder(model, args.images, shards, shard_size, model_id=checkpoint_digest)
+    vectors = found.vectors
     if out.suffix == ".npz":
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, paths=np.array(image_set.names), labels=np.array(labels), vectors=vectors)
+        np.savez_compressed(buffer, paths=np.array(found.names), labels=np.array(found.labels), vectors=vectors)
         write_bytes(out, buffer.getvalue())
     else:
         table = pd.DataFrame(vectors, columns=[f"e{i}" for i in range(vectors.shape[1])])
-        table.insert(0, "label", labels)
-        table.insert(0, "path", image_set.names)
+        table.insert(0, "label", found.labels)
+        table.insert(0, "path", found.names)
         write_text(out, table.to_csv(index=False, float_format="%.6g"))
-    print(f"Embedded {len(image_set)} images ({vectors.shape[1]} numbers each): {out}")
+    written = ""
+    if index_path is not None:
+        index = VectorIndex(vectors, args.metric)
+        index.save(index_path, names=found.names, labels=found.labels, pixel_digests=found.digests,
+                   checkpoint=Path(args.checkpoint).name, checkpoint_sha256=checkpoint_digest, vectors_file=out.name)
+        written = f"; index: {index_path} ({args.metric} distance)"
+    remove_shards(shards)  # the output holds every vector now
+    reused = f", {found.reused:,} of them from an earlier run's shards" if found.reused else ""
+    print(f"Embedded {len(found.names)} images ({vectors.shape[1]} numbers each{reused}): {out}{written}")
     return 0
 
 
 def cmd_similar(args) -> int:
-    from .gallery import find_similar, folder_gallery
-    from .inference import SiameseModel
+    from .gallery import find_similar, folder_gallery, saved_gallery
+    from .inference import SiameseModel, file_digest
 
     if args.k < 1:
         raise UserError(f"-k is how many images to list: at least 1 (got {args.k}).")
     model = SiameseModel.load(args.checkpoint, args.device)
     query = model.prepare(args.query)  # a bad query fails here, before the gallery is read
-    gallery = folder_gallery(args.gallery, model.image_size, model.channels, model.input_pipeline)
-    matches, left_out = find_similar(model, query, gallery, model.embed(gallery.pixels), args.k)
+    if not Path(args.gallery).exists():
+        raise UserError(f"The gallery '{args.gallery}' does not exist: give a folder of images or an index "
+                        "written by embed --index.")
+    if Path(args.gallery).is_file():  # an index written by embed --index: no image decoded again
+        gallery, vectors = saved_gallery(args.gallery, model, file_digest(args.checkpoint))
+    else:
+        gallery = folder_gallery(args.gallery, model.image_size, model.channels, model.input_pipeline)
+        vectors = model.embed(gallery.pixels)
+    matches, left_out = find_similar(model, query, gallery, vectors, args.k)
     if args.json:
         print(json.dumps({"matches": [vars(m) for m in matches], "left_out_as_the_query": left_out}))
         return 0

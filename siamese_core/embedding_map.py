@@ -28,6 +28,7 @@ from PIL import Image
 from plotly.offline import get_plotlyjs
 
 from .images import pixels_to_image
+from .index import VectorIndex
 
 THUMBNAIL_PX = 48  # the longest side of a hover thumbnail; smaller images are kept at their size
 LEGEND_CLASSES = 30  # up to this many classes get a trace (and a legend entry) each
@@ -59,38 +60,18 @@ def label_names(image_set) -> np.ndarray:
 # ------------------------------------------------------------------ neighbours and thumbnails
 
 def nearest_table(vectors: np.ndarray, k: int = NEIGHBOURS_SHOWN, metric: str = "euclidean",
-                  chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+                  chunk: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
     """For every row, its k nearest other rows and their distances, nearest first: (N, k) each.
 
-    The same distances as inference.nearest_vectors (cosine: 1 - cosine similarity), done in
-    blocks of rows with one matrix product each, so 10,000 rows take seconds, not minutes.
+    The same search as inference.nearest_vectors (siamese_core.index: exact, cosine is 1 - cosine
+    similarity), all rows at once in blocks of `chunk` queries, so 10,000 rows take seconds.
     """
     x = np.asarray(vectors, dtype=np.float32)
     n = len(x)
     k = min(k, n - 1)
     if k <= 0:
         return np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0), dtype=np.float32)
-    if metric == "cosine":
-        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    elif metric != "euclidean":
-        raise ValueError(f"unknown metric {metric!r}: use 'euclidean' or 'cosine'")
-    squares = (x ** 2).sum(axis=1)
-    indices = np.empty((n, k), dtype=np.int64)
-    distances = np.empty((n, k), dtype=np.float32)
-    for start in range(0, n, chunk):
-        rows = slice(start, min(n, start + chunk))
-        products = x[rows] @ x.T
-        if metric == "cosine":
-            d = 1.0 - products
-        else:
-            d = np.sqrt(np.maximum(squares[rows, None] + squares[None, :] - 2.0 * products, 0.0))
-        d[np.arange(d.shape[0]), np.arange(start, rows.stop)] = np.inf  # not its own neighbour
-        top = np.argpartition(d, k - 1, axis=1)[:, :k]
-        top_d = np.take_along_axis(d, top, axis=1)
-        order = np.argsort(top_d, axis=1, kind="stable")
-        indices[rows] = np.take_along_axis(top, order, axis=1)
-        distances[rows] = np.take_along_axis(top_d, order, axis=1)
-    return indices, distances
+    return VectorIndex(x, metric).search(x, k, own=np.arange(n), block=chunk)
 
 
 def thumbnail_bytes(pixels: np.ndarray, size: int = THUMBNAIL_PX) -> tuple[bytes, str]:

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import logging
+import multiprocessing
+import os
+import sys
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -14,9 +21,12 @@ from .context import ModelContext, context_of
 from .data import read_csv_columns, read_csv_table
 from .errors import UserError
 from .images import ImageInput, is_image_file, load_pixels
+from .index import search
 from .models import SiameseNet, as_model_input, build_model, embed_in_batches, pick_device
-from .runs import load_checkpoint
-from .paths import inside
+from .runs import load_checkpoint, read_json, write_bytes, write_json
+from .paths import class_folder_files, inside
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -162,21 +172,185 @@ def _as_vector(query, model: SiameseModel) -> np.ndarray:
 
 def nearest_vectors(query: np.ndarray, gallery: np.ndarray, k: int, metric: str = "euclidean",
                     exclude_self: bool = False):
-    """Vectorised k-nearest search of one query among gallery vectors."""
-    if metric == "cosine":
-        qn = query / max(np.linalg.norm(query), 1e-12)
-        gn = gallery / np.maximum(np.linalg.norm(gallery, axis=1, keepdims=True), 1e-12)
-        distances = 1.0 - gn @ qn
-    elif metric == "euclidean":
-        distances = np.sqrt(np.maximum(((gallery - query) ** 2).sum(axis=1), 0.0))
-    else:
-        raise ValueError(f"unknown metric {metric!r}: use 'euclidean' or 'cosine'")
-    if exclude_self:
-        distances = np.where(distances <= 1e-6, np.inf, distances)
-    k = min(k, int(np.isfinite(distances).sum()))
-    top = np.argpartition(distances, k - 1)[:k] if k > 0 else np.array([], dtype=np.int64)
-    top = top[np.argsort(distances[top], kind="stable")]
-    return top, distances[top]
+    """The k gallery rows nearest one query vector, nearest first: (indices, distances), exact
+    (siamese_core.index: equal distances in row order). `exclude_self` leaves out rows at distance ~0."""
+    indices, distances = search(np.asarray(query)[None], gallery, k, metric, exclude_self=exclude_self)
+    found = indices[0] >= 0  # fewer than k rows left after exclude_self
+    return indices[0][found], distances[0][found]
+
+
+# ---------------------------------------------------------------- embedding a folder, however large
+
+SHARD_IMAGES = 10_000  # images per shard file while embedding a large folder (a re-run skips finished ones)
+_SHARD_FILE = "shard-{:05d}.npz"
+_MANIFEST = "manifest.json"
+
+
+def pixel_digest(pixels: np.ndarray) -> str:
+    """A short fingerprint of an image as the model sees it (uint8 pixels): equal for the same image."""
+    return hashlib.blake2b(np.ascontiguousarray(pixels).tobytes(), digest_size=8).hexdigest()
+
+
+def file_digest(path) -> str:
+    """The SHA-256 of a file (a checkpoint), read a megabyte at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(2**20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def folder_images(folder) -> tuple[list, list, list]:
+    """(files, names, class names) of the images data.load_image_folder reads, in its order, not decoded:
+    class folders (the class is the folder's name), else the images directly in the folder (class "")."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise UserError(f"The folder '{root}' does not exist: check the path.")
+    if any(d.is_dir() and not d.name.startswith(".") for d in root.iterdir()):
+        found, _ = class_folder_files(root)
+        files = [p for _, members in found for p in members]
+        if not files:
+            raise UserError(f"No images found in class folders under '{root}'. Expected one sub-folder per class, "
+                            "each holding images (png, jpg, bmp, gif, tiff, webp, pgm).")
+        return files, [str(p.relative_to(root)) for p in files], [c for c, members in found for _ in members]
+    files = sorted(p for p in root.iterdir() if p.is_file() and is_image_file(p))
+    if not files:
+        raise UserError(f"No images found in '{root}'.")
+    return files, [p.name for p in files], [""] * len(files)
+
+
+class _DecodedFiles(torch.utils.data.Dataset):
+    """Image files decoded as the model sees them, in DataLoader workers: (pixels, "" or why unreadable)."""
+
+    def __init__(self, files, size: int, channels: int, pipeline: str):
+        self.files, self.size, self.channels, self.pipeline = [str(f) for f in files], size, channels, pipeline
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i):
+        try:
+            return torch.from_numpy(load_pixels(self.files[i], self.size, self.channels, self.pipeline)), ""
+        except UserError as exc:
+            return torch.zeros((self.channels, self.size, self.size), dtype=torch.uint8), str(exc) or "unreadable"
+
+
+def decoding_workers() -> int:
+    """Processes decoding images while the model embeds: min(4, cores); none where processes are not
+    forked (macOS and Windows spawn them, which re-imports the caller's script)."""
+    if sys.platform != "linux" or "fork" not in multiprocessing.get_all_start_methods():
+        return 0
+    return min(4, os.cpu_count() or 1)
+
+
+@dataclass
+class FolderVectors:
+    names: list  # file name (relative to the folder) of each image embedded
+    labels: list  # its class ("" without class folders)
+    vectors: np.ndarray  # (N, D) float32
+    digests: list  # pixel_digest of each image as the model saw it
+    skipped: list  # (name, reason) of files that could not be read
+    reused: int = 0  # images whose vectors came from shards an earlier run finished
+
+
+def embed_folder(model: "SiameseModel", folder, shards=None, shard_images: int = SHARD_IMAGES, model_id: str = "",
+                 batch_size: int = 64, workers: Optional[int] = None,
+                 stop_after_shards: Optional[int] = None) -> Optional[FolderVectors]:
+    """The vectors of every image in a folder (class folders, or loose images), decoded by DataLoader workers
+    a batch at a time: the images are never all in memory, only their vectors.
+
+    With `shards` (a folder) and more than `shard_images` images, each `shard_images` images' vectors
+    are written there as one .npz file (atomically) as soon as they are done, and a later call with the
+    same folder, model (`model_id`, e.g. the checkpoint's digest) and shard size reuses the finished
+    ones: an interrupted embedding resumes. `stop_after_shards` returns None after writing that many
+    new shards (embedding in slices; tests). Remove the shards with `remove_shards` once used.
+    """
+    files, names, classes = folder_images(folder)
+    bounds = list(range(0, len(files), shard_images)) + [len(files)]
+    on_disk = shards is not None and len(bounds) > 2  # one shard: nothing worth resuming
+    if on_disk:
+        shards = Path(shards)
+        manifest = {"model": model_id, "shard_images": shard_images, "count": len(files),
+                    "folder": str(Path(folder).resolve()), "images": hashlib.sha256("\n".join(names).encode()).hexdigest(),
+                    "input": [model.image_size, model.channels, model.input_pipeline]}
+        if read_json(shards / _MANIFEST) != manifest:
+            remove_shards(shards)  # another folder, model or shard size: nothing there can be reused
+            write_json(shards / _MANIFEST, manifest)
+    workers = decoding_workers() if workers is None else workers
+    parts, reused, written = [], 0, 0
+    for number, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:])):
+        path = shards / _SHARD_FILE.format(number) if on_disk else None
+        part = _read_shard(path) if on_disk else None
+        if part is not None:
+            reused += stop - start
+        else:
+            part = _embed_files(model, files[start:stop], names[start:stop], classes[start:stop], batch_size, workers)
+            if on_disk:
+                buffer = io.BytesIO()
+                np.savez(buffer, **part)
+                write_bytes(path, buffer.getvalue())
+                written += 1
+                log.info("Embedded %d of %d images.", stop, len(files))
+                if stop_after_shards is not None and written >= stop_after_shards and stop < len(files):
+                    return None
+        parts.append(part)
+    joined = {key: np.concatenate([p[key] for p in parts if len(p[key])] or [parts[0][key]]) for key in parts[0]}
+    if not len(joined["names"]):
+        raise UserError(f"None of the {len(files)} files in '{folder}' could be read as an image.")
+    skipped = list(zip(joined["skipped_names"].tolist(), joined["skipped_reasons"].tolist()))
+    if skipped:
+        log.warning("Skipped %d file(s) that are not readable images: %s", len(skipped),
+                    "; ".join(f"{n}: {why}" for n, why in skipped[:3]) + (" ..." if len(skipped) > 3 else ""))
+    return FolderVectors(joined["names"].tolist(), joined["labels"].tolist(), joined["vectors"].astype(np.float32),
+                         joined["digests"].tolist(), skipped, reused)
+
+
+def _embed_files(model: "SiameseModel", files, names, classes, batch_size: int, workers: int) -> dict:
+    """One shard's arrays: the vectors, names, classes and digests of the readable files, and the others' reasons."""
+    loader = torch.utils.data.DataLoader(_DecodedFiles(files, model.image_size, model.channels, model.input_pipeline),
+                                         batch_size=batch_size, num_workers=workers,
+                                         multiprocessing_context="fork" if workers else None)
+    vectors, kept, digests, bad, reasons = [], [], [], [], []
+    done = 0
+    for pixels, errors in loader:
+        ok = np.array([not e for e in errors])
+        positions = done + np.flatnonzero(ok)
+        bad += [names[done + i] for i in np.flatnonzero(~ok)]
+        reasons += [e for e in errors if e]
+        done += len(errors)
+        if ok.any():
+            batch = pixels.numpy()[ok]
+            vectors.append(model.embed(batch, batch_size=len(batch)))
+            kept += positions.tolist()
+            digests += [pixel_digest(p) for p in batch]
+    dimension = vectors[0].shape[1] if vectors else 0
+    return {"vectors": np.concatenate(vectors) if vectors else np.zeros((0, dimension), dtype=np.float32),
+            "names": np.array([names[i] for i in kept], dtype=str), "labels": np.array([classes[i] for i in kept], dtype=str),
+            "digests": np.array(digests, dtype=str), "skipped_names": np.array(bad, dtype=str),
+            "skipped_reasons": np.array(reasons, dtype=str)}
+
+
+def _read_shard(path: Path) -> Optional[dict]:
+    """A finished shard's arrays, or None when it is missing or unreadable (then it is embedded again)."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return {key: stored[key] for key in ("vectors", "names", "labels", "digests", "skipped_names",
+                                                 "skipped_reasons")}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+        return None
+
+
+def remove_shards(shards) -> None:
+    """Delete the shard files (and their manifest, and the folder if that leaves it empty)."""
+    shards = Path(shards)
+    if not shards.is_dir():
+        return
+    for path in [*shards.glob("shard-*.npz"), *shards.glob(".shard-*.tmp"), shards / _MANIFEST]:
+        path.unlink(missing_ok=True)
+    try:
+        shards.rmdir()
+    except OSError:  # something else is in it: not ours to delete
+        pass
 
 
 TRUE_WORDS = {"1", "true", "yes", "same", "y", "t"}

@@ -8,7 +8,7 @@ pytorch-metric-learning's AccuracyCalculator with the query set equal to the ref
   P(i) * rel(i), where rel(i) is 1 when answer i has the query's class and P(i) is the
   precision among the first i answers; averaged over queries.
 Queries whose class has no other image ("lone" queries) are left out of both, as there.
-Pure numpy: no extra dependency.
+Pure numpy: no extra dependency. The ranked lists are the k-nearest selection of siamese_core.index.
 """
 
 from __future__ import annotations
@@ -18,14 +18,16 @@ from typing import TypedDict
 
 import numpy as np
 
+from .index import smallest
+
 
 def _ranked_matches(similarity: np.ndarray, labels: np.ndarray, depth: int):
     """For each query: whether its `depth` best answers share its class (self excluded, stable ties)."""
     sim = np.array(similarity, dtype=np.float64)
     np.fill_diagonal(sim, -np.inf)
     depth = max(1, min(depth, len(labels) - 1))
-    # argsort of the negated similarity, stable: among equal scores the lower index ranks first
-    order = np.argsort(-sim, axis=1, kind="stable")[:, :depth]
+    # the `depth` smallest of the negated similarity, as a stable argsort ranks them: equal scores in index order
+    order = smallest(-sim, depth)
     return labels[order] == labels[:, None]
 
 

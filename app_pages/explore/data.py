@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -40,6 +40,16 @@ class MapData:
     names: list  # file name of each image
     classes: list  # class names in their natural order
     title: str
+    indexes: dict = field(default_factory=dict, repr=False)  # metric -> siamese_core.index.VectorIndex
+
+    def index(self, metric: str):
+        """The vectors ready to search by `metric`, built on first use and kept with them (a large set's
+        FAISS index is built once, not on every click)."""
+        if metric not in self.indexes:
+            from siamese_core.index import VectorIndex
+
+            self.indexes[metric] = VectorIndex(self.vectors, metric)
+        return self.indexes[metric]
 
 
 def pick_images(choice: ModelChoice, model) -> Optional[ImageSource]:

@@ -164,7 +164,6 @@ def closer_look(data: MapData, chosen: MapSettings, class_word: str, search: str
     """One image large and its nearest images among all of them, in the model's own space; the files whose
     name holds `search` (the map's filter) can be picked by name."""
     from siamese_core.images import pixels_to_image
-    from siamese_core.inference import nearest_vectors
 
     st.subheader("A closer look")
     n = len(data.labels)
@@ -182,7 +181,8 @@ def closer_look(data: MapData, chosen: MapSettings, class_word: str, search: str
         if picked is not None:
             number = picked
     k = int(right.slider("Neighbours shown", 1, 20, 8, key="explore-k"))
-    indices, distances = nearest_vectors(data.vectors[number], data.vectors, k, chosen.metric, exclude_self=True)
+    found, found_distances = data.index(chosen.metric).search(data.vectors[number], k, exclude_self=True)
+    indices, distances = found[0][found[0] >= 0], found_distances[0][found[0] >= 0]
     big, rest = st.columns([1, 4])
     image = pixels_to_image(data.image_set.batch([number]).numpy()[0])
     big.image(enlarged(image, 160), caption=f"#{number} · {class_word} {text.plain(data.labels[number])} · {text.plain(data.names[number])}")

@@ -37,6 +37,13 @@ def gallery_vectors(_model, model_version: tuple, gallery_key: str, _gallery):
     return _model.embed(_gallery.pixels)
 
 
+@st.cache_resource(max_entries=4, show_spinner=False)  # not pickled: a large gallery's FAISS index is built once
+def gallery_index(_vectors, model_version: tuple, gallery_key: str):
+    from siamese_core.index import VectorIndex
+
+    return VectorIndex(_vectors)
+
+
 def pick_gallery(model, choice: ModelChoice):
     """(gallery, its key) for the chosen source; None after saying what is missing or wrong.
 
@@ -87,7 +94,7 @@ def show(model, choice: ModelChoice) -> None:
 
     vectors = gallery_vectors(model, choice.version, key, found)
     try:
-        matches, left_out = find_similar(model, query.pixels, found, vectors, k)
+        matches, left_out = find_similar(model, query.pixels, found, gallery_index(vectors, choice.version, key), k)
     except UserError as exc:
         text.error(exc)
         return
