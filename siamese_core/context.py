@@ -143,14 +143,16 @@ def context_of(checkpoint_path, checkpoint: dict) -> ModelContext:
     """The context of a loaded checkpoint: its run's samples and class word where it has a run."""
     config = checkpoint.get("config") if isinstance(checkpoint.get("config"), dict) else {}
     run = run_of_checkpoint(checkpoint_path)
-    word = config.get("class_word")
-    samples: tuple = ()
-    if run is not None:
-        saved = read_json(run.path / CONTEXT_FILE, default={}) or {}
-        word = saved.get("class_word") if isinstance(saved, dict) and saved.get("class_word") else word
-        samples = tuple(read_samples(run))
-    return ModelContext(clean_class_word(word or "class"), data_words(config), samples,
-                        run.path if run is not None else None)
+    word = run_class_word(run, config) if run is not None else clean_class_word(config.get("class_word") or "class")
+    samples = tuple(read_samples(run)) if run is not None else ()
+    return ModelContext(word, data_words(config), samples, run.path if run is not None else None)
+
+
+def run_class_word(run: RunDir, config: dict) -> str:
+    """What one class of a run is called: as renamed after training (context.json), else as trained."""
+    saved = read_json(run.path / CONTEXT_FILE, default={}) or {}
+    renamed = saved.get("class_word") if isinstance(saved, dict) else None
+    return clean_class_word(renamed or config.get("class_word") or "class")
 
 
 def read_samples(run: RunDir) -> list:

@@ -74,3 +74,14 @@ def test_a_run_stopped_in_its_first_epoch_offers_its_last_weights_as_such(runs_d
     labels = at.selectbox(key="model-picker-verify").options
     assert any(label.startswith("Run faces-quick") and "stopped early: its last weights, not validated" in label
                for label in labels)
+
+
+def test_renaming_the_class_word_on_runs_reaches_verify_at_once(runs_dir, people_run):
+    shutil.copytree(people_run, runs_dir / "people-run")
+    at = open_page("runs")
+    at.text_input(key="class-word-people-run").set_value("Student").run()
+    at.button(key="class-word-save-people-run").click().run()
+    assert not at.exception, at.exception
+    assert json.loads((runs_dir / "people-run" / "context.json").read_text()) == {"class_word": "student"}
+    at = pick_model(open_page("verify"), "verify", "Run people-run")
+    assert {b.key: b.label for b in at.button}["try-same"] == "Try: same student"

@@ -246,11 +246,9 @@ def _finished_actions(info: jobs.RunInfo, allow_delete: bool) -> None:
 
 def _class_word(info: jobs.RunInfo) -> None:
     """Rename what one class of the run is called: every page that uses its model then speaks of it so."""
-    from siamese_core.context import CONTEXT_FILE, set_class_word
-    from siamese_core.runs import read_json
+    from siamese_core.context import run_class_word, set_class_word
 
-    saved = (read_json(info.run.path / CONTEXT_FILE, default={}) or {}).get("class_word")
-    current = saved or info.config.get("class_word") or "class"
+    current = run_class_word(info.run, info.config)
     with st.expander(f"What one class is called: {text.plain(current)}"):
         word = st.text_input("One class is a...", current, max_chars=30, key=f"class-word-{info.name}",
                              help="The verdicts say 'same person' or 'different digits' with this word.")
