@@ -224,7 +224,8 @@ def _finished_actions(info: jobs.RunInfo, allow_delete: bool) -> None:
         st.success(f"Training finished: best validation accuracy {_percent(best and best.get('accuracy'))}"
                    + (f", at epoch {best['epoch']}." if best else "."))
     else:
-        st.info(f"This run was {info.state} after epoch {info.status.get('epoch', 0)}. Its best checkpoint "
+        ended = "failed" if info.state == "failed" else "was stopped"
+        st.info(f"This run {ended} after epoch {info.status.get('epoch', 0)}. Its best checkpoint "
                 + (f"(epoch {best['epoch']}, {_percent(best.get('accuracy'))} validation accuracy) " if best else "")
                 + "can be used.")
     if usable is not None and not problem:
