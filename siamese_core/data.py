@@ -172,16 +172,36 @@ def load_class_folders(root, size: int, channels: int, pipeline: str = "resize")
     return _drop_empty_classes(image_set)
 
 
-def load_image_folder(folder, size: int, channels: int, pipeline: str = "resize") -> ImageSet:
-    """Class folders when there are any (labels known), else the images directly in the folder (no labels)."""
+def folder_images(folder) -> tuple[list, list, list]:
+    """(files, names, class names) of the images load_image_folder reads, in its order, not decoded:
+    class folders when there are any (the class is the folder's name), else the images directly in the
+    folder (class "")."""
     root = Path(folder)
     if not root.is_dir():
         raise UserError(f"The folder '{root}' does not exist: check the path.")
-    if any(d.is_dir() and not d.name.startswith(".") for d in root.iterdir()):
-        return load_class_folders(root, size, channels, pipeline)
+    if _has_class_folders(root):
+        found, _ = class_folder_files(root)
+        files = [p for _, members in found for p in members]
+        if not files:
+            raise UserError(f"No images found in class folders under '{root}'. Expected one sub-folder per class, "
+                            "each holding images (png, jpg, bmp, gif, tiff, webp, pgm).")
+        return files, [str(p.relative_to(root)) for p in files], [c for c, members in found for _ in members]
     files = sorted(p for p in root.iterdir() if p.is_file() and is_image_file(p))
     if not files:
         raise UserError(f"No images found in '{root}'.")
+    return files, [p.name for p in files], [""] * len(files)
+
+
+def _has_class_folders(root: Path) -> bool:
+    return any(d.is_dir() and not d.name.startswith(".") for d in root.iterdir())
+
+
+def load_image_folder(folder, size: int, channels: int, pipeline: str = "resize") -> ImageSet:
+    """Class folders when there are any (labels known), else the images directly in the folder (no labels)."""
+    root = Path(folder)
+    if root.is_dir() and _has_class_folders(root):
+        return load_class_folders(root, size, channels, pipeline)  # its messages say more about class folders
+    files, _, _ = folder_images(root)
     pixels, kept, skipped = decode_files(files, size, channels, pipeline)
     _report_skipped(skipped)
     if not kept:

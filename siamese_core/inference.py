@@ -18,13 +18,13 @@ import pandas as pd
 import torch
 
 from .context import ModelContext, context_of
-from .data import read_csv_columns, read_csv_table
+from .data import folder_images, read_csv_columns, read_csv_table
 from .errors import UserError
 from .images import ImageInput, is_image_file, load_pixels
 from .index import search
 from .models import SiameseNet, as_model_input, build_model, embed_in_batches, pick_device
 from .runs import load_checkpoint, read_json, write_bytes, write_json
-from .paths import class_folder_files, inside
+from .paths import inside
 
 log = logging.getLogger(__name__)
 
@@ -198,25 +198,6 @@ def file_digest(path) -> str:
         for chunk in iter(lambda: fh.read(2**20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def folder_images(folder) -> tuple[list, list, list]:
-    """(files, names, class names) of the images data.load_image_folder reads, in its order, not decoded:
-    class folders (the class is the folder's name), else the images directly in the folder (class "")."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise UserError(f"The folder '{root}' does not exist: check the path.")
-    if any(d.is_dir() and not d.name.startswith(".") for d in root.iterdir()):
-        found, _ = class_folder_files(root)
-        files = [p for _, members in found for p in members]
-        if not files:
-            raise UserError(f"No images found in class folders under '{root}'. Expected one sub-folder per class, "
-                            "each holding images (png, jpg, bmp, gif, tiff, webp, pgm).")
-        return files, [str(p.relative_to(root)) for p in files], [c for c, members in found for _ in members]
-    files = sorted(p for p in root.iterdir() if p.is_file() and is_image_file(p))
-    if not files:
-        raise UserError(f"No images found in '{root}'.")
-    return files, [p.name for p in files], [""] * len(files)
 
 
 class _DecodedFiles(torch.utils.data.Dataset):
