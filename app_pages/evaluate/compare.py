@@ -8,6 +8,7 @@ import streamlit as st
 
 from app_pages.evaluate import data as evaluate_data
 from app_pages.shared.models import ModelChoice, load_model, model_choices
+from app_pages.shared.text import plain
 from siamese_core.context import data_words
 from siamese_core.runs import RunDir
 
@@ -101,7 +102,7 @@ def _saved_figures(picked: list) -> None:
 
 def _on_one_set(picked: list, eval_set, n_pairs: int, seed: int, sequential: bool) -> None:
     label = ("Evaluate each on its own validation split" if eval_set.own_split
-             else f"Evaluate them all on {eval_set.label}")
+             else f"Evaluate them all on {plain(eval_set.label)}")
     if st.button(label, key="eval-compare-go"):
         st.session_state[SHOWN] = [c.key for c in picked]
     if st.session_state.get(SHOWN) != [c.key for c in picked]:

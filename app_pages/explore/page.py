@@ -4,6 +4,7 @@ import streamlit as st
 
 from app_pages.explore import data as explore_data, view as explore_view
 from app_pages.shared.models import load_model, model_picker
+from app_pages.shared.text import plain
 from siamese_core.projection import METHOD_NAMES  # numpy only: umap and sklearn load when used
 
 st.title("Explore")
@@ -41,7 +42,7 @@ kept = int(keep[positions].sum())
 capped = (f" {len(rows):,} of them are drawn, chosen evenly from each class; raise 'Most points drawn' under "
           "Advanced settings to draw more." if len(rows) < kept else "")
 mapped = data.title if len(positions) == len(data.labels) else f"{len(positions):,} of {data.title}"
-st.caption(f"{mapped[:1].upper()}{mapped[1:]}: the model's {data.vectors.shape[1]} numbers per image, laid out "
+st.caption(f"{plain(mapped[:1].upper() + mapped[1:])}: the model's {data.vectors.shape[1]} numbers per image, laid out "
            f"in {chosen.dims}D with {method_name}"
            + (f"; {kept:,} match the filter." if kept < len(positions) else ".") + capped
            + " Click a class in the legend to hide or show it.")

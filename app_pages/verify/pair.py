@@ -9,6 +9,7 @@ import numpy as np
 import streamlit as st
 
 from app_pages.shared.models import ModelChoice
+from app_pages.shared.text import plain
 from app_pages.verify.inputs import PickedImage, image_input, sample_buttons, sample_set, shown
 from siamese_core.config import plural
 
@@ -109,8 +110,8 @@ def show_history() -> None:
             a.image(entry["a"], width=56)
             b.image(entry["b"], width=56)
             text.markdown(f"**{entry['words']}**, {100 * entry['score']:.1f}% (same from "
-                          f"{100 * entry['threshold']:.1f}%) · {entry['names'][0]} and {entry['names'][1]} · "
-                          f"{entry['model']}")
+                          f"{100 * entry['threshold']:.1f}%) · {plain(entry['names'][0])} and "
+                          f"{plain(entry['names'][1])} · {plain(entry['model'])}")  # file and run names: the user's words
         st.button("Clear the history", key="clear-history", on_click=st.session_state.__setitem__, args=(HISTORY, []))
 
 
