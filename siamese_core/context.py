@@ -182,8 +182,3 @@ def data_words(config: dict) -> str:
         return Path(config["train_path"]).name
     return "data it does not name"
 
-
-def describe(context: ModelContext) -> str:
-    """One line for a person: 'persons from faces10.zip'."""
-    return f"{context.class_word} images from {context.data_name}"
-

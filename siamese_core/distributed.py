@@ -13,7 +13,6 @@ Only rank 0 writes the run directory; see training.train.
 from __future__ import annotations
 
 import datetime
-import logging
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -22,7 +21,6 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-log = logging.getLogger("siamese_core")
 
 
 @dataclass(frozen=True)
@@ -174,9 +172,3 @@ def agree_to_stop(asked: bool, group: Group, device: torch.device) -> bool:
     dist.all_reduce(flag, op=dist.ReduceOp.MAX)
     return bool(flag.item())
 
-
-def unwrapped(model: nn.Module) -> nn.Module:
-    """The network itself, as saved in checkpoints: the same weights whatever the number of processes."""
-    while isinstance(model, (Trainable, nn.parallel.DistributedDataParallel)):
-        model = model.net if isinstance(model, Trainable) else model.module
-    return model
