@@ -22,7 +22,6 @@ import torch.distributed as dist
 from torch import nn
 
 
-
 @dataclass(frozen=True)
 class Group:
     rank: int = 0
