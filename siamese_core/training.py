@@ -237,7 +237,9 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False, progress: bool 
     """
     group = distributed.join(config.device)  # started by torchrun: this process's rank; else a group of one
     try:
-        return _train_as(group, config, out_dir, resume, progress, stop, on_epoch, data)
+        status = _train_as(group, config, out_dir, resume, progress, stop, on_epoch, data)
+        distributed.finish_together(group)
+        return status
     finally:
         distributed.leave(group)
 
