@@ -125,10 +125,12 @@ def _same_grouping(a: Sequence[str], b: Sequence[str]) -> bool:
 def name_part_columns(names: Sequence[str], limit: int = NAME_PARTS) -> list:
     """Parts of the file names, split at _ - . and spaces ('alice_smiling_01.jpg': alice, smiling, 01), as
     columns 'file name part 1', ...; only parts that group the images (more than one value, and either numbers
-    or fewer values than images)."""
+    or fewer values than images); none when most names are one part (that part is just the name)."""
     split = [[p for p in re.split(r"[_\-.\s]+", _parts(n).stem) if p] for n in names]
     n = len(split)
     columns = []
+    if sum(len(parts) >= 2 for parts in split) < n / 2:
+        return columns
     for j in range(limit):
         cells = [parts[j] if len(parts) > j else None for parts in split]
         if sum(c is not None for c in cells) < n / 2:

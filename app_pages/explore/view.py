@@ -323,18 +323,20 @@ def draw_map(data: MapData, chosen: MapSettings, class_word: str, positions: np.
         everywhere = int(controls.matches.sum())
         more = (f" ({everywhere:,} of all {len(data.labels):,} images)" if len(rows) < len(data.labels) else "")
         st.caption(text.plain(f"Search '{controls.search}': {int(highlight.sum()):,} of {len(rows):,} match{more}. ")
-                   + ("Matching points are drawn larger with a dark outline, the others faded."
-                      if highlight.any() else "Nothing on the map matches: try fewer letters, or plain text."))
+                   + ("Matching points are drawn larger with a dark outline, the others faded." if highlight.any()
+                      else "No point drawn matches." if isolated is not None
+                      else "Nothing on the map matches: try fewer letters, or plain text."))
     if isolated is None:
         kept = int(controls.keep[positions].sum())
         capped = (f" {len(rows):,} of them are drawn, chosen evenly from each class; raise 'Most points drawn' under "
                   "Advanced settings to draw more." if len(rows) < kept else "")
         captions.append(("" if kept == n else f"{kept:,} match the filter.") + capped)
     mapped = data.title if n == len(data.labels) else f"{n:,} of {data.title}"
-    colour_words = "" if controls.colour is None else f" Colours show '{text.plain(controls.colour.name)}'."
+    colour_words = "" if controls.colour is None else f"Colours show '{text.plain(controls.colour.name)}'."
     st.caption(f"{text.plain(mapped[:1].upper() + mapped[1:])}: the model's {data.vectors.shape[1]} numbers per image, "
-               f"laid out in {chosen.dims}D with {METHOD_NAMES[chosen.method]}. " + " ".join(c for c in captions if c)
-               + colour_words + " Click a name in the legend to hide or show its points.")
+               f"laid out in {chosen.dims}D with {METHOD_NAMES[chosen.method]}. "
+               + " ".join(c for c in captions + [colour_words, "Click a name in the legend to hide or show its points."]
+                          if c))
     return True
 
 
