@@ -45,6 +45,7 @@ SCALE = "Viridis"  # the colour scale of a column of numbers: dark to light, rea
 FADED_OPACITY = 0.15  # the points a search does not match
 HIGHLIGHT_SCALE = 2.2  # how much larger matching points are drawn
 OUTLINE_COLOUR = "#111111"
+FEW_POINTS = 100  # a map of at most this many points draws them larger
 
 
 # ------------------------------------------------------------------ embedding
@@ -170,6 +171,8 @@ def build_figure(points: MapPoints, class_word: str = "class", class_order: Opti
     present += sorted(found - set(present), key=_natural)  # classes the order does not name still get drawn
     scatter = go.Scatter3d if dims == 3 else go.Scattergl
     marker_size = 3 if dims == 3 else 5
+    if len(labels) <= FEW_POINTS:  # a point and its neighbours, or a tiny set: dots big enough to see and hover
+        marker_size += 4
     highlighted = highlight is not None and bool(np.any(highlight))
     opacity = FADED_OPACITY if highlighted else 0.85
     hover = "<b>%{text}</b><extra></extra>"
@@ -209,7 +212,7 @@ def build_figure(points: MapPoints, class_word: str = "class", class_order: Opti
     if focus is not None:
         index = points.index[focus] if len(points.index) > focus else focus
         add(np.array([focus]), f"Picked #{index}",
-            {"size": marker_size * 4, "color": point_colours[focus], "symbol": "diamond", "opacity": 1.0,
+            {"size": marker_size + 8, "color": point_colours[focus], "symbol": "diamond", "opacity": 1.0,
              "line": {"color": OUTLINE_COLOUR, "width": 2}})
     axis = {"showticklabels": False, "title": {"text": ""}}
     layout = {"margin": {"l": 0, "r": 0, "t": 0, "b": 0}, "height": height, "uirevision": "keep",

@@ -163,7 +163,8 @@ def map_controls(data: MapData, class_word: str) -> MapControls:
         help="Plain text or a regular expression, matched against each image's file name, its "
              f"{class_word} and the value it is coloured by; upper and lower case alike. Matching points "
              "are drawn larger, the others faded.")
-    with right.expander("Colour by your own attributes (CSV)"):
+    # Open while a CSV is loaded, so what was found in it (or what is wrong with it) stays in sight.
+    with right.expander("Colour by your own attributes (CSV)", expanded=bool(st.session_state.get("explore-attributes"))):
         attributes = _attribute_columns(data)
     options = {class_word: None}
     for column in data.columns() + attributes:
