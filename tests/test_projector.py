@@ -204,7 +204,7 @@ def test_explore_search_highlights_isolates_a_point_and_shows_pca_variance(runs_
 
     at.text_input(key="explore-search").set_value("^digits/[38]/").run()
     assert not at.exception and not at.error
-    assert "Search '^digits/\\[38\\]/': 357 of 1,797 match." in captions(at)
+    assert "Search `^digits/[38]/`: 357 of 1,797 match." in captions(at)
     traces = _traces(at)
     assert len(plotly_array(traces["Matches (357)"]["customdata"])) == 357
     assert traces["Matches (357)"]["marker"]["size"] > traces["0"]["marker"]["size"]

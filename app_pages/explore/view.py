@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -128,20 +129,25 @@ class MapControls:
 
 
 @st.cache_resource
-def _answers() -> OrderedDict:
-    """Searches and CSV readings, kept by a digest of their inputs (ANSWERS_KEPT, the latest): a rerun for
-    another widget does not search again, and a slow pattern is refused once, not on every click."""
-    return OrderedDict()
+def _answers() -> tuple[OrderedDict, threading.Lock]:
+    """Searches and CSV readings, kept by a digest of their inputs (ANSWERS_KEPT, the latest), for every
+    session: a rerun for another widget does not search again, and a slow pattern is refused once, not on
+    every click."""
+    return OrderedDict(), threading.Lock()
 
 
 def _kept_answer(key: tuple, compute: Callable):
-    answers = _answers()
-    if key not in answers:
-        answers[key] = compute()
+    answers, lock = _answers()
+    with lock:
+        if key in answers:
+            answers.move_to_end(key)
+            return answers[key]
+    answer = compute()  # outside the lock: another session's search does not wait for this one
+    with lock:
+        answers[key] = answer
         while len(answers) > ANSWERS_KEPT:
             answers.popitem(last=False)
-    answers.move_to_end(key)
-    return answers[key]
+    return answer
 
 
 def _digest(texts) -> str:
@@ -172,6 +178,8 @@ def map_controls(data: MapData, class_word: str) -> MapControls:
         while name in options:
             name += " (CSV)"
         options[name] = column
+    if st.session_state.get("explore-colour") not in options:  # a CSV's column, and the CSV was removed
+        st.session_state["explore-colour"] = class_word
     colour_name = colour_slot.selectbox(
         "Colour by", list(options), key="explore-colour",
         help=f"The {class_word}; the folder each image is in (where it is not the {class_word}); parts of the "
@@ -203,7 +211,7 @@ def _search(data: MapData, pattern: str, colour) -> tuple[Optional[np.ndarray], 
         except UserError as exc:
             return None, str(exc)
 
-    return _kept_answer(("search", pattern, _digest(data.names), _digest(fields[-1]), len(fields)), run)
+    return _kept_answer(("search", pattern, _digest(value for field in fields for value in field)), run)
 
 
 def _attribute_columns(data: MapData) -> list:
@@ -323,7 +331,7 @@ def draw_map(data: MapData, chosen: MapSettings, class_word: str, positions: np.
     if highlight is not None:
         everywhere = int(controls.matches.sum())
         more = (f" ({everywhere:,} of all {len(data.labels):,} images)" if len(rows) < len(data.labels) else "")
-        st.caption(text.plain(f"Search '{controls.search}': {int(highlight.sum()):,} of {len(rows):,} match{more}. ")
+        st.caption(f"Search {_code(controls.search)}: {int(highlight.sum()):,} of {len(rows):,} match{more}. "
                    + ("Matching points are drawn larger with a dark outline, the others faded." if highlight.any()
                       else "No point drawn matches." if isolated is not None
                       else "Nothing on the map matches: try fewer letters, or plain text."))
@@ -339,6 +347,12 @@ def draw_map(data: MapData, chosen: MapSettings, class_word: str, positions: np.
                + " ".join(c for c in captions + [colour_words, "Click a name in the legend to hide or show its points."]
                           if c))
     return True
+
+
+def _code(typed: str) -> str:
+    """What the person typed, shown as code: markdown leaves it as it is (a regex's * or [ included)."""
+    fence = "``" if "`" in typed else "`"
+    return f"{fence} {typed} {fence}" if fence == "``" else f"`{typed}`"
 
 
 def _stop_isolating() -> None:
