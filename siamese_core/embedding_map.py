@@ -212,7 +212,7 @@ def build_figure(points: MapPoints, class_word: str = "class", class_order: Opti
     if focus is not None:
         index = points.index[focus] if len(points.index) > focus else focus
         add(np.array([focus]), f"Picked #{index}",
-            {"size": marker_size + 8, "color": point_colours[focus], "symbol": "diamond", "opacity": 1.0,
+            {"size": marker_size + 5, "color": point_colours[focus], "symbol": "diamond", "opacity": 1.0,
              "line": {"color": OUTLINE_COLOUR, "width": 2}})
     axis = {"showticklabels": False, "title": {"text": ""}}
     layout = {"margin": {"l": 0, "r": 0, "t": 0, "b": 0}, "height": height, "uirevision": "keep",
