@@ -20,17 +20,25 @@ its own, not spread over the image. With test-time flip (`flip_test`), a model's
 normalised embeddings of the image and its mirror image, so u = e/|e| + e'/|e'|: P_ij gets the mirrored
 map's position (i, w-1-j) too, each view weighted by 1/|e|, and c_u = c (1/|e| + 1/|e'|); the sums stay exact.
 The score shown to people, 1 - |v_A - v_B| / 2 = 1 - sqrt((1 - cos) / 2), rises with cos.
+Whether a backbone ends in average pooling is not read off its name: the feature map whose spatial mean
+equals the backbone's output is looked for on the images themselves, so any backbone that averages is
+found, and one that flattens (convnet) or does more after pooling (VGG's classifier layers) is not. A head
+that is not affine (a ReLU after the projection) has no exact split either: those get the gradient map.
 
 ``"gradient"`` -- every other model: the pair head (mode pair; its features are compared by a learned
 layer) and embedding backbones that flatten their feature map instead of averaging it (the digit
-`convnet`). No exact split exists there, so the map is signed Grad-CAM (Selvaraju et al. 2017) on the
-quantity the score rises with: the logit of the pair head (score = sigmoid(logit)), or the cosine of the
-two embeddings. For the last feature map F of each image (its last module output with a spatial extent),
+`convnet`). No exact split exists there, so the map is a signed Grad-CAM-style map on the quantity the
+score rises with: the logit of the pair head (score = sigmoid(logit)), or the cosine of the two
+embeddings. For the last feature map F of each image (the backbone's last module output with a spatial
+extent), per position (HiResCAM, Draelos & Carin 2020):
 
-    alpha_k = mean_ij d target / d F_kij,        cells[i, j] = sum_k alpha_k F_kij
+    cells[i, j] = sum_k F_kij * d target / d F_kij
 
-kept signed (no ReLU): positive cells pushed towards "same", negative ones towards "different". The
-numbers are a first-order estimate in the target's units, comparable within a pair, not shares of it.
+kept signed (no ReLU): positive cells pushed towards "same", negative ones towards "different". Grad-CAM
+proper first averages the gradient over positions (alpha_k = mean_ij d target / d F_kij); for a backbone
+ending in average pooling the two are the same map, but a backbone that flattens (the convnet) has a
+weight per position, which the average would blur away. The numbers are a first-order estimate in the
+target's units, comparable within a pair, not shares of it.
 
 Positions map to the image by even division: image row r lies in cell row floor(r * h / S). `map_a` and
 `map_b` spread each cell's value evenly over the pixels it covers, so a map sums to what its cells sum to.
@@ -58,7 +66,7 @@ GRADIENT = "gradient"
 KIND_WORDS = {
     EXACT: "Exact shares: each region's part of the similarity behind the score. On each image the shares, "
            "plus a small part that belongs to no region, add up to the similarity.",
-    GRADIENT: "An estimate from gradients (Grad-CAM): how much each region pushed the score up or down. "
+    GRADIENT: "An estimate from gradients (Grad-CAM style): how much each region pushed the score up or down. "
               "Strengths compare within this pair only; they are not exact shares of the score.",
 }
 
@@ -177,12 +185,12 @@ def _affine_head(head) -> Optional[tuple]:
 def why_not_exact(net) -> str:
     """'' when the exact split can exist for this network (checked on an image later); else why not, in words."""
     if not net.is_embedding:
-        return ("This model compares the two images with a learned layer (a pair head), which has no exact "
-                "split over the image.")
+        return ("This model compares the two images with a learned layer (a pair head), so its score has no "
+                "exact split over regions.")
     if net.training:
         return "The model is in training mode."
     if _affine_head(net.embedding_head) is None:
-        return "This model's embedding head is not a plain linear layer, so no exact split exists."
+        return "This model's last layers are not plain linear ones, so its similarity has no exact split over regions."
     return ""
 
 
@@ -261,7 +269,7 @@ def _gradient(net, x: torch.Tensor, n: int) -> list:
         grad, = torch.autograd.grad(target.sum(), leaf)
     target = target.detach().cpu()
     fmap, grad = leaf.detach().double().cpu(), grad.double().cpu()
-    cam = (grad.mean((2, 3), keepdim=True) * fmap).sum(1)  # (views * 2n, h, w)
+    cam = (grad * fmap).sum(1)  # (views * 2n, h, w): gradient x feature map, summed over channels
     views = len(cam) // (2 * n)
     cells = sum(cam[v * 2 * n:(v + 1) * 2 * n].flip(-1) if v else cam[:2 * n] for v in range(views))
     return [(cells[k].numpy(), cells[n + k].numpy(), float(target[k])) for k in range(n)]
@@ -296,8 +304,8 @@ def explain_pairs(model, pixels_a: np.ndarray, pixels_b: np.ndarray) -> list:
     reason = why_not_exact(net)
     exact = None if reason else _exact(net, x, n)
     if exact is None and not reason:
-        reason = ("This model's backbone does not end by averaging its feature map over the image (e.g. the "
-                  "small digit network flattens it), so no exact split exists.")
+        reason = ("This model's network does not end by averaging over the image (the small digit network, for "
+                  "one, does not), so its similarity has no exact split over regions.")
     out = []
     if exact is not None:
         for k, (cells_a, cells_b, bias_a, bias_b) in enumerate(exact):
