@@ -16,7 +16,10 @@ and the similarity splits exactly over the positions of image A (and, the same w
     sum_ij cells_A[i, j] + bias_A == cos                 (to float precision, ~1e-6)
 
 `bias_A` is the share of the head's constant offset c, which belongs to no position: it is reported on
-its own, not spread over the image. With test-time flip (`flip_test`), a model's vector is the mean of the
+its own, not spread over the image. For a picture of the verdict (`Explanation.shown`), each cell is
+compared with its even part of the 'same' line: shown_A[i, j] = cells_A[i, j] - (line - bias_A) / HW, with
+line the cosine at which the score meets the threshold, so sum_ij shown_A = cos - line: positive exactly
+when the verdict is 'same'. (Raw shares of a pair that is alike are all positive, so they would all be red.) With test-time flip (`flip_test`), a model's vector is the mean of the
 normalised embeddings of the image and its mirror image, so u = e/|e| + e'/|e'|: P_ij gets the mirrored
 map's position (i, w-1-j) too, each view weighted by 1/|e|, and c_u = c (1/|e| + 1/|e'|); the sums stay exact.
 The score shown to people, 1 - |v_A - v_B| / 2 = 1 - sqrt((1 - cos) / 2), rises with cos.
@@ -65,7 +68,7 @@ GRADIENT = "gradient"
 # What each kind of map is, in plain words (the app shows these).
 KIND_WORDS = {
     EXACT: "Exact shares: each region's part of the similarity behind the score. On each image the shares, "
-           "plus a small part that belongs to no region, add up to the similarity.",
+           "plus a part that belongs to no region, add up to the similarity.",
     GRADIENT: "An estimate from gradients (Grad-CAM style): how much each region pushed the score up or down. "
               "Strengths compare within this pair only; they are not exact shares of the score.",
 }
@@ -93,11 +96,31 @@ class Explanation:
 
     @property
     def scale(self) -> float:
-        """The largest |cell| over both images: one colour scale for the pair, so the images compare."""
-        return float(max(np.abs(self.cells_a).max(initial=0.0), np.abs(self.cells_b).max(initial=0.0)))
+        """The largest |cell| over both images."""
+        return scale_of(self.cells_a, self.cells_b)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def shown(self, threshold: Optional[float] = None) -> tuple:
+        """The cells to colour, (A, B): for exact maps with the verdict's `threshold` (a score), each region's
+        share minus its even part of the 'same' line, so red regions brought more than their part and blue ones
+        less, and each image's colours sum to (similarity - line); gradient maps as they are."""
+        if not self.exact or threshold is None:
+            return self.cells_a, self.cells_b
+        line = line_similarity(threshold)
+        return tuple(cells - (line - bias) / cells.size
+                     for cells, bias in ((self.cells_a, self.bias_a), (self.cells_b, self.bias_b)))
+
+
+def line_similarity(threshold: float) -> float:
+    """The cosine similarity at which an embedding model's score equals `threshold`: score = 1 - sqrt((1 - cos) / 2)."""
+    return 1.0 - 2.0 * (1.0 - float(threshold)) ** 2
+
+
+def scale_of(*cells: np.ndarray) -> float:
+    """The largest |value| over the maps of a pair: one colour scale for both, so the images compare."""
+    return float(max(np.abs(c).max(initial=0.0) for c in cells))
 
 
 # ---------------------------------------------------------------- finding the feature map
@@ -385,15 +408,17 @@ def legend(width: int) -> Image.Image:
 
 
 def render_pair(explanation: Explanation, pixels_a: np.ndarray, pixels_b: np.ndarray, side: int = 160,
-                gap: int = 8, with_legend: bool = True) -> Image.Image:
-    """Both overlays side by side (one colour scale for the pair), with the legend below."""
-    scale = explanation.scale
+                gap: int = 8, with_legend: bool = True, threshold: Optional[float] = None) -> Image.Image:
+    """Both overlays side by side (one colour scale for the pair), with the legend below; with `threshold`,
+    exact maps are coloured against the 'same' line (Explanation.shown)."""
+    cells_a, cells_b = explanation.shown(threshold)
+    scale = scale_of(cells_a, cells_b)
     width = 2 * side + gap
     legend_image = legend(width) if with_legend else None
     height = side + (legend_image.height + 6 if legend_image else 0)
     canvas = Image.new("RGB", (width, height), "white")
-    canvas.paste(overlay(pixels_a, explanation.cells_a, scale, side), (0, 0))
-    canvas.paste(overlay(pixels_b, explanation.cells_b, scale, side), (side + gap, 0))
+    canvas.paste(overlay(pixels_a, cells_a, scale, side), (0, 0))
+    canvas.paste(overlay(pixels_b, cells_b, scale, side), (side + gap, 0))
     if legend_image:
         canvas.paste(legend_image, (0, side + 6))
     return canvas

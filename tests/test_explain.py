@@ -13,7 +13,7 @@ import torch
 from app_helpers import open_page
 from conftest import ROOT, write_people
 from siamese_core.config import TrainConfig
-from siamese_core.explain import EXACT, GRADIENT, explain_pair, render_pair
+from siamese_core.explain import EXACT, GRADIENT, explain_pair, line_similarity, render_pair
 from siamese_core.inference import SiameseModel
 from siamese_core.models import build_model, model_spec
 
@@ -64,6 +64,10 @@ def test_the_exact_split_adds_up_to_the_similarity_and_follows_the_partner(embed
         adds_up(explanation, similarity)
         assert explanation.score == pytest.approx(model.verify(anchor, partner).score, abs=1e-6)
         assert explanation.cells_a.shape == (2, 2) and explanation.map_a.shape == (32, 32)  # 32 px: a 2x2 map
+        # Coloured against the 'same' line: each image's colours sum to how far the similarity is above it.
+        for shown in explanation.shown(model.threshold):
+            assert shown.sum() == pytest.approx(similarity - line_similarity(model.threshold), abs=1e-5)
+            assert (shown.sum() >= 0) == model.verify(anchor, partner).same
     # The same image's map depends on what it is compared with, and the trained model finds the match more alike.
     assert not np.allclose(same.cells_a, different.cells_a, atol=1e-3)
     assert same.cells_a.sum() + same.bias_a > different.cells_a.sum() + different.bias_a
@@ -149,7 +153,7 @@ def test_verify_opens_why_this_verdict_for_the_demo_and_for_an_embedding_run(run
     words = texts(at.caption)
     assert "Exact shares" in words and "Here the similarity is" in words
     spec = next(c for c in at.get("plotly_chart") if c.key == "why-map-A").proto.spec
-    assert "of the similarity" in spec
+    assert "to the similarity" in spec and "share of the" in spec
 
 
 def test_evaluate_gallery_shows_the_maps(runs_dir):

@@ -26,7 +26,7 @@ def side_by_side(left: Image.Image, right: Image.Image) -> Image.Image:
     return canvas
 
 
-def pair_maps(ev, pairs: np.ndarray, model, model_version: tuple) -> Optional[tuple]:
+def pair_maps(ev, pairs: np.ndarray, model, model_version: tuple, threshold: float) -> Optional[tuple]:
     """(each pair's two maps as one picture the size of side_by_side's, the Explanations), or None after
     saying why not: the page's pairs go through the model in one batch, cached."""
     from siamese_core.explain import render_pair
@@ -35,7 +35,8 @@ def pair_maps(ev, pairs: np.ndarray, model, model_version: tuple) -> Optional[tu
     found = why.explanations(model, model_version, pixels_a, pixels_b)
     if found is None:
         return None
-    return [render_pair(e, a, b, side=SIDE, with_legend=False) for e, a, b in zip(found, pixels_a, pixels_b)], found
+    return [render_pair(e, a, b, side=SIDE, with_legend=False, threshold=threshold)
+            for e, a, b in zip(found, pixels_a, pixels_b)], found
 
 
 def show(ev, threshold: float, model=None, model_version: Optional[tuple] = None) -> None:
@@ -61,11 +62,12 @@ def show(ev, threshold: float, model=None, model_version: Optional[tuple] = None
     if model is not None and st.toggle("Show why", key="eval-gallery-why",
                                        help="Colour each pair by the parts of the images that made the model "
                                             "find them alike or different."):
-        found = pair_maps(ev, on_page, model, model_version)
+        found = pair_maps(ev, on_page, model, model_version, threshold)
         if found:
             maps = found[0]
             st.markdown(why.LEGEND)
-            st.caption(why.kind_words(found[1][0], figures=False) + " Each pair's colours are on a scale of its own.")
+            st.caption(why.kind_words(found[1][0], threshold, figures=False)
+                       + " Each pair's colours are on a scale of its own.")
     columns = st.columns(COLUMNS)
     for n, i in enumerate(on_page):
         truth = bool(ev.same[i])
