@@ -19,10 +19,13 @@ and the similarity splits exactly over the positions of image A (and, the same w
 its own, not spread over the image. For a picture of the verdict (`Explanation.shown`), each cell is
 compared with its even part of the 'same' line: shown_A[i, j] = cells_A[i, j] - (line - bias_A) / HW, with
 line the cosine at which the score meets the threshold, so sum_ij shown_A = cos - line: positive exactly
-when the verdict is 'same'. (Raw shares of a pair that is alike are all positive, so they would all be red.) With test-time flip (`flip_test`), a model's vector is the mean of the
-normalised embeddings of the image and its mirror image, so u = e/|e| + e'/|e'|: P_ij gets the mirrored
-map's position (i, w-1-j) too, each view weighted by 1/|e|, and c_u = c (1/|e| + 1/|e'|); the sums stay exact.
-The score shown to people, 1 - |v_A - v_B| / 2 = 1 - sqrt((1 - cos) / 2), rises with cos.
+when the verdict is 'same'. (Raw shares of a pair that is alike are all positive, so they would all be red.)
+
+With test-time flip (`flip_test`), a model's vector is the mean of the normalised embeddings of the
+image and its mirror image, so u = e/|e| + e'/|e'|: P_ij gets the mirrored map's position (i, w-1-j) too,
+each view weighted by 1/|e|, and c_u = c (1/|e| + 1/|e'|); the sums stay exact. The score shown to people,
+1 - |v_A - v_B| / 2 = 1 - sqrt((1 - cos) / 2), rises with cos; it meets a threshold t at cos = 1 - 2 (1 - t)^2.
+
 Whether a backbone ends in average pooling is not read off its name: the feature map whose spatial mean
 equals the backbone's output is looked for on the images themselves, so any backbone that averages is
 found, and one that flattens (convnet) or does more after pooling (VGG's classifier layers) is not. A head
