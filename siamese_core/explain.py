@@ -182,11 +182,12 @@ def _pooled_map(net, x: torch.Tensor) -> Optional[torch.Tensor]:
     if features.ndim != 2 or features.shape[1] != width:
         return None
     tolerance = 1e-4 * max(1.0, float(features.abs().max()))
-    for candidate in reversed(seen):
-        if candidate.shape[-1] * candidate.shape[-2] > 0 and torch.allclose(
-                candidate.float().mean((2, 3)), features, atol=tolerance, rtol=1e-4):
-            return candidate.float().contiguous()
-    return None
+    matches = [t for t in reversed(seen)
+               if torch.allclose(t.float().mean((2, 3)), features, atol=tolerance, rtol=1e-4)]
+    # The pooling's own 1x1 output matches too (torchvision's avgpool keeps two axes): take the map before it.
+    wide = [t for t in matches if t.shape[-1] * t.shape[-2] > 1]
+    found = (wide or matches or [None])[0]
+    return None if found is None else found.float().contiguous()
 
 
 def _affine_head(head) -> Optional[tuple]:

@@ -90,6 +90,7 @@ def test_which_backbones_split_exactly(backbone):
         assert explanation.kind == GRADIENT and "not end by averaging" in explanation.note
     else:
         assert explanation.kind == EXACT and explanation.bias_a != 0  # no neck: the projection's bias is the rest
+        assert explanation.cells_a.size > 1  # the map before the pooling, not the pooled 1x1 one
         adds_up(explanation, cosine(model, a, b))
 
 
