@@ -273,7 +273,7 @@ def _last_spatial_module(net, x: torch.Tensor) -> Optional[str]:
 
 
 def _gradient(net, x: torch.Tensor, n: int) -> list:
-    """Signed Grad-CAM cells for n pairs (x: the n A images, then the n B images)."""
+    """Signed gradient x feature-map cells (HiResCAM) for n pairs (x: the n A images, then the n B images)."""
     name = _last_spatial_module(net, x)
     if name is None:
         raise UserError("This model's backbone has no feature map over the image (it is not a convolutional "
@@ -312,16 +312,24 @@ def spread(cells: np.ndarray, size: int) -> np.ndarray:
 
 # ---------------------------------------------------------------- the entry points
 
+# Pairs per pass: a gradient map keeps the backbone's activations for the backward pass (a gallery page of
+# 24 pairs of 224 px images at once would hold gigabytes).
+PAIRS_PER_PASS = 8
+
+
 def explain_pairs(model, pixels_a: np.ndarray, pixels_b: np.ndarray) -> list:
-    """Maps for many pairs at once: `model` a SiameseModel (siamese_core.inference), pixels prepared for it
-    (uint8 (N, C, S, S), see SiameseModel.prepare). One Explanation per pair, in order."""
-    net = model.net
+    """Maps for many pairs: `model` a SiameseModel (siamese_core.inference), pixels prepared for it
+    (uint8 (N, C, S, S), see SiameseModel.prepare), PAIRS_PER_PASS at a time. One Explanation per pair, in order."""
     pixels_a, pixels_b = np.asarray(pixels_a), np.asarray(pixels_b)
     if pixels_a.ndim == 3:
         pixels_a, pixels_b = pixels_a[None], pixels_b[None]
+    return [e for start in range(0, len(pixels_a), PAIRS_PER_PASS)
+            for e in _explain(model, pixels_a[start:start + PAIRS_PER_PASS], pixels_b[start:start + PAIRS_PER_PASS])]
+
+
+def _explain(model, pixels_a: np.ndarray, pixels_b: np.ndarray) -> list:
+    net = model.net
     n, size = len(pixels_a), pixels_a.shape[-1]
-    if n == 0:
-        return []
     x = as_model_input(torch.from_numpy(np.concatenate([pixels_a, pixels_b])), model.device,
                        channels_last=model.device.type == "cpu")
     with torch.inference_mode():
