@@ -24,6 +24,7 @@ Each file is written to a temporary file and renamed: a failed export leaves no 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import json
 import time
@@ -39,7 +40,7 @@ from torch import nn
 
 from .context import data_words, run_class_word, run_of_checkpoint
 from .errors import UserError
-from .runs import load_checkpoint, write_bytes, write_text
+from .runs import load_checkpoint, write_bytes
 
 FORMAT = "siamese-studio-onnx"
 VERSION = 1
@@ -80,6 +81,8 @@ def export_checkpoint(checkpoint_path, name: Optional[str] = None) -> Exported:
     """Export a checkpoint (checked as the app checks it: a bad file is one UserError sentence)."""
     from .models import build_model
 
+    if importlib.util.find_spec("onnx") is None:  # torch's exporter writes the graphs with it
+        raise UserError("Exporting to ONNX needs the onnx package: pip install -r requirements.txt.")
     path = Path(checkpoint_path)
     checkpoint = load_checkpoint(path, name=name)
     spec = checkpoint["spec"]

@@ -250,11 +250,11 @@ def _finished_actions(info: jobs.RunInfo, allow_delete: bool) -> None:
                                 file_name=f"{name}-{which}.pt", mime="application/octet-stream",
                                 key=f"download-{name}")
         if which == "best":
-            cols[3].download_button("Download for other apps (ONNX)", icon=":material/deployed_code:",
+            cols[3].download_button("Download for other apps", icon=":material/deployed_code:",
                                     data=lambda: onnx_zip(str(usable), usable.stat().st_mtime, name),  # on click
                                     file_name=f"{name}-onnx.zip", mime="application/zip", key=f"download-onnx-{name}",
                                     help="A zip for apps outside this one (phones, web pages, other languages): "
-                                         "the model as ONNX, a JSON file saying how to feed it images and read its "
+                                         "the model as ONNX files, a JSON file saying how to feed it images and read its "
                                          "verdict, and a model card with its data, recipe and figures.")
     if allow_delete:
         _class_word(info)

@@ -108,12 +108,14 @@ def _clear_pad(counter: str) -> None:
     st.session_state[counter] = st.session_state.get(counter, 0) + 1
 
 
-def _drawing(column, side: str) -> Optional[bytes]:
+def _drawing(column, side: str, word: str) -> Optional[bytes]:
     """A drawing pad and its Clear button; the drawing as PNG bytes, or None while the pad is empty."""
     from streamlit_drawable_canvas import st_canvas  # a component: it can only be imported inside a running app
 
     counter = f"pad-{side}-cleared"
     with column:
+        # Also room for the pad's own toolbar, which shows above it on hover, off the choices above.
+        st.caption(f"Write one {word} with the mouse or a finger.")
         result = st_canvas(stroke_width=PAD_STROKE, stroke_color="#000000", background_color="#ffffff",
                            height=PAD_SIDE, width=PAD_SIDE, drawing_mode="freedraw", return_image_data=True,
                            key=f"pad-{side}-{st.session_state.get(counter, 0)}")
@@ -165,9 +167,7 @@ def image_input(column, side: str, model, samples: SampleSet, default_sample: in
     if st.session_state.get(f"source-{side}") not in sources:
         st.session_state[f"source-{side}"] = sources[0]  # e.g. 'Sample' after switching to a model without samples
     source = column.radio(label, sources, horizontal=True, key=f"source-{side}",
-                          help="Camera asks the browser for the camera only when you pick it."
-                               + (f" Draw: write a {model.class_word} with the mouse or a finger." if DRAW in sources
-                                  else ""))
+                          help="Camera asks the browser for the camera only when you pick it.")
     if source == "Upload":
         upload = column.file_uploader(label, type=sorted(s.lstrip(".") for s in IMAGE_SUFFIXES),
                                       key=f"upload-{side}", label_visibility="collapsed")
@@ -182,7 +182,7 @@ def image_input(column, side: str, model, samples: SampleSet, default_sample: in
             return None
         data, name = shot.getvalue(), "camera snapshot"
     elif source == DRAW:
-        data = _drawing(column, side)
+        data = _drawing(column, side, model.class_word)
         if data is None:
             column.info(f"Draw a {model.class_word} on the pad.")
             return None
