@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import plural
 from .context import data_words, run_class_word, run_of_checkpoint
 from .errors import UserError
 from .runs import load_checkpoint, write_bytes
@@ -302,12 +303,12 @@ def model_card(checkpoint: dict, path: Path, run, sidecar: dict) -> str:
     else:
         use.append("3. Score a pair: give `{pair_head}` the two vectors (vectors_a, vectors_b); say 'same "
                    f"{word}' when its score is at least {sidecar['threshold']:.4f}.")
-    lines = [f"# {title}: a Siamese network for telling {word}s apart", "",
+    lines = [f"# {title}: a Siamese network for telling {plural(word)} apart", "",
              f"Says whether two images show the same {word}, with a score from 0 to 1. Exported from "
              f"`{path.name}` by Siamese Studio on {sidecar['exported']['at']}; `{{sidecar}}` holds every number "
              "below in a form programs read.", "",
              "## Data", "",
-             f"- Trained on {data_words(config)}" + (f": {len(classes)} classes" if classes else "") + ".",
+             f"- Trained on {data_words(config)}" + (f" ({len(classes)} classes)" if classes else "") + ".",
              f"- One class is a {word}. Images unlike these (another kind of picture, another camera, another "
              "hand) may be judged worse than the figures below say.",
              *[f"- {note}" for note in config.get("notes") or [] if isinstance(note, str)], "",
