@@ -75,6 +75,17 @@ def make_dataset(source: str):
 
 # ---------------------------------------------------------------- the data set of this browser tab
 
+def named_in_address() -> bool:
+    """Whether the address names a data set being made (the page was reloaded while making one)."""
+    return DatasetDraft.open(st.query_params.get(PARAM, "")) is not None
+
+
+def leave_address() -> None:
+    """Another source was picked: a reload should not bring the builder back."""
+    if PARAM in st.query_params:
+        del st.query_params[PARAM]
+
+
 def _draft() -> Optional[DatasetDraft]:
     """This session's data set, or the one the address names (after a reload); None before the first class."""
     wanted = st.session_state.get(STATE) or st.query_params.get(PARAM)

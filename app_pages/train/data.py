@@ -11,7 +11,7 @@ import streamlit as st
 from app_pages.shared import text
 from app_pages.shared.paths import SAMPLES, mnist_root
 from app_pages.shared.uploads import staged_upload, unpack_zip
-from app_pages.train.builder import make_dataset
+from app_pages.train import builder
 from siamese_core import paths, uploads
 from siamese_core.errors import UserError
 from siamese_core.images import open_image
@@ -43,10 +43,13 @@ class DataChoice:
 
 def pick_data() -> DataChoice:
     sources = [DIGITS, MNIST, ZIP, TRIPLETS, MAKE] + ([SERVER] if data_root() else [])
-    source = st.radio("Images to learn from", sources, key="data-source",
+    made_here = sources.index(MAKE) if builder.named_in_address() else 0  # a reload returns to its images
+    source = st.radio("Images to learn from", sources, index=made_here, key="data-source",
                       help="A zip of class folders holds one folder per person, product or signature, "
                            "each with that class's images. 'Make one here' builds such folders in the app, "
                            "from webcam snapshots or image files.")
+    if source != MAKE:
+        builder.leave_address()
     try:
         if source == DIGITS:
             return _digits()
@@ -57,7 +60,7 @@ def pick_data() -> DataChoice:
         if source == TRIPLETS:
             return _triplets()
         if source == MAKE:
-            return make_dataset(MAKE)
+            return builder.make_dataset(MAKE)
         return _server_folder()
     except UserError as exc:
         text.error(exc)
