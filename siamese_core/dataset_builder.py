@@ -192,10 +192,13 @@ class DatasetDraft:
         """A copy of the class folders for a run to take (jobs.start_training moves it into the run).
 
         The same contents always give the same folder, made once (hard links: no image is copied);
-        a snapshot nobody took is removed after a day with the other staged uploads."""
-        target = staging_dir(self.fingerprint(), "builder")
+        this data set's older snapshots go (a run took its own already), and one nobody took is removed
+        after a day with the other staged uploads."""
+        target = staging_dir(f"{self.id}-{self.fingerprint()}", "builder")
         if target.is_dir():
             return target
+        for older in target.parent.glob(f"{self.id}-*"):
+            shutil.rmtree(older, ignore_errors=True)
         tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
         try:
             for name in self.classes():

@@ -113,9 +113,13 @@ def test_zip_and_snapshot_hold_the_class_folders(draft, runs_dir):
     snapshot = draft.snapshot()
     assert snapshot.parent == uploads.uploads_root() / "builder" and draft.snapshot() == snapshot
     assert sorted(p.relative_to(snapshot).parent.name for p in snapshot.rglob("*.png")) == ["cup", "cup", "pen", "pen"]
+    taken = snapshot.rename(runs_dir / "a-run-took-it")  # as jobs.start_training moves it
     draft.remove_image("pen", draft.images("pen")[0].name)
-    assert draft.snapshot() != snapshot  # other contents, another copy
-    assert len(draft.images("pen")) == 1 and len(list((snapshot / "pen").iterdir())) == 2  # the copy is its own
+    assert len(draft.images("pen")) == 1 and len(list((taken / "pen").iterdir())) == 2  # the run's copy is its own
+    newer = draft.snapshot()
+    assert newer != snapshot and len(list((newer / "pen").iterdir())) == 1
+    draft.remove_image("cup", draft.images("cup")[0].name)
+    assert draft.snapshot() != newer and not newer.exists()  # a copy nobody took is replaced, not kept
 
 
 # ---------------------------------------------------------------- the Train page

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import zipfile
 
 import pytest
 
@@ -86,6 +87,10 @@ def test_capture_and_upload_into_two_classes_then_train(app_server, camera_page,
     page.reload()  # the address names the data set: nothing is lost
     wait_for_app(page)
     _wait_for_thumbnails(page, 9)
+    with page.expect_download() as download:  # a zip of class folders, to keep or upload again
+        page.get_by_role("button", name="Download this dataset as a zip").click()
+    with zipfile.ZipFile(download.value.path()) as archive:
+        assert sorted(name.split("/")[0] for name in archive.namelist()) == ["ann"] * 4 + ["ben"] * 5
 
     # The Quick preset, made lighter for a test's CPU: the digit ConvNet, 1 epoch, 28 pixels.
     page.get_by_text("Advanced settings").click()
