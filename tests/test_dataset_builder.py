@@ -77,6 +77,7 @@ def test_classes_are_renamed_and_removed_and_names_stay_inside(draft, tmp_path):
 
     assert DatasetDraft.open(draft.id, tmp_path / "datasets").classes() == ["a evil"]  # found again (a reload)
     assert DatasetDraft.open("../" + draft.id, tmp_path / "datasets") is None
+    assert DatasetDraft.open(draft.id + "\n", tmp_path / "datasets") is None
     assert DatasetDraft.open("0123456789abcdef", tmp_path / "datasets") is None
 
 

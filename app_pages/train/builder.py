@@ -100,8 +100,8 @@ def _draft() -> Optional[DatasetDraft]:
 def _open(dataset_id: str) -> DatasetDraft:
     draft = DatasetDraft.open(dataset_id)
     if draft is None:
-        raise UserError("This data set was removed (a week unused, or from another tab): make a new class to "
-                        "start again.")
+        raise UserError("This data set is no longer on the server (a data set nobody changes for a week is "
+                        "removed): make a new class to start again.")
     return draft
 
 
@@ -178,7 +178,8 @@ def _class_view(draft: DatasetDraft, name: str) -> None:
     images = draft.images(name)
     head = st.container(horizontal=True, vertical_alignment="center", key=f"builder-head-{name}")
     count = len(images)
-    mark = "" if count >= builder.GOOD_IMAGES else " :orange[(few)]" if count >= builder.MIN_IMAGES else " :red[(too few)]"
+    mark = ("" if count >= builder.GOOD_IMAGES else " :orange[(few)]" if count >= builder.MIN_IMAGES
+            else " :red[(too few)]")
     head.markdown(f"**{text.plain(name)}**: {count} image{'s' if count != 1 else ''}{mark}")
     with head.popover("Rename or remove", icon=":material/edit:"):
         st.text_input("New name", name, key=f"builder-rename-{name}", max_chars=builder.MAX_NAME)

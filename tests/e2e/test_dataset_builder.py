@@ -68,6 +68,8 @@ def test_capture_and_upload_into_two_classes_then_train(app_server, camera_page,
         _wait_for_thumbnails(page, shot)
         wait_for_app(page)
     assert_no_exception(page)
+    page.get_by_text("Snapshot added to 'ann'").wait_for()
+    screenshot(page, "builder-camera")
 
     _make_class(page, "ben")
     page.get_by_text("Uploading image files").click()
