@@ -1,5 +1,6 @@
 """Making a data set on the Train page in a real browser: webcam snapshots into one class (Chromium's fake
-camera), uploaded images into another, a reload that keeps them, then a 1-epoch Quick run on them."""
+camera, playing a generated video), uploaded images into another, a reload that keeps them, the zip to take
+away, then a 1-epoch run on them."""
 
 from __future__ import annotations
 
@@ -44,8 +45,8 @@ def camera_page(browser, request, tmp_path):
     """A page whose browser has a (fake) webcam and leave to use it; a screenshot when the test fails."""
     path = find_chromium()
     video = write_video(tmp_path / "camera.y4m")
-    launched = browser.browser_type.launch(headless=True, executable_path=path,
-                                           args=CHROMIUM_ARGS + FAKE_CAMERA + [f"--use-file-for-fake-video-capture={video}"])
+    camera = FAKE_CAMERA + [f"--use-file-for-fake-video-capture={video}"]
+    launched = browser.browser_type.launch(headless=True, executable_path=path, args=CHROMIUM_ARGS + camera)
     context = launched.new_context(viewport={"width": 1400, "height": 900}, permissions=["camera"])
     page = context.new_page()
     page.set_default_timeout(30_000)
@@ -89,6 +90,7 @@ def test_capture_and_upload_into_two_classes_then_train(app_server, camera_page,
         wait_for_app(page)
     assert_no_exception(page)
     page.get_by_text("Snapshot added to 'ann'").wait_for()
+    page.wait_for_function(LIVE_VIDEO, arg=3)  # the camera is ready for the next
     screenshot(page, "builder-camera")
 
     _make_class(page, "ben")
