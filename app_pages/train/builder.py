@@ -34,8 +34,8 @@ def make_dataset(source: str):
 
     st.caption(f"Make one class per person, object or signature, then add images to each with the webcam or "
                f"from files. Each class needs at least {builder.MIN_IMAGES} images; {builder.GOOD_IMAGES} or "
-               "more, from different angles and lighting, give a much better result. The images stay on this "
-               "server until you remove them; Start copies them into the run.")
+               "more, from different angles and lighting, give a much better result. The images are kept on "
+               "this server for a week after the last change; Start copies them into the run.")
     draft = _new_class(_draft())
     _show_message()
     classes = draft.classes() if draft else []
