@@ -11,6 +11,7 @@ import streamlit as st
 from app_pages.shared import text
 from app_pages.shared.paths import SAMPLES, mnist_root
 from app_pages.shared.uploads import staged_upload, unpack_zip
+from app_pages.train import builder
 from siamese_core import paths, uploads
 from siamese_core.errors import UserError
 from siamese_core.images import open_image
@@ -21,6 +22,7 @@ DIGITS = "Built-in handwritten digits (no download)"
 MNIST = "MNIST (70,000 digits)"
 ZIP = "Upload a zip of class folders"
 TRIPLETS = "Upload a triplet CSV and a zip of its images"
+MAKE = "Make one here (webcam or uploads)"
 SERVER = "A folder on this server"
 MNIST_HOST = "ossci-datasets.s3.amazonaws.com"  # where torchvision downloads MNIST from
 THUMBNAIL_CLASSES = 10  # classes shown with thumbnails; the rest are counted
@@ -40,10 +42,14 @@ class DataChoice:
 
 
 def pick_data() -> DataChoice:
-    sources = [DIGITS, MNIST, ZIP, TRIPLETS] + ([SERVER] if data_root() else [])
-    source = st.radio("Images to learn from", sources, key="data-source",
+    sources = [DIGITS, MNIST, ZIP, TRIPLETS, MAKE] + ([SERVER] if data_root() else [])
+    made_here = sources.index(MAKE) if builder.named_in_address() else 0  # a reload returns to its images
+    source = st.radio("Images to learn from", sources, index=made_here, key="data-source",
                       help="A zip of class folders holds one folder per person, product or signature, "
-                           "each with that class's images.")
+                           "each with that class's images. 'Make one here' builds such folders in the app, "
+                           "from webcam snapshots or image files.")
+    if source != MAKE:
+        builder.leave_address()
     try:
         if source == DIGITS:
             return _digits()
@@ -53,6 +59,8 @@ def pick_data() -> DataChoice:
             return _class_zip()
         if source == TRIPLETS:
             return _triplets()
+        if source == MAKE:
+            return builder.make_dataset(MAKE)
         return _server_folder()
     except UserError as exc:
         text.error(exc)
