@@ -78,10 +78,21 @@ def test_drawing_on_both_pads_gives_a_verdict_that_follows_the_strokes(runs_dir)
     at.session_state["pad-B-0"] = canvas_state(drawn("7", seed=1, width=14, **SECOND_HAND))
     at.run()
     assert "Different digits" in texts(at.info)
+    # More strokes on the same pads update the history's entry rather than adding one per stroke.
+    assert drawn_checks(at) == ["Different digits"]
 
     at.button(key="clear-pad-B").click().run()  # a new, empty pad
     assert not at.exception, at.exception
     assert "Draw a digit on the pad." in texts(at.info) and "Different digits" not in texts(at.info)
+    at.session_state["pad-B-1"] = canvas_state(drawn("3", seed=1, width=14, **SECOND_HAND))
+    at.run()
+    assert drawn_checks(at) == ["Different digits", "Same digit"]
+
+
+def drawn_checks(at) -> list:
+    """The verdicts of the session's history on two drawings (the page opened on a sample pair before)."""
+    return [entry["words"] for entry in at.session_state["verify-history"]
+            if entry["names"] == ("drawn digit", "drawn digit")]
 
 
 def test_photo_models_are_not_offered_the_pad(runs_dir, people_run):

@@ -67,6 +67,7 @@ def shown(pixels: np.ndarray, side: int):
 class PickedImage:
     pixels: np.ndarray  # uint8 (C, S, S), as the model sees it
     name: str
+    pad: Optional[str] = None  # the drawing pad it comes from (a new one after Clear): it changes with every stroke
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -108,6 +109,10 @@ def _clear_pad(counter: str) -> None:
     st.session_state[counter] = st.session_state.get(counter, 0) + 1
 
 
+def _pad_key(side: str) -> str:
+    return f"pad-{side}-{st.session_state.get(f'pad-{side}-cleared', 0)}"
+
+
 def _drawing(column, side: str, word: str) -> Optional[bytes]:
     """A drawing pad and its Clear button; the drawing as PNG bytes, or None while the pad is empty."""
     from streamlit_drawable_canvas import st_canvas  # a component: it can only be imported inside a running app
@@ -118,7 +123,7 @@ def _drawing(column, side: str, word: str) -> Optional[bytes]:
         st.caption(f"Write one {word} with the mouse or a finger.")
         result = st_canvas(stroke_width=PAD_STROKE, stroke_color="#000000", background_color="#ffffff",
                            height=PAD_SIDE, width=PAD_SIDE, drawing_mode="freedraw", return_image_data=True,
-                           key=f"pad-{side}-{st.session_state.get(counter, 0)}")
+                           key=_pad_key(side))
         st.button("Clear the pad", key=f"clear-pad-{side}", icon=":material/ink_eraser:", on_click=_clear_pad,
                   args=(counter,))
     return canvas_png(result.image_data if result is not None else None)
@@ -204,4 +209,4 @@ def image_input(column, side: str, model, samples: SampleSet, default_sample: in
                          + ("" if model.channels == 3 else ", grey"))
     if notes:
         column.caption("Changed on the way in: " + "; ".join(notes) + ".")
-    return PickedImage(pixels, name)
+    return PickedImage(pixels, name, pad=_pad_key(side) if source == DRAW else None)

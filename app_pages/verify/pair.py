@@ -144,8 +144,10 @@ def show(model, choice: ModelChoice) -> float:
         verdict = Verdict(same=score >= threshold, score=score, threshold=threshold, distance=distance)
         show_verdict(verdict, model)
         show_why(model, choice, image_a, image_b, threshold)
-        key = hashlib.sha256(str(choice.version).encode() + image_a.pixels.tobytes()
-                             + image_b.pixels.tobytes()).hexdigest()
+        # A drawing gives a verdict at every stroke: the history keeps one entry per drawing, its latest.
+        key = hashlib.sha256(str(choice.version).encode()
+                             + (image_a.pad.encode() if image_a.pad else image_a.pixels.tobytes())
+                             + (image_b.pad.encode() if image_b.pad else image_b.pixels.tobytes())).hexdigest()
         remember(key, image_a, image_b, verdict, model, choice.label)
     show_history()
     return threshold
