@@ -9,6 +9,7 @@ the folder into place only when everything went well.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -334,8 +335,14 @@ def staging_dir(digest: str, kind: str = "") -> Path:
     kind nobody used for a day (UPLOADS_KEPT_S) are removed on the way.
     """
     staging = uploads_root() / kind if kind else uploads_root()
+    folder = staging / digest
+    # Age counts from the last use, not the unpacking: a folder found again (and its kind's folder,
+    # which a staging call of another kind judges) is marked as used before stale ones go.
+    for used in (folder, staging):
+        with contextlib.suppress(OSError):
+            os.utime(used)
     remove_older_than(staging, UPLOADS_KEPT_S)
-    return staging / digest
+    return folder
 
 
 def unpack_once(source, folder) -> Optional[ExtractResult]:

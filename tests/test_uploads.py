@@ -4,6 +4,7 @@ import io
 import os
 import stat
 import struct
+import time
 import zipfile
 from pathlib import Path
 
@@ -313,4 +314,12 @@ def test_staging_an_upload_hashes_once_and_unpacks_once(runs_dir, tmp_path):
     assert folder == runs_dir / ".uploads" / "pairs" / digest
     assert uploads.unpack_once(data, folder).files == 2
     assert uploads.unpack_once(data, folder) is None  # there already
+    assert sorted(p.name for p in folder.iterdir()) == ["cats", "dogs"]
+
+    # Found again two days on, the folder counts as used now: staging of any kind keeps it.
+    two_days_ago = time.time() - 2 * 86400
+    for old in (folder, folder.parent):
+        os.utime(old, (two_days_ago, two_days_ago))
+    assert uploads.staging_dir(digest, "pairs") == folder
+    uploads.staging_dir("another", "")  # judges the kinds' folders at the top
     assert sorted(p.name for p in folder.iterdir()) == ["cats", "dogs"]
