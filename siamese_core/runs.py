@@ -33,10 +33,17 @@ CHECKPOINT_FORMAT = "siamese-studio-checkpoint"
 CHECKPOINT_VERSION = 1
 
 
+# mkstemp makes files only their owner can read; the files written here get the usual mode instead
+# (a run shared with a class, an exported model copied to another app). Read once: umask can only be swapped.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 def _atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import zipfile
 
@@ -37,6 +38,10 @@ def test_a_pair_model_exports_its_embedding_and_head_with_the_run_s_card(people_
     written = write_export(checkpoint, tmp_path / "faces.onnx")
     assert sorted(p.name for p in written) == ["faces.json", "faces.md", "faces.onnx", "faces.pair-head.onnx"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left behind
+    umask = os.umask(0o022)
+    os.umask(umask)
+    # Files to copy to another app or machine: the usual mode, not the temporary file's owner-only one.
+    assert {p.stat().st_mode & 0o777 for p in written} == {0o666 & ~umask}
 
     model = SiameseModel.load(checkpoint, "cpu")
     images = sorted((people_run / "samples").glob("*.png"))[:6]
