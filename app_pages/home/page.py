@@ -23,7 +23,11 @@ st.markdown(
 3. **Explore**: turn a 3D map of the digits as the network sees them; each digit gathers in its own cloud.
 4. **Evaluate**: see how often it is right, where it goes wrong, and what moving the threshold changes.
 
-No time to train? A **demo model**, trained on the same digits, is ready on *Verify*, *Explore* and *Evaluate*.
+No time to train? A **demo model**, trained on the same digits, is ready on *Verify*, *Explore* and *Evaluate*:
+on *Verify*, pick **Draw** and write two digits with the mouse or a finger.
+
+No data at hand? On *Train*, pick **Make one here**: name a class per person or object, take about ten webcam
+pictures of each, and train on them.
 """
 )
 train, verify, explore, evaluate = st.columns(4)
@@ -37,12 +41,12 @@ st.markdown(
     """
 | page | what it does |
 |---|---|
-| **Train** | pick images (built-in digits, MNIST, a zip of class folders, a triplet CSV), pick a model, and watch it learn; stop it at any time |
-| **Runs** | every training run: its curves and figures; download its model, or delete it |
-| **Verify** | two images in, a verdict out: same or different, with a score; many pairs at once; the most similar images |
-| **Explore** | the images as the model places them, in 3D: hover a point to see its image |
-| **Evaluate** | how good a model is and where it fails: accuracy, precision, recall, the ROC curve, its mistakes |
+| **Train** | pick images (built-in digits, MNIST, a zip of class folders, a triplet CSV) or make a data set right there with the webcam or image files; pick a model, and watch it learn, the map of its images forming epoch by epoch; stop it at any time |
+| **Runs** | every training run: its curves and figures; download its model, for this app or for other apps (ONNX, with a model card), or delete it |
+| **Verify** | two images in (or two digits drawn on pads), a verdict out: same or different, with a score; *Why this verdict?* colours the parts of each image that made them look alike or different; many pairs at once; the most similar images |
+| **Explore** | the images as the model places them, in 3D: hover a point to see its image; colour by class, folder or your own attributes; search; show one image with its nearest neighbours; watch the map form epoch by epoch |
+| **Evaluate** | how good a model is and where it fails: accuracy, precision, recall, the ROC curve, its mistakes and why |
 
-The same work runs without a browser: `python -m siamese_core train | eval | verify | embed | similar`.
+The same work runs without a browser: `python -m siamese_core train | eval | verify | embed | similar | export`.
 """
 )
