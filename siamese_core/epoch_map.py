@@ -147,9 +147,11 @@ def epoch_caption(epoch: int, total: Optional[int], accuracy: Optional[float]) -
 
 
 def build_figure(coords: Sequence[np.ndarray], epochs: Sequence[int], labels: Sequence[str],
-                 class_word: str = "class", class_order: Optional[Sequence[str]] = None, height: int = 560):
-    """The figure as a dict: the first epoch's points (one trace per class), one frame per epoch, a slider
-    over the epochs and Play / Pause buttons (their clicks are handled by the page's script)."""
+                 class_word: str = "class", class_order: Optional[Sequence[str]] = None, height: int = 560,
+                 scripted: bool = True, start: int = 0):
+    """The figure: the first epoch's points (one trace per class), one frame per epoch, a slider over the
+    epochs and Play / Pause buttons. `scripted`: the page's script plays the frames (build_epoch_map_html);
+    otherwise plotly's own animation does (st.plotly_chart: in 2D the points glide, in 3D they jump)."""
     import plotly.graph_objects as go
 
     dims = coords[0].shape[1]
@@ -166,16 +168,18 @@ def build_figure(coords: Sequence[np.ndarray], epochs: Sequence[int], labels: Se
     axes = "xyz"[:dims]
 
     def positions(epoch_index: int) -> list:
-        return [{axis: rounded[epoch_index][members, j] for j, axis in enumerate(axes)} for _, members, _ in groups]
+        # Plain lists, not plotly's base64 arrays: the page's script mixes them into in-between frames.
+        return [{axis: rounded[epoch_index][members, j].tolist() for j, axis in enumerate(axes)}
+                for _, members, _ in groups]
 
     scatter = go.Scatter3d if dims == 3 else go.Scatter  # SVG in 2D: a few hundred points redraw fastest
     figure = go.Figure()
     many = len(groups) == 1 and len(present) > LEGEND_CLASSES
-    for (name, members, colour), xyz in zip(groups, positions(0)):
+    for (name, members, colour), xyz in zip(groups, positions(start)):
         marker = {"size": 4 if dims == 3 else 7, "color": colour, "opacity": 0.85}
         if many:
             marker["colorscale"] = "Turbo"
-        figure.add_trace(scatter(**xyz, mode="markers", name=str(name), customdata=members,
+        figure.add_trace(scatter(**xyz, mode="markers", name=str(name), customdata=members.tolist(),
                                  text=labels[members].tolist(), hovertemplate="<b>%{text}</b><extra></extra>",
                                  marker=marker, showlegend=not many))
     figure.frames = [go.Frame(name=str(epoch), data=[scatter(**xyz) for xyz in positions(i)],
@@ -192,7 +196,7 @@ def build_figure(coords: Sequence[np.ndarray], epochs: Sequence[int], labels: Se
         "paper_bgcolor": "white", "hoverlabel": {"namelength": 0},
         "legend": {"itemsizing": "constant", "title": {"text": class_word}, "x": 0, "y": 1,
                    "bgcolor": "rgba(255,255,255,0.7)"},
-        "sliders": [{"active": 0, "steps": steps, "x": 0.14, "len": 0.84, "y": 0, "yanchor": "top",
+        "sliders": [{"active": start, "steps": steps, "x": 0.14, "len": 0.84, "y": 0, "yanchor": "top",
                      "pad": {"t": 8, "b": 4}, "currentvalue": {"prefix": "Epoch: ", "font": {"size": 14}},
                      "transition": {"duration": 0}}],
         # method 'skip': the buttons only say what was pressed; the page's script plays the frames, with
@@ -202,6 +206,12 @@ def build_figure(coords: Sequence[np.ndarray], epochs: Sequence[int], labels: Se
                          "buttons": [{"label": "▶ Play", "method": "skip", "args": ["play"]},
                                      {"label": "❚❚ Pause", "method": "skip", "args": ["pause"]}]}],
     }
+    if not scripted:
+        glide = {"frame": {"duration": HOLD_MS, "redraw": dims == 3}, "fromcurrent": True,
+                 "transition": {"duration": 0 if dims == 3 else 450, "easing": "cubic-in-out"}}
+        layout["updatemenus"][0]["buttons"] = [
+            {"label": "▶ Play", "method": "animate", "args": [None, glide]},
+            {"label": "❚❚ Pause", "method": "animate", "args": [[None], {**jump, "frame": {"duration": 0}}]}]
     if dims == 3:
         layout["scene"] = {"xaxis": axis, "yaxis": axis, "zaxis": axis, "aspectmode": "cube"}
     else:
@@ -235,6 +245,14 @@ def build_epoch_map_html(coords: Sequence[np.ndarray], epochs: Sequence[int], la
     }
     template = (ASSETS / "page.html").read_text(encoding="utf-8")
     return re.sub(r"/\*(" + "|".join(parts) + r")\*/", lambda found: parts[found.group(1)], template)
+
+
+def live_figure(snapshots, class_word: str = "class", height: int = 420):
+    """A light 2D figure of a run's snapshots for st.plotly_chart (plotly's own slider and Play, no thumbnails),
+    opened on the newest epoch: what the Train page redraws every few seconds while a run trains."""
+    coords = align_epochs(snapshots.vectors, 2)
+    return build_figure(coords, snapshots.epochs, snapshots.labels, class_word, snapshots.classes, height,
+                        scripted=False, start=len(coords) - 1)
 
 
 def epoch_map_page(snapshots, dims: int = 2, accuracies: Optional[dict] = None, total_epochs: Optional[int] = None,

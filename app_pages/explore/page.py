@@ -49,6 +49,8 @@ st.caption(f"{plain(mapped[:1].upper() + mapped[1:])}: the model's {data.vectors
 
 explore_view.closer_look(data, chosen, model.class_word, search)
 explore_view.exports(data, positions, coords, method_name)
+from app_pages.explore import epochs as explore_epochs  # noqa: E402  (the epoch map: issue 16, item 4)
+explore_epochs.show_for_model(model)
 
 
 @st.cache_resource(show_spinner=False)

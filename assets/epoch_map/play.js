@@ -92,6 +92,10 @@
 
   const layout = FIGURE.layout;
   layout.sliders[0].active = current;
+  if (map.clientWidth < 600) {  // a phone: the slider takes the whole width, the buttons go under it
+    Object.assign(layout.sliders[0], { x: 0, len: 1 });
+    Object.assign(layout.updatemenus[0], { x: 0, y: 0, yanchor: "top", pad: { t: 95, r: 8 } });
+  }
   const first = byName[epochs[current]];
   const data = FIGURE.data.map(function (trace, k) {
     const moved = Object.assign({}, trace);
@@ -100,7 +104,8 @@
   });
 
   Plotly.newPlot(map, { data: data, layout: layout, frames: frames,
-                        config: { responsive: true, displaylogo: false, scrollZoom: true } })
+                        config: { responsive: true, displaylogo: false, scrollZoom: true,
+                                  displayModeBar: map.clientWidth >= 600 } })
     .then(function () {
       show(current);
       map.on("plotly_buttonclicked", function (event) {
