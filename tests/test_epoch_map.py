@@ -82,9 +82,9 @@ def test_the_page_has_a_frame_per_epoch_a_slider_and_thumbnails(digits_run, tmp_
 
 
 def test_explore_shows_the_epoch_map_of_a_run_and_a_note_for_the_demo_model(runs_dir, digits_run):
+    shutil.copytree(digits_run, runs_dir / digits_run.name)
     at = open_page("explore")
     assert any("no epoch-by-epoch map" in c.value for c in at.caption)  # the demo model
-    shutil.copytree(digits_run, runs_dir / digits_run.name)
     picker = at.selectbox(key="model-picker-explore")
     picker.set_value(next(c for c in picker.options if c.startswith(f"Run {digits_run.name} "))).run()
     at.toggle(key="explore-epochs-show").set_value(True).run()

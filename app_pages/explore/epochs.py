@@ -116,7 +116,7 @@ def show_live(run_path: Path, class_word: str, training: bool) -> None:
         st.plotly_chart(figure, key=f"run-epochs-{run_path.name}", config={"displayModeBar": False})
         st.caption("Each dot is one validation image, placed where the model puts it after each epoch; a new "
                    "epoch is added as soon as it ends. Press Play to watch the classes gather. Once training "
-                   "ends, this map shows each dot's image on hover, in 2D or 3D.")
+                   "ends, a fuller map shows each dot's image on hover, in 2D or 3D.")
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
