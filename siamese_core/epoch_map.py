@@ -196,7 +196,7 @@ def build_figure(coords: Sequence[np.ndarray], epochs: Sequence[int], labels: Se
         "paper_bgcolor": "white", "hoverlabel": {"namelength": 0},
         "legend": {"itemsizing": "constant", "title": {"text": class_word}, "x": 0, "y": 1,
                    "bgcolor": "rgba(255,255,255,0.7)"},
-        "sliders": [{"active": start, "steps": steps, "x": 0.14, "len": 0.84, "y": 0, "yanchor": "top",
+        "sliders": [{"active": start, "steps": steps, "x": 0.17, "len": 0.81, "y": 0, "yanchor": "top",
                      "pad": {"t": 8, "b": 4}, "currentvalue": {"prefix": "Epoch: ", "font": {"size": 14}},
                      "transition": {"duration": 0}}],
         # method 'skip': the buttons only say what was pressed; the page's script plays the frames, with
