@@ -34,7 +34,7 @@ def test_play_the_epoch_slider(browser, app_server, page, digits_run):
 
         frame.locator("g.updatemenu-button").first.click()  # ▶ Play
         frame.locator("body[data-epoch='3']").wait_for(state="attached", timeout=30_000)
-        assert frame.locator(".slider-group > text.slider-label").first.inner_text().strip() == "Epoch: 3"
+        assert frame.locator(".slider-group > text.slider-label").first.text_content().strip() == "Epoch: 3"
         assert frame.locator("#caption").inner_text().startswith("After epoch 3 of 3")
         after = body.evaluate(FIRST_X)
         assert after != before, "the points did not move"
