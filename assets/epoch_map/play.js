@@ -104,8 +104,7 @@
   });
 
   Plotly.newPlot(map, { data: data, layout: layout, frames: frames,
-                        config: { responsive: true, displaylogo: false, scrollZoom: true,
-                                  displayModeBar: map.clientWidth >= 600 } })
+                        config: { responsive: true, scrollZoom: true, displayModeBar: false } })
     .then(function () {
       show(current);
       map.on("plotly_buttonclicked", function (event) {
