@@ -1,4 +1,4 @@
-"""python -m siamese_core {train,runs,eval,verify,embed,similar}: the same work as the app, without the browser."""
+"""python -m siamese_core {train,runs,eval,verify,embed,similar,export}: the same work as the app, without the browser."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def _default(name: str, **choices) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m siamese_core",
                                      description="Train, evaluate and use Siamese networks on images.")
-    commands = parser.add_subparsers(dest="command", metavar="{train,runs,eval,verify,embed,similar}")
+    commands = parser.add_subparsers(dest="command", metavar="{train,runs,eval,verify,embed,similar,export}")
 
     t = commands.add_parser("train", help="train a Siamese network and write a run directory",
                             description="Train a Siamese network. With no data named, trains on the built-in digits.")
@@ -241,6 +241,17 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--json", action="store_true", help="print the matches as JSON")
     f.add_argument("--device", default="auto")
     f.set_defaults(handler=cmd_similar)
+
+    x = commands.add_parser("export", help="write a checkpoint as ONNX for other apps, with a JSON sidecar and a "
+                                           "model card",
+                            description="Write the embedding network as ONNX (input: images, pixels / 255, any "
+                                        "batch size; output: one vector per image), for pair models the pair head "
+                                        "as a second ONNX file (NAME.pair-head.onnx), a JSON sidecar (NAME.json: "
+                                        "input size, channels, normalisation, input pipeline, how to score a pair, "
+                                        "threshold, class word) and a model card (NAME.md: data, recipe, figures).")
+    x.add_argument("-c", "--checkpoint", required=True)
+    x.add_argument("-o", "--out", required=True, help="the ONNX file to write, e.g. model.onnx; the others go beside it")
+    x.set_defaults(handler=cmd_export)
     return parser
 
 
@@ -491,6 +502,14 @@ def cmd_similar(args) -> int:
           + (f"; {left_out} left out: the query itself" if left_out else "") + ":")
     for rank, match in enumerate(matches, 1):
         print(f"{rank:3d}. {match.distance:10.4f}  {match.name}" + (f"  ({match.label})" if match.label else ""))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import write_export
+
+    written = write_export(args.checkpoint, args.out)
+    print("Written: " + ", ".join(str(path) for path in written))
     return 0
 
 

@@ -39,6 +39,13 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
            "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5", "#393b79", "#637939", "#8c6d31", "#843c39",
            "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363"]
+UNKNOWN = "unknown"  # as map_metadata.UNKNOWN: points without a value, drawn grey
+UNKNOWN_COLOUR = "#b4b4b4"
+SCALE = "Viridis"  # the colour scale of a column of numbers: dark to light, readable in grey print too
+FADED_OPACITY = 0.15  # the points a search does not match
+HIGHLIGHT_SCALE = 2.2  # how much larger matching points are drawn
+OUTLINE_COLOUR = "#111111"
+FEW_POINTS = 100  # a map of at most this many points draws them larger
 
 
 # ------------------------------------------------------------------ embedding
@@ -101,6 +108,17 @@ def thumbnail_uris(image_set, positions: Sequence[int], size: int = THUMBNAIL_PX
     return uris
 
 
+def isolated_rows(positions: Sequence[int], picked: Sequence[int]) -> tuple[np.ndarray, int]:
+    """(rows of a map to draw, how many picked images are not on it) for a map that shows only `picked`
+    (an image and its nearest neighbours, image numbers); `positions` are the image numbers the map's rows
+    hold, in increasing order (every image, or t-SNE's sample). The rows keep the order of `picked`."""
+    positions = np.asarray(positions, dtype=np.int64)
+    picked = np.asarray(picked, dtype=np.int64)
+    rows = np.searchsorted(positions, picked).clip(0, max(len(positions) - 1, 0))
+    on_map = (positions[rows] == picked) if len(positions) else np.zeros(len(picked), dtype=bool)
+    return rows[on_map], int((~on_map).sum())
+
+
 # ------------------------------------------------------------------ the page
 
 @dataclass
@@ -130,40 +148,82 @@ def _json_for_script(value) -> str:
 
 
 def build_figure(points: MapPoints, class_word: str = "class", class_order: Optional[Sequence[str]] = None,
-                 height: int = 640):
-    """The Plotly figure: one trace per class (legend hides and shows it), or one coloured trace for many."""
+                 height: int = 640, colour=None, highlight: Optional[np.ndarray] = None,
+                 focus: Optional[int] = None, note: Optional[str] = None):
+    """The Plotly figure: one trace per class (legend hides and shows it), or one coloured trace for many.
+
+    `colour` (a siamese_core.map_metadata.Column, one value per drawn point) colours by that column instead of
+    the class: a trace per category, or a colour scale for a column of numbers. `highlight` (a mask over the
+    drawn points) draws those points larger and outlined in a trace of their own and fades the rest; `focus`
+    (a drawn point) is drawn as a large diamond; `note` is written at the top of the map.
+    """
     coords = np.asarray(points.coords, dtype=np.float32)
     dims = coords.shape[1]
     labels = np.asarray(points.labels, dtype=object)
-    found = set(labels)
-    present = [c for c in dict.fromkeys(class_order or []) if c in found]
+    if colour is None:
+        groups, title, order = labels, class_word, list(class_order or [])
+        text = [str(label) for label in labels]
+    else:
+        groups, title, order = np.asarray(colour.values, dtype=object), colour.name, colour.categories()
+        text = [f"{label} · {colour.name}: {value}" for label, value in zip(labels, groups)]
+    found = set(groups)
+    present = [c for c in dict.fromkeys(order) if c in found]
     present += sorted(found - set(present), key=_natural)  # classes the order does not name still get drawn
     scatter = go.Scatter3d if dims == 3 else go.Scattergl
     marker_size = 3 if dims == 3 else 5
+    if len(labels) <= FEW_POINTS:  # a point and its neighbours, or a tiny set: dots big enough to see and hover
+        marker_size += 4
+    highlighted = highlight is not None and bool(np.any(highlight))
+    opacity = FADED_OPACITY if highlighted else 0.85
     hover = "<b>%{text}</b><extra></extra>"
     figure = go.Figure()
     rounded = np.round(coords, 4)  # four digits are plenty on screen and keep the page small
-    if len(present) <= LEGEND_CLASSES:
-        for i, name in enumerate(present):
-            members = np.flatnonzero(labels == name)
-            xyz = {axis: rounded[members, j] for j, axis in enumerate("xyz"[:dims])}
-            figure.add_trace(scatter(**xyz, mode="markers", name=str(name), text=[str(name)] * len(members),
-                                     customdata=members, hovertemplate=hover,
-                                     marker={"size": marker_size, "color": PALETTE[i % len(PALETTE)],
-                                             "opacity": 0.85}))
+
+    def add(members, name, marker, **extra):
+        xyz = {axis: rounded[members, j] for j, axis in enumerate("xyz"[:dims])}
+        figure.add_trace(scatter(**xyz, mode="markers", name=str(name), text=[text[i] for i in members],
+                                 customdata=members, hovertemplate=hover, marker=marker, **extra))
+
+    point_colours = _point_colours(groups, present, colour)
+    if colour is not None and colour.continuous:
+        numbers = np.asarray(colour.numbers, dtype=np.float64)
+        known = np.flatnonzero(~np.isnan(numbers))
+        low, high = (float(numbers[known].min()), float(numbers[known].max())) if len(known) else (0.0, 1.0)
+        add(known, colour.name, {"size": marker_size, "color": numbers[known], "colorscale": SCALE, "cmin": low,
+                                 "cmax": high, "opacity": opacity, "showscale": True,
+                                 "colorbar": {"title": {"text": colour.name}, "len": 0.45, "thickness": 12,
+                                              "y": 0.02, "yanchor": "bottom", "x": 0.99, "xanchor": "right"}},
+            showlegend=False)
+        unknown = np.flatnonzero(np.isnan(numbers))
+        if len(unknown):
+            add(unknown, UNKNOWN, {"size": marker_size, "color": UNKNOWN_COLOUR, "opacity": opacity})
+    elif len(present) <= LEGEND_CLASSES:
+        for name in present:
+            members = np.flatnonzero(groups == name)
+            add(members, name, {"size": marker_size, "color": point_colours[members[0]], "opacity": opacity})
     else:
-        number = {c: i for i, c in enumerate(present)}
-        colour = np.array([number[c] for c in labels])
-        xyz = {axis: rounded[:, j] for j, axis in enumerate("xyz"[:dims])}
-        figure.add_trace(scatter(**xyz, mode="markers", name=class_word, text=labels.tolist(),
-                                 customdata=np.arange(len(labels)), hovertemplate=hover, showlegend=False,
-                                 marker={"size": marker_size, "color": colour, "colorscale": "Turbo",
-                                         "opacity": 0.85}))
+        members = np.arange(len(groups))
+        add(members, title, {"size": marker_size, "color": point_colours, "opacity": opacity}, showlegend=False)
+    if highlighted:
+        members = np.flatnonzero(highlight)
+        add(members, f"Matches ({len(members):,})",
+            {"size": round(marker_size * HIGHLIGHT_SCALE, 1), "color": [point_colours[i] for i in members],
+             "opacity": 1.0, "line": {"color": OUTLINE_COLOUR, "width": 1.5}})
+    if focus is not None:
+        index = points.index[focus] if len(points.index) > focus else focus
+        add(np.array([focus]), f"Picked #{index}",
+            {"size": marker_size + 5, "color": point_colours[focus], "symbol": "diamond", "opacity": 1.0,
+             "line": {"color": OUTLINE_COLOUR, "width": 2}})
     axis = {"showticklabels": False, "title": {"text": ""}}
     layout = {"margin": {"l": 0, "r": 0, "t": 0, "b": 0}, "height": height, "uirevision": "keep",
-              "legend": {"itemsizing": "constant", "title": {"text": class_word}, "x": 0, "y": 1,
+              "legend": {"itemsizing": "constant", "title": {"text": title}, "x": 0, "y": 1,
                          "bgcolor": "rgba(255,255,255,0.7)"},
               "hoverlabel": {"namelength": 0}, "paper_bgcolor": "white"}
+    if note:
+        layout["annotations"] = [{"text": html.escape(note), "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.995,
+                                  "xanchor": "center", "yanchor": "top", "showarrow": False,
+                                  "bgcolor": "rgba(255,255,255,0.9)", "bordercolor": "#d0d3da", "borderwidth": 1,
+                                  "borderpad": 4, "font": {"size": 13, "color": "#262730"}}]
     if dims == 3:
         layout["scene"] = {"xaxis": axis, "yaxis": axis, "zaxis": axis, "aspectmode": "cube"}
     else:
@@ -172,15 +232,38 @@ def build_figure(points: MapPoints, class_word: str = "class", class_order: Opti
     return figure
 
 
+def _point_colours(groups: np.ndarray, present: list, colour) -> list:
+    """The colour of each point as a CSS string: as its trace draws it (the highlight trace repeats it)."""
+    from plotly.colors import sample_colorscale
+
+    if colour is not None and colour.continuous:
+        numbers = np.asarray(colour.numbers, dtype=np.float64)
+        known = ~np.isnan(numbers)
+        low, high = (numbers[known].min(), numbers[known].max()) if known.any() else (0.0, 1.0)
+        share = np.where(known, (numbers - low) / (high - low if high > low else 1.0), 0.0)
+        sampled = sample_colorscale(SCALE, share.tolist())
+        return [c if k else UNKNOWN_COLOUR for c, k in zip(sampled, known)]
+    # Points without a value are grey; a class called "unknown" is a class like any other.
+    known = [c for c in present if colour is None or c != UNKNOWN]
+    if len(present) <= LEGEND_CLASSES:
+        table = {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(known)}
+    else:
+        table = dict(zip(known, sample_colorscale("Turbo", np.linspace(0, 1, len(known)).tolist())))
+    table.setdefault(UNKNOWN, UNKNOWN_COLOUR)
+    return [table[g] for g in groups]
+
+
 def _natural(text: str):
     """'2' before '10': class names that are numbers sort as numbers."""
     return (0, int(text), "") if str(text).isdigit() else (1, 0, str(text))
 
 
 def build_map_html(points: MapPoints, class_word: str = "class", class_order: Optional[Sequence[str]] = None,
-                   height: int = 640, metric: str = "euclidean") -> str:
-    """A complete HTML page (no network needed) for `st.iframe`, or to save and open in a browser."""
-    figure = build_figure(points, class_word, class_order, height)
+                   height: int = 640, metric: str = "euclidean", colour=None, highlight: Optional[np.ndarray] = None,
+                   focus: Optional[int] = None, note: Optional[str] = None) -> str:
+    """A complete HTML page (no network needed) for `st.iframe`, or to save and open in a browser; `colour`,
+    `highlight`, `focus` and `note` as for build_figure."""
+    figure = build_figure(points, class_word, class_order, height, colour, highlight, focus, note)
     data = {
         "thumbs": list(points.thumbnails),
         "labels": [str(s) for s in points.labels],

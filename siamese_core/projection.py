@@ -20,6 +20,7 @@ import threading
 import time
 import warnings
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -36,6 +37,7 @@ DEFAULTS = {
     "umap": {"n_neighbors": 15, "min_dist": 0.1},
 }
 TSNE_SAMPLE = 2000  # points t-SNE maps by default: 3D t-SNE of 10,000 points takes minutes on 2 cores
+PCA_COMPONENTS = 10  # PCA reports the share of the variance of this many of its first components
 
 Progress = Callable[[float, str], None]  # (fraction done in [0, 1], what is happening, in words)
 
@@ -55,9 +57,25 @@ def full_params(method: str, params: Optional[dict] = None) -> dict:
     return {**DEFAULTS[method], **params}
 
 
+@dataclass
+class Projection:
+    """A map and what its method knows about it."""
+
+    coords: np.ndarray  # (N, dims) float32
+    # PCA only: the share of all the variance of the vectors along each of its first components (up to
+    # PCA_COMPONENTS), largest first; the map draws the first `dims` of them.
+    explained_variance: Optional[np.ndarray] = None
+
+
 def project(vectors, method: str = "pca", dims: int = 3, params: Optional[dict] = None, seed: int = 0,
             progress: Optional[Progress] = None) -> np.ndarray:
     """Coordinates (N, dims) of the rows of `vectors` (N, D), placed so that near rows stay near."""
+    return project_detailed(vectors, method, dims, params, seed, progress).coords
+
+
+def project_detailed(vectors, method: str = "pca", dims: int = 3, params: Optional[dict] = None, seed: int = 0,
+                     progress: Optional[Progress] = None) -> Projection:
+    """As `project`, with PCA's explained variance per component."""
     if dims not in (2, 3):
         raise ValueError(f"dims must be 2 or 3, not {dims!r}")
     params = full_params(method, params)
@@ -70,14 +88,15 @@ def project(vectors, method: str = "pca", dims: int = 3, params: Optional[dict] 
         raise UserError("Some embeddings are not finite numbers (the model produced NaN or infinity): "
                         "this model cannot be mapped.")
     progress = _quiet(progress)
+    variance = None
     if method == "pca":
-        out = _pca(x, dims)
+        out, variance = _pca_with_variance(x, dims)
     elif method == "tsne":
         out = _tsne(x, dims, params, seed, progress)
     else:
         out = _umap(x, dims, params, seed, progress)
     progress(1.0, "Done")
-    return np.ascontiguousarray(out, dtype=np.float32)
+    return Projection(np.ascontiguousarray(out, dtype=np.float32), variance)
 
 
 def _pad(coords: np.ndarray, dims: int) -> np.ndarray:
@@ -88,12 +107,19 @@ def _pad(coords: np.ndarray, dims: int) -> np.ndarray:
 
 
 def _pca(x: np.ndarray, dims: int) -> np.ndarray:
+    return _pca_with_variance(x, dims)[0]
+
+
+def _pca_with_variance(x: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
+    """(coordinates (N, dims), share of the variance along each of the first PCA_COMPONENTS components)."""
     from sklearn.decomposition import PCA
 
-    components = min(dims, x.shape[1], len(x))
-    coords = PCA(n_components=components, svd_solver="full" if min(x.shape) <= 64 else "auto",
-                 random_state=0).fit_transform(x)
-    return _pad(coords, dims)
+    # A few components more than drawn, for the explained-variance chart: the drawn ones are the same.
+    components = min(max(dims, PCA_COMPONENTS), x.shape[1], len(x))
+    pca = PCA(n_components=components, svd_solver="full" if min(x.shape) <= 64 else "auto", random_state=0)
+    coords = pca.fit_transform(x)[:, :dims]
+    ratios = np.nan_to_num(np.asarray(pca.explained_variance_ratio_, dtype=np.float64))  # all-equal rows: 0/0
+    return _pad(coords, dims), ratios
 
 
 # ------------------------------------------------------------------ t-SNE, with progress read from its log

@@ -38,7 +38,7 @@ if evaluation is not None:
     with tabs[0]:
         evaluate_figures.show(evaluation, threshold, kfold)
     with tabs[1]:
-        evaluate_gallery.show(evaluation, threshold.value)
+        evaluate_gallery.show(evaluation, threshold.value, model, choice.version)
     with tabs[2]:
         evaluate_retrieval.show(evaluation)
         evaluate_reid.show(evaluation)

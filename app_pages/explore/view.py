@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Callable, Optional
 
 import numpy as np
 import streamlit as st
@@ -16,6 +19,8 @@ METHOD_LABELS = {"pca": "PCA (instant)", "umap": "UMAP (seconds)", "tsne": "t-SN
 DRAWN_DEFAULT = 5000  # points drawn by default: smooth to turn even on a laptop
 MAP_HEIGHT = 640
 PAGES_KEPT = 4
+ANSWERS_KEPT = 64  # searches and CSV readings kept for the whole server (by their inputs' digest)
+ORDINALS = ["1st", "2nd", "3rd"] + [f"{n}th" for n in range(4, 21)]
 
 
 @dataclass
@@ -85,10 +90,10 @@ def _kept_page(key: tuple) -> dict:
 
 
 def project(data: MapData, chosen: MapSettings):
-    """(positions fitted, their coordinates): the map, computed under a progress bar or kept from before."""
+    """(positions fitted, their siamese_core.projection.Projection): the map, computed under a progress bar or
+    kept from before."""
     from siamese_core.errors import UserError
-    from siamese_core.projection import METHOD_NAMES, TSNE_SAMPLE, cache_key, sample_per_class
-    from siamese_core.projection import project as project_points
+    from siamese_core.projection import METHOD_NAMES, TSNE_SAMPLE, cache_key, project_detailed, sample_per_class
 
     n = len(data.labels)
     positions = np.arange(n)
@@ -104,33 +109,141 @@ def project(data: MapData, chosen: MapSettings):
         return positions, kept
     bar = st.progress(0.0, text=f"Laying out {len(positions):,} points with {METHOD_NAMES[chosen.method]}...")
     try:
-        coords = project_points(vectors, chosen.method, chosen.dims, chosen.params, chosen.seed,
-                                progress=lambda done, words: bar.progress(min(1.0, max(0.0, done)), words))
+        projection = project_detailed(vectors, chosen.method, chosen.dims, chosen.params, chosen.seed,
+                                      progress=lambda done, words: bar.progress(min(1.0, max(0.0, done)), words))
     except UserError as exc:
         bar.empty()
         text.error(exc)
         return None
     bar.empty()
-    cache.put(key, coords)
-    return positions, coords
+    cache.put(key, projection)
+    return positions, projection
 
 
-def filter_points(data: MapData) -> tuple[np.ndarray, str]:
-    """(a mask of the images whose label was picked and whose file name holds the search text (all, by
-    default), that text)."""
-    left, right = st.columns([2, 1])
+@dataclass
+class MapControls:
+    keep: np.ndarray  # images of the classes shown (all, by default)
+    colour: Optional[object]  # the siamese_core.map_metadata.Column the points are coloured by; None: the class
+    search: str  # the search as typed ('' for none)
+    matches: Optional[np.ndarray]  # images the search matches; None without a (valid) search
+
+
+@st.cache_resource
+def _answers() -> tuple[OrderedDict, threading.Lock]:
+    """Searches and CSV readings, kept by a digest of their inputs (ANSWERS_KEPT, the latest), for every
+    session: a rerun for another widget does not search again, and a slow pattern is refused once, not on
+    every click."""
+    return OrderedDict(), threading.Lock()
+
+
+def _kept_answer(key: tuple, compute: Callable):
+    answers, lock = _answers()
+    with lock:
+        if key in answers:
+            answers.move_to_end(key)
+            return answers[key]
+    answer = compute()  # outside the lock: another session's search does not wait for this one
+    with lock:
+        answers[key] = answer
+        while len(answers) > ANSWERS_KEPT:
+            answers.popitem(last=False)
+    return answer
+
+
+def _digest(texts) -> str:
+    return hashlib.sha256("\x00".join(map(str, texts)).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def map_controls(data: MapData, class_word: str) -> MapControls:
+    """Which classes to show, what to colour the points by (the class, the folder, file-name parts, a CSV's
+    columns) and what to search for."""
+    top_left, top_right = st.columns([2, 1])
     # The key names the classes: another image set gets a fresh filter, not one naming classes it lacks.
     classes_key = "explore-classes-" + hashlib.sha256("\n".join(data.classes).encode()).hexdigest()[:8]
-    shown = left.multiselect(f"Show only these ({len(data.classes):,} in all)", data.classes, key=classes_key,
-                             placeholder="All classes", help="Leave empty to show every class.")
-    search = right.text_input("File name contains", key="explore-search", placeholder="e.g. 0042")
+    shown = top_left.multiselect(f"Show only these ({len(data.classes):,} in all)", data.classes, key=classes_key,
+                                 placeholder="All classes", help="Leave empty to show every class.")
+    colour_slot = top_right.container()  # filled once the CSV's columns are known
+    left, right = st.columns([2, 1])
+    search = left.text_input(
+        "Search the map", key="explore-search", placeholder="e.g. 0042, or a pattern like ^digits/[38]/",
+        help="Plain text or a regular expression, matched against each image's file name, its "
+             f"{class_word} and the value it is coloured by; upper and lower case alike. Matching points "
+             "are drawn larger, the others faded.")
+    # Open while a CSV is loaded, so what was found in it (or what is wrong with it) stays in sight.
+    with right.expander("Colour by your own attributes (CSV)", expanded=bool(st.session_state.get("explore-attributes"))):
+        attributes = _attribute_columns(data)
+    options = {class_word: None}
+    for column in data.columns() + attributes:
+        name = column.name
+        while name in options:
+            name += " (CSV)"
+        options[name] = column
+    if st.session_state.get("explore-colour") not in options:  # a CSV's column, and the CSV was removed
+        st.session_state["explore-colour"] = class_word
+    colour_name = colour_slot.selectbox(
+        "Colour by", list(options), key="explore-colour",
+        help=f"The {class_word}; the folder each image is in (where it is not the {class_word}); parts of the "
+             "file names that group the images (split at _ - . and spaces); and the columns of a CSV you add.")
+    colour = options.get(colour_name)
     keep = np.ones(len(data.labels), dtype=bool)
     if shown:
         keep &= np.isin(data.labels, shown)
+    matches = None
     if search.strip():
-        needle = search.strip().lower()
-        keep &= np.array([needle in name.lower() for name in data.names])
-    return keep, search
+        matches, problem = _search(data, search.strip(), colour)
+        if problem:
+            with left:
+                text.error(problem)
+    return MapControls(keep, colour, search.strip(), matches)
+
+
+def _search(data: MapData, pattern: str, colour) -> tuple[Optional[np.ndarray], str]:
+    """(which images match the pattern, '') or (None, why it cannot be searched)."""
+    from siamese_core.errors import UserError
+    from siamese_core.map_metadata import search
+
+    fields = [data.names, data.labels.tolist()] + ([colour.values.tolist()] if colour is not None else [])
+    rows = list(zip(*fields))
+
+    def run():
+        try:
+            return search(pattern, rows), ""
+        except UserError as exc:
+            return None, str(exc)
+
+    return _kept_answer(("search", pattern, _digest(value for field in fields for value in field)), run)
+
+
+def _attribute_columns(data: MapData) -> list:
+    """The columns of the CSV the person uploads (none until then), matched to the images by name."""
+    from siamese_core.errors import UserError
+    from siamese_core.map_metadata import read_attributes
+
+    example = data.names[0] if data.names else "photo.jpg"
+    upload = st.file_uploader(
+        "A CSV file, one row per image", type=["csv", "tsv", "txt"], key="explore-attributes",
+        help=f"The first column names each image as the map shows it (like {example}) or by its file name; "
+             "the other columns hold what you know about the images (age, camera, light...).")
+    st.caption("Columns of many numbers get a colour scale; other columns a colour per value. Images the CSV "
+               "does not name show as 'unknown'.")
+    if upload is None:
+        return []
+    content = upload.getvalue()
+
+    def read():
+        try:
+            return read_attributes(content, data.names, upload.name), ""
+        except UserError as exc:
+            return None, str(exc)
+
+    found, problem = _kept_answer(("csv", hashlib.sha256(content).hexdigest(), upload.name, _digest(data.names)),
+                                  read)
+    if problem:
+        text.error(problem)
+        return []
+    st.caption(text.plain(f"{found.matched:,} of the {len(data.names):,} images found in {upload.name}. "
+                          + " ".join(found.notes)))
+    return found.columns
 
 
 def drawn_points(positions: np.ndarray, keep: np.ndarray, labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
@@ -141,28 +254,143 @@ def drawn_points(positions: np.ndarray, keep: np.ndarray, labels: np.ndarray, li
     return rows[sample_per_class(labels[positions[rows]], limit, seed)]
 
 
-def map_page(data: MapData, positions, coords, rows, chosen: MapSettings, class_word: str) -> str:
-    """The HTML of the map (thumbnails, neighbours, plotly.js), built once per drawn set and kept."""
+@st.cache_resource(max_entries=PAGES_KEPT, show_spinner=False)
+def _kept_points(key: tuple) -> dict:
+    """Where one drawn set's thumbnails and neighbours are kept (the slow part of a page): recolouring,
+    searching or isolating does not make them again. An empty box that `map_page` fills."""
+    return {}
+
+
+def map_page(data: MapData, positions, coords, rows, chosen: MapSettings, class_word: str, colour=None,
+             highlight: Optional[np.ndarray] = None, focus: Optional[int] = None, note: Optional[str] = None) -> str:
+    """The HTML of the map (thumbnails, neighbours, plotly.js), built once per drawn set and look, and kept;
+    `colour` (a Column over all images), `highlight` (a mask over `rows`), `focus` (a row's place in `rows`)
+    and `note` as for siamese_core.embedding_map.build_figure."""
     from siamese_core.embedding_map import MapPoints, build_map_html, nearest_table, thumbnail_uris
     from siamese_core.projection import vectors_digest
 
-    kept = _kept_page((vectors_digest(coords), vectors_digest(data.vectors[positions[rows]]),
-                       tuple(data.names[:3]), rows.tobytes(), chosen.metric, class_word))
+    picked = positions[rows]
+    drawn = (vectors_digest(coords), vectors_digest(data.vectors[picked]), tuple(data.names[:3]), rows.tobytes(),
+             chosen.metric)
+    look = (class_word, None if colour is None else (colour.name, _digest(colour.values)),
+            None if highlight is None else np.packbits(highlight).tobytes(), focus, note)
+    kept = _kept_page(drawn + look)
     if "page" in kept:
         return kept["page"]
-    with st.spinner(f"Drawing {len(rows):,} points with their thumbnails..."):
-        picked = positions[rows]
-        neighbours, distances = nearest_table(data.vectors[picked], metric=chosen.metric)
-        points = MapPoints(coords[rows], data.labels[picked].tolist(), [data.names[i] for i in picked],
-                           thumbnail_uris(data.image_set, picked), picked.tolist(), neighbours, distances)
-        page = build_map_html(points, class_word, data.classes, MAP_HEIGHT, chosen.metric)
-    kept["page"] = page
-    return page
+    points_box = _kept_points(drawn)
+    if "points" not in points_box:
+        with st.spinner(f"Drawing {len(rows):,} points with their thumbnails..."):
+            neighbours, distances = nearest_table(data.vectors[picked], metric=chosen.metric)
+            points_box["points"] = MapPoints(coords[rows], data.labels[picked].tolist(), [data.names[i] for i in picked],
+                                             thumbnail_uris(data.image_set, picked), picked.tolist(), neighbours,
+                                             distances)
+    kept["page"] = build_map_html(points_box["points"], class_word, data.classes, MAP_HEIGHT, chosen.metric,
+                                  None if colour is None else colour.take(picked), highlight, focus, note)
+    return kept["page"]
 
 
-def closer_look(data: MapData, chosen: MapSettings, class_word: str, search: str = "") -> None:
-    """One image large and its nearest images among all of them, in the model's own space; the files whose
-    name holds `search` (the map's filter) can be picked by name."""
+def draw_map(data: MapData, chosen: MapSettings, class_word: str, positions: np.ndarray, coords: np.ndarray,
+             controls: MapControls, look: "CloserLook") -> bool:
+    """The map in its frame and a caption saying what it shows; False (after saying why) when nothing is left
+    to draw."""
+    from siamese_core.embedding_map import isolated_rows
+    from siamese_core.projection import METHOD_NAMES
+
+    n = len(positions)
+    focus, notes, captions = None, [], []
+    isolated = None
+    if look.isolate:
+        isolated, missing = isolated_rows(positions, [look.number, *look.neighbours])
+        if len(isolated) and positions[isolated[0]] == look.number:
+            focus = 0
+            k = len(isolated) - 1
+            notes.append(f"#{look.number} and its {k} nearest")
+            captions.append(f"Only image #{look.number} and its {k} nearest images in the model's own numbers "
+                            "(those under 'A closer look') are drawn, where the full map puts them"
+                            + (f"; {missing} of them are not on this map" if missing else "")
+                            + ". The class filter is set aside while only these are drawn.")
+        else:
+            st.warning(f"Image #{look.number} is not among the {n:,} images on this map, so all of them are drawn: "
+                       "pick another image, or tick 'Use all' for t-SNE.")
+            isolated = None
+    rows = isolated if isolated is not None else drawn_points(positions, controls.keep, data.labels,
+                                                              chosen.max_points, chosen.seed)
+    if len(rows) == 0:
+        st.warning("No image matches the filter: pick other classes.")
+        return False
+    highlight = None
+    if controls.matches is not None:
+        highlight = controls.matches[positions[rows]]
+        notes.append(f"{int(highlight.sum()):,} of {len(rows):,} match")
+    if isolated is not None:
+        st.button("Show all points again", key="explore-show-all", on_click=_stop_isolating,
+                  help="Back to the whole map (the same as turning off 'Show only these on the map' below).")
+    note = " · ".join(notes) or None
+    st.iframe(map_page(data, positions, coords, rows, chosen, class_word, controls.colour, highlight, focus, note),
+              height=MAP_HEIGHT + 10, alt=f"{chosen.dims}D embedding map of {data.title}")
+    if highlight is not None:
+        everywhere = int(controls.matches.sum())
+        more = (f" ({everywhere:,} of all {len(data.labels):,} images)" if len(rows) < len(data.labels) else "")
+        st.caption(f"Search {_code(controls.search)}: {int(highlight.sum()):,} of {len(rows):,} match{more}. "
+                   + ("Matching points are drawn larger with a dark outline, the others faded." if highlight.any()
+                      else "No point drawn matches." if isolated is not None
+                      else "Nothing on the map matches: try fewer letters, or plain text."))
+    if isolated is None:
+        kept = int(controls.keep[positions].sum())
+        capped = (f" {len(rows):,} of them are drawn, chosen evenly from each class; raise 'Most points drawn' under "
+                  "Advanced settings to draw more." if len(rows) < kept else "")
+        captions.append(("" if kept == n else f"{kept:,} match the filter.") + capped)
+    mapped = data.title if n == len(data.labels) else f"{n:,} of {data.title}"
+    colour_words = "" if controls.colour is None else f"Colours show '{text.plain(controls.colour.name)}'."
+    st.caption(f"{text.plain(mapped[:1].upper() + mapped[1:])}: the model's {data.vectors.shape[1]} numbers per image, "
+               f"laid out in {chosen.dims}D with {METHOD_NAMES[chosen.method]}. "
+               + " ".join(c for c in captions + [colour_words, "Click a name in the legend to hide or show its points."]
+                          if c))
+    return True
+
+
+def _code(typed: str) -> str:
+    """What the person typed, shown as code: markdown leaves it as it is (a regex's * or [ included)."""
+    fence = "``" if "`" in typed else "`"
+    return f"{fence} {typed} {fence}" if fence == "``" else f"`{typed}`"
+
+
+def _stop_isolating() -> None:
+    st.session_state["explore-isolate"] = False
+
+
+def pca_variance(projection, dims: int) -> None:
+    """How much of the images' differences PCA's first directions hold: a line and a small bar chart."""
+    import plotly.graph_objects as go
+
+    shares = projection.explained_variance
+    if shares is None or not len(shares):
+        return
+    drawn = shares[:dims]
+    each = ", ".join(f"{ORDINALS[i]} {s:.1%}" for i, s in enumerate(drawn))
+    st.caption(f"PCA's {len(drawn)} directions on this map hold {drawn.sum():.1%} of how much the images' numbers "
+               f"vary ({each}); the chart shows its first {len(shares)} directions. The rest of the differences "
+               "are flattened away: UMAP or t-SNE may separate what PCA overlaps.")
+    figure = go.Figure(go.Bar(x=[ORDINALS[i] for i in range(len(shares))], y=np.round(shares * 100, 2),
+                              marker_color=["#1f77b4" if i < dims else "#c7c7c7" for i in range(len(shares))],
+                              hovertemplate="%{x} direction: %{y:.1f}%<extra></extra>"))
+    figure.update_layout(height=190, margin={"l": 0, "r": 0, "t": 24, "b": 0}, showlegend=False,
+                         title={"text": "Share of the variance per PCA direction (%)", "font": {"size": 13}},
+                         yaxis={"rangemode": "tozero"})
+    left, _ = st.columns([1, 1])
+    left.plotly_chart(figure, key="explore-pca-variance", config={"displayModeBar": False})
+
+
+@dataclass
+class CloserLook:
+    number: int  # the image looked at
+    neighbours: np.ndarray  # its nearest images, nearest first
+    isolate: bool  # draw only it and them on the map
+
+
+def closer_look(data: MapData, chosen: MapSettings, class_word: str, matches: Optional[np.ndarray] = None) -> CloserLook:
+    """One image large and its nearest images among all of them, in the model's own space; the files the
+    map's search matches can be picked by name; a switch draws only them on the map."""
     from siamese_core.images import pixels_to_image
 
     st.subheader("A closer look")
@@ -173,14 +401,16 @@ def closer_look(data: MapData, chosen: MapSettings, class_word: str, search: str
     if number >= n:  # kept from a larger image set
         left.caption(f"These images are numbered 0 to {n - 1:,}: showing #{n - 1:,}.")
         number = n - 1
-    search = search.strip().lower()
-    matches = [i for i, name in enumerate(data.names) if search in name.lower()][:200] if search else []
-    if matches:
-        picked = middle.selectbox("Or pick a file from the search", [None] + matches, key="explore-pick-file",
+    found_matches = np.flatnonzero(matches)[:200].tolist() if matches is not None else []
+    if found_matches:
+        picked = middle.selectbox("Or pick one the search found", [None] + found_matches, key="explore-pick-file",
                                   format_func=lambda i: "-" if i is None else f"#{i}  {data.names[i]}")
         if picked is not None:
             number = picked
     k = int(right.slider("Neighbours shown", 1, 20, 8, key="explore-k"))
+    isolate = middle.toggle("Show only these on the map", key="explore-isolate",
+                            help="Draws only this image and its nearest neighbours on the map above, where the "
+                                 "full map puts them. Turn it off to see every point again.")
     found, found_distances = data.index(chosen.metric).search(data.vectors[number], k, exclude_self=True)
     indices, distances = found[0][found[0] >= 0], found_distances[0][found[0] >= 0]
     big, rest = st.columns([1, 4])
@@ -194,6 +424,7 @@ def closer_look(data: MapData, chosen: MapSettings, class_word: str, search: str
         same = sum(data.labels[i] == data.labels[number] for i in indices)
         rest.caption(f"{same} of the {len(indices)} nearest images have the same {class_word} "
                      f"({text.plain(data.labels[number])}).")
+    return CloserLook(number, indices, isolate)
 
 
 def exports(data: MapData, positions, coords, method_name: str) -> None:

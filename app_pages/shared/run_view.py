@@ -212,6 +212,14 @@ def checkpoint_problem(path: str, modified: float) -> Optional[str]:
     return None
 
 
+@st.cache_data(max_entries=4, show_spinner=False)
+def onnx_zip(path: str, modified: float, name: str) -> bytes:
+    """A run's checkpoint exported for other apps (siamese_core.export), zipped; once per file version."""
+    from siamese_core.export import export_zip
+
+    return export_zip(path, f"{name}.onnx", name="it")
+
+
 def _finished_actions(info: jobs.RunInfo, allow_delete: bool) -> None:
     """What the run offers now that it has ended: exactly the checkpoint that exists, named as what it is."""
     run, name = info.run, info.run.path.name
@@ -239,7 +247,8 @@ def _finished_actions(info: jobs.RunInfo, allow_delete: bool) -> None:
                 + "can be used.")
     if usable is not None and not problem:
         which = "best" if usable.stem == "best" else "last"
-        cols = st.columns(3)
+        # Exported only once validated: its threshold is calibrated, and the model card has figures to show.
+        cols = st.columns(4 if which == "best" else 3)
         if cols[0].button("Verify with this model", icon=ICONS["verify"], key=f"verify-{name}", type="primary"):
             models.use_model(f"run:{name}")
             st.switch_page("app_pages/verify/page.py")
@@ -249,6 +258,13 @@ def _finished_actions(info: jobs.RunInfo, allow_delete: bool) -> None:
         cols[2].download_button(f"Download {which} checkpoint", icon=":material/download:", data=usable.read_bytes,
                                 file_name=f"{name}-{which}.pt", mime="application/octet-stream",
                                 key=f"download-{name}")
+        if which == "best":
+            cols[3].download_button("Download for other apps", icon=":material/deployed_code:",
+                                    data=lambda: onnx_zip(str(usable), usable.stat().st_mtime, name),  # on click
+                                    file_name=f"{name}-onnx.zip", mime="application/zip", key=f"download-onnx-{name}",
+                                    help="A zip for apps outside this one (phones, web pages, other languages): "
+                                         "the model as ONNX files, a JSON file saying how to feed it images and read its "
+                                         "verdict, and a model card with its data, recipe and figures.")
     if allow_delete:
         _class_word(info)
         _delete(run)

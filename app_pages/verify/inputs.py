@@ -1,8 +1,10 @@
-"""The Verify page's image inputs, shared by its tabs: a sample, an upload or the camera, as the model sees it."""
+"""The Verify page's image inputs, shared by its tabs: a sample, an upload, the camera or (for digit models) a
+drawing, as the model sees it."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -17,6 +19,11 @@ from siamese_core.errors import UserError
 from siamese_core.images import IMAGE_SUFFIXES, is_image_file, pixels_to_image
 
 SOURCES = ["Sample", "Upload", "Camera"]
+DRAW = "Draw"  # offered to digit models only: a drawing pad, its strokes read like an uploaded picture
+PAD_SIDE = 280  # pixels: room for a finger or a mouse, and inside a phone's column (390 px screens)
+PAD_STROKE = 18  # about MNIST's stroke for its 20-pixel digit box, at this pad's scale
+# Below this grey level (0-255) a pixel of the pad is ink: its strokes are black on white.
+INK_LEVEL = 128
 # The demo's sample pairs to click for a first try: (digit, file) of image A and of image B; photo-*.jpg are
 # photo-like (dark ink on paper, photographed), mnist-*.png held-out MNIST digits (assets/make_demo.py).
 SAME_PAIRS = [(("4", "0014.png"), ("4", "0024.png")), (("0", "0048.png"), ("0", "0079.png")),
@@ -74,6 +81,49 @@ def prepared(data: bytes, size: int, channels: int, pipeline: str):
     return to_pixels(image, size, channels, pipeline), notes
 
 
+def draws_digits(model) -> bool:
+    """Whether the model is offered the drawing pad: its input pipeline finds and centres the ink of a digit,
+    as it does in an uploaded picture; a photo model would see a white square with a few black lines."""
+    return model.input_pipeline == "digit"
+
+
+def canvas_png(image_data: Optional[np.ndarray]) -> Optional[bytes]:
+    """The drawing pad's picture (RGBA pixels, transparent where nothing was painted) as the PNG file an upload
+    would be: grey, on white; None while the pad holds no ink (nothing drawn yet, or cleared)."""
+    if image_data is None or np.asarray(image_data).ndim != 3:
+        return None
+    from PIL import Image
+
+    rgba = Image.fromarray(np.ascontiguousarray(image_data, dtype=np.uint8)).convert("RGBA")
+    grey = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("L")
+    if np.asarray(grey).min() >= INK_LEVEL:
+        return None
+    buffer = io.BytesIO()
+    grey.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _clear_pad(counter: str) -> None:
+    # A new key is a new, empty pad (the component keeps its strokes under its key).
+    st.session_state[counter] = st.session_state.get(counter, 0) + 1
+
+
+def _drawing(column, side: str, word: str) -> Optional[bytes]:
+    """A drawing pad and its Clear button; the drawing as PNG bytes, or None while the pad is empty."""
+    from streamlit_drawable_canvas import st_canvas  # a component: it can only be imported inside a running app
+
+    counter = f"pad-{side}-cleared"
+    with column:
+        # Also room for the pad's own toolbar, which shows above it on hover, off the choices above.
+        st.caption(f"Write one {word} with the mouse or a finger.")
+        result = st_canvas(stroke_width=PAD_STROKE, stroke_color="#000000", background_color="#ffffff",
+                           height=PAD_SIDE, width=PAD_SIDE, drawing_mode="freedraw", return_image_data=True,
+                           key=f"pad-{side}-{st.session_state.get(counter, 0)}")
+        st.button("Clear the pad", key=f"clear-pad-{side}", icon=":material/ink_eraser:", on_click=_clear_pad,
+                  args=(counter,))
+    return canvas_png(result.image_data if result is not None else None)
+
+
 # ---------------------------------------------------------------- sample pair buttons
 
 def _pick_pair(pairs: tuple, counter: str, set_key: str) -> None:
@@ -110,9 +160,10 @@ def _sample_widget(side: str, set_key: str) -> str:
 
 def image_input(column, side: str, model, samples: SampleSet, default_sample: int,
                 label: Optional[str] = None) -> Optional[PickedImage]:
-    """One image from a sample, an upload or the camera, shown as the model sees it; None with a message."""
+    """One image from a sample, an upload, the camera or the drawing pad, shown as the model sees it; None with
+    a message."""
     label = label or f"Image {side}"
-    sources = SOURCES if samples.images else SOURCES[1:]
+    sources = (SOURCES if samples.images else SOURCES[1:]) + ([DRAW] if draws_digits(model) else [])
     if st.session_state.get(f"source-{side}") not in sources:
         st.session_state[f"source-{side}"] = sources[0]  # e.g. 'Sample' after switching to a model without samples
     source = column.radio(label, sources, horizontal=True, key=f"source-{side}",
@@ -130,6 +181,12 @@ def image_input(column, side: str, model, samples: SampleSet, default_sample: in
             column.info("Take a picture with the button under the camera view.")
             return None
         data, name = shot.getvalue(), "camera snapshot"
+    elif source == DRAW:
+        data = _drawing(column, side, model.class_word)
+        if data is None:
+            column.info(f"Draw a {model.class_word} on the pad.")
+            return None
+        name = f"drawn {model.class_word}"
     else:
         word, widget = model.class_word, _sample_widget(side, samples.key)
         if st.session_state.get(widget) not in samples.images:  # its first draw: set here, so a 'Try' button may too

@@ -8,6 +8,7 @@ import io
 import numpy as np
 import streamlit as st
 
+from app_pages.shared import why
 from app_pages.shared.models import ModelChoice
 from app_pages.shared.text import plain
 from app_pages.verify.inputs import PickedImage, image_input, sample_buttons, sample_set, shown
@@ -79,6 +80,14 @@ def show_verdict(verdict, model) -> None:
                        config={"displayModeBar": False})
 
 
+def show_why(model, choice: ModelChoice, image_a: PickedImage, image_b: PickedImage, threshold: float) -> None:
+    """The maps of which parts made the verdict, worked out only while the expander is open."""
+    box = st.expander("Why this verdict?", key="why-verdict", on_change="rerun", icon=":material/search:")
+    with box:
+        if box.open:
+            why.show_pair(model, choice.version, image_a.pixels, image_b.pixels, threshold)
+
+
 # ---------------------------------------------------------------- history
 
 def _thumbnail(pixels: np.ndarray) -> bytes:
@@ -134,6 +143,7 @@ def show(model, choice: ModelChoice) -> float:
         score, distance = pair_score(model, choice.version, image_a.pixels, image_b.pixels)
         verdict = Verdict(same=score >= threshold, score=score, threshold=threshold, distance=distance)
         show_verdict(verdict, model)
+        show_why(model, choice, image_a, image_b, threshold)
         key = hashlib.sha256(str(choice.version).encode() + image_a.pixels.tobytes()
                              + image_b.pixels.tobytes()).hexdigest()
         remember(key, image_a, image_b, verdict, model, choice.label)

@@ -1,0 +1,146 @@
+"""Export for other apps: ONNX graphs that give the PyTorch model's vectors and scores (onnxruntime, to 1e-4) for
+any batch size, the sidecar and model card, the command's exit codes, and the Runs page's download."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+
+from app_helpers import open_page
+from conftest import ROOT, run_cli
+
+DEMO = ROOT / "assets" / "demo" / "digits-convnet.pt"
+
+
+def session(data: bytes):
+    import onnxruntime
+
+    return onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+
+
+def batch_of(model, paths) -> np.ndarray:
+    """Images as the model sees them, as the ONNX graph takes them: float32 pixels / 255."""
+    return np.stack([model.prepare(p) for p in paths]).astype(np.float32) / 255.0
+
+
+def test_a_pair_model_exports_its_embedding_and_head_with_the_run_s_card(people_run, tmp_path):
+    from siamese_core.export import write_export
+    from siamese_core.inference import SiameseModel
+    from siamese_core.runs import RunDir
+
+    checkpoint = people_run / "checkpoints" / "best.pt"
+    written = write_export(checkpoint, tmp_path / "faces.onnx")
+    assert sorted(p.name for p in written) == ["faces.json", "faces.md", "faces.onnx", "faces.pair-head.onnx"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left behind
+
+    model = SiameseModel.load(checkpoint, "cpu")
+    images = sorted((people_run / "samples").glob("*.png"))[:6]
+    embed, head = session((tmp_path / "faces.onnx").read_bytes()), session((tmp_path / "faces.pair-head.onnx").read_bytes())
+    for count in (1, 5):  # one batch axis, any size
+        x = batch_of(model, images[:count])
+        vectors = embed.run(["vectors"], {"images": x})[0]
+        assert vectors.shape == (count, model.embed(images[:1]).shape[1])
+        np.testing.assert_allclose(vectors, model.embed(images[:count]), atol=1e-4)
+    a, b = batch_of(model, images[:5]), batch_of(model, images[1:6])
+    va, vb = (embed.run(["vectors"], {"images": x})[0] for x in (a, b))
+    scores = head.run(["score"], {"vectors_a": va, "vectors_b": vb})[0]
+    np.testing.assert_allclose(scores, model.score_pairs(images[:5], images[1:6]), atol=1e-4)
+
+    sidecar = json.loads((tmp_path / "faces.json").read_text())
+    assert sidecar["input"]["shape"] == ["batch", 1, 28, 28] and sidecar["input"]["pipeline"] == "resize"
+    assert sidecar["input"]["normalisation"] == {**sidecar["input"]["normalisation"], "mean": [0.5], "std": [0.5],
+                                                 "inside_graph": True}
+    assert sidecar["threshold"] == pytest.approx(model.threshold) and sidecar["class_word"] == "person"
+    assert sidecar["mode"] == "pair" and sidecar["distance_threshold"] is None
+    assert sidecar["files"] == {"embedding": "faces.onnx", "pair_head": "faces.pair-head.onnx",
+                                "sidecar": "faces.json", "card": "faces.md"}
+    assert sidecar["source"]["run"] == people_run.name
+
+    card = (tmp_path / "faces.md").read_text()
+    best = RunDir(people_run).best_epoch()
+    assert f"From the run's best epoch, {best['epoch']} of 2" in card
+    assert f"Accuracy (pairs judged right): {100 * best['accuracy']:.1f}%" in card
+    assert "Backbone: convnet" in card and "`faces.pair-head.onnx`" in card and "same person" in card
+
+
+def test_an_embedding_model_exports_with_its_mirror_averaging_inside(tmp_path):
+    """A colour embedding model (small-resnet, random weights) with test-time mirror averaging, as photo models
+    have it by default: the graph's vectors are the averaged ones the app computes."""
+    import torch
+
+    from siamese_core.export import export_checkpoint
+    from siamese_core.inference import SiameseModel
+    from siamese_core.models import IMAGENET_MEAN, IMAGENET_STD, build_model
+    from siamese_core.runs import save_checkpoint
+
+    spec = {"backbone": "small-resnet", "mode": "triplet", "head": None, "head_norm": False, "dropout": 0.0,
+            "embedding_dim": 32, "image_size": 48, "channels": 3, "input": "resize", "neck": True, "flip_test": True,
+            "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
+    torch.manual_seed(0)
+    net = build_model(spec)
+    for module in net.modules():  # trained-looking BatchNorm statistics, so eval mode differs from a fresh net
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 2.0)
+    path = tmp_path / "photos.pt"
+    save_checkpoint(path, spec=spec, state_dict=net.state_dict(), threshold=0.7, metrics={}, epoch=1,
+                    config={"class_word": "product"}, classes=[])
+    exported = export_checkpoint(path)
+    assert exported.pair_head is None
+    assert exported.sidecar["test_time_flip"] == {**exported.sidecar["test_time_flip"], "used": True,
+                                                  "inside_graph": True}
+    assert exported.sidecar["distance_threshold"] == pytest.approx(0.6)
+    assert exported.sidecar["class_word"] == "product"
+    pixels = np.random.default_rng(1).integers(0, 256, (5, 3, 48, 48), dtype=np.uint8)
+    model = SiameseModel.load(path, "cpu")
+    graph = session(exported.embedding)
+    for count in (1, 5):
+        vectors = graph.run(["vectors"], {"images": pixels[:count].astype(np.float32) / 255.0})[0]
+        np.testing.assert_allclose(vectors, model.embed(pixels[:count]), atol=1e-4)  # the app's own path
+        np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    with torch.inference_mode():  # the mirror counts: without it the vectors differ
+        once = model.net._vectors(torch.from_numpy(pixels).float() / 255.0).numpy()
+    assert np.abs(once - vectors).max() > 1e-3
+
+
+def test_the_export_command_writes_the_files_and_says_what_went_wrong_in_one_line(tmp_path, capsys):
+    from siamese_core.cli import main
+
+    result = run_cli("export", "-c", DEMO, "-o", tmp_path / "out" / "digits.onnx")
+    assert result.returncode == 0, result.stderr
+    assert "Written:" in result.stdout and "digits.json" in result.stdout and "digits.md" in result.stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["digits.json", "digits.md", "digits.onnx"]
+    sidecar = json.loads((tmp_path / "out" / "digits.json").read_text())
+    assert sidecar["input"]["pipeline"] == "digit" and sidecar["output"]["size"] == 128
+
+    not_a_checkpoint = tmp_path / "notes.pt"
+    not_a_checkpoint.write_text("hello")
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    for args, status, words in ((["-c", not_a_checkpoint, "-o", tmp_path / "x.onnx"], 2, "not a Siamese Studio"),
+                                (["-c", DEMO, "-o", tmp_path / "x.pt"], 2, "ending in .onnx"),
+                                (["-c", DEMO, "-o", blocked / "x.onnx"], 1, "refused")):  # its folder is a file
+        assert main(["export", *map(str, args)]) == status
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error:") and words in err and "\n" not in err and "Traceback" not in err
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_runs_offers_the_onnx_download_of_a_finished_run(runs_dir, people_run):
+    from app_pages.shared.run_view import onnx_zip
+
+    shutil.copytree(people_run, runs_dir / "people-run")
+    at = open_page("runs")
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Download best checkpoint", "Download for other apps"]
+    best = runs_dir / "people-run" / "checkpoints" / "best.pt"
+    with zipfile.ZipFile(io.BytesIO(onnx_zip(str(best), best.stat().st_mtime, "people-run"))) as archive:
+        assert sorted(archive.namelist()) == ["people-run.json", "people-run.md", "people-run.onnx",
+                                              "people-run.pair-head.onnx"]
+        vectors = session(archive.read("people-run.onnx")).run(None, {"images": np.zeros((3, 1, 28, 28), np.float32)})
+    assert vectors[0].shape[0] == 3
