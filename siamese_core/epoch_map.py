@@ -137,9 +137,9 @@ def alignment_report(vectors: Sequence[np.ndarray], dims: int = 2) -> dict:
 
 # ------------------------------------------------------------------ the page
 
-def epoch_caption(epoch: int, total: Optional[int], accuracy: Optional[float]) -> str:
+def epoch_caption(epoch: int, total: Optional[int], accuracy: Optional[float], random_start: bool = True) -> str:
     if epoch == 0:
-        return "Before training: random weights"
+        return "Before training: random weights" if random_start else "Before training: the pretrained weights"
     words = f"After epoch {epoch}" + (f" of {total}" if total else "")
     if accuracy is not None:
         words += f" · {100 * accuracy:.0f}% of validation pairs judged right"
@@ -260,6 +260,6 @@ def epoch_map_page(snapshots, dims: int = 2, accuracies: Optional[dict] = None, 
     """The page for a run's snapshots (siamese_core.snapshots.read_snapshots), aligned across epochs."""
     accuracies = accuracies or {}
     coords = align_epochs(snapshots.vectors, dims)
-    captions = [epoch_caption(e, total_epochs, accuracies.get(e)) for e in snapshots.epochs]
+    captions = [epoch_caption(e, total_epochs, accuracies.get(e), snapshots.random_start) for e in snapshots.epochs]
     return build_epoch_map_html(coords, snapshots.epochs, snapshots.labels, snapshots.names, snapshots.thumbnails,
                                 snapshots.positions, captions, class_word, snapshots.classes, height, start_at_last)

@@ -103,7 +103,8 @@ class EpochSnapshots:
         self.writer, self.start_epoch = None, start_epoch
         try:
             self.writer = SnapshotWriter(run.path, data.val, data.val_pairs, config.seed,
-                                         "embedding" if model.is_embedding else "backbone")
+                                         "embedding" if model.is_embedding else "backbone",
+                                         getattr(model, "weights_source", "") == "random initialisation")
             if resume:
                 self.writer.keep_through(start_epoch - 1)  # what a cut-off attempt wrote after the checkpoint
         except OSError as exc:

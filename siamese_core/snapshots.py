@@ -56,7 +56,8 @@ class SnapshotWriter:
     """Writes one run's snapshots. The sample is chosen once (seeded, evenly per class, among the images the
     validation pairs use) and kept in sample.json: a resumed run maps the very same images."""
 
-    def __init__(self, run_path, val, val_pairs, seed: int, features: str, size: int = SAMPLE_SIZE):
+    def __init__(self, run_path, val, val_pairs, seed: int, features: str, random_start: bool = True,
+                 size: int = SAMPLE_SIZE):
         self.path = folder(run_path)
         saved = read_json(self.path / SAMPLE_FILE)
         kept = _saved_positions(saved, len(val))
@@ -71,7 +72,7 @@ class SnapshotWriter:
         write_json(self.path / SAMPLE_FILE, {
             "positions": self.positions.tolist(), "labels": labels,
             "names": [str(val.names[i]) for i in self.positions], "classes": classes,
-            "features": features, "seed": int(seed)})
+            "features": features, "random_start": bool(random_start), "seed": int(seed)})
 
     def _write_thumbnails(self, val) -> None:
         from .embedding_map import thumbnail_uris  # plotly comes with it: only once per run, here
@@ -129,6 +130,7 @@ class EpochSnapshots:
     thumbnails: list  # data URI of each image ('' where missing)
     classes: list  # the validation classes, in their order
     features: str  # 'embedding' or 'backbone'
+    random_start: bool = True  # False: training started from pretrained weights (epoch 0 shows those)
 
     def __len__(self) -> int:
         return len(self.epochs)
@@ -171,7 +173,8 @@ def read_snapshots(run_path) -> Optional[EpochSnapshots]:
     positions = sample.get("positions") if isinstance(sample.get("positions"), list) else list(range(n))
     classes = sample.get("classes") if isinstance(sample.get("classes"), list) else sorted(set(map(str, labels)))
     return EpochSnapshots(epochs, vectors, [str(s) for s in labels], [str(s) for s in names], positions,
-                          thumbnails, [str(c) for c in classes], str(sample.get("features") or "embedding"))
+                          thumbnails, [str(c) for c in classes], str(sample.get("features") or "embedding"),
+                          sample.get("random_start") is not False)
 
 
 def describe_features(features: str) -> str:

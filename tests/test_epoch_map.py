@@ -39,6 +39,7 @@ def test_snapshots_are_written_each_epoch_for_a_fixed_sample_and_resume_keeps_th
     assert not list((run / "epoch-map").glob(".*.tmp"))
     found = snapshots.read_snapshots(run)
     assert found.features == "backbone"  # a pair model: the features its head compares
+    assert found.random_start  # a convnet from random weights: epoch 0 says so
     n = len(sample["positions"])
     assert n == 300 and len(set(sample["positions"])) == n
     assert all(abs(c - 30) <= 1 for c in np.unique(sample["labels"], return_counts=True)[1])  # even per class
