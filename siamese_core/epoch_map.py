@@ -1,14 +1,16 @@
 """The map, epoch by epoch: a run's snapshots (siamese_core.snapshots) laid out in 2D or 3D so that the
 points move smoothly from one epoch to the next, drawn as one HTML page with an epoch slider and Play.
 
-Alignment. Each epoch is centred and scaled to unit spread, laid out with its own PCA (the view that
-shows that epoch best), then turned by the orthogonal Procrustes rotation (reflections included) that
-brings it closest to the previous epoch's layout. Nothing but a rotation is applied, so each frame
-keeps its own PCA's shape; the rotation only removes what PCA leaves arbitrary (signs, the order of
-close components, a turn of the plane). A single PCA fitted on all epochs stacked is the other obvious
-choice; it moves the points less only where it shows an epoch badly (it is fitted mostly to the
-late, well-spread epochs, so the random start collapses). `alignment_report` measures both;
-benchmarks and the report of issue 16 quote it.
+Alignment. Each epoch is centred and scaled to unit spread (its scale is not news). One PCA is fitted
+on all the epochs it shows faithfully (at least FAITHFUL of the variance each one's own PCA keeps), so
+on those shared axes a point moves only as far as the model moved its image. An epoch the shared
+axes would show badly, typically the random start (one PCA on everything is fitted to the late,
+well-spread epochs and squashes it to 2-3% of its variance), gets its own PCA instead, turned by the
+orthogonal Procrustes rotation onto its neighbour. Measured with `alignment_report` on the built-in
+digits (convnet, 6 epochs, embedding; mean point displacement between consecutive epochs, each
+layout at unit spread): 2D 1.14 with each epoch's own PCA unaligned, 0.37 own PCA + Procrustes,
+0.27 one PCA on all epochs (the random start at 3% of its variance), 0.23 shared (every epoch at
+0.31 or more of its variance, own PCA: 0.33); 3D 1.11, 0.32, 0.28, 0.23.
 
 The page reuses the embedding map's pieces (plotly.js inlined, thumbnails as data URIs, JSON safe in a
 script) and its look: hover a point to see its image in the corner panel.
