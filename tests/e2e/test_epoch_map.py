@@ -7,6 +7,7 @@ import shutil
 import pytest
 
 from .conftest import assert_no_exception, screenshot, wait_for_app
+from .test_explore import _hover_until_thumbnail
 
 pytestmark = pytest.mark.browser
 
@@ -38,6 +39,11 @@ def test_play_the_epoch_slider(browser, app_server, page, digits_run):
         assert frame.locator("#caption").inner_text().startswith("After epoch 3 of 3")
         after = body.evaluate(FIRST_X)
         assert after != before, "the points did not move"
+        # Hover a point of the last epoch: its image shows, as on the main map.
+        box = frame.locator("#map").bounding_box()
+        assert _hover_until_thumbnail(page, frame, box, steps=16) is not None, "no point was hovered"
+        assert frame.locator("#hover-thumb").get_attribute("src").startswith("data:image/png;base64,")
+        assert frame.locator("#hover-label").inner_text().startswith("digit ")
         page.wait_for_timeout(500)
         screenshot(page, "epoch-map-played-1400")
 
