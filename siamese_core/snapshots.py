@@ -16,7 +16,6 @@ atomically (runs.write_bytes / write_json), and a resumed run keeps the epochs b
 from __future__ import annotations
 
 import io
-import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,6 @@ import numpy as np
 
 from .runs import read_json, write_bytes, write_json
 
-log = logging.getLogger("siamese_core")
 
 FOLDER = "epoch-map"
 SAMPLE_FILE = "sample.json"
