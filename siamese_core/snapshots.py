@@ -25,7 +25,6 @@ import numpy as np
 
 from .runs import read_json, write_bytes, write_json
 
-
 FOLDER = "epoch-map"
 SAMPLE_FILE = "sample.json"
 THUMBNAILS_FILE = "thumbnails.json"
