@@ -15,6 +15,7 @@ from tqdm import tqdm
 from . import data as D
 from .config import TrainConfig
 from .runs import RunDir, load_checkpoint, save_checkpoint
+from .snapshots import SnapshotWriter
 
 log = logging.getLogger("siamese_core")
 
@@ -91,6 +92,37 @@ def resume_bookkeeping(run: RunDir, last_epoch: int) -> float:
     elapsed = run.elapsed_before()
     run.keep_metrics_through(last_epoch)
     return elapsed
+
+
+class EpochSnapshots:
+    """The trainers' side of the epoch map (siamese_core.snapshots): the sample's vectors before training and
+    after each epoch. Only rank 0 makes one. A snapshot that cannot be written (a full disk) is logged and
+    the rest are skipped: the map is a picture of the training, never a reason for it to fail."""
+
+    def __init__(self, run: RunDir, data, config: TrainConfig, model, resume: bool, start_epoch: int):
+        self.writer, self.start_epoch = None, start_epoch
+        try:
+            self.writer = SnapshotWriter(run.path, data.val, data.val_pairs, config.seed,
+                                         "embedding" if model.is_embedding else "backbone",
+                                         getattr(model, "weights_source", "") == "random initialisation")
+            if resume:
+                self.writer.keep_through(start_epoch - 1)  # what a cut-off attempt wrote after the checkpoint
+        except OSError as exc:
+            self._give_up(exc)
+
+    def take(self, epoch: int, vectors_of) -> None:
+        """Store `vectors_of(positions of the sample)` as epoch `epoch`'s snapshot (0: before training, only
+        when the run starts from scratch and has none yet)."""
+        if self.writer is None or (epoch == 0 and (self.start_epoch > 1 or self.writer.has(0))):
+            return
+        try:
+            self.writer.write(epoch, vectors_of(self.writer.positions))
+        except OSError as exc:
+            self._give_up(exc)
+
+    def _give_up(self, exc: OSError) -> None:
+        log.warning("The epoch map's snapshots could not be written (%s); training goes on without them.", exc)
+        self.writer = None
 
 
 def end_of_epoch(run: RunDir, saver: "CheckpointSaver", config: TrainConfig, epoch: int, result: dict, best,

@@ -22,7 +22,8 @@ import torch
 from . import data as D
 from . import losses
 from .config import TrainConfig
-from .epochs import Batches, CheckpointSaver, autocast_for, end_of_epoch, progress_bar, resume_bookkeeping
+from .epochs import (Batches, CheckpointSaver, EpochSnapshots, autocast_for, end_of_epoch, progress_bar,
+                     resume_bookkeeping)
 from .errors import UserError
 from .metrics import calibrate_threshold, roc_points, verification_metrics
 from .models import as_model_input, cached_timm_weights, images_per_pass, parse_backbone, reachable
@@ -165,6 +166,8 @@ def train_frozen(model, config: TrainConfig, data, run: RunDir, device, resume: 
              cache.train.shape[1])
     run.update_status(phase="training the head")
     saver = CheckpointSaver(run, model, optimizer, model.spec, config, list(data.train.class_counts()))
+    snapshots = EpochSnapshots(run, data, config, model, resume, start_epoch)
+    snapshots.take(0, lambda positions: _sample_vectors(model, cache, positions))
     for epoch in range(start_epoch, config.epochs + 1):
         first_step = embed_steps + (epoch - start_epoch) * steps_per_epoch
         trained = _head_epoch(model, cache, data.train, config, optimizer, epoch, run, first_step, stop)
@@ -174,11 +177,19 @@ def train_frozen(model, config: TrainConfig, data, run: RunDir, device, resume: 
             return run.update_status(state="stopped", finished_at=time.time())
         train_loss, seconds, n_items = trained
         result = evaluate_features(model, cache, data.val_pairs, config.same_share)
+        snapshots.take(epoch, lambda positions: _sample_vectors(model, cache, positions))
         best = end_of_epoch(run, saver, config, epoch, result, best, on_epoch, train_loss=train_loss,
                             train_accuracy=None, seconds=seconds, n_items=n_items)
         run.update_status(step=first_step + steps_per_epoch)
     log.info("Done: best validation accuracy %.2f%%.", 100 * (best or 0))
     return run.update_status(state="done", finished_at=time.time())
+
+
+@torch.inference_mode()
+def _sample_vectors(model, cache: CachedFeatures, positions) -> np.ndarray:
+    """The epoch map's snapshot from the cached features (the sample is drawn from the validation pairs' images)."""
+    model.eval()
+    return head_vectors(model, cache.val[torch.from_numpy(np.searchsorted(cache.val_rows, positions))]).cpu().numpy()
 
 
 def _cache_with_progress(model, data, device, config, run: RunDir, embed_steps: int, progress: bool):

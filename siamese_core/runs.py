@@ -6,6 +6,8 @@ runs/<run-id>/
   metrics.jsonl    one JSON object per logged step or epoch
   checkpoints/     best.pt, last.pt, epoch-NNN.pt
   log.txt          the trainer's log
+  epoch-map/       a fixed sample of validation images in the model's space before training and after
+                   each epoch (siamese_core.snapshots)
 
 JSON and checkpoint files are written to a temporary file and renamed, so a
 reader never sees half a file and a crash never leaves a broken checkpoint.
@@ -213,7 +215,8 @@ class RunDir:
         the app may be writing at this very moment (a Stop click), so only files older than a few
         seconds go."""
         removed, recent = 0, time.time() - 5.0
-        for folder, young_too in ((self.checkpoints, True), (self.path, False)):
+        # Only the trainer writes checkpoints and the epoch map's snapshots (siamese_core.snapshots).
+        for folder, young_too in ((self.checkpoints, True), (self.path / "epoch-map", True), (self.path, False)):
             for leftover in folder.glob(".*.tmp") if folder.is_dir() else ():
                 try:
                     if young_too or leftover.stat().st_mtime < recent:

@@ -26,8 +26,8 @@ from .errors import UserError, plain_words
 from .metrics import calibrate_threshold, roc_points, verification_metrics
 from .models import (as_model_input, build_model, count_parameters, embed_in_batches, images_per_pass, model_spec,
                      pick_device)
-from .epochs import (Batches, CheckpointSaver, autocast_dtype, autocast_for, default_pairs_per_epoch, end_of_epoch,
-                     progress_bar, resume_bookkeeping)
+from .epochs import (Batches, CheckpointSaver, EpochSnapshots, autocast_dtype, autocast_for, default_pairs_per_epoch,
+                     end_of_epoch, progress_bar, resume_bookkeeping)
 from .frozen import train_frozen
 from .runs import ReadOnlyRun, RunDir, load_checkpoint, process_alive
 
@@ -169,6 +169,16 @@ def eval_fn(model, image_set: D.ImageSet, pairs, device, batch_size: int = 256, 
     scores = model.pair_scores(vectors[ia], vectors[ib]).float().cpu().numpy()
     model.train(was_training)
     return scores
+
+
+@torch.inference_mode()
+def sample_vectors(model, image_set: D.ImageSet, positions, device, channels_last: bool = False) -> np.ndarray:
+    """The epoch map's snapshot: vectors of the sampled validation images, in eval mode (as validation sees them)."""
+    was_training = model.training
+    model.eval()
+    vectors = embed_set(model, image_set, positions, device, channels_last=channels_last).cpu().numpy()
+    model.train(was_training)
+    return vectors
 
 
 def evaluate_pairs(model, image_set, pairs, device, threshold: Optional[float] = None, channels_last=False,
@@ -426,6 +436,9 @@ def _train(config, run: RunDir, resume, progress, stop, on_epoch, data,
                       total_epochs=config.epochs, train_images=len(data.train), val_pairs=len(data.val_pairs[0]))
     saver = CheckpointSaver(run, model, optimizer, spec, config, list(data.train.class_counts()), identity_loss,
                              scheduler)
+    snapshots = EpochSnapshots(run, data, config, model, resume, start_epoch) if group.main else None
+    if snapshots is not None:  # the random start: the most telling picture
+        snapshots.take(0, lambda positions: sample_vectors(model, data.val, positions, device, channels_last))
     last_write = [0.0]
     unlogged: list = []  # batch losses since the last step record
 
@@ -466,6 +479,7 @@ def _train(config, run: RunDir, resume, progress, stop, on_epoch, data,
         result = evaluate_pairs(model, data.val, data.val_pairs, device, channels_last=channels_last,
                                 same_share=config.same_share)
         result.pop("scores")
+        snapshots.take(epoch, lambda positions: sample_vectors(model, data.val, positions, device, channels_last))
         best = end_of_epoch(run, saver, config, epoch, result, best, on_epoch, train_loss=train_loss,
                             train_accuracy=train_accuracy, seconds=seconds, n_items=n_items * group.world,
                             step=epoch * len(batches))

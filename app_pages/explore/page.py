@@ -37,6 +37,8 @@ with map_area:
         st.stop()
     explore_view.pca_variance(projection, chosen.dims)
 explore_view.exports(data, positions, projection.coords, METHOD_NAMES[chosen.method])
+from app_pages.explore import epochs as explore_epochs  # noqa: E402  (the epoch map: issue 16, item 4)
+explore_epochs.show_for_model(model)
 
 
 @st.cache_resource(show_spinner=False)

@@ -94,6 +94,7 @@ def _live(run: RunDir, was_unfinished: bool) -> None:
     epochs = [r for r in records if r.get("type") == "epoch"]
     _figures(status, run.best_epoch(records))
     _curves(run.path.name, records, epochs, status)
+    _epoch_map(run, info)
     for warning in jobs.warnings(run):
         st.warning(warning)
     if info.state == "failed":
@@ -106,6 +107,14 @@ def _live(run: RunDir, was_unfinished: bool) -> None:
                      help="Stops after the current batch; the weights trained so far are kept."):
             jobs.stop(run)
             st.toast("Stopping: the run saves its weights, then stops.")
+
+
+def _epoch_map(run: RunDir, info: jobs.RunInfo) -> None:
+    """The run's map, epoch by epoch (nothing for runs without snapshots)."""
+    from app_pages.explore.epochs import show_live
+    from siamese_core.context import run_class_word
+
+    show_live(run.path, run_class_word(run, info.config or {}), training=info.active)
 
 
 def _waiting(info: jobs.RunInfo) -> None:

@@ -1,0 +1,128 @@
+"""How the map formed, epoch by epoch: a run's epoch snapshots as a map with a slider and Play.
+
+Used on Explore (a finished run's model) and on the Train page (a run training now, or just finished).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import streamlit as st
+
+from app_pages.shared import text
+
+MAP_HEIGHT = 560
+LIVE_HEIGHT = 420
+NO_SNAPSHOTS = ("This model has no epoch-by-epoch map: only runs trained with this version of the app keep one "
+                "(the demo model and older runs do not).")
+
+
+def _stamp(run_path: Path) -> tuple:
+    """Changes whenever the trainer adds (or a resume replaces) a snapshot: the cached pages' key."""
+    from siamese_core.snapshots import epoch_file, snapshot_epochs
+
+    epochs = snapshot_epochs(run_path)
+    if not epochs:
+        return ()
+    try:
+        return tuple(epochs) + (epoch_file(run_path, epochs[-1]).stat().st_mtime,)
+    except OSError:
+        return tuple(epochs)
+
+
+def _facts(run_path: Path) -> tuple[dict, Optional[int]]:
+    """Each epoch's validation accuracy and the run's planned epochs, from its metrics and status."""
+    from siamese_core.runs import RunDir
+
+    run = RunDir(run_path)
+    accuracies = {int(r["epoch"]): r["accuracy"] for r in run.read_metrics()
+                  if r.get("type") == "epoch" and isinstance(r.get("epoch"), int)
+                  and isinstance(r.get("accuracy"), (int, float))}
+    total = run.read_status().get("total_epochs")
+    return accuracies, total if isinstance(total, int) else None
+
+
+@st.cache_resource(max_entries=6, show_spinner=False)
+def _page(run_path: str, stamp: tuple, dims: int, class_word: str, height: int) -> Optional[str]:
+    """The map page of a run's snapshots (about 5 MB: plotly.js is inside), built once per new epoch."""
+    from siamese_core.epoch_map import epoch_map_page
+    from siamese_core.snapshots import read_snapshots
+
+    snapshots = read_snapshots(run_path)
+    if snapshots is None:
+        return None
+    accuracies, total = _facts(Path(run_path))
+    return epoch_map_page(snapshots, dims, accuracies, total, class_word, height)
+
+
+def _words(run_path: Path) -> Optional[str]:
+    from siamese_core.snapshots import describe_features, read_snapshots, sample_words
+
+    snapshots = read_snapshots(run_path)
+    if snapshots is None:
+        return None
+    return (f"{sample_words(snapshots)}, placed by {describe_features(snapshots.features)}. The layout is "
+            "shared by the epochs, so a dot moves only as far as the model moved its image. "
+            "Press Play or drag the slider; hover a dot to see its image.")
+
+
+def show_for_model(model) -> None:
+    """Explore's section for the chosen model: its run's map, epoch by epoch, or a one-line note."""
+    st.subheader("How the map formed, epoch by epoch")
+    run_path = getattr(getattr(model, "context", None), "run", None)
+    if run_path is None or not _stamp(Path(run_path)):
+        st.caption(NO_SNAPSHOTS)
+        return
+    # On request: a second map page is another few megabytes to send.
+    if st.toggle("Show it", key="explore-epochs-show",
+                 help="The same validation images after every epoch of training, from the random start on."):
+        show_map(Path(run_path), model.class_word, key="explore-epochs")
+
+
+def show_map(run_path: Path, class_word: str, key: str, height: int = MAP_HEIGHT) -> None:
+    """The map page (thumbnails on hover, 2D or 3D), for a run whose snapshots no longer change."""
+    stamp = _stamp(run_path)
+    if not stamp:
+        return
+    dims = 3 if st.radio("View", ["2D", "3D"], horizontal=True, key=f"{key}-dims",
+                         label_visibility="collapsed") == "3D" else 2
+    with st.spinner("Drawing the map of every epoch..."):
+        page = _page(str(run_path), stamp, dims, class_word, height)
+    if page is None:
+        st.caption(NO_SNAPSHOTS)
+        return
+    st.iframe(page, height=height + 10, alt=f"{dims}D map of the validation images, epoch by epoch")
+    words = _words(run_path)
+    if words:
+        st.caption(text.plain(words))
+
+
+def show_live(run_path: Path, class_word: str, training: bool) -> None:
+    """The Train page's section: while the run trains, a light map that grows an epoch at a time (it is
+    redrawn every few seconds, so no 5 MB page with thumbnails); once it has ended, the full map."""
+    stamp = _stamp(run_path)
+    if not stamp:
+        return
+    if not training:
+        if st.toggle("Show how the map formed, epoch by epoch", key=f"run-epochs-show-{run_path.name}",
+                     help="The same validation images after every epoch of training, from the random start on."):
+            show_map(run_path, class_word, key=f"run-epochs-{run_path.name}", height=LIVE_HEIGHT + 60)
+        return
+    with st.expander("How the map is forming, epoch by epoch", expanded=True):
+        figure = _live_figure(str(run_path), stamp, class_word)
+        if figure is None:
+            return
+        st.plotly_chart(figure, key=f"run-epochs-{run_path.name}", config={"displayModeBar": False})
+        st.caption("Each dot is one validation image, placed where the model puts it after each epoch; a new "
+                   "epoch is added as soon as it ends. Press Play to watch the classes gather. Once training "
+                   "ends, a fuller map shows each dot's image on hover, in 2D or 3D.")
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _live_figure(run_path: str, stamp: tuple, class_word: str):
+    from siamese_core.epoch_map import live_figure
+    from siamese_core.snapshots import read_snapshots
+
+    snapshots = read_snapshots(run_path)
+    return None if snapshots is None else live_figure(snapshots, class_word, LIVE_HEIGHT)
