@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app_pages.explore import data as explore_data, view as explore_view
+from app_pages.explore import data as explore_data, epochs as explore_epochs, view as explore_view
 from app_pages.shared.models import load_model, model_picker
 from siamese_core.projection import METHOD_NAMES  # numpy only: umap and sklearn load when used
 
@@ -37,8 +37,7 @@ with map_area:
         st.stop()
     explore_view.pca_variance(projection, chosen.dims)
 explore_view.exports(data, positions, projection.coords, METHOD_NAMES[chosen.method])
-from app_pages.explore import epochs as explore_epochs  # noqa: E402  (the epoch map: issue 16, item 4)
-explore_epochs.show_for_model(model)
+explore_epochs.show_for_model(model)  # how the map formed, for a run that kept its epochs
 
 
 @st.cache_resource(show_spinner=False)
