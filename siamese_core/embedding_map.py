@@ -275,17 +275,24 @@ def build_map_html(points: MapPoints, class_word: str = "class", class_order: Op
         "metric": "cosine distance" if metric == "cosine" else "distance",
         "classWord": class_word,
     }
+    return page_from_template(ASSETS / "map.html", f"Embedding map of {len(points.labels):,} images", height,
+                              figure, data, HOVER_JS=ASSETS / "hover.js")
+
+
+def page_from_template(template: Path, title: str, height: int, figure, data: dict, **scripts: Path) -> str:
+    """A complete HTML page (no network needed): the template's /*TITLE*/, /*HEIGHT*/, /*PLOTLY_JS*/, /*FIGURE*/
+    and /*POINTS*/ slots filled, and one slot per script file named in `scripts`."""
     parts = {
-        "TITLE": html.escape(f"Embedding map of {len(points.labels):,} images"),
+        "TITLE": html.escape(title),
         "HEIGHT": str(int(height)),
         "PLOTLY_JS": plotly_js().replace("</script", "<\\/script"),
         "FIGURE": figure.to_json().replace("</", "<\\/"),
         "POINTS": _json_for_script(data),
-        "HOVER_JS": (ASSETS / "hover.js").read_text(encoding="utf-8"),
+        **{slot: path.read_text(encoding="utf-8") for slot, path in scripts.items()},
     }
-    template = (ASSETS / "map.html").read_text(encoding="utf-8")
+    page = template.read_text(encoding="utf-8")
     # One pass over the template only: nothing inserted (plotly.js, file names) is scanned again.
-    return re.sub(r"/\*(" + "|".join(parts) + r")\*/", lambda found: parts[found.group(1)], template)
+    return re.sub(r"/\*(" + "|".join(parts) + r")\*/", lambda found: parts[found.group(1)], page)
 
 
 # ------------------------------------------------------------------ exports

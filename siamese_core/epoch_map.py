@@ -18,14 +18,12 @@ script) and its look: hover a point to see its image in the corner panel.
 
 from __future__ import annotations
 
-import html
-import re
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
-from .embedding_map import LEGEND_CLASSES, PALETTE, _json_for_script, _natural, plotly_js
+from .embedding_map import LEGEND_CLASSES, PALETTE, _natural, page_from_template
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "epoch_map"
 TWEENS = 10  # in-between frames when playing from one epoch to the next (plotly does not tween 3D or WebGL)
@@ -237,16 +235,8 @@ def build_epoch_map_html(coords: Sequence[np.ndarray], epochs: Sequence[int], la
         "captions": list(captions), "tweens": TWEENS, "stepMs": STEP_MS, "holdMs": HOLD_MS,
         "startAtLast": bool(start_at_last),
     }
-    parts = {
-        "TITLE": html.escape(f"How the map of {len(labels):,} images formed, epoch by epoch"),
-        "HEIGHT": str(int(height)),
-        "PLOTLY_JS": plotly_js().replace("</script", "<\\/script"),
-        "FIGURE": figure.to_json().replace("</", "<\\/"),
-        "POINTS": _json_for_script(data),
-        "PLAY_JS": (ASSETS / "play.js").read_text(encoding="utf-8"),
-    }
-    template = (ASSETS / "page.html").read_text(encoding="utf-8")
-    return re.sub(r"/\*(" + "|".join(parts) + r")\*/", lambda found: parts[found.group(1)], template)
+    return page_from_template(ASSETS / "page.html", f"How the map of {len(labels):,} images formed, epoch by epoch",
+                              height, figure, data, PLAY_JS=ASSETS / "play.js")
 
 
 def live_figure(snapshots, class_word: str = "class", height: int = 420):
