@@ -374,7 +374,7 @@ def pca_variance(projection, dims: int) -> None:
     figure = go.Figure(go.Bar(x=[ORDINALS[i] for i in range(len(shares))], y=np.round(shares * 100, 2),
                               marker_color=["#1f77b4" if i < dims else "#c7c7c7" for i in range(len(shares))],
                               hovertemplate="%{x} direction: %{y:.1f}%<extra></extra>"))
-    figure.update_layout(height=190, margin={"l": 0, "r": 0, "t": 24, "b": 0}, showlegend=False,
+    figure.update_layout(height=190, margin={"l": 0, "r": 24, "t": 24, "b": 0}, showlegend=False,
                          title={"text": "Share of the variance per PCA direction (%)", "font": {"size": 13}},
                          yaxis={"rangemode": "tozero"})
     left, _ = st.columns([1, 1])
