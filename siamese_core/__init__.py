@@ -10,9 +10,10 @@ only when a model or the trainer is asked for.
 
 Imports sit at the top of each module, so the dependency graph reads from the top, with these exceptions:
 - modules that import torch (data, models, losses, augment, digit_input, training, frozen, distributed,
-  inference, evaluation, gallery, verification) are imported lazily, inside the function that needs them, by the
-  torch-free modules the app and the command line's parser load at start (config, settings, runs, jobs,
-  context, index, images, uploads, projection, cli), so that `import app` and `python -m siamese_core --help` never load torch;
+  inference, evaluation, gallery, verification, explain, export) are imported lazily, inside the function that
+  needs them, by the torch-free modules the app and the command line's parser load at start (config, settings,
+  runs, jobs, context, index, images, uploads, projection, dataset_builder, map_metadata, snapshots, epoch_map,
+  cli), so that `import app` and `python -m siamese_core --help` never load torch;
 - optional heavy packages are imported by the function that uses them: timm, torchvision, huggingface_hub
   and safetensors (models, frozen: only the backbone family named), torchvision's MNIST download (data),
   scikit-learn and umap in projection (the Explore page imports it at start);
