@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import streamlit as st
@@ -19,7 +17,7 @@ METHOD_LABELS = {"pca": "PCA (instant)", "umap": "UMAP (seconds)", "tsne": "t-SN
 DRAWN_DEFAULT = 5000  # points drawn by default: smooth to turn even on a laptop
 MAP_HEIGHT = 640
 PAGES_KEPT = 4
-ANSWERS_KEPT = 64  # searches and CSV readings kept for the whole server (by their inputs' digest)
+ANSWERS_KEPT = 64  # searches and CSV readings kept for the whole server
 ORDINALS = ["1st", "2nd", "3rd"] + [f"{n}th" for n in range(4, 21)]
 
 
@@ -128,28 +126,6 @@ class MapControls:
     matches: Optional[np.ndarray]  # images the search matches; None without a (valid) search
 
 
-@st.cache_resource
-def _answers() -> tuple[OrderedDict, threading.Lock]:
-    """Searches and CSV readings, kept by a digest of their inputs (ANSWERS_KEPT, the latest), for every
-    session: a rerun for another widget does not search again, and a slow pattern is refused once, not on
-    every click."""
-    return OrderedDict(), threading.Lock()
-
-
-def _kept_answer(key: tuple, compute: Callable):
-    answers, lock = _answers()
-    with lock:
-        if key in answers:
-            answers.move_to_end(key)
-            return answers[key]
-    answer = compute()  # outside the lock: another session's search does not wait for this one
-    with lock:
-        answers[key] = answer
-        while len(answers) > ANSWERS_KEPT:
-            answers.popitem(last=False)
-    return answer
-
-
 def _digest(texts) -> str:
     return hashlib.sha256("\x00".join(map(str, texts)).encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -199,26 +175,25 @@ def map_controls(data: MapData, class_word: str) -> MapControls:
 
 def _search(data: MapData, pattern: str, colour) -> tuple[Optional[np.ndarray], str]:
     """(which images match the pattern, '') or (None, why it cannot be searched)."""
+    fields = [data.names, data.labels.tolist()] + ([colour.values.tolist()] if colour is not None else [])
+    return _searched(pattern, _digest(value for field in fields for value in field), list(zip(*fields)))
+
+
+@st.cache_data(max_entries=ANSWERS_KEPT, show_spinner=False)
+def _searched(pattern: str, texts_digest: str, _rows: list) -> tuple[Optional[np.ndarray], str]:
+    """Kept by the pattern and the texts' digest for every session: a rerun for another widget does not search
+    again, and a slow pattern is refused once, not on every click."""
     from siamese_core.errors import UserError
     from siamese_core.map_metadata import search
 
-    fields = [data.names, data.labels.tolist()] + ([colour.values.tolist()] if colour is not None else [])
-    rows = list(zip(*fields))
-
-    def run():
-        try:
-            return search(pattern, rows), ""
-        except UserError as exc:
-            return None, str(exc)
-
-    return _kept_answer(("search", pattern, _digest(value for field in fields for value in field)), run)
+    try:
+        return search(pattern, _rows), ""
+    except UserError as exc:
+        return None, str(exc)
 
 
 def _attribute_columns(data: MapData) -> list:
     """The columns of the CSV the person uploads (none until then), matched to the images by name."""
-    from siamese_core.errors import UserError
-    from siamese_core.map_metadata import read_attributes
-
     example = data.names[0] if data.names else "photo.jpg"
     upload = st.file_uploader(
         "A CSV file, one row per image", type=["csv", "tsv", "txt"], key="explore-attributes",
@@ -228,22 +203,25 @@ def _attribute_columns(data: MapData) -> list:
                "does not name show as 'unknown'.")
     if upload is None:
         return []
-    content = upload.getvalue()
-
-    def read():
-        try:
-            return read_attributes(content, data.names, upload.name), ""
-        except UserError as exc:
-            return None, str(exc)
-
-    found, problem = _kept_answer(("csv", hashlib.sha256(content).hexdigest(), upload.name, _digest(data.names)),
-                                  read)
+    found, problem = _read_attributes(upload.getvalue(), upload.name, _digest(data.names), data.names)
     if problem:
         text.error(problem)
         return []
     st.caption(text.plain(f"{found.matched:,} of the {len(data.names):,} images found in {upload.name}. "
                           + " ".join(found.notes)))
     return found.columns
+
+
+@st.cache_data(max_entries=ANSWERS_KEPT, show_spinner=False)
+def _read_attributes(content: bytes, file_name: str, names_digest: str, _names: list) -> tuple:
+    """(siamese_core.map_metadata.Attributes, '') or (None, why not), read once per CSV and image set."""
+    from siamese_core.errors import UserError
+    from siamese_core.map_metadata import read_attributes
+
+    try:
+        return read_attributes(content, _names, file_name), ""
+    except UserError as exc:
+        return None, str(exc)
 
 
 def drawn_points(positions: np.ndarray, keep: np.ndarray, labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
@@ -351,8 +329,7 @@ def draw_map(data: MapData, chosen: MapSettings, class_word: str, positions: np.
 
 def _code(typed: str) -> str:
     """What the person typed, shown as code: markdown leaves it as it is (a regex's * or [ included)."""
-    fence = "``" if "`" in typed else "`"
-    return f"{fence} {typed} {fence}" if fence == "``" else f"`{typed}`"
+    return f"`` {typed} ``" if "`" in typed else f"`{typed}`"
 
 
 def _stop_isolating() -> None:
