@@ -166,9 +166,7 @@ def build_figure(points: MapPoints, class_word: str = "class", class_order: Opti
     else:
         groups, title, order = np.asarray(colour.values, dtype=object), colour.name, colour.categories()
         text = [f"{label} · {colour.name}: {value}" for label, value in zip(labels, groups)]
-    found = set(groups)
-    present = [c for c in dict.fromkeys(order) if c in found]
-    present += sorted(found - set(present), key=_natural)  # classes the order does not name still get drawn
+    present = groups_in_order(groups, order)
     scatter = go.Scatter3d if dims == 3 else go.Scattergl
     marker_size = 3 if dims == 3 else 5
     if len(labels) <= FEW_POINTS:  # a point and its neighbours, or a tiny set: dots big enough to see and hover
@@ -214,7 +212,6 @@ def build_figure(points: MapPoints, class_word: str = "class", class_order: Opti
         add(np.array([focus]), f"Picked #{index}",
             {"size": marker_size + 5, "color": point_colours[focus], "symbol": "diamond", "opacity": 1.0,
              "line": {"color": OUTLINE_COLOUR, "width": 2}})
-    axis = {"showticklabels": False, "title": {"text": ""}}
     layout = {"margin": {"l": 0, "r": 0, "t": 0, "b": 0}, "height": height, "uirevision": "keep",
               "legend": {"itemsizing": "constant", "title": {"text": title}, "x": 0, "y": 1,
                          "bgcolor": "rgba(255,255,255,0.7)"},
@@ -224,12 +221,26 @@ def build_figure(points: MapPoints, class_word: str = "class", class_order: Opti
                                   "xanchor": "center", "yanchor": "top", "showarrow": False,
                                   "bgcolor": "rgba(255,255,255,0.9)", "bordercolor": "#d0d3da", "borderwidth": 1,
                                   "borderpad": 4, "font": {"size": 13, "color": "#262730"}}]
-    if dims == 3:
-        layout["scene"] = {"xaxis": axis, "yaxis": axis, "zaxis": axis, "aspectmode": "cube"}
-    else:
-        layout.update(xaxis=axis, yaxis={**axis, "scaleanchor": "x"}, plot_bgcolor="#fafafa", dragmode="pan")
+    layout.update(axes_layout(dims))
     figure.update_layout(**layout)
     return figure
+
+
+def groups_in_order(groups, order: Sequence[str]) -> list:
+    """The groups present, those `order` names first and in its order, then the rest naturally sorted
+    (a class the order does not name still gets drawn)."""
+    found = set(groups)
+    present = [c for c in dict.fromkeys(order) if c in found]
+    return present + sorted(found - set(present), key=_natural)
+
+
+def axes_layout(dims: int, **axis_settings) -> dict:
+    """A map's axes: no ticks or titles (the positions mean nothing on their own), plus `axis_settings` on
+    each; a cube in 3D, a square grid that pans in 2D."""
+    axis = {"showticklabels": False, "title": {"text": ""}, **axis_settings}
+    if dims == 3:
+        return {"scene": {"xaxis": axis, "yaxis": axis, "zaxis": axis, "aspectmode": "cube"}}
+    return {"xaxis": axis, "yaxis": {**axis, "scaleanchor": "x"}, "plot_bgcolor": "#fafafa", "dragmode": "pan"}
 
 
 def _point_colours(groups: np.ndarray, present: list, colour) -> list:

@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .embedding_map import LEGEND_CLASSES, PALETTE, _natural, page_from_template
+from .embedding_map import LEGEND_CLASSES, PALETTE, axes_layout, groups_in_order, page_from_template
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "epoch_map"
 TWEENS = 10  # in-between frames when playing from one epoch to the next (plotly does not tween 3D or WebGL)
@@ -156,9 +156,7 @@ def build_figure(coords: Sequence[np.ndarray], epochs: Sequence[int], labels: Se
 
     dims = coords[0].shape[1]
     labels = np.asarray([str(s) for s in labels], dtype=object)
-    found = set(labels)
-    present = [c for c in dict.fromkeys(class_order or []) if c in found]
-    present += sorted(found - set(present), key=_natural)
+    present = groups_in_order(labels, class_order or [])
     if len(present) <= LEGEND_CLASSES:
         groups = [(name, np.flatnonzero(labels == name), PALETTE[i % len(PALETTE)]) for i, name in enumerate(present)]
     else:  # many classes: one trace, coloured by class
@@ -186,8 +184,6 @@ def build_figure(coords: Sequence[np.ndarray], epochs: Sequence[int], labels: Se
                               traces=list(range(len(groups))))
                      for i, epoch in enumerate(epochs)]
     reach = max(float(np.abs(c).max()) for c in rounded) * 1.08 or 1.0
-    axis = {"showticklabels": False, "title": {"text": ""}, "range": [-reach, reach], "autorange": False,
-            "zeroline": False}
     jump = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
     steps = [{"method": "animate", "label": "start" if epoch == 0 else str(epoch), "args": [[str(epoch)], jump]}
              for epoch in epochs]
@@ -212,10 +208,8 @@ def build_figure(coords: Sequence[np.ndarray], epochs: Sequence[int], labels: Se
         layout["updatemenus"][0]["buttons"] = [
             {"label": "▶ Play", "method": "animate", "args": [None, glide]},
             {"label": "❚❚ Pause", "method": "animate", "args": [[None], {**jump, "frame": {"duration": 0}}]}]
-    if dims == 3:
-        layout["scene"] = {"xaxis": axis, "yaxis": axis, "zaxis": axis, "aspectmode": "cube"}
-    else:
-        layout.update(xaxis=axis, yaxis={**axis, "scaleanchor": "x"}, plot_bgcolor="#fafafa", dragmode="pan")
+    # Fixed ranges: the view stays put while the points move.
+    layout.update(axes_layout(dims, range=[-reach, reach], autorange=False, zeroline=False))
     figure.update_layout(**layout)
     return figure
 
