@@ -39,13 +39,15 @@ def kind_words(explanation, threshold: float, figures: bool = True) -> str:
 
     words = KIND_WORDS[explanation.kind]
     if explanation.exact:
-        words += (" The colours compare each region's part with an even share of the 'same' line (the similarity "
-                  f"at the threshold, {line_similarity(threshold):.3f}): red brought more, blue less.")
+        words += (" Each region is coloured against its even share of what a 'same' verdict needs (a similarity "
+                  f"of {line_similarity(threshold):.3f} at this threshold): red regions gave more than their "
+                  "share, blue ones less.")
     if not figures:
         return f"{explanation.note} {words}".strip()
     if explanation.exact:
         return (f"{words} Here the similarity is {explanation.target:.3f} (score {100 * explanation.score:.1f}%); "
-                f"the part of no region is {explanation.bias_a:+.3f} on image A and {explanation.bias_b:+.3f} on B.")
+                f"the part that belongs to no region (the network's fixed offset) is {explanation.bias_a:+.3f} on "
+                f"image A and {explanation.bias_b:+.3f} on B.")
     if explanation.scale == 0:
         return f"{words} Nothing moved the score here: the two images look the same to the model."
     return f"{explanation.note} {words}".strip()
@@ -57,7 +59,7 @@ def _hover(explanation, cells: np.ndarray, shown: np.ndarray, scale: float) -> n
         total = explanation.target
         return np.vectorize(lambda v, d: f"Adds {v:+.4f} to the similarity ({total:.3f} in all)<br>"
                                          + (f"{d:+.4f} above" if d >= 0 else f"{d:+.4f} below")
-                                         + " its share of the 'same' line")(cells, shown)
+                                         + " its share of what 'same' needs")(cells, shown)
     strongest = scale or 1.0
     return np.vectorize(lambda v: (f"Pushed towards 'same': {100 * v / strongest:.0f}%" if v >= 0
                                    else f"Pushed towards 'different': {100 * -v / strongest:.0f}%")
