@@ -44,27 +44,20 @@ def _facts(run_path: Path) -> tuple[dict, Optional[int]]:
 
 
 @st.cache_resource(max_entries=6, show_spinner=False)
-def _page(run_path: str, stamp: tuple, dims: int, class_word: str, height: int) -> Optional[str]:
-    """The map page of a run's snapshots (about 5 MB: plotly.js is inside), built once per new epoch."""
+def _page(run_path: str, stamp: tuple, dims: int, class_word: str, height: int) -> Optional[tuple[str, str]]:
+    """(the map page of a run's snapshots, its caption), built once per new epoch (the page is about 5 MB:
+    plotly.js is inside)."""
     from siamese_core.epoch_map import epoch_map_page
-    from siamese_core.snapshots import read_snapshots
-
-    snapshots = read_snapshots(run_path)
-    if snapshots is None:
-        return None
-    accuracies, total = _facts(Path(run_path))
-    return epoch_map_page(snapshots, dims, accuracies, total, class_word, height)
-
-
-def _words(run_path: Path) -> Optional[str]:
     from siamese_core.snapshots import describe_features, read_snapshots, sample_words
 
     snapshots = read_snapshots(run_path)
     if snapshots is None:
         return None
-    return (f"{sample_words(snapshots)}, placed by {describe_features(snapshots.features)}. The layout is "
-            "shared by the epochs, so a dot moves only as far as the model moved its image. "
-            "Press Play or drag the slider; hover a dot to see its image.")
+    accuracies, total = _facts(Path(run_path))
+    words = (f"{sample_words(snapshots)}, placed by {describe_features(snapshots.features)}. The layout is "
+             "shared by the epochs, so a dot moves only as far as the model moved its image. "
+             "Press Play or drag the slider; hover a dot to see its image.")
+    return epoch_map_page(snapshots, dims, accuracies, total, class_word, height), words
 
 
 def show_for_model(model) -> None:
@@ -88,14 +81,13 @@ def show_map(run_path: Path, class_word: str, key: str, height: int = MAP_HEIGHT
     dims = 3 if st.radio("View", ["2D", "3D"], horizontal=True, key=f"{key}-dims",
                          label_visibility="collapsed") == "3D" else 2
     with st.spinner("Drawing the map of every epoch..."):
-        page = _page(str(run_path), stamp, dims, class_word, height)
-    if page is None:
+        drawn = _page(str(run_path), stamp, dims, class_word, height)
+    if drawn is None:
         st.caption(NO_SNAPSHOTS)
         return
+    page, words = drawn
     st.iframe(page, height=height + 10, alt=f"{dims}D map of the validation images, epoch by epoch")
-    words = _words(run_path)
-    if words:
-        st.caption(text.plain(words))
+    st.caption(text.plain(words))
 
 
 def show_live(run_path: Path, class_word: str, training: bool) -> None:
