@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -41,7 +42,6 @@ class MapData:
     classes: list  # class names in their natural order
     title: str
     indexes: dict = field(default_factory=dict, repr=False)  # metric -> siamese_core.index.VectorIndex
-    own_columns: Optional[list] = field(default=None, repr=False)  # folder and file-name parts, found once
 
     def index(self, metric: str):
         """The vectors ready to search by `metric`, built on first use and kept with them (a large set's
@@ -52,15 +52,15 @@ class MapData:
             self.indexes[metric] = VectorIndex(self.vectors, metric)
         return self.indexes[metric]
 
+    @cached_property
     def columns(self) -> list:
         """What the images' names say about them, to colour the map by (siamese_core.map_metadata.Column):
-        their folder, where it is not just the class, and the parts of their file names that group them."""
-        if self.own_columns is None:
-            from siamese_core.map_metadata import folder_column, name_part_columns
+        their folder, where it is not just the class, and the parts of their file names that group them.
+        Found once per image set."""
+        from siamese_core.map_metadata import folder_column, name_part_columns
 
-            folder = folder_column(self.names, self.labels.tolist())
-            self.own_columns = ([folder] if folder is not None else []) + name_part_columns(self.names)
-        return self.own_columns
+        folder = folder_column(self.names, self.labels.tolist())
+        return ([folder] if folder is not None else []) + name_part_columns(self.names)
 
 
 def pick_images(choice: ModelChoice, model) -> Optional[ImageSource]:

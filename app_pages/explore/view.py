@@ -149,7 +149,7 @@ def map_controls(data: MapData, class_word: str) -> MapControls:
     with right.expander("Colour by your own attributes (CSV)", expanded=bool(st.session_state.get("explore-attributes"))):
         attributes = _attribute_columns(data)
     options = {class_word: None}
-    for column in data.columns() + attributes:
+    for column in data.columns + attributes:
         name = column.name
         while name in options:
             name += " (CSV)"
