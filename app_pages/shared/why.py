@@ -59,7 +59,7 @@ def _hover(explanation, cells: np.ndarray, shown: np.ndarray, scale: float) -> n
         total = explanation.target
         return np.vectorize(lambda v, d: f"Adds {v:+.4f} to the similarity ({total:.3f} in all)<br>"
                                          + (f"{d:+.4f} above" if d >= 0 else f"{d:+.4f} below")
-                                         + " its share of what 'same' needs")(cells, shown)
+                                         + " its share of the similarity 'same' needs")(cells, shown)
     strongest = scale or 1.0
     return np.vectorize(lambda v: (f"Pushed towards 'same': {100 * v / strongest:.0f}%" if v >= 0
                                    else f"Pushed towards 'different': {100 * -v / strongest:.0f}%")
