@@ -52,8 +52,8 @@ def demo_config():
 
 def demo_data(mnist, config):
     """Training and validation sets from MNIST (test images 0-7999) and the built-in digits."""
-    from siamese_core import data as D
-    from siamese_core.training import PreparedData
+    from siamese_core.data import sources as D
+    from siamese_core.training.loop import PreparedData
 
     digits_train, digits_val = D.split_by_image(D.load_digits(28, 1, "digit"), config.val_fraction, config.seed)
     positions = np.arange(len(mnist))
@@ -65,7 +65,7 @@ def demo_data(mnist, config):
 def concat(first, second):
     import torch
 
-    from siamese_core.data import ImageSet
+    from siamese_core.data.sources import ImageSet
 
     return ImageSet(torch.cat([first.pixels, second.pixels]), np.concatenate([first.labels, second.labels]),
                     first.classes, first.names + second.names)
@@ -84,8 +84,8 @@ def held_out_figures(model, raw_images: np.ndarray, labels: np.ndarray) -> dict:
     """The demo on held-out MNIST pairs, as MNIST images and as phone photos of them would arrive."""
     from PIL import Image
 
-    from siamese_core.data import evaluation_pairs
-    from siamese_core.digit_input import photo_like
+    from siamese_core.data.sources import evaluation_pairs
+    from siamese_core.data.digit_input import photo_like
 
     a, b, same = evaluation_pairs(labels, JUDGED_PAIRS, seed=0)
     used = np.unique(np.concatenate([a, b]))
@@ -97,7 +97,7 @@ def held_out_figures(model, raw_images: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def builtin_figures(model, digits_val) -> dict:
-    from siamese_core.data import evaluation_pairs
+    from siamese_core.data.sources import evaluation_pairs
 
     a, b, same = evaluation_pairs(digits_val.labels, JUDGED_PAIRS, seed=0)
     pixels = digits_val.pixels.numpy()
@@ -108,9 +108,9 @@ def export_samples(digits_val, raw_images: np.ndarray, labels: np.ndarray) -> No
     """A few built-in digits (never trained on), held-out MNIST digits, and photo-like versions of those."""
     from PIL import Image
 
-    from siamese_core.digit_input import photo_like
-    from siamese_core.images import pixels_to_image
-    from siamese_core.runs import write_bytes
+    from siamese_core.data.digit_input import photo_like
+    from siamese_core.data.images import pixels_to_image
+    from siamese_core.runs.rundir import write_bytes
 
     shutil.rmtree(SAMPLES, ignore_errors=True)
     rng = np.random.default_rng(1)
@@ -130,10 +130,10 @@ def export_samples(digits_val, raw_images: np.ndarray, labels: np.ndarray) -> No
 
 def main() -> int:
     sys.path.insert(0, str(ROOT))
-    from siamese_core import data as D
-    from siamese_core.inference import SiameseModel
-    from siamese_core.runs import write_bytes
-    from siamese_core.training import train
+    from siamese_core.data import sources as D
+    from siamese_core.inference.model import SiameseModel
+    from siamese_core.runs.rundir import write_bytes
+    from siamese_core.training.loop import train
 
     folder = mnist_folder()
     if "test" not in D.mnist_parts_available(folder):

@@ -53,8 +53,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
 
-    from siamese_core.evaluation import evaluation_set, score_evaluation
-    from siamese_core.inference import SiameseModel
+    from siamese_core.evaluation.evaluate import evaluation_set, score_evaluation
+    from siamese_core.inference.model import SiameseModel
 
     model = SiameseModel.load(ROOT / "assets" / "demo" / "digits-convnet.pt", "cpu")
     sets = [("demo digits, validation split", None)]

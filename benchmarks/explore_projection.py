@@ -41,7 +41,7 @@ import json, sys, time
 sys.path.insert(0, {root!r})
 import numpy as np
 t0 = time.perf_counter()
-from siamese_core import projection as P
+from siamese_core.maps import projection as P
 P._import_umap()
 imported = time.perf_counter() - t0
 warm = None
@@ -115,8 +115,8 @@ def browser_figures(html_path: Path, hovers: int = 20) -> dict:
 
 
 def run_set(name: str, image_set, model, args, out: Path) -> list:
-    from siamese_core import embedding_map as M
-    from siamese_core import projection as P
+    from siamese_core.maps import embedding_map as M
+    from siamese_core.maps import projection as P
 
     rows = []
     vectors, t = timed(M.embed_image_set, model, image_set)
@@ -183,8 +183,8 @@ def main() -> None:
 
     import torch
 
-    from siamese_core.data import load_digits, load_mnist, mnist_parts_available
-    from siamese_core.inference import SiameseModel
+    from siamese_core.data.sources import load_digits, load_mnist, mnist_parts_available
+    from siamese_core.inference.model import SiameseModel
 
     model = SiameseModel.load(DEMO)
     sets = []

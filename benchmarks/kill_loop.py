@@ -73,7 +73,7 @@ def wait_until_training(run, child: subprocess.Popen, timeout: float = 120.0) ->
 
 def kill_loop(run_dir: Path, kills: int, epochs: int, seed: int = 0, max_wait: float = 2.0) -> KillLoopResult:
     """Train into `run_dir` with `kills` random SIGKILLs and a resume after each; then check the run."""
-    from siamese_core.runs import RunDir, load_checkpoint
+    from siamese_core.runs.rundir import RunDir, load_checkpoint
 
     rng = random.Random(seed)
     run = RunDir(run_dir)

@@ -49,7 +49,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from siamese_core import data as D
+    from siamese_core.data import sources as D
 
     # Check before load_mnist: it would otherwise try to download the files.
     if "test" not in D.mnist_parts_available(args.data):
@@ -75,12 +75,12 @@ def main(argv=None) -> int:
 def run(args, out_dir: Path) -> int:
     import torch
 
-    from siamese_core import data as D
+    from siamese_core.data import sources as D
     from siamese_core.config import TrainConfig
-    from siamese_core.inference import SiameseModel
-    from siamese_core.metrics import verification_metrics
-    from siamese_core.runs import RunDir
-    from siamese_core.training import PreparedData, eval_fn, train
+    from siamese_core.inference.model import SiameseModel
+    from siamese_core.evaluation.metrics import verification_metrics
+    from siamese_core.runs.rundir import RunDir
+    from siamese_core.training.loop import PreparedData, eval_fn, train
 
     full = D.load_mnist(args.data, "test")
     if len(full) < N_DEVELOP + N_TEST:
@@ -173,8 +173,8 @@ def faulty_reference_protocol(model, test, sequential):
     """
     import torch
 
-    from siamese_core.metrics import verification_metrics
-    from siamese_core.training import embed_set
+    from siamese_core.evaluation.metrics import verification_metrics
+    from siamese_core.training.loop import embed_set
 
     a, b, same = sequential
     both_a, both_b = np.concatenate([a, b]), np.concatenate([b, a])

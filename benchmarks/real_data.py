@@ -4,7 +4,7 @@ Rows (data from ../shared/data; a row whose data is missing is skipped with a on
 
   demo   the shipped demo model (assets/demo/digits-convnet.pt) on 1,000 balanced pairs (fixed seed) of
          MNIST test images 8,000-9,999, and on the same pairs drawn as photo-like images
-         (siamese_core.digit_input.photo_like); every image goes through SiameseModel.prepare and
+         (siamese_core.data.digit_input.photo_like); every image goes through SiameseModel.prepare and
          score_pairs as an upload does. Accuracy at the checkpoint's threshold, ROC AUC.
   mnist  the issue's protocol: `train --train_path mnist_train/ --val_path mnist_val/ -b convnet -e 10`
          on MNIST test images 0-6,999 (training) and 7,000-7,999 (validation: best epoch and threshold),
@@ -247,9 +247,9 @@ def train_product(config, out_dir: Path, row: str, args, report: Report):
 
     Below --budget-scale 1 the training is stopped after that share of the row's time goal.
     """
-    from siamese_core.inference import SiameseModel
-    from siamese_core.runs import RunDir
-    from siamese_core.training import StopFlag, train
+    from siamese_core.inference.model import SiameseModel
+    from siamese_core.runs.rundir import RunDir
+    from siamese_core.training.loop import StopFlag, train
 
     stop = StopFlag()
     cap = TIME_GOAL_S[row] * args.budget_scale if args.budget_scale < 1 else None
@@ -293,11 +293,11 @@ def print_epoch(record: dict) -> None:
 def baseline_model(spec: dict, train_set, val_set, val_pairs, budget_s: float, seed: int, out: Path,
                    row: str, report: Report):
     """Train pml_baseline on `train_set`, calibrate its threshold on the held-out pairs, load it like a user would."""
-    from siamese_core.inference import SiameseModel
-    from siamese_core.metrics import calibrate_threshold, verification_metrics
-    from siamese_core.models import pick_device
-    from siamese_core.runs import save_checkpoint
-    from siamese_core.training import eval_fn
+    from siamese_core.inference.model import SiameseModel
+    from siamese_core.evaluation.metrics import calibrate_threshold, verification_metrics
+    from siamese_core.models.networks import pick_device
+    from siamese_core.runs.rundir import save_checkpoint
+    from siamese_core.training.loop import eval_fn
 
     device = pick_device("auto")
     with OtherLoad() as other_load:
@@ -334,7 +334,7 @@ def pml_baseline(spec: dict, train_set, budget_s: float, seed: int, device):
     from pytorch_metric_learning import losses, miners, samplers
     from torch.utils.data import DataLoader, TensorDataset
 
-    from siamese_core.models import as_model_input, build_model
+    from siamese_core.models.networks import as_model_input, build_model
 
     torch.manual_seed(seed)
     # the backbone and a linear, L2-normalised embedding, without the project's recipe's extras
@@ -395,7 +395,7 @@ def pair_scores(model, vectors, pairs) -> np.ndarray:
 def held_out(config_dict: dict):
     """The product's own train / validation split and validation pairs for the config it ran."""
     from siamese_core.config import TrainConfig
-    from siamese_core.training import prepare_data
+    from siamese_core.training.loop import prepare_data
 
     return prepare_data(TrainConfig.from_dict(config_dict).resolve())
 
@@ -409,7 +409,7 @@ def skip(report: Report, row: str, why: str) -> None:
 
 def mnist_images(args, report: Report, row: str):
     """The 10,000 MNIST test images, or None (with a note) when they are missing."""
-    from siamese_core import data as D
+    from siamese_core.data import sources as D
 
     root = args.data / "mnist"
     if "test" not in D.mnist_parts_available(root):  # check first: load_mnist would try to download them
@@ -426,9 +426,9 @@ def mnist_images(args, report: Report, row: str):
 def row_demo(args, work: Path, report: Report) -> None:
     from PIL import Image
 
-    from siamese_core import data as D
-    from siamese_core.inference import SiameseModel
-    from siamese_core.metrics import roc_auc, verification_metrics
+    from siamese_core.data import sources as D
+    from siamese_core.inference.model import SiameseModel
+    from siamese_core.evaluation.metrics import roc_auc, verification_metrics
 
     full = mnist_images(args, report, "demo")
     if full is None:
@@ -458,9 +458,9 @@ def row_demo(args, work: Path, report: Report) -> None:
 
     views = {"MNIST 8000-9999": [Image.fromarray(d) for d in digits[test_positions]]}
     try:
-        from siamese_core.digit_input import photo_like
+        from siamese_core.data.digit_input import photo_like
     except ImportError:
-        skip(report, "demo (photo-like)", "siamese_core.digit_input.photo_like is not there yet.")
+        skip(report, "demo (photo-like)", "siamese_core.data.digit_input.photo_like is not there yet.")
     else:
         rng = np.random.default_rng(args.seed)
         views["photo-like"] = [photo_like(d, rng) for d in digits[test_positions]]
@@ -485,9 +485,9 @@ def torch_pixels(prepared: list):
 def row_mnist(args, work: Path, report: Report) -> None:
     from PIL import Image
 
-    from siamese_core import data as D
+    from siamese_core.data import sources as D
     from siamese_core.config import TrainConfig
-    from siamese_core.metrics import verification_metrics
+    from siamese_core.evaluation.metrics import verification_metrics
 
     full = mnist_images(args, report, "mnist")
     if full is None:
@@ -518,10 +518,10 @@ def row_mnist(args, work: Path, report: Report) -> None:
 
 
 def row_faces(args, work: Path, report: Report) -> None:
-    from siamese_core import data as D
+    from siamese_core.data import sources as D
     from siamese_core.config import TrainConfig
-    from siamese_core.images import is_image_file
-    from siamese_core.metrics import equal_error_rate, roc_auc, verification_metrics
+    from siamese_core.data.images import is_image_file
+    from siamese_core.evaluation.metrics import equal_error_rate, roc_auc, verification_metrics
 
     root = args.data / "att_faces"
     people = [root / f"s{i}" for i in range(1, 41)]
@@ -557,7 +557,7 @@ def row_faces(args, work: Path, report: Report) -> None:
 
 def row_reid(args, work: Path, report: Report) -> None:
     from siamese_core.config import TrainConfig
-    from siamese_core.reid import reid_metrics, reid_split
+    from siamese_core.evaluation.reid import reid_metrics, reid_split
 
     root = args.data / "person_reid" / "train"
     files = sorted(p for p in root.glob("*.jpg") if MARKET_NAME.match(p.name)) if root.is_dir() else []
@@ -602,7 +602,7 @@ REID_FIGURES = (("CMC rank-1", lambda r: r["cmc"][1]), ("mAP", lambda r: r["map"
 
 def raw_pixels(paths) -> np.ndarray:
     """Each crop as 16 wide x 32 high grey pixels in [0, 1], flattened: the floor any model must beat."""
-    from siamese_core.images import open_image
+    from siamese_core.data.images import open_image
 
     return np.stack([np.asarray(open_image(p).convert("L").resize((16, 32)), dtype=np.float32).ravel() / 255.0
                      for p in paths])

@@ -1,6 +1,6 @@
 """Nearest-neighbour search at 10k, 100k and 1M vectors: numpy brute force, FAISS exact, FAISS approximate.
 
-For each size it builds each engine of siamese_core.index on the same float32 vectors and times one
+For each size it builds each engine of siamese_core.inference.index on the same float32 vectors and times one
 search of all the queries at once (the per-query time is that over the number of queries):
 - numpy, one query at a time: the brute force `nearest_vectors` did before this index (each query
   against every row, elementwise), timed on 5 to 50 queries;
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_utils import OtherLoad, load_average, print_table  # noqa: E402
-from siamese_core import index as ix  # noqa: E402
+from siamese_core.inference import index as ix  # noqa: E402
 
 K = 10
 
@@ -53,7 +53,7 @@ def vectors(n: int, dim: int, queries: int, kind: str, seed: int):
 
 
 def old_nearest(query, gallery, k):
-    """nearest_vectors as it was before siamese_core.index: one query, every row, elementwise."""
+    """nearest_vectors as it was before siamese_core.inference.index: one query, every row, elementwise."""
     distances = np.sqrt(np.maximum(((gallery - query) ** 2).sum(axis=1), 0.0))
     top = np.argpartition(distances, k - 1)[:k]
     return top[np.argsort(distances[top], kind="stable")]

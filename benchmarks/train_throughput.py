@@ -3,7 +3,7 @@
 The classic loop is the kind most Siamese tutorials use: a Dataset that draws one pair
 per item in Python, decodes both PNG files with PIL and converts them with torchvision
 transforms, a DataLoader (num_workers=0), and the backbone called once per branch.
-The project's loop is siamese_core.training.train_fn over siamese_core.epochs.Batches (train_step inside),
+The project's loop is siamese_core.training.loop.train_fn over siamese_core.training.common.Batches (train_step inside),
 set up as _train sets it up: images decoded once into memory, both images of a pair in
 one forward pass, channels_last on the CPU (as training uses it by default), optional bf16 autocast,
 optional torch.compile (--compile).
@@ -91,7 +91,7 @@ def time_classic(config, folder: Path, n_batches: int, seed: int, train_model: b
     from torch import nn
     from torch.utils.data import DataLoader
 
-    from siamese_core.models import build_model, model_spec
+    from siamese_core.models.networks import build_model, model_spec
 
     random.seed(seed)
     spec = model_spec(config)
@@ -123,16 +123,16 @@ def time_classic(config, folder: Path, n_batches: int, seed: int, train_model: b
 # ---------------------------------------------------------------- the project's loop
 
 def time_project(config, train_set, n_batches: int, compile_model: bool = False) -> "Timing":
-    """Pairs/s of siamese_core.training.train_fn over Batches, set up as _train sets them up.
+    """Pairs/s of siamese_core.training.loop.train_fn over Batches, set up as _train sets them up.
 
     With compile_model, the model goes through torch.compile first (the warm-up batches compile it;
     how long that took is printed, not timed)."""
     import numpy as np
     import torch
 
-    from siamese_core.models import build_model, model_spec, pick_device
-    from siamese_core.epochs import Batches
-    from siamese_core.training import StopFlag, train_fn, uses_channels_last
+    from siamese_core.models.networks import build_model, model_spec, pick_device
+    from siamese_core.training.common import Batches
+    from siamese_core.training.loop import StopFlag, train_fn, uses_channels_last
 
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
@@ -199,7 +199,7 @@ class Timing:
 
 def write_class_folders(image_set, folder: Path) -> None:
     """The images as PNG files, one folder per class, at the size the model takes (no resizing needed)."""
-    from siamese_core.images import pixels_to_image
+    from siamese_core.data.images import pixels_to_image
 
     for i, (pixels, label) in enumerate(zip(image_set.pixels, image_set.labels)):
         class_dir = folder / image_set.classes[label]
@@ -219,7 +219,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
 
-    from siamese_core import data as D
+    from siamese_core.data import sources as D
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
           f"load average {load_average()} at start. Each loop: {WARMUP_BATCHES} warm-up batches, then timed batches; "

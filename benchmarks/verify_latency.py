@@ -57,8 +57,8 @@ def efficientnet_checkpoint(folder: Path, image_size: int) -> Path:
     import torch
 
     from siamese_core.config import TrainConfig
-    from siamese_core.models import build_model, model_spec
-    from siamese_core.runs import save_checkpoint
+    from siamese_core.models.networks import build_model, model_spec
+    from siamese_core.runs.rundir import save_checkpoint
 
     torch.manual_seed(0)
     config = TrainConfig(dataset="digits", backbone="timm:efficientnet_b0", mode="pair", image_size=image_size, channels=3,
@@ -99,7 +99,7 @@ def measure(model, image_a, image_b, repeats: int):
     import numpy as np
     import torch
 
-    from siamese_core.models import as_model_input
+    from siamese_core.models.networks import as_model_input
 
     net = model.net
     pixels = np.stack([model.prepare(image_a), model.prepare(image_b)])
@@ -127,7 +127,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
 
-    from siamese_core.inference import SiameseModel
+    from siamese_core.inference.model import SiameseModel
 
     if args.threads:
         torch.set_num_threads(args.threads)

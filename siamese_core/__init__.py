@@ -25,13 +25,13 @@ from importlib import import_module
 _EXPORTS = {
     "TrainConfig": "config",
     "UserError": "errors",
-    "train": "training",
-    "prepare_data": "training",
-    "SiameseModel": "inference",
-    "Verdict": "inference",
-    "evaluate": "evaluation",
-    "RunDir": "runs",
-    "load_checkpoint": "runs",
+    "train": "training.loop",
+    "prepare_data": "training.loop",
+    "SiameseModel": "inference.model",
+    "Verdict": "inference.model",
+    "evaluate": "evaluation.evaluate",
+    "RunDir": "runs.rundir",
+    "load_checkpoint": "runs.rundir",
 }
 
 __all__ = sorted(_EXPORTS)

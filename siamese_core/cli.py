@@ -17,9 +17,9 @@ import pandas as pd
 from .config import (AUGMENTS, DATASETS, GPU_BACKBONE, HEADS, INPUTS, MININGS, MODES, OPTIMIZERS, PRECISIONS, RECIPES,
                      SCHEDULES, SPLITS, TrainConfig)
 from .errors import UserError, plain_words
-from .index import METRICS
-from .reid import CAMERA_PATTERN, IDENTITY_PATTERN
-from .runs import RunDir, epoch_in_progress, read_json, write_bytes, write_text
+from .inference.index import METRICS
+from .evaluation.reid import CAMERA_PATTERN, IDENTITY_PATTERN
+from .runs.rundir import RunDir, epoch_in_progress, read_json, write_bytes, write_text
 from .settings import default_mnist_dir
 
 log = logging.getLogger("siamese_core")
@@ -290,8 +290,8 @@ def config_from_file(path) -> TrainConfig:
 
 
 def run_training(config: TrainConfig, out: str, args) -> int:
-    from . import jobs
-    from .training import train
+    from .runs import jobs
+    from .training.loop import train
 
     rank = int(os.environ.get("RANK", "0") or 0)  # torchrun's: rank 0 speaks for all the processes
     if rank > 0:
@@ -313,7 +313,7 @@ def run_training(config: TrainConfig, out: str, args) -> int:
 
 
 def cmd_runs(args) -> int:
-    from . import jobs
+    from .runs import jobs
 
     root = Path(args.dir) if args.dir else None
     if root is not None and not root.is_dir():
@@ -340,7 +340,7 @@ def cmd_runs(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluation import evaluate
+    from .evaluation.evaluate import evaluate
 
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise UserError(f"--threshold is a score between 0 and 1 (got {args.threshold}).")
@@ -400,7 +400,7 @@ def summary_lines(result: dict) -> list:
 
 
 def cmd_verify(args) -> int:
-    from .inference import SiameseModel
+    from .inference.model import SiameseModel
 
     if args.pairs:
         if args.image_a or args.image_b:
@@ -423,7 +423,7 @@ def cmd_verify(args) -> int:
 
 
 def verify_many(model, args) -> int:
-    from .inference import verify_csv
+    from .inference.model import verify_csv
 
     table, accuracy = verify_csv(model, args.pairs, args.images, args.threshold, confine=not args.allow_outside,
                                  images_word="the images in the --images folder (--allow-outside reads any path)")
@@ -439,8 +439,8 @@ def verify_many(model, args) -> int:
 
 
 def cmd_embed(args) -> int:
-    from .index import VectorIndex
-    from .inference import SHARD_IMAGES, SiameseModel, embed_folder, file_digest, remove_shards
+    from .inference.index import VectorIndex
+    from .inference.model import SHARD_IMAGES, SiameseModel, embed_folder, file_digest, remove_shards
 
     out = Path(args.out)
     if out.suffix not in (".csv", ".npz"):
@@ -478,8 +478,8 @@ def cmd_embed(args) -> int:
 
 
 def cmd_similar(args) -> int:
-    from .gallery import find_similar, folder_gallery, saved_gallery
-    from .inference import SiameseModel, file_digest
+    from .inference.gallery import find_similar, folder_gallery, saved_gallery
+    from .inference.model import SiameseModel, file_digest
 
     if args.k < 1:
         raise UserError(f"-k is how many images to list: at least 1 (got {args.k}).")
@@ -506,7 +506,7 @@ def cmd_similar(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import write_export
+    from .inference.export import write_export
 
     written = write_export(args.checkpoint, args.out)
     print("Written: " + ", ".join(str(path) for path in written))

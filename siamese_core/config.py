@@ -24,9 +24,9 @@ Dataset = Literal["digits", "mnist", "folder", "triplets"]
 Split = Literal["class", "image"]
 Mining = Literal["none", "batch-hard", "semi-hard"]
 Precision = Literal["auto", "fp32", "bf16"]
-Augment = Literal["none", "shift", "photos", "digits"]  # see siamese_core.augment
+Augment = Literal["none", "shift", "photos", "digits"]  # see siamese_core.data.augment
 # How an image becomes the model's input: "resize" squashes the whole image to a square;
-# "digit" finds the ink and centres it as MNIST's digits are (see siamese_core.digit_input).
+# "digit" finds the ink and centres it as MNIST's digits are (see siamese_core.data.digit_input).
 Input = Literal["resize", "digit"]
 MODES: tuple = get_args(Mode)
 RECIPES: tuple = get_args(RecipeName)
@@ -78,7 +78,7 @@ class TrainConfig:
     id_loss: Optional[float] = None  # weight of the identity (cosine softmax) loss beside the triplet loss
     pretrained: bool = True
     weights: Optional[str] = None
-    frozen: Optional[bool] = None  # train only the head on features embedded once (siamese_core/frozen.py)
+    frozen: Optional[bool] = None  # train only the head on features embedded once (siamese_core/training/frozen.py)
     # optimisation
     recipe: Optional[RecipeName] = None  # default (the measured recipe) or classic (the reference designs' settings)
     optimizer: Optional[Optimizer] = None
@@ -251,7 +251,7 @@ class TrainConfig:
 
 def _guess_class_word(c: TrainConfig) -> str:
     """Digits are digits; other data is named by what its name suggests ('faces10.zip': person), else 'class'."""
-    from .context import guess_class_word
+    from .runs.context import guess_class_word
 
     if c.dataset in ("digits", "mnist"):
         return "digit"

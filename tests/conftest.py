@@ -13,9 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from siamese_core import data as D  # noqa: E402
+from siamese_core.data import sources as D  # noqa: E402
 from siamese_core.config import TrainConfig  # noqa: E402
-from siamese_core.images import pixels_to_image  # noqa: E402
+from siamese_core.data.images import pixels_to_image  # noqa: E402
 
 
 def run_cli(*args, cwd=None, timeout=600):
@@ -30,7 +30,7 @@ def stop_all_runs(root) -> None:
     are cancelled first, so no trainer ending now starts one."""
     import signal
 
-    from siamese_core import jobs
+    from siamese_core.runs import jobs
 
     infos = jobs.list_runs(root, advance=False)  # listing must not start a waiting run here
     for info in infos:
@@ -103,7 +103,7 @@ def write_people(root: Path, people=PEOPLE, per_person: int = 8, size: int = 48,
 @pytest.fixture(scope="session")
 def people_run(tmp_path_factory) -> Path:
     """A small ConvNet trained for real on generated people (2 epochs, seconds): a model that is not about digits."""
-    from siamese_core.training import train
+    from siamese_core.training.loop import train
 
     people = write_people(tmp_path_factory.mktemp("data") / "people", per_person=6)
     out = tmp_path_factory.mktemp("runs") / "people-run"
@@ -121,7 +121,7 @@ def digit_folders(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def digits_run(tmp_path_factory) -> Path:
     """A convnet trained for real on the built-in digits (3 epochs, a few seconds)."""
-    from siamese_core.training import train
+    from siamese_core.training.loop import train
 
     out = tmp_path_factory.mktemp("runs") / "digits"
     status = train(TrainConfig(dataset="digits", backbone="convnet", mode="pair", epochs=3), out)

@@ -9,8 +9,8 @@ from streamlit.testing.v1 import AppTest
 
 from app_helpers import by_key, open_page, zip_of
 from conftest import write_class_folders
-from siamese_core import jobs
-from siamese_core.runs import RunDir
+from siamese_core.runs import jobs
+from siamese_core.runs.rundir import RunDir
 
 
 def test_home_explains_and_points_to_the_pages(runs_dir):
@@ -160,7 +160,7 @@ def choose_source(at: AppTest, words: str) -> AppTest:
 
 
 def test_mnist_is_offered_when_its_files_are_present(runs_dir, tmp_path, monkeypatch):
-    from siamese_core import data as D
+    from siamese_core.data import sources as D
     from test_data import write_idx
 
     digits = D.load_digits(28, 1)
@@ -174,10 +174,10 @@ def test_mnist_is_offered_when_its_files_are_present(runs_dir, tmp_path, monkeyp
 
 
 def test_missing_mnist_offline_is_refused_before_training(runs_dir, tmp_path, monkeypatch):
-    import siamese_core.models
+    import siamese_core.models.networks
 
     monkeypatch.setenv("SIAMESE_MNIST_DIR", str(tmp_path / "nothing-here"))
-    monkeypatch.setattr(siamese_core.models, "reachable", lambda *a, **k: False)  # this machine is offline anyway
+    monkeypatch.setattr(siamese_core.models.networks, "reachable", lambda *a, **k: False)  # this machine is offline anyway
     at = choose_source(open_page("train"), "MNIST")
     assert not at.exception
     assert any("cannot download them" in w.value for w in at.warning)
@@ -186,8 +186,8 @@ def test_missing_mnist_offline_is_refused_before_training(runs_dir, tmp_path, mo
 
 def write_triplets(folder: Path, identities: int = 4, per_identity: int = 4) -> list:
     """Images named like Market-1501 (identity first), and rows (anchor, positive, negative) over them."""
-    from siamese_core import data as D
-    from siamese_core.images import pixels_to_image
+    from siamese_core.data import sources as D
+    from siamese_core.data.images import pixels_to_image
 
     digits = D.load_digits(28, 1)
     folder.mkdir(parents=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from siamese_core.data import evaluation_pairs
+from siamese_core.data.sources import evaluation_pairs
 
 
 def assert_pairs_are_right(labels, a, b, same):

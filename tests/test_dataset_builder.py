@@ -1,4 +1,4 @@
-"""A data set made in the app (siamese_core.dataset_builder, and the Train page's "Make one here" source):
+"""A data set made in the app (siamese_core.data.builder, and the Train page's "Make one here" source):
 images added and removed, classes renamed, paths kept inside, a zip to take away, and a real run trained on it."""
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from PIL import Image
 
 from app_helpers import by_key, open_page
 from conftest import write_people
-from siamese_core import dataset_builder as builder, jobs, uploads
-from siamese_core.dataset_builder import DatasetDraft
+from siamese_core.data import builder, uploads
+from siamese_core.runs import jobs
+from siamese_core.data.builder import DatasetDraft
 from siamese_core.errors import UserError
 
 

@@ -11,9 +11,9 @@ import torch
 from PIL import Image, ImageDraw
 
 from conftest import ROOT
-from siamese_core.data import evaluation_pairs, load_digits, split_by_image
-from siamese_core.digit_input import augment_digits, normalize_digit, photo_like
-from siamese_core.images import conversion_notes, to_pixels
+from siamese_core.data.sources import evaluation_pairs, load_digits, split_by_image
+from siamese_core.data.digit_input import augment_digits, normalize_digit, photo_like
+from siamese_core.data.images import conversion_notes, to_pixels
 
 DEMO = ROOT / "assets" / "demo" / "digits-convnet.pt"
 
@@ -120,8 +120,8 @@ def photo_pairs(val, n_pairs: int, seed: int):
 
 def test_a_model_trained_with_the_digit_pipeline_verifies_photographed_digits(tmp_path):
     from siamese_core.config import TrainConfig
-    from siamese_core.inference import SiameseModel
-    from siamese_core.training import train
+    from siamese_core.inference.model import SiameseModel
+    from siamese_core.training.loop import train
 
     torch.set_num_threads(1)
     config = TrainConfig(dataset="digits", backbone="convnet", mode="triplet", mining="batch-hard",
@@ -153,7 +153,7 @@ def first_and_last(digits, digit: int):
 
 @pytest.fixture(scope="module")
 def demo():
-    from siamese_core.inference import SiameseModel
+    from siamese_core.inference.model import SiameseModel
 
     return SiameseModel.load(DEMO, device="cpu")
 

@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from siamese_core.inference import SiameseModel
-from siamese_core.jobs import child_env
-from siamese_core.runs import RunDir
+from siamese_core.inference.model import SiameseModel
+from siamese_core.runs.jobs import child_env
+from siamese_core.runs.rundir import RunDir
 
 DIGITS = ["--dataset", "digits", "-b", "convnet", "--quiet"]
 
@@ -101,7 +101,7 @@ def test_sigterm_to_one_rank_stops_all_with_weights_saved_then_it_resumes_in_one
 
 
 def test_the_app_starts_a_run_with_two_processes_through_its_job_code(runs_dir):
-    from siamese_core import jobs
+    from siamese_core.runs import jobs
     from siamese_core.config import TrainConfig
 
     config = TrainConfig(dataset="digits", backbone="convnet", epochs=1, pairs_per_epoch=1024)

@@ -22,7 +22,7 @@ def texts(elements) -> str:
 
 @pytest.fixture(scope="module")
 def demo_model():
-    from siamese_core.inference import SiameseModel
+    from siamese_core.inference.model import SiameseModel
 
     return SiameseModel.load(DEMO, "cpu")
 

@@ -15,9 +15,9 @@ import time
 import numpy as np
 
 from app_helpers import open_page
-from siamese_core import epoch_map, snapshots
+from siamese_core.maps import epoch_map, snapshots
 from siamese_core.config import TrainConfig
-from siamese_core.training import StopFlag, train
+from siamese_core.training.loop import StopFlag, train
 
 
 def test_snapshots_are_written_each_epoch_for_a_fixed_sample_and_resume_keeps_them(tmp_path):

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from siamese_core.data import load_image_folder
+from siamese_core.data.sources import load_image_folder
 from siamese_core.config import TrainConfig
-from siamese_core.evaluation import evaluate, evaluation_set, score_evaluation
-from siamese_core.metrics import verification_metrics
-from siamese_core.retrieval import map_at_r, precision_at_1
-from siamese_core.inference import SiameseModel
-from siamese_core.training import train
+from siamese_core.evaluation.evaluate import evaluate, evaluation_set, score_evaluation
+from siamese_core.evaluation.metrics import verification_metrics
+from siamese_core.evaluation.retrieval import map_at_r, precision_at_1
+from siamese_core.inference.model import SiameseModel
+from siamese_core.training.loop import train
 
 
 def test_evaluate_on_the_checkpoints_own_validation_split(digits_checkpoint, tmp_path):

@@ -1,4 +1,4 @@
-"""'Why this verdict?' (siamese_core.explain): the exact split of an embedding model's similarity over the image,
+"""'Why this verdict?' (siamese_core.inference.explain): the exact split of an embedding model's similarity over the image,
 the gradient map of the others, and both on Verify and in Evaluate's gallery (AppTest, no browser)."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import torch
 from app_helpers import open_page
 from conftest import ROOT, write_people
 from siamese_core.config import TrainConfig
-from siamese_core.explain import EXACT, GRADIENT, explain_pair, line_similarity, render_pair
-from siamese_core.inference import SiameseModel
-from siamese_core.models import build_model, model_spec
+from siamese_core.inference.explain import EXACT, GRADIENT, explain_pair, line_similarity, render_pair
+from siamese_core.inference.model import SiameseModel
+from siamese_core.models.networks import build_model, model_spec
 
 DEMO = ROOT / "assets" / "demo" / "digits-convnet.pt"
 SAMPLES = ROOT / "assets" / "samples" / "digits"
@@ -25,7 +25,7 @@ SAMPLES = ROOT / "assets" / "samples" / "digits"
 def embedding_run(tmp_path_factory) -> Path:
     """A small ResNet (ends in average pooling) trained for real as an embedding, with the BatchNorm neck and
     test-time flip: the hardest case of the exact split. One short epoch on generated people."""
-    from siamese_core.training import train
+    from siamese_core.training.loop import train
 
     people = write_people(tmp_path_factory.mktemp("data") / "people", per_person=6, size=40)
     out = tmp_path_factory.mktemp("runs") / "faces-embedding"

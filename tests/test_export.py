@@ -30,9 +30,9 @@ def batch_of(model, paths) -> np.ndarray:
 
 
 def test_a_pair_model_exports_its_embedding_and_head_with_the_run_s_card(people_run, tmp_path):
-    from siamese_core.export import write_export
-    from siamese_core.inference import SiameseModel
-    from siamese_core.runs import RunDir
+    from siamese_core.inference.export import write_export
+    from siamese_core.inference.model import SiameseModel
+    from siamese_core.runs.rundir import RunDir
 
     checkpoint = people_run / "checkpoints" / "best.pt"
     written = write_export(checkpoint, tmp_path / "faces.onnx")
@@ -78,10 +78,10 @@ def test_an_embedding_model_exports_with_its_mirror_averaging_inside(tmp_path):
     have it by default: the graph's vectors are the averaged ones the app computes."""
     import torch
 
-    from siamese_core.export import export_checkpoint
-    from siamese_core.inference import SiameseModel
-    from siamese_core.models import IMAGENET_MEAN, IMAGENET_STD, build_model
-    from siamese_core.runs import save_checkpoint
+    from siamese_core.inference.export import export_checkpoint
+    from siamese_core.inference.model import SiameseModel
+    from siamese_core.models.networks import IMAGENET_MEAN, IMAGENET_STD, build_model
+    from siamese_core.runs.rundir import save_checkpoint
 
     spec = {"backbone": "small-resnet", "mode": "triplet", "head": None, "head_norm": False, "dropout": 0.0,
             "embedding_dim": 32, "image_size": 48, "channels": 3, "input": "resize", "neck": True, "flip_test": True,

@@ -8,10 +8,10 @@ from app_helpers import by_key, open_page
 from conftest import write_class_folders
 from siamese_core.config import TrainConfig
 from siamese_core.errors import UserError
-from siamese_core.inference import SiameseModel
-from siamese_core.models import build_model
-from siamese_core.runs import load_checkpoint
-from siamese_core.training import prepare_data, train
+from siamese_core.inference.model import SiameseModel
+from siamese_core.models.networks import build_model
+from siamese_core.runs.rundir import load_checkpoint
+from siamese_core.training.loop import prepare_data, train
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,15 @@ import pytest
 import torch
 
 from conftest import run_cli, write_class_folders
-from siamese_core import cli, runs
+from siamese_core import cli
+from siamese_core.runs import rundir as runs
 from siamese_core.config import TrainConfig
-from siamese_core.data import load_class_folders
+from siamese_core.data.sources import load_class_folders
 from siamese_core.errors import UserError
-from siamese_core.inference import SiameseModel
-from siamese_core.training import train
-from siamese_core.uploads import describe_class_folders
-from siamese_core.verification import store_checkpoint
+from siamese_core.inference.model import SiameseModel
+from siamese_core.training.loop import train
+from siamese_core.data.uploads import describe_class_folders
+from siamese_core.inference.verification import store_checkpoint
 from test_cli import assert_clear_error
 
 
@@ -175,7 +176,7 @@ def zip_bytes_of(folder) -> bytes:
 
 
 def test_many_pairs_are_scored_in_chunks_alike(tmp_path, digits_checkpoint, monkeypatch):
-    from siamese_core import inference
+    from siamese_core.inference import model as inference
 
     images = write_class_folders(tmp_path / "images", classes=[3, 5], per_class=3)
     names = [f"digit_{c}/{i:03d}.png" for c in (3, 5) for i in range(3)]
@@ -190,7 +191,7 @@ def test_many_pairs_are_scored_in_chunks_alike(tmp_path, digits_checkpoint, monk
 
 
 def test_an_upload_of_pairs_reports_its_progress_to_the_last_pair(tmp_path, runs_dir, digits_checkpoint):
-    from siamese_core.verification import check_pairs_upload
+    from siamese_core.inference.verification import check_pairs_upload
 
     images = write_class_folders(tmp_path / "images", classes=[3, 5], per_class=2)
     csv = b"image_a,image_b\n" + b"digit_3/000.png,digit_5/001.png\n" * 5
@@ -201,7 +202,7 @@ def test_an_upload_of_pairs_reports_its_progress_to_the_last_pair(tmp_path, runs
 
 
 def test_an_upload_of_too_many_pairs_names_the_cap(tmp_path, runs_dir, digits_checkpoint, monkeypatch):
-    from siamese_core.verification import check_pairs_upload
+    from siamese_core.inference.verification import check_pairs_upload
 
     monkeypatch.setenv("SIAMESE_MAX_PAIRS", "3")
     images = write_class_folders(tmp_path / "images", classes=[3], per_class=2)
@@ -211,7 +212,7 @@ def test_an_upload_of_too_many_pairs_names_the_cap(tmp_path, runs_dir, digits_ch
 
 
 def test_a_csv_that_is_not_utf8_is_named_as_the_person_knows_it(tmp_path, runs_dir, digits_checkpoint):
-    from siamese_core.verification import check_pairs_upload
+    from siamese_core.inference.verification import check_pairs_upload
 
     images = write_class_folders(tmp_path / "images", classes=[3], per_class=2)
     csv = "image_a,image_b\ndigit_3/000.png,digit_3/001.png\nk\u00e4se.png,b.png\n".encode("latin-1")
@@ -229,7 +230,7 @@ def test_large_images_are_decoded_one_at_a_time_and_kept_small():
     import numpy as np
     from PIL import Image
 
-    from siamese_core import images
+    from siamese_core.data import images
 
     small = np.zeros((60, 60), dtype=np.uint8)
     small[20:40, 28:32] = 255  # a "1"

@@ -16,7 +16,7 @@ def test_the_device_check_waits_for_a_torch_import_in_progress():
     'cuda'" in 3-4 of 10 pages)."""
     script = textwrap.dedent("""
         import sys, threading
-        from siamese_core import jobs
+        from siamese_core.runs import jobs
         failures, done = [], threading.Event()
         def importer():
             import torch  # noqa: F401
@@ -41,7 +41,7 @@ def test_the_device_check_waits_for_a_torch_import_in_progress():
 
 
 def test_a_failure_no_page_caught_is_a_sentence_not_a_traceback(runs_dir, monkeypatch):
-    from siamese_core import jobs
+    from siamese_core.runs import jobs
 
     def read_only(*_, **__):
         raise OSError(errno.EROFS, "Read-only file system", str(runs_dir))

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from siamese_core import images
+from siamese_core.data import images
 from siamese_core.errors import UserError
-from siamese_core.images import load_pixels, open_image
+from siamese_core.data.images import load_pixels, open_image
 
 
 def png_bytes(image: Image.Image, fmt="PNG", **kw) -> bytes:

@@ -1,4 +1,4 @@
-"""siamese_core.index: every engine answers as the brute force does; a saved index round-trips through
+"""siamese_core.inference.index: every engine answers as the brute force does; a saved index round-trips through
 embed -> similar -g; another model's index is refused; a large folder's embedding resumes from its shards."""
 
 import json
@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from conftest import ROOT, write_class_folders
-from siamese_core import index as ix
+from siamese_core.inference import index as ix
 from siamese_core.cli import main
-from siamese_core.inference import SiameseModel, embed_folder, nearest_vectors
+from siamese_core.inference.model import SiameseModel, embed_folder, nearest_vectors
 
 HAS_FAISS = ix.faiss_available()
 

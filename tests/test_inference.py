@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from siamese_core import data as D
+from siamese_core.data import sources as D
 from siamese_core.config import TrainConfig
 from siamese_core.errors import UserError
-from siamese_core.images import pixels_to_image
-from siamese_core.inference import SiameseModel, nearest_vectors
-from siamese_core.training import prepare_data
+from siamese_core.data.images import pixels_to_image
+from siamese_core.inference.model import SiameseModel, nearest_vectors
+from siamese_core.training.loop import prepare_data
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,7 @@ def test_a_verdict_moves_with_the_threshold_without_the_model(demo):
 
 
 def test_pairs_csv_with_other_column_names_or_no_header(demo, tmp_path):
-    from siamese_core.inference import verify_csv
+    from siamese_core.inference.model import verify_csv
 
     for n, digit in enumerate((1, 1, 7)):
         (tmp_path / f"{n}.png").write_bytes(sample(digit, n % 2).read_bytes())
@@ -131,7 +131,7 @@ def test_pairs_csv_with_other_column_names_or_no_header(demo, tmp_path):
 
 
 def test_uploaded_pairs_cannot_name_files_outside_the_upload(demo, tmp_path):
-    from siamese_core.inference import verify_pairs
+    from siamese_core.inference.model import verify_pairs
 
     inside_dir = tmp_path / "upload"
     inside_dir.mkdir()
@@ -143,7 +143,7 @@ def test_uploaded_pairs_cannot_name_files_outside_the_upload(demo, tmp_path):
 
 
 def test_an_uploaded_checkpoint_is_kept_only_when_it_is_ours(runs_dir):
-    from siamese_core.verification import store_checkpoint
+    from siamese_core.inference.verification import store_checkpoint
 
     kept = store_checkpoint(DEMO.read_bytes())
     assert kept.parent == runs_dir / ".uploads" / "checkpoints" and kept.read_bytes() == DEMO.read_bytes()
@@ -161,7 +161,7 @@ def test_an_uploaded_checkpoint_is_kept_only_when_it_is_ours(runs_dir):
 
 
 def test_pair_folders_need_exactly_two_images(tmp_path):
-    from siamese_core.verification import pair_folders
+    from siamese_core.inference.verification import pair_folders
 
     for folder, count in (("wrap/p1", 2), ("wrap/p2", 2), ("wrap/p3", 1), ("wrap/p4", 3)):
         (tmp_path / folder).mkdir(parents=True)
@@ -174,7 +174,7 @@ def test_pair_folders_need_exactly_two_images(tmp_path):
 
 
 def test_find_similar_ranks_the_same_digit_first_and_leaves_the_query_out(demo, tmp_path):
-    from siamese_core.gallery import digits_gallery, find_similar, folder_gallery
+    from siamese_core.inference.gallery import digits_gallery, find_similar, folder_gallery
 
     gallery = digits_gallery(demo.image_size, demo.channels, demo.input_pipeline)
     vectors = demo.embed(gallery.pixels)

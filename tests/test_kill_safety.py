@@ -10,9 +10,9 @@ from collections import Counter
 from pathlib import Path
 
 from siamese_core.config import TrainConfig
-from siamese_core.jobs import progress
-from siamese_core.runs import RunDir
-from siamese_core.training import StopFlag, train
+from siamese_core.runs.jobs import progress
+from siamese_core.runs.rundir import RunDir
+from siamese_core.training.loop import StopFlag, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from kill_loop import kill_loop  # noqa: E402  (the benchmark's loop, run here with fewer kills)
@@ -81,7 +81,7 @@ def test_after_a_sigkill_of_the_command_line_trainer_runs_says_so(tmp_path, caps
     import subprocess
 
     from siamese_core.cli import main
-    from siamese_core.jobs import child_env
+    from siamese_core.runs.jobs import child_env
 
     out = tmp_path / "runs" / "killed"
     trainer = subprocess.Popen([sys.executable, "-m", "siamese_core", "train", "--dataset", "digits", "-b", "convnet",

@@ -7,10 +7,10 @@ import pytest
 import torch
 from sklearn import metrics as skm
 
-from siamese_core import losses
-from siamese_core.metrics import (calibrate_threshold, equal_error_rate, kfold_threshold, rates, roc_points,
+from siamese_core.training import losses
+from siamese_core.evaluation.metrics import (calibrate_threshold, equal_error_rate, kfold_threshold, rates, roc_points,
                                   tar_at_far, verification_metrics)
-from siamese_core.retrieval import map_at_r, one_shot_accuracy, precision_at_1
+from siamese_core.evaluation.retrieval import map_at_r, one_shot_accuracy, precision_at_1
 
 
 def test_verification_metrics_match_scikit_learn():

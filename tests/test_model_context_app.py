@@ -8,7 +8,7 @@ import json
 import shutil
 
 from app_helpers import open_page
-from siamese_core.runs import RunDir
+from siamese_core.runs.rundir import RunDir
 
 
 def pick_model(at, page: str, starts: str):

@@ -7,7 +7,7 @@ import torch
 
 from siamese_core.config import TrainConfig
 from siamese_core.errors import UserError
-from siamese_core.models import build_model, count_parameters, model_spec, pick_device
+from siamese_core.models.networks import build_model, count_parameters, model_spec, pick_device
 
 
 def spec_for(backbone, **kw):
@@ -89,7 +89,7 @@ def test_weights_of_another_model_are_refused(tmp_path):
 
 def test_pretrained_weights_out_of_reach_fall_back_with_a_warning(caplog, monkeypatch):
     # A machine that cannot reach the hub (as this one): no minute-long retries, a clear warning.
-    from siamese_core import models
+    from siamese_core.models import networks as models
 
     monkeypatch.setattr(models, "reachable", lambda host, port=443, timeout=3.0: False)
     with caplog.at_level(logging.WARNING):
@@ -105,7 +105,7 @@ def test_offline_pretrained_weights_come_from_the_cached_file_without_a_process_
     import timm
     from huggingface_hub import constants
 
-    from siamese_core import models
+    from siamese_core.models import networks as models
 
     source = timm.create_model("resnet10t", pretrained=False)
     path = tmp_path / "model.pth"

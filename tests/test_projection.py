@@ -14,11 +14,11 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT
-from siamese_core import embedding_map as M
-from siamese_core import projection as P
-from siamese_core.data import load_digits
+from siamese_core.maps import embedding_map as M
+from siamese_core.maps import projection as P
+from siamese_core.data.sources import load_digits
 from siamese_core.errors import UserError
-from siamese_core.inference import SiameseModel, nearest_vectors
+from siamese_core.inference.model import SiameseModel, nearest_vectors
 
 DEMO = ROOT / "assets" / "demo" / "digits-convnet.pt"
 

@@ -1,7 +1,7 @@
 """The map's projector features: colour by metadata (folder, file-name parts, an uploaded CSV), a regex search
 that highlights, a point with only its k nearest neighbours, PCA's explained variance.
 
-The library (siamese_core.map_metadata, embedding_map, projection) on real names and the demo model's real
+The library (siamese_core.maps.metadata, embedding_map, projection) on real names and the demo model's real
 embeddings; then the Explore page through AppTest (tests/e2e/test_projector.py searches the map in Chromium).
 """
 
@@ -15,9 +15,9 @@ import pytest
 
 from app_helpers import open_page, zip_of
 from conftest import ROOT, write_class_folders
-from siamese_core import embedding_map as M
-from siamese_core import map_metadata as MM
-from siamese_core import projection as P
+from siamese_core.maps import embedding_map as M
+from siamese_core.maps import metadata as MM
+from siamese_core.maps import projection as P
 from siamese_core.errors import UserError
 from test_explore_page import captions, map_data
 from test_projection import plotly_array
@@ -133,7 +133,7 @@ def test_a_catastrophic_pattern_is_stopped_not_left_to_stall_the_server():
 def test_a_point_and_its_k_neighbours_are_isolated_in_order_on_the_rows_of_the_map():
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(60, 8)).astype(np.float32)
-    from siamese_core.index import VectorIndex
+    from siamese_core.inference.index import VectorIndex
 
     found, _ = VectorIndex(vectors, "euclidean").search(vectors[7], 5, exclude_self=True)
     order = np.argsort(((vectors - vectors[7]) ** 2).sum(1))[1:6]

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from app_helpers import open_page
-from siamese_core import jobs
+from siamese_core.runs import jobs
 from siamese_core.config import TrainConfig
-from siamese_core.runs import RunDir, read_json
+from siamese_core.runs.rundir import RunDir, read_json
 
 TINY = dict(dataset="digits", backbone="convnet", mode="pair", epochs=1, pairs_per_epoch=256, eval_pairs=100)
 
@@ -95,7 +95,7 @@ def trainers_of(run: RunDir) -> list:
 def test_two_processes_starting_the_queue_at_once_start_a_run_once(cap_of_one):
     run = write_waiting_run(cap_of_one, "20260101-000000-contested", time.time())
     go = time.time() + 2.5  # both processes are up and have imported jobs by then: they call at the same moment
-    script = ("import json, sys, time; from siamese_core import jobs; time.sleep(max(0, float(sys.argv[2]) - time.time())); "
+    script = ("import json, sys, time; from siamese_core.runs import jobs; time.sleep(max(0, float(sys.argv[2]) - time.time())); "
               "print(json.dumps([r.path.name for r in jobs.start_waiting(sys.argv[1])]))")
     callers = [subprocess.Popen([sys.executable, "-c", script, str(cap_of_one), str(go)], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=jobs.child_env()) for _ in range(2)]

@@ -5,13 +5,13 @@ import pytest
 import torch
 
 from conftest import write_class_folders
-from siamese_core.augment import apply as augment
+from siamese_core.data.augment import apply as augment
 from siamese_core.config import TrainConfig
-from siamese_core.inference import SiameseModel
-from siamese_core.metrics import calibrate_threshold
-from siamese_core.models import build_model, model_spec
-from siamese_core.runs import RunDir
-from siamese_core.training import make_optimizer, make_scheduler, train
+from siamese_core.inference.model import SiameseModel
+from siamese_core.evaluation.metrics import calibrate_threshold
+from siamese_core.models.networks import build_model, model_spec
+from siamese_core.runs.rundir import RunDir
+from siamese_core.training.loop import make_optimizer, make_scheduler, train
 
 
 def test_default_recipe_on_a_cpu_and_the_classic_designs_when_a_mode_is_named():
@@ -106,7 +106,7 @@ def test_threshold_for_rare_same_pairs_trades_a_little_balanced_accuracy_for_pre
 
 
 def test_a_split_by_class_holds_out_at_most_the_cap():
-    from siamese_core.data import load_digits, split_by_class
+    from siamese_core.data.sources import load_digits, split_by_class
 
     digits = load_digits(28, 1)
     train_set, val = split_by_class(digits, 0.5, seed=0, max_classes=2)

@@ -8,12 +8,12 @@ from PIL import Image
 
 from app_helpers import open_page, zip_of
 from conftest import run_cli
-from siamese_core import data as D
+from siamese_core.data import sources as D
 from siamese_core.cli import main
 from siamese_core.config import TrainConfig
 from siamese_core.errors import UserError
-from siamese_core.images import pixels_to_image
-from siamese_core.reid import parse_identity_camera, reid_labels, reid_metrics, reid_split
+from siamese_core.data.images import pixels_to_image
+from siamese_core.evaluation.reid import parse_identity_camera, reid_labels, reid_metrics, reid_split
 
 
 # ---------------------------------------------------------------- names
@@ -154,7 +154,7 @@ def write_people(folder, people, cameras=3, shots=2, seed=0, class_folders=False
 
 def train_on_people(root, mode: str, epochs: int):
     """A small ConvNet trained for real on 40 made-up people (a few seconds)."""
-    from siamese_core.training import train
+    from siamese_core.training.loop import train
 
     if not (root / "train").exists():
         write_people(root / "train", range(1, 41), class_folders=True)
@@ -208,8 +208,8 @@ def test_eval_skips_re_id_when_asked_and_says_why_a_folder_cannot_give_it(people
 
 
 def test_a_pair_head_ranks_the_gallery_by_its_pair_score(tmp_path):
-    from siamese_core.evaluation import evaluation_set, score_evaluation
-    from siamese_core.inference import SiameseModel
+    from siamese_core.evaluation.evaluate import evaluation_set, score_evaluation
+    from siamese_core.inference.model import SiameseModel
 
     model = SiameseModel.load(train_on_people(tmp_path, "pair", epochs=1))
     assert not model.is_embedding

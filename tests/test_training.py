@@ -12,9 +12,9 @@ import torch
 from conftest import ROOT, write_class_folders
 from siamese_core.config import TrainConfig
 from siamese_core.errors import UserError
-from siamese_core.inference import SiameseModel
-from siamese_core.runs import RunDir
-from siamese_core.training import StopFlag, train
+from siamese_core.inference.model import SiameseModel
+from siamese_core.runs.rundir import RunDir
+from siamese_core.training.loop import StopFlag, train
 
 
 def epochs_of(run_dir):

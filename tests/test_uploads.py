@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from siamese_core import settings, uploads
+from siamese_core import settings
+from siamese_core.data import uploads
 from siamese_core.errors import UserError
 from siamese_core.settings import data_root
-from siamese_core.uploads import (ExtractResult, describe_class_folders, extract_zip, find_class_root,
+from siamese_core.data.uploads import (ExtractResult, describe_class_folders, extract_zip, find_class_root,
                                   find_images_root, inside)
 
 
@@ -289,7 +290,7 @@ def test_stale_unpacked_uploads_are_removed(tmp_path):
     import os
     import time
 
-    from siamese_core.uploads import remove_older_than
+    from siamese_core.data.uploads import remove_older_than
 
     old, new = tmp_path / "old", tmp_path / "new"
     for folder in (old, new):

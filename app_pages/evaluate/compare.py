@@ -9,8 +9,8 @@ import streamlit as st
 from app_pages.evaluate import data as evaluate_data
 from app_pages.shared.models import ModelChoice, load_model, model_choices
 from app_pages.shared.text import plain
-from siamese_core.context import data_words
-from siamese_core.runs import RunDir
+from siamese_core.runs.context import data_words
+from siamese_core.runs.rundir import RunDir
 
 NO_BAR = {"displayModeBar": False}
 SHOWN = "eval-compare-evaluated"  # the models last evaluated together, kept across reruns

@@ -10,10 +10,10 @@ import streamlit as st
 from app_pages.shared import text
 from app_pages.shared.models import ModelChoice
 from app_pages.shared.uploads import staged_upload, unpack_zip
-from siamese_core import uploads
-from siamese_core.context import data_words
+from siamese_core.data import uploads
+from siamese_core.runs.context import data_words
 from siamese_core.errors import UserError
-from siamese_core.evaluation import named_identities
+from siamese_core.evaluation.evaluate import named_identities
 
 VALIDATION = "Its validation split"
 ZIP = "Upload a zip of class folders (images it has never seen)"
@@ -82,7 +82,7 @@ def _scored(_model, model_version: tuple, set_path: Optional[str], set_label: st
     Kept as a shared resource rather than cache_data: the result is read-only and holds the set's
     images and an images x images score matrix, which cache_data would copy on every slider move.
     """
-    from siamese_core.evaluation import evaluation_set, score_evaluation
+    from siamese_core.evaluation.evaluate import evaluation_set, score_evaluation
 
     image_set = evaluation_set(_model, set_path)
     return score_evaluation(_model, image_set, n_pairs, seed, sequential, set_name=set_label,

@@ -29,7 +29,7 @@ def side_by_side(left: Image.Image, right: Image.Image) -> Image.Image:
 def pair_maps(ev, pairs: np.ndarray, model, model_version: tuple, threshold: float) -> Optional[tuple]:
     """(each pair's two maps as one picture the size of side_by_side's, the Explanations), or None after
     saying why not: the page's pairs go through the model in one batch, cached."""
-    from siamese_core.explain import render_pair
+    from siamese_core.inference.explain import render_pair
 
     pixels_a, pixels_b = ev.image_set.batch(ev.a[pairs]).numpy(), ev.image_set.batch(ev.b[pairs]).numpy()
     found = why.explanations(model, model_version, pixels_a, pixels_b)

@@ -1,4 +1,4 @@
-"""Evaluate: how good is this model, and where does it fail. The figures come from siamese_core.evaluation."""
+"""Evaluate: how good is this model, and where does it fail. The figures come from siamese_core.evaluation.evaluate."""
 
 import streamlit as st
 

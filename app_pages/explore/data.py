@@ -14,7 +14,7 @@ from app_pages.shared import text
 from app_pages.shared.models import ModelChoice, start_on_first_for_each_model
 from app_pages.shared.paths import mnist_root
 from app_pages.shared.uploads import staged_upload, unpack_zip
-from siamese_core import uploads
+from siamese_core.data import uploads
 from siamese_core.errors import UserError
 
 DIGITS = "Built-in handwritten digits"
@@ -35,29 +35,29 @@ class ImageSource:
 class MapData:
     """Embedded images: everything the map, the closer look and the exports need."""
 
-    image_set: object  # siamese_core.data.ImageSet
+    image_set: object  # siamese_core.data.sources.ImageSet
     vectors: np.ndarray  # (N, D)
     labels: np.ndarray  # class name of each image (str)
     names: list  # file name of each image
     classes: list  # class names in their natural order
     title: str
-    indexes: dict = field(default_factory=dict, repr=False)  # metric -> siamese_core.index.VectorIndex
+    indexes: dict = field(default_factory=dict, repr=False)  # metric -> siamese_core.inference.index.VectorIndex
 
     def index(self, metric: str):
         """The vectors ready to search by `metric`, built on first use and kept with them (a large set's
         FAISS index is built once, not on every click)."""
         if metric not in self.indexes:
-            from siamese_core.index import VectorIndex
+            from siamese_core.inference.index import VectorIndex
 
             self.indexes[metric] = VectorIndex(self.vectors, metric)
         return self.indexes[metric]
 
     @cached_property
     def columns(self) -> list:
-        """What the images' names say about them, to colour the map by (siamese_core.map_metadata.Column):
+        """What the images' names say about them, to colour the map by (siamese_core.maps.metadata.Column):
         their folder, where it is not just the class, and the parts of their file names that group them.
         Found once per image set."""
-        from siamese_core.map_metadata import folder_column, name_part_columns
+        from siamese_core.maps.metadata import folder_column, name_part_columns
 
         folder = folder_column(self.names, self.labels.tolist())
         return ([folder] if folder is not None else []) + name_part_columns(self.names)
@@ -73,14 +73,14 @@ def pick_images(choice: ModelChoice, model) -> Optional[ImageSource]:
                            "each with that class's images.")
     size, channels, pipeline = model.image_size, model.channels, model.input_pipeline
     if source == DIGITS:
-        from siamese_core.data import load_digits
+        from siamese_core.data.sources import load_digits
 
         return ImageSource(f"digits:{size}:{channels}:{pipeline}", "1,797 built-in digits",
                            lambda: load_digits(size, channels, pipeline))
     if source == MNIST:
         return _mnist(size, channels, pipeline)
     if source == VALIDATION:
-        from siamese_core.evaluation import evaluation_set
+        from siamese_core.evaluation.evaluate import evaluation_set
 
         return ImageSource(f"validation:{choice.version}", f"the validation images of {choice.label}",
                            lambda: evaluation_set(model))
@@ -96,7 +96,7 @@ def _has_validation(choice: ModelChoice, model) -> bool:
 
 
 def _mnist(size: int, channels: int, pipeline: str) -> Optional[ImageSource]:
-    from siamese_core.data import load_mnist, mnist_parts_available
+    from siamese_core.data.sources import load_mnist, mnist_parts_available
 
     root = mnist_root()
     if "test" not in mnist_parts_available(root):
@@ -108,7 +108,7 @@ def _mnist(size: int, channels: int, pipeline: str) -> Optional[ImageSource]:
 
 
 def _zip(size: int, channels: int, pipeline: str) -> Optional[ImageSource]:
-    from siamese_core.data import load_class_folders
+    from siamese_core.data.sources import load_class_folders
 
     upload = st.file_uploader("Zip of class folders", type=["zip"], key="explore-zip",
                               help="For example people.zip holding alice/1.jpg, alice/2.jpg, bob/1.jpg ...")
@@ -145,7 +145,7 @@ def _kept(model_version: tuple, source_key: str) -> dict:
 
 def embedded(model, choice: ModelChoice, source: ImageSource) -> Optional[MapData]:
     """The source's images and their embeddings, computed in batches under a progress bar, kept per (model, images)."""
-    from siamese_core.embedding_map import embed_image_set, label_names
+    from siamese_core.maps.embedding_map import embed_image_set, label_names
 
     kept = _kept(choice.version, source.key)
     if "data" in kept:

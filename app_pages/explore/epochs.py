@@ -20,7 +20,7 @@ NO_SNAPSHOTS = ("This model has no epoch-by-epoch map: only runs trained with th
 
 def _stamp(run_path: Path) -> tuple:
     """Changes whenever the trainer adds (or a resume replaces) a snapshot: the cached pages' key."""
-    from siamese_core.snapshots import epoch_file, snapshot_epochs
+    from siamese_core.maps.snapshots import epoch_file, snapshot_epochs
 
     epochs = snapshot_epochs(run_path)
     if not epochs:
@@ -33,7 +33,7 @@ def _stamp(run_path: Path) -> tuple:
 
 def _facts(run_path: Path) -> tuple[dict, Optional[int]]:
     """Each epoch's validation accuracy and the run's planned epochs, from its metrics and status."""
-    from siamese_core.runs import RunDir
+    from siamese_core.runs.rundir import RunDir
 
     run = RunDir(run_path)
     accuracies = {int(r["epoch"]): r["accuracy"] for r in run.read_metrics()
@@ -47,8 +47,8 @@ def _facts(run_path: Path) -> tuple[dict, Optional[int]]:
 def _page(run_path: str, stamp: tuple, dims: int, class_word: str, height: int) -> Optional[tuple[str, str]]:
     """(the map page of a run's snapshots, its caption), built once per new epoch (the page is about 5 MB:
     plotly.js is inside)."""
-    from siamese_core.epoch_map import epoch_map_page
-    from siamese_core.snapshots import describe_features, read_snapshots, sample_words
+    from siamese_core.maps.epoch_map import epoch_map_page
+    from siamese_core.maps.snapshots import describe_features, read_snapshots, sample_words
 
     snapshots = read_snapshots(run_path)
     if snapshots is None:
@@ -113,8 +113,8 @@ def show_live(run_path: Path, class_word: str, training: bool) -> None:
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _live_figure(run_path: str, stamp: tuple, class_word: str):
-    from siamese_core.epoch_map import live_figure
-    from siamese_core.snapshots import read_snapshots
+    from siamese_core.maps.epoch_map import live_figure
+    from siamese_core.maps.snapshots import read_snapshots
 
     snapshots = read_snapshots(run_path)
     return None if snapshots is None else live_figure(snapshots, class_word, LIVE_HEIGHT)

@@ -4,7 +4,7 @@ import streamlit as st
 
 from app_pages.explore import data as explore_data, epochs as explore_epochs, view as explore_view
 from app_pages.shared.models import load_model, model_picker
-from siamese_core.projection import METHOD_NAMES  # numpy only: umap and sklearn load when used
+from siamese_core.maps.projection import METHOD_NAMES  # numpy only: umap and sklearn load when used
 
 st.title("Explore")
 st.caption("Each dot is an image. The model turns every image into a list of numbers; images it finds alike "
@@ -53,7 +53,7 @@ def _warm_umap_once() -> None:
 
     # A real server only: AppTest runs (tests) have no runtime and skip the warm-up.
     if runtime.exists() and settings.warm_umap():
-        from siamese_core.projection import warm_umap
+        from siamese_core.maps.projection import warm_umap
 
         warm_umap(background=True)
 

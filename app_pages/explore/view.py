@@ -33,7 +33,7 @@ class MapSettings:
 
 
 def settings(data: MapData) -> MapSettings:
-    from siamese_core.projection import DEFAULTS, METHOD_NAMES, TSNE_SAMPLE
+    from siamese_core.maps.projection import DEFAULTS, METHOD_NAMES, TSNE_SAMPLE
 
     n = len(data.labels)
     left, right = st.columns([3, 1])
@@ -75,7 +75,7 @@ def settings(data: MapData) -> MapSettings:
 
 @st.cache_resource
 def _projections():
-    from siamese_core.projection import ProjectionCache
+    from siamese_core.maps.projection import ProjectionCache
 
     return ProjectionCache(max_entries=16)
 
@@ -88,10 +88,10 @@ def _kept_page(key: tuple) -> dict:
 
 
 def project(data: MapData, chosen: MapSettings):
-    """(positions fitted, their siamese_core.projection.Projection): the map, computed under a progress bar or
+    """(positions fitted, their siamese_core.maps.projection.Projection): the map, computed under a progress bar or
     kept from before."""
     from siamese_core.errors import UserError
-    from siamese_core.projection import METHOD_NAMES, TSNE_SAMPLE, cache_key, project_detailed, sample_per_class
+    from siamese_core.maps.projection import METHOD_NAMES, TSNE_SAMPLE, cache_key, project_detailed, sample_per_class
 
     n = len(data.labels)
     positions = np.arange(n)
@@ -121,7 +121,7 @@ def project(data: MapData, chosen: MapSettings):
 @dataclass
 class MapControls:
     keep: np.ndarray  # images of the classes shown (all, by default)
-    colour: Optional[object]  # the siamese_core.map_metadata.Column the points are coloured by; None: the class
+    colour: Optional[object]  # the siamese_core.maps.metadata.Column the points are coloured by; None: the class
     search: str  # the search as typed ('' for none)
     matches: Optional[np.ndarray]  # images the search matches; None without a (valid) search
 
@@ -184,7 +184,7 @@ def _searched(pattern: str, texts_digest: str, _rows: list) -> tuple[Optional[np
     """Kept by the pattern and the texts' digest for every session: a rerun for another widget does not search
     again, and a slow pattern is refused once, not on every click."""
     from siamese_core.errors import UserError
-    from siamese_core.map_metadata import search
+    from siamese_core.maps.metadata import search
 
     try:
         return search(pattern, _rows), ""
@@ -214,9 +214,9 @@ def _attribute_columns(data: MapData) -> list:
 
 @st.cache_data(max_entries=ANSWERS_KEPT, show_spinner=False)
 def _read_attributes(content: bytes, file_name: str, names_digest: str, _names: list) -> tuple:
-    """(siamese_core.map_metadata.Attributes, '') or (None, why not), read once per CSV and image set."""
+    """(siamese_core.maps.metadata.Attributes, '') or (None, why not), read once per CSV and image set."""
     from siamese_core.errors import UserError
-    from siamese_core.map_metadata import read_attributes
+    from siamese_core.maps.metadata import read_attributes
 
     try:
         return read_attributes(content, _names, file_name), ""
@@ -226,7 +226,7 @@ def _read_attributes(content: bytes, file_name: str, names_digest: str, _names: 
 
 def drawn_points(positions: np.ndarray, keep: np.ndarray, labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
     """Rows of the projection to draw: those kept by the filter, capped evenly per class."""
-    from siamese_core.projection import sample_per_class
+    from siamese_core.maps.projection import sample_per_class
 
     rows = np.flatnonzero(keep[positions])
     return rows[sample_per_class(labels[positions[rows]], limit, seed)]
@@ -243,9 +243,9 @@ def map_page(data: MapData, positions, coords, rows, chosen: MapSettings, class_
              highlight: Optional[np.ndarray] = None, focus: Optional[int] = None, note: Optional[str] = None) -> str:
     """The HTML of the map (thumbnails, neighbours, plotly.js), built once per drawn set and look, and kept;
     `colour` (a Column over all images), `highlight` (a mask over `rows`), `focus` (a row's place in `rows`)
-    and `note` as for siamese_core.embedding_map.build_figure."""
-    from siamese_core.embedding_map import MapPoints, build_map_html, nearest_table, thumbnail_uris
-    from siamese_core.projection import vectors_digest
+    and `note` as for siamese_core.maps.embedding_map.build_figure."""
+    from siamese_core.maps.embedding_map import MapPoints, build_map_html, nearest_table, thumbnail_uris
+    from siamese_core.maps.projection import vectors_digest
 
     picked = positions[rows]
     drawn = (vectors_digest(coords), vectors_digest(data.vectors[picked]), tuple(data.names[:3]), rows.tobytes(),
@@ -271,8 +271,8 @@ def draw_map(data: MapData, chosen: MapSettings, class_word: str, positions: np.
              controls: MapControls, look: "CloserLook") -> bool:
     """The map in its frame and a caption saying what it shows; False (after saying why) when nothing is left
     to draw."""
-    from siamese_core.embedding_map import isolated_rows
-    from siamese_core.projection import METHOD_NAMES
+    from siamese_core.maps.embedding_map import isolated_rows
+    from siamese_core.maps.projection import METHOD_NAMES
 
     n = len(positions)
     focus, notes, captions = None, [], []
@@ -368,7 +368,7 @@ class CloserLook:
 def closer_look(data: MapData, chosen: MapSettings, class_word: str, matches: Optional[np.ndarray] = None) -> CloserLook:
     """One image large and its nearest images among all of them, in the model's own space; the files the
     map's search matches can be picked by name; a switch draws only them on the map."""
-    from siamese_core.images import pixels_to_image
+    from siamese_core.data.images import pixels_to_image
 
     st.subheader("A closer look")
     n = len(data.labels)
@@ -405,7 +405,7 @@ def closer_look(data: MapData, chosen: MapSettings, class_word: str, matches: Op
 
 
 def exports(data: MapData, positions, coords, method_name: str) -> None:
-    from siamese_core.embedding_map import coordinates_csv, projector_zip
+    from siamese_core.maps.embedding_map import coordinates_csv, projector_zip
 
     left, right = st.columns(2)
     left.download_button(

@@ -8,9 +8,9 @@ import streamlit as st
 from app_pages.shared import run_view
 from app_pages.shared.icons import ICONS
 from app_pages.shared.models import run_title
-from siamese_core import jobs
-from siamese_core.context import data_words
-from siamese_core.runs import epoch_in_progress
+from siamese_core.runs import jobs
+from siamese_core.runs.context import data_words
+from siamese_core.runs.rundir import epoch_in_progress
 
 st.title("Runs")
 deleted = run_view.just_deleted()

@@ -11,7 +11,7 @@ import streamlit as st
 
 from app_pages.shared import text
 from app_pages.shared.paths import DEMO_MODEL
-from siamese_core import jobs
+from siamese_core.runs import jobs
 from siamese_core.errors import UserError
 
 DEMO_KEY = "demo"
@@ -143,7 +143,7 @@ def _picked(widget: str) -> None:
 
 def checkpoint_uploader(page: str) -> Optional[ModelChoice]:
     """A checkpoint uploaded and checked (never unpickled), as a ModelChoice; None with a message otherwise."""
-    from siamese_core.verification import store_checkpoint
+    from siamese_core.inference.verification import store_checkpoint
 
     upload = st.file_uploader("Checkpoint file", type=["pt", "pth"], key=f"checkpoint-upload-{page}",
                               help="A best.pt or last.pt from a run's checkpoints/ folder, made by this app "
@@ -173,7 +173,7 @@ def checkpoint_uploader(page: str) -> Optional[ModelChoice]:
 
 @st.cache_resource(show_spinner="Loading the model...", max_entries=4)
 def _load(path: str, modified: float):  # ModelChoice.version
-    from siamese_core.inference import SiameseModel  # torch is imported here, on first use only
+    from siamese_core.inference.model import SiameseModel  # torch is imported here, on first use only
 
     return SiameseModel.load(path)
 
@@ -188,7 +188,7 @@ def load_model(choice: ModelChoice):
     except UserError as exc:
         text.error(exc)
         return None
-    from siamese_core.context import context_of
+    from siamese_core.runs.context import context_of
 
     # Read afresh on each run (two small files): a class word renamed on the Runs page shows at once,
     # without loading the weights again.

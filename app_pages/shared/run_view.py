@@ -10,10 +10,10 @@ import streamlit as st
 
 from app_pages.shared import models, text
 from app_pages.shared.icons import ICONS
-from siamese_core import jobs
-from siamese_core.context import data_words
+from siamese_core.runs import jobs
+from siamese_core.runs.context import data_words
 from siamese_core.errors import UserError
-from siamese_core.runs import RunDir, epoch_in_progress, runs_root
+from siamese_core.runs.rundir import RunDir, epoch_in_progress, runs_root
 
 STATE_WORDS = {"waiting": "waiting its turn", "queued": "starting", "running": "training", "done": "done",
                "stopped": "stopped", "failed": "failed", "cancelled": "cancelled"}
@@ -112,7 +112,7 @@ def _live(run: RunDir, was_unfinished: bool) -> None:
 def _epoch_map(run: RunDir, info: jobs.RunInfo) -> None:
     """The run's map, epoch by epoch (nothing for runs without snapshots)."""
     from app_pages.explore.epochs import show_live
-    from siamese_core.context import run_class_word
+    from siamese_core.runs.context import run_class_word
 
     show_live(run.path, run_class_word(run, info.config or {}), training=info.active)
 
@@ -203,7 +203,7 @@ def _style(fig: go.Figure, title: str, x_max: int, name: str) -> None:
 @st.cache_data(max_entries=64, show_spinner=False)
 def checkpoint_problem(path: str, modified: float) -> Optional[str]:
     """Why the checkpoint at `path` cannot be loaded (siamese_core's own check), or None; once per file version."""
-    from siamese_core.runs import load_checkpoint
+    from siamese_core.runs.rundir import load_checkpoint
 
     try:
         load_checkpoint(path, name="it")
@@ -214,8 +214,8 @@ def checkpoint_problem(path: str, modified: float) -> Optional[str]:
 
 @st.cache_data(max_entries=4, show_spinner=False)
 def onnx_zip(path: str, modified: float, name: str) -> bytes:
-    """A run's checkpoint exported for other apps (siamese_core.export), zipped; once per file version."""
-    from siamese_core.export import export_zip
+    """A run's checkpoint exported for other apps (siamese_core.inference.export), zipped; once per file version."""
+    from siamese_core.inference.export import export_zip
 
     return export_zip(path, f"{name}.onnx", name="it")
 
@@ -272,7 +272,7 @@ def _finished_actions(info: jobs.RunInfo, allow_delete: bool) -> None:
 
 def _class_word(info: jobs.RunInfo) -> None:
     """Rename what one class of the run is called: every page that uses its model then speaks of it so."""
-    from siamese_core.context import run_class_word, set_class_word
+    from siamese_core.runs.context import run_class_word, set_class_word
 
     current = run_class_word(info.run, info.config)
     with st.expander(f"What one class is called: {text.plain(current)}"):

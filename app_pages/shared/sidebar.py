@@ -8,8 +8,8 @@ import streamlit as st
 
 from app_pages.shared import text
 from app_pages.shared.models import current_model, model_choices, run_title
-from siamese_core import jobs
-from siamese_core.runs import epoch_in_progress, runs_root
+from siamese_core.runs import jobs
+from siamese_core.runs.rundir import epoch_in_progress, runs_root
 
 
 def device_label() -> str:

@@ -1,4 +1,4 @@
-"""Uploaded files on the server, through the library's one stager (siamese_core.uploads): their content
+"""Uploaded files on the server, through the library's one stager (siamese_core.data.uploads): their content
 hash once per upload in a session, where they are staged, and unpacking a zip there once."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from siamese_core import uploads
+from siamese_core.data import uploads
 
 
 def upload_digest(*files) -> str:

@@ -1,5 +1,5 @@
 """'Why this verdict?': which parts of two images made the model find them alike or different
-(siamese_core.explain), computed once per pair and model, shown as hoverable maps or as pictures."""
+(siamese_core.inference.explain), computed once per pair and model, shown as hoverable maps or as pictures."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ LEGEND = (":red[**Red**]: parts that made the model find the two images alike. "
 @st.cache_data(max_entries=64, show_spinner="Working out which parts of the images mattered...")
 def _explanations(_model, model_version: tuple, pixels_a: np.ndarray, pixels_b: np.ndarray) -> list:
     """Plain dicts, not Explanations: cache_data pickles what it keeps (see verify.pair.pair_score)."""
-    from siamese_core.explain import explain_pairs
+    from siamese_core.inference.explain import explain_pairs
 
     return [e.to_dict() for e in explain_pairs(_model, pixels_a, pixels_b)]
 
 
 def explanations(model, model_version: tuple, pixels_a: np.ndarray, pixels_b: np.ndarray):
     """One Explanation per pair (prepared uint8 pixels, (N, C, S, S) each side), or None after saying why not."""
-    from siamese_core.explain import Explanation
+    from siamese_core.inference.explain import Explanation
 
     try:
         return [Explanation(**d) for d in _explanations(model, model_version, np.ascontiguousarray(pixels_a),
@@ -35,7 +35,7 @@ def explanations(model, model_version: tuple, pixels_a: np.ndarray, pixels_b: np
 
 def kind_words(explanation, threshold: float, figures: bool = True) -> str:
     """What the map is, in plain words; with `figures`, those of this pair (what it adds up to)."""
-    from siamese_core.explain import KIND_WORDS, line_similarity
+    from siamese_core.inference.explain import KIND_WORDS, line_similarity
 
     words = KIND_WORDS[explanation.kind]
     if explanation.exact:
@@ -70,7 +70,7 @@ def figure(explanation, pixels: np.ndarray, cells: np.ndarray, shown: np.ndarray
     """The image with its map (`shown`, coloured on `scale`), and a value to read under the pointer on every region."""
     import plotly.graph_objects as go
 
-    from siamese_core.explain import display_size, overlay
+    from siamese_core.inference.explain import display_size, overlay
 
     side = display_size(pixels.shape[-1])
     picture = np.asarray(overlay(pixels, shown, scale, side))
@@ -91,7 +91,7 @@ def figure(explanation, pixels: np.ndarray, cells: np.ndarray, shown: np.ndarray
 def show_pair(model, model_version: tuple, pixels_a: np.ndarray, pixels_b: np.ndarray, threshold: float) -> None:
     """Both maps of one pair side by side, hoverable, with the legend and what kind of map they are; exact maps
     are coloured against the 'same' line of `threshold` (the slider's)."""
-    from siamese_core.explain import scale_of
+    from siamese_core.inference.explain import scale_of
 
     found = explanations(model, model_version, pixels_a[None], pixels_b[None])
     if not found:

@@ -1,7 +1,7 @@
 """The Train page's "make one here" data source: name classes, add webcam snapshots or image files to each,
 see them as thumbnails and remove bad ones, then train on them like any zip of class folders.
 
-The images live on the server (siamese_core.dataset_builder), not in the session: the address keeps the data
+The images live on the server (siamese_core.data.builder), not in the session: the address keeps the data
 set's id, so a reload finds them again. Start takes a copy into the run; the data set stays to grow."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import streamlit as st
 from PIL import Image
 
 from app_pages.shared import text
-from siamese_core import dataset_builder as builder
-from siamese_core.dataset_builder import DatasetDraft
+from siamese_core.data import builder
+from siamese_core.data.builder import DatasetDraft
 from siamese_core.errors import UserError
-from siamese_core.images import IMAGE_SUFFIXES
+from siamese_core.data.images import IMAGE_SUFFIXES
 
 PARAM = "dataset"  # the address remembers the data set: a reload finds its images again
 STATE = "builder-dataset"

@@ -12,10 +12,10 @@ from app_pages.shared import text
 from app_pages.shared.paths import SAMPLES, mnist_root
 from app_pages.shared.uploads import staged_upload, unpack_zip
 from app_pages.train import builder
-from siamese_core import paths, uploads
+from siamese_core.data import paths, uploads
 from siamese_core.errors import UserError
-from siamese_core.images import open_image
-from siamese_core.runs import write_bytes
+from siamese_core.data.images import open_image
+from siamese_core.runs.rundir import write_bytes
 from siamese_core.settings import data_root
 
 DIGITS = "Built-in handwritten digits (no download)"
@@ -75,7 +75,7 @@ def _digits() -> DataChoice:
 
 
 def _mnist() -> DataChoice:
-    from siamese_core.data import mnist_parts_available  # imports torch: only when MNIST is picked
+    from siamese_core.data.sources import mnist_parts_available  # imports torch: only when MNIST is picked
 
     root = mnist_root()
     parts = mnist_parts_available(root)
@@ -99,7 +99,7 @@ def _mnist() -> DataChoice:
 
 @st.cache_data(ttl=60, show_spinner="Checking whether MNIST can be downloaded...")
 def _mnist_downloadable() -> bool:
-    from siamese_core.models import reachable
+    from siamese_core.models.networks import reachable
 
     return reachable(MNIST_HOST)
 
@@ -135,7 +135,7 @@ def _server_folder() -> DataChoice:
 
 
 def _triplets() -> DataChoice:
-    from siamese_core.data import identities, read_csv_columns
+    from siamese_core.data.sources import identities, read_csv_columns
     from siamese_core.config import DEFAULT_IDENTITY_PATTERN
 
     left, right = st.columns(2)

@@ -6,11 +6,12 @@ import streamlit as st
 
 from app_pages.shared import run_view, text
 from app_pages.train import data as train_data, photos as train_photos
-from siamese_core import jobs, settings
+from siamese_core.runs import jobs
+from siamese_core import settings
 from siamese_core.config import MODES, TrainConfig
-from siamese_core.context import clean_class_word
+from siamese_core.runs.context import clean_class_word
 from siamese_core.errors import UserError
-from siamese_core.runs import runs_root
+from siamese_core.runs.rundir import runs_root
 
 QUICK = "Quick: a small network, about a minute"
 PHOTOS = "Photos: EfficientNet-B0, seconds with pretrained weights"
@@ -73,7 +74,7 @@ with advanced:
     backbone = picked if picked != OTHER else left.text_input("Backbone name", "timm:resnet34", key=f"other-{suffix}")
     if picked == OTHER:
         try:
-            from siamese_core.models import check_backbone  # imports torch: only for a typed name
+            from siamese_core.models.networks import check_backbone  # imports torch: only for a typed name
 
             check_backbone(backbone.strip())
         except UserError as exc:

@@ -3,7 +3,8 @@
 import math
 
 from app_pages.shared import text
-from siamese_core import paths, settings
+from siamese_core.data import paths
+from siamese_core import settings
 from siamese_core.errors import UserError
 
 RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
@@ -23,7 +24,7 @@ def photos_defaults(data, defaults: dict, note, advanced) -> tuple[dict, str]:
 
     Says in `note` which path it takes; the weights file's field goes into `advanced`.
     """
-    from siamese_core.frozen import photos_recipe  # imports torch: only for this preset
+    from siamese_core.training.frozen import photos_recipe  # imports torch: only for this preset
 
     weights_file = advanced.text_input(
         "Weights file", settings.weights_file(), key="weights-file",

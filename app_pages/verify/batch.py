@@ -23,7 +23,7 @@ def scored_pairs(model, model_version: tuple, zip_key: str, csv_key: Optional[st
                  csv_bytes: Optional[bytes]):
     """Scores at the model's own threshold, once per model and upload (the page applies the slider's), with a
     progress bar while the pairs are read. Only the session's last table is kept: memory stays one upload's."""
-    from siamese_core.verification import check_pairs_upload
+    from siamese_core.inference.verification import check_pairs_upload
 
     key = (model_version, zip_key, csv_key)
     kept = st.session_state.get(SCORED)
@@ -76,7 +76,7 @@ def show(model, choice: ModelChoice, threshold: float) -> None:
 
 
 def show_table(table, threshold: float) -> None:
-    from siamese_core.inference import pairs_accuracy
+    from siamese_core.inference.model import pairs_accuracy
 
     scored = table["score"].notna()
     table.loc[scored, "verdict"] = np.where(table.loc[scored, "score"].astype(float) >= threshold, "same", "different")

@@ -138,7 +138,7 @@ def show(model, choice: ModelChoice) -> float:
     if image_a is None or image_b is None:
         st.caption("The verdict appears here once both images can be read.")
     else:
-        from siamese_core.inference import Verdict
+        from siamese_core.inference.model import Verdict
 
         score, distance = pair_score(model, choice.version, image_a.pixels, image_b.pixels)
         verdict = Verdict(same=score >= threshold, score=score, threshold=threshold, distance=distance)

@@ -21,10 +21,10 @@ PER_ROW = 5
 @st.cache_resource(max_entries=4, show_spinner="Reading the gallery...")  # not pickled: never changed once made
 def gallery(key: str, size: int, channels: int, pipeline: str, _folder, _model=None):
     """The gallery named by `key`: the built-in digits, `_folder`'s images, or `_model`'s validation split."""
-    from siamese_core.gallery import digits_gallery, folder_gallery, image_set_gallery
+    from siamese_core.inference.gallery import digits_gallery, folder_gallery, image_set_gallery
 
     if _model is not None:
-        from siamese_core.evaluation import evaluation_set
+        from siamese_core.evaluation.evaluate import evaluation_set
 
         return image_set_gallery(evaluation_set(_model))
     if _folder is None:
@@ -39,7 +39,7 @@ def gallery_vectors(_model, model_version: tuple, gallery_key: str, _gallery):
 
 @st.cache_resource(max_entries=4, show_spinner=False)  # not pickled: a large gallery's FAISS index is built once
 def gallery_index(_vectors, model_version: tuple, gallery_key: str):
-    from siamese_core.index import VectorIndex
+    from siamese_core.inference.index import VectorIndex
 
     return VectorIndex(_vectors)
 
@@ -90,7 +90,7 @@ def show(model, choice: ModelChoice) -> None:
     if query is None or picked is None:
         return
     found, key = picked
-    from siamese_core.gallery import find_similar
+    from siamese_core.inference.gallery import find_similar
 
     vectors = gallery_vectors(model, choice.version, key, found)
     try:

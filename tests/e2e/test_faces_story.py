@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import write_people
-from siamese_core.runs import RunDir
+from siamese_core.runs.rundir import RunDir
 
 from .conftest import assert_no_exception, screenshot, set_epochs, start_training, wait_for_app
 

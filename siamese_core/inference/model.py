@@ -1,0 +1,452 @@
+"""Load a checkpoint once; verify pairs, embed images, find nearest neighbours."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import multiprocessing
+import os
+import sys
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..runs.context import ModelContext, context_of
+from ..data.sources import folder_images, read_csv_columns, read_csv_table
+from ..errors import UserError
+from ..data.images import ImageInput, is_image_file, load_pixels
+from .index import search
+from ..models.networks import SiameseNet, as_model_input, build_model, embed_in_batches, pick_device
+from ..runs.rundir import load_checkpoint, read_json, write_bytes, write_json
+from ..data.paths import inside
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Verdict:
+    same: bool
+    score: float  # similarity in [0, 1]: the pair model's probability, or 1 - distance / 2
+    threshold: float  # 'same' when score >= threshold
+    distance: float  # Euclidean distance between the two vectors (embeddings, or backbone features)
+
+    @property
+    def verdict(self) -> str:
+        return "same" if self.same else "different"
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "verdict": self.verdict}
+
+    def at(self, threshold: float) -> "Verdict":
+        """The same pair judged at another threshold: no model needed, the score stays."""
+        return Verdict(same=self.score >= threshold, score=self.score, threshold=float(threshold),
+                       distance=self.distance)
+
+
+class SiameseModel:
+    """A trained model ready to use: `SiameseModel.load(path)` then verify / embed / nearest."""
+
+    def __init__(self, net: SiameseNet, checkpoint: dict, device: torch.device, context: Optional[ModelContext] = None):
+        self.net = net.eval()
+        self.checkpoint = checkpoint
+        self.device = device
+        self.spec = checkpoint["spec"]
+        self.threshold = float(checkpoint["threshold"])
+        # what its classes are called, its data, its own sample images (siamese_core.runs.context)
+        self.context = context or context_of(None, checkpoint)
+
+    @classmethod
+    def load(cls, path, device: str = "auto") -> "SiameseModel":
+        checkpoint = load_checkpoint(path)
+        target = pick_device(device)
+        net = build_model(checkpoint["spec"], pretrained=False)
+        try:
+            net.load_state_dict(checkpoint["state_dict"])
+        except RuntimeError:
+            raise UserError(f"'{path}' does not match the network it describes: the file is damaged "
+                            "or was edited by hand.") from None
+        net.to(target)
+        if target.type == "cpu":
+            net.to(memory_format=torch.channels_last)  # faster convolutions on CPUs, as in training
+        return cls(net, checkpoint, target, context_of(path, checkpoint))
+
+    # -- facts about the model, for people
+    @property
+    def image_size(self) -> int:
+        return self.spec["image_size"]
+
+    @property
+    def channels(self) -> int:
+        return self.spec["channels"]
+
+    @property
+    def input_pipeline(self) -> str:
+        """How an image becomes this model's input: "resize" or "digit" (checkpoints before pipelines resize)."""
+        return self.spec.get("input") or "resize"
+
+    @property
+    def is_embedding(self) -> bool:
+        return self.net.is_embedding
+
+    @property
+    def class_word(self) -> str:
+        return self.context.class_word
+
+    @property
+    def distance_threshold(self) -> Optional[float]:
+        """For embedding models: the same threshold as a distance ('same' when distance <= it)."""
+        return 2.0 * (1.0 - self.threshold) if self.is_embedding else None
+
+    # -- the work
+    def prepare(self, image: ImageInput) -> np.ndarray:
+        """An image as the model sees it: uint8 (C, S, S) after decoding and the model's input pipeline."""
+        if (isinstance(image, np.ndarray) and image.dtype == np.uint8
+                and image.shape == (self.channels, self.image_size, self.image_size)):
+            return image  # already prepared for this model
+        return load_pixels(image, self.image_size, self.channels, self.input_pipeline)
+
+    def _vectors(self, pixels, batch_size: int = 64, on_batch=None) -> torch.Tensor:
+        """Vectors of prepared pixels (uint8 (N, C, S, S)), or of an ImageSet decoded a batch at a time."""
+        if hasattr(pixels, "batch"):  # an ImageSet (siamese_core.data.sources)
+            batch = lambda i, j: pixels.batch(np.arange(i, j))  # noqa: E731
+        else:
+            batch = lambda i, j: torch.from_numpy(np.ascontiguousarray(pixels[i:j]))  # noqa: E731
+        return embed_in_batches(self.net, len(pixels), batch, self.device, batch_size,
+                                channels_last=self.device.type == "cpu", on_batch=on_batch)
+
+    def _stack(self, images) -> np.ndarray:
+        if (isinstance(images, np.ndarray) and images.ndim == 4 and images.dtype == np.uint8) or hasattr(images, "batch"):
+            return images  # already prepared pixels, or an ImageSet
+        return np.stack([self.prepare(img) for img in images])
+
+    @torch.inference_mode()
+    def verify(self, image_a: ImageInput, image_b: ImageInput, threshold: Optional[float] = None) -> Verdict:
+        """Same or different? Both images go through the network in one batch."""
+        pixels = np.stack([self.prepare(image_a), self.prepare(image_b)])
+        x = as_model_input(torch.from_numpy(pixels), self.device, channels_last=self.device.type == "cpu")
+        vectors = self.net.embed(x).float()
+        score = self.net.pair_scores(vectors[:1], vectors[1:])[0]
+        distance = torch.linalg.vector_norm(vectors[0] - vectors[1])
+        score, distance = torch.stack([score, distance]).tolist()  # one copy off the device, not two
+        threshold = self.threshold if threshold is None else float(threshold)
+        return Verdict(same=score >= threshold, score=score, threshold=threshold, distance=distance)
+
+    @torch.inference_mode()
+    def score_pairs(self, images_a, images_b, batch_size: int = 64) -> np.ndarray:
+        """Scores of many pairs (lists of images or prepared pixel arrays), in batches."""
+        va = self._vectors(self._stack(images_a), batch_size)
+        vb = self._vectors(self._stack(images_b), batch_size)
+        return self.net.pair_scores(va, vb).float().cpu().numpy()
+
+    def embed(self, images, batch_size: int = 64, on_batch: Optional[Callable[[int], None]] = None) -> np.ndarray:
+        """Vectors of images, shape (N, D): a list of images, prepared uint8 pixels (N, C, S, S), or an
+        ImageSet (decoded a batch at a time); `on_batch(images done)` after each batch."""
+        return self._vectors(self._stack(images), batch_size, on_batch).cpu().numpy()
+
+    def nearest(self, query, gallery, k: int = 5, metric: str = "euclidean", exclude_self: bool = False):
+        """The k gallery items most like the query: (indices, distances), nearest first.
+
+        `query` is an image or a vector; `gallery` is a list of images or an (N, D) array of vectors.
+        `exclude_self` drops gallery items at distance ~0 (the query itself when it is in the gallery).
+        """
+        q = _as_vector(query, self)
+        g = gallery if _is_vectors(gallery) else self.embed(gallery)
+        return nearest_vectors(q, np.asarray(g, dtype=np.float32), k, metric, exclude_self)
+
+
+def _is_vectors(x) -> bool:
+    return isinstance(x, np.ndarray) and x.ndim == 2 and x.dtype != np.uint8
+
+
+def _as_vector(query, model: SiameseModel) -> np.ndarray:
+    if isinstance(query, np.ndarray) and query.ndim == 1:
+        return query.astype(np.float32)
+    return model.embed([query])[0]
+
+
+def nearest_vectors(query: np.ndarray, gallery: np.ndarray, k: int, metric: str = "euclidean",
+                    exclude_self: bool = False):
+    """The k gallery rows nearest one query vector, nearest first: (indices, distances), exact
+    (siamese_core.inference.index: equal distances in row order). `exclude_self` leaves out rows at distance ~0."""
+    indices, distances = search(np.asarray(query)[None], gallery, k, metric, exclude_self=exclude_self)
+    found = indices[0] >= 0  # fewer than k rows left after exclude_self
+    return indices[0][found], distances[0][found]
+
+
+# ---------------------------------------------------------------- embedding a folder, however large
+
+SHARD_IMAGES = 10_000  # images per shard file while embedding a large folder (a re-run skips finished ones)
+_SHARD_FILE = "shard-{:05d}.npz"
+_MANIFEST = "manifest.json"
+
+
+def pixel_digest(pixels: np.ndarray) -> str:
+    """A short fingerprint of an image as the model sees it (uint8 pixels): equal for the same image."""
+    return hashlib.blake2b(np.ascontiguousarray(pixels).tobytes(), digest_size=8).hexdigest()
+
+
+def file_digest(path) -> str:
+    """The SHA-256 of a file (a checkpoint), read a megabyte at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(2**20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _DecodedFiles(torch.utils.data.Dataset):
+    """Image files decoded as the model sees them, in DataLoader workers: (pixels, "" or why unreadable)."""
+
+    def __init__(self, files, size: int, channels: int, pipeline: str):
+        self.files, self.size, self.channels, self.pipeline = [str(f) for f in files], size, channels, pipeline
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i):
+        try:
+            return torch.from_numpy(load_pixels(self.files[i], self.size, self.channels, self.pipeline)), ""
+        except UserError as exc:
+            return torch.zeros((self.channels, self.size, self.size), dtype=torch.uint8), str(exc) or "unreadable"
+
+
+def decoding_workers() -> int:
+    """Processes decoding images while the model embeds: min(4, cores); none where processes are not
+    forked (macOS and Windows spawn them, which re-imports the caller's script)."""
+    if sys.platform != "linux" or "fork" not in multiprocessing.get_all_start_methods():
+        return 0
+    return min(4, os.cpu_count() or 1)
+
+
+@dataclass
+class FolderVectors:
+    names: list  # file name (relative to the folder) of each image embedded
+    labels: list  # its class ("" without class folders)
+    vectors: np.ndarray  # (N, D) float32
+    digests: list  # pixel_digest of each image as the model saw it
+    skipped: list  # (name, reason) of files that could not be read
+    reused: int = 0  # images whose vectors came from shards an earlier run finished
+
+
+def embed_folder(model: "SiameseModel", folder, shards=None, shard_images: int = SHARD_IMAGES, model_id: str = "",
+                 batch_size: int = 64, workers: Optional[int] = None,
+                 stop_after_shards: Optional[int] = None) -> Optional[FolderVectors]:
+    """The vectors of every image in a folder (class folders, or loose images), decoded by DataLoader workers
+    a batch at a time: the images are never all in memory, only their vectors.
+
+    With `shards` (a folder) and more than `shard_images` images, each `shard_images` images' vectors
+    are written there as one .npz file (atomically) as soon as they are done, and a later call with the
+    same folder, model (`model_id`, e.g. the checkpoint's digest) and shard size reuses the finished
+    ones: an interrupted embedding resumes. `stop_after_shards` returns None after writing that many
+    new shards (embedding in slices; tests). Remove the shards with `remove_shards` once used.
+    """
+    files, names, classes = folder_images(folder)
+    bounds = list(range(0, len(files), shard_images)) + [len(files)]
+    on_disk = shards is not None and len(bounds) > 2  # one shard: nothing worth resuming
+    if on_disk:
+        shards = Path(shards)
+        manifest = {"model": model_id, "shard_images": shard_images, "count": len(files),
+                    "folder": str(Path(folder).resolve()), "images": hashlib.sha256("\n".join(names).encode()).hexdigest(),
+                    "input": [model.image_size, model.channels, model.input_pipeline]}
+        if read_json(shards / _MANIFEST) != manifest:
+            remove_shards(shards)  # another folder, model or shard size: nothing there can be reused
+            write_json(shards / _MANIFEST, manifest)
+    workers = decoding_workers() if workers is None else workers
+    parts, reused, written = [], 0, 0
+    for number, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:])):
+        path = shards / _SHARD_FILE.format(number) if on_disk else None
+        part = _read_shard(path) if on_disk else None
+        if part is not None:
+            reused += stop - start
+        else:
+            part = _embed_files(model, files[start:stop], names[start:stop], classes[start:stop], batch_size, workers)
+            if on_disk:
+                buffer = io.BytesIO()
+                np.savez(buffer, **part)
+                write_bytes(path, buffer.getvalue())
+                written += 1
+                log.info("Embedded %d of %d images.", stop, len(files))
+                if stop_after_shards is not None and written >= stop_after_shards and stop < len(files):
+                    return None
+        parts.append(part)
+    joined = {key: np.concatenate([p[key] for p in parts if len(p[key])] or [parts[0][key]]) for key in parts[0]}
+    if not len(joined["names"]):
+        raise UserError(f"None of the {len(files)} files in '{folder}' could be read as an image.")
+    skipped = list(zip(joined["skipped_names"].tolist(), joined["skipped_reasons"].tolist()))
+    if skipped:
+        log.warning("Skipped %d file(s) that are not readable images: %s", len(skipped),
+                    "; ".join(f"{n}: {why}" for n, why in skipped[:3]) + (" ..." if len(skipped) > 3 else ""))
+    return FolderVectors(joined["names"].tolist(), joined["labels"].tolist(), joined["vectors"].astype(np.float32),
+                         joined["digests"].tolist(), skipped, reused)
+
+
+def _embed_files(model: "SiameseModel", files, names, classes, batch_size: int, workers: int) -> dict:
+    """One shard's arrays: the vectors, names, classes and digests of the readable files, and the others' reasons."""
+    loader = torch.utils.data.DataLoader(_DecodedFiles(files, model.image_size, model.channels, model.input_pipeline),
+                                         batch_size=batch_size, num_workers=workers,
+                                         multiprocessing_context="fork" if workers else None)
+    vectors, kept, digests, bad, reasons = [], [], [], [], []
+    done = 0
+    for pixels, errors in loader:
+        ok = np.array([not e for e in errors])
+        positions = done + np.flatnonzero(ok)
+        bad += [names[done + i] for i in np.flatnonzero(~ok)]
+        reasons += [e for e in errors if e]
+        done += len(errors)
+        if ok.any():
+            batch = pixels.numpy()[ok]
+            vectors.append(model.embed(batch, batch_size=len(batch)))
+            kept += positions.tolist()
+            digests += [pixel_digest(p) for p in batch]
+    dimension = vectors[0].shape[1] if vectors else 0
+    return {"vectors": np.concatenate(vectors) if vectors else np.zeros((0, dimension), dtype=np.float32),
+            "names": np.array([names[i] for i in kept], dtype=str), "labels": np.array([classes[i] for i in kept], dtype=str),
+            "digests": np.array(digests, dtype=str), "skipped_names": np.array(bad, dtype=str),
+            "skipped_reasons": np.array(reasons, dtype=str)}
+
+
+def _read_shard(path: Path) -> Optional[dict]:
+    """A finished shard's arrays, or None when it is missing or unreadable (then it is embedded again)."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return {key: stored[key] for key in ("vectors", "names", "labels", "digests", "skipped_names",
+                                                 "skipped_reasons")}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+        return None
+
+
+def remove_shards(shards) -> None:
+    """Delete the shard files (and their manifest, and the folder if that leaves it empty)."""
+    shards = Path(shards)
+    if not shards.is_dir():
+        return
+    for path in [*shards.glob("shard-*.npz"), *shards.glob(".shard-*.tmp"), shards / _MANIFEST]:
+        path.unlink(missing_ok=True)
+    try:
+        shards.rmdir()
+    except OSError:  # something else is in it: not ours to delete
+        pass
+
+
+TRUE_WORDS = {"1", "true", "yes", "same", "y", "t"}
+FALSE_WORDS = {"0", "false", "no", "different", "n", "f"}
+
+
+def read_pairs_csv(csv_path, name: Optional[str] = None) -> tuple[list, bool]:
+    """The pairs a CSV names: ([(image_a, image_b, same or None)], has_same_column).
+
+    Columns image_a, image_b (and optionally same) in any order and letter case; failing those, a
+    file of exactly two columns, whatever their names; a file with no header row (its first row
+    names two images) is read as pairs from its first line.
+    """
+    try:
+        table, columns = read_csv_columns(csv_path, ("image_a", "image_b"), "pairs file", name)
+    except UserError:
+        if not Path(csv_path).is_file():
+            raise  # "does not exist": no other reading would help
+        table, columns = _two_columns(Path(csv_path), name or f"'{Path(csv_path).name}'")
+    has_same = "same" in columns
+    pairs = [(str(r[columns["image_a"]]).strip(), str(r[columns["image_b"]]).strip(),
+              str(r[columns["same"]]).strip() if has_same else None)
+             for r in table.to_dict("records")]
+    return pairs, has_same
+
+
+def _two_columns(csv_path: Path, label: str):
+    table = read_csv_table(csv_path, name=label)
+    if table.shape[1] != 2:  # more columns: which two are the images is a guess, so ask for the names
+        found = ", ".join(map(str, table.columns))
+        raise UserError(f"{label} needs two columns naming the two images of each pair: name them "
+                        f"image_a and image_b (and optionally same), or give only those two columns (found: {found}).")
+    if all(is_image_file(Path(str(c).strip())) for c in table.columns[:2]):
+        table = read_csv_table(csv_path, header=None, name=label)  # no header row
+    first, second = table.columns[:2]
+    return table, {"image_a": first, "image_b": second}
+
+
+PAIRS_PER_CHUNK = 256
+
+
+def verify_pairs(model: SiameseModel, pairs, base, threshold: Optional[float] = None, confine: bool = False,
+                 images_word: str = "the uploaded images", on_pair=None):
+    """Score pairs of image files named relative to `base`, in batches; one row per pair, in order.
+
+    `pairs` holds (image_a, image_b, same-or-None). A pair whose images cannot be read gets its
+    reason in the `error` column and no score; the others are still scored. With `confine`, a
+    name leading outside `base` (an uploaded CSV naming '../secret.png') counts as missing, in the same
+    words (not among `images_word`), so the table never tells which paths exist on this machine.
+    `on_pair(n)` is called after each pair is read, for a progress bar.
+    """
+    base = Path(base)
+    threshold = model.threshold if threshold is None else float(threshold)
+    rows, pixels_a, pixels_b, scored = [], [], [], []
+
+    def score_waiting() -> None:  # in chunks: memory stays that of PAIRS_PER_CHUNK pairs, however long the CSV
+        if scored:
+            for i, score in zip(scored, model.score_pairs(np.stack(pixels_a), np.stack(pixels_b))):
+                rows[i]["score"] = round(float(score), 6)
+                rows[i]["verdict"] = "same" if score >= threshold else "different"
+        for waiting in (pixels_a, pixels_b, scored):
+            waiting.clear()
+
+    for i, (a, b, same) in enumerate(pairs):
+        row = {"image_a": a, "image_b": b, "score": None, "verdict": "", "error": ""}
+        if same is not None:
+            row["same"] = same
+        try:
+            pair = _prepared(model, base, a, confine, images_word), _prepared(model, base, b, confine, images_word)
+            pixels_a.append(pair[0])
+            pixels_b.append(pair[1])
+            scored.append(i)
+        except UserError as exc:
+            row["error"] = str(exc)
+        rows.append(row)
+        if len(scored) == PAIRS_PER_CHUNK:
+            score_waiting()
+        if on_pair is not None:
+            on_pair(i + 1)
+    score_waiting()
+    return rows
+
+
+def _prepared(model: SiameseModel, base: Path, name: str, confine: bool, images_word: str) -> np.ndarray:
+    if not name:
+        raise UserError("An image name is empty in this row.")
+    path = base / name
+    if confine and (not inside(base, path) or not path.is_file()):
+        raise UserError(f"'{name}' is not among {images_word}.")
+    try:
+        return model.prepare(path)
+    except UserError as exc:
+        if confine:  # say it with the name the person wrote, not this server's folders
+            raise UserError(str(exc).replace(f"'{path}'", f"'{name}'")) from None
+        raise
+
+
+def pairs_accuracy(rows) -> Optional[dict]:
+    """Accuracy over the rows whose `same` says 1/0, yes/no, same/different and that were scored."""
+    known = [(r["same"].lower() in TRUE_WORDS, r["verdict"] == "same") for r in rows
+             if r.get("same") is not None and r["verdict"] and r["same"].lower() in TRUE_WORDS | FALSE_WORDS]
+    if not known:
+        return None
+    return {"accuracy": sum(t == s for t, s in known) / len(known), "pairs": len(known)}
+
+
+def verify_csv(model: SiameseModel, csv_path, images_dir=None, threshold: Optional[float] = None,
+               confine: bool = False, images_word: str = "the images in their folder"):
+    """Verdicts for every pair in a CSV with columns image_a, image_b (and optionally same).
+
+    Paths are relative to `images_dir` (default: the CSV's folder). A pair whose images cannot be
+    read gets its reason in the `error` column; the others are still scored. Returns (table,
+    {"accuracy", "pairs"} over the rows whose `same` says 1/0, yes/no, same/different; or None).
+    """
+    pairs, _ = read_pairs_csv(csv_path)
+    base = Path(images_dir) if images_dir else Path(csv_path).parent
+    rows = verify_pairs(model, pairs, base, threshold, confine, images_word)
+    return pd.DataFrame(rows), pairs_accuracy(rows)

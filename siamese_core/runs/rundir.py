@@ -1,0 +1,390 @@
+"""The run directory: the one contract between the trainer and whoever watches it.
+
+runs/<run-id>/
+  config.json      the TrainConfig that rebuilds data and model
+  status.json      state (waiting/queued/running/done/failed/stopped/cancelled), epoch, step, totals, times, error, pid
+  metrics.jsonl    one JSON object per logged step or epoch
+  checkpoints/     best.pt, last.pt, epoch-NNN.pt
+  log.txt          the trainer's log
+  epoch-map/       a fixed sample of validation images in the model's space before training and after
+                   each epoch (siamese_core.maps.snapshots)
+
+JSON and checkpoint files are written to a temporary file and renamed, so a
+reader never sees half a file and a crash never leaves a broken checkpoint.
+metrics.jsonl is appended one whole line per write; readers skip a torn line, the next append ends
+it first, and a resumed run drops the lines of the epoch a kill cut off. The trainer sweeps the
+temporary files a kill left behind when it starts.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+from .. import settings
+from ..errors import UserError
+
+STATES = ("waiting", "queued", "running", "done", "failed", "stopped", "cancelled")  # waiting: for a free slot (jobs)
+CHECKPOINT_FORMAT = "siamese-studio-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+# mkstemp makes files only their owner can read; the files written here get the usual mode instead
+# (a run shared with a class, an exported model copied to another app). Read once: umask can only be swapped.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _json_safe(value):
+    """NaN and infinity are not JSON: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_bytes(path, data: bytes) -> None:
+    _atomic_write(Path(path), lambda fh: fh.write(data))
+
+
+
+def write_png(path, image) -> None:
+    """Save a PIL image as PNG atomically (a reader never sees half a picture)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    write_bytes(path, buffer.getvalue())
+
+def write_text(path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path, data) -> None:
+    text = json.dumps(_json_safe(data), indent=2, sort_keys=True)
+    _atomic_write(Path(path), lambda fh: fh.write(text.encode()))
+
+
+def read_json(path, default=None):
+    """The JSON in `path`, or `default` when it is missing or is not JSON (not UTF-8 included)."""
+    try:
+        return json.loads(Path(path).read_bytes())
+    except (FileNotFoundError, IsADirectoryError, ValueError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return default
+
+
+def process_alive(pid: int) -> bool:
+    """Is process `pid` running? A finished child not yet reaped (a zombie) counts as ended."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): os.kill said it exists
+
+
+def process_started_at(pid: int) -> Optional[float]:
+    """When process `pid` started (seconds since the epoch), from /proc; None where that is unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])  # field 22: start time after boot
+        with open("/proc/stat", encoding="ascii") as fh:
+            boot = next(int(line.split()[1]) for line in fh if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def runs_root() -> Path:
+    """Where runs live (see siamese_core.settings)."""
+    return settings.runs_dir()
+
+
+def epoch_in_progress(status: dict) -> int:
+    """The epoch to show a person: while training, the one being trained (1 from the first step, where the
+    status counts the epochs finished, 0); afterwards, the last one finished."""
+    done, total = status.get("epoch") or 0, status.get("total_epochs") or 0
+    if status.get("state") in ("queued", "running") and (not total or done < total):
+        return done + 1
+    return done
+
+
+class RunDir:
+    def __init__(self, path):
+        self.path = Path(path)
+
+    config_path = property(lambda self: self.path / "config.json")
+    status_path = property(lambda self: self.path / "status.json")
+    metrics_path = property(lambda self: self.path / "metrics.jsonl")
+    log_path = property(lambda self: self.path / "log.txt")
+    checkpoints = property(lambda self: self.path / "checkpoints")
+
+    def checkpoint(self, name: str) -> Path:
+        return self.checkpoints / f"{name}.pt"
+
+    def create(self) -> "RunDir":
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def read_config(self) -> Optional[dict]:
+        return read_json(self.config_path)
+
+    def write_config(self, config: dict) -> None:
+        write_json(self.config_path, config)
+
+    def read_status(self) -> dict:
+        return read_json(self.status_path, default={}) or {}
+
+    def update_status(self, **changes) -> dict:
+        status = self.read_status()
+        status.update(changes)
+        status["updated_at"] = time.time()
+        write_json(self.status_path, status)
+        return status
+
+    def append_metrics(self, record: dict) -> None:
+        line = (json.dumps(_json_safe(record), sort_keys=True) + "\n").encode("utf-8")
+        with open(self.metrics_path, "ab+") as fh:
+            if fh.tell() > 0:
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":  # a kill tore the last line: end it, or this record would join it
+                    line = b"\n" + line
+            fh.write(line)
+            fh.flush()
+
+    def read_metrics(self) -> list:
+        """Every whole record; a torn, garbled or non-UTF-8 line is skipped, not fatal."""
+        try:
+            lines = self.metrics_path.read_bytes().splitlines()
+        except FileNotFoundError:
+            return []
+        records = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        return records
+
+    def best_epoch(self, records: Optional[list] = None) -> Optional[dict]:
+        """The record of the epoch whose checkpoint is `best`: the highest validation accuracy, the earliest
+        on a tie (the trainer replaces `best` only on a strict gain). None before an epoch has finished."""
+        epochs = [r for r in (self.read_metrics() if records is None else records)
+                  if r.get("type") == "epoch" and isinstance(r.get("accuracy"), (int, float))]
+        return max(epochs, key=lambda r: (r["accuracy"], -r["epoch"])) if epochs else None
+
+    def keep_metrics_through(self, epoch: int) -> None:
+        """On resume from `epoch`: drop what the cut-off epochs after it logged, so each epoch appears once."""
+        kept = [r for r in self.read_metrics() if not isinstance(r.get("epoch"), (int, float)) or r["epoch"] <= epoch]
+        write_text(self.metrics_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+
+    def sweep_temp_files(self) -> int:
+        """Remove the temporary files a kill during an atomic write left (the trainer calls this as it starts).
+
+        Only the trainer writes checkpoints, so every temp file there is a leftover; in the run folder
+        the app may be writing at this very moment (a Stop click), so only files older than a few
+        seconds go."""
+        removed, recent = 0, time.time() - 5.0
+        # Only the trainer writes checkpoints and the epoch map's snapshots (siamese_core.maps.snapshots).
+        for folder, young_too in ((self.checkpoints, True), (self.path / "epoch-map", True), (self.path, False)):
+            for leftover in folder.glob(".*.tmp") if folder.is_dir() else ():
+                try:
+                    if young_too or leftover.stat().st_mtime < recent:
+                        leftover.unlink()
+                        removed += 1
+                except OSError:
+                    pass
+        return removed
+
+    def elapsed_before(self) -> float:
+        """Training seconds of the run's earlier attempts, carried over when it is resumed."""
+        status = self.read_status()
+        started = status.get("started_at")
+        # The last record the trainer wrote, not the status: after a kill, the status was last written by
+        # whoever noticed the dead process, maybe much later.
+        times = [r["time"] for r in self.read_metrics() if isinstance(r.get("time"), (int, float))]
+        ended = max(times) if times else status.get("finished_at") or status.get("updated_at")
+        earlier = float(status.get("elapsed_before") or 0.0)
+        if isinstance(started, (int, float)) and isinstance(ended, (int, float)) and ended > started:
+            earlier += ended - started
+        return earlier
+
+
+class ReadOnlyRun(RunDir):
+    """A run directory as the other processes of a distributed training see it: they read it (to resume) but
+    only rank 0 writes it, so each record, status and checkpoint is written once."""
+
+    def create(self) -> "ReadOnlyRun":
+        return self
+
+    def write_config(self, config: dict) -> None:
+        pass
+
+    def update_status(self, **changes) -> dict:
+        return {**self.read_status(), **changes}
+
+    def append_metrics(self, record: dict) -> None:
+        pass
+
+    def keep_metrics_through(self, epoch: int) -> None:
+        pass
+
+    def sweep_temp_files(self) -> int:
+        return 0
+
+
+# ---------------------------------------------------------------- checkpoints
+
+def save_checkpoint(path, *, spec: dict, state_dict: dict, threshold: float, metrics: dict,
+                    epoch: int, config: dict, classes: list, extra: Optional[dict] = None) -> None:
+    """A self-describing checkpoint of plain values and tensors: loads with weights_only=True."""
+    import torch  # here, not at the top: reading a run's status must not pay for importing torch
+
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "spec": spec,
+        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
+        "threshold": float(threshold),
+        "metrics": _json_safe(metrics),
+        "epoch": int(epoch),
+        "config": _json_safe(config),
+        "classes": list(classes),
+        "saved_at": time.time(),
+    }
+    if extra:
+        payload.update(extra)
+    _atomic_write(Path(path), lambda fh: torch.save(payload, fh))
+
+
+MAX_IMAGE_SIZE = 1024  # far above any size this app trains (224 at most); a forged 40,000 would take gigabytes
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
+
+
+class NotACheckpoint(UserError):
+    """The file is some other file, not a Siamese Studio checkpoint (as against one of ours, damaged)."""
+
+
+def load_checkpoint(path, map_location="cpu", name: Optional[str] = None) -> dict:
+    """Read a checkpoint safely (no pickled objects), check it is one of ours and that every field
+    the app uses has the right type and range, and that its weights fit the network its spec
+    describes (checked on the meta device: nothing is allocated). Any failure is one UserError
+    sentence that calls the file `name` (default: its path)."""
+    import torch
+
+    path = Path(path)
+    label = name or f"'{path}'"
+    if not path.is_file():
+        raise UserError(f"The checkpoint {label} does not exist: check the path.")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception:
+        with open(path, "rb") as fh:
+            damaged = fh.read(4) == ZIP_MAGIC
+        if damaged:
+            raise UserError(f"{label} is damaged or incomplete (it may have been cut off while being written or "
+                            "copied): use another copy, or the run's other checkpoint.") from None
+        raise NotACheckpoint(f"{label} is not a Siamese Studio checkpoint (it could not be read as one safely).") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise NotACheckpoint(f"{label} is a PyTorch file but not a Siamese Studio checkpoint: "
+                             "use a checkpoint from a run's checkpoints/ folder.")
+    version = payload.get("version", 0)
+    if isinstance(version, int) and not isinstance(version, bool) and version > CHECKPOINT_VERSION:
+        raise UserError(f"{label} was written by a newer Siamese Studio: update this one to load it.")
+    problem = checkpoint_problem(payload)
+    if problem is None:
+        from ..models.networks import state_dict_problem  # torch and the backbones: only once the fields are sound
+
+        problem = state_dict_problem(payload["spec"], payload["state_dict"])
+    if problem:
+        raise UserError(f"{label} is damaged or was edited by hand: {problem}.")
+    return payload
+
+
+def _is_int(value, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def checkpoint_problem(payload: dict) -> Optional[str]:
+    """What is wrong with a checkpoint's fields (type or range), in words; None when nothing is."""
+    import torch
+
+    from ..config import HEADS, INPUTS, MODES
+
+    if not _is_int(payload.get("version", 0), 0, CHECKPOINT_VERSION):
+        return "its version is not a whole number"
+    spec = payload.get("spec")
+    if not isinstance(spec, dict):
+        return "it has no network description (spec)"
+    if not isinstance(spec.get("backbone"), str):
+        return "its spec names no backbone"
+    if spec.get("mode") not in MODES:
+        return f"its mode {spec.get('mode')!r} is none of {', '.join(MODES)}"
+    if spec.get("head") is not None and spec["head"] not in HEADS:
+        return f"its head {spec['head']!r} is none of {', '.join(HEADS)}"
+    if not _is_int(spec.get("image_size"), 8, MAX_IMAGE_SIZE):
+        return f"its image size {spec.get('image_size')!r} is not a whole number from 8 to {MAX_IMAGE_SIZE}"
+    if spec.get("channels") not in (1, 3) or isinstance(spec.get("channels"), bool):
+        return f"its channels {spec.get('channels')!r} is neither 1 nor 3"
+    if spec.get("embedding_dim") is not None and not _is_int(spec["embedding_dim"], 1, 16384):
+        return f"its embedding size {spec['embedding_dim']!r} is not a whole number from 1 to 16384"
+    if spec.get("dropout") is not None and not (_is_number(spec["dropout"]) and 0 <= spec["dropout"] < 1):
+        return f"its dropout {spec['dropout']!r} is not a number from 0 to 1"
+    if spec.get("input") is not None and spec["input"] not in INPUTS:
+        return f"its input pipeline {spec['input']!r} is none of {', '.join(INPUTS)}"
+    for key in ("mean", "std"):
+        values = spec.get(key)
+        if values is not None and not (isinstance(values, list) and len(values) == spec["channels"]
+                                       and all(_is_number(v) for v in values)):
+            return f"its {key} is not {spec['channels']} number(s)"
+    if spec.get("std") and any(v <= 0 for v in spec["std"]):
+        return "its std holds a number that is not positive"
+    state = payload.get("state_dict")
+    if not (isinstance(state, dict) and state and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                     for k, v in state.items())):
+        return "it holds no weights (state_dict)"
+    if not _is_number(payload.get("threshold")):
+        return f"its threshold {payload.get('threshold')!r} is not a number"
+    if payload.get("epoch") is not None and not _is_int(payload["epoch"], 0, 10 ** 6):
+        return f"its epoch {payload['epoch']!r} is not a whole number"
+    classes = payload.get("classes")
+    if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+        return "its class names are not a list of names"
+    for key in ("config", "metrics"):
+        if payload.get(key) is not None and not isinstance(payload[key], dict):
+            return f"its {key} is not a table of values"
+    return None

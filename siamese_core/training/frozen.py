@@ -1,0 +1,275 @@
+"""The fast path where a pretrained backbone exists: embed every image once, then train only the head.
+
+Browser teaching tools train in seconds this way. The backbone stays frozen in eval mode, so its
+features of an image never change: each training and validation image (and, for colour photos, its
+mirror image, which gives flip augmentation for free) goes through it once, and the head then trains
+for the configured epochs on the cached features. Checkpoints hold the full model, so they load
+anywhere a fine-tuned one does.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..data import sources as D
+from . import losses
+from ..config import TrainConfig
+from .common import (Batches, CheckpointSaver, EpochSnapshots, autocast_for, end_of_epoch, progress_bar,
+                     resume_bookkeeping)
+from ..errors import UserError
+from ..evaluation.metrics import calibrate_threshold, roc_points, verification_metrics
+from ..models.networks import as_model_input, cached_timm_weights, images_per_pass, parse_backbone, reachable
+from ..runs.rundir import RunDir, load_checkpoint
+
+log = logging.getLogger("siamese_core")
+
+RANDOM_BACKBONE = ("A frozen backbone with random weights learns nothing: name pretrained weights with --weights FILE "
+                   "(a .pth or .safetensors file, or a run's checkpoint), or drop --frozen to train the whole network.")
+PHOTOS_BACKBONE = "timm:efficientnet_b0"
+
+
+@dataclass
+class CachedFeatures:
+    train: torch.Tensor  # (N, F) backbone features of every training image
+    train_mirror: Optional[torch.Tensor]  # the same of their mirror images, or None
+    val: torch.Tensor  # (M, F) features of the validation images the pairs use
+    val_rows: np.ndarray  # sorted validation positions: row i of `val` is image val_rows[i]
+
+
+def wants_mirror(config: TrainConfig) -> bool:
+    """Mirror images are the same thing for colour photos; never for digits (a mirrored 2 is no digit)."""
+    return config.channels == 3 and config.augment not in ("none", "digits") and config.input != "digit"
+
+
+# ---------------------------------------------------------------- embedding once
+
+@torch.inference_mode()
+def backbone_features(model, images: torch.Tensor) -> torch.Tensor:
+    return model.backbone((images - model.mean) / model.std).float().flatten(1)
+
+
+def embed_images(model, image_set: D.ImageSet, positions, device, config: TrainConfig, mirror: bool, on_batch):
+    """Backbone features of the images at `positions` (and of their mirror images when `mirror`), in batches."""
+    batch_size = images_per_pass(device, config.image_size) or 256
+    channels_last = device.type == "cpu"
+    plain, mirrored = [], []
+    for i in range(0, len(positions), batch_size):
+        x = as_model_input(image_set.batch(positions[i:i + batch_size]), device, channels_last)
+        with autocast_for(device, config.precision):
+            plain.append(backbone_features(model, x))
+            if mirror:
+                mirrored.append(backbone_features(model, x.flip(-1)))
+        on_batch()
+    empty = torch.zeros(0)
+    return (torch.cat(plain) if plain else empty), (torch.cat(mirrored) if mirrored else None)
+
+
+def embed_batches(n_images: int, device, config: TrainConfig) -> int:
+    return math.ceil(n_images / (images_per_pass(device, config.image_size) or 256))
+
+
+def cache_features(model, data, device, config: TrainConfig, on_batch) -> CachedFeatures:
+    model.eval()
+    if device.type == "cpu":
+        model.to(memory_format=torch.channels_last)
+    mirror = wants_mirror(config)
+    train, train_mirror = embed_images(model, data.train, np.arange(len(data.train)), device, config, mirror, on_batch)
+    val_rows = np.unique(np.concatenate(data.val_pairs[:2]))
+    val, _ = embed_images(model, data.val, val_rows, device, config, False, on_batch)
+    return CachedFeatures(train, train_mirror, val, val_rows)
+
+
+# ---------------------------------------------------------------- training the head
+
+def head_vectors(model, features: torch.Tensor) -> torch.Tensor:
+    """What the model compares: the embedding, or for pair models the backbone features themselves."""
+    return model.embedding_head(features) if model.is_embedding else features
+
+
+def head_step(model, item, kind: str, cache: CachedFeatures, labels: np.ndarray, config: TrainConfig):
+    """The loss of one batch, computed on cached features (each image or, at random, its mirror image)."""
+    def features(positions):
+        index = torch.from_numpy(np.asarray(positions, dtype=np.int64))
+        f = cache.train[index]
+        if cache.train_mirror is not None:
+            flip = torch.rand(len(index), device=f.device) < 0.5
+            f = torch.where(flip[:, None], cache.train_mirror[index], f)
+        return f
+
+    if kind == "pair":
+        a, b, same = item
+        target = torch.from_numpy(same).to(cache.train.device)
+        fa, fb = features(a), features(b)
+        if config.mode == "pair":
+            return losses.pair_bce(model.pair_head(fa, fb), target)
+        return losses.contrastive((head_vectors(model, fa) - head_vectors(model, fb)).norm(dim=1), target, config.margin)
+    if kind == "triplet":
+        n = len(item)
+        v = head_vectors(model, features(item.T.reshape(-1)))
+        return losses.triplet(v[:n], v[n:2 * n], v[2 * n:], config.margin)
+    target = torch.from_numpy(labels[item]).to(cache.train.device)
+    return losses.mined_triplet(head_vectors(model, features(item)), target, config.margin, config.mining)
+
+
+@torch.inference_mode()
+def evaluate_features(model, cache: CachedFeatures, pairs, same_share: float) -> dict:
+    """evaluate_pairs() on cached features: scores, a threshold calibrated on them, metrics and ROC."""
+    model.eval()
+    vectors = head_vectors(model, cache.val)
+    a, b, same = pairs
+    ia = torch.from_numpy(np.searchsorted(cache.val_rows, a)).to(vectors.device)
+    ib = torch.from_numpy(np.searchsorted(cache.val_rows, b)).to(vectors.device)
+    scores = model.pair_scores(vectors[ia], vectors[ib]).float().cpu().numpy()
+    result = verification_metrics(scores, same, calibrate_threshold(scores, same, same_share=same_share))
+    result["roc"] = roc_points(scores, same)
+    return result
+
+
+def train_frozen(model, config: TrainConfig, data, run: RunDir, device, resume: bool, progress: bool, stop,
+                 on_epoch) -> dict:
+    """training._train for a frozen backbone: same run directory, checkpoints and metrics, head-only training."""
+    if not resume and model.weights_source == "random initialisation":
+        raise UserError(RANDOM_BACKBONE)
+    model.to(device)
+    model.backbone.requires_grad_(False)
+    head = [p for name, p in model.named_parameters() if not name.startswith("backbone.")]
+    optimizer = torch.optim.AdamW(head, lr=config.lr, weight_decay=config.weight_decay)
+    start_epoch, best = 1, None
+    if resume:
+        last = load_checkpoint(run.checkpoint("last"))
+        model.load_state_dict(last["state_dict"])
+        optimizer.load_state_dict(last["optimizer"])
+        start_epoch, best = last["epoch"] + 1, (last.get("best") or {}).get("accuracy")
+    elapsed_before = resume_bookkeeping(run, start_epoch - 1) if resume else 0.0
+    steps_per_epoch = len(Batches(data.train, config, start_epoch))
+    n_val = len(np.unique(np.concatenate(data.val_pairs[:2])))
+    embed_steps = embed_batches(len(data.train), device, config) + embed_batches(n_val, device, config)
+    run.update_status(state="running", phase="embedding images", started_at=time.time(),
+                      elapsed_before=elapsed_before, epoch=start_epoch - 1,
+                      step=0, steps_per_epoch=steps_per_epoch,
+                      total_steps=embed_steps + steps_per_epoch * (config.epochs - start_epoch + 1),
+                      total_epochs=config.epochs, train_images=len(data.train), val_pairs=len(data.val_pairs[0]))
+    log.info("Frozen %s (weights from %s): embedding %d training and %d validation images once%s.",
+             config.backbone, "the last checkpoint" if resume else model.weights_source, len(data.train), n_val,
+             " (and the training images' mirror images)" if wants_mirror(config) else "")
+    started = time.time()
+    cache = _cache_with_progress(model, data, device, config, run, embed_steps, progress)
+    log.info("Embedded in %.1f s; training the head on %d-dimensional features.", time.time() - started,
+             cache.train.shape[1])
+    run.update_status(phase="training the head")
+    saver = CheckpointSaver(run, model, optimizer, model.spec, config, list(data.train.class_counts()))
+    snapshots = EpochSnapshots(run, data, config, model, resume, start_epoch)
+    snapshots.take(0, lambda positions: _sample_vectors(model, cache, positions))
+    for epoch in range(start_epoch, config.epochs + 1):
+        first_step = embed_steps + (epoch - start_epoch) * steps_per_epoch
+        trained = _head_epoch(model, cache, data.train, config, optimizer, epoch, run, first_step, stop)
+        if trained is None:
+            saver.save_stopped(epoch - 1, best)
+            log.info("Stopped during epoch %d; the weights so far are saved in checkpoints/last.pt.", epoch)
+            return run.update_status(state="stopped", finished_at=time.time())
+        train_loss, seconds, n_items = trained
+        result = evaluate_features(model, cache, data.val_pairs, config.same_share)
+        snapshots.take(epoch, lambda positions: _sample_vectors(model, cache, positions))
+        best = end_of_epoch(run, saver, config, epoch, result, best, on_epoch, train_loss=train_loss,
+                            train_accuracy=None, seconds=seconds, n_items=n_items)
+        run.update_status(step=first_step + steps_per_epoch)
+    log.info("Done: best validation accuracy %.2f%%.", 100 * (best or 0))
+    return run.update_status(state="done", finished_at=time.time())
+
+
+@torch.inference_mode()
+def _sample_vectors(model, cache: CachedFeatures, positions) -> np.ndarray:
+    """The epoch map's snapshot from the cached features (the sample is drawn from the validation pairs' images)."""
+    model.eval()
+    return head_vectors(model, cache.val[torch.from_numpy(np.searchsorted(cache.val_rows, positions))]).cpu().numpy()
+
+
+def _cache_with_progress(model, data, device, config, run: RunDir, embed_steps: int, progress: bool):
+    bar = progress_bar(embed_steps, "embedding images", progress)
+    done, last_write = [0], [0.0]
+
+    def on_batch():
+        done[0] += 1
+        if bar is not None:
+            bar.update(1)
+        if time.time() - last_write[0] > 1.0:  # at most one status write a second
+            last_write[0] = time.time()
+            run.update_status(step=done[0])
+
+    try:
+        return cache_features(model, data, device, config, on_batch)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _head_epoch(model, cache, train_set: D.ImageSet, config, optimizer, epoch, run: RunDir, first_step, stop):
+    """One epoch of head training. Returns (mean loss, seconds, items), or None when stopped."""
+    model.train()
+    model.backbone.eval()
+    batches = Batches(train_set, config, epoch)
+    started, loss_sum, n_sum = time.time(), 0.0, 0
+    for step, item in enumerate(batches, 1):
+        if stop:
+            return None
+        loss = head_step(model, item, batches.kind, cache, train_set.labels, config)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        n = len(item[0]) if isinstance(item, tuple) else len(item)
+        loss_sum, n_sum = loss_sum + float(loss.detach()) * n, n_sum + n
+    if not np.isfinite(loss_sum):
+        raise UserError(f"The loss became {loss_sum}: the learning rate ({config.lr}) is probably too high. "
+                        "Try a tenth of it.")
+    seconds = time.time() - started
+    mean = loss_sum / max(n_sum, 1)
+    run.append_metrics({"type": "step", "epoch": epoch, "step": len(batches), "loss": mean,
+                        "items_per_second": n_sum / max(seconds, 1e-9), "time": time.time()})
+    return mean, seconds, n_sum
+
+
+# ---------------------------------------------------------------- the Train page's Photos preset
+
+def pretrained_source(backbone: str, weights_file: str = "") -> Optional[str]:
+    """Where pretrained weights for `backbone` would come from, in words; None when none can be had."""
+    if weights_file:
+        return f"the weights file {Path(weights_file).name}" if Path(weights_file).is_file() else None
+    family, name = parse_backbone(backbone)
+    if family != "timm":
+        return None
+    if cached_timm_weights(name):
+        return "the local cache"
+    return "the Hugging Face hub" if reachable("huggingface.co") else None
+
+
+@dataclass
+class Recipe:
+    config: TrainConfig  # resolved: what the page's settings start from
+    frozen: bool
+    message: str
+
+
+def photos_recipe(settings: dict, weights_file: str = "") -> Recipe:
+    """The Photos preset: the frozen fast path on EfficientNet-B0 where pretrained weights exist,
+    otherwise the product's default recipe from random weights."""
+    if weights_file and not Path(weights_file).is_file():
+        raise UserError(f"The weights file '{weights_file}' does not exist: check the path, or clear the field.")
+    source = pretrained_source(PHOTOS_BACKBONE, weights_file)
+    if source:
+        config = TrainConfig(**settings, backbone=PHOTOS_BACKBONE, mode="triplet", frozen=True, epochs=20,
+                             weights=weights_file or None, image_size=224)
+        message = (f"Pretrained EfficientNet-B0 weights come from {source}: the backbone stays frozen, each image "
+                   "is embedded once and only a small head trains, in seconds.")
+        return Recipe(config.preview(), True, message)
+    message = ("No pretrained weights are available here (offline, none in the local cache, no weights file "
+               "named), so Photos trains the default recipe from random weights: a few minutes on a CPU. "
+               "Name a weights file under Advanced settings for the fast path.")
+    return Recipe(TrainConfig(**settings).preview(), False, message)
