@@ -167,5 +167,6 @@ def test_a_large_folder_is_embedded_in_shards_and_resumes(tmp_path, digits_check
     assert len(resumed.names) == 40 and [name for name, _ in resumed.skipped] == [os.path.join("digit_1", "broken.png")]
     in_one_go = embed_folder(model, folder, workers=0)  # no shards, no worker processes
     assert resumed.names == in_one_go.names and resumed.labels == in_one_go.labels
-    np.testing.assert_allclose(resumed.vectors, in_one_go.vectors, rtol=1e-5, atol=1e-6)
+    # the same vectors up to float rounding, which differs with how many images share a batch
+    np.testing.assert_allclose(resumed.vectors, in_one_go.vectors, rtol=1e-5, atol=1e-5)
     assert embed_folder(model, folder, shards, shard_images=16, model_id="another").reused == 0  # not its shards
