@@ -53,7 +53,7 @@ def demo_config():
 def demo_data(mnist, config):
     """Training and validation sets from MNIST (test images 0-7999) and the built-in digits."""
     from siamese_core.data import sources as D
-    from siamese_core.training.loop import PreparedData
+    from siamese_core.data.prepare import PreparedData
 
     digits_train, digits_val = D.split_by_image(D.load_digits(28, 1, "digit"), config.val_fraction, config.seed)
     positions = np.arange(len(mnist))
@@ -84,8 +84,8 @@ def held_out_figures(model, raw_images: np.ndarray, labels: np.ndarray) -> dict:
     """The demo on held-out MNIST pairs, as MNIST images and as phone photos of them would arrive."""
     from PIL import Image
 
-    from siamese_core.data.sources import evaluation_pairs
     from siamese_core.data.digit_input import photo_like
+    from siamese_core.data.sources import evaluation_pairs
 
     a, b, same = evaluation_pairs(labels, JUDGED_PAIRS, seed=0)
     used = np.unique(np.concatenate([a, b]))
@@ -110,7 +110,7 @@ def export_samples(digits_val, raw_images: np.ndarray, labels: np.ndarray) -> No
 
     from siamese_core.data.digit_input import photo_like
     from siamese_core.data.images import pixels_to_image
-    from siamese_core.runs.rundir import write_bytes
+    from siamese_core.files import write_bytes
 
     shutil.rmtree(SAMPLES, ignore_errors=True)
     rng = np.random.default_rng(1)
@@ -131,8 +131,8 @@ def export_samples(digits_val, raw_images: np.ndarray, labels: np.ndarray) -> No
 def main() -> int:
     sys.path.insert(0, str(ROOT))
     from siamese_core.data import sources as D
+    from siamese_core.files import write_bytes
     from siamese_core.inference.model import SiameseModel
-    from siamese_core.runs.rundir import write_bytes
     from siamese_core.training.loop import train
 
     folder = mnist_folder()

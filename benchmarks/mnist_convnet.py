@@ -75,12 +75,13 @@ def main(argv=None) -> int:
 def run(args, out_dir: Path) -> int:
     import torch
 
-    from siamese_core.data import sources as D
     from siamese_core.config import TrainConfig
-    from siamese_core.inference.model import SiameseModel
+    from siamese_core.data import sources as D
+    from siamese_core.data.prepare import PreparedData
     from siamese_core.evaluation.metrics import verification_metrics
+    from siamese_core.inference.model import SiameseModel
     from siamese_core.runs.rundir import RunDir
-    from siamese_core.training.loop import PreparedData, eval_fn, train
+    from siamese_core.training.loop import eval_fn, train
 
     full = D.load_mnist(args.data, "test")
     if len(full) < N_DEVELOP + N_TEST:
@@ -174,7 +175,7 @@ def faulty_reference_protocol(model, test, sequential):
     import torch
 
     from siamese_core.evaluation.metrics import verification_metrics
-    from siamese_core.training.loop import embed_set
+    from siamese_core.models.networks import embed_set
 
     a, b, same = sequential
     both_a, both_b = np.concatenate([a, b]), np.concatenate([b, a])

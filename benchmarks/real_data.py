@@ -293,8 +293,8 @@ def print_epoch(record: dict) -> None:
 def baseline_model(spec: dict, train_set, val_set, val_pairs, budget_s: float, seed: int, out: Path,
                    row: str, report: Report):
     """Train pml_baseline on `train_set`, calibrate its threshold on the held-out pairs, load it like a user would."""
-    from siamese_core.inference.model import SiameseModel
     from siamese_core.evaluation.metrics import calibrate_threshold, verification_metrics
+    from siamese_core.inference.model import SiameseModel
     from siamese_core.models.networks import pick_device
     from siamese_core.runs.rundir import save_checkpoint
     from siamese_core.training.loop import eval_fn
@@ -395,7 +395,7 @@ def pair_scores(model, vectors, pairs) -> np.ndarray:
 def held_out(config_dict: dict):
     """The product's own train / validation split and validation pairs for the config it ran."""
     from siamese_core.config import TrainConfig
-    from siamese_core.training.loop import prepare_data
+    from siamese_core.data.prepare import prepare_data
 
     return prepare_data(TrainConfig.from_dict(config_dict).resolve())
 
@@ -427,8 +427,8 @@ def row_demo(args, work: Path, report: Report) -> None:
     from PIL import Image
 
     from siamese_core.data import sources as D
-    from siamese_core.inference.model import SiameseModel
     from siamese_core.evaluation.metrics import roc_auc, verification_metrics
+    from siamese_core.inference.model import SiameseModel
 
     full = mnist_images(args, report, "demo")
     if full is None:
@@ -485,8 +485,8 @@ def torch_pixels(prepared: list):
 def row_mnist(args, work: Path, report: Report) -> None:
     from PIL import Image
 
-    from siamese_core.data import sources as D
     from siamese_core.config import TrainConfig
+    from siamese_core.data import sources as D
     from siamese_core.evaluation.metrics import verification_metrics
 
     full = mnist_images(args, report, "mnist")
@@ -518,8 +518,8 @@ def row_mnist(args, work: Path, report: Report) -> None:
 
 
 def row_faces(args, work: Path, report: Report) -> None:
-    from siamese_core.data import sources as D
     from siamese_core.config import TrainConfig
+    from siamese_core.data import sources as D
     from siamese_core.data.images import is_image_file
     from siamese_core.evaluation.metrics import equal_error_rate, roc_auc, verification_metrics
 

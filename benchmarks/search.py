@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_utils import OtherLoad, load_average, print_table  # noqa: E402
+
 from siamese_core.inference import index as ix  # noqa: E402
 
 K = 10

@@ -8,16 +8,24 @@
 Names are imported on first use, so `import siamese_core` is instant and pulls in torch
 only when a model or the trainer is asked for.
 
-Imports sit at the top of each module, so the dependency graph reads from the top, with these exceptions:
-- modules that import torch (data, models, losses, augment, digit_input, training, frozen, distributed,
-  inference, evaluation, gallery, verification, explain, export) are imported lazily, inside the function that
-  needs them, by the torch-free modules the app and the command line's parser load at start (config, settings,
-  runs, jobs, context, index, images, uploads, projection, dataset_builder, map_metadata, snapshots, epoch_map,
-  cli), so that `import app` and `python -m siamese_core --help` never load torch;
-- optional heavy packages are imported by the function that uses them: timm, torchvision, huggingface_hub
-  and safetensors (models, frozen: only the backbone family named), torchvision's MNIST download (data),
-  scikit-learn and umap in projection (the Explore page imports it at start);
-- jobs imports fcntl where it locks (POSIX only).
+Sub-packages by stage, each importing only from itself and the stages above it in this list (checked by
+tests/test_architecture.py, which also finds any import circle):
+- errors, settings, files (atomic writes), words (class words, plurals): the ground floor;
+- config: TrainConfig, everything needed to rebuild a run's data and model;
+- data/: sources and splits, samplers, decoding, the input pipelines, augmentation, uploads, the data-set builder;
+- models/: backbones, heads, weights;
+- runs/: the run directory and its checkpoint format, jobs and the queue, a model's context;
+- inference/: the loaded model and its verdicts, galleries, the search index, export, explanations;
+- evaluation/: verification, retrieval and re-identification metrics, the evaluation report;
+- maps/: the embedding map, the epoch map and its snapshots, projections, map metadata;
+- training/: the loop, the frozen-backbone path, losses, distributed training;
+- cli: the command line.
+
+Modules that import torch are imported lazily, inside the function that needs them, by the torch-free
+modules the app and the command line's parser load at start, so `import app` and `python -m siamese_core
+--help` never load torch; every sub-package's __init__ imports nothing. Optional heavy packages (timm,
+torchvision, huggingface_hub, safetensors, umap, scikit-learn's manifold methods) are imported by the
+function that uses them.
 """
 
 from importlib import import_module
@@ -26,7 +34,7 @@ _EXPORTS = {
     "TrainConfig": "config",
     "UserError": "errors",
     "train": "training.loop",
-    "prepare_data": "training.loop",
+    "prepare_data": "data.prepare",
     "SiameseModel": "inference.model",
     "Verdict": "inference.model",
     "evaluate": "evaluation.evaluate",

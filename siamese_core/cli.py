@@ -17,10 +17,12 @@ import pandas as pd
 from .config import (AUGMENTS, DATASETS, GPU_BACKBONE, HEADS, INPUTS, MININGS, MODES, OPTIMIZERS, PRECISIONS, RECIPES,
                      SCHEDULES, SPLITS, TrainConfig)
 from .errors import UserError, plain_words
-from .inference.index import METRICS
 from .evaluation.reid import CAMERA_PATTERN, IDENTITY_PATTERN
-from .runs.rundir import RunDir, epoch_in_progress, read_json, write_bytes, write_text
+from .files import read_json, write_bytes, write_text
+from .inference.index import METRICS
+from .runs.rundir import RunDir, epoch_in_progress
 from .settings import default_mnist_dir
+from .words import ordinal
 
 log = logging.getLogger("siamese_core")
 
@@ -333,7 +335,7 @@ def cmd_runs(args) -> int:
     for row in listed:
         best = (f"best {100 * row['best_accuracy']:.1f}%" + (f" (epoch {row['best_epoch']})" if row["best_epoch"] else "")
                 if row["best_accuracy"] is not None else "no epoch finished")
-        state = f"waiting ({jobs.ordinal(row['in_line'])} in line)" if row["in_line"] else row["state"]
+        state = f"waiting ({ordinal(row['in_line'])} in line)" if row["in_line"] else row["state"]
         print(f"{row['run']}  {state}  epoch {row['epoch'] or 0} of {row['epochs'] or '?'}  {best}"
               + (f"  ({row['error']})" if row["error"] else ""))
     return 0

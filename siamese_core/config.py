@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal, Optional, get_args
 
 from .errors import UserError
+from .words import guess_class_word
 
 # The choices, as types (for the fields below) and as tuples (for checks and argparse's choices).
 Mode = Literal["pair", "contrastive", "triplet"]
@@ -251,8 +252,6 @@ class TrainConfig:
 
 def _guess_class_word(c: TrainConfig) -> str:
     """Digits are digits; other data is named by what its name suggests ('faces10.zip': person), else 'class'."""
-    from .runs.context import guess_class_word
-
     if c.dataset in ("digits", "mnist"):
         return "digit"
     named = guess_class_word(c.data_name, c.train_path and Path(c.train_path).name, c.triplets, c.images)
@@ -282,14 +281,3 @@ def _resolve_frozen(c: TrainConfig) -> None:
 def _check_choice(name: str, value: str, choices) -> None:
     if value not in choices:
         raise UserError(f"Unknown {name} '{value}': choose one of {', '.join(choices)}.")
-
-
-def plural(word: str) -> str:
-    """The class word for several: digit -> digits, class -> classes, identity -> identities, person -> people."""
-    if word.endswith("person"):
-        return word[:-len("person")] + "people"
-    if word.endswith(("s", "x", "z", "ch", "sh")):
-        return word + "es"
-    if word.endswith("y") and word[-2:-1] not in ("a", "e", "i", "o", "u"):
-        return word[:-1] + "ies"
-    return word + "s"

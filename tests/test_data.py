@@ -11,7 +11,7 @@ from conftest import write_class_folders
 from siamese_core.data import sources as D
 from siamese_core.config import TrainConfig
 from siamese_core.errors import UserError
-from siamese_core.training.loop import prepare_data
+from siamese_core.data.prepare import prepare_data
 
 
 # ---------------------------------------------------------------- class folders

@@ -12,8 +12,9 @@ from PIL import Image, ImageDraw
 
 from conftest import ROOT
 from siamese_core.data.sources import evaluation_pairs, load_digits, split_by_image
-from siamese_core.data.digit_input import augment_digits, normalize_digit, photo_like
-from siamese_core.data.images import conversion_notes, to_pixels
+from siamese_core.data.digit_input import normalize_digit, photo_like
+from siamese_core.data.augment import augment_digits
+from siamese_core.data.pipelines import conversion_notes, to_pixels
 
 DEMO = ROOT / "assets" / "demo" / "digits-convnet.pt"
 

@@ -11,7 +11,8 @@ from siamese_core.errors import UserError
 from siamese_core.inference.model import SiameseModel
 from siamese_core.models.networks import build_model
 from siamese_core.runs.rundir import load_checkpoint
-from siamese_core.training.loop import prepare_data, train
+from siamese_core.training.loop import train
+from siamese_core.data.prepare import prepare_data
 
 
 @pytest.fixture(scope="module")

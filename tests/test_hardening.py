@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import run_cli, write_class_folders
-from siamese_core import cli
+from siamese_core import cli, settings
 from siamese_core.runs import rundir as runs
 from siamese_core.config import TrainConfig
 from siamese_core.data.sources import load_class_folders
@@ -116,7 +116,7 @@ def test_a_checkpoint_with_wrong_fields_is_one_sentence_before_any_model_is_buil
     with pytest.raises(UserError) as uploaded:
         store_checkpoint(path.read_bytes(), name="forged.pt")
     assert words in str(uploaded.value) and str(tmp_path) not in str(uploaded.value)
-    assert not list((runs.runs_root() / ".uploads" / "checkpoints").glob("*"))
+    assert not list((settings.runs_dir() / ".uploads" / "checkpoints").glob("*"))
 
 
 def test_cli_says_a_cut_off_checkpoint_is_damaged_not_foreign(tmp_path, digits_checkpoint):
@@ -230,7 +230,7 @@ def test_large_images_are_decoded_one_at_a_time_and_kept_small():
     import numpy as np
     from PIL import Image
 
-    from siamese_core.data import images
+    from siamese_core.data import images, pipelines
 
     small = np.zeros((60, 60), dtype=np.uint8)
     small[20:40, 28:32] = 255  # a "1"
@@ -263,4 +263,4 @@ def test_large_images_are_decoded_one_at_a_time_and_kept_small():
         images._LARGE_DECODE = real_lock
     assert len(results) == 4 and most[0] == 1
     assert all(image.size == (images.KEPT_SIDE, images.KEPT_SIDE) and "reduced" in notes[0] for image, notes in results)
-    assert images.load_pixels(data, 28, 1, "digit").max() > 0
+    assert pipelines.load_pixels(data, 28, 1, "digit").max() > 0

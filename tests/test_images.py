@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from siamese_core.data import images
+from siamese_core.data import images, pipelines
 from siamese_core.errors import UserError
-from siamese_core.data.images import load_pixels, open_image
+from siamese_core.data.images import open_image
+from siamese_core.data.pipelines import load_pixels
 
 
 def png_bytes(image: Image.Image, fmt="PNG", **kw) -> bytes:
@@ -138,7 +139,7 @@ def test_cmyk_jpeg_becomes_rgb_and_is_said_so():
     cmyk = png_bytes(gradient().convert("CMYK"), "JPEG")
     img, notes = images.open_image_with_notes(cmyk)
     assert img.mode == "CMYK"
-    assert "CMYK" in " ".join(images.conversion_notes(img, 3))
+    assert "CMYK" in " ".join(pipelines.conversion_notes(img, 3))
     px = load_pixels(cmyk, 16, 3)
     assert px.shape == (3, 16, 16) and px.max() > px.min()
 
@@ -150,7 +151,7 @@ def test_palette_with_transparency_and_grey_with_alpha_go_on_white():
     assert (load_pixels(png_bytes(palette, transparency=0), 20, 1) == 255).all()
     la = Image.new("LA", (20, 20), (0, 0))  # black, fully transparent
     assert (load_pixels(png_bytes(la), 20, 1) == 255).all()
-    assert "transparent parts put on white" in images.conversion_notes(la, 1)
+    assert "transparent parts put on white" in pipelines.conversion_notes(la, 1)
 
 
 def test_notes_say_what_happened_to_an_animated_or_rotated_image():
@@ -171,6 +172,6 @@ def test_sixteen_bit_png_is_scaled_and_said_so():
     arr = (np.arange(32 * 32).reshape(32, 32) * 60).astype(np.uint16)
     img = open_image(png_bytes(Image.fromarray(arr), "PNG"))
     assert img.mode.startswith("I")
-    assert "16-bit" in images.conversion_notes(img, 1)[0]
+    assert "16-bit" in pipelines.conversion_notes(img, 1)[0]
     px = load_pixels(png_bytes(Image.fromarray(arr), "PNG"), 32, 3)
     assert px.min() == 0 and px.max() == 255

@@ -13,7 +13,7 @@ from siamese_core.config import TrainConfig
 from siamese_core.errors import UserError
 from siamese_core.data.images import pixels_to_image
 from siamese_core.inference.model import SiameseModel, nearest_vectors
-from siamese_core.training.loop import prepare_data
+from siamese_core.data.prepare import prepare_data
 
 
 @pytest.fixture(scope="module")

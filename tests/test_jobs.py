@@ -22,7 +22,8 @@ from conftest import run_cli, write_class_folders
 from siamese_core.runs import jobs
 from siamese_core.config import TrainConfig
 from siamese_core.errors import UserError
-from siamese_core.runs.rundir import RunDir, process_alive, read_json, write_json
+from siamese_core.runs.rundir import RunDir, process_alive
+from siamese_core.files import read_json, write_json
 
 # Fewer pairs per epoch than the default (~12,600 for the digits): one epoch in a few seconds, still >90%.
 QUICK = dict(dataset="digits", backbone="convnet", mode="pair", pairs_per_epoch=5000)  # the classic design: one quick epoch

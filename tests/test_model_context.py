@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from siamese_core.config import TrainConfig
-from siamese_core.runs.context import clean_class_word, context_of, guess_class_word, set_class_word
+from siamese_core.runs.context import context_of, set_class_word
+from siamese_core.words import clean_class_word, guess_class_word
 from siamese_core.inference.model import SiameseModel
 from siamese_core.runs.rundir import RunDir, epoch_in_progress
 

@@ -20,7 +20,8 @@ import pytest
 from app_helpers import open_page
 from siamese_core.runs import jobs
 from siamese_core.config import TrainConfig
-from siamese_core.runs.rundir import RunDir, read_json
+from siamese_core.runs.rundir import RunDir
+from siamese_core.files import read_json
 
 TINY = dict(dataset="digits", backbone="convnet", mode="pair", epochs=1, pairs_per_epoch=256, eval_pairs=100)
 

@@ -17,7 +17,8 @@ import pytest
 
 from siamese_core.runs import jobs
 from siamese_core.config import TrainConfig
-from siamese_core.runs.rundir import RunDir, read_json
+from siamese_core.runs.rundir import RunDir
+from siamese_core.files import read_json
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads process states from /proc")
 

@@ -11,9 +11,9 @@ from app_pages.shared import text
 from app_pages.shared.models import ModelChoice
 from app_pages.shared.uploads import staged_upload, unpack_zip
 from siamese_core.data import uploads
-from siamese_core.runs.context import data_words
 from siamese_core.errors import UserError
 from siamese_core.evaluation.evaluate import named_identities
+from siamese_core.runs.context import data_words
 
 VALIDATION = "Its validation split"
 ZIP = "Upload a zip of class folders (images it has never seen)"

@@ -8,7 +8,7 @@ from typing import Optional
 import plotly.graph_objects as go
 import streamlit as st
 
-from siamese_core.config import plural
+from siamese_core.words import plural
 
 SAME_COLOUR, DIFFERENT_COLOUR, THRESHOLD_COLOUR = "#1f77b4", "#ff7f0e", "#c00000"
 FOLDS = 10

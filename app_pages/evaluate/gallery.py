@@ -9,7 +9,7 @@ import streamlit as st
 from PIL import Image
 
 from app_pages.shared import why
-from siamese_core.config import plural
+from siamese_core.words import plural
 
 PER_PAGE = 24
 COLUMNS = 4

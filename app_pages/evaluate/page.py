@@ -2,8 +2,12 @@
 
 import streamlit as st
 
-from app_pages.evaluate import compare as evaluate_compare, data as evaluate_data, figures as evaluate_figures
-from app_pages.evaluate import gallery as evaluate_gallery, reid as evaluate_reid, retrieval as evaluate_retrieval
+from app_pages.evaluate import compare as evaluate_compare
+from app_pages.evaluate import data as evaluate_data
+from app_pages.evaluate import figures as evaluate_figures
+from app_pages.evaluate import gallery as evaluate_gallery
+from app_pages.evaluate import reid as evaluate_reid
+from app_pages.evaluate import retrieval as evaluate_retrieval
 from app_pages.shared.models import load_model, model_picker
 
 st.title("Evaluate")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from siamese_core.config import plural
+from siamese_core.words import plural
 
 EPISODES = 500
 

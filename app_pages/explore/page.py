@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from app_pages.explore import data as explore_data, epochs as explore_epochs, view as explore_view
+from app_pages.explore import data as explore_data
+from app_pages.explore import epochs as explore_epochs
+from app_pages.explore import view as explore_view
 from app_pages.shared.models import load_model, model_picker
 from siamese_core.maps.projection import METHOD_NAMES  # numpy only: umap and sklearn load when used
 

@@ -9,16 +9,16 @@ from typing import Optional
 import numpy as np
 import streamlit as st
 
-from app_pages.shared import text
 from app_pages.explore.data import MapData
+from app_pages.shared import text
 from app_pages.shared.images import enlarged
+from siamese_core.words import ordinal
 
 METHOD_LABELS = {"pca": "PCA (instant)", "umap": "UMAP (seconds)", "tsne": "t-SNE (slow)"}
 DRAWN_DEFAULT = 5000  # points drawn by default: smooth to turn even on a laptop
 MAP_HEIGHT = 640
 PAGES_KEPT = 4
 ANSWERS_KEPT = 64  # searches and CSV readings kept for the whole server
-ORDINALS = ["1st", "2nd", "3rd"] + [f"{n}th" for n in range(4, 21)]
 
 
 @dataclass
@@ -344,11 +344,11 @@ def pca_variance(projection, dims: int) -> None:
     if shares is None or not len(shares):
         return
     drawn = shares[:dims]
-    each = ", ".join(f"{ORDINALS[i]} {s:.1%}" for i, s in enumerate(drawn))
+    each = ", ".join(f"{ordinal(i + 1)} {s:.1%}" for i, s in enumerate(drawn))
     st.caption(f"PCA's {len(drawn)} directions on this map hold {drawn.sum():.1%} of how much the images' numbers "
                f"vary ({each}); the chart shows its first {len(shares)} directions. The rest of the differences "
                "are flattened away: UMAP or t-SNE may separate what PCA overlaps.")
-    figure = go.Figure(go.Bar(x=[ORDINALS[i] for i in range(len(shares))], y=np.round(shares * 100, 2),
+    figure = go.Figure(go.Bar(x=[ordinal(i + 1) for i in range(len(shares))], y=np.round(shares * 100, 2),
                               marker_color=["#1f77b4" if i < dims else "#c7c7c7" for i in range(len(shares))],
                               hovertemplate="%{x} direction: %{y:.1f}%<extra></extra>"))
     figure.update_layout(height=190, margin={"l": 0, "r": 24, "t": 24, "b": 0}, showlegend=False,

@@ -11,6 +11,7 @@ from app_pages.shared.models import run_title
 from siamese_core.runs import jobs
 from siamese_core.runs.context import data_words
 from siamese_core.runs.rundir import epoch_in_progress
+from siamese_core.words import ordinal
 
 st.title("Runs")
 deleted = run_view.just_deleted()
@@ -30,7 +31,7 @@ for info in runs:
     created = status.get("created_at")
     state = run_view.STATE_WORDS.get(info.state, info.state)
     if info.name in places:
-        state += f" ({jobs.ordinal(places[info.name]['place'])} in line)"
+        state += f" ({ordinal(places[info.name]['place'])} in line)"
     rows.append({"run": status.get("label") or info.name, "state": state,
                  "epoch": f"{epoch_in_progress(status)} of {status.get('total_epochs', '?')}",
                  "best accuracy": status.get("best_accuracy"), "best epoch": status.get("best_epoch"),

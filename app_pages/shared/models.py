@@ -11,8 +11,8 @@ import streamlit as st
 
 from app_pages.shared import text
 from app_pages.shared.paths import DEMO_MODEL
-from siamese_core.runs import jobs
 from siamese_core.errors import UserError
+from siamese_core.runs import jobs
 
 DEMO_KEY = "demo"
 UPLOADED = "uploaded-models"  # session state: checkpoints uploaded in this session, as ModelChoices

@@ -10,10 +10,12 @@ import streamlit as st
 
 from app_pages.shared import models, text
 from app_pages.shared.icons import ICONS
+from siamese_core.errors import UserError
 from siamese_core.runs import jobs
 from siamese_core.runs.context import data_words
-from siamese_core.errors import UserError
-from siamese_core.runs.rundir import RunDir, epoch_in_progress, runs_root
+from siamese_core.runs.rundir import RunDir, epoch_in_progress
+from siamese_core.settings import runs_dir
+from siamese_core.words import ordinal
 
 STATE_WORDS = {"waiting": "waiting its turn", "queued": "starting", "running": "training", "done": "done",
                "stopped": "stopped", "failed": "failed", "cancelled": "cancelled"}
@@ -32,7 +34,7 @@ def just_deleted() -> Optional[str]:
 
 def queue_words(place: jobs.QueuePlace, training: int) -> str:
     """A waiting run's place in line and expected start, in words; `training`: how many runs train now."""
-    line = f"{jobs.ordinal(place['place'])} in line"
+    line = f"{ordinal(place['place'])} in line"
     seconds = place["starts_in"]
     if seconds is None:
         return f"{line}: it starts when a training slot frees up."
@@ -55,11 +57,11 @@ def queue_note(runs: list) -> Optional[str]:
     busy = f"{training} run{'s are' if training != 1 else ' is'} training (this machine trains {cap} at a time)"
     if waiting:
         busy += f" and {waiting} {'is' if waiting == 1 else 'are'} waiting"
-    return f"{busy}: this one will wait its turn, {jobs.ordinal(waiting + 1)} in line."
+    return f"{busy}: this one will wait its turn, {ordinal(waiting + 1)} in line."
 
 
 def show_run(name: str, *, allow_delete: bool = False) -> None:
-    run = RunDir(runs_root() / name)
+    run = RunDir(runs_dir() / name)
     if not (run.path / "status.json").is_file():
         st.warning(f"The run '{text.plain(name)}' no longer exists.")
         return

@@ -9,7 +9,9 @@ import streamlit as st
 from app_pages.shared import text
 from app_pages.shared.models import current_model, model_choices, run_title
 from siamese_core.runs import jobs
-from siamese_core.runs.rundir import epoch_in_progress, runs_root
+from siamese_core.runs.rundir import epoch_in_progress
+from siamese_core.settings import runs_dir
+from siamese_core.words import ordinal
 
 
 def device_label() -> str:
@@ -28,7 +30,7 @@ def sidebar() -> None:
 
 
 def _training_now(names: list) -> None:
-    infos = [jobs.info(runs_root() / name) for name in names]
+    infos = [jobs.info(runs_dir() / name) for name in names]
     # The queue's order needs every run; listed only while one waits (which also starts it when a slot frees).
     places = jobs.queue_places(jobs.list_runs()) if any(info.waiting for info in infos) else {}
     # Training runs first, then the waiting ones in the order they start.
@@ -38,4 +40,4 @@ def _training_now(names: list) -> None:
                        f"of {info.status.get('total_epochs', '?')}")
         elif info.name in places:
             st.caption(f"**Waiting**  \n{text.plain(run_title(info))}: "
-                       f"{jobs.ordinal(places[info.name]['place'])} in line")
+                       f"{ordinal(places[info.name]['place'])} in line")

@@ -13,10 +13,11 @@ import streamlit as st
 from PIL import Image
 
 from app_pages.shared import text
+from app_pages.train.choice import DataChoice
 from siamese_core.data import builder
 from siamese_core.data.builder import DatasetDraft
-from siamese_core.errors import UserError
 from siamese_core.data.images import IMAGE_SUFFIXES
+from siamese_core.errors import UserError
 
 PARAM = "dataset"  # the address remembers the data set: a reload finds its images again
 STATE = "builder-dataset"
@@ -30,8 +31,6 @@ THUMB_SIDE = 72
 
 
 def make_dataset(source: str):
-    from app_pages.train.data import DataChoice  # data imports this module
-
     st.caption(f"Make one class per person, object or signature, then add images to each with the webcam or "
                f"from files. Each class needs at least {builder.MIN_IMAGES} images; {builder.GOOD_IMAGES} or "
                "more, from different angles and lighting, give a much better result. The images are kept on "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -12,10 +11,11 @@ from app_pages.shared import text
 from app_pages.shared.paths import SAMPLES, mnist_root
 from app_pages.shared.uploads import staged_upload, unpack_zip
 from app_pages.train import builder
+from app_pages.train.choice import DataChoice
 from siamese_core.data import paths, uploads
-from siamese_core.errors import UserError
 from siamese_core.data.images import open_image
-from siamese_core.runs.rundir import write_bytes
+from siamese_core.errors import UserError
+from siamese_core.files import write_bytes
 from siamese_core.settings import data_root
 
 DIGITS = "Built-in handwritten digits (no download)"
@@ -26,19 +26,6 @@ MAKE = "Make one here (webcam or uploads)"
 SERVER = "A folder on this server"
 MNIST_HOST = "ossci-datasets.s3.amazonaws.com"  # where torchvision downloads MNIST from
 THUMBNAIL_CLASSES = 10  # classes shown with thumbnails; the rest are counted
-
-
-@dataclass
-class DataChoice:
-    source: str
-    settings: dict = field(default_factory=dict)  # TrainConfig fields
-    upload_dir: Optional[Path] = None  # unpacked uploads, moved into the run when it starts
-    problems: list = field(default_factory=list)  # why it cannot train; empty when it can
-    name: str = "data"  # a short name for the run: digits, mnist, the zip's name...
-
-    @property
-    def ready(self) -> bool:
-        return not self.problems
 
 
 def pick_data() -> DataChoice:
@@ -135,8 +122,8 @@ def _server_folder() -> DataChoice:
 
 
 def _triplets() -> DataChoice:
-    from siamese_core.data.sources import identities, read_csv_columns
     from siamese_core.config import DEFAULT_IDENTITY_PATTERN
+    from siamese_core.data.sources import identities, read_csv_columns
 
     left, right = st.columns(2)
     csv = left.file_uploader("Triplet CSV (columns Anchor, Positive, Negative)", type=["csv"], key="triplet-csv")

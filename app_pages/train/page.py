@@ -5,13 +5,14 @@ import time
 import streamlit as st
 
 from app_pages.shared import run_view, text
-from app_pages.train import data as train_data, photos as train_photos
-from siamese_core.runs import jobs
+from app_pages.train import data as train_data
+from app_pages.train import photos as train_photos
 from siamese_core import settings
 from siamese_core.config import MODES, TrainConfig
-from siamese_core.runs.context import clean_class_word
 from siamese_core.errors import UserError
-from siamese_core.runs.rundir import runs_root
+from siamese_core.runs import jobs
+from siamese_core.settings import runs_dir
+from siamese_core.words import clean_class_word
 
 QUICK = "Quick: a small network, about a minute"
 PHOTOS = "Photos: EfficientNet-B0, seconds with pretrained weights"
@@ -29,7 +30,7 @@ st.caption("Teach a Siamese network what 'same' looks like in your images. Train
 RECENT_SECONDS = 3600  # a run that finished while the browser was closed is still shown for this long
 
 watched = st.session_state.get("watched_run")
-if not watched or not (runs_root() / watched).is_dir():
+if not watched or not (runs_dir() / watched).is_dir():
     runs = jobs.list_runs()
     recent = [info for info in runs if info.unfinished
               or time.time() - (info.status.get("finished_at") or 0) < RECENT_SECONDS]

@@ -3,8 +3,8 @@
 import math
 
 from app_pages.shared import text
-from siamese_core.data import paths
 from siamese_core import settings
+from siamese_core.data import paths
 from siamese_core.errors import UserError
 
 RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]

@@ -14,9 +14,9 @@ import streamlit as st
 
 from app_pages.shared.images import enlarged
 from app_pages.shared.paths import SAMPLES
-from siamese_core.config import plural
-from siamese_core.errors import UserError
 from siamese_core.data.images import IMAGE_SUFFIXES, is_image_file, pixels_to_image
+from siamese_core.errors import UserError
+from siamese_core.words import plural
 
 SOURCES = ["Sample", "Upload", "Camera"]
 DRAW = "Draw"  # offered to digit models only: a drawing pad, its strokes read like an uploaded picture
@@ -73,7 +73,8 @@ class PickedImage:
 @st.cache_data(max_entries=64, show_spinner=False)
 def prepared(data: bytes, size: int, channels: int, pipeline: str):
     """Decode once per file content and model input: (pixels, notes in plain words)."""
-    from siamese_core.data.images import conversion_notes, open_image_with_notes, to_pixels
+    from siamese_core.data.images import open_image_with_notes
+    from siamese_core.data.pipelines import conversion_notes, to_pixels
 
     image, notes = open_image_with_notes(data)
     notes = notes + conversion_notes(image, channels, pipeline)

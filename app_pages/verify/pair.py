@@ -12,7 +12,7 @@ from app_pages.shared import why
 from app_pages.shared.models import ModelChoice
 from app_pages.shared.text import plain
 from app_pages.verify.inputs import PickedImage, image_input, sample_buttons, sample_set, shown
-from siamese_core.config import plural
+from siamese_core.words import plural
 
 HISTORY = "verify-history"
 HISTORY_LENGTH = 10

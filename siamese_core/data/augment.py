@@ -15,9 +15,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .digit_input import augment_digits
-
 POLICIES = ("none", "shift", "photos", "digits")
+# The digits policy's largest shift, in pixels (after normalize_digit centring is within ~1 pixel).
+SHIFT_PIXELS = 2.0
 
 
 def apply(x: torch.Tensor, policy: str) -> torch.Tensor:
@@ -100,3 +100,47 @@ def random_erase(x: torch.Tensor, probability: float = 0.5, max_area: float = 0.
            & (cols >= left[:, None, None]) & (cols < (left + ew)[:, None, None]))
     box &= (torch.rand(n, device=dev) < probability)[:, None, None]
     return torch.where(box[:, None], torch.rand_like(x), x)
+
+
+def augment_digits(x: torch.Tensor) -> torch.Tensor:
+    """What still separates a photographed digit from an MNIST one after normalize_digit, drawn at random
+    per image of a float batch (B, 1, H, W) in [0, 1]: a small affine warp (rotation up to 12 degrees,
+    scale 0.85-1.1, shear, shift up to 2 pixels), thicker or thinner strokes, blur, noise, and a gamma
+    change. Never a mirror image: a mirrored 2 is not a 2."""
+    n, _, h, w = x.shape
+    dev = x.device
+    x = _affine(x)
+    x = _stroke_width(x, torch.randint(0, 3, (n,), device=dev))
+    blur = F.avg_pool2d(F.pad(x, (1, 1, 1, 1)), 3, stride=1)
+    amount = torch.rand(n, 1, 1, 1, device=dev) * (torch.rand(n, 1, 1, 1, device=dev) < 0.4)
+    x = x + (blur - x) * amount
+    gamma = torch.exp((torch.rand(n, 1, 1, 1, device=dev) - 0.5) * 2 * math.log(1.6))
+    x = x.clamp(0.0, 1.0) ** gamma
+    noise = torch.randn_like(x) * (0.06 * torch.rand(n, 1, 1, 1, device=dev))
+    return (x + noise).clamp(0.0, 1.0)
+
+
+def _affine(x: torch.Tensor) -> torch.Tensor:
+    n, _, h, w = x.shape
+    dev = x.device
+    angle = (torch.rand(n, device=dev) - 0.5) * 2 * math.radians(12)
+    shear = (torch.rand(n, device=dev) - 0.5) * 0.3
+    zoom = 1.0 / (0.85 + 0.25 * torch.rand(n, device=dev))  # the sampling grid shrinks as the digit grows
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.zeros(n, 2, 3, device=dev)
+    theta[:, 0, 0] = zoom * cos
+    theta[:, 0, 1] = zoom * (-sin + shear * cos)
+    theta[:, 1, 0] = zoom * sin
+    theta[:, 1, 1] = zoom * (cos + shear * sin)
+    pixel = 2.0 / torch.tensor([w, h], device=dev)  # one pixel in the grid's [-1, 1] coordinates (x, y)
+    theta[:, :, 2] = (torch.rand(n, 2, device=dev) * 2 - 1) * SHIFT_PIXELS * pixel
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
+
+
+def _stroke_width(x: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
+    """change 0: as is; 1: thicker (a 3x3 maximum); 2: thinner (a 2x2 minimum, gentler than 3x3)."""
+    thicker = F.max_pool2d(x, 3, stride=1, padding=1)
+    thinner = -F.max_pool2d(F.pad(-x, (0, 1, 0, 1), value=-1.0), 2, stride=1)
+    pick = change.view(-1, 1, 1, 1)
+    return torch.where(pick == 1, thicker, torch.where(pick == 2, thinner, x))

@@ -33,9 +33,9 @@ from typing import Optional
 
 from .. import settings
 from ..errors import UserError
+from ..files import write_bytes
 from .images import open_image, to_mode
 from .paths import inside
-from ..runs.rundir import runs_root, write_bytes
 from .uploads import remove_older_than, staging_dir
 
 MIN_CLASSES = 2  # a Siamese network learns same versus different by comparing classes
@@ -53,7 +53,7 @@ _IMAGE_NAME = re.compile(r"^[0-9a-f]{16}-[0-9a-f]{16}\.(png|jpg)$")  # <time add
 
 def datasets_root() -> Path:
     """<runs>/.datasets: data sets being made in the app (hidden: the runs list skips it)."""
-    return runs_root() / ".datasets"
+    return settings.runs_dir() / ".datasets"
 
 
 def clean_class_name(name: str) -> str:

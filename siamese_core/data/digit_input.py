@@ -5,18 +5,15 @@ MNIST's digits were prepared in a fixed way: light ink on black, the digit's bou
 in the middle. normalize_digit applies that same preparation to any image (a phone photo of ink on
 paper, a drawing, a scan, an 8x8 digit), so position, size, polarity, paper colour and uneven
 lighting no longer matter. What it cannot remove (stroke width, blur, noise, small rotations) the
-"digits" augmentation (augment_digits) teaches the model to ignore. photo_like makes the test case:
-a synthetic phone photo of a digit written on paper.
+"digits" augmentation (siamese_core.data.augment.augment_digits) teaches the model to ignore.
+photo_like makes the test case: a synthetic phone photo of a digit written on paper.
 """
 
 from __future__ import annotations
 
 import io
-import math
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, ImageFilter
 from scipy import ndimage
 
@@ -32,8 +29,6 @@ INK_LEVEL = 0.3
 SPECK_SHARE = 0.08
 # Ink running along more than this share of a photo's side is its frame (table, paper edge), not the digit.
 FRAME_SHARE = 0.3
-# The training augmentation's largest shift, in pixels (after normalize_digit centring is within ~1 pixel).
-SHIFT_PIXELS = 2.0
 # Less contrast than this (grey levels, 0-255) means there is no ink: the result is a blank field.
 MIN_CONTRAST = 12.0
 
@@ -170,52 +165,6 @@ def _place_in_field(digit: np.ndarray) -> Image.Image:
     field = np.zeros((CANVAS, CANVAS), dtype=np.uint8)
     field[top:top + ph, left:left + pw] = patch.round().astype(np.uint8)
     return Image.fromarray(field)
-
-
-# ---------------------------------------------------------------- training augmentation
-
-def augment_digits(x: torch.Tensor) -> torch.Tensor:
-    """What still separates a photographed digit from an MNIST one after normalize_digit, drawn at random
-    per image of a float batch (B, 1, H, W) in [0, 1]: a small affine warp (rotation up to 12 degrees,
-    scale 0.85-1.1, shear, shift up to 2 pixels), thicker or thinner strokes, blur, noise, and a gamma
-    change. Never a mirror image: a mirrored 2 is not a 2."""
-    n, _, h, w = x.shape
-    dev = x.device
-    x = _affine(x)
-    x = _stroke_width(x, torch.randint(0, 3, (n,), device=dev))
-    blur = F.avg_pool2d(F.pad(x, (1, 1, 1, 1)), 3, stride=1)
-    amount = torch.rand(n, 1, 1, 1, device=dev) * (torch.rand(n, 1, 1, 1, device=dev) < 0.4)
-    x = x + (blur - x) * amount
-    gamma = torch.exp((torch.rand(n, 1, 1, 1, device=dev) - 0.5) * 2 * math.log(1.6))
-    x = x.clamp(0.0, 1.0) ** gamma
-    noise = torch.randn_like(x) * (0.06 * torch.rand(n, 1, 1, 1, device=dev))
-    return (x + noise).clamp(0.0, 1.0)
-
-
-def _affine(x: torch.Tensor) -> torch.Tensor:
-    n, _, h, w = x.shape
-    dev = x.device
-    angle = (torch.rand(n, device=dev) - 0.5) * 2 * math.radians(12)
-    shear = (torch.rand(n, device=dev) - 0.5) * 0.3
-    zoom = 1.0 / (0.85 + 0.25 * torch.rand(n, device=dev))  # the sampling grid shrinks as the digit grows
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    theta = torch.zeros(n, 2, 3, device=dev)
-    theta[:, 0, 0] = zoom * cos
-    theta[:, 0, 1] = zoom * (-sin + shear * cos)
-    theta[:, 1, 0] = zoom * sin
-    theta[:, 1, 1] = zoom * (cos + shear * sin)
-    pixel = 2.0 / torch.tensor([w, h], device=dev)  # one pixel in the grid's [-1, 1] coordinates (x, y)
-    theta[:, :, 2] = (torch.rand(n, 2, device=dev) * 2 - 1) * SHIFT_PIXELS * pixel
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
-
-
-def _stroke_width(x: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
-    """change 0: as is; 1: thicker (a 3x3 maximum); 2: thinner (a 2x2 minimum, gentler than 3x3)."""
-    thicker = F.max_pool2d(x, 3, stride=1, padding=1)
-    thinner = -F.max_pool2d(F.pad(-x, (0, 1, 0, 1), value=-1.0), 2, stride=1)
-    pick = change.view(-1, 1, 1, 1)
-    return torch.where(pick == 1, thicker, torch.where(pick == 2, thinner, x))
 
 
 # ---------------------------------------------------------------- photo-like test images

@@ -1,4 +1,6 @@
-"""Safe decoding of user image files into model-ready pixels."""
+"""Safe decoding of user image files: size guards, orientation, any mode to grey or RGB, and back to a picture.
+
+What an image then becomes for a model is its input pipeline's work (siamese_core.data.pipelines)."""
 
 from __future__ import annotations
 
@@ -143,7 +145,7 @@ def _from_array(array: np.ndarray) -> Image.Image:
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 
-def _has_alpha(img: Image.Image) -> bool:
+def has_alpha(img: Image.Image) -> bool:
     return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
 
 
@@ -158,7 +160,7 @@ def to_mode(img: Image.Image, channels: int) -> Image.Image:
         low, high = float(arr.min()), float(arr.max())
         arr = (arr - low) * (255.0 / (high - low)) if high > low else np.zeros_like(arr)
         img = Image.fromarray(arr.astype(np.uint8))
-    if _has_alpha(img):
+    if has_alpha(img):
         # Transparent pixels go on white, as a viewer shows them.
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -168,52 +170,6 @@ def to_mode(img: Image.Image, channels: int) -> Image.Image:
     except (ValueError, OSError):
         raise UserError(f"This image's colour format ({img.mode}) cannot be converted to "
                         f"{'grey' if channels == 1 else 'colour'}: save the image as PNG or JPEG and try again.") from None
-
-
-def conversion_notes(img: Image.Image, channels: int, pipeline: str = "resize") -> list:
-    """What to_mode (and the model's input `pipeline`) will change for a model with `channels`, in plain words."""
-    notes = []
-    if img.mode in SIXTEEN_BIT_MODES:
-        notes.append("16-bit (or more) grey: brightness scaled to 8 bits by the image's own range")
-    elif img.mode == "CMYK":
-        notes.append("CMYK print colours: converted to screen colours")
-    if _has_alpha(img):
-        notes.append("transparent parts put on white")
-    colour = img.mode not in ("L", "1", "LA", "La") + SIXTEEN_BIT_MODES
-    if channels == 1 and colour:
-        notes.append("colour turned to grey: this model works in grey")
-    if pipeline == "digit":
-        from .digit_input import inverted
-
-        if inverted(img):
-            notes.append("colours inverted to light ink on dark, as in MNIST")
-        notes.append("digit found, centred and scaled as in MNIST")
-    return notes
-
-
-# How an image becomes a model's input (a model records its pipeline as spec["input"]):
-# "resize" squashes the whole image to a square; "digit" finds the digit and prepares it as
-# MNIST's digits were (siamese_core.data.digit_input.normalize_digit), then resizes that.
-
-
-def to_pixels(img: Image.Image, size: int, channels: int, pipeline: str = "resize") -> np.ndarray:
-    """Prepare a decoded image by `pipeline` and return uint8 pixels, shape (C, size, size)."""
-    if pipeline == "digit":
-        from .digit_input import normalize_digit
-
-        img = normalize_digit(img)
-    elif pipeline != "resize":
-        raise ValueError(f"unknown input pipeline {pipeline!r}")
-    img = to_mode(img, channels)
-    if img.size != (size, size):
-        img = img.resize((size, size), Image.Resampling.BILINEAR)
-    arr = np.array(img, dtype=np.uint8)  # a writable copy: torch.from_numpy warns on read-only arrays
-    return arr[None] if arr.ndim == 2 else np.ascontiguousarray(arr.transpose(2, 0, 1))
-
-
-def load_pixels(source: ImageInput, size: int, channels: int, pipeline: str = "resize") -> np.ndarray:
-    """Decode and prepare one image exactly as the model sees it: uint8 (C, size, size)."""
-    return to_pixels(open_image(source), size, channels, pipeline)
 
 
 def pixels_to_image(pixels: np.ndarray) -> Image.Image:

@@ -26,8 +26,9 @@ from sklearn.datasets import load_digits as sklearn_digits
 
 from .. import settings
 from ..errors import UserError
-from .images import is_image_file, load_pixels, to_pixels
+from .images import is_image_file
 from .paths import class_folder_files
+from .pipelines import load_pixels, to_pixels
 from .uploads import class_split_problem
 
 log = logging.getLogger(__name__)

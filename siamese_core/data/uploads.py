@@ -29,7 +29,6 @@ from .. import settings
 from ..errors import UserError
 from .images import IMAGE_SUFFIXES, is_image_file
 from .paths import class_folder_files, inside
-from ..runs.rundir import runs_root
 
 CHUNK = 1 << 20
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -303,7 +302,7 @@ UPLOADS_KEPT_S = 86400  # unpacked uploads nobody used for a day are removed
 
 def uploads_root() -> Path:
     """<runs>/.uploads: uploaded files, unpacked or kept until a run takes them."""
-    return runs_root() / ".uploads"
+    return settings.runs_dir() / ".uploads"
 
 
 def content_hash(*parts: bytes) -> str:

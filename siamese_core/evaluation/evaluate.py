@@ -17,18 +17,19 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from ..data import sources as D
 from ..config import TrainConfig
-from ..errors import UserError
+from ..data import sources as D
 from ..data.images import pixels_to_image
+from ..data.prepare import prepare_data
+from ..errors import UserError
+from ..files import write_json, write_png
 from ..inference.model import SiameseModel
+from ..models.networks import embed_set
 from .metrics import (EqualErrorRate, FiguresAt, KFold, RocPoints, TarAtFar, calibrate_threshold, equal_error_rate,
                       kfold_threshold, rates, roc_points, tar_at_far, verification_metrics)
 from .reid import CAMERA_PATTERN, IDENTITY_PATTERN, RANKS, reid_labels, reid_metrics, reid_split
-from .retrieval import OneShot, map_at_r, one_shot_accuracy, precision_at_1
 from .report_plots import histogram_png, roc_png
-from ..runs.rundir import write_json, write_png
-from ..training.loop import embed_set, prepare_data
+from .retrieval import OneShot, map_at_r, one_shot_accuracy, precision_at_1
 
 log = logging.getLogger("siamese_core")
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from ..config import plural
-from ..runs.rundir import write_png
+from ..files import write_png
+from ..words import plural
 
 WIDTH, HEIGHT = 640, 480
 LEFT, RIGHT, TOP, BOTTOM = 64, 24, 40, 56

@@ -38,10 +38,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import plural
-from ..runs.context import data_words, run_class_word, run_of_checkpoint
 from ..errors import UserError
-from ..runs.rundir import load_checkpoint, write_bytes
+from ..files import write_bytes
+from ..runs.context import data_words, run_class_word, run_of_checkpoint
+from ..runs.rundir import load_checkpoint
+from ..words import plural
 
 FORMAT = "siamese-studio-onnx"
 VERSION = 1

@@ -17,10 +17,10 @@ from typing import Optional
 import numpy as np
 
 from ..data.sources import load_digits, load_image_folder
+from ..data.uploads import find_class_root
 from ..errors import UserError
 from .index import VectorIndex
 from .model import pixel_digest
-from ..data.uploads import find_class_root
 
 
 @dataclass

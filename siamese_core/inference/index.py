@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..errors import UserError
-from ..runs.rundir import read_json, write_bytes, write_json
+from ..files import read_json, write_bytes, write_json
 
 log = logging.getLogger(__name__)
 

@@ -17,14 +17,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..runs.context import ModelContext, context_of
+from ..data.images import ImageInput, is_image_file
+from ..data.paths import inside
+from ..data.pipelines import load_pixels
 from ..data.sources import folder_images, read_csv_columns, read_csv_table
 from ..errors import UserError
-from ..data.images import ImageInput, is_image_file, load_pixels
-from .index import search
+from ..files import read_json, write_bytes, write_json
 from ..models.networks import SiameseNet, as_model_input, build_model, embed_in_batches, pick_device
-from ..runs.rundir import load_checkpoint, read_json, write_bytes, write_json
-from ..data.paths import inside
+from ..runs.context import ModelContext, context_of
+from ..runs.rundir import load_checkpoint
+from .index import search
 
 log = logging.getLogger(__name__)
 

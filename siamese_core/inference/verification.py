@@ -16,12 +16,12 @@ import pandas as pd
 
 from .. import settings
 from ..data import uploads
-from ..errors import UserError
 from ..data.images import is_image_file
-from .model import pairs_accuracy, read_pairs_csv, verify_pairs
-from ..runs.rundir import NotACheckpoint, load_checkpoint, write_bytes
 from ..data.uploads import content_hash, uploads_root
-
+from ..errors import UserError
+from ..files import write_bytes
+from ..runs.rundir import NotACheckpoint, load_checkpoint
+from .model import pairs_accuracy, read_pairs_csv, verify_pairs
 
 # ---------------------------------------------------------------- checkpoints
 

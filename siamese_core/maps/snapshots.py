@@ -23,7 +23,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..runs.rundir import read_json, write_bytes, write_json
+from ..files import read_json, write_bytes, write_json
 
 FOLDER = "epoch-map"
 SAMPLE_FILE = "sample.json"

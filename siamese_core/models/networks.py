@@ -450,6 +450,14 @@ def embed_in_batches(net, n: int, batch: Callable[[int, int], torch.Tensor], dev
     return torch.cat(out) if out else torch.zeros((0, 1), device=device)
 
 
+@torch.inference_mode()
+def embed_set(model, image_set, positions, device, batch_size: int = 256,
+              channels_last: bool = False) -> torch.Tensor:
+    """Vectors of the images at `positions`, in batches."""
+    return embed_in_batches(model, len(positions), lambda i, j: image_set.batch(positions[i:j]), device,
+                            batch_size, channels_last)
+
+
 # How many pixels one backbone pass may hold on a CPU before its activations spill out of the caches.
 CPU_PASS_PIXELS = 16 * 128 * 128
 

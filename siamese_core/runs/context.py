@@ -9,51 +9,21 @@ A checkpoint read from outside a run still knows its class word and data name fr
 from __future__ import annotations
 
 import io
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from .rundir import RunDir, read_json, write_bytes, write_json
+from ..files import read_json, write_bytes, write_json
+from ..words import clean_class_word
+from .rundir import RunDir
 
 SAMPLES_DIR = "samples"
 SAMPLES_FILE = "samples.json"
 CONTEXT_FILE = "context.json"
 SAMPLE_CLASSES = 6  # classes a run keeps samples of: enough for several 'different' pairs
 SAMPLES_PER_CLASS = 3  # enough for 'same' pairs of every kept class
-MAX_WORD_LENGTH = 30
-
-# Words in a data set's name that say what its classes are. Whole words only: "cat" is not "catalog".
-_WORDS_FOR = {
-    "digit": ("digit", "digits", "mnist", "number", "numbers", "svhn"),
-    "person": ("face", "faces", "people", "person", "persons", "celeb", "celeba", "lfw", "att", "reid", "market",
-               "duke", "dukemtmc", "pedestrian", "pedestrians", "identity", "identities", "student", "students"),
-    "signature": ("signature", "signatures", "cedar", "gpds"),
-    "product": ("product", "products", "shop", "sku", "skus", "item", "items"),
-    "animal": ("animal", "animals", "pet", "pets", "dog", "dogs", "cat", "cats", "bird", "birds"),
-    "character": ("letter", "letters", "character", "characters", "omniglot", "alphabet", "glyph", "glyphs"),
-    "vehicle": ("car", "cars", "vehicle", "vehicles", "veri"),
-}
-
-
-def guess_class_word(*names: Optional[str]) -> Optional[str]:
-    """The class word a data set's names suggest ('faces10.zip' -> 'person'), or None."""
-    for name in names:
-        tokens = re.findall(r"[a-z]+", Path(str(name or "")).stem.lower())
-        for word, clues in _WORDS_FOR.items():
-            if any(token in clues for token in tokens):
-                return word
-    return None
-
-
-def clean_class_word(word: str) -> str:
-    """A class word as typed by a person, made safe to show in a sentence: one short line of plain words."""
-    cleaned = " ".join(re.sub(r"[^\w\s'-]", " ", str(word)).split())[:MAX_WORD_LENGTH].strip()
-    return cleaned.lower() or "class"
-
-
 @dataclass(frozen=True)
 class Sample:
     path: Path

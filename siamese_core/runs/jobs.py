@@ -32,7 +32,8 @@ from typing import Optional, TypedDict
 from .. import settings
 from ..config import TrainConfig
 from ..errors import UserError, plain_words
-from .rundir import RunDir, process_alive, process_started_at, read_json, runs_root, write_json
+from ..files import read_json, write_json
+from .rundir import RunDir, process_alive, process_started_at
 
 ACTIVE_STATES = ("queued", "running")  # a training process is (or is about to be) at work
 WAITING = "waiting"  # asked for while every slot was taken: no process yet ("queued" means its process is starting)
@@ -98,7 +99,7 @@ def list_runs(root=None, *, advance: bool = True) -> list[RunInfo]:
 
     With `advance`, waiting runs a free slot allows are started first: whoever looks moves the queue on,
     even when no trainer is left to (after a restart, or a trainer that was killed)."""
-    root = Path(root or runs_root())
+    root = Path(root or settings.runs_dir())
     infos = _scan(root)
     if advance and any(i.waiting for i in infos) and sum(i.active for i in infos) < max_training_runs():
         if start_waiting(root):
@@ -200,12 +201,6 @@ class _Pace:
             to_go = (info.status.get("total_epochs") or 0) - (info.status.get("epoch") or 0)
             left = per_epoch * to_go if per_epoch is not None and to_go > 0 else None
         return left
-
-
-def ordinal(n: int) -> str:
-    """1st, 2nd, 3rd, 4th, ... 11th, 12th, 13th, ... 21st."""
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
 
 
 def training_pid(run: RunDir) -> Optional[int]:
@@ -339,7 +334,7 @@ def start_training(config: TrainConfig, root=None, label: str = "run", upload_di
     processes = processes or settings.train_processes()
     if processes > 1 and config.frozen:
         raise UserError("A frozen backbone trains only a small head, in seconds: train it with one process.")
-    root = Path(root or runs_root()).resolve()
+    root = Path(root or settings.runs_dir()).resolve()
     with _runs_lock(root):
         run = RunDir(root / new_run_name(root, label)).create()
         if upload_dir is not None:
@@ -358,7 +353,7 @@ def start_waiting(root=None) -> list[RunDir]:
 
     Safe to call from any process at any time: the decision and the start happen under the runs folder's
     lock, and a started run is no longer waiting when the lock is released, so no run starts twice."""
-    root = Path(root or runs_root()).resolve()
+    root = Path(root or settings.runs_dir()).resolve()
     if not root.is_dir():
         return []
     with _runs_lock(root):
@@ -471,7 +466,7 @@ def stop(run: RunDir) -> bool:
 
 def delete(run: RunDir, root=None) -> None:
     """Delete a finished or waiting run's folder; a run still training must be stopped first."""
-    root = Path(root or runs_root()).resolve()
+    root = Path(root or settings.runs_dir()).resolve()
     path = run.path.resolve()
     if path.parent != root:
         raise UserError(f"'{run.path}' is not a run in {root}: nothing was deleted.")

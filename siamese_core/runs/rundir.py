@@ -18,82 +18,19 @@ temporary files a kill left behind when it starts.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Optional
 
-from .. import settings
 from ..errors import UserError
+from ..files import atomic_write, json_safe, read_json, write_json, write_text
 
 STATES = ("waiting", "queued", "running", "done", "failed", "stopped", "cancelled")  # waiting: for a free slot (jobs)
 CHECKPOINT_FORMAT = "siamese-studio-checkpoint"
 CHECKPOINT_VERSION = 1
-
-
-# mkstemp makes files only their owner can read; the files written here get the usual mode instead
-# (a run shared with a class, an exported model copied to another app). Read once: umask can only be swapped.
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _json_safe(value):
-    """NaN and infinity are not JSON: write them as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def write_bytes(path, data: bytes) -> None:
-    _atomic_write(Path(path), lambda fh: fh.write(data))
-
-
-
-def write_png(path, image) -> None:
-    """Save a PIL image as PNG atomically (a reader never sees half a picture)."""
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    write_bytes(path, buffer.getvalue())
-
-def write_text(path, text: str) -> None:
-    write_bytes(path, text.encode("utf-8"))
-
-
-def write_json(path, data) -> None:
-    text = json.dumps(_json_safe(data), indent=2, sort_keys=True)
-    _atomic_write(Path(path), lambda fh: fh.write(text.encode()))
-
-
-def read_json(path, default=None):
-    """The JSON in `path`, or `default` when it is missing or is not JSON (not UTF-8 included)."""
-    try:
-        return json.loads(Path(path).read_bytes())
-    except (FileNotFoundError, IsADirectoryError, ValueError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        return default
 
 
 def process_alive(pid: int) -> bool:
@@ -121,11 +58,6 @@ def process_started_at(pid: int) -> Optional[float]:
         return boot + ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
         return None
-
-
-def runs_root() -> Path:
-    """Where runs live (see siamese_core.settings)."""
-    return settings.runs_dir()
 
 
 def epoch_in_progress(status: dict) -> int:
@@ -171,7 +103,7 @@ class RunDir:
         return status
 
     def append_metrics(self, record: dict) -> None:
-        line = (json.dumps(_json_safe(record), sort_keys=True) + "\n").encode("utf-8")
+        line = (json.dumps(json_safe(record), sort_keys=True) + "\n").encode("utf-8")
         with open(self.metrics_path, "ab+") as fh:
             if fh.tell() > 0:
                 fh.seek(-1, os.SEEK_END)
@@ -276,15 +208,15 @@ def save_checkpoint(path, *, spec: dict, state_dict: dict, threshold: float, met
         "spec": spec,
         "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
         "threshold": float(threshold),
-        "metrics": _json_safe(metrics),
+        "metrics": json_safe(metrics),
         "epoch": int(epoch),
-        "config": _json_safe(config),
+        "config": json_safe(config),
         "classes": list(classes),
         "saved_at": time.time(),
     }
     if extra:
         payload.update(extra)
-    _atomic_write(Path(path), lambda fh: torch.save(payload, fh))
+    atomic_write(Path(path), lambda fh: torch.save(payload, fh))
 
 
 MAX_IMAGE_SIZE = 1024  # far above any size this app trains (224 at most); a forged 40,000 would take gigabytes

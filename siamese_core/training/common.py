@@ -12,10 +12,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data import sources as D
 from ..config import TrainConfig
-from ..runs.rundir import RunDir, load_checkpoint, save_checkpoint
+from ..data import sources as D
 from ..maps.snapshots import SnapshotWriter
+from ..runs.rundir import RunDir, load_checkpoint, save_checkpoint
 
 log = logging.getLogger("siamese_core")
 

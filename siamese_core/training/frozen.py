@@ -19,15 +19,15 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..data import sources as D
-from . import losses
 from ..config import TrainConfig
-from .common import (Batches, CheckpointSaver, EpochSnapshots, autocast_for, end_of_epoch, progress_bar,
-                     resume_bookkeeping)
+from ..data import sources as D
 from ..errors import UserError
 from ..evaluation.metrics import calibrate_threshold, roc_points, verification_metrics
 from ..models.networks import as_model_input, cached_timm_weights, images_per_pass, parse_backbone, reachable
 from ..runs.rundir import RunDir, load_checkpoint
+from . import losses
+from .common import (Batches, CheckpointSaver, EpochSnapshots, autocast_for, end_of_epoch, progress_bar,
+                     resume_bookkeeping)
 
 log = logging.getLogger("siamese_core")
 

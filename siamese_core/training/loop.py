@@ -10,103 +10,28 @@ import signal
 import threading
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 import torch
 
+from ..config import TrainConfig
 from ..data import augment
 from ..data import sources as D
-from . import distributed, losses
-from .. import settings
-from ..config import TrainConfig
-from ..runs.context import SAMPLES_FILE, write_samples
+from ..data.prepare import PreparedData, prepare_data
 from ..errors import UserError, plain_words
 from ..evaluation.metrics import calibrate_threshold, roc_points, verification_metrics
-from ..models.networks import (as_model_input, build_model, count_parameters, embed_in_batches, images_per_pass,
-                               model_spec, pick_device)
+from ..models.networks import (as_model_input, build_model, count_parameters, embed_set, images_per_pass, model_spec,
+                               pick_device)
+from ..runs.context import SAMPLES_FILE, write_samples
+from ..runs.rundir import ReadOnlyRun, RunDir, load_checkpoint, process_alive
+from . import distributed, losses
 from .common import (Batches, CheckpointSaver, EpochSnapshots, autocast_dtype, autocast_for, default_pairs_per_epoch,
                      end_of_epoch, progress_bar, resume_bookkeeping)
 from .frozen import train_frozen
-from ..runs.rundir import ReadOnlyRun, RunDir, load_checkpoint, process_alive
 
 log = logging.getLogger("siamese_core")
-
-
-# ---------------------------------------------------------------- data for a config
-
-@dataclass
-class PreparedData:
-    train: D.ImageSet
-    val: D.ImageSet
-    val_pairs: tuple  # (a, b, same) positions in `val`, fixed for the whole run
-
-
-def prepare_data(config: TrainConfig) -> PreparedData:
-    """Load the training and validation images a (resolved) config names, and the fixed validation pairs."""
-    size, channels, pipeline = config.image_size, config.channels, config.input
-    if config.dataset == "digits":
-        train, val = _split(D.load_digits(size, channels, pipeline), config)
-    elif config.dataset == "mnist":
-        train, val = _mnist_sets(config)
-    elif config.dataset == "triplets":
-        full = D.load_triplet_csv(config.triplets, config.images, size, channels, config.identity_pattern, pipeline)
-        if full.has_labels:
-            train, val = _split(full, config)
-        else:
-            config.notes.append("No identity could be read from the file names, so the triplets were split by "
-                                "row: validation images may also appear in training, which flatters the figures.")
-            log.warning(config.notes[-1])
-            train, val = D.split_triplet_rows(full, config.val_fraction, config.seed)
-    else:
-        full = D.load_class_folders(config.train_path, size, channels, pipeline)
-        if config.val_path:
-            train, val = full, D.load_class_folders(config.val_path, size, channels, pipeline)
-        else:
-            D.check_trainable(full)
-            train, val = _split(full, config)
-    D.check_trainable(train)
-    if val.has_labels:
-        D.check_trainable(val, "The validation set")
-        val_pairs = D.evaluation_pairs(val.labels, config.eval_pairs, seed=config.seed)
-    else:
-        val_pairs = D.triplet_pairs(val.triplets[: max(1, config.eval_pairs // 2)])
-    if len(val_pairs[0]) == 0:
-        raise UserError("No validation pairs could be made: the validation set is too small.")
-    if config.mining != "none" and not train.has_labels and config.recipe == "default":
-        config.notes.append("No class or identity could be read from the file names, so the triplets are "
-                            "trained as written, without mining or the identity loss.")
-        log.warning(config.notes[-1])
-        config.mining, config.id_loss = "none", 0.0
-    if config.mining != "none" and not train.has_labels:
-        raise UserError("--mining needs to know each image's class or identity; none could be read here. "
-                        "Use --mining none, or --identity-pattern to read identities from file names.")
-    return PreparedData(train, val, val_pairs)
-
-
-def _split(full: D.ImageSet, config: TrainConfig):
-    if config.split == "class":
-        return D.split_by_class(full, config.val_fraction, config.seed, config.max_val_classes)
-    return D.split_by_image(full, config.val_fraction, config.seed)
-
-
-def _mnist_sets(config: TrainConfig):
-    root = Path(config.data_root or settings.default_mnist_dir())
-    parts = D.mnist_parts_available(root)
-    if "test" in parts and "train" not in parts:
-        # Only the 10,000 test images are here (as in ../shared/data): split them.
-        config.notes.append(f"Only the MNIST test files were found in {root}; they were split for training and validation.")
-        log.info(config.notes[-1])
-        return _split(D.load_mnist(root, "test", config.image_size, config.channels, config.input), config)
-    train = D.load_mnist(root, "train", config.image_size, config.channels, config.input)
-    val = D.load_mnist(root, "test", config.image_size, config.channels, config.input)
-    if config.split == "class":
-        val_classes = np.random.default_rng(config.seed).choice(10, size=max(2, round(10 * config.val_fraction)), replace=False)
-        train = train.subset(np.flatnonzero(~np.isin(train.labels, val_classes)))
-        val = val.subset(np.flatnonzero(np.isin(val.labels, val_classes)))
-    return train, val
 
 
 # ---------------------------------------------------------------- one step, one epoch
@@ -147,14 +72,6 @@ def train_step(model, item, kind: str, train: D.ImageSet, config: TrainConfig, d
     if identity_loss is not None:
         loss = loss + config.id_loss * identity_loss(vectors, labels)
     return loss, None, len(item)
-
-
-@torch.inference_mode()
-def embed_set(model, image_set: D.ImageSet, positions, device, batch_size: int = 256,
-              channels_last: bool = False) -> torch.Tensor:
-    """Vectors of the images at `positions`, in batches."""
-    return embed_in_batches(model, len(positions), lambda i, j: image_set.batch(positions[i:j]), device,
-                            batch_size, channels_last)
 
 
 @torch.inference_mode()
