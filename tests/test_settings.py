@@ -7,11 +7,11 @@ import pytest
 from siamese_core import settings
 from siamese_core.errors import UserError
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+DEPLOYMENT = Path(__file__).resolve().parents[1] / "docs" / "deployment.md"
 
 
-def test_readme_lists_every_setting():
-    assert settings.markdown_table() in README.read_text(encoding="utf-8")
+def test_the_deployment_page_lists_every_setting():
+    assert settings.markdown_table() in DEPLOYMENT.read_text(encoding="utf-8")
 
 
 def test_defaults_when_unset(monkeypatch):
