@@ -182,9 +182,12 @@ def load_model(choice: ModelChoice):
     """The loaded model (cached per file and version), or None after showing why it cannot load."""
     try:
         model = _load(*choice.version)
-    except FileNotFoundError:
-        st.error(f"The model file {choice.path} is missing. If this is the demo model, run "
-                 "`python assets/make_demo.py` to make it again.")
+    except FileNotFoundError:  # deleted since the list was drawn (or the demo never made): no path shown
+        if choice.key == DEMO_KEY:
+            st.error("The demo model's file is missing: run `python assets/make_demo.py` to make it again.")
+        else:
+            text.error(f"The file of the model '{choice.label}' is no longer on the server: pick another model.")
+        return None
     except UserError as exc:
         text.error(exc)
         return None
