@@ -84,11 +84,11 @@ def _mnist() -> DataChoice:
     return DataChoice(MNIST, settings, problems=[problem], name="mnist")
 
 
-@st.cache_data(ttl=60, show_spinner="Checking whether MNIST can be downloaded...")
 def _mnist_downloadable() -> bool:
-    from siamese_core.models.networks import reachable
+    from siamese_core.models.networks import reachable  # its answer is kept a minute, then asked again
 
-    return reachable(MNIST_HOST)
+    with st.spinner("Checking whether MNIST can be downloaded..."):
+        return reachable(MNIST_HOST)
 
 
 def _class_zip() -> DataChoice:
