@@ -24,8 +24,9 @@ from sklearn.datasets import load_digits as sklearn_digits
 
 from .. import settings
 from ..errors import UserError
+from ..words import short_name
 from .images import is_image_file
-from .paths import class_folder_files
+from .paths import class_folder_files, inside
 from .pipelines import load_pixels, to_pixels
 from .tables import identities, read_csv_columns, read_csv_table  # noqa: F401 - importable from here too
 from .uploads import class_split_problem
@@ -317,7 +318,11 @@ def load_triplet_csv(csv_path, images_dir, size: int, channels: int,
     if len(rows) == 0:
         raise UserError(f"'{csv_path}' has no rows.")
     unique = sorted(set(rows.ravel()))
-    paths = [images_dir / name for name in unique]
+    outside = {name for name in unique if not inside(images_dir, images_dir / name)}
+    if outside:  # '../x', a full path or a link out: nothing is read from outside the folder named
+        log.warning("Left out %d names that lead outside '%s' (e.g. '%s').", len(outside), images_dir.name,
+                    short_name(min(outside)))
+    paths = [images_dir / name for name in unique if name not in outside]
     pixels, kept, skipped = decode_files(paths, size, channels, pipeline)
     if skipped:
         _report_skipped(skipped)

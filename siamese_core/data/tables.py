@@ -12,6 +12,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
+from ..words import short_name
+
+FOUND_SHOWN = 10  # columns of a CSV without the required ones named in the message
 
 
 def read_csv_table(csv_path, header="infer", name: Optional[str] = None) -> pd.DataFrame:
@@ -25,7 +28,7 @@ def read_csv_table(csv_path, header="infer", name: Optional[str] = None) -> pd.D
         raise UserError(f"{label} is not UTF-8 text: save it again as 'CSV UTF-8' (spreadsheet programs "
                         "offer it under Save As).") from None
     except Exception as exc:  # noqa: BLE001 - pandas has many ways to fail on a file that is not a CSV
-        raise UserError(f"{label} could not be read as a CSV file ({exc}).") from None
+        raise UserError(f"{label} could not be read as a CSV file ({short_name(exc, 200)}).") from None
 
 
 def read_csv_columns(csv_path, required, what: str = "file", name: Optional[str] = None):
@@ -34,15 +37,17 @@ def read_csv_columns(csv_path, required, what: str = "file", name: Optional[str]
     Returns (table, {lower-case name: column name as written}).
     """
     csv_path = Path(csv_path)
+    label = name or f"'{csv_path}'"
     if not csv_path.is_file():
-        raise UserError(f"The {what} '{csv_path}' does not exist: check the path.")
+        raise UserError(f"The {what} {label} does not exist: check the path.")
     table = read_csv_table(csv_path, name=name)
     columns = {str(c).strip().lower(): c for c in table.columns}
     missing = [c for c in required if c.lower() not in columns]
     if missing:
-        label = name or f"'{csv_path}'"
+        found = ", ".join(short_name(c, 40) for c in table.columns[:FOUND_SHOWN])  # a header may be hostile
+        more = f" and {len(table.columns) - FOUND_SHOWN:,} more" if len(table.columns) > FOUND_SHOWN else ""
         raise UserError(f"{label} needs columns {', '.join(required)}; missing: {', '.join(missing)} "
-                        f"(found: {', '.join(map(str, table.columns))}).")
+                        f"(found: {found}{more}).")
     return table, columns
 
 
