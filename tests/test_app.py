@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app_helpers import by_key, open_page, zip_of
+from app_pages.shared import state
 from conftest import write_class_folders
 from siamese_core.runs import jobs
 from siamese_core.runs.rundir import RunDir
@@ -41,7 +42,7 @@ def test_train_page_trains_a_tiny_run_to_done(runs_dir):
     # ... and its model is offered on every page.
     at.button(key=f"verify-{runs[0].name}").click().run()
     assert not at.exception
-    assert at.selectbox(key="model-picker-verify").value.key == f"run:{runs[0].name}"
+    assert at.selectbox(key=state.model_picker("verify")).value.key == f"run:{runs[0].name}"
 
 
 def test_a_second_run_waits_its_turn_while_one_trains(runs_dir, monkeypatch):
