@@ -396,7 +396,7 @@ def _triplet_problems(summary: TripletSummary, labels, label: str, images_name: 
         counts = np.bincount(labels)
         if len(summary.identities) < 2 or counts.max() < 2:
             summary.problems.append(f"The images {label} names need at least two identities, one of them with two "
-                                    "images or more (identities are read from the start of each file name).")
+                                    "images or more (identities are read from each file's name).")
     elif not summary.complete:
         summary.problems.append(f"No row of {label} has all three of its files in {images_name}: at least one "
                                 "complete triplet (anchor, positive, negative) is needed.")
