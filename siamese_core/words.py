@@ -1,4 +1,5 @@
-"""Words for people: what a class is called and its plural, guessed from a data set's name, and ordinals.
+"""Words for people: what a class is called and its plural, guessed from a data set's name, ordinals, and
+names from files shortened to quote in a sentence.
 
 Plain functions on strings, used by the trainer, the command line and every page, so they live at the top.
 """
@@ -55,3 +56,11 @@ def ordinal(n: int) -> str:
     """1st, 2nd, 3rd, 4th, ... 11th, 12th, 13th, ... 21st."""
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
+
+
+def short_name(written: str, limit: int = 60) -> str:
+    """A name from a file or a person (a CSV cell, a pattern), on one line, without control characters and short
+    enough to quote in a sentence (only its start is read: a cell may hold megabytes)."""
+    written = str(written)
+    start = " ".join("".join(c if c.isprintable() else " " for c in written[:4 * limit]).split())
+    return start if len(start) <= limit and len(written) <= 4 * limit else start[:limit - 1] + "…"

@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app_helpers import by_key, open_page, zip_of
+from app_pages.shared import state
 from conftest import write_class_folders
 from siamese_core.runs import jobs
 from siamese_core.runs.rundir import RunDir
@@ -41,7 +42,7 @@ def test_train_page_trains_a_tiny_run_to_done(runs_dir):
     # ... and its model is offered on every page.
     at.button(key=f"verify-{runs[0].name}").click().run()
     assert not at.exception
-    assert at.selectbox(key="model-picker-verify").value.key == f"run:{runs[0].name}"
+    assert at.selectbox(key=state.model_picker("verify")).value.key == f"run:{runs[0].name}"
 
 
 def test_a_second_run_waits_its_turn_while_one_trains(runs_dir, monkeypatch):
@@ -223,7 +224,21 @@ def test_triplet_csv_naming_files_not_in_the_zip_is_refused(runs_dir, tmp_path):
     zip_upload.upload("images.zip", zip_of(tmp_path / "images"), "application/zip")
     at.run()
     assert not at.exception
-    assert any("None of the files the CSV names are in the zip" in e.value for e in at.error)
+    assert any("None of the files 'triplets.csv' names are in the zip" in e.value for e in at.error)
+    assert at.button(key="start").disabled
+
+
+def test_a_triplet_csv_with_the_wrong_columns_is_named_as_uploaded_never_by_its_server_path(runs_dir, tmp_path):
+    write_triplets(tmp_path / "images")
+    at = choose_source(open_page("train"), "triplet")
+    csv_upload, zip_upload = at.get("file_uploader")
+    csv_upload.upload("mine.csv", b"Anchor,Positive,Other\na.png,b.png,c.png\n", "text/csv")
+    zip_upload.upload("images.zip", zip_of(tmp_path / "images"), "application/zip")
+    at.run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "'mine.csv' needs columns Anchor, Positive, Negative; missing: Negative" in errors[0]
+    assert str(runs_dir) not in errors[0] and "triplets.csv" not in errors[0]
     assert at.button(key="start").disabled
 
 

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from app_helpers import by_key, open_page
+from app_pages.shared import state
 from conftest import write_people
 from siamese_core.data import builder, uploads
 from siamese_core.runs import jobs
@@ -157,7 +158,7 @@ def test_a_dataset_made_on_the_train_page_trains_into_the_run(runs_dir, tmp_path
     assert _thumbnails(at) == 4
 
     _make_class(at, "ben")
-    assert at.radio(key="builder-target").value == "ben"  # images go to the new class
+    assert at.radio(key=state.BUILDER_TARGET).value == "ben"  # images go to the new class
     at.radio(key="builder-how").set_value("Webcam snapshots").run()
     shots = sorted((people / "ben").iterdir())[:3]
     for shot in shots:  # several in a row: each is added, and the camera is ready for the next

@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from app_pages.shared import state
 from conftest import ROOT
 from siamese_core.data.sources import evaluation_pairs, load_digits, split_by_image
 from siamese_core.data.digit_input import normalize_digit, photo_like
@@ -184,7 +185,7 @@ def test_the_verify_page_on_the_demo_judges_photographed_sevens_and_ones(runs_di
     at = open_page("verify")
 
     def upload(side: str, index: int):
-        at.radio(key=f"source-{side}").set_value("Upload").run()
+        at.radio(key=state.source(side)).set_value("Upload").run()
         by_key(at.get("file_uploader"), f"upload-{side}").upload(f"photo-{index}.jpg",
                                                                  jpeg_of(photographed(digits, index, seed=index)),
                                                                  "image/jpeg")

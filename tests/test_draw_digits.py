@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from app_helpers import open_page
+from app_pages.shared import state
 from conftest import ROOT
 from drawn_digits import SECOND_HAND, canvas_state, drawn
 from test_model_context_app import pick_model
@@ -60,14 +61,14 @@ def test_drawn_digits_read_like_uploads_and_the_demo_model_tells_them_apart(demo
 def test_drawing_on_both_pads_gives_a_verdict_that_follows_the_strokes(runs_dir):
     at = open_page("verify")
     for side in "AB":
-        assert at.radio(key=f"source-{side}").options == ["Sample", "Upload", "Camera", "Draw"]
-        at.radio(key=f"source-{side}").set_value("Draw").run()
+        assert at.radio(key=state.source(side)).options == ["Sample", "Upload", "Camera", "Draw"]
+        at.radio(key=state.source(side)).set_value("Draw").run()
     assert "Draw a digit on the pad." in texts(at.info)
     assert not at.success and "Same digit" not in texts(at.info)  # no verdict before both pads hold a digit
 
     # AppTest runs no JavaScript: the component's state is set as a drawing on the pad would set it.
-    at.session_state["pad-A-0"] = canvas_state(drawn("3"))
-    at.session_state["pad-B-0"] = canvas_state(drawn("3", seed=1, width=14, **SECOND_HAND))
+    at.session_state[state.drawing_pad("A", 0)] = canvas_state(drawn("3"))
+    at.session_state[state.drawing_pad("B", 0)] = canvas_state(drawn("3", seed=1, width=14, **SECOND_HAND))
     at.run()
     assert not at.exception, at.exception
     assert "Same digit" in texts(at.success)
@@ -75,7 +76,7 @@ def test_drawing_on_both_pads_gives_a_verdict_that_follows_the_strokes(runs_dir)
     changed = [c.value for c in at.caption if c.value.startswith("Changed on the way in:")]
     assert sum("colours inverted to light ink on dark" in c and "digit found, centred" in c for c in changed) == 2
 
-    at.session_state["pad-B-0"] = canvas_state(drawn("7", seed=1, width=14, **SECOND_HAND))
+    at.session_state[state.drawing_pad("B", 0)] = canvas_state(drawn("7", seed=1, width=14, **SECOND_HAND))
     at.run()
     assert "Different digits" in texts(at.info)
     # More strokes on the same pads update the history's entry rather than adding one per stroke.
@@ -84,14 +85,14 @@ def test_drawing_on_both_pads_gives_a_verdict_that_follows_the_strokes(runs_dir)
     at.button(key="clear-pad-B").click().run()  # a new, empty pad
     assert not at.exception, at.exception
     assert "Draw a digit on the pad." in texts(at.info) and "Different digits" not in texts(at.info)
-    at.session_state["pad-B-1"] = canvas_state(drawn("3", seed=1, width=14, **SECOND_HAND))
+    at.session_state[state.drawing_pad("B", 1)] = canvas_state(drawn("3", seed=1, width=14, **SECOND_HAND))
     at.run()
     assert drawn_checks(at) == ["Different digits", "Same digit"]
 
 
 def drawn_checks(at) -> list:
     """The verdicts of the session's history on two drawings (the page opened on a sample pair before)."""
-    return [entry["words"] for entry in at.session_state["verify-history"]
+    return [entry["words"] for entry in at.session_state[state.VERIFY_HISTORY]
             if entry["names"] == ("drawn digit", "drawn digit")]
 
 
@@ -99,5 +100,5 @@ def test_photo_models_are_not_offered_the_pad(runs_dir, people_run):
     shutil.copytree(people_run, runs_dir / "people-run")
     at = pick_model(open_page("verify"), "verify", "Run people-run")
     for side in "AB":
-        assert "Draw" not in at.radio(key=f"source-{side}").options
-    assert "Draw" not in at.radio(key="source-query").options
+        assert "Draw" not in at.radio(key=state.source(side)).options
+    assert "Draw" not in at.radio(key=state.source("query")).options

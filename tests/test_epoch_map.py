@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from app_helpers import open_page
+from app_pages.shared import state
 from siamese_core.maps import epoch_map, snapshots
 from siamese_core.config import TrainConfig
 from siamese_core.training.loop import StopFlag, train
@@ -86,7 +87,7 @@ def test_explore_shows_the_epoch_map_of_a_run_and_a_note_for_the_demo_model(runs
     shutil.copytree(digits_run, runs_dir / digits_run.name)
     at = open_page("explore")
     assert any("no epoch-by-epoch map" in c.value for c in at.caption)  # the demo model
-    picker = at.selectbox(key="model-picker-explore")
+    picker = at.selectbox(key=state.model_picker("explore"))
     picker.set_value(next(c for c in picker.options if c.startswith(f"Run {digits_run.name} "))).run()
     at.toggle(key="explore-epochs-show").set_value(True).run()
     assert not at.exception

@@ -3,6 +3,7 @@
 import shutil
 
 from app_helpers import open_page, zip_of
+from app_pages.shared import state
 from conftest import write_class_folders
 
 
@@ -32,7 +33,7 @@ def test_the_demo_model_figures_move_with_the_threshold(runs_dir):
     assert "10-fold choice gives an honest accuracy" in texts(at.info)
     assert len(at.get("plotly_chart")) >= 3  # ROC, histogram, confusion matrix
 
-    at.slider(key="eval-threshold").set_value(95.0).run()
+    at.slider(key=state.EVAL_THRESHOLD).set_value(95.0).run()
     moved = metrics(at)
     assert float(moved["Recall"].rstrip("%")) < float(shown["Recall"].rstrip("%"))
     assert moved["ROC AUC"] == shown["ROC AUC"]  # the curve does not depend on the threshold
@@ -40,12 +41,12 @@ def test_the_demo_model_figures_move_with_the_threshold(runs_dir):
 
     at.button(key="eval-use-kfold").click().run()
     assert "Chosen on this set by 10-fold cross-validation" in texts(at.info)
-    assert at.slider(key="eval-threshold").value != 95.0
+    assert at.slider(key=state.EVAL_THRESHOLD).value != 95.0
     at.button(key="eval-use-model-threshold").click().run()
     assert metrics(at)["Accuracy"] == shown["Accuracy"]
 
     # the gallery: mistakes, most confident first; then only false accepts
-    at.slider(key="eval-threshold").set_value(2.0).run()  # a low threshold: many false accepts
+    at.slider(key=state.EVAL_THRESHOLD).set_value(2.0).run()  # a low threshold: many false accepts
     at.radio(key="eval-gallery-filter").set_value("False accepts").run()
     captions = [m.value for m in at.markdown if "truth:" in m.value]
     assert captions and all("(false accept)" in c for c in captions)

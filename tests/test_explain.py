@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from app_helpers import open_page
+from app_pages.shared import state
 from conftest import ROOT, write_people
 from siamese_core.config import TrainConfig
 from siamese_core.inference.explain import EXACT, GRADIENT, explain_pair, line_similarity, render_pair
@@ -126,7 +127,7 @@ def chart_keys(at) -> list:
 
 
 def open_why(at):
-    at.session_state["why-verdict"] = True  # what clicking the expander does
+    at.session_state[state.WHY_VERDICT] = True  # what clicking the expander does
     at.run()
     assert not at.exception, at.exception
     return at
@@ -147,7 +148,7 @@ def test_verify_opens_why_this_verdict_for_the_demo_and_for_an_embedding_run(run
     spec = next(c for c in at.get("plotly_chart") if c.key == "why-map-A").proto.spec
     assert "of the strongest push on this pair" in spec  # the hover words
 
-    picker = at.selectbox(key="model-picker-verify")
+    picker = at.selectbox(key=state.model_picker("verify"))
     picker.set_value(next(o for o in picker.options if o.startswith("Run faces"))).run()
     assert not at.exception, at.exception
     assert {"why-map-A", "why-map-B"} <= set(chart_keys(at))  # still open: the new model's maps

@@ -13,6 +13,7 @@ import shutil
 from collections import Counter
 
 from app_helpers import by_key, open_page, zip_of
+from app_pages.shared import state
 from conftest import write_class_folders
 
 
@@ -73,7 +74,7 @@ def test_cap_filter_2d_and_the_closer_look(runs_dir):
 def test_an_uploaded_zip_of_class_folders_is_mapped(runs_dir, tmp_path):
     folders = write_class_folders(tmp_path / "letters", classes=range(4), per_class=6)
     at = open_page("explore")
-    at.radio(key="explore-images").set_value("Upload a zip of class folders").run()
+    at.radio(key=state.EXPLORE_IMAGES).set_value("Upload a zip of class folders").run()
     at.get("file_uploader")[0].upload("shapes.zip", zip_of(folders, wrap="shapes/"), "application/zip")
     at.run()
     assert not at.exception and not at.error
@@ -86,7 +87,7 @@ def test_an_uploaded_zip_of_class_folders_is_mapped(runs_dir, tmp_path):
 
 def test_a_broken_zip_gets_a_message_not_a_traceback(runs_dir):
     at = open_page("explore")
-    at.radio(key="explore-images").set_value("Upload a zip of class folders").run()
+    at.radio(key=state.EXPLORE_IMAGES).set_value("Upload a zip of class folders").run()
     at.get("file_uploader")[0].upload("photo.zip", b"this is not a zip", "application/zip")
     at.run()
     assert not at.exception and len(at.error) == 1 and "zip" in at.error[0].value.lower()
@@ -96,9 +97,9 @@ def test_a_broken_zip_gets_a_message_not_a_traceback(runs_dir):
 def test_a_run_s_validation_images_can_be_mapped(runs_dir, digits_run):
     shutil.copytree(digits_run, runs_dir / digits_run.name)
     at = open_page("explore")
-    picker = at.selectbox(key="model-picker-explore")
+    picker = at.selectbox(key=state.model_picker("explore"))
     picker.set_value(next(c for c in picker.options if c.startswith(f"Run {digits_run.name} "))).run()
-    source = at.radio(key="explore-images")
+    source = at.radio(key=state.EXPLORE_IMAGES)
     assert "This run's validation images" in source.options
     source.set_value("This run's validation images").run()
     assert not at.exception
@@ -110,6 +111,6 @@ def test_a_run_s_validation_images_can_be_mapped(runs_dir, digits_run):
 def test_missing_mnist_says_where_to_put_it(runs_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("SIAMESE_MNIST_DIR", str(tmp_path / "nowhere"))
     at = open_page("explore")
-    at.radio(key="explore-images").set_value("MNIST test digits").run()
+    at.radio(key=state.EXPLORE_IMAGES).set_value("MNIST test digits").run()
     assert not at.exception and not at.get("iframe")
     assert "t10k-images-idx3-ubyte.gz" in at.warning[0].value and "SIAMESE_MNIST_DIR" in at.warning[0].value

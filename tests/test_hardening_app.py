@@ -85,3 +85,40 @@ def test_a_run_whose_best_checkpoint_was_cut_off_says_so_and_offers_nothing(digi
     assert not any("Training finished" in s.value for s in at.success)
     assert not any(b.key and b.key.startswith(("verify-", "explore-")) for b in at.button)
     assert str(root) not in " ".join(e.value for e in at.error)
+
+
+def test_a_model_file_gone_before_loading_is_one_sentence_without_a_path(runs_dir, tmp_path, monkeypatch):
+    """The demo model's file deleted on the server: the page says so in one sentence and stops; no
+    UnboundLocalError, no server path."""
+    from app_pages.shared import models
+
+    monkeypatch.setattr(models, "DEMO_MODEL", tmp_path / "server-only" / "demo.pt")
+    at = open_page("verify")
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "demo model's file is missing" in errors[0], errors
+    assert "server-only" not in errors[0] and str(tmp_path) not in errors[0]
+    assert not at.tabs  # the page stopped: nothing to verify with
+
+
+def _load_vanished_run_checkpoint(path: str) -> None:
+    from pathlib import Path
+
+    import streamlit as st
+
+    from app_pages.shared.models import ModelChoice, load_model
+
+    model = load_model(ModelChoice("run:people-run", "Run people-run · 01 Jan 10:00", Path(path)))
+    st.caption(f"loaded: {model is not None}")
+
+
+def test_a_run_checkpoint_deleted_after_the_list_was_drawn_is_one_sentence_without_a_path(tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    gone = tmp_path / "runs" / "people-run" / "checkpoints" / "best.pt"
+    at = AppTest.from_function(_load_vanished_run_checkpoint, args=(str(gone),), default_timeout=60).run()
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "people-run" in errors[0] and "no longer" in errors[0], errors
+    assert str(tmp_path) not in errors[0] and "best.pt" not in errors[0]
+    assert [c.value for c in at.caption] == ["loaded: False"]

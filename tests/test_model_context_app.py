@@ -8,11 +8,12 @@ import json
 import shutil
 
 from app_helpers import open_page
+from app_pages.shared import state
 from siamese_core.runs.rundir import RunDir
 
 
 def pick_model(at, page: str, starts: str):
-    picker = at.selectbox(key=f"model-picker-{page}")
+    picker = at.selectbox(key=state.model_picker(page))
     choice = next(c for c in picker.options if c.startswith(starts))
     picker.set_value(next(o for o in picker.options if o == choice)).run()
     assert not at.exception, at.exception
@@ -50,13 +51,13 @@ def test_verify_with_a_people_model_speaks_of_people_and_offers_its_own_faces(ru
 def test_find_similar_and_explore_open_on_the_model_s_own_images(runs_dir, people_run):
     shutil.copytree(people_run, runs_dir / "people-run")
     at = pick_model(open_page("verify"), "verify", "Run people-run")
-    assert at.radio(key="gallery-source").value == "Its validation images"
+    assert at.radio(key=state.GALLERY_SOURCE).value == "Its validation images"
     matches = [c.value for c in at.caption if "distance" in c.value and c.value.startswith("person ")]
     assert len(matches) == 5
 
     at.switch_page("app_pages/explore/page.py").run()  # the model in use goes along
     assert not at.exception, at.exception
-    assert at.radio(key="explore-images").value == "This run's validation images"
+    assert at.radio(key=state.EXPLORE_IMAGES).value == "This run's validation images"
     shown = next(m for m in at.multiselect if str(m.key).startswith("explore-classes-"))
     held_out = {entry["class"] for entry in json.loads((people_run / "samples.json").read_text())["samples"]}
     assert sorted(shown.options) == sorted(held_out) and len(held_out) < 10  # on the map: not all ten
@@ -71,7 +72,7 @@ def test_a_run_stopped_in_its_first_epoch_offers_its_last_weights_as_such(runs_d
     assert any("stopped before its first epoch ended" in i.value for i in at.info)
     assert [b.label for b in at.get("download_button")] == ["Download last checkpoint"]
     at.switch_page("app_pages/verify/page.py").run()
-    labels = at.selectbox(key="model-picker-verify").options
+    labels = at.selectbox(key=state.model_picker("verify")).options
     assert any(label.startswith("Run faces-quick") and "stopped early: its last weights, not validated" in label
                for label in labels)
 

@@ -127,3 +127,24 @@ def test_device_choice():
             pick_device("cuda")
     with pytest.raises(UserError, match="Unknown device"):
         pick_device("toaster")
+
+
+def test_the_network_check_sees_a_host_come_back_once_its_answer_is_old(monkeypatch):
+    # A server started offline must find the network again: the answer is kept for a while, not for the process.
+    import socket
+    import time
+
+    from siamese_core.models import networks
+
+    monkeypatch.setattr(networks, "REACHABLE_SECONDS", 0.5, raising=False)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))  # bound but not listening: a connection is refused, as offline
+    port = server.getsockname()[1]
+    try:
+        assert not networks.reachable("127.0.0.1", port, timeout=2)
+        server.listen()
+        assert not networks.reachable("127.0.0.1", port, timeout=2)  # within its time: the kept answer
+        time.sleep(0.6)
+        assert networks.reachable("127.0.0.1", port, timeout=2)
+    finally:
+        server.close()

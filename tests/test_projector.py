@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from app_helpers import open_page, zip_of
+from app_pages.shared import state
 from conftest import ROOT, write_class_folders
 from siamese_core.maps import embedding_map as M
 from siamese_core.maps import metadata as MM
@@ -221,7 +222,7 @@ def test_explore_search_highlights_isolates_a_point_and_shows_pca_variance(runs_
     # Only image 0 and its 5 nearest neighbours; then back to every point.
     at.text_input(key="explore-search").set_value("").run()
     at.slider(key="explore-k").set_value(5).run()
-    at.toggle(key="explore-isolate").set_value(True).run()
+    at.toggle(key=state.EXPLORE_ISOLATE).set_value(True).run()
     points, _ = map_data(at)
     assert len(points["index"]) == 6 and points["index"][0] == 0
     assert plotly_array(_traces(at)["Picked #0"]["customdata"]).tolist() == [0]
@@ -230,7 +231,7 @@ def test_explore_search_highlights_isolates_a_point_and_shows_pca_variance(runs_
     assert points["index"][1:] == neighbours
     at.button(key="explore-show-all").click().run()
     points, _ = map_data(at)
-    assert len(points["index"]) == 1797 and not at.toggle(key="explore-isolate").value
+    assert len(points["index"]) == 1797 and not at.toggle(key=state.EXPLORE_ISOLATE).value
 
 
 def test_explore_colours_by_folder_and_by_an_uploaded_csv(runs_dir, tmp_path):
@@ -240,10 +241,10 @@ def test_explore_colours_by_folder_and_by_an_uploaded_csv(runs_dir, tmp_path):
         for image in sorted(class_dir.glob("*.png"))[4:]:
             image.rename(class_dir / "session2" / image.name)
     at = open_page("explore")
-    at.radio(key="explore-images").set_value("Upload a zip of class folders").run()
+    at.radio(key=state.EXPLORE_IMAGES).set_value("Upload a zip of class folders").run()
     at.get("file_uploader")[0].upload("shapes.zip", zip_of(folders), "application/zip")
     at.run()
-    colour = at.selectbox(key="explore-colour")
+    colour = at.selectbox(key=state.EXPLORE_COLOUR)
     assert colour.options == ["digit", "folder"]
     colour.set_value("folder").run()
     assert not at.exception
@@ -260,11 +261,11 @@ def test_explore_colours_by_folder_and_by_an_uploaded_csv(runs_dir, tmp_path):
     at.run()
     assert not at.exception and not at.error
     assert "20 of the 24 images found in light.csv. 1 of its 21 rows name no image here" in captions(at)
-    at.selectbox(key="explore-colour").set_value("brightness").run()
+    at.selectbox(key=state.EXPLORE_COLOUR).set_value("brightness").run()
     traces = _traces(at)
     assert list(traces) == ["brightness", "unknown"] and len(plotly_array(traces["unknown"]["customdata"])) == 4
     assert traces["brightness"]["marker"]["colorbar"]["title"]["text"] == "brightness"
-    at.selectbox(key="explore-colour").set_value("look").run()
+    at.selectbox(key=state.EXPLORE_COLOUR).set_value("look").run()
     assert list(_traces(at)) == ["bright", "dim", "unknown"]
     assert "Colours show 'look'." in captions(at)
     # The search looks at the colour column's values too.

@@ -324,3 +324,141 @@ def test_staging_an_upload_hashes_once_and_unpacks_once(runs_dir, tmp_path):
     assert uploads.staging_dir(digest, "pairs") == folder
     uploads.staging_dir("another", "")  # judges the kinds' folders at the top
     assert sorted(p.name for p in folder.iterdir()) == ["cats", "dogs"]
+
+
+# ---------------------------------------------------------------- describing a triplet file
+
+def triplet_folder(folder: Path, identities: int = 3, per_identity: int = 2) -> list:
+    """Files named like Market-1501 (identity first; describing reads no pixels), and rows over them."""
+    folder.mkdir(parents=True)
+    names = [[f"{i:04d}_c1_{n}.jpg" for n in range(per_identity)] for i in range(identities)]
+    for name in sum(names, []):
+        (folder / name).write_bytes(b"x")
+    return [(names[i][0], names[i][1], names[(i + 1) % identities][0]) for i in range(identities)]
+
+
+def write_csv(path: Path, header: str, rows, encoding: str = "utf-8") -> Path:
+    path.write_bytes((header + "\n" + "".join(",".join(row) + "\n" for row in rows)).encode(encoding))
+    return path
+
+
+def test_a_triplet_file_is_described_without_torch_and_in_any_column_order(tmp_path):
+    import subprocess
+    import sys
+
+    rows = triplet_folder(tmp_path / "zip" / "market" / "bounding_box")
+    csv = write_csv(tmp_path / "zip" / "triplets.csv", "negative,ANCHOR,Positive", [(n, a, p) for a, p, n in rows])
+    summary = uploads.describe_triplets(csv, tmp_path / "zip")
+    assert (summary.rows, summary.names, summary.complete) == (3, 6, 3)
+    assert summary.images_root == tmp_path / "zip" / "market" / "bounding_box"  # the wrapping folders skipped
+    assert summary.identities == ["0000", "0001", "0002"]
+    assert summary.first == tuple(summary.images_root / name for name in rows[0])  # anchor, positive, negative
+    assert summary.missing == summary.outside == summary.problems == summary.notes == []
+
+    code = (f"import sys; from siamese_core.data.uploads import describe_triplets as d; "
+            f"s = d({str(csv)!r}, {str(tmp_path / 'zip')!r}); print(s.rows, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.split() == ["3", "False"]
+
+
+def test_a_triplet_file_with_the_wrong_columns_says_which_and_quotes_a_huge_header_short(tmp_path):
+    rows = triplet_folder(tmp_path / "images")
+    csv = write_csv(tmp_path / "t.csv", "Anchor,Positive,Other", rows)
+    summary = uploads.describe_triplets(csv, tmp_path / "images", csv_name="'mine.csv'")
+    assert summary.rows == 0 and summary.notes == []
+    assert len(summary.problems) == 1
+    assert "'mine.csv' needs columns Anchor, Positive, Negative; missing: Negative" in summary.problems[0]
+    assert str(tmp_path) not in summary.problems[0]
+
+    huge = ",".join(["Anchor", "x" * 1_000_000] + [f"c{i}" for i in range(500)])
+    csv = write_csv(tmp_path / "huge-header.csv", huge, [])
+    problem = uploads.describe_triplets(csv, tmp_path / "images").problems[0]
+    assert "missing: Positive, Negative" in problem and "492 more" in problem and len(problem) < 800
+
+
+def test_a_huge_field_is_a_missing_file_quoted_short_and_the_other_rows_still_count(tmp_path):
+    rows = triplet_folder(tmp_path / "images")
+    hostile = "y" * 5_000_000  # far past any file name's limit: looking it up fails in the file system
+    nul = "0001_c1_0\x00.jpg"  # no file name holds a NUL byte: the file system refuses to look it up
+    csv = write_csv(tmp_path / "t.csv", "Anchor,Positive,Negative",
+                    rows + [(rows[0][0], hostile, rows[0][2]), (nul, rows[1][1], rows[1][2])])
+    summary = uploads.describe_triplets(csv, tmp_path / "images")
+    assert (summary.rows, summary.complete) == (5, 3)
+    assert summary.missing == [hostile, nul] and summary.outside == [] and summary.problems == []
+    assert len(summary.notes) == 1 and "2 files 't.csv' names are not in the images folder" in summary.notes[0]
+    assert len(summary.notes[0]) < 300 and "\x00" not in summary.notes[0]
+
+
+def test_triplet_rows_naming_files_outside_the_folder_or_through_links_are_never_read(tmp_path):
+    from PIL import Image
+
+    from siamese_core.data.sources import load_triplet_csv
+
+    images, secret = tmp_path / "images", tmp_path / "private"
+    secret.mkdir()
+    for name in ("0007_c1_0.png", "0007_c1_1.png"):
+        Image.new("L", (8, 8), 200).save(secret / name)
+    names = [f"{i:04d}_c1_{n}.png" for i in range(3) for n in range(2)]
+    images.mkdir()
+    for k, name in enumerate(names):
+        Image.new("L", (8, 8), 20 * k).save(images / name)
+    (images / "0008_c1_0.png").symlink_to(secret / "0007_c1_0.png")  # a link out, inside the folder
+    (images / "sub").symlink_to(secret, target_is_directory=True)  # a folder leading out
+    hostile = [("../private/0007_c1_0.png", names[0], names[2]), (str(secret / "0007_c1_1.png"), names[0], names[2]),
+               ("0008_c1_0.png", names[0], names[2]), ("sub/0007_c1_1.png", names[0], names[2])]
+    good = [(names[0], names[1], names[2]), (names[2], names[3], names[4]), (names[4], names[5], names[0])]
+    csv = write_csv(tmp_path / "t.csv", "Anchor,Positive,Negative", hostile + good)
+
+    summary = uploads.describe_triplets(csv, images, csv_name="'t.csv'", images_name="the zip")
+    assert sorted(summary.outside) == sorted(row[0] for row in hostile)
+    assert summary.complete == 3 and summary.problems == [] and summary.missing == []
+    assert summary.first == tuple(images / n for n in good[0])
+    assert summary.notes == ["4 names in 't.csv' lead outside the zip (e.g. '../private/0007_c1_0.png'): never read, "
+                             "and the triplets naming them are left out."]
+
+    loaded = load_triplet_csv(csv, images, 8, 1, identity_pattern=r"^(\d+)_")
+    assert sorted(loaded.names) == sorted(names)  # the private images were not read
+    assert len(loaded.triplets) == 3 and loaded.classes == ["0000", "0001", "0002"]
+
+
+def test_a_triplet_file_that_is_not_utf8_empty_or_header_only_is_a_sentence(tmp_path):
+    rows = triplet_folder(tmp_path / "images")
+    latin = write_csv(tmp_path / "latin.csv", "Anchor,Positive,Negative",
+                      [("é" + a, p, n) for a, p, n in rows], encoding="latin-1")
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    header = write_csv(tmp_path / "header.csv", "Anchor,Positive,Negative", [])
+    junk = tmp_path / "junk.csv"
+    junk.write_bytes(bytes(range(256)) * 64)
+    said = {path.name: uploads.describe_triplets(path, tmp_path / "images", csv_name=f"'{path.name}'").problems
+            for path in (latin, empty, header, junk)}
+    assert "'latin.csv' is not UTF-8 text" in said["latin.csv"][0]
+    assert "'empty.csv' is empty: it needs a header row (Anchor,Positive,Negative)" in said["empty.csv"][0]
+    assert "'header.csv' has a header but no rows" in said["header.csv"][0]
+    assert "'junk.csv'" in said["junk.csv"][0]
+    assert all(len(problems) == 1 and str(tmp_path) not in problems[0] for problems in said.values()), said
+
+
+def test_a_triplet_file_naming_none_of_the_images_or_one_identity_cannot_train(tmp_path):
+    triplet_folder(tmp_path / "images")
+    csv = write_csv(tmp_path / "t.csv", "Anchor,Positive,Negative", [("a.png", "b.png", "c.png")])
+    summary = uploads.describe_triplets(csv, tmp_path / "images", images_name="the zip")
+    assert summary.missing == ["a.png", "b.png", "c.png"] and summary.complete == 0
+    assert summary.problems == ["None of the files 't.csv' names are in the zip: check that its names match the "
+                                "paths there (the first is 'a.png')."]
+
+    one = triplet_folder(tmp_path / "one", identities=1, per_identity=3)
+    csv = write_csv(tmp_path / "one.csv", "Anchor,Positive,Negative", [("0000_c1_0.jpg", "0000_c1_1.jpg", "0000_c1_2.jpg")])
+    summary = uploads.describe_triplets(csv, tmp_path / "one")
+    assert summary.identities == ["0000"] and one
+    assert len(summary.problems) == 1 and "at least two identities" in summary.problems[0]
+
+    unlabelled = tmp_path / "plain"
+    unlabelled.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        (unlabelled / name).write_bytes(b"x")
+    csv = write_csv(tmp_path / "plain.csv", "Anchor,Positive,Negative", [("a.jpg", "b.jpg", "gone.jpg")])
+    summary = uploads.describe_triplets(csv, unlabelled)
+    assert summary.identities == [] and summary.complete == 0
+    assert any("No row of 'plain.csv' has all three of its files" in p for p in summary.problems)

@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from app_helpers import by_key, open_page
+from app_pages.shared import state
 from conftest import ROOT
 
 SAMPLES = ROOT / "assets" / "samples" / "digits"
@@ -29,7 +30,7 @@ def texts(elements) -> str:
 
 
 def upload(at, side: str, name: str, data: bytes, mime="image/png"):
-    at.radio(key=f"source-{side}").set_value("Upload").run()
+    at.radio(key=state.source(side)).set_value("Upload").run()
     by_key(at.get("file_uploader"), f"upload-{side}").upload(name, data, mime)
     at.run()
     assert not at.exception, at.exception
@@ -44,7 +45,7 @@ def the_model():
 
 def test_first_launch_gives_a_verdict_and_the_slider_moves_it_without_the_model(runs_dir):
     at = open_page("verify")
-    assert at.selectbox(key="model-picker-verify").value.key == "demo"
+    assert at.selectbox(key=state.model_picker("verify")).value.key == "demo"
     assert "Same digit" in texts(at.success)  # two images of one digit, by default
     assert [t.label for t in at.tabs] == ["Check a pair", "Check many pairs", "Find similar"]
     sample_b = sample_box(at, "B")
@@ -59,13 +60,13 @@ def test_first_launch_gives_a_verdict_and_the_slider_moves_it_without_the_model(
     original = model.verify
     model.verify = lambda *a, **k: calls.append(1) or original(*a, **k)
     try:
-        at.slider(key="threshold-demo").set_value(max(0.0, round(score - 0.5, 1))).run()
+        at.slider(key=state.threshold("demo")).set_value(max(0.0, round(score - 0.5, 1))).run()
         assert "Different digits" not in texts(at.info) and "Same digit" in texts(at.success)
-        at.slider(key="threshold-demo").set_value(min(100.0, round(score + 0.5, 1))).run()
+        at.slider(key=state.threshold("demo")).set_value(min(100.0, round(score + 0.5, 1))).run()
         assert "Different digits" in texts(at.info)
         assert calls == []  # the verdict followed the slider; the model was not run again
         at.button(key="reset-threshold-demo").click().run()
-        assert at.slider(key="threshold-demo").value == round(100 * model.threshold, 1)
+        assert at.slider(key=state.threshold("demo")).value == round(100 * model.threshold, 1)
     finally:
         model.verify = original
     history = texts(at.markdown)
@@ -119,7 +120,7 @@ def test_a_checkpoint_upload_is_checked_and_a_foreign_file_is_refused(runs_dir):
     import torch
 
     at = open_page("verify")
-    picker = at.selectbox(key="model-picker-verify")
+    picker = at.selectbox(key=state.model_picker("verify"))
     picker.set_value(next(o for o in picker.options if "Upload" in o)).run()
     foreign = io.BytesIO()
     torch.save({"weights": torch.zeros(3)}, foreign)
@@ -136,9 +137,9 @@ def test_a_checkpoint_upload_is_checked_and_a_foreign_file_is_refused(runs_dir):
     assert "Same digit" in texts(at.success)
     kept = list((runs_dir / ".uploads" / "checkpoints").glob("*.pt"))
     assert len(kept) == 1 and kept[0].read_bytes() == DEMO.read_bytes()
-    assert at.selectbox(key="model-picker-verify").value.label == "Uploaded: digits.pt"  # now the model in use
+    assert at.selectbox(key=state.model_picker("verify")).value.label == "Uploaded: digits.pt"  # now the model in use
     at.switch_page("app_pages/explore/page.py").run()
-    assert at.selectbox(key="model-picker-explore").value.label == "Uploaded: digits.pt"  # on every page
+    assert at.selectbox(key=state.model_picker("explore")).value.label == "Uploaded: digits.pt"  # on every page
 
 
 def _zip(members: dict) -> bytes:
@@ -203,7 +204,7 @@ def test_find_similar_shows_the_nearest_digits_and_leaves_the_query_out(runs_dir
 
 def test_find_similar_in_an_uploaded_zip_of_class_folders(runs_dir):
     at = open_page("verify")
-    at.radio(key="gallery-source").set_value("Upload a zip of images").run()
+    at.radio(key=state.GALLERY_SOURCE).set_value("Upload a zip of images").run()
     members = {f"people/d{d}/{n}.png": sample(d, n).read_bytes() for d in (3, 8) for n in range(3)}
     by_key(at.get("file_uploader"), "gallery-zip").upload("people.zip", _zip(members), "application/zip")
     sample_box(at, "query").set_value(sample(3, 0)).run()

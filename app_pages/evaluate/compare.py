@@ -7,13 +7,13 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_pages.evaluate import data as evaluate_data
+from app_pages.shared import state
 from app_pages.shared.models import ModelChoice, load_model, model_choices
 from app_pages.shared.text import plain
 from siamese_core.runs.context import data_words
 from siamese_core.runs.rundir import RunDir
 
 NO_BAR = {"displayModeBar": False}
-SHOWN = "eval-compare-evaluated"  # the models last evaluated together, kept across reruns
 
 
 def _epochs(choice: ModelChoice) -> list:
@@ -104,8 +104,8 @@ def _on_one_set(picked: list, eval_set, n_pairs: int, seed: int, sequential: boo
     label = ("Evaluate each on its own validation split" if eval_set.own_split
              else f"Evaluate them all on {plain(eval_set.label)}")
     if st.button(label, key="eval-compare-go"):
-        st.session_state[SHOWN] = [c.key for c in picked]
-    if st.session_state.get(SHOWN) != [c.key for c in picked]:
+        st.session_state[state.EVAL_COMPARED] = [c.key for c in picked]
+    if st.session_state.get(state.EVAL_COMPARED) != [c.key for c in picked]:
         return
     roc, rows = go.Figure(), []
     roc.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="guessing", line={"dash": "dash", "color": "#aaa"}))

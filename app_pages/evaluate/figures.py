@@ -8,14 +8,12 @@ from typing import Optional
 import plotly.graph_objects as go
 import streamlit as st
 
+from app_pages.shared import state
 from siamese_core.words import plural
 
 SAME_COLOUR, DIFFERENT_COLOUR, THRESHOLD_COLOUR = "#1f77b4", "#ff7f0e", "#c00000"
 FOLDS = 10
 FARS = {"0.1%": 0.001, "1%": 0.01, "10%": 0.1}
-SLIDER = "eval-threshold"
-ORIGIN = "eval-threshold-origin"
-FOR = "eval-threshold-for"
 NO_BAR = {"displayModeBar": False}
 
 
@@ -39,18 +37,20 @@ def _percent(x: float) -> float:
 
 def threshold_controls(ev, identity: str, kfold: Optional[dict]) -> Threshold:
     """The threshold slider and its two shortcuts; says which set chose the threshold in use."""
-    if st.session_state.get(FOR) != identity:  # another model or set: start from the model's own threshold
-        st.session_state[FOR] = identity
-        st.session_state[SLIDER] = _percent(ev.model_threshold)
-        st.session_state[ORIGIN] = "model"
+    # Another model or set: start from the model's own threshold.
+    if st.session_state.get(state.EVAL_THRESHOLD_FOR) != identity:
+        st.session_state[state.EVAL_THRESHOLD_FOR] = identity
+        st.session_state[state.EVAL_THRESHOLD] = _percent(ev.model_threshold)
+        st.session_state[state.EVAL_THRESHOLD_ORIGIN] = "model"
 
     def set_to(value: float, origin: str):
-        st.session_state[SLIDER] = _percent(value)
-        st.session_state[ORIGIN] = origin
+        st.session_state[state.EVAL_THRESHOLD] = _percent(value)
+        st.session_state[state.EVAL_THRESHOLD_ORIGIN] = origin
 
     left, middle, right = st.columns([5, 2, 2], vertical_alignment="bottom")
     chosen = left.slider("Threshold: the model says 'same' from this score up", 0.0, 100.0, step=0.1,
-                         format="%.1f%%", key=SLIDER, on_change=lambda: st.session_state.update({ORIGIN: "hand"}),
+                         format="%.1f%%", key=state.EVAL_THRESHOLD,
+                         on_change=lambda: st.session_state.update({state.EVAL_THRESHOLD_ORIGIN: "hand"}),
                          help="Move it to see every figure below change: a lower threshold accepts more pairs "
                               "as 'same' (fewer false rejects, more false accepts); a higher one the opposite.")
     middle.button(f"Model's own: {_percent(ev.model_threshold):.1f}%", key="eval-use-model-threshold",
@@ -61,7 +61,7 @@ def threshold_controls(ev, identity: str, kfold: Optional[dict]) -> Threshold:
                  width="stretch", disabled=kfold is None,
                  help=f"Split the pairs into {FOLDS} parts; choose a threshold on {FOLDS - 1}, score it on the one "
                       "left out; repeat for each part (the LFW protocol).")
-    origin = st.session_state.get(ORIGIN, "hand")
+    origin = st.session_state.get(state.EVAL_THRESHOLD_ORIGIN, "hand")
     if origin == "model" and chosen == _percent(ev.model_threshold):
         return Threshold(ev.model_threshold, "model",
                          f"The model's own threshold, {ev.model_threshold_note}.")

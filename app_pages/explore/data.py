@@ -10,7 +10,7 @@ from typing import Callable, Optional
 import numpy as np
 import streamlit as st
 
-from app_pages.shared import text
+from app_pages.shared import state, text
 from app_pages.shared.models import ModelChoice, start_on_first_for_each_model
 from app_pages.shared.paths import mnist_root
 from app_pages.shared.uploads import staged_upload, unpack_zip
@@ -67,8 +67,8 @@ def pick_images(choice: ModelChoice, model) -> Optional[ImageSource]:
     """Radio of the image sources this model can map; None (after saying why) until one is ready."""
     # A run's model maps its own validation images first: the images it was checked on, of its own kind.
     sources = ([VALIDATION] if _has_validation(choice, model) else []) + [DIGITS, MNIST, ZIP]
-    start_on_first_for_each_model("explore-images", sources, choice)
-    source = st.radio("Images to map", sources, horizontal=True, key="explore-images",
+    start_on_first_for_each_model(state.EXPLORE_IMAGES, sources, choice)
+    source = st.radio("Images to map", sources, horizontal=True, key=state.EXPLORE_IMAGES,
                       help="A zip of class folders holds one folder per class (person, product, signature), "
                            "each with that class's images.")
     size, channels, pipeline = model.image_size, model.channels, model.input_pipeline

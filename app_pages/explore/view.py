@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 
 from app_pages.explore.data import MapData
-from app_pages.shared import text
+from app_pages.shared import state, text
 from app_pages.shared.images import enlarged
 from siamese_core.words import ordinal
 
@@ -146,7 +146,8 @@ def map_controls(data: MapData, class_word: str) -> MapControls:
              f"{class_word} and the value it is coloured by; upper and lower case alike. Matching points "
              "are drawn larger, the others faded.")
     # Open while a CSV is loaded, so what was found in it (or what is wrong with it) stays in sight.
-    with right.expander("Colour by your own attributes (CSV)", expanded=bool(st.session_state.get("explore-attributes"))):
+    loaded = bool(st.session_state.get(state.EXPLORE_ATTRIBUTES))
+    with right.expander("Colour by your own attributes (CSV)", expanded=loaded):
         attributes = _attribute_columns(data)
     options = {class_word: None}
     for column in data.columns + attributes:
@@ -154,10 +155,10 @@ def map_controls(data: MapData, class_word: str) -> MapControls:
         while name in options:
             name += " (CSV)"
         options[name] = column
-    if st.session_state.get("explore-colour") not in options:  # a CSV's column, and the CSV was removed
-        st.session_state["explore-colour"] = class_word
+    if st.session_state.get(state.EXPLORE_COLOUR) not in options:  # a CSV's column, and the CSV was removed
+        st.session_state[state.EXPLORE_COLOUR] = class_word
     colour_name = colour_slot.selectbox(
-        "Colour by", list(options), key="explore-colour",
+        "Colour by", list(options), key=state.EXPLORE_COLOUR,
         help=f"The {class_word}; the folder each image is in (where it is not the {class_word}); parts of the "
              "file names that group the images (split at _ - . and spaces); and the columns of a CSV you add.")
     colour = options.get(colour_name)
@@ -196,7 +197,7 @@ def _attribute_columns(data: MapData) -> list:
     """The columns of the CSV the person uploads (none until then), matched to the images by name."""
     example = data.names[0] if data.names else "photo.jpg"
     upload = st.file_uploader(
-        "A CSV file, one row per image", type=["csv", "tsv", "txt"], key="explore-attributes",
+        "A CSV file, one row per image", type=["csv", "tsv", "txt"], key=state.EXPLORE_ATTRIBUTES,
         help=f"The first column names each image as the map shows it (like {example}) or by its file name; "
              "the other columns hold what you know about the images (age, camera, light...).")
     st.caption("Columns of many numbers get a colour scale; other columns a colour per value. Images the CSV "
@@ -333,7 +334,7 @@ def _code(typed: str) -> str:
 
 
 def _stop_isolating() -> None:
-    st.session_state["explore-isolate"] = False
+    st.session_state[state.EXPLORE_ISOLATE] = False
 
 
 def pca_variance(projection, dims: int) -> None:
@@ -385,7 +386,7 @@ def closer_look(data: MapData, chosen: MapSettings, class_word: str, matches: Op
         if picked is not None:
             number = picked
     k = int(right.slider("Neighbours shown", 1, 20, 8, key="explore-k"))
-    isolate = middle.toggle("Show only these on the map", key="explore-isolate",
+    isolate = middle.toggle("Show only these on the map", key=state.EXPLORE_ISOLATE,
                             help="Draws only this image and its nearest neighbours on the map above, where the "
                                  "full map puts them. Turn it off to see every point again.")
     found, found_distances = data.index(chosen.metric).search(data.vectors[number], k, exclude_self=True)

@@ -9,13 +9,12 @@ from typing import Optional
 
 import streamlit as st
 
-from app_pages.shared import text
+from app_pages.shared import state, text
 from app_pages.shared.paths import DEMO_MODEL
 from siamese_core.errors import UserError
 from siamese_core.runs import jobs
 
 DEMO_KEY = "demo"
-UPLOADED = "uploaded-models"  # session state: checkpoints uploaded in this session, as ModelChoices
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,7 @@ def model_choices(runs: Optional[list] = None) -> list[ModelChoice]:
             shown = ""
         choices.append(ModelChoice(f"run:{info.name}", f"Run {run_title(info)}{shown}", path))
     # Checkpoints uploaded on the Verify page in this session: usable on every page.
-    choices += [c for c in st.session_state.get(UPLOADED, []) if c.path.is_file()]
+    choices += [c for c in st.session_state.get(state.UPLOADED_MODELS, []) if c.path.is_file()]
     return choices
 
 
@@ -74,21 +73,21 @@ MODEL_PARAM = "model"  # the URL's query parameter naming the model in use, so a
 
 def current_model(choices: Optional[list[ModelChoice]] = None) -> ModelChoice:
     choices = choices or model_choices()
-    wanted = st.session_state.get("model") or st.query_params.get(MODEL_PARAM) or DEMO_KEY
+    wanted = st.session_state.get(state.MODEL) or st.query_params.get(MODEL_PARAM) or DEMO_KEY
     return next((c for c in choices if c.key == wanted), choices[0])
 
 
 def use_model(key: str) -> None:
     """Make a model the one in use on every page (kept outside widget state, which pages forget) and in the URL."""
-    st.session_state["model"] = key
+    st.session_state[state.MODEL] = key
     keep_in_url()
 
 
 def keep_in_url() -> None:
     """Put the model in use into the URL (a page switch clears it); the demo needs no parameter."""
-    key = st.session_state.get("model")
+    key = st.session_state.get(state.MODEL)
     if key is None and st.query_params.get(MODEL_PARAM):
-        st.session_state["model"] = key = st.query_params[MODEL_PARAM]  # a reload: the URL remembers
+        st.session_state[state.MODEL] = key = st.query_params[MODEL_PARAM]  # a reload: the URL remembers
     if key and key != DEMO_KEY and not key.startswith("upload:"):  # an upload lives only in its session
         if st.query_params.get(MODEL_PARAM) != key:
             st.query_params[MODEL_PARAM] = key
@@ -99,7 +98,7 @@ def keep_in_url() -> None:
 def start_on_first_for_each_model(widget: str, options: list, choice: ModelChoice) -> None:
     """Before drawing a radio of image sources: each model starts on its first option (its own images); the
     person's pick then stays while that model stays in use."""
-    marker = f"{widget}-model"
+    marker = state.first_for_model(widget)
     if st.session_state.get(widget) not in options or st.session_state.get(marker) != choice.key:
         st.session_state[widget] = options[0]
         st.session_state[marker] = choice.key
@@ -116,8 +115,8 @@ def model_picker(page: str, allow_upload: bool = False) -> ModelChoice:
     choices = model_choices()
     chosen = current_model(choices)
     options = choices + ([UPLOAD_CHOICE] if allow_upload else [])
-    widget = f"model-picker-{page}"
-    if st.session_state.get(widget) != UPLOAD_CHOICE or st.session_state.pop(f"{widget}-uploaded", False):
+    widget = state.model_picker(page)
+    if st.session_state.get(widget) != UPLOAD_CHOICE or st.session_state.pop(state.model_picker_uploaded(page), False):
         st.session_state[widget] = chosen  # the one model state of the app: the picker shows it, never its own
     # The change is taken in a callback, which runs before the script: the sidebar, drawn first, agrees at once.
     picked = st.selectbox("Model", options, format_func=lambda c: c.label, key=widget, on_change=_picked,
@@ -130,7 +129,7 @@ def model_picker(page: str, allow_upload: bool = False) -> ModelChoice:
             st.caption(f"Until then: {text.plain(chosen.label)}.")
             return chosen
         use_model(uploaded.key)
-        st.session_state[f"{widget}-uploaded"] = True
+        st.session_state[state.model_picker_uploaded(page)] = True
         st.rerun()  # so that the picker lists the new model and shows it as the one in use
     return picked
 
@@ -150,8 +149,7 @@ def checkpoint_uploader(page: str) -> Optional[ModelChoice]:
                                    "or its command line. It is read safely: nothing in it is run.")
     if upload is None:
         return None
-    known = st.session_state.setdefault(UPLOADED, [])
-    checked = st.session_state.setdefault("checkpoint-uploads-checked", {})  # file id -> choice key
+    known, checked = state.uploaded_models(), state.checked_checkpoints()
     done = next((c for c in known if c.key == checked.get(upload.file_id)), None)
     if done is not None:
         return done  # checked on an earlier run of the page: not hashed and read again
@@ -182,9 +180,12 @@ def load_model(choice: ModelChoice):
     """The loaded model (cached per file and version), or None after showing why it cannot load."""
     try:
         model = _load(*choice.version)
-    except FileNotFoundError:
-        st.error(f"The model file {choice.path} is missing. If this is the demo model, run "
-                 "`python assets/make_demo.py` to make it again.")
+    except FileNotFoundError:  # deleted since the list was drawn (or the demo never made): no path shown
+        if choice.key == DEMO_KEY:
+            st.error("The demo model's file is missing: run `python assets/make_demo.py` to make it again.")
+        else:
+            text.error(f"The file of the model '{choice.label}' is no longer on the server: pick another model.")
+        return None
     except UserError as exc:
         text.error(exc)
         return None

@@ -8,7 +8,7 @@ from typing import Optional
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_pages.shared import models, text
+from app_pages.shared import models, state, text
 from app_pages.shared.icons import ICONS
 from siamese_core.errors import UserError
 from siamese_core.runs import jobs
@@ -24,12 +24,11 @@ STATE_ICONS = {"waiting": ":material/schedule:", "queued": ":material/hourglass_
                "stopped": ":material/stop_circle:", "failed": ":red[:material/error:]",
                "cancelled": ":material/cancel:"}
 REFRESH_SECONDS = 1.5
-_DELETED = "run-view-deleted"  # the run deleted by the last click, for the page to say so after its rerun
 
 
 def just_deleted() -> Optional[str]:
     """The name of the run deleted by the click that reran the page, once; None otherwise."""
-    return st.session_state.pop(_DELETED, None)
+    return st.session_state.pop(state.DELETED_RUN, None)
 
 
 def queue_words(place: jobs.QueuePlace, training: int) -> str:
@@ -288,22 +287,22 @@ def _class_word(info: jobs.RunInfo) -> None:
 
 def _delete(run: RunDir) -> None:
     name = run.path.name
-    if st.session_state.get("confirm_delete") != name:
+    if st.session_state.get(state.CONFIRM_DELETE) != name:
         if st.button("Delete this run", icon=":material/delete:", key=f"delete-{name}"):
-            st.session_state["confirm_delete"] = name
+            st.session_state[state.CONFIRM_DELETE] = name
             st.rerun()
         return
     st.warning(f"Delete **{text.plain(name)}** with its checkpoints and uploaded data? This cannot be undone.")
     yes, no = st.columns(2)
     if yes.button("Yes, delete it", key=f"delete-yes-{name}", type="primary"):
-        st.session_state.pop("confirm_delete", None)
+        st.session_state.pop(state.CONFIRM_DELETE, None)
         try:
             jobs.delete(run)
         except UserError as exc:
             text.error(exc)
             return
-        st.session_state[_DELETED] = name
+        st.session_state[state.DELETED_RUN] = name
         st.rerun()
     if no.button("Cancel", key=f"delete-no-{name}"):
-        st.session_state.pop("confirm_delete", None)
+        st.session_state.pop(state.CONFIRM_DELETE, None)
         st.rerun()

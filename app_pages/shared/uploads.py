@@ -7,12 +7,13 @@ from pathlib import Path
 
 import streamlit as st
 
+from app_pages.shared import state
 from siamese_core.data import uploads
 
 
 def upload_digest(*files) -> str:
     """The files' content hash, computed once per uploaded file in this session."""
-    return uploads.upload_digest(*files, cache=st.session_state.setdefault("upload-digests", {}))
+    return uploads.upload_digest(*files, cache=state.upload_digests())
 
 
 def staged_upload(*files, kind: str = "") -> Path:

@@ -12,7 +12,7 @@ from typing import Optional
 import streamlit as st
 from PIL import Image
 
-from app_pages.shared import text
+from app_pages.shared import state, text
 from app_pages.train.choice import DataChoice
 from siamese_core.data import builder
 from siamese_core.data.builder import DatasetDraft
@@ -20,10 +20,7 @@ from siamese_core.data.images import IMAGE_SUFFIXES
 from siamese_core.errors import UserError
 
 PARAM = "dataset"  # the address remembers the data set: a reload finds its images again
-STATE = "builder-dataset"
-TARGET = "builder-target"  # the class images are added to
 NAME = "my-images"  # the data's name in the run's name
-MESSAGE = "builder-message"
 UPLOAD = "Uploading image files"
 CAMERA = "Webcam snapshots"
 THUMBNAILS = 40  # per class, newest first; the rest are counted
@@ -41,13 +38,13 @@ def make_dataset(source: str):
     if not classes:
         return DataChoice(source, problems=builder.problems({}), name=NAME)
 
-    if st.session_state.get(TARGET) not in classes:
-        st.session_state.pop(TARGET, None)  # renamed or removed: the first class is picked
+    if st.session_state.get(state.BUILDER_TARGET) not in classes:
+        st.session_state.pop(state.BUILDER_TARGET, None)  # renamed or removed: the first class is picked
     left, right = st.columns(2)
-    target = left.radio("Add images to", classes, horizontal=True, key=TARGET)
+    target = left.radio("Add images to", classes, horizontal=True, key=state.BUILDER_TARGET)
     how = right.radio("Add them by", [UPLOAD, CAMERA], horizontal=True, key="builder-how")
     if how == CAMERA:
-        key = f"builder-camera-{st.session_state.get('builder-shots', 0)}"  # a new key: the camera is ready again
+        key = state.builder_camera(state.count(state.BUILDER_SHOTS))  # a new key: the camera is ready again
         st.camera_input(f"Take a snapshot: each one is added to '{target}'", key=key,
                         on_change=_take_snapshot, args=(draft.id, target, key))
     else:
@@ -87,10 +84,10 @@ def leave_address() -> None:
 
 def _draft() -> Optional[DatasetDraft]:
     """This session's data set, or the one the address names (after a reload); None before the first class."""
-    wanted = st.session_state.get(STATE) or st.query_params.get(PARAM)
+    wanted = st.session_state.get(state.BUILDER_DATASET) or st.query_params.get(PARAM)
     draft = DatasetDraft.open(wanted) if wanted else None
     if draft is not None:
-        st.session_state[STATE] = draft.id
+        st.session_state[state.BUILDER_DATASET] = draft.id
         if st.query_params.get(PARAM) != draft.id:
             st.query_params[PARAM] = draft.id
     return draft
@@ -113,10 +110,10 @@ def _new_class(draft: Optional[DatasetDraft]) -> Optional[DatasetDraft]:
         if right.form_submit_button("Add class", icon=":material/add:") and name.strip():
             try:
                 draft = draft or DatasetDraft.create()
-                st.session_state[STATE] = draft.id
+                st.session_state[state.BUILDER_DATASET] = draft.id
                 st.query_params[PARAM] = draft.id
                 added = draft.add_class(name)
-                st.session_state[TARGET] = added  # images go to the new class next
+                st.session_state[state.BUILDER_TARGET] = added  # images go to the new class next
                 _say(f"Class '{added}' made: add its images below.", "success")
             except UserError as exc:
                 _say(str(exc), "error")
@@ -124,11 +121,11 @@ def _new_class(draft: Optional[DatasetDraft]) -> Optional[DatasetDraft]:
 
 
 def _say(message: str, kind: str = "success") -> None:
-    st.session_state[MESSAGE] = (kind, message)
+    st.session_state[state.BUILDER_MESSAGE] = (kind, message)
 
 
 def _show_message() -> None:
-    kind, message = st.session_state.pop(MESSAGE, (None, None))
+    kind, message = st.session_state.pop(state.BUILDER_MESSAGE, (None, None))
     if kind == "error":
         text.error(message)
     elif message:
@@ -146,12 +143,12 @@ def _take_snapshot(dataset_id: str, target: str, key: str) -> None:
         _say(f"Snapshot added to '{target}'." if new else f"That snapshot is in '{target}' already.")
     except UserError as exc:
         _say(str(exc), "error")
-    st.session_state["builder-shots"] = st.session_state.get("builder-shots", 0) + 1
+    state.bump(state.BUILDER_SHOTS)
 
 
 def _add_uploads(draft: DatasetDraft, target: str, files: list) -> None:
     """Add the uploaded files not added before (each once: a file removed from the class stays removed)."""
-    done = st.session_state.setdefault("builder-added", set())
+    done = state.builder_added()
     fresh = [f for f in files if f.file_id not in done]
     if not fresh:
         return
@@ -181,7 +178,7 @@ def _class_view(draft: DatasetDraft, name: str) -> None:
             else " :red[(too few)]")
     head.markdown(f"**{text.plain(name)}**: {count} image{'s' if count != 1 else ''}{mark}")
     with head.popover("Rename or remove", icon=":material/edit:"):
-        st.text_input("New name", name, key=f"builder-rename-{name}", max_chars=builder.MAX_NAME)
+        st.text_input("New name", name, key=state.builder_rename(name), max_chars=builder.MAX_NAME)
         st.button("Rename", key=f"builder-rename-go-{name}", on_click=_rename, args=(draft.id, name))
         st.button(f"Remove '{name}' and its {count} images", key=f"builder-remove-{name}", type="primary",
                   icon=":material/delete:", on_click=_remove_class, args=(draft.id, name))
@@ -211,10 +208,10 @@ def _thumbnail(path: str) -> bytes:
 
 def _rename(dataset_id: str, name: str) -> None:
     try:
-        new = _open(dataset_id).rename_class(name, st.session_state.get(f"builder-rename-{name}", name))
+        new = _open(dataset_id).rename_class(name, st.session_state.get(state.builder_rename(name), name))
         if new != name:
-            if st.session_state.get(TARGET) == name:
-                st.session_state[TARGET] = new
+            if st.session_state.get(state.BUILDER_TARGET) == name:
+                st.session_state[state.BUILDER_TARGET] = new
             _say(f"'{name}' is now '{new}'.")
     except UserError as exc:
         _say(str(exc), "error")

@@ -84,11 +84,11 @@ def _mnist() -> DataChoice:
     return DataChoice(MNIST, settings, problems=[problem], name="mnist")
 
 
-@st.cache_data(ttl=60, show_spinner="Checking whether MNIST can be downloaded...")
 def _mnist_downloadable() -> bool:
-    from siamese_core.models.networks import reachable
+    from siamese_core.models.networks import reachable  # its answer is kept a minute, then asked again
 
-    return reachable(MNIST_HOST)
+    with st.spinner("Checking whether MNIST can be downloaded..."):
+        return reachable(MNIST_HOST)
 
 
 def _class_zip() -> DataChoice:
@@ -122,9 +122,6 @@ def _server_folder() -> DataChoice:
 
 
 def _triplets() -> DataChoice:
-    from siamese_core.config import DEFAULT_IDENTITY_PATTERN
-    from siamese_core.data.sources import identities, read_csv_columns
-
     left, right = st.columns(2)
     csv = left.file_uploader("Triplet CSV (columns Anchor, Positive, Negative)", type=["csv"], key="triplet-csv")
     images = right.file_uploader("Zip of the images it names", type=["zip"], key="triplet-zip")
@@ -134,27 +131,26 @@ def _triplets() -> DataChoice:
     csv_path = staged / "triplets.csv"
     if not csv_path.is_file():
         write_bytes(csv_path, csv.getvalue())
-    table, columns = read_csv_columns(csv_path, ("Anchor", "Positive", "Negative"), "triplet file")
-    names = table[[columns["anchor"], columns["positive"], columns["negative"]]].to_numpy().ravel().tolist()
-    images_root = uploads.find_images_root(staged, names[:1])
-    missing = [n for n in dict.fromkeys(names) if not (images_root / n).is_file()]
-    labels, classes = identities(list(dict.fromkeys(names)), DEFAULT_IDENTITY_PATTERN)
-    st.caption(f"{len(table):,} triplets naming {len(set(names)):,} images"
-               + (f" of {len(classes):,} identities (read from the file names)" if classes else "") + ".")
-    first = table.iloc[0]
-    _thumbnails({"anchor": [images_root / first[columns["anchor"]]],
-                 "positive": [images_root / first[columns["positive"]]],
-                 "negative": [images_root / first[columns["negative"]]]})
-    problems = []
-    if len(missing) == len(set(names)):
-        problems.append("None of the files the CSV names are in the zip: check that its names match the "
-                        f"zip's paths (the first is '{names[0]}').")
-        st.error(problems[-1])
-    elif missing:
-        st.warning(f"{len(missing):,} files the CSV names are not in the zip (e.g. '{missing[0]}'); "
-                   "the triplets naming them are left out.")
-    return DataChoice(TRIPLETS, {"dataset": "triplets", "triplets": str(csv_path), "images": str(images_root),
-                                 "data_name": f"{csv.name} and {images.name}"}, staged, problems, name=Path(csv.name).stem)
+    summary = _described_triplets(str(csv_path), str(staged), csv.name)
+    if summary.rows:
+        who = f" of {len(summary.identities):,} identities (read from the file names)" if summary.identities else ""
+        st.caption(f"{summary.rows:,} triplets naming {summary.names:,} images{who}.")
+    if summary.first:
+        _thumbnails(dict(zip(("anchor", "positive", "negative"), ([path] for path in summary.first))))
+    for note in summary.notes:
+        st.warning(text.plain(note))
+    for problem in summary.problems:
+        text.error(problem)
+    chosen = {"dataset": "triplets", "triplets": str(csv_path), "images": str(summary.images_root or staged),
+              "data_name": f"{csv.name} and {images.name}"}
+    return DataChoice(TRIPLETS, chosen, staged, summary.problems, name=Path(csv.name).stem)
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading the triplet file...")
+def _described_triplets(csv_path: str, staged: str, csv_name: str) -> uploads.TripletSummary:
+    """Once per upload (its folder is named by the hash of both files), not on every click: a file of
+    60,000 rows over 20,000 images takes about two seconds to check."""
+    return uploads.describe_triplets(csv_path, staged, csv_name=f"'{csv_name}'", images_name="the zip")
 
 
 SAMPLED_CLASSES = 20  # classes whose first files are opened before Start, to catch files that are no images

@@ -4,7 +4,7 @@ import time
 
 import streamlit as st
 
-from app_pages.shared import run_view, text
+from app_pages.shared import run_view, state, text
 from app_pages.train import data as train_data
 from app_pages.train import photos as train_photos
 from siamese_core import settings
@@ -29,13 +29,13 @@ st.caption("Teach a Siamese network what 'same' looks like in your images. Train
 
 RECENT_SECONDS = 3600  # a run that finished while the browser was closed is still shown for this long
 
-watched = st.session_state.get("watched_run")
+watched = st.session_state.get(state.WATCHED_RUN)
 if not watched or not (runs_dir() / watched).is_dir():
     runs = jobs.list_runs()
     recent = [info for info in runs if info.unfinished
               or time.time() - (info.status.get("finished_at") or 0) < RECENT_SECONDS]
     watched = recent[0].name if recent else None
-    st.session_state["watched_run"] = watched  # stays on the page once it finishes
+    st.session_state[state.WATCHED_RUN] = watched  # stays on the page once it finishes
 if watched:
     st.subheader("Your run")
     run_view.show_run(watched)
@@ -138,5 +138,5 @@ if start:
     except UserError as exc:
         text.error(exc)
     else:
-        st.session_state["watched_run"] = run.path.name
+        st.session_state[state.WATCHED_RUN] = run.path.name
         st.rerun()

@@ -7,16 +7,13 @@ from typing import Optional
 import numpy as np
 import streamlit as st
 
-from app_pages.shared import text
+from app_pages.shared import state, text
 from app_pages.shared.models import ModelChoice
 from app_pages.shared.uploads import upload_digest
 from siamese_core.errors import UserError
 
 CSV_AND_ZIP = "A CSV naming the pairs, and a zip of the images"
 PAIR_FOLDERS = "A zip with one folder per pair"
-
-
-SCORED = "batch-scored"  # session state: (model version, zip, csv) and the table scored for them
 
 
 def scored_pairs(model, model_version: tuple, zip_key: str, csv_key: Optional[str], zip_bytes: bytes,
@@ -26,7 +23,7 @@ def scored_pairs(model, model_version: tuple, zip_key: str, csv_key: Optional[st
     from siamese_core.inference.verification import check_pairs_upload
 
     key = (model_version, zip_key, csv_key)
-    kept = st.session_state.get(SCORED)
+    kept = st.session_state.get(state.BATCH_SCORED)
     if kept and kept[0] == key:
         return kept[1]
     bar = st.progress(0.0, text="Checking the pairs...")
@@ -40,7 +37,7 @@ def scored_pairs(model, model_version: tuple, zip_key: str, csv_key: Optional[st
                                       on_progress=on_progress)
     finally:
         bar.empty()
-    st.session_state[SCORED] = (key, table)
+    st.session_state[state.BATCH_SCORED] = (key, table)
     return table
 
 

@@ -12,6 +12,7 @@ from typing import Optional
 import numpy as np
 import streamlit as st
 
+from app_pages.shared import state
 from app_pages.shared.images import enlarged
 from app_pages.shared.paths import SAMPLES
 from siamese_core.data.images import IMAGE_SUFFIXES, is_image_file, pixels_to_image
@@ -106,19 +107,18 @@ def canvas_png(image_data: Optional[np.ndarray]) -> Optional[bytes]:
 
 
 def _clear_pad(counter: str) -> None:
-    # A new key is a new, empty pad (the component keeps its strokes under its key).
-    st.session_state[counter] = st.session_state.get(counter, 0) + 1
+    state.bump(counter)  # a new key is a new, empty pad (the component keeps its strokes under its key)
 
 
 def _pad_key(side: str) -> str:
-    return f"pad-{side}-{st.session_state.get(f'pad-{side}-cleared', 0)}"
+    return state.drawing_pad(side, state.count(state.pad_cleared(side)))
 
 
 def _drawing(column, side: str, word: str) -> Optional[bytes]:
     """A drawing pad and its Clear button; the drawing as PNG bytes, or None while the pad is empty."""
     from streamlit_drawable_canvas import st_canvas  # a component: it can only be imported inside a running app
 
-    counter = f"pad-{side}-cleared"
+    counter = state.pad_cleared(side)
     with column:
         # Also room for the pad's own toolbar, which shows above it on hover, off the choices above.
         st.caption(f"Write one {word} with the mouse or a finger.")
@@ -134,11 +134,10 @@ def _drawing(column, side: str, word: str) -> Optional[bytes]:
 
 def _pick_pair(pairs: tuple, counter: str, set_key: str) -> None:
     """A button's callback: put the next sample pair of `pairs` into both inputs (before they are drawn)."""
-    n = st.session_state.get(counter, 0)
-    st.session_state[counter] = n + 1
+    n = state.bump(counter)
     for side, path in zip("AB", pairs[n % len(pairs)]):
         if path.is_file():
-            st.session_state[f"source-{side}"] = "Sample"  # the widgets of image_input(side=...) below
+            st.session_state[state.source(side)] = "Sample"  # the widgets of image_input(side=...) below
             st.session_state[_sample_widget(side, set_key)] = path
 
 
@@ -150,16 +149,17 @@ def sample_buttons(model, samples: SampleSet) -> None:
     left, right, _ = st.columns([1, 1, 2])
     if samples.same:
         left.button(f"Try: same {word}", key="try-same", on_click=_pick_pair,
-                    args=(samples.same, "try-same-n", samples.key), help=f"Two different images of one {word}.")
+                    args=(samples.same, state.TRY_SAME_SHOWN, samples.key),
+                    help=f"Two different images of one {word}.")
     if samples.different:
         right.button(f"Try: different {plural(word)}", key="try-different", on_click=_pick_pair,
-                     args=(samples.different, "try-different-n", samples.key),
+                     args=(samples.different, state.TRY_DIFFERENT_SHOWN, samples.key),
                      help=f"Images of two different {plural(word)}.")
 
 
 def _sample_widget(side: str, set_key: str) -> str:
     # One widget per sample set: a set's files are not options of another's (e.g. after switching model).
-    return f"sample-{side}-{hashlib.sha256(set_key.encode()).hexdigest()[:10]}"
+    return state.sample(side, hashlib.sha256(set_key.encode()).hexdigest()[:10])
 
 
 # ---------------------------------------------------------------- one image input
@@ -170,9 +170,9 @@ def image_input(column, side: str, model, samples: SampleSet, default_sample: in
     a message."""
     label = label or f"Image {side}"
     sources = (SOURCES if samples.images else SOURCES[1:]) + ([DRAW] if draws_digits(model) else [])
-    if st.session_state.get(f"source-{side}") not in sources:
-        st.session_state[f"source-{side}"] = sources[0]  # e.g. 'Sample' after switching to a model without samples
-    source = column.radio(label, sources, horizontal=True, key=f"source-{side}",
+    if st.session_state.get(state.source(side)) not in sources:
+        st.session_state[state.source(side)] = sources[0]  # e.g. 'Sample' after switching to a model without samples
+    source = column.radio(label, sources, horizontal=True, key=state.source(side),
                           help="Camera asks the browser for the camera only when you pick it.")
     if source == "Upload":
         upload = column.file_uploader(label, type=sorted(s.lstrip(".") for s in IMAGE_SUFFIXES),

@@ -8,13 +8,12 @@ import io
 import numpy as np
 import streamlit as st
 
-from app_pages.shared import why
+from app_pages.shared import state, why
 from app_pages.shared.models import ModelChoice
 from app_pages.shared.text import plain
 from app_pages.verify.inputs import PickedImage, image_input, sample_buttons, sample_set, shown
 from siamese_core.words import plural
 
-HISTORY = "verify-history"
 HISTORY_LENGTH = 10
 
 
@@ -34,7 +33,7 @@ def pair_score(_model, model_version: tuple, pixels_a: np.ndarray, pixels_b: np.
 def threshold_slider(model, choice: ModelChoice) -> float:
     """The decision threshold in score units (0-1), shown in percent; its default is the calibrated one."""
     calibrated = round(100 * model.threshold, 1)
-    key = f"threshold-{choice.key}"
+    key = state.threshold(choice.key)
     left, right = st.columns([4, 1])
     percent = left.slider("Say 'same' from this score", 0.0, 100.0, calibrated, 0.1, format="%.1f%%", key=key,
                           help=f"The model's own threshold, {calibrated:.1f}%, was chosen on validation pairs when "
@@ -82,7 +81,7 @@ def show_verdict(verdict, model) -> None:
 
 def show_why(model, choice: ModelChoice, image_a: PickedImage, image_b: PickedImage, threshold: float) -> None:
     """The maps of which parts made the verdict, worked out only while the expander is open."""
-    box = st.expander("Why this verdict?", key="why-verdict", on_change="rerun", icon=":material/search:")
+    box = st.expander("Why this verdict?", key=state.WHY_VERDICT, on_change="rerun", icon=":material/search:")
     with box:
         if box.open:
             why.show_pair(model, choice.version, image_a.pixels, image_b.pixels, threshold)
@@ -98,7 +97,7 @@ def _thumbnail(pixels: np.ndarray) -> bytes:
 
 def remember(key: str, a: PickedImage, b: PickedImage, verdict, model, label: str) -> None:
     """Add a check to the session's history, unless it is the same check as the last one."""
-    history = st.session_state.setdefault(HISTORY, [])
+    history = state.verify_history()
     entry = {"key": key, "a": _thumbnail(a.pixels), "b": _thumbnail(b.pixels), "names": (a.name, b.name),
              "words": verdict_words(verdict.same, model.class_word), "score": verdict.score,
              "threshold": verdict.threshold, "model": label}
@@ -110,7 +109,7 @@ def remember(key: str, a: PickedImage, b: PickedImage, verdict, model, label: st
 
 
 def show_history() -> None:
-    history = st.session_state.get(HISTORY, [])
+    history = st.session_state.get(state.VERIFY_HISTORY, [])
     if not history:
         return
     with st.expander(f"Checked in this session ({len(history)})", expanded=False):
@@ -121,7 +120,8 @@ def show_history() -> None:
             text.markdown(f"**{entry['words']}**, {100 * entry['score']:.1f}% (same from "
                           f"{100 * entry['threshold']:.1f}%) · {plain(entry['names'][0])} and "
                           f"{plain(entry['names'][1])} · {plain(entry['model'])}")  # file and run names: the user's words
-        st.button("Clear the history", key="clear-history", on_click=st.session_state.__setitem__, args=(HISTORY, []))
+        st.button("Clear the history", key="clear-history", on_click=st.session_state.__setitem__,
+                  args=(state.VERIFY_HISTORY, []))
 
 
 # ---------------------------------------------------------------- the tab

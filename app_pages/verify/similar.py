@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages.shared import text
+from app_pages.shared import state, text
 from app_pages.shared.models import ModelChoice, start_on_first_for_each_model
 from app_pages.shared.uploads import staged_upload, unpack_zip
 from app_pages.verify.inputs import image_input, sample_set, shown
@@ -51,8 +51,8 @@ def pick_gallery(model, choice: ModelChoice):
     own = choice.key.startswith("run:") and bool(model.checkpoint.get("config"))
     sources = [VALIDATION, DIGITS, ZIP] if own and model.class_word != "digit" else \
         [DIGITS, VALIDATION, ZIP] if own else [DIGITS, ZIP]
-    start_on_first_for_each_model("gallery-source", sources, choice)
-    source = st.radio("Search among", sources, key="gallery-source", horizontal=True)
+    start_on_first_for_each_model(state.GALLERY_SOURCE, sources, choice)
+    source = st.radio("Search among", sources, key=state.GALLERY_SOURCE, horizontal=True)
     if source == DIGITS:
         return gallery("digits", model.image_size, model.channels, model.input_pipeline, None), "digits"
     if source == VALIDATION:

@@ -25,7 +25,7 @@ def inside(root, path) -> bool:
     try:
         root = Path(root).resolve()
         path = Path(path).resolve()
-    except (OSError, RuntimeError):  # a symlink loop
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, a name too long, a NUL byte in it
         return False
     return path == root or path.is_relative_to(root)
 

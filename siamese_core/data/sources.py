@@ -12,23 +12,23 @@ import functools
 import gzip
 import logging
 import os
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 from PIL import Image
 from sklearn.datasets import load_digits as sklearn_digits
 
 from .. import settings
 from ..errors import UserError
+from ..words import short_name
 from .images import is_image_file
-from .paths import class_folder_files
+from .paths import class_folder_files, inside
 from .pipelines import load_pixels, to_pixels
+from .tables import identities, read_csv_columns, read_csv_table  # noqa: F401 - importable from here too
 from .uploads import class_split_problem
 
 log = logging.getLogger(__name__)
@@ -318,7 +318,11 @@ def load_triplet_csv(csv_path, images_dir, size: int, channels: int,
     if len(rows) == 0:
         raise UserError(f"'{csv_path}' has no rows.")
     unique = sorted(set(rows.ravel()))
-    paths = [images_dir / name for name in unique]
+    outside = {name for name in unique if not inside(images_dir, images_dir / name)}
+    if outside:  # '../x', a full path or a link out: nothing is read from outside the folder named
+        log.warning("Left out %d names that lead outside '%s' (e.g. '%s').", len(outside), images_dir.name,
+                    short_name(min(outside)))
+    paths = [images_dir / name for name in unique if name not in outside]
     pixels, kept, skipped = decode_files(paths, size, channels, pipeline)
     if skipped:
         _report_skipped(skipped)
@@ -333,56 +337,6 @@ def load_triplet_csv(csv_path, images_dir, size: int, channels: int,
     names = [str(p.relative_to(images_dir)) for p in kept]
     labels, classes = identities(names, identity_pattern)
     return ImageSet(pixels, labels, classes, names, triplets=triplets, skipped=skipped)
-
-
-def read_csv_table(csv_path, header="infer", name: Optional[str] = None) -> pd.DataFrame:
-    """A CSV file as a table of strings; a file that is not UTF-8 text or not a CSV is a UserError
-    that calls it `name` (default: its file name in quotes)."""
-    csv_path = Path(csv_path)
-    label = name or f"'{csv_path.name}'"
-    try:
-        return pd.read_csv(csv_path, dtype=str, keep_default_na=False, header=header, encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise UserError(f"{label} is not UTF-8 text: save it again as 'CSV UTF-8' (spreadsheet programs "
-                        "offer it under Save As).") from None
-    except Exception as exc:  # noqa: BLE001 - pandas has many ways to fail on a file that is not a CSV
-        raise UserError(f"{label} could not be read as a CSV file ({exc}).") from None
-
-
-def read_csv_columns(csv_path, required, what: str = "file", name: Optional[str] = None):
-    """Read a CSV of strings whose `required` columns may come in any order and letter case.
-
-    Returns (table, {lower-case name: column name as written}).
-    """
-    csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise UserError(f"The {what} '{csv_path}' does not exist: check the path.")
-    table = read_csv_table(csv_path, name=name)
-    columns = {str(c).strip().lower(): c for c in table.columns}
-    missing = [c for c in required if c.lower() not in columns]
-    if missing:
-        label = name or f"'{csv_path}'"
-        raise UserError(f"{label} needs columns {', '.join(required)}; missing: {', '.join(missing)} "
-                        f"(found: {', '.join(map(str, table.columns))}).")
-    return table, columns
-
-
-def identities(names: Sequence[str], pattern: Optional[str]):
-    """Labels from a regex on each file's base name; all -1 unless every name matches."""
-    unknown = np.full(len(names), -1, dtype=np.int64), []
-    if not pattern:
-        return unknown
-    try:
-        regex = re.compile(pattern)
-    except re.error as exc:
-        raise UserError(f"--identity-pattern '{pattern}' is not a valid regular expression ({exc}).") from None
-    found = [regex.search(os.path.basename(n)) for n in names]
-    if not all(found):
-        return unknown
-    ids = [m.group(1) if m.groups() else m.group(0) for m in found]
-    classes = sorted(set(ids))
-    index = {c: i for i, c in enumerate(classes)}
-    return np.array([index[i] for i in ids], dtype=np.int64), classes
 
 
 # ---------------------------------------------------------------- checks and splits

@@ -25,10 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
+import numpy as np
+
 from .. import settings
+from ..config import DEFAULT_IDENTITY_PATTERN
 from ..errors import UserError
+from ..words import short_name
 from .images import IMAGE_SUFFIXES, is_image_file
 from .paths import class_folder_files, inside
+from .tables import identities, read_csv_columns
 
 CHUNK = 1 << 20
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -205,6 +210,13 @@ def find_class_root(folder) -> Path:
         folder = subdirs[0]
 
 
+def _file_there(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, or with a NUL byte in it
+        return False
+
+
 def find_images_root(folder, names: Sequence[str], max_depth: int = 4) -> Path:
     """The folder (this one or a descendant, nearest first) under which the first of `names` is a file."""
     folder = Path(folder)
@@ -215,7 +227,7 @@ def find_images_root(folder, names: Sequence[str], max_depth: int = 4) -> Path:
     while queue:
         candidate, depth = queue.popleft()
         path = candidate / names[0]
-        if path.is_file() and inside(folder, path):  # a CSV naming '/etc/passwd' finds nothing
+        if _file_there(path) and inside(folder, path):  # a CSV naming '/etc/passwd' finds nothing
             return candidate
         if depth < max_depth:
             queue.extend((d, depth + 1) for d in _visible_dirs(candidate))
@@ -280,6 +292,114 @@ def describe_class_folders(root, max_examples: int = 4) -> FolderSummary:
         examples[name] = found[:max_examples]
     loose = sum(1 for p in root.iterdir() if p.is_file() and is_image_file(p))
     return FolderSummary(classes, counts, examples, loose)
+
+
+# ---------------------------------------------------------------- describing a triplet file
+
+TRIPLET_COLUMNS = ("Anchor", "Positive", "Negative")
+
+
+@dataclass
+class TripletSummary:
+    """What a triplet CSV and its images folder hold, as load_triplet_csv will see them (no image decoded)."""
+
+    rows: int = 0  # triplet rows in the file
+    names: int = 0  # distinct names in them
+    images_root: Optional[Path] = None  # the folder the names are read under (the one given, or one inside it)
+    identities: list = field(default_factory=list)  # read from the found files' names; [] unless all match
+    missing: list = field(default_factory=list)  # names that are no file in the images folder
+    outside: list = field(default_factory=list)  # names leading outside it (.., a full path, a link): never read
+    complete: int = 0  # rows whose three files are all there
+    first: Optional[tuple] = None  # the first complete row's files: (anchor, positive, negative)
+    problems: list = field(default_factory=list)  # why it cannot be trained on, in sentences; [] when it can
+    notes: list = field(default_factory=list)  # what training leaves out, in sentences
+
+
+def _named(name: str) -> str:
+    return f"'{short_name(name)}'" if name else "an empty cell"
+
+
+def describe_triplets(csv_path, images_dir, identity_pattern: Optional[str] = DEFAULT_IDENTITY_PATTERN, *,
+                      csv_name: Optional[str] = None, images_name: str = "the images folder") -> TripletSummary:
+    """Count the rows of a triplet CSV (columns Anchor, Positive, Negative in any order and case), the files
+    they name that are in `images_dir` (or in the folder inside it that holds the first name, as a zip's
+    wrapping folder) and the identities `identity_pattern` reads from those files' names. Never raises for
+    what is in the file: every problem is a sentence that calls the file `csv_name` (default: its name in
+    quotes) and the folder `images_name`, and quotes names shortened. Nothing outside the folder is looked
+    at beyond where its links lead, and nothing is decoded."""
+    csv_path, images_dir = Path(csv_path), Path(images_dir)
+    label = csv_name or f"'{csv_path.name}'"
+    summary = TripletSummary()
+    if not images_dir.is_dir():
+        summary.problems.append(f"The images folder '{images_dir.name}' does not exist: check the path.")
+        return summary
+    try:
+        if csv_path.is_file() and csv_path.stat().st_size == 0:
+            raise UserError(f"{label} is empty: it needs a header row ({','.join(TRIPLET_COLUMNS)}) and one row "
+                            "per triplet.")
+        table, columns = read_csv_columns(csv_path, TRIPLET_COLUMNS, "triplet file", label)
+    except UserError as exc:
+        summary.problems.append(str(exc))
+        return summary
+    rows = [[str(cell).strip() for cell in row]
+            for row in table[[columns[c.lower()] for c in TRIPLET_COLUMNS]].itertuples(index=False)]
+    summary.rows = len(rows)
+    if not rows:
+        summary.problems.append(f"{label} has a header but no rows: add one row per triplet (the anchor, an image "
+                                "of the same identity and one of another).")
+        return summary
+    unique = list(dict.fromkeys(name for row in rows for name in row))
+    summary.names = len(unique)
+    root = summary.images_root = find_images_root(images_dir, [name for name in unique if name][:1])
+    found = {}
+    for name in unique:
+        path = root / name
+        if not name or "\x00" in name:  # no file has such a name
+            summary.missing.append(name)
+        elif not inside(root, path):  # '../x', '/etc/x' or a link out: not looked at, as the loader
+            summary.outside.append(name)
+        elif _file_there(path):
+            found[name] = path
+        else:
+            summary.missing.append(name)
+    complete = [row for row in rows if all(name in found for name in row)]
+    summary.complete = len(complete)
+    if complete:
+        summary.first = tuple(found[name] for name in complete[0])
+    try:
+        labels, summary.identities = identities(list(found), identity_pattern)
+    except UserError as exc:
+        summary.problems.append(str(exc))
+        return summary
+    _triplet_problems(summary, labels, label, images_name, unique)
+    return summary
+
+
+def _triplet_problems(summary: TripletSummary, labels, label: str, images_name: str, unique: list) -> None:
+    """What load_triplet_csv and the trainer's check would refuse, said before Start; and what they leave out."""
+    present = summary.names - len(summary.missing) - len(summary.outside)
+    if summary.outside:
+        n = len(summary.outside)
+        summary.notes.append(f"{n:,} {'name' if n == 1 else 'names'} in {label} {'leads' if n == 1 else 'lead'} "
+                             f"outside {images_name} (e.g. {_named(summary.outside[0])}): never read, and the "
+                             "triplets naming them are left out.")
+    if not present:
+        summary.problems.append(f"None of the files {label} names are in {images_name}: check that its names "
+                                f"match the paths there (the first is {_named(unique[0])}).")
+        return
+    if summary.missing:
+        n = len(summary.missing)
+        summary.notes.append(f"{n:,} {'file' if n == 1 else 'files'} {label} names {'is' if n == 1 else 'are'} "
+                             f"not in {images_name} (e.g. {_named(summary.missing[0])}); the triplets naming "
+                             f"{'it' if n == 1 else 'them'} are left out.")
+    if summary.identities:
+        counts = np.bincount(labels)
+        if len(summary.identities) < 2 or counts.max() < 2:
+            summary.problems.append(f"The images {label} names need at least two identities, one of them with two "
+                                    "images or more (identities are read from each file's name).")
+    elif not summary.complete:
+        summary.problems.append(f"No row of {label} has all three of its files in {images_name}: at least one "
+                                "complete triplet (anchor, positive, negative) is needed.")
 
 
 def remove_older_than(folder, seconds: float) -> None:

@@ -28,6 +28,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..errors import UserError
+from ..words import short_name
 
 UNKNOWN = "unknown"
 MISSING = {"", "na", "n/a", "nan", "none", "null", "-", "?"}  # cells that mean "no value"
@@ -288,23 +289,17 @@ def read_attributes(data: bytes, names: Sequence[str], file_name: str = "The CSV
     if matched == 0:
         example = _name_key(names[0]) if len(names) else ""
         raise UserError(f"None of the {len(body):,} names in the first column of {file_name} (the first: "
-                        f"'{row_name(body[0][0])}') is an image on this map: use the names the map shows, "
+                        f"'{short_name(body[0][0])}') is an image on this map: use the names the map shows, "
                         f"like '{example}', or just the file names.")
     if unmatched:
         notes.append(f"{len(unmatched):,} of its {len(body):,} rows name no image here (the first: "
-                     f"'{row_name(unmatched[0])}').")
+                     f"'{short_name(unmatched[0])}').")
     if repeated:
         notes.append(f"{repeated:,} rows name an image an earlier row already named: the first row counts.")
     if matched < len(names):
         notes.append(f"{len(names) - matched:,} of the {len(names):,} images have no row: they show as "
                      f"'{UNKNOWN}'.")
     return Attributes([make_column(h, c) for h, c in zip(headers[1:], cells)], matched, notes)
-
-
-def row_name(written: str, limit: int = 60) -> str:
-    """A name from the CSV, short enough to quote in a sentence."""
-    written = " ".join(str(written).split())
-    return written if len(written) <= limit else written[:limit - 1] + "…"
 
 
 # ------------------------------------------------------------------ search
@@ -334,7 +329,7 @@ def compile_pattern(pattern: str) -> "re.Pattern":
     except (re.error, RecursionError, OverflowError) as exc:
         where = f" at character {exc.pos + 1}" if getattr(exc, "pos", None) is not None else ""
         why = getattr(exc, "msg", None) or "too complex"
-        raise UserError(f"'{row_name(pattern)}' is not a valid search pattern ({why}{where}): to search for "
+        raise UserError(f"'{short_name(pattern)}' is not a valid search pattern ({why}{where}): to search for "
                         "the characters . * + ? ( ) [ ] { } | ^ $ \\ as they are, put a \\ before each.") from None
 
 
@@ -350,8 +345,8 @@ def search(pattern: str, fields: Sequence[Sequence[str]], timeout_s: float = SEA
         done = subprocess.run([sys.executable, "-I", "-S", "-c", _CHILD], input=job, capture_output=True,
                               text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        raise UserError(f"'{row_name(pattern)}' takes too long to search (over {timeout_s:g} seconds): simplify "
+        raise UserError(f"'{short_name(pattern)}' takes too long to search (over {timeout_s:g} seconds): simplify "
                         "it; a repeat inside a repeat, like (a+)+, makes the search try every way to match.") from None
     if done.returncode != 0 or len(done.stdout) != len(texts):
-        raise UserError(f"'{row_name(pattern)}' could not be searched (it needs too much memory): simplify it.")
+        raise UserError(f"'{short_name(pattern)}' could not be searched (it needs too much memory): simplify it.")
     return np.frombuffer(done.stdout.encode("ascii"), dtype=np.uint8) == ord("1")

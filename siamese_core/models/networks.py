@@ -7,9 +7,9 @@ checkpoint carries everything needed to score images it has never seen.
 from __future__ import annotations
 
 import difflib
-import functools
 import logging
 import socket
+import time
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -218,14 +218,23 @@ def _unknown_model(family: str, model: str, known) -> UserError:
     return UserError(f"'{family}:{model}' is not a {family} model.{hint} {BACKBONE_HELP}")
 
 
-@functools.lru_cache(maxsize=None)
+REACHABLE_SECONDS = 60.0  # how long an answer is kept: a server started offline sees the network come back
+_reachable_answers: dict = {}  # (host, port) -> (time.monotonic() when asked, answer)
+
+
 def reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
-    """Can this machine open a connection to `host`? Asked once per process."""
+    """Can this machine open a connection to `host`? Asked again once the last answer is REACHABLE_SECONDS old,
+    so that page reruns and runs do not each wait `timeout` seconds on a machine that is offline."""
+    kept = _reachable_answers.get((host, port))
+    if kept is not None and time.monotonic() - kept[0] < REACHABLE_SECONDS:
+        return kept[1]
     try:
         socket.create_connection((host, port), timeout=timeout).close()
-        return True
+        answer = True
     except OSError:
-        return False
+        answer = False
+    _reachable_answers[(host, port)] = (time.monotonic(), answer)
+    return answer
 
 
 def cached_timm_weights(model: str) -> Optional[str]:
