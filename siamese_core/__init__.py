@@ -19,13 +19,13 @@ tests/test_architecture.py, which also finds any import circle):
 - evaluation/: verification, retrieval and re-identification metrics, the evaluation report;
 - maps/: the embedding map, the epoch map and its snapshots, projections, map metadata;
 - training/: the loop, the frozen-backbone path, losses, distributed training;
-- cli: the command line.
+- cli/: the command line, one module per command.
 
 Modules that import torch are imported lazily, inside the function that needs them, by the torch-free
 modules the app and the command line's parser load at start, so `import app` and `python -m siamese_core
---help` never load torch; every sub-package's __init__ imports nothing. Optional heavy packages (timm,
-torchvision, huggingface_hub, safetensors, umap, scikit-learn's manifold methods) are imported by the
-function that uses them.
+--help` never load torch; every sub-package's __init__ imports nothing but cli's, which puts its torch-free
+command modules together. Optional heavy packages (timm, torchvision, huggingface_hub, safetensors, umap,
+scikit-learn's manifold methods) are imported by the function that uses them.
 """
 
 from importlib import import_module

@@ -106,6 +106,16 @@ class TrainConfig:
     def is_convnet(self) -> bool:
         return self.backbone == "convnet"
 
+    @property
+    def uses_default_recipe(self) -> bool:
+        """The measured default recipe, not the reference designs' settings ("classic")."""
+        return self.recipe == "default"
+
+    @property
+    def is_digit_like(self) -> bool:
+        """Images of ink on paper: the digit ConvNet's, or any read by the digit input pipeline."""
+        return self.is_convnet or self.input == "digit"
+
     def resolve(self) -> "TrainConfig":
         """Check the values and fill in the defaults (returns a new config that says exactly what runs).
 
@@ -114,119 +124,177 @@ class TrainConfig:
         Otherwise the measured default: an L2-normalised embedding trained with batch-hard triplet loss
         over P x K batches plus a cosine identity loss, AdamW with warm-up and a cosine schedule,
         augmentation that fits the data, and a backbone that fits the machine (README: "Default recipe").
+
+        Each concern fills in its own defaults, in this order because later ones read earlier choices; then
+        every value is checked; then the starting weights, whose rule changes the mining after its check.
         """
         c = dataclasses.replace(self, notes=list(self.notes))
-        _check_choice("dataset", c.dataset, DATASETS)
-        if c.recipe is None:
-            c.recipe = "classic" if c.mode is not None else "default"
-        _check_choice("recipe", c.recipe, RECIPES)
-        default = c.recipe == "default"
-        if c.backbone is None:
-            c.backbone = default_backbone(c.device) if default else GPU_BACKBONE
-        if c.mode is None:
-            c.mode = "triplet" if default else "pair"
-        _check_choice("mode", c.mode, MODES)
-        if c.mining is None:
-            c.mining = "batch-hard" if default and c.mode == "triplet" else "none"
-        if c.split is None:
-            # Ten digit classes are too few to hold some out and still learn what "same" means
-            # (measured: ~74% on three unseen digits), so digits split by image, as the classic
-            # digit script did; folders and triplets split by class, the honest Siamese test.
-            c.split = "image" if c.dataset in ("digits", "mnist") else "class"
-        _check_choice("split", c.split, SPLITS)
-        _check_choice("mining", c.mining, MININGS)
-        _check_choice("precision", c.precision, PRECISIONS)
-        if c.head is not None:
-            _check_choice("head", c.head, HEADS)
-        if c.dataset == "folder" and not c.train_path:
-            raise UserError("Say where the training images are: --train_path DIR (one folder per class), "
-                            "or --dataset digits for the built-in digits.")
-        if c.dataset == "triplets" and not c.triplets:
-            raise UserError("--dataset triplets needs --triplets CSV (columns Anchor, Positive, Negative).")
-        if c.mining != "none" and c.mode != "triplet":
-            raise UserError("--mining only applies to --mode triplet.")
-        for name, least in (("epochs", 1), ("eval_pairs", 2), ("pairs_per_epoch", 2)):
-            value = getattr(c, name)
-            if value is not None and value < least:
-                raise UserError(f"--{name.replace('_', '-')} must be at least {least}.")
-        if not 0.0 < c.val_fraction < 1.0:
-            raise UserError("--val-fraction must be between 0 and 1 (for example 0.3).")
-        if c.max_val_classes is None:
-            # 50 classes give 1,000 validation pairs from every angle; the rest are better trained on
-            c.max_val_classes = 50 if default else 0
-        if c.max_val_classes < 0 or c.max_val_classes == 1:
-            raise UserError("--max-val-classes must be 0 (no cap) or at least 2.")
-        if c.input is None:
-            # Digits are found, centred and scaled as MNIST's were, so photos and drawings match them.
-            c.input = "digit" if c.dataset in ("digits", "mnist") else "resize"
-        _check_choice("input", c.input, INPUTS)
-        digit_like = c.is_convnet or c.input == "digit"
-        if c.image_size is None:
-            c.image_size = 28 if c.is_convnet else 64 if c.backbone == "small-resnet" else 224
-        if c.image_size < 8:
-            raise UserError("--image-size must be at least 8 pixels.")
-        if c.channels is None:
-            c.channels = 1 if c.is_convnet else 3
-        if isinstance(c.augment, bool):  # configs written before augmentation had policies
-            c.augment = "shift" if c.augment else "none"
-        if c.augment is None:
-            # digits must not be mirrored; photos gain from crops, flips and colour changes
-            c.augment = ("digits" if digit_like else "photos") if default else "none"
-        _check_choice("augment", c.augment, AUGMENTS)
-        if c.head is None:
-            # The reference designs: absolute difference for the digit ConvNet, product for photos.
-            c.head = "absdiff" if c.is_convnet else "product"
-        if c.head_norm is None:
-            c.head_norm = not c.is_convnet  # the ConvNet's head is one linear layer
-        if c.dropout is None:
-            c.dropout = 0.0 if c.is_convnet else 0.3
-        if c.embedding_dim is None:
-            c.embedding_dim = 128 if default else 512
-        if c.margin is None:
-            c.margin = 1.0 if c.mode == "contrastive" else 0.3
-        if c.neck is None:
-            c.neck = default and c.mode != "pair"
-        if c.flip_test is None:
-            c.flip_test = default and not digit_like and not c.frozen  # frozen heads learn from cached mirror images
-        if c.id_loss is None:
-            c.id_loss = 1.0 if default and c.mining != "none" and not c.frozen else 0.0
-        if c.id_loss < 0:
-            raise UserError("--id-loss is a weight: 0 (off) or more.")
-        if c.id_loss > 0 and c.mining == "none":
-            raise UserError("--id-loss needs the classes of the training images: use it with --mining.")
-        if c.optimizer is None:
-            c.optimizer = "adamw" if default else "adam"
-        _check_choice("optimizer", c.optimizer, OPTIMIZERS)
-        if c.schedule is None:
-            c.schedule = "cosine" if default else "constant"
-        _check_choice("schedule", c.schedule, SCHEDULES)
-        if c.warmup is None:
-            c.warmup = 0.05 if c.schedule == "cosine" else 0.0
-        if not 0.0 <= c.warmup < 1.0:
-            raise UserError("--warmup is a share of all training steps, from 0 to below 1 (for example 0.05).")
-        if c.weight_decay is None:
-            c.weight_decay = 0.05 if c.optimizer == "adamw" else 0.0
-        if c.frozen and c.lr is None:
-            c.lr = 1e-3  # only a small head trains
-        if c.lr is None:
-            c.lr = 1e-4 if (c.pretrained and c.backbone.startswith(("timm:", "torchvision:"))) else 1e-3
-        if c.lr <= 0:
-            raise UserError("--lr must be positive (for example 0.001).")
-        if c.same_share is None:
-            # balanced pairs as the reference designs did; the default recipe also weighs rare same pairs
-            c.same_share = 0.3 if default else 0.5
-        if not 0.0 < c.same_share < 1.0:
-            raise UserError("--same-share is the share of same pairs the threshold is tuned for, between 0 and 1.")
-        if c.batch_size is None:
-            c.batch_size = 128 if c.is_convnet else 64 if default else 32
-        if c.batch_size < 2:
-            raise UserError("--batch-size must be at least 2.")
-        if c.backbone in ("convnet", CPU_BACKBONE):
-            c.pretrained = False  # no pretrained weights exist for the project's own small networks
-        _resolve_frozen(c)
+        _check_choice("dataset", c.dataset, DATASETS)  # first: the data's kind decides several defaults
+        c._choose_recipe_and_model()
+        c._choose_data_and_split()
+        c._choose_input_and_augmentation()
+        c._choose_head_and_losses()
+        c._choose_optimisation_and_schedule()
+        c._choose_threshold()
+        c._check()
+        c._choose_starting_weights()
         if c.class_word is None:
             c.class_word = _guess_class_word(c)
         return c
+
+    # The steps of resolve(), each on the copy it returns: a default fills only a field left as None.
+
+    def _choose_recipe_and_model(self) -> None:
+        """The recipe, the backbone, the mode and the mining, which every later default reads (so the recipe's and
+        the mode's names are checked here, first). Naming a mode selects the classic recipe, so the seed designs run
+        as they did; otherwise the default recipe's embedding, trained with batch-hard mining, on a backbone that
+        fits the machine; the classic recipe keeps the reference designs' EfficientNet-B0 and pair head."""
+        if self.recipe is None:
+            self.recipe = "classic" if self.mode is not None else "default"
+        _check_choice("recipe", self.recipe, RECIPES)
+        if self.backbone is None:
+            self.backbone = default_backbone(self.device) if self.uses_default_recipe else GPU_BACKBONE
+        if self.mode is None:
+            self.mode = "triplet" if self.uses_default_recipe else "pair"
+        _check_choice("mode", self.mode, MODES)
+        if self.mining is None:
+            self.mining = "batch-hard" if self.uses_default_recipe and self.mode == "triplet" else "none"
+
+    def _choose_data_and_split(self) -> None:
+        """How the images are split for validation. Ten digit classes are too few to hold some out and still learn
+        what "same" means (measured: ~74% on three unseen digits), so digits split by image, as the classic digit
+        script did; folders and triplets split by class, the honest Siamese test. The default recipe holds out at
+        most 50 classes: they give 1,000 validation pairs from every angle, and the rest are better trained on."""
+        if self.split is None:
+            self.split = "image" if self.dataset in ("digits", "mnist") else "class"
+        if self.max_val_classes is None:
+            self.max_val_classes = 50 if self.uses_default_recipe else 0
+
+    def _choose_input_and_augmentation(self) -> None:
+        """How an image becomes the model's input, and how it varies while training. Digits are found, centred and
+        scaled as MNIST's were, so photos and drawings match them; size and channels are the backbone's own (28 grey
+        pixels for the digit ConvNet, 64 for the small ResNet, 224 for ImageNet backbones). The default recipe
+        augments digits without mirroring them and photos with crops, flips and colour changes; the classic recipe
+        does not augment. Configs written before augmentation had policies say True or False: shift or none."""
+        if self.input is None:
+            self.input = "digit" if self.dataset in ("digits", "mnist") else "resize"
+        if self.image_size is None:
+            self.image_size = 28 if self.is_convnet else 64 if self.backbone == "small-resnet" else 224
+        if self.channels is None:
+            self.channels = 1 if self.is_convnet else 3
+        if isinstance(self.augment, bool):
+            self.augment = "shift" if self.augment else "none"
+        if self.augment is None:
+            self.augment = ("digits" if self.is_digit_like else "photos") if self.uses_default_recipe else "none"
+
+    def _choose_head_and_losses(self) -> None:
+        """The pair head, the embedding and its losses. As the reference designs: the digit ConvNet's head is one
+        linear layer over the absolute difference (no norm, no dropout), photos' a product with norm and dropout.
+        The default recipe's embedding is 128 numbers (classic: 512) behind a BatchNorm neck; photos are embedded
+        with their mirror image averaged in (never digits; a frozen head learns from cached mirror images instead);
+        a cosine identity loss goes beside mined triplets (not beside a frozen backbone's cached features)."""
+        default = self.uses_default_recipe
+        if self.head is None:
+            self.head = "absdiff" if self.is_convnet else "product"
+        if self.head_norm is None:
+            self.head_norm = not self.is_convnet
+        if self.dropout is None:
+            self.dropout = 0.0 if self.is_convnet else 0.3
+        if self.embedding_dim is None:
+            self.embedding_dim = 128 if default else 512
+        if self.margin is None:
+            self.margin = 1.0 if self.mode == "contrastive" else 0.3
+        if self.neck is None:
+            self.neck = default and self.mode != "pair"
+        if self.flip_test is None:
+            self.flip_test = default and not self.is_digit_like and not self.frozen
+        if self.id_loss is None:
+            self.id_loss = 1.0 if default and self.mining != "none" and not self.frozen else 0.0
+
+    def _choose_optimisation_and_schedule(self) -> None:
+        """The optimiser, the learning rate over the run and the batch. The default recipe: AdamW (weight decay
+        0.05), warming up over 5% of the steps, then a cosine decay; classic: Adam at a constant rate. The rate is
+        1e-4 to fine-tune pretrained weights, 1e-3 from random weights or for a frozen backbone's small head. A batch
+        is 128 for the small ConvNet; else 64 images in P x K batches (default) or 32 pairs or triplets (classic)."""
+        default = self.uses_default_recipe
+        if self.optimizer is None:
+            self.optimizer = "adamw" if default else "adam"
+        if self.schedule is None:
+            self.schedule = "cosine" if default else "constant"
+        if self.warmup is None:
+            self.warmup = 0.05 if self.schedule == "cosine" else 0.0
+        if self.weight_decay is None:
+            self.weight_decay = 0.05 if self.optimizer == "adamw" else 0.0
+        if self.lr is None and self.frozen:
+            self.lr = 1e-3  # only a small head trains
+        if self.lr is None:
+            fine_tuned = self.pretrained and self.backbone.startswith(("timm:", "torchvision:"))
+            self.lr = 1e-4 if fine_tuned else 1e-3
+        if self.batch_size is None:
+            self.batch_size = 128 if self.is_convnet else 64 if default else 32
+
+    def _choose_threshold(self) -> None:
+        """The share of same pairs the verdict threshold is tuned for on the validation pairs: balanced pairs (0.5),
+        as the reference designs did, or 0.3 in the default recipe, so a verdict stays precise when same pairs are
+        rare (a person's one pair has no known prior)."""
+        if self.same_share is None:
+            self.same_share = 0.3 if self.uses_default_recipe else 0.5
+
+    def _check(self) -> None:
+        """Refuse what cannot run, in a sentence that names the flag. In this order, the order the checks had when
+        each followed its default, so a config with several faults hears of the same one first."""
+        _check_choice("split", self.split, SPLITS)
+        _check_choice("mining", self.mining, MININGS)
+        _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("head", self.head, HEADS)
+        if self.dataset == "folder" and not self.train_path:
+            raise UserError("Say where the training images are: --train_path DIR (one folder per class), "
+                            "or --dataset digits for the built-in digits.")
+        if self.dataset == "triplets" and not self.triplets:
+            raise UserError("--dataset triplets needs --triplets CSV (columns Anchor, Positive, Negative).")
+        if self.mining != "none" and self.mode != "triplet":
+            raise UserError("--mining only applies to --mode triplet.")
+        for name, least in (("epochs", 1), ("eval_pairs", 2), ("pairs_per_epoch", 2)):
+            value = getattr(self, name)
+            if value is not None and value < least:
+                raise UserError(f"--{name.replace('_', '-')} must be at least {least}.")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise UserError("--val-fraction must be between 0 and 1 (for example 0.3).")
+        if self.max_val_classes < 0 or self.max_val_classes == 1:
+            raise UserError("--max-val-classes must be 0 (no cap) or at least 2.")
+        _check_choice("input", self.input, INPUTS)
+        if self.image_size < 8:
+            raise UserError("--image-size must be at least 8 pixels.")
+        _check_choice("augment", self.augment, AUGMENTS)
+        if self.id_loss < 0:
+            raise UserError("--id-loss is a weight: 0 (off) or more.")
+        if self.id_loss > 0 and self.mining == "none":
+            raise UserError("--id-loss needs the classes of the training images: use it with --mining.")
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("schedule", self.schedule, SCHEDULES)
+        if not 0.0 <= self.warmup < 1.0:
+            raise UserError("--warmup is a share of all training steps, from 0 to below 1 (for example 0.05).")
+        if self.lr <= 0:
+            raise UserError("--lr must be positive (for example 0.001).")
+        if not 0.0 < self.same_share < 1.0:
+            raise UserError("--same-share is the share of same pairs the threshold is tuned for, between 0 and 1.")
+        if self.batch_size < 2:
+            raise UserError("--batch-size must be at least 2.")
+
+    def _choose_starting_weights(self) -> None:
+        """Where the backbone's weights start, and whether they train. The project's own small networks have no
+        pretrained weights; a frozen backbone needs real ones (pretrained or --weights), or it learns nothing; a
+        frozen triplet run mines P x K batches, which cost next to nothing over cached features. This comes after
+        the checks, as it always did, so --id-loss on a frozen run without --mining is refused as asked."""
+        if self.backbone in ("convnet", CPU_BACKBONE):
+            self.pretrained = False
+        self.frozen = bool(self.frozen)
+        if self.frozen and not self.pretrained and not self.weights:
+            raise UserError("A frozen backbone with random weights learns nothing: name pretrained weights with "
+                            "--weights FILE (a .pth or .safetensors file, or a run's checkpoint), or drop --frozen to "
+                            "train the whole network.")
+        if self.frozen and self.mode == "triplet" and self.mining == "none" and self.dataset != "triplets":
+            self.mining = "batch-hard"
 
     def preview(self) -> "TrainConfig":
         """What these settings resolve to before the data is chosen (the Train page shows its defaults):
@@ -266,16 +334,6 @@ def default_backbone(device: str = "auto") -> str:
     import torch  # only here: the app imports this module without torch
 
     return GPU_BACKBONE if torch.cuda.is_available() else CPU_BACKBONE
-
-
-def _resolve_frozen(c: TrainConfig) -> None:
-    c.frozen = bool(c.frozen)
-    if c.frozen and not c.pretrained and not c.weights:
-        raise UserError("A frozen backbone with random weights learns nothing: name pretrained weights with "
-                        "--weights FILE (a .pth or .safetensors file, or a run's checkpoint), or drop --frozen to "
-                        "train the whole network.")
-    if c.frozen and c.mode == "triplet" and c.mining == "none" and c.dataset != "triplets":
-        c.mining = "batch-hard"  # P x K batches of cached features cost next to nothing
 
 
 def _check_choice(name: str, value: str, choices) -> None:

@@ -1,10 +1,17 @@
 """The command line as a person uses it: real subprocesses, real files, one clear line for bad input."""
 
+import dataclasses
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 
-from conftest import run_cli, write_class_folders
+from conftest import ROOT, run_cli, write_class_folders
+from siamese_core.cli import build_parser
+from siamese_core.cli.train import TRAIN_FLAGS
+from siamese_core.config import TrainConfig
 
 
 def assert_clear_error(result, *phrases):
@@ -125,6 +132,23 @@ def test_help_for_every_command():
     train_help = run_cli("train", "--help").stdout
     for flag in ("--train_path", "--val_path", "-lr", "-e", "-s", "--triplets", "--mining", "--no-pretrained", "--resume"):
         assert flag in train_help
+
+
+def test_help_answers_without_loading_torch():
+    for command in ([], ["train"], ["embed"]):
+        result = subprocess.run([sys.executable, "-X", "importtime", "-m", "siamese_core", *command, "--help"],
+                                capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        loaded = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                  if line.startswith("import time:")}
+        assert result.returncode == 0 and "usage:" in result.stdout
+        assert "siamese_core.cli.train" in loaded  # the list is real: every command's parser was imported
+        assert not loaded & {"torch", "torchvision", "timm", "streamlit"}
+
+
+def test_every_train_flag_named_after_a_setting_reaches_the_config():
+    given = vars(build_parser().parse_args(["train"]))
+    settings = {field.name for field in dataclasses.fields(TrainConfig)}
+    assert set(given) & settings - {"dataset"} == set(TRAIN_FLAGS)  # dataset is worked out from the other flags
 
 
 def test_resume_continues_a_finished_run_to_more_epochs(tmp_path):
