@@ -123,7 +123,7 @@ class TrainConfig:
         constant rate, no augmentation) whenever a mode is named, so the seed designs run as they did.
         Otherwise the measured default: an L2-normalised embedding trained with batch-hard triplet loss
         over P x K batches plus a cosine identity loss, AdamW with warm-up and a cosine schedule,
-        augmentation that fits the data, and a backbone that fits the machine (README: "Default recipe").
+        augmentation that fits the data, and a backbone that fits the machine (docs/recipe.md: "The default recipe").
 
         Each concern fills in its own defaults, in this order because later ones read earlier choices; then
         every value is checked; then the starting weights, whose rule changes the mining after its check.

@@ -3,7 +3,7 @@
 Each is read when asked for (not frozen at import), so a server's environment, or a test's
 monkeypatched one, is what counts. A value that cannot be used ends in a UserError that names
 the variable and says what it takes. `SETTINGS` documents them all; `markdown_table()` is the
-README's settings table.
+settings table in docs/deployment.md.
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def warm_umap() -> bool:
 
 
 def markdown_table() -> str:
-    """The settings as the README's table: variable, default, what it takes, what it sets."""
+    """The settings as docs/deployment.md's table: variable, default, what it takes, what it sets."""
     rows = ["| variable | default | takes | what it sets |", "|---|---|---|---|"]
     rows += [f"| `{s.name}` | {f'`{s.default}`' if s.default else 'unset'} | {s.kind} | {s.meaning} |"
              for s in SETTINGS.values()]

@@ -56,7 +56,7 @@ preset = st.radio("Preset", [QUICK, PHOTOS], key="preset", horizontal=True,
 recipe_note = st.empty()
 advanced = st.expander("Advanced settings")
 digits_like = data.settings.get("dataset") in ("digits", "mnist")
-# The library's default recipe (README: "Default recipe"), asked what it resolves to for this data.
+# The library's default recipe (docs/recipe.md: "The default recipe"), asked what it resolves to for this data.
 quick = TrainConfig(**data.settings, backbone="convnet" if digits_like else None, epochs=5).preview()
 defaults = {"backbone": quick.backbone, "epochs": quick.epochs, "image_size": quick.image_size, "pretrained": False,
             "mode": quick.mode, "lr": quick.lr, "frozen": False, "batch_size": quick.batch_size,

@@ -6,6 +6,7 @@ import json
 
 from ..errors import UserError
 from ..files import write_text
+from ..words import plural
 
 
 def add_verify_parser(commands) -> None:
@@ -42,8 +43,8 @@ def run_verify(args) -> int:
     if args.json:
         print(json.dumps(verdict.to_dict()))
     else:
-        word = model.class_word
-        print(f"{'Same' if verdict.same else 'Different'} {word}: score {100 * verdict.score:.1f}% "
+        said = f"Same {model.class_word}" if verdict.same else f"Different {plural(model.class_word)}"
+        print(f"{said}: score {100 * verdict.score:.1f}% "
               f"(threshold {100 * verdict.threshold:.1f}%, distance {verdict.distance:.4f})")
     return 0
 

@@ -8,7 +8,7 @@ trainer saves its weights and marks the run stopped. This module imports no torc
 
 When SIAMESE_MAX_TRAINING_RUNS runs already train, a new run waits its turn (state "waiting")
 and `start_waiting` starts it, oldest first, once a slot frees: called by the trainer as it ends
-(cli.run_training) and by `list_runs`, so the queue moves on with no browser open, after a restart
+(cli.train.train_and_report) and by `list_runs`, so the queue moves on with no browser open, after a restart
 or after a trainer was killed. Deciding and starting happen under one file lock, so two servers
 sharing a runs folder never start a run twice.
 """
