@@ -305,13 +305,13 @@ def run_training(config: TrainConfig, out: str, args) -> int:
             jobs.start_next(out)  # done, failed or stopped: this slot is free for the next run waiting in the folder
     if rank > 0:
         return 0  # rank 0 reports the run; an early non-zero exit here would make torchrun kill it mid-save
-    best = status.get("best_accuracy")
+    best = status.best_accuracy
     summary = f"best validation accuracy {100 * best:.2f}%" if best is not None else "no epoch finished"
-    print(f"Run {status['state']} ({summary}): {out}")
+    print(f"Run {status.state} ({summary}): {out}")
     best_path = Path(out) / "checkpoints" / "best.pt"
     if best_path.is_file():
         print(f"Best checkpoint: {best_path}")
-    return 0 if status["state"] == "done" else 3
+    return 0 if status.state == "done" else 3
 
 
 def cmd_runs(args) -> int:
@@ -323,8 +323,8 @@ def cmd_runs(args) -> int:
     infos = jobs.list_runs(root)  # marks a run whose process is gone as failed or stopped; starts what may start
     places = jobs.queue_places(infos)
     listed = [{"run": i.name, "state": i.state, "epoch": epoch_in_progress(i.status),
-               "epochs": i.status.get("total_epochs"), "best_accuracy": i.status.get("best_accuracy"),
-               "best_epoch": i.status.get("best_epoch"), "error": i.status.get("error"),
+               "epochs": i.status.total_epochs, "best_accuracy": i.status.best_accuracy,
+               "best_epoch": i.status.best_epoch, "error": i.status.error,
                "in_line": places[i.name]["place"] if i.name in places else None}  # waiting runs: 1 starts next
               for i in infos]
     if args.json:

@@ -31,7 +31,7 @@ def test_train_page_trains_a_tiny_run_to_done(runs_dir):
     runs = jobs.list_runs(runs_dir)
     assert len(runs) == 1 and runs[0].name.endswith("digits-quick")
     status = jobs.wait(runs[0].run, timeout=300)
-    assert status["state"] == "done" and status["epoch"] == 2 and status["best_accuracy"] > 0.9
+    assert status.state == "done" and status.epoch == 2 and status.best_accuracy > 0.9
 
     at.run()  # the page finds the finished run again
     assert not at.exception

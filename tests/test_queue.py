@@ -71,9 +71,9 @@ def test_runs_beyond_the_cap_wait_and_the_trainers_start_them_in_order(cap_of_on
     assert first_active == sorted(first_active) and len(set(first_active)) == 3, seen  # first asked, first started
     jobs_files = [read_json(run.path / jobs.JOB_FILE) for run in runs]
     assert jobs_files[0]["started_at"] < jobs_files[1]["started_at"] < jobs_files[2]["started_at"]
-    statuses = [run.read_status() for run in runs]
-    assert statuses[0]["finished_at"] <= jobs_files[1]["started_at"]  # the slot was freed before it was given
-    assert statuses[1]["finished_at"] <= jobs_files[2]["started_at"]
+    statuses = [run.status() for run in runs]
+    assert statuses[0].finished_at <= jobs_files[1]["started_at"]  # the slot was freed before it was given
+    assert statuses[1].finished_at <= jobs_files[2]["started_at"]
     # This process started only the first: the second and third were started by the trainer ahead of them.
     assert jobs_files[0]["pid"] in jobs._children
     assert jobs_files[1]["pid"] not in jobs._children and jobs_files[2]["pid"] not in jobs._children
@@ -110,7 +110,7 @@ def test_two_processes_starting_the_queue_at_once_start_a_run_once(cap_of_one):
         assert trainers_of(run) == [pid]  # one trainer, the one job.json names
     finally:
         jobs.stop(run)
-    assert jobs.wait(run, timeout=60)["state"] == "stopped"
+    assert jobs.wait(run, timeout=60).state == "stopped"
 
 
 @contextlib.contextmanager
@@ -145,7 +145,7 @@ def test_a_cancelled_run_never_starts_and_the_one_behind_it_does(cap_of_one):
         assert state(cancelled) == "cancelled" and not (cancelled.path / jobs.JOB_FILE).exists()
     finally:
         jobs.stop(behind)
-    assert jobs.wait(behind, timeout=60)["state"] == "stopped"
+    assert jobs.wait(behind, timeout=60).state == "stopped"
     jobs.delete(cancelled, root=cap_of_one)  # a cancelled run is deleted like a finished one
     assert not cancelled.path.exists()
 
@@ -163,3 +163,4 @@ def test_runs_page_shows_a_waiting_runs_place_and_cancels_it(cap_of_one):
         assert not at.exception
         assert state(waiting) == "cancelled" and not (waiting.path / jobs.JOB_FILE).exists()
         assert any("cancelled before its turn came" in i.value for i in at.info)
+

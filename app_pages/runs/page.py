@@ -28,13 +28,13 @@ places = jobs.queue_places(runs)
 rows = []
 for info in runs:
     status, config = info.status, info.config
-    created = status.get("created_at")
+    created = status.created_at
     state = run_view.STATE_WORDS.get(info.state, info.state)
     if info.name in places:
         state += f" ({ordinal(places[info.name]['place'])} in line)"
-    rows.append({"run": status.get("label") or info.name, "state": state,
-                 "epoch": f"{epoch_in_progress(status)} of {status.get('total_epochs', '?')}",
-                 "best accuracy": status.get("best_accuracy"), "best epoch": status.get("best_epoch"),
+    rows.append({"run": status.label or info.name, "state": state,
+                 "epoch": f"{epoch_in_progress(status)} of {status.total_epochs or '?'}",
+                 "best accuracy": status.best_accuracy, "best epoch": status.best_epoch,
                  "data": data_words(config) if config else "", "backbone": config.get("backbone", ""),
                  "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(created)) if created else "",
                  "folder": info.name})

@@ -33,9 +33,9 @@ class ModelChoice:
 
 def run_title(info: jobs.RunInfo) -> str:
     """A run as people name it: the label given at Start (else its folder) and when it started."""
-    created = info.status.get("created_at")
-    when = time.strftime("%d %b %H:%M", time.localtime(created)) if isinstance(created, (int, float)) else ""
-    label = info.status.get("label") or info.name
+    created = info.status.created_at
+    when = time.strftime("%d %b %H:%M", time.localtime(created)) if created is not None else ""
+    label = info.status.label or info.name
     return f"{label} · {when}" if when else str(label)
 
 
@@ -56,7 +56,7 @@ def model_choices(runs: Optional[list] = None) -> list[ModelChoice]:
         path = usable_checkpoint(info)
         if path is None:
             continue
-        accuracy, epoch = info.status.get("best_accuracy"), info.status.get("best_epoch")
+        accuracy, epoch = info.status.best_accuracy, info.status.best_epoch
         if path.stem == "last":
             shown = " (stopped early: its last weights, not validated)"
         elif accuracy is not None:

@@ -37,7 +37,7 @@ def _training_now(names: list) -> None:
     for info in sorted(infos, key=lambda i: places[i.name]["place"] if i.name in places else 0):
         if info.active:
             st.caption(f"**Training now**  \n{text.plain(run_title(info))}: epoch {epoch_in_progress(info.status)} "
-                       f"of {info.status.get('total_epochs', '?')}")
+                       f"of {info.status.total_epochs or '?'}")
         elif info.name in places:
             st.caption(f"**Waiting**  \n{text.plain(run_title(info))}: "
                        f"{ordinal(places[info.name]['place'])} in line")

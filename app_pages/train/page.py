@@ -33,7 +33,7 @@ watched = st.session_state.get("watched_run")
 if not watched or not (runs_dir() / watched).is_dir():
     runs = jobs.list_runs()
     recent = [info for info in runs if info.unfinished
-              or time.time() - (info.status.get("finished_at") or 0) < RECENT_SECONDS]
+              or time.time() - (info.status.finished_at or 0) < RECENT_SECONDS]
     watched = recent[0].name if recent else None
     st.session_state["watched_run"] = watched  # stays on the page once it finishes
 if watched:

@@ -290,8 +290,8 @@ def uses_channels_last(config: TrainConfig, device: torch.device) -> bool:
 
 def _refuse_to_overwrite(run: RunDir) -> None:
     """A finished, stopped or live run is never overwritten; a failed or crashed one may be started afresh."""
-    status = run.read_status()
-    state, pid = status.get("state"), status.get("pid")
+    status = run.status()
+    state, pid = status.state, status.pid
     if state in ("queued", "running") and pid and pid != os.getpid() and process_alive(pid):
         raise UserError(f"'{run.path}' is being trained right now (process {pid}): stop it first, or choose "
                         "another output folder.")
