@@ -32,7 +32,7 @@ def stop_all_runs(root) -> None:
 
     from siamese_core.runs import jobs
 
-    infos = jobs.list_runs(root, advance=False)  # listing must not start a waiting run here
+    infos = jobs.list_runs(root)  # listing starts no waiting run
     for info in infos:
         if info.waiting:
             jobs.cancel(info.run)

@@ -160,9 +160,14 @@ def test_a_second_run_waits_while_one_trains_unless_the_cap_allows_it(tmp_path, 
         assert read_json(second.path / jobs.REQUEST_FILE)["epochs"] == 50
         assert run_folders(root) == sorted([first.path.name, second.path.name])
 
-        monkeypatch.setenv("SIAMESE_MAX_TRAINING_RUNS", "2")  # a slot more: listing the runs starts the waiting one
+        monkeypatch.setenv("SIAMESE_MAX_TRAINING_RUNS", "2")  # a slot more: listing the runs starts nothing...
+        assert {i.name: i.state for i in jobs.list_runs(root)}[second.path.name] == "waiting"
+        assert not (second.path / jobs.JOB_FILE).exists()
+        started = jobs.advance_queue(root)  # ... advancing the queue starts the waiting one
+        assert [r.path.name for r in started] == [second.path.name]
         assert {i.name: i.state for i in jobs.list_runs(root)}[second.path.name] == "queued"
         assert read_json(second.path / jobs.JOB_FILE)["pid"]
+        assert jobs.advance_queue(root) == []  # nothing left waiting: nothing more starts
         third = start(TrainConfig(**LONG), root, label="third")
         mine.append(third)
         assert jobs.refresh(third).state == "waiting"

@@ -1,8 +1,8 @@
 """A queue of training runs (issue 15): beyond SIAMESE_MAX_TRAINING_RUNS, runs wait their turn and start in order.
 
 Real trainer processes on the built-in digits, as short as a run gets (two steps of one epoch). The tests watch
-the runs only through their status.json files and never call jobs.list_runs, which would start waiting runs
-itself: what starts them here is the trainer that ends, or the start_waiting call under test. Where a test
+the runs only through their status.json files: what starts them here is the trainer that ends, or the
+start_waiting / advance_queue call (or page load) under test; listing the runs starts none. Where a test
 only needs the slot taken, a sleeping process stands in for a trainer, so no run trains just to be waited for.
 """
 
@@ -164,3 +164,39 @@ def test_runs_page_shows_a_waiting_runs_place_and_cancels_it(cap_of_one):
         assert state(waiting) == "cancelled" and not (waiting.path / jobs.JOB_FILE).exists()
         assert any("cancelled before its turn came" in i.value for i in at.info)
 
+
+def stop_and_wait_gone(run: RunDir) -> None:
+    """Stop `run` and wait for its trainer to exit, so it hands its slot to no run written afterwards."""
+    pid = jobs.training_pid(run)
+    jobs.stop(run)
+    assert jobs.wait(run, timeout=60).state == "stopped"
+    deadline = time.time() + 30
+    while pid and jobs.is_alive(pid) and time.time() < deadline:
+        time.sleep(0.05)
+
+
+def test_listing_starts_no_run_and_a_page_load_or_the_runs_command_does(cap_of_one, capsys):
+    from siamese_core.cli import main
+
+    with slot_taken(cap_of_one) as sleeper:
+        first = write_waiting_run(cap_of_one, "20260101-000001-first", time.time())
+        sleeper.kill()  # the busy run's process ends: its slot is free, and no trainer is left to hand it on
+        sleeper.wait()
+    listed = {info.name: info.state for info in jobs.list_runs(cap_of_one)}
+    assert listed == {"20260101-000000-busy": "failed", first.path.name: "waiting"}  # looked at, not started
+    assert not (first.path / jobs.JOB_FILE).exists()
+    try:
+        at = open_page("runs")  # a page load moves the queue on, once, before the page
+        assert not at.exception
+        assert state(first) in jobs.ACTIVE_STATES and read_json(first.path / jobs.JOB_FILE)["pid"]
+    finally:
+        stop_and_wait_gone(first)
+
+    second = write_waiting_run(cap_of_one, "20260101-000002-second", time.time())
+    assert jobs.list_runs(cap_of_one)[0].state == "waiting"
+    try:
+        assert main(["runs", "-d", str(cap_of_one), "--json"]) == 0  # so does the command line's `runs`
+        shown = {row["run"]: row["state"] for row in json.loads(capsys.readouterr().out)}
+        assert shown[second.path.name] in jobs.ACTIVE_STATES and state(second) in jobs.ACTIVE_STATES
+    finally:
+        stop_and_wait_gone(second)

@@ -8,6 +8,7 @@ import streamlit as st
 from app_pages.shared import run_view
 from app_pages.shared.icons import ICONS
 from app_pages.shared.models import run_title
+from app_pages.shared.runs import listed
 from siamese_core.runs import jobs
 from siamese_core.runs.context import data_words
 from siamese_core.runs.rundir import epoch_in_progress
@@ -17,7 +18,7 @@ st.title("Runs")
 deleted = run_view.just_deleted()
 if deleted:
     st.success(f"Deleted {deleted}.")
-runs = jobs.list_runs()
+runs = listed()
 if not runs:
     st.info("No runs yet. Start one on the Train page (the Quick preset trains on digits in about a minute), "
             "or from the command line:\n\n`python -m siamese_core train --dataset digits -b convnet -e 5`")

@@ -9,6 +9,7 @@ from typing import Optional
 
 import streamlit as st
 
+from app_pages.shared import runs as shared_runs
 from app_pages.shared import text
 from app_pages.shared.paths import DEMO_MODEL
 from siamese_core.errors import UserError
@@ -50,9 +51,9 @@ def usable_checkpoint(info: jobs.RunInfo) -> Optional[Path]:
 
 
 def model_choices(runs: Optional[list] = None) -> list[ModelChoice]:
-    """The demo model, then every run (of `runs`, else all) with a usable checkpoint, newest first."""
+    """The demo model, then every run (of `runs`, else this page load's) with a usable checkpoint, newest first."""
     choices = [ModelChoice(DEMO_KEY, "Demo model: digits, small ConvNet", DEMO_MODEL)]
-    for info in jobs.list_runs() if runs is None else runs:
+    for info in shared_runs.listed() if runs is None else runs:
         path = usable_checkpoint(info)
         if path is None:
             continue

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_pages.shared import models, text
+from app_pages.shared import runs as shared_runs
 from app_pages.shared.icons import ICONS
 from siamese_core.errors import UserError
 from siamese_core.runs import jobs
@@ -49,7 +50,7 @@ def queue_words(place: jobs.QueuePlace, training: int) -> str:
 
 
 def queue_note(runs: list) -> Optional[str]:
-    """What Start will do when every slot is taken (`runs`: jobs.list_runs()); None when it starts at once."""
+    """What Start will do when every slot is taken (`runs`: every run of the folder); None when it starts at once."""
     training = sum(info.active for info in runs)
     waiting = sum(info.waiting for info in runs)
     cap = jobs.max_training_runs()
@@ -74,6 +75,7 @@ def show_run(name: str, *, allow_delete: bool = False) -> None:
 
 
 def _live(run: RunDir, was_unfinished: bool) -> None:
+    alone = shared_runs.redrawn_alone("run-view")
     info = jobs.info(run)
     if was_unfinished and not info.unfinished:
         st.rerun()  # it just finished (or was cancelled): redraw the whole page, with what can be done next
@@ -83,7 +85,7 @@ def _live(run: RunDir, was_unfinished: bool) -> None:
                 unsafe_allow_html=True)  # the label and folder name are the user's words: escaped
     st.caption(f"{text.plain(data_words(info.config))} · folder `{run.path.name}`")
     if info.waiting:
-        _waiting(info)
+        _waiting(info, alone)
         return
     if info.state == jobs.CANCELLED:
         return  # it never trained: no progress, curves or log to show
@@ -120,9 +122,9 @@ def _epoch_map(run: RunDir, info: jobs.RunInfo) -> None:
     show_live(run.path, run_class_word(run, info.config or {}), training=info.active)
 
 
-def _waiting(info: jobs.RunInfo) -> None:
+def _waiting(info: jobs.RunInfo, alone: bool) -> None:
     """A run waiting its turn: where it stands in line, when it should start, and a way out of the queue."""
-    runs = jobs.list_runs()  # also starts it, should a slot have freed
+    runs = shared_runs.latest(alone)  # on this part's own redraws, also starts the run when a slot frees
     place = jobs.queue_places(runs).get(info.name)
     if place is None:  # it left the queue between two reads: the next redraw shows it starting
         st.caption("Starting...")

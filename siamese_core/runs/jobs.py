@@ -7,10 +7,11 @@ closing the browser or restarting the app does not stop it. `stop` sends SIGTERM
 trainer saves its weights and marks the run stopped. This module imports no torch.
 
 When SIAMESE_MAX_TRAINING_RUNS runs already train, a new run waits its turn (state "waiting")
-and `start_waiting` starts it, oldest first, once a slot frees: called by the trainer as it ends
-(cli.run_training) and by `list_runs`, so the queue moves on with no browser open, after a restart
-or after a trainer was killed. Deciding and starting happen under one file lock, so two servers
-sharing a runs folder never start a run twice.
+and is started, oldest first, once a slot frees: by the trainer as it ends (cli.run_training, `start_next`)
+and by `advance_queue`, which the app calls once per page load and the `runs` command once, so the queue
+moves on with no browser open, after a restart or after a trainer was killed. Listing the runs
+(`list_runs`) starts nothing. Deciding and starting happen under one file lock, so two servers sharing a
+runs folder never start a run twice.
 """
 
 from __future__ import annotations
@@ -95,17 +96,23 @@ class RunInfo:
     unfinished = property(lambda self: self.state in UNFINISHED_STATES)
 
 
-def list_runs(root=None, *, advance: bool = True) -> list[RunInfo]:
-    """Every run under `root`, newest first, with a crashed process shown as failed.
+def list_runs(root=None) -> list[RunInfo]:
+    """Every run under `root`, newest first, with a crashed process shown as failed. Starts nothing:
+    `advance_queue` does."""
+    return _scan(Path(root or settings.runs_dir()))
 
-    With `advance`, waiting runs a free slot allows are started first: whoever looks moves the queue on,
-    even when no trainer is left to (after a restart, or a trainer that was killed)."""
+
+def advance_queue(root=None, runs: Optional[list[RunInfo]] = None) -> list[RunDir]:
+    """Start the waiting runs that free slots allow, oldest first; returns the runs started.
+
+    The trainer starts the next run as it ends; this moves the queue on when no trainer is left to (after a
+    restart, or a trainer that was killed). The app calls it once per page load, the `runs` command once.
+    `runs`, a listing of `root` just made, spares a second one when nothing can start."""
     root = Path(root or settings.runs_dir())
-    infos = _scan(root)
-    if advance and any(i.waiting for i in infos) and sum(i.active for i in infos) < max_training_runs():
-        if start_waiting(root):
-            infos = _scan(root)
-    return infos
+    infos = _scan(root) if runs is None else runs
+    if any(i.waiting for i in infos) and sum(i.active for i in infos) < max_training_runs():
+        return start_waiting(root)
+    return []
 
 
 def _scan(root: Path) -> list[RunInfo]:
@@ -492,7 +499,7 @@ def wait(run: RunDir, timeout: float = 600.0, poll: float = 0.5) -> RunStatus:
         if status.state not in UNFINISHED_STATES:
             return status
         if status.state in WAITING_STATES:
-            list_runs(run.path.parent)  # starts it when a slot is free, should the trainer ahead have been killed
+            advance_queue(run.path.parent)  # starts it when a slot is free, should the trainer ahead have been killed
         time.sleep(poll)
     raise TimeoutError(f"{run.path.name} was still {run.status().state} after {timeout:.0f} s")
 
