@@ -66,7 +66,7 @@ def test_a_second_run_waits_its_turn_while_one_trains(runs_dir, monkeypatch):
         assert not (second.run.path / jobs.JOB_FILE).exists()
     finally:
         jobs.stop(first.run)
-    assert jobs.wait(first.run, timeout=120)["state"] == "stopped"
+    assert jobs.wait(first.run, timeout=120).state == "stopped"
 
 
 def test_uploaded_zip_of_class_folders_is_described(runs_dir, tmp_path):

@@ -61,7 +61,7 @@ def test_checkpoints_are_self_describing_and_load_without_pickle(digits_run):
 def test_embedding_modes_learn(tmp_path, mode, mining, floor):
     config = TrainConfig(dataset="digits", backbone="convnet", mode=mode, mining=mining, epochs=2,
                          embedding_dim=64, pairs_per_epoch=6000)
-    assert train(config, tmp_path / "run")["state"] == "done"
+    assert train(config, tmp_path / "run").state == "done"
     best = max(r["accuracy"] for r in epochs_of(tmp_path / "run"))
     assert best >= floor
     model = SiameseModel.load(tmp_path / "run" / "checkpoints" / "best.pt")
@@ -84,7 +84,7 @@ def test_photo_backbones_train_and_their_checkpoints_verify(tmp_path, backbone):
     root = write_class_folders(tmp_path / "photos", classes=range(6), per_class=10, colour=True, formats=("jpg", "png"))
     config = TrainConfig(train_path=str(root), backbone=backbone, pretrained=False, image_size=32, epochs=1,
                          batch_size=16, pairs_per_epoch=128, eval_pairs=60, save_every=1)
-    assert train(config, tmp_path / "run")["state"] == "done"
+    assert train(config, tmp_path / "run").state == "done"
     assert (tmp_path / "run" / "checkpoints" / "epoch-001.pt").is_file()
     model = SiameseModel.load(tmp_path / "run" / "checkpoints" / "best.pt")
     images = sorted((root / "digit_0").iterdir())
@@ -145,7 +145,7 @@ def test_a_crashed_run_can_be_started_again_but_a_live_one_is_left_alone(tmp_pat
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     run.update_status(state="running", pid=int(dead.stdout))  # its process is gone: crashed
     config = TrainConfig(dataset="digits", backbone="convnet", epochs=1, pairs_per_epoch=2000)
-    assert train(config, tmp_path / "run")["state"] == "done"
+    assert train(config, tmp_path / "run").state == "done"
     live = RunDir(tmp_path / "live").create()
     trainer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # another process, alive
     try:
@@ -158,7 +158,7 @@ def test_a_crashed_run_can_be_started_again_but_a_live_one_is_left_alone(tmp_pat
     # A run queued for this very process (as the app's jobs do) is this process's to train.
     queued = RunDir(tmp_path / "queued").create()
     queued.update_status(state="queued", pid=os.getpid())
-    assert train(config, tmp_path / "queued")["state"] == "done"
+    assert train(config, tmp_path / "queued").state == "done"
 
 
 def test_bf16_autocast_trains(tmp_path):
