@@ -9,6 +9,7 @@ import logging
 
 import streamlit as st
 
+from app_pages.shared import runs
 from app_pages.shared.icons import ICONS
 from app_pages.shared.models import keep_in_url
 from app_pages.shared.sidebar import sidebar
@@ -36,6 +37,7 @@ def guarded(part, name: str) -> None:
         st.error(plain_words(exc))
 
 
+runs.load()  # once per page load: moves the queue on, then lists the runs the sidebar and the page show
 guarded(keep_in_url, "The model in the URL")  # before the sidebar: a reload reads the model from the URL
 guarded(sidebar, "The sidebar")  # a sidebar that fails leaves the page itself working
 guarded(page.run, f"The {page.title} page")

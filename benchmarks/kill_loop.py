@@ -65,8 +65,8 @@ def wait_until_training(run, child: subprocess.Popen, timeout: float = 120.0) ->
     """Until `child` (pid) says in the run's status that it is training, or has ended."""
     deadline = time.time() + timeout
     while child.poll() is None and time.time() < deadline:
-        status = run.read_status()
-        if status.get("pid") == child.pid and status.get("state") == "running":
+        status = run.status()
+        if status.pid == child.pid and status.state == "running":
             return
         time.sleep(0.05)
 
@@ -106,8 +106,8 @@ def kill_loop(run_dir: Path, kills: int, epochs: int, seed: int = 0, max_wait: f
         raise RuntimeError(f"the last attempt failed:\n{final.stderr[-2000:]}")
     result.seconds = time.perf_counter() - started
 
-    status = run.read_status()
-    result.final_state, result.final_epoch = status.get("state", ""), int(status.get("epoch") or 0)
+    status = run.status()
+    result.final_state, result.final_epoch = status.state or "", status.epoch or 0
     result.epoch_counts = dict(Counter(r["epoch"] for r in run.read_metrics() if r.get("type") == "epoch"))
     result.temp_files = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*.tmp"))
     try:

@@ -115,8 +115,8 @@ def run(args, out_dir: Path) -> int:
         status = train(config, out_dir, data=PreparedData(train_set, val_set, val_pairs),
                        progress=args.progress, on_epoch=on_epoch)
     train_seconds = time.perf_counter() - started
-    if status.get("state") != "done":
-        print(f"Training ended as '{status.get('state')}'; no figures.")
+    if status.state != "done":
+        print(f"Training ended as '{status.state}'; no figures.")
         return 1
 
     run_dir = RunDir(out_dir)

@@ -275,11 +275,11 @@ def train_product(config, out_dir: Path, row: str, args, report: Report):
     report.same_shares[row] = ran.get("same_share")
     best = run.checkpoint("best")
     path = best if best.is_file() else run.checkpoint("last")
-    if status.get("state") == "stopped":
+    if status.state == "stopped":
         report.notes.append(f"{row}: the product's training was stopped after {seconds:.0f} s (--budget-scale "
                             f"{args.budget_scale:g}); scored with {path.name}: not the recipe's figure.")
     summary = (f"{ran.get('backbone')} {ran.get('image_size')}px x{ran.get('channels')}, {ran.get('mode')} mode, "
-               f"{ran.get('mining')} mining, augment {ran.get('augment')}, {status.get('epoch', 0)} epoch(s)")
+               f"{ran.get('mining')} mining, augment {ran.get('augment')}, {status.epoch or 0} epoch(s)")
     report.trainings.append(Training(row, "project", seconds, summary, str(other_load)))
     print(f"  project: {summary}; {seconds:.1f} s", flush=True)
     return SiameseModel.load(path), seconds, ran

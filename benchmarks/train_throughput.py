@@ -4,7 +4,7 @@ The classic loop is the kind most Siamese tutorials use: a Dataset that draws on
 per item in Python, decodes both PNG files with PIL and converts them with torchvision
 transforms, a DataLoader (num_workers=0), and the backbone called once per branch.
 The project's loop is siamese_core.training.loop.train_fn over siamese_core.training.common.Batches (train_step inside),
-set up as _train sets it up: images decoded once into memory, both images of a pair in
+set up as FullTrainer sets it up: images decoded once into memory, both images of a pair in
 one forward pass, channels_last on the CPU (as training uses it by default), optional bf16 autocast,
 optional torch.compile (--compile).
 
@@ -123,7 +123,7 @@ def time_classic(config, folder: Path, n_batches: int, seed: int, train_model: b
 # ---------------------------------------------------------------- the project's loop
 
 def time_project(config, train_set, n_batches: int, compile_model: bool = False) -> "Timing":
-    """Pairs/s of siamese_core.training.loop.train_fn over Batches, set up as _train sets them up.
+    """Pairs/s of siamese_core.training.loop.train_fn over Batches, set up as FullTrainer.setup sets them up.
 
     With compile_model, the model goes through torch.compile first (the warm-up batches compile it;
     how long that took is printed, not timed)."""

@@ -18,7 +18,8 @@ tests/test_architecture.py, which also finds any import circle):
 - inference/: the loaded model and its verdicts, galleries, the search index, export, explanations;
 - evaluation/: verification, retrieval and re-identification metrics, the evaluation report;
 - maps/: the embedding map, the epoch map and its snapshots, projections, map metadata;
-- training/: the loop, the frozen-backbone path, losses, distributed training;
+- training/: one skeleton (resume, status, checkpoints, the epoch map, stop) with the whole-network loop and the
+  frozen-backbone path as its two trainers; losses, distributed training;
 - cli/: the command line, one module per command.
 
 Modules that import torch are imported lazily, inside the function that needs them, by the torch-free

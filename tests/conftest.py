@@ -32,7 +32,7 @@ def stop_all_runs(root) -> None:
 
     from siamese_core.runs import jobs
 
-    infos = jobs.list_runs(root, advance=False)  # listing must not start a waiting run here
+    infos = jobs.list_runs(root)  # listing starts no waiting run
     for info in infos:
         if info.waiting:
             jobs.cancel(info.run)
@@ -109,7 +109,7 @@ def people_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "people-run"
     status = train(TrainConfig(dataset="folder", train_path=str(people), backbone="convnet", mode="pair",
                                image_size=28, epochs=2), out)
-    assert status["state"] == "done"
+    assert status.state == "done"
     return out
 
 
@@ -125,7 +125,7 @@ def digits_run(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("runs") / "digits"
     status = train(TrainConfig(dataset="digits", backbone="convnet", mode="pair", epochs=3), out)
-    assert status["state"] == "done"
+    assert status.state == "done"
     return out
 
 

@@ -32,7 +32,7 @@ def test_train_page_trains_a_tiny_run_to_done(runs_dir):
     runs = jobs.list_runs(runs_dir)
     assert len(runs) == 1 and runs[0].name.endswith("digits-quick")
     status = jobs.wait(runs[0].run, timeout=300)
-    assert status["state"] == "done" and status["epoch"] == 2 and status["best_accuracy"] > 0.9
+    assert status.state == "done" and status.epoch == 2 and status.best_accuracy > 0.9
 
     at.run()  # the page finds the finished run again
     assert not at.exception
@@ -67,7 +67,7 @@ def test_a_second_run_waits_its_turn_while_one_trains(runs_dir, monkeypatch):
         assert not (second.run.path / jobs.JOB_FILE).exists()
     finally:
         jobs.stop(first.run)
-    assert jobs.wait(first.run, timeout=120)["state"] == "stopped"
+    assert jobs.wait(first.run, timeout=120).state == "stopped"
 
 
 def test_uploaded_zip_of_class_folders_is_described(runs_dir, tmp_path):

@@ -189,7 +189,7 @@ def test_a_dataset_made_on_the_train_page_trains_into_the_run(runs_dir, tmp_path
     run = jobs.list_runs(runs_dir)[0]
     assert run.name.endswith("my-images-quick")
     status = jobs.wait(run.run, timeout=300)
-    assert status["state"] == "done", status.get("error")
+    assert status.state == "done", status.error
     classes = {p.parent.name for p in (run.run.path / jobs.UPLOADS_DIR).rglob("*.*")}
     assert classes == {"ann", "ben"}
     assert len(list((run.run.path / jobs.UPLOADS_DIR).rglob("*.*"))) == 8

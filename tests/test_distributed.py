@@ -46,12 +46,12 @@ def test_two_processes_train_as_well_as_one_and_only_rank_0_writes(tmp_path):
     assert one.returncode == 0, one.stdout + one.stderr
 
     run, alone = RunDir(tmp_path / "two"), RunDir(tmp_path / "one")
-    status = run.read_status()
-    assert status["state"] == "done" and status["processes"] == 2
+    status = run.status()
+    assert status.state == "done" and status.processes == 2
     # Each process trains a slice of every batch: the same batches, steps and global batch as one process.
-    assert status["steps_per_epoch"] == alone.read_status()["steps_per_epoch"]
-    assert abs(status["best_accuracy"] - alone.read_status()["best_accuracy"]) <= 0.04, (status, alone.read_status())
-    assert status["best_accuracy"] >= 0.85
+    assert status.steps_per_epoch == alone.status().steps_per_epoch
+    assert abs(status.best_accuracy - alone.status().best_accuracy) <= 0.04, (status, alone.status())
+    assert status.best_accuracy >= 0.85
     # Written once, by rank 0: each epoch once, each log line once, one summary line on the console.
     assert epochs_logged(run) == [1, 2]
     log = run.log_path.read_text()
@@ -60,7 +60,7 @@ def test_two_processes_train_as_well_as_one_and_only_rank_0_writes(tmp_path):
     assert sorted(p.name for p in run.path.iterdir()) == sorted(p.name for p in alone.path.iterdir())
     # The checkpoint of two processes is one network's: it loads and verifies in this one process.
     model = SiameseModel.load(run.checkpoint("best"))
-    assert model.checkpoint["epoch"] == status["best_epoch"]
+    assert model.checkpoint["epoch"] == status.best_epoch
 
 
 def _children(parent: int) -> list:
@@ -82,20 +82,20 @@ def test_sigterm_to_one_rank_stops_all_with_weights_saved_then_it_resumes_in_one
     while not epochs_logged(run) and time.time() < deadline and launcher.poll() is None:
         time.sleep(0.2)
     assert epochs_logged(run), launcher.communicate()[0]
-    rank_0 = run.read_status()["pid"]
+    rank_0 = run.status().pid
     rank_1 = next(pid for pid in _children(launcher.pid) if pid != rank_0)
     os.kill(rank_1, signal.SIGTERM)  # not the process that writes: it must learn of it from the others
     output, _ = launcher.communicate(timeout=120)
 
-    status = run.read_status()
-    assert status["state"] == "stopped", output
-    stopped_at = status["epoch"]
+    status = run.status()
+    assert status.state == "stopped", output
+    stopped_at = status.epoch
     assert 1 <= stopped_at < 40 and RunDir(out).checkpoint("last").is_file()
 
     resumed = one_process(out, "--resume", "-e", str(stopped_at + 1))
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    status = run.read_status()
-    assert status["state"] == "done" and status["processes"] == 1 and status["epoch"] == stopped_at + 1
+    status = run.status()
+    assert status.state == "done" and status.processes == 1 and status.epoch == stopped_at + 1
     assert epochs_logged(run) == list(range(1, stopped_at + 2))  # each epoch once, across both attempts
     assert json.loads(run.config_path.read_text())["epochs"] == stopped_at + 1
 
@@ -107,7 +107,7 @@ def test_the_app_starts_a_run_with_two_processes_through_its_job_code(runs_dir):
     config = TrainConfig(dataset="digits", backbone="convnet", epochs=1, pairs_per_epoch=1024)
     run = jobs.start_training(config, label="two", processes=2)
     status = jobs.wait(run, timeout=300)
-    assert status["state"] == "done" and status["processes"] == 2, (status, jobs.tail(run.path / jobs.OUTPUT_FILE))
+    assert status.state == "done" and status.processes == 2, (status, jobs.tail(run.path / jobs.OUTPUT_FILE))
     command = json.loads((run.path / jobs.JOB_FILE).read_text())["command"]
     assert command[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     assert SiameseModel.load(run.checkpoint("best")).checkpoint["epoch"] == 1

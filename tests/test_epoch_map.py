@@ -25,7 +25,7 @@ def test_snapshots_are_written_each_epoch_for_a_fixed_sample_and_resume_keeps_th
     run = tmp_path / "run"
     stop = StopFlag()
     config = TrainConfig(dataset="digits", backbone="convnet", mode="pair", epochs=2, pairs_per_epoch=1000)
-    assert train(config, run, stop=stop, on_epoch=lambda record: stop.set())["state"] == "stopped"
+    assert train(config, run, stop=stop, on_epoch=lambda record: stop.set()).state == "stopped"
     assert snapshots.snapshot_epochs(run) == [0, 1]  # the random start, then epoch 1
     sample = json.loads((run / "epoch-map" / "sample.json").read_text())
     first = (run / "epoch-map" / "epoch-001.npy").read_bytes()
@@ -33,7 +33,7 @@ def test_snapshots_are_written_each_epoch_for_a_fixed_sample_and_resume_keeps_th
     (run / "epoch-map" / ".epoch-002.npy.abc.tmp").write_bytes(b"half")
     (run / "epoch-map" / "epoch-005.npy").write_bytes(first)  # an epoch a cut-off attempt got to, past the checkpoint
 
-    assert train(config, run, resume=True)["state"] == "done"
+    assert train(config, run, resume=True).state == "done"
     assert snapshots.snapshot_epochs(run) == [0, 1, 2]
     assert (run / "epoch-map" / "epoch-001.npy").read_bytes() == first  # earlier epochs kept as they were
     assert json.loads((run / "epoch-map" / "sample.json").read_text()) == sample  # the very same images

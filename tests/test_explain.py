@@ -33,7 +33,7 @@ def embedding_run(tmp_path_factory) -> Path:
     status = train(TrainConfig(dataset="folder", train_path=str(people), backbone="small-resnet", mode="triplet",
                                image_size=32, channels=1, neck=True, flip_test=True, epochs=1, pairs_per_epoch=96,
                                eval_pairs=40, batch_size=16), out)
-    assert status["state"] == "done"
+    assert status.state == "done"
     return out
 
 

@@ -21,7 +21,7 @@ def source_run(tmp_path_factory):
     folders = write_class_folders(tmp_path_factory.mktemp("seen") / "digits", classes=range(5), per_class=40)
     out = tmp_path_factory.mktemp("runs") / "source"
     status = train(TrainConfig(train_path=str(folders), backbone="convnet", split="image", epochs=2), out)
-    assert status["state"] == "done" and status["best_accuracy"] > 0.9
+    assert status.state == "done" and status.best_accuracy > 0.9
     return out
 
 
@@ -41,7 +41,7 @@ def test_frozen_head_on_a_local_weights_file_verifies_digits_its_backbone_never_
     config = TrainConfig(train_path=str(unseen), backbone="convnet", split="image", mode="triplet", epochs=3,
                          weights=str(path), frozen=True)
     status = train(config, tmp_path / "frozen")
-    assert status["state"] == "done" and status["best_accuracy"] >= 0.9, status
+    assert status.state == "done" and status.best_accuracy >= 0.9, status
 
     best = tmp_path / "frozen" / "checkpoints" / "best.pt"
     saved = load_checkpoint(best)

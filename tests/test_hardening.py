@@ -158,8 +158,8 @@ def test_a_run_that_hits_a_full_disk_says_so_in_its_status(tmp_path, monkeypatch
     with pytest.raises(RuntimeError):
         train(TrainConfig(dataset="digits", backbone="convnet", mode="pair", epochs=1, pairs_per_epoch=256),
               tmp_path / "run")
-    status = runs.RunDir(tmp_path / "run").read_status()
-    assert status["state"] == "failed" and status["error"].startswith("The disk is full")
+    status = runs.RunDir(tmp_path / "run").status()
+    assert status.state == "failed" and status.error.startswith("The disk is full")
 
 
 # ---------------------------------------------------------------- 3. bounded batches, 5. their messages

@@ -23,6 +23,7 @@ from siamese_core.runs import jobs
 from siamese_core.config import TrainConfig
 from siamese_core.errors import UserError
 from siamese_core.runs.rundir import RunDir, process_alive
+from siamese_core.runs.status import RunStatus
 from siamese_core.files import read_json, write_json
 
 # Fewer pairs per epoch than the default (~12,600 for the digits): one epoch in a few seconds, still >90%.
@@ -51,21 +52,21 @@ def _no_stray_processes():
 def explain(run: RunDir) -> str:
     """What to print when a state is not the expected one: the status and the process's last words."""
     output = "\n".join(jobs.tail(run.path / jobs.OUTPUT_FILE, 15))
-    return f"status: {json.dumps(run.read_status(), indent=1, default=str)}\noutput.txt:\n{output}"
+    return f"status: {json.dumps(run.status().to_dict(), indent=1, default=str)}\noutput.txt:\n{output}"
 
 
-def wait_until_running(run: RunDir, timeout: float = 120.0) -> dict:
+def wait_until_running(run: RunDir, timeout: float = 120.0) -> RunStatus:
     deadline = time.time() + timeout
     while time.time() < deadline:
         status = jobs.refresh(run)
-        if status.get("state") == "running":
+        if status.state == "running":
             return status
-        assert status.get("state") == "queued", explain(run)
+        assert status.state == "queued", explain(run)
         time.sleep(0.2)
     pytest.fail(f"{run.path.name} never reached 'running' in {timeout:.0f} s\n{explain(run)}")
 
 
-def wait_ended(run: RunDir, timeout: float = 180.0) -> dict:
+def wait_ended(run: RunDir, timeout: float = 180.0) -> RunStatus:
     return jobs.wait(run, timeout=timeout, poll=0.2)
 
 
@@ -92,17 +93,17 @@ def done_run(tmp_path_factory):
     older = RunDir(root / "20000101-000000-older").create()
     write_json(older.status_path, {"state": "done", "created_at": 946684800.0, "best_accuracy": 0.5})
     run = start(TrainConfig(**QUICK, epochs=1), root, label="My Digits #1!")
-    queued = run.read_status()
+    queued = run.status()
     status = wait_ended(run)
     return root, run, queued, status
 
 
 def test_start_training_runs_to_done_and_writes_the_run_folder(done_run):
     root, run, queued, status = done_run
-    assert queued["state"] == "queued" and queued["label"] == "My Digits #1!" and queued["total_epochs"] == 1
-    assert status["state"] == "done", explain(run)
-    assert status["best_accuracy"] > 0.9
-    assert status.get("error") is None and status["finished_at"] >= status["started_at"]
+    assert queued.state == "queued" and queued.label == "My Digits #1!" and queued.total_epochs == 1
+    assert status.state == "done", explain(run)
+    assert status.best_accuracy > 0.9
+    assert status.error is None and status.finished_at >= status.started_at
 
     assert run.path.parent == root.resolve()
     assert "my-digits-1" in run.path.name
@@ -113,14 +114,14 @@ def test_start_training_runs_to_done_and_writes_the_run_folder(done_run):
     request = read_json(run.path / jobs.REQUEST_FILE)
     assert request["dataset"] == "digits" and request["backbone"] == "convnet" and request["epochs"] == 1
     job = read_json(run.path / jobs.JOB_FILE)
-    assert job["pid"] == status["pid"]  # the process started is the trainer itself
+    assert job["pid"] == status.pid  # the process started is the trainer itself
     assert job["command"][-6:] == ["train", "--config", str(run.path / "request.json"), "-o", str(run.path),
                                    "--quiet"]
     assert_process_ends(job["pid"])
 
     epochs = [r for r in run.read_metrics() if r.get("type") == "epoch"]
     assert [r["epoch"] for r in epochs] == [1]
-    assert epochs[0]["accuracy"] == pytest.approx(status["best_accuracy"])
+    assert epochs[0]["accuracy"] == pytest.approx(status.best_accuracy)
     assert "Done: best validation accuracy" in run.log_path.read_text()
 
 
@@ -131,7 +132,7 @@ def test_list_runs_and_info_see_the_finished_run(done_run):
     newest = runs[0]
     assert newest.state == "done" and not newest.active
     assert newest.config["backbone"] == "convnet" and newest.config["image_size"] == 28  # the resolved config
-    assert jobs.info(run.path).status["best_accuracy"] == status["best_accuracy"]
+    assert jobs.info(run.path).status.best_accuracy == status.best_accuracy
     assert jobs.list_runs(root / "no-such-folder") == []
 
 
@@ -139,7 +140,7 @@ def test_progress_of_a_finished_run(done_run):
     *_, status = done_run
     p = jobs.progress(status)
     assert p["fraction"] == 1.0 and p["left"] is None
-    assert p["elapsed"] == pytest.approx(status["finished_at"] - status["started_at"])
+    assert p["elapsed"] == pytest.approx(status.finished_at - status.started_at)
     assert p["elapsed"] > 0
 
 
@@ -154,24 +155,29 @@ def test_a_second_run_waits_while_one_trains_unless_the_cap_allows_it(tmp_path, 
     second = start(TrainConfig(**LONG), root, label="second")
     mine = [first, second]
     try:
-        assert jobs.refresh(second)["state"] == "waiting"  # queued behind the first, not refused
+        assert jobs.refresh(second).state == "waiting"  # queued behind the first, not refused
         assert not (second.path / jobs.JOB_FILE).exists()  # no process yet
         assert read_json(second.path / jobs.REQUEST_FILE)["epochs"] == 50
         assert run_folders(root) == sorted([first.path.name, second.path.name])
 
-        monkeypatch.setenv("SIAMESE_MAX_TRAINING_RUNS", "2")  # a slot more: listing the runs starts the waiting one
+        monkeypatch.setenv("SIAMESE_MAX_TRAINING_RUNS", "2")  # a slot more: listing the runs starts nothing...
+        assert {i.name: i.state for i in jobs.list_runs(root)}[second.path.name] == "waiting"
+        assert not (second.path / jobs.JOB_FILE).exists()
+        started = jobs.advance_queue(root)  # ... advancing the queue starts the waiting one
+        assert [r.path.name for r in started] == [second.path.name]
         assert {i.name: i.state for i in jobs.list_runs(root)}[second.path.name] == "queued"
         assert read_json(second.path / jobs.JOB_FILE)["pid"]
+        assert jobs.advance_queue(root) == []  # nothing left waiting: nothing more starts
         third = start(TrainConfig(**LONG), root, label="third")
         mine.append(third)
-        assert jobs.refresh(third)["state"] == "waiting"
+        assert jobs.refresh(third).state == "waiting"
         assert jobs.stop(third) is True  # Stop on a waiting run cancels it
-        assert jobs.refresh(third)["state"] == "cancelled"
+        assert jobs.refresh(third).state == "cancelled"
     finally:
         for run in reversed(mine):  # the waiting one first, so no stopped trainer hands it a slot
             jobs.stop(run)
-    assert wait_ended(first)["state"] == "stopped", explain(first)
-    assert wait_ended(second)["state"] == "stopped", explain(second)
+    assert wait_ended(first).state == "stopped", explain(first)
+    assert wait_ended(second).state == "stopped", explain(second)
     assert not (third.path / jobs.JOB_FILE).exists()  # cancelled: it never started
     assert sorted(i.name for i in jobs.list_runs(root)) == sorted(r.path.name for r in mine)
 
@@ -190,25 +196,25 @@ def test_stop_a_running_run(tmp_path):
     run = start(TrainConfig(**LONG), tmp_path / "runs", label="to-stop")
     running = wait_until_running(run)
     pid = jobs.training_pid(run)
-    assert pid == running["pid"] and jobs.is_alive(pid)
+    assert pid == running.pid and jobs.is_alive(pid)
     assert jobs.stop(run) is True
     assert read_json(run.path / jobs.JOB_FILE)["stop_requested"] is True
     status = wait_ended(run)
-    assert status["state"] == "stopped", explain(run)
-    assert status.get("error") is None and status["finished_at"] >= status["started_at"]
+    assert status.state == "stopped", explain(run)
+    assert status.error is None and status.finished_at >= status.started_at
     assert_process_ends(pid)
     assert jobs.stop(run) is False  # nothing left to stop
-    assert jobs.refresh(run)["state"] == "stopped"
+    assert jobs.refresh(run).state == "stopped"
 
 
 def test_stop_while_still_queued_ends_stopped_not_failed(tmp_path):
     run = start(TrainConfig(**LONG), tmp_path / "runs", label="early")
-    assert run.read_status()["state"] == "queued"
-    assert "pid" not in run.read_status()  # the trainer has not even started writing
+    assert run.status().state == "queued"
+    assert run.status().pid is None  # the trainer has not even started writing
     assert jobs.stop(run) is True  # the process is killed before it installs its own SIGTERM handler
     status = wait_ended(run, timeout=60)
-    assert status["state"] == "stopped", explain(run)
-    assert "error" not in status or status["error"] is None
+    assert status.state == "stopped", explain(run)
+    assert status.error is None
     assert_process_ends(jobs.training_pid(run))
     assert jobs.list_runs(run.path.parent)[0].state == "stopped"
 
@@ -226,16 +232,16 @@ def crashed_run(tmp_path_factory):
 
 def test_a_killed_process_is_marked_failed(crashed_run):
     run, pid, status = crashed_run
-    assert status["state"] == "failed", explain(run)
-    assert "ended unexpectedly" in status["error"]
-    assert status["finished_at"] > 0
-    assert jobs.refresh(run) == run.read_status()  # marked once, on disk
+    assert status.state == "failed", explain(run)
+    assert "ended unexpectedly" in status.error
+    assert status.finished_at > 0
+    assert jobs.refresh(run) == run.status()  # marked once, on disk
     assert jobs.list_runs(run.path.parent)[0].state == "failed"
 
 
 def test_a_killed_process_is_reported_as_killed(crashed_run):
     run, _, status = crashed_run
-    error = status["error"]
+    error = status.error
     last_log = [line for line in jobs.tail(run.path / jobs.OUTPUT_FILE, 40) if line.strip()]
     assert not last_log or last_log[-1].strip()[:60] not in error, error
     assert any(word in error for word in ("SIGKILL", "signal 9", "killed", "-9")), error
@@ -258,9 +264,9 @@ def test_data_the_trainer_refuses_ends_failed_with_its_plain_words(tmp_path):
     run = start(TrainConfig(dataset="folder", train_path=str(one_class), backbone="convnet", epochs=1),
                 tmp_path / "runs", label="one class")
     status = wait_ended(run, timeout=120)
-    assert status["state"] == "failed", explain(run)
-    assert "has only one class ('digit_3')" in status["error"], status["error"]
-    assert "ended unexpectedly" not in status["error"]  # the trainer said why, not the watcher
+    assert status.state == "failed", explain(run)
+    assert "has only one class ('digit_3')" in status.error, status.error
+    assert "ended unexpectedly" not in status.error  # the trainer said why, not the watcher
     assert not (run.checkpoints / "best.pt").exists()
     assert_process_ends(jobs.training_pid(run))
 
@@ -277,7 +283,7 @@ def test_delete_refuses_an_active_run_and_deletes_a_finished_one(tmp_path):
         assert run.path.is_dir() and (run.path / "request.json").is_file()
     finally:
         jobs.stop(run)
-    assert wait_ended(run, timeout=60)["state"] == "stopped", explain(run)
+    assert wait_ended(run, timeout=60).state == "stopped", explain(run)
 
     outside = RunDir(tmp_path / "elsewhere" / run.path.name)
     outside.create()
@@ -312,7 +318,7 @@ def test_upload_folder_is_moved_into_the_run(tmp_path):
     request = read_json(run.path / jobs.REQUEST_FILE)
     assert request["train_path"] == str(adopted)
     status = wait_ended(run, timeout=120)
-    assert status["state"] == "done", explain(run)
+    assert status.state == "done", explain(run)
     assert run.read_config()["train_path"] == str(adopted)
     assert (run.checkpoints / "best.pt").is_file()
 
@@ -341,17 +347,17 @@ def test_tail_of_zero_lines_is_empty(tmp_path):
 
 def test_progress_of_a_running_run():
     now = time.time()
-    status = {"state": "running", "started_at": now - 10, "step": 25, "total_steps": 100}
+    status = RunStatus(state="running", started_at=now - 10, step=25, total_steps=100)
     p = jobs.progress(status, now=now)
     assert p["fraction"] == pytest.approx(0.25)
     assert p["elapsed"] == pytest.approx(10)
     assert p["left"] == pytest.approx(30)
     assert jobs.progress(status)["left"] == pytest.approx(30, abs=1.5)  # with the clock's own now
 
-    assert jobs.progress({"state": "queued"}) == {"fraction": 0.0, "elapsed": 0.0, "left": None}
-    too_early = jobs.progress({**status, "step": 1}, now=now)  # 1%: too little to guess from
+    assert jobs.progress(RunStatus(state="queued")) == {"fraction": 0.0, "elapsed": 0.0, "left": None}
+    too_early = jobs.progress(status.changed(step=1), now=now)  # 1%: too little to guess from
     assert too_early["fraction"] == pytest.approx(0.01) and too_early["left"] is None
-    stopped = jobs.progress({**status, "state": "stopped", "finished_at": now - 4}, now=now + 100)
+    stopped = jobs.progress(status.changed(state="stopped", finished_at=now - 4), now=now + 100)
     assert stopped["elapsed"] == pytest.approx(6) and stopped["left"] is None and stopped["fraction"] == 0.25
 
 
@@ -443,7 +449,7 @@ def test_a_reused_pid_is_not_taken_for_the_trainer(tmp_path):
         assert jobs.live_trainer(run) is None
         assert jobs.stop(run) is False
         assert stranger.poll() is None  # not signalled
-        assert jobs.refresh(run)["state"] == "stopped"  # a stop was asked for, and nothing trains it
+        assert jobs.refresh(run).state == "stopped"  # a stop was asked for, and nothing trains it
         assert jobs.list_runs(tmp_path / "runs")[0].active is False
     finally:
         stranger.kill()

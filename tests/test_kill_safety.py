@@ -12,6 +12,7 @@ from pathlib import Path
 from siamese_core.config import TrainConfig
 from siamese_core.runs.jobs import progress
 from siamese_core.runs.rundir import RunDir
+from siamese_core.runs.status import RunStatus
 from siamese_core.training.loop import StopFlag, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -44,16 +45,16 @@ def test_resume_after_a_kill_drops_the_cut_off_epoch_and_sweeps_temp_files(tmp_p
         path.write_bytes(b"half a file")
         os.utime(path, (time.time() - 60, time.time() - 60))  # left by the attempt a minute ago
     run.update_status(state="running")  # the killed trainer never said otherwise
-    before, resumed_at = run.read_status(), time.time()
+    before, resumed_at = run.status(), time.time()
 
     status = train(config, tmp_path / "run", resume=True)
 
-    assert status["state"] == "done" and status["epoch"] == 3
+    assert status.state == "done" and status.epoch == 3
     assert epoch_counts(run) == {1: 1, 2: 1, 3: 1}
     assert not any(path.exists() for path in torn)
     # elapsed goes on from the first attempt's training time (up to its last record), not from zero
-    assert 0 < status["elapsed_before"] <= resumed_at - before["started_at"]
-    assert progress(status)["elapsed"] >= status["elapsed_before"]
+    assert 0 < status.elapsed_before <= resumed_at - before.started_at
+    assert progress(status)["elapsed"] >= status.elapsed_before
 
 
 def test_a_torn_last_line_is_ended_before_the_next_record(tmp_path):
@@ -73,7 +74,7 @@ def test_garbled_bytes_in_metrics_and_status_are_skipped_not_fatal(tmp_path):
     run.append_metrics({"type": "epoch", "epoch": 2, "accuracy": 0.95})
     assert [r["epoch"] for r in run.read_metrics()] == [1, 2]
     run.status_path.write_bytes(b"\xff" + json.dumps({"state": "done"}).encode())
-    assert run.read_status() == {}
+    assert run.status() == RunStatus()
 
 
 def test_after_a_sigkill_of_the_command_line_trainer_runs_says_so(tmp_path, capsys):
@@ -88,14 +89,14 @@ def test_after_a_sigkill_of_the_command_line_trainer_runs_says_so(tmp_path, caps
                                 "--mode", "pair", "-e", "50", "-o", str(out), "--quiet"], env=child_env(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     run, deadline = RunDir(out), time.time() + 120
-    while run.read_status().get("state") != "running" and time.time() < deadline:
+    while run.status().state != "running" and time.time() < deadline:
         time.sleep(0.2)
     trainer.send_signal(signal.SIGKILL)
     trainer.wait()
-    assert run.read_status()["state"] == "running"  # nobody was left to say otherwise
+    assert run.status().state == "running"  # nobody was left to say otherwise
 
     assert main(["runs", "-d", str(tmp_path / "runs"), "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [(r["run"], r["state"]) for r in listed] == [("killed", "failed")]
     assert "ended unexpectedly" in listed[0]["error"]
-    assert run.read_status()["state"] == "failed"  # written back: every later reader sees the truth too
+    assert run.status().state == "failed"  # written back: every later reader sees the truth too

@@ -13,6 +13,7 @@ from siamese_core.runs.context import context_of, set_class_word
 from siamese_core.words import clean_class_word, guess_class_word
 from siamese_core.inference.model import SiameseModel
 from siamese_core.runs.rundir import RunDir, epoch_in_progress
+from siamese_core.runs.status import RunStatus
 
 
 @pytest.mark.parametrize("names, word", [
@@ -44,7 +45,7 @@ def test_a_folder_run_knows_its_class_word_data_samples_and_best_epoch(people_ru
     assert context.different_pairs() and all(a.label != b.label for a, b in context.different_pairs())
     # Every headline figure is one epoch's: the one best.pt holds and the status names.
     best = run.best_epoch()
-    assert best["epoch"] == run.read_status()["best_epoch"] == model.checkpoint["epoch"]
+    assert best["epoch"] == run.status().best_epoch == model.checkpoint["epoch"]
     for key in ("accuracy", "precision", "recall"):
         assert best[key] == pytest.approx(model.checkpoint["metrics"][key])
 
@@ -91,4 +92,4 @@ def test_digits_are_digits_and_other_data_falls_back_to_class():
     ({"state": "stopped", "epoch": 0, "total_epochs": 5}, 0),
 ])
 def test_the_epoch_shown_is_the_one_being_trained(status, shown):
-    assert epoch_in_progress(status) == shown
+    assert epoch_in_progress(RunStatus.from_dict(status)) == shown

@@ -1,8 +1,8 @@
 """A queue of training runs (issue 15): beyond SIAMESE_MAX_TRAINING_RUNS, runs wait their turn and start in order.
 
 Real trainer processes on the built-in digits, as short as a run gets (two steps of one epoch). The tests watch
-the runs only through their status.json files and never call jobs.list_runs, which would start waiting runs
-itself: what starts them here is the trainer that ends, or the start_waiting call under test. Where a test
+the runs only through their status.json files: what starts them here is the trainer that ends, or the
+start_waiting / advance_queue call (or page load) under test; listing the runs starts none. Where a test
 only needs the slot taken, a sleeping process stands in for a trainer, so no run trains just to be waited for.
 """
 
@@ -71,9 +71,9 @@ def test_runs_beyond_the_cap_wait_and_the_trainers_start_them_in_order(cap_of_on
     assert first_active == sorted(first_active) and len(set(first_active)) == 3, seen  # first asked, first started
     jobs_files = [read_json(run.path / jobs.JOB_FILE) for run in runs]
     assert jobs_files[0]["started_at"] < jobs_files[1]["started_at"] < jobs_files[2]["started_at"]
-    statuses = [run.read_status() for run in runs]
-    assert statuses[0]["finished_at"] <= jobs_files[1]["started_at"]  # the slot was freed before it was given
-    assert statuses[1]["finished_at"] <= jobs_files[2]["started_at"]
+    statuses = [run.status() for run in runs]
+    assert statuses[0].finished_at <= jobs_files[1]["started_at"]  # the slot was freed before it was given
+    assert statuses[1].finished_at <= jobs_files[2]["started_at"]
     # This process started only the first: the second and third were started by the trainer ahead of them.
     assert jobs_files[0]["pid"] in jobs._children
     assert jobs_files[1]["pid"] not in jobs._children and jobs_files[2]["pid"] not in jobs._children
@@ -110,7 +110,7 @@ def test_two_processes_starting_the_queue_at_once_start_a_run_once(cap_of_one):
         assert trainers_of(run) == [pid]  # one trainer, the one job.json names
     finally:
         jobs.stop(run)
-    assert jobs.wait(run, timeout=60)["state"] == "stopped"
+    assert jobs.wait(run, timeout=60).state == "stopped"
 
 
 @contextlib.contextmanager
@@ -145,7 +145,7 @@ def test_a_cancelled_run_never_starts_and_the_one_behind_it_does(cap_of_one):
         assert state(cancelled) == "cancelled" and not (cancelled.path / jobs.JOB_FILE).exists()
     finally:
         jobs.stop(behind)
-    assert jobs.wait(behind, timeout=60)["state"] == "stopped"
+    assert jobs.wait(behind, timeout=60).state == "stopped"
     jobs.delete(cancelled, root=cap_of_one)  # a cancelled run is deleted like a finished one
     assert not cancelled.path.exists()
 
@@ -163,3 +163,40 @@ def test_runs_page_shows_a_waiting_runs_place_and_cancels_it(cap_of_one):
         assert not at.exception
         assert state(waiting) == "cancelled" and not (waiting.path / jobs.JOB_FILE).exists()
         assert any("cancelled before its turn came" in i.value for i in at.info)
+
+
+def stop_and_wait_gone(run: RunDir) -> None:
+    """Stop `run` and wait for its trainer to exit, so it hands its slot to no run written afterwards."""
+    pid = jobs.training_pid(run)
+    jobs.stop(run)
+    assert jobs.wait(run, timeout=60).state == "stopped"
+    deadline = time.time() + 30
+    while pid and jobs.is_alive(pid) and time.time() < deadline:
+        time.sleep(0.05)
+
+
+def test_listing_starts_no_run_and_a_page_load_or_the_runs_command_does(cap_of_one, capsys):
+    from siamese_core.cli import main
+
+    with slot_taken(cap_of_one) as sleeper:
+        first = write_waiting_run(cap_of_one, "20260101-000001-first", time.time())
+        sleeper.kill()  # the busy run's process ends: its slot is free, and no trainer is left to hand it on
+        sleeper.wait()
+    listed = {info.name: info.state for info in jobs.list_runs(cap_of_one)}
+    assert listed == {"20260101-000000-busy": "failed", first.path.name: "waiting"}  # looked at, not started
+    assert not (first.path / jobs.JOB_FILE).exists()
+    try:
+        at = open_page("runs")  # a page load moves the queue on, once, before the page
+        assert not at.exception
+        assert state(first) in jobs.ACTIVE_STATES and read_json(first.path / jobs.JOB_FILE)["pid"]
+    finally:
+        stop_and_wait_gone(first)
+
+    second = write_waiting_run(cap_of_one, "20260101-000002-second", time.time())
+    assert jobs.list_runs(cap_of_one)[0].state == "waiting"
+    try:
+        assert main(["runs", "-d", str(cap_of_one), "--json"]) == 0  # so does the command line's `runs`
+        shown = {row["run"]: row["state"] for row in json.loads(capsys.readouterr().out)}
+        assert shown[second.path.name] in jobs.ACTIVE_STATES and state(second) in jobs.ACTIVE_STATES
+    finally:
+        stop_and_wait_gone(second)

@@ -77,7 +77,7 @@ def test_default_recipe_learns_with_a_small_resnet(tmp_path):
     config = TrainConfig(train_path=str(root), split="image", device="cpu", image_size=32, epochs=3,
                          pairs_per_epoch=2000, seed=1)
     status = train(config, tmp_path / "run")
-    assert status["state"] == "done"
+    assert status.state == "done"
     saved = TrainConfig.from_dict(RunDir(tmp_path / "run").read_config())
     assert (saved.backbone, saved.recipe, saved.mining) == ("small-resnet", "default", "batch-hard")
     records = [r for r in RunDir(tmp_path / "run").read_metrics() if r["type"] == "epoch"]

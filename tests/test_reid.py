@@ -160,7 +160,7 @@ def train_on_people(root, mode: str, epochs: int):
         write_people(root / "train", range(1, 41), class_folders=True)
     config = TrainConfig(dataset="folder", train_path=str(root / "train"), backbone="convnet", mode=mode,
                          channels=3, image_size=16, epochs=epochs, embedding_dim=32)
-    assert train(config, root / mode, progress=False)["state"] == "done"
+    assert train(config, root / mode, progress=False).state == "done"
     return root / mode / "checkpoints" / "best.pt"
 
 

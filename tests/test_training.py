@@ -34,9 +34,9 @@ def test_digit_convnet_learns_to_verify_unseen_digit_images(digits_run):
 
 def test_run_directory_contract(digits_run):
     run = RunDir(digits_run)
-    status = run.read_status()
-    assert status["state"] == "done" and status["epoch"] == 3 and status["total_epochs"] == 3
-    assert status["pid"] == os.getpid() and status["finished_at"] >= status["started_at"]
+    status = run.status()
+    assert status.state == "done" and status.epoch == 3 and status.total_epochs == 3
+    assert status.pid == os.getpid() and status.finished_at >= status.started_at
     config = TrainConfig.from_dict(run.read_config())
     assert config.backbone == "convnet" and config.split == "image" and config.pairs_per_epoch > 0
     assert any(r["type"] == "step" for r in run.read_metrics())
@@ -61,7 +61,7 @@ def test_checkpoints_are_self_describing_and_load_without_pickle(digits_run):
 def test_embedding_modes_learn(tmp_path, mode, mining, floor):
     config = TrainConfig(dataset="digits", backbone="convnet", mode=mode, mining=mining, epochs=2,
                          embedding_dim=64, pairs_per_epoch=6000)
-    assert train(config, tmp_path / "run")["state"] == "done"
+    assert train(config, tmp_path / "run").state == "done"
     best = max(r["accuracy"] for r in epochs_of(tmp_path / "run"))
     assert best >= floor
     model = SiameseModel.load(tmp_path / "run" / "checkpoints" / "best.pt")
@@ -84,7 +84,7 @@ def test_photo_backbones_train_and_their_checkpoints_verify(tmp_path, backbone):
     root = write_class_folders(tmp_path / "photos", classes=range(6), per_class=10, colour=True, formats=("jpg", "png"))
     config = TrainConfig(train_path=str(root), backbone=backbone, pretrained=False, image_size=32, epochs=1,
                          batch_size=16, pairs_per_epoch=128, eval_pairs=60, save_every=1)
-    assert train(config, tmp_path / "run")["state"] == "done"
+    assert train(config, tmp_path / "run").state == "done"
     assert (tmp_path / "run" / "checkpoints" / "epoch-001.pt").is_file()
     model = SiameseModel.load(tmp_path / "run" / "checkpoints" / "best.pt")
     images = sorted((root / "digit_0").iterdir())
@@ -97,13 +97,13 @@ def test_stop_saves_and_resume_continues(tmp_path):
     stop = StopFlag()
     config = TrainConfig(dataset="digits", backbone="convnet", epochs=3, pairs_per_epoch=2000)
     status = train(config, tmp_path / "run", stop=stop, on_epoch=lambda record: stop.set())
-    assert status["state"] == "stopped" and status["epoch"] == 1
+    assert status.state == "stopped" and status.epoch == 1
     last = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
     assert last["epoch"] == 1
     with pytest.raises(UserError, match="--resume"):
         train(config, tmp_path / "run")
     status = train(config, tmp_path / "run", resume=True)
-    assert status["state"] == "done"
+    assert status.state == "done"
     assert [r["epoch"] for r in epochs_of(tmp_path / "run")] == [1, 2, 3]
 
 
@@ -111,8 +111,8 @@ def test_bad_data_marks_the_run_failed_with_the_reason(tmp_path):
     root = write_class_folders(tmp_path / "one", classes=[4], per_class=5)
     with pytest.raises(UserError, match="only one class"):
         train(TrainConfig(train_path=str(root), backbone="convnet"), tmp_path / "run")
-    status = RunDir(tmp_path / "run").read_status()
-    assert status["state"] == "failed" and "only one class" in status["error"]
+    status = RunDir(tmp_path / "run").status()
+    assert status.state == "failed" and "only one class" in status.error
 
 
 def test_sigterm_stops_a_command_line_run_cleanly(tmp_path):
@@ -122,12 +122,12 @@ def test_sigterm_stops_a_command_line_run_cleanly(tmp_path):
                              "-e", "100", "-o", str(out), "-q"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     run = RunDir(out)
     deadline = time.time() + 120
-    while time.time() < deadline and not (run.read_status().get("state") == "running" and run.read_status().get("step", 0) > 0):
+    while time.time() < deadline and not (run.status().state == "running" and (run.status().step or 0) > 0):
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=120)
     assert proc.returncode == 3
-    assert run.read_status()["state"] == "stopped"
+    assert run.status().state == "stopped"
     assert torch.load(run.checkpoint("last"), weights_only=True)["format"] == "siamese-studio-checkpoint"
 
 
@@ -145,7 +145,7 @@ def test_a_crashed_run_can_be_started_again_but_a_live_one_is_left_alone(tmp_pat
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     run.update_status(state="running", pid=int(dead.stdout))  # its process is gone: crashed
     config = TrainConfig(dataset="digits", backbone="convnet", epochs=1, pairs_per_epoch=2000)
-    assert train(config, tmp_path / "run")["state"] == "done"
+    assert train(config, tmp_path / "run").state == "done"
     live = RunDir(tmp_path / "live").create()
     trainer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # another process, alive
     try:
@@ -158,7 +158,7 @@ def test_a_crashed_run_can_be_started_again_but_a_live_one_is_left_alone(tmp_pat
     # A run queued for this very process (as the app's jobs do) is this process's to train.
     queued = RunDir(tmp_path / "queued").create()
     queued.update_status(state="queued", pid=os.getpid())
-    assert train(config, tmp_path / "queued")["state"] == "done"
+    assert train(config, tmp_path / "queued").state == "done"
 
 
 def test_bf16_autocast_trains(tmp_path):

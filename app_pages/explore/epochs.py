@@ -39,8 +39,7 @@ def _facts(run_path: Path) -> tuple[dict, Optional[int]]:
     accuracies = {int(r["epoch"]): r["accuracy"] for r in run.read_metrics()
                   if r.get("type") == "epoch" and isinstance(r.get("epoch"), int)
                   and isinstance(r.get("accuracy"), (int, float))}
-    total = run.read_status().get("total_epochs")
-    return accuracies, total if isinstance(total, int) else None
+    return accuracies, run.status().total_epochs
 
 
 @st.cache_resource(max_entries=6, show_spinner=False)

@@ -8,6 +8,7 @@ import streamlit as st
 from app_pages.shared import run_view
 from app_pages.shared.icons import ICONS
 from app_pages.shared.models import run_title
+from app_pages.shared.runs import listed
 from siamese_core.runs import jobs
 from siamese_core.runs.context import data_words
 from siamese_core.runs.rundir import epoch_in_progress
@@ -17,7 +18,7 @@ st.title("Runs")
 deleted = run_view.just_deleted()
 if deleted:
     st.success(f"Deleted {deleted}.")
-runs = jobs.list_runs()
+runs = listed()
 if not runs:
     st.info("No runs yet. Start one on the Train page (the Quick preset trains on digits in about a minute), "
             "or from the command line:\n\n`python -m siamese_core train --dataset digits -b convnet -e 5`")
@@ -28,13 +29,13 @@ places = jobs.queue_places(runs)
 rows = []
 for info in runs:
     status, config = info.status, info.config
-    created = status.get("created_at")
+    created = status.created_at
     state = run_view.STATE_WORDS.get(info.state, info.state)
     if info.name in places:
         state += f" ({ordinal(places[info.name]['place'])} in line)"
-    rows.append({"run": status.get("label") or info.name, "state": state,
-                 "epoch": f"{epoch_in_progress(status)} of {status.get('total_epochs', '?')}",
-                 "best accuracy": status.get("best_accuracy"), "best epoch": status.get("best_epoch"),
+    rows.append({"run": status.label or info.name, "state": state,
+                 "epoch": f"{epoch_in_progress(status)} of {status.total_epochs or '?'}",
+                 "best accuracy": status.best_accuracy, "best epoch": status.best_epoch,
                  "data": data_words(config) if config else "", "backbone": config.get("backbone", ""),
                  "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(created)) if created else "",
                  "folder": info.name})

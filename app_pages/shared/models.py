@@ -9,6 +9,7 @@ from typing import Optional
 
 import streamlit as st
 
+from app_pages.shared import runs as shared_runs
 from app_pages.shared import state, text
 from app_pages.shared.paths import DEMO_MODEL
 from siamese_core.errors import UserError
@@ -32,9 +33,9 @@ class ModelChoice:
 
 def run_title(info: jobs.RunInfo) -> str:
     """A run as people name it: the label given at Start (else its folder) and when it started."""
-    created = info.status.get("created_at")
-    when = time.strftime("%d %b %H:%M", time.localtime(created)) if isinstance(created, (int, float)) else ""
-    label = info.status.get("label") or info.name
+    created = info.status.created_at
+    when = time.strftime("%d %b %H:%M", time.localtime(created)) if created is not None else ""
+    label = info.status.label or info.name
     return f"{label} · {when}" if when else str(label)
 
 
@@ -49,13 +50,13 @@ def usable_checkpoint(info: jobs.RunInfo) -> Optional[Path]:
 
 
 def model_choices(runs: Optional[list] = None) -> list[ModelChoice]:
-    """The demo model, then every run (of `runs`, else all) with a usable checkpoint, newest first."""
+    """The demo model, then every run (of `runs`, else this page load's) with a usable checkpoint, newest first."""
     choices = [ModelChoice(DEMO_KEY, "Demo model: digits, small ConvNet", DEMO_MODEL)]
-    for info in jobs.list_runs() if runs is None else runs:
+    for info in shared_runs.listed() if runs is None else runs:
         path = usable_checkpoint(info)
         if path is None:
             continue
-        accuracy, epoch = info.status.get("best_accuracy"), info.status.get("best_epoch")
+        accuracy, epoch = info.status.best_accuracy, info.status.best_epoch
         if path.stem == "last":
             shown = " (stopped early: its last weights, not validated)"
         elif accuracy is not None:

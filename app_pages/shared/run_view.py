@@ -9,11 +9,13 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_pages.shared import models, state, text
+from app_pages.shared import runs as shared_runs
 from app_pages.shared.icons import ICONS
 from siamese_core.errors import UserError
 from siamese_core.runs import jobs
 from siamese_core.runs.context import data_words
 from siamese_core.runs.rundir import RunDir, epoch_in_progress
+from siamese_core.runs.status import RunStatus
 from siamese_core.settings import runs_dir
 from siamese_core.words import ordinal
 
@@ -47,7 +49,7 @@ def queue_words(place: jobs.QueuePlace, training: int) -> str:
 
 
 def queue_note(runs: list) -> Optional[str]:
-    """What Start will do when every slot is taken (`runs`: jobs.list_runs()); None when it starts at once."""
+    """What Start will do when every slot is taken (`runs`: every run of the folder); None when it starts at once."""
     training = sum(info.active for info in runs)
     waiting = sum(info.waiting for info in runs)
     cap = jobs.max_training_runs()
@@ -72,6 +74,7 @@ def show_run(name: str, *, allow_delete: bool = False) -> None:
 
 
 def _live(run: RunDir, was_unfinished: bool) -> None:
+    alone = shared_runs.redrawn_alone("run-view")
     info = jobs.info(run)
     if was_unfinished and not info.unfinished:
         st.rerun()  # it just finished (or was cancelled): redraw the whole page, with what can be done next
@@ -81,12 +84,12 @@ def _live(run: RunDir, was_unfinished: bool) -> None:
                 unsafe_allow_html=True)  # the label and folder name are the user's words: escaped
     st.caption(f"{text.plain(data_words(info.config))} · folder `{run.path.name}`")
     if info.waiting:
-        _waiting(info)
+        _waiting(info, alone)
         return
     if info.state == jobs.CANCELLED:
         return  # it never trained: no progress, curves or log to show
     p = jobs.progress(status)
-    line = (f"Epoch {epoch_in_progress(status)} of {status.get('total_epochs', '?')} · "
+    line = (f"Epoch {epoch_in_progress(status)} of {status.total_epochs or '?'} · "
             f"{_duration(p['elapsed'])} elapsed")
     if p["left"] is not None:
         line += f" · about {_duration(p['left'])} left"
@@ -99,7 +102,7 @@ def _live(run: RunDir, was_unfinished: bool) -> None:
     for warning in jobs.warnings(run):
         st.warning(warning)
     if info.state == "failed":
-        st.error(f"This run failed: {text.plain(status.get('error') or 'see the log below.')}")
+        st.error(f"This run failed: {text.plain(status.error or 'see the log below.')}")
     with st.expander("Log (last lines)", expanded=info.active or info.state == "failed"):
         lines = jobs.tail(run.log_path, 12) or jobs.tail(run.path / jobs.OUTPUT_FILE, 12)
         st.code("\n".join(lines) or "(nothing logged yet)", language=None, wrap_lines=True)
@@ -118,9 +121,9 @@ def _epoch_map(run: RunDir, info: jobs.RunInfo) -> None:
     show_live(run.path, run_class_word(run, info.config or {}), training=info.active)
 
 
-def _waiting(info: jobs.RunInfo) -> None:
+def _waiting(info: jobs.RunInfo, alone: bool) -> None:
     """A run waiting its turn: where it stands in line, when it should start, and a way out of the queue."""
-    runs = jobs.list_runs()  # also starts it, should a slot have freed
+    runs = shared_runs.latest(alone)  # on this part's own redraws, also starts the run when a slot frees
     place = jobs.queue_places(runs).get(info.name)
     if place is None:  # it left the queue between two reads: the next redraw shows it starting
         st.caption("Starting...")
@@ -140,12 +143,12 @@ def _duration(seconds: Optional[float]) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-def _figures(status: dict, best: Optional[dict]) -> None:
+def _figures(status: RunStatus, best: Optional[dict]) -> None:
     """The run's headline figures, all from one epoch: the best one, whose weights checkpoints/best.pt holds."""
     if best is None:
         return
     cols = st.columns(4)
-    cols[0].metric("Best epoch", f"{best['epoch']} of {status.get('total_epochs', '?')}",
+    cols[0].metric("Best epoch", f"{best['epoch']} of {status.total_epochs or '?'}",
                    help="The epoch with the highest validation accuracy: its weights are the run's best checkpoint, "
                         "and every figure here is from it.")
     cols[1].metric("Validation accuracy", _percent(best.get("accuracy")),
@@ -155,7 +158,7 @@ def _figures(status: dict, best: Optional[dict]) -> None:
                    help="Of the pairs it called 'same', the share that really were the same.")
     cols[3].metric("Recall", _percent(best.get("recall")),
                    help="Of the pairs that really were the same, the share it called 'same'.")
-    pairs = status.get("val_pairs")
+    pairs = status.val_pairs
     st.caption(f"All from epoch {best['epoch']}" + (f", on {pairs:,} validation pairs" if pairs else "")
                + ": half the same, half different, so guessing scores 50%.")
 
@@ -164,7 +167,7 @@ def _percent(value) -> str:
     return f"{100 * value:.1f}%" if value is not None else "–"  # None: not measured (JSON has no NaN)
 
 
-def _curves(name: str, records: list, epochs: list, status: dict) -> None:
+def _curves(name: str, records: list, epochs: list, status: RunStatus) -> None:
     steps = [r for r in records if r.get("type") == "step"]
     if not steps and not epochs:
         st.caption("The curves appear here as soon as the first batches are trained.")
@@ -172,11 +175,11 @@ def _curves(name: str, records: list, epochs: list, status: dict) -> None:
     left, right = st.columns(2)
     # The whole run on the x axis for short runs; long runs widen it as they go, so early epochs stay legible.
     reached = max([r["epoch"] for r in records] or [1])
-    x_max = min(status.get("total_epochs") or reached, max(5, reached + 1))
+    x_max = min(status.total_epochs or reached, max(5, reached + 1))
     loss = go.Figure()
     if steps:
         # Steps restart at 1 each epoch: place them at epoch - 1 + step / steps per epoch.
-        per_epoch = status.get("steps_per_epoch") or max(r["step"] for r in steps)
+        per_epoch = status.steps_per_epoch or max(r["step"] for r in steps)
         loss.add_scatter(x=[r["epoch"] - 1 + r["step"] / per_epoch for r in steps], y=[r["loss"] for r in steps],
                          mode="lines", name="while training", line={"color": "#9ab"})
     loss.add_scatter(x=[r["epoch"] for r in epochs], y=[r["train_loss"] for r in epochs], mode="lines+markers",
@@ -243,7 +246,7 @@ def _finished_actions(info: jobs.RunInfo, allow_delete: bool) -> None:
                    + (f", at epoch {best['epoch']}." if best else "."))
     else:
         ended = "failed" if info.state == "failed" else "was stopped"
-        st.info(f"This run {ended} after epoch {info.status.get('epoch', 0)}. Its best checkpoint "
+        st.info(f"This run {ended} after epoch {info.status.epoch or 0}. Its best checkpoint "
                 + (f"(epoch {best['epoch']}, {_percent(best.get('accuracy'))} validation accuracy) " if best else "")
                 + "can be used.")
     if usable is not None and not problem:

@@ -6,6 +6,7 @@ import os
 
 import streamlit as st
 
+from app_pages.shared import runs as shared_runs
 from app_pages.shared import text
 from app_pages.shared.models import current_model, model_choices, run_title
 from siamese_core.runs import jobs
@@ -21,7 +22,7 @@ def device_label() -> str:
 
 def sidebar() -> None:
     with st.sidebar:
-        runs = jobs.list_runs()  # read once for both lines below
+        runs = shared_runs.listed()
         st.caption(f"**Model in use**  \n{text.plain(current_model(model_choices(runs)).label)}")
         st.caption(f"**Device**  \n{device_label()}")
         unfinished = [info.name for info in runs if info.unfinished]
@@ -30,14 +31,15 @@ def sidebar() -> None:
 
 
 def _training_now(names: list) -> None:
+    alone = shared_runs.redrawn_alone("sidebar")
     infos = [jobs.info(runs_dir() / name) for name in names]
-    # The queue's order needs every run; listed only while one waits (which also starts it when a slot frees).
-    places = jobs.queue_places(jobs.list_runs()) if any(info.waiting for info in infos) else {}
+    # The queue's order needs every run: on this part's own redraws, listed afresh only while one waits.
+    places = jobs.queue_places(shared_runs.latest(alone)) if any(info.waiting for info in infos) else {}
     # Training runs first, then the waiting ones in the order they start.
     for info in sorted(infos, key=lambda i: places[i.name]["place"] if i.name in places else 0):
         if info.active:
             st.caption(f"**Training now**  \n{text.plain(run_title(info))}: epoch {epoch_in_progress(info.status)} "
-                       f"of {info.status.get('total_epochs', '?')}")
+                       f"of {info.status.total_epochs or '?'}")
         elif info.name in places:
             st.caption(f"**Waiting**  \n{text.plain(run_title(info))}: "
                        f"{ordinal(places[info.name]['place'])} in line")

@@ -5,6 +5,7 @@ import time
 import streamlit as st
 
 from app_pages.shared import run_view, state, text
+from app_pages.shared.runs import listed
 from app_pages.train import data as train_data
 from app_pages.train import photos as train_photos
 from siamese_core import settings
@@ -31,9 +32,8 @@ RECENT_SECONDS = 3600  # a run that finished while the browser was closed is sti
 
 watched = st.session_state.get(state.WATCHED_RUN)
 if not watched or not (runs_dir() / watched).is_dir():
-    runs = jobs.list_runs()
-    recent = [info for info in runs if info.unfinished
-              or time.time() - (info.status.get("finished_at") or 0) < RECENT_SECONDS]
+    recent = [info for info in listed() if info.unfinished
+              or time.time() - (info.status.finished_at or 0) < RECENT_SECONDS]
     watched = recent[0].name if recent else None
     st.session_state[state.WATCHED_RUN] = watched  # stays on the page once it finishes
 if watched:
@@ -128,7 +128,7 @@ for problem in data.problems:
     st.caption(f"Not ready: {problem}")
 start = st.button("Start training", icon=":material/rocket_launch:", type="primary", disabled=not data.ready,
                   key="start")
-queue_note = run_view.queue_note(jobs.list_runs())
+queue_note = run_view.queue_note(listed())
 if queue_note:  # every slot is taken: Start queues the run instead of refusing it
     st.caption(queue_note)
 if start:

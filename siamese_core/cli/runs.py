@@ -26,11 +26,13 @@ def run_runs(args) -> int:
     root = Path(args.dir) if args.dir else None
     if root is not None and not root.is_dir():
         raise UserError(f"'{root}' is not a folder of runs.")
-    infos = jobs.list_runs(root)  # marks a run whose process is gone as failed or stopped; starts what may start
+    infos = jobs.list_runs(root)  # marks a run whose process is gone as failed or stopped
+    if jobs.advance_queue(root, infos):  # a slot is free and a run waits: no trainer was left to start it
+        infos = jobs.list_runs(root)
     places = jobs.queue_places(infos)
     listed = [{"run": i.name, "state": i.state, "epoch": epoch_in_progress(i.status),
-               "epochs": i.status.get("total_epochs"), "best_accuracy": i.status.get("best_accuracy"),
-               "best_epoch": i.status.get("best_epoch"), "error": i.status.get("error"),
+               "epochs": i.status.total_epochs, "best_accuracy": i.status.best_accuracy,
+               "best_epoch": i.status.best_epoch, "error": i.status.error,
                "in_line": places[i.name]["place"] if i.name in places else None}  # waiting runs: 1 starts next
               for i in infos]
     if args.json:

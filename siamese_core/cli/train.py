@@ -204,10 +204,10 @@ def train_and_report(config: TrainConfig, out: str, args) -> int:
             jobs.start_next(out)  # done, failed or stopped: this slot is free for the next run waiting in the folder
     if rank > 0:
         return 0  # rank 0 reports the run; an early non-zero exit here would make torchrun kill it mid-save
-    best = status.get("best_accuracy")
+    best = status.best_accuracy
     summary = f"best validation accuracy {100 * best:.2f}%" if best is not None else "no epoch finished"
-    print(f"Run {status['state']} ({summary}): {out}")
+    print(f"Run {status.state} ({summary}): {out}")
     best_path = Path(out) / "checkpoints" / "best.pt"
     if best_path.is_file():
         print(f"Best checkpoint: {best_path}")
-    return 0 if status["state"] == "done" else 3
+    return 0 if status.state == "done" else 3

@@ -252,8 +252,8 @@ def _figures(checkpoint: dict, run) -> list:
     record, total, pairs = None, None, None
     if run is not None:
         record = run.best_epoch()
-        status = run.read_status()
-        total, pairs = status.get("total_epochs"), status.get("val_pairs")
+        status = run.status()
+        total, pairs = status.total_epochs, status.val_pairs
     if record is None:
         record = checkpoint.get("metrics") or {}
         pairs = record.get("pairs")
@@ -278,7 +278,7 @@ def model_card(checkpoint: dict, path: Path, run, sidecar: dict) -> str:
     spec, config = checkpoint["spec"], checkpoint.get("config") or {}
     word = sidecar["class_word"]
     embedding = spec["mode"] != "pair"
-    title = run.read_status().get("label") if run is not None else None
+    title = run.status().label if run is not None else None
     title = title or (run.path.name if run is not None else path.stem)
     classes = checkpoint.get("classes") or []
     recipe = [f"- Backbone: {spec['backbone']}" + (" (started from pretrained weights)" if config.get("pretrained")

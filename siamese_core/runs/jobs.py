@@ -7,10 +7,11 @@ closing the browser or restarting the app does not stop it. `stop` sends SIGTERM
 trainer saves its weights and marks the run stopped. This module imports no torch.
 
 When SIAMESE_MAX_TRAINING_RUNS runs already train, a new run waits its turn (state "waiting")
-and `start_waiting` starts it, oldest first, once a slot frees: called by the trainer as it ends
-(cli.train.train_and_report) and by `list_runs`, so the queue moves on with no browser open, after a restart
-or after a trainer was killed. Deciding and starting happen under one file lock, so two servers
-sharing a runs folder never start a run twice.
+and is started, oldest first, once a slot frees: by the trainer as it ends (cli.train.train_and_report, `start_next`)
+and by `advance_queue`, which the app calls once per page load and the `runs` command once, so the queue
+moves on with no browser open, after a restart or after a trainer was killed. Listing the runs
+(`list_runs`) starts nothing. Deciding and starting happen under one file lock, so two servers sharing a
+runs folder never start a run twice.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from ..config import TrainConfig
 from ..errors import UserError, plain_words
 from ..files import read_json, write_json
 from .rundir import RunDir, process_alive, process_started_at
+from .status import RunStatus, as_pid, as_seconds
 
 ACTIVE_STATES = ("queued", "running")  # a training process is (or is about to be) at work
 WAITING = "waiting"  # asked for while every slot was taken: no process yet ("queued" means its process is starting)
@@ -84,27 +86,33 @@ def child_env() -> dict:
 @dataclass
 class RunInfo:
     run: RunDir
-    status: dict
+    status: RunStatus
     config: dict
 
     name = property(lambda self: self.run.path.name)
-    state = property(lambda self: self.status.get("state", "queued"))
+    state = property(lambda self: self.status.state or "queued")
     active = property(lambda self: self.state in ACTIVE_STATES)
     waiting = property(lambda self: self.state in WAITING_STATES)
     unfinished = property(lambda self: self.state in UNFINISHED_STATES)
 
 
-def list_runs(root=None, *, advance: bool = True) -> list[RunInfo]:
-    """Every run under `root`, newest first, with a crashed process shown as failed.
+def list_runs(root=None) -> list[RunInfo]:
+    """Every run under `root`, newest first, with a crashed process shown as failed. Starts nothing:
+    `advance_queue` does."""
+    return _scan(Path(root or settings.runs_dir()))
 
-    With `advance`, waiting runs a free slot allows are started first: whoever looks moves the queue on,
-    even when no trainer is left to (after a restart, or a trainer that was killed)."""
+
+def advance_queue(root=None, runs: Optional[list[RunInfo]] = None) -> list[RunDir]:
+    """Start the waiting runs that free slots allow, oldest first; returns the runs started.
+
+    The trainer starts the next run as it ends; this moves the queue on when no trainer is left to (after a
+    restart, or a trainer that was killed). The app calls it once per page load, the `runs` command once.
+    `runs`, a listing of `root` just made, spares a second one when nothing can start."""
     root = Path(root or settings.runs_dir())
-    infos = _scan(root)
-    if advance and any(i.waiting for i in infos) and sum(i.active for i in infos) < max_training_runs():
-        if start_waiting(root):
-            infos = _scan(root)
-    return infos
+    infos = _scan(root) if runs is None else runs
+    if any(i.waiting for i in infos) and sum(i.active for i in infos) < max_training_runs():
+        return start_waiting(root)
+    return []
 
 
 def _scan(root: Path) -> list[RunInfo]:
@@ -113,7 +121,7 @@ def _scan(root: Path) -> list[RunInfo]:
     runs = [RunDir(p) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
             and (p / "status.json").is_file()]
     infos = [info(run) for run in runs]
-    return sorted(infos, key=lambda i: i.status.get("created_at") or 0, reverse=True)
+    return sorted(infos, key=lambda i: i.status.created_at or 0, reverse=True)
 
 
 def info(run) -> RunInfo:
@@ -125,7 +133,7 @@ def info(run) -> RunInfo:
 def waiting_in_order(infos: list[RunInfo]) -> list[RunInfo]:
     """The waiting runs in the order they start: first asked for, first started (folder name on a tie)."""
     waiting = [i for i in infos if i.waiting]
-    return sorted(waiting, key=lambda i: (i.status.get("asked_at") or i.status.get("created_at") or 0, i.name))
+    return sorted(waiting, key=lambda i: (i.status.asked_at or i.status.created_at or 0, i.name))
 
 
 class QueuePlace(TypedDict):
@@ -155,7 +163,7 @@ def queue_places(infos: list[RunInfo]) -> dict[str, QueuePlace]:
         places[info.name] = {"place": place, "starts_in": starts_in}
         if known:
             per_epoch = pace.seconds_per_epoch(info)
-            epochs = info.status.get("total_epochs")
+            epochs = info.status.total_epochs
             slots[slot] = starts_in + per_epoch * epochs if per_epoch is not None and epochs else None
     return places
 
@@ -180,13 +188,13 @@ class _Pace:
         """Of the newest other run with the same settings that trained long enough to tell."""
         key = self.keys.get(like.name)
         for info in self.infos if key is not None else ():  # newest first
-            epochs = info.status.get("total_epochs")
+            epochs = info.status.total_epochs
             if info.name == like.name or self.keys.get(info.name) != key or not epochs:
                 continue
             status = info.status
-            if info.state == "done" and status.get("finished_at") and status.get("created_at"):
+            if info.state == "done" and status.finished_at and status.created_at:
                 # From its process's start, not its first step: loading the data holds the slot too.
-                return max(0.0, status["finished_at"] - status["created_at"]) / epochs
+                return max(0.0, status.finished_at - status.created_at) / epochs
             left = progress(status)["left"] if info.state == "running" else None
             if left is not None:
                 return (progress(status)["elapsed"] + left) / epochs
@@ -198,13 +206,19 @@ class _Pace:
         left = progress(info.status)["left"]
         if left is None:
             per_epoch = self.seconds_per_epoch(info)
-            to_go = (info.status.get("total_epochs") or 0) - (info.status.get("epoch") or 0)
+            to_go = (info.status.total_epochs or 0) - (info.status.epoch or 0)
             left = per_epoch * to_go if per_epoch is not None and to_go > 0 else None
         return left
 
 
+def _job(run: RunDir) -> dict:
+    """job.json (the training process the app started), or {} when it is missing or not an object."""
+    job = read_json(run.path / JOB_FILE, default={})
+    return job if isinstance(job, dict) else {}
+
+
 def training_pid(run: RunDir) -> Optional[int]:
-    return run.read_status().get("pid") or (read_json(run.path / JOB_FILE, default={}) or {}).get("pid")
+    return run.status().pid or as_pid(_job(run).get("pid"))
 
 
 def live_trainer(run: RunDir) -> Optional[int]:
@@ -220,8 +234,7 @@ def live_trainer(run: RunDir) -> Optional[int]:
     started = process_started_at(pid)
     if started is None or pid in _children:
         return pid  # no /proc to ask (macOS), or a child of this very app
-    job = read_json(run.path / JOB_FILE, default={}) or {}
-    last_word = max(run.read_status().get("updated_at") or 0, job.get("started_at") or 0)
+    last_word = max(run.status().updated_at or 0, as_seconds(_job(run).get("started_at")) or 0)
     return pid if started <= last_word + 2 else None
 
 
@@ -234,19 +247,19 @@ def is_alive(pid: Optional[int]) -> bool:
     return process_alive(pid)
 
 
-def refresh(run: RunDir) -> dict:
+def refresh(run: RunDir) -> RunStatus:
     """The run's status; a queued or running run whose process has ended is marked stopped or failed."""
-    status = run.read_status()
-    if status.get("state") not in ACTIVE_STATES:
+    status = run.status()
+    if status.state not in ACTIVE_STATES:
         return status
     pid = training_pid(run)
-    if pid is None and time.time() - (status.get("created_at") or 0) < START_GRACE_SECONDS:
+    if pid is None and time.time() - (status.created_at or 0) < START_GRACE_SECONDS:
         return status  # queued a moment ago; its process is starting
     if live_trainer(run):
         return status
-    job = read_json(run.path / JOB_FILE, default={}) or {}
-    status = run.read_status()  # the trainer may have finished between the two reads
-    if status.get("state") not in ACTIVE_STATES:
+    job = _job(run)
+    status = run.status()  # the trainer may have finished between the two reads
+    if status.state not in ACTIVE_STATES:
         return status
     if job.get("stop_requested"):
         return run.update_status(state="stopped", finished_at=time.time())
@@ -395,8 +408,8 @@ def _launch(run: RunDir) -> RunDir:
     # created_at restarts the grace a starting process is given (refresh), as the trainer itself does.
     run.update_status(state="queued", created_at=time.time())
     command = ["-m", "siamese_core", "train", "--config", str(run.path / REQUEST_FILE), "-o", str(run.path), "--quiet"]
-    processes = run.read_status().get("processes") or 1
-    if isinstance(processes, int) and processes > 1:  # PyTorch's launcher; --standalone: a free port on this machine
+    processes = run.status().processes or 1
+    if processes > 1:  # PyTorch's launcher; --standalone: a free port on this machine
         command = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)] + command
     command = [sys.executable] + command
     try:
@@ -439,7 +452,7 @@ def cancel(run: RunDir) -> bool:
     The run is marked "cancelled", not deleted: its folder may hold the data uploaded for it, and the Runs
     page keeps saying what became of it until the person deletes it."""
     with _runs_lock(run.path.resolve().parent):  # against a start_waiting deciding at this very moment
-        if run.read_status().get("state") not in WAITING_STATES:
+        if run.status().state not in WAITING_STATES:
             return False
         run.update_status(state=CANCELLED, finished_at=time.time())
     return True
@@ -450,11 +463,9 @@ def stop(run: RunDir) -> bool:
     Returns False when it was neither waiting nor running."""
     if cancel(run):
         return True
-    if run.read_status().get("state") not in ACTIVE_STATES:
+    if run.status().state not in ACTIVE_STATES:
         return False  # it has ended: nothing to ask of it
-    job_path = run.path / JOB_FILE
-    job = read_json(job_path, default={}) or {}
-    write_json(job_path, {**job, "stop_requested": True})
+    write_json(run.path / JOB_FILE, {**_job(run), "stop_requested": True})
     pid = live_trainer(run)
     if pid is None:
         refresh(run)
@@ -472,7 +483,7 @@ def delete(run: RunDir, root=None) -> None:
         raise UserError(f"'{run.path}' is not a run in {root}: nothing was deleted.")
     # Under the lock: a waiting run must not be started while its folder goes.
     with _runs_lock(root):
-        if refresh(run).get("state") in ACTIVE_STATES:
+        if refresh(run).state in ACTIVE_STATES:
             raise UserError(f"'{run.path.name}' is still training: stop it first, then delete it.")
         # Renamed first, so a delete cut short never leaves a half-run that still looks like one.
         doomed = path.with_name(f".deleting-{path.name}-{os.getpid()}")
@@ -480,17 +491,17 @@ def delete(run: RunDir, root=None) -> None:
     shutil.rmtree(doomed, ignore_errors=True)
 
 
-def wait(run: RunDir, timeout: float = 600.0, poll: float = 0.5) -> dict:
+def wait(run: RunDir, timeout: float = 600.0, poll: float = 0.5) -> RunStatus:
     """Block until the run is no longer waiting, queued or running (for scripts and tests). Returns its status."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         status = refresh(run)
-        if status.get("state") not in UNFINISHED_STATES:
+        if status.state not in UNFINISHED_STATES:
             return status
-        if status.get("state") in WAITING_STATES:
-            list_runs(run.path.parent)  # starts it when a slot is free, should the trainer ahead have been killed
+        if status.state in WAITING_STATES:
+            advance_queue(run.path.parent)  # starts it when a slot is free, should the trainer ahead have been killed
         time.sleep(poll)
-    raise TimeoutError(f"{run.path.name} was still {run.read_status().get('state')} after {timeout:.0f} s")
+    raise TimeoutError(f"{run.path.name} was still {run.status().state} after {timeout:.0f} s")
 
 
 class Progress(TypedDict):
@@ -499,17 +510,17 @@ class Progress(TypedDict):
     left: Optional[float]  # seconds still to go, estimated; None while unknown
 
 
-def progress(status: dict, now: Optional[float] = None) -> Progress:
+def progress(status: RunStatus, now: Optional[float] = None) -> Progress:
     """Share done, seconds spent and an estimate of seconds left, from a status."""
     now = now or time.time()
-    started = status.get("started_at")
-    end = status.get("finished_at") if status.get("state") not in ACTIVE_STATES else None
-    elapsed = (((end or now) - started) if started else 0.0) + (status.get("elapsed_before") or 0.0)  # resumed runs
-    total, step = status.get("total_steps") or 0, status.get("step") or 0
+    started = status.started_at
+    end = status.finished_at if status.state not in ACTIVE_STATES else None
+    elapsed = (((end or now) - started) if started else 0.0) + (status.elapsed_before or 0.0)  # resumed runs
+    total, step = status.total_steps or 0, status.step or 0
     fraction = min(1.0, step / total) if total else 0.0
-    if status.get("state") == "done":
+    if status.state == "done":
         fraction = 1.0
     left = None
-    if status.get("state") == "running" and 0.02 <= fraction < 1.0 and elapsed > 2:
+    if status.state == "running" and 0.02 <= fraction < 1.0 and elapsed > 2:
         left = elapsed * (1 - fraction) / fraction
     return {"fraction": fraction, "elapsed": elapsed, "left": left}

@@ -2,7 +2,8 @@
 
 runs/<run-id>/
   config.json      the TrainConfig that rebuilds data and model
-  status.json      state (waiting/queued/running/done/failed/stopped/cancelled), epoch, step, totals, times, error, pid
+  status.json      state (waiting/queued/running/done/failed/stopped/cancelled), epoch, step, totals, times, error,
+                   pid: one RunStatus (siamese_core.runs.status), read by RunDir.status(), written by update_status()
   metrics.jsonl    one JSON object per logged step or epoch
   checkpoints/     best.pt, last.pt, epoch-NNN.pt
   log.txt          the trainer's log
@@ -27,8 +28,8 @@ from typing import Optional
 
 from ..errors import UserError
 from ..files import atomic_write, json_safe, read_json, write_json, write_text
+from .status import RunStatus
 
-STATES = ("waiting", "queued", "running", "done", "failed", "stopped", "cancelled")  # waiting: for a free slot (jobs)
 CHECKPOINT_FORMAT = "siamese-studio-checkpoint"
 CHECKPOINT_VERSION = 1
 
@@ -60,11 +61,11 @@ def process_started_at(pid: int) -> Optional[float]:
         return None
 
 
-def epoch_in_progress(status: dict) -> int:
+def epoch_in_progress(status: RunStatus) -> int:
     """The epoch to show a person: while training, the one being trained (1 from the first step, where the
     status counts the epochs finished, 0); afterwards, the last one finished."""
-    done, total = status.get("epoch") or 0, status.get("total_epochs") or 0
-    if status.get("state") in ("queued", "running") and (not total or done < total):
+    done, total = status.epoch or 0, status.total_epochs or 0
+    if status.state in ("queued", "running") and (not total or done < total):
         return done + 1
     return done
 
@@ -92,14 +93,15 @@ class RunDir:
     def write_config(self, config: dict) -> None:
         write_json(self.config_path, config)
 
-    def read_status(self) -> dict:
-        return read_json(self.status_path, default={}) or {}
+    def status(self) -> RunStatus:
+        """The one reader of status.json: what it says, typed; an empty status when it is missing or unreadable."""
+        return RunStatus.from_dict(read_json(self.status_path))
 
-    def update_status(self, **changes) -> dict:
-        status = self.read_status()
-        status.update(changes)
-        status["updated_at"] = time.time()
-        write_json(self.status_path, status)
+    def update_status(self, **changes) -> RunStatus:
+        """The one writer of status.json: these fields changed (by name; RunStatus refuses any it does not
+        have), the others kept, written atomically. Returns the status written."""
+        status = self.status().changed(**changes, updated_at=time.time())
+        write_json(self.status_path, status.to_dict())
         return status
 
     def append_metrics(self, record: dict) -> None:
@@ -160,14 +162,14 @@ class RunDir:
 
     def elapsed_before(self) -> float:
         """Training seconds of the run's earlier attempts, carried over when it is resumed."""
-        status = self.read_status()
-        started = status.get("started_at")
+        status = self.status()
+        started = status.started_at
         # The last record the trainer wrote, not the status: after a kill, the status was last written by
         # whoever noticed the dead process, maybe much later.
         times = [r["time"] for r in self.read_metrics() if isinstance(r.get("time"), (int, float))]
-        ended = max(times) if times else status.get("finished_at") or status.get("updated_at")
-        earlier = float(status.get("elapsed_before") or 0.0)
-        if isinstance(started, (int, float)) and isinstance(ended, (int, float)) and ended > started:
+        ended = max(times) if times else status.finished_at or status.updated_at
+        earlier = status.elapsed_before or 0.0
+        if started is not None and isinstance(ended, (int, float)) and ended > started:
             earlier += ended - started
         return earlier
 
@@ -182,8 +184,8 @@ class ReadOnlyRun(RunDir):
     def write_config(self, config: dict) -> None:
         pass
 
-    def update_status(self, **changes) -> dict:
-        return {**self.read_status(), **changes}
+    def update_status(self, **changes) -> RunStatus:
+        return self.status().changed(**changes)
 
     def append_metrics(self, record: dict) -> None:
         pass

@@ -24,10 +24,10 @@ from ..data import sources as D
 from ..errors import UserError
 from ..evaluation.metrics import calibrate_threshold, roc_points, verification_metrics
 from ..models.networks import as_model_input, cached_timm_weights, images_per_pass, parse_backbone, reachable
-from ..runs.rundir import RunDir, load_checkpoint
+from ..runs.rundir import RunDir
 from . import losses
-from .common import (Batches, CheckpointSaver, EpochSnapshots, autocast_for, end_of_epoch, progress_bar,
-                     resume_bookkeeping)
+from .common import Batches, autocast_for, batch_len, progress_bar
+from .skeleton import Trained, Trainer
 
 log = logging.getLogger("siamese_core")
 
@@ -133,63 +133,78 @@ def evaluate_features(model, cache: CachedFeatures, pairs, same_share: float) ->
     return result
 
 
-def train_frozen(model, config: TrainConfig, data, run: RunDir, device, resume: bool, progress: bool, stop,
-                 on_epoch) -> dict:
-    """training._train for a frozen backbone: same run directory, checkpoints and metrics, head-only training."""
-    if not resume and model.weights_source == "random initialisation":
-        raise UserError(RANDOM_BACKBONE)
-    model.to(device)
-    model.backbone.requires_grad_(False)
-    head = [p for name, p in model.named_parameters() if not name.startswith("backbone.")]
-    optimizer = torch.optim.AdamW(head, lr=config.lr, weight_decay=config.weight_decay)
-    start_epoch, best = 1, None
-    if resume:
-        last = load_checkpoint(run.checkpoint("last"))
-        model.load_state_dict(last["state_dict"])
-        optimizer.load_state_dict(last["optimizer"])
-        start_epoch, best = last["epoch"] + 1, (last.get("best") or {}).get("accuracy")
-    elapsed_before = resume_bookkeeping(run, start_epoch - 1) if resume else 0.0
-    steps_per_epoch = len(Batches(data.train, config, start_epoch))
-    n_val = len(np.unique(np.concatenate(data.val_pairs[:2])))
-    embed_steps = embed_batches(len(data.train), device, config) + embed_batches(n_val, device, config)
-    run.update_status(state="running", phase="embedding images", started_at=time.time(),
-                      elapsed_before=elapsed_before, epoch=start_epoch - 1,
-                      step=0, steps_per_epoch=steps_per_epoch,
-                      total_steps=embed_steps + steps_per_epoch * (config.epochs - start_epoch + 1),
-                      total_epochs=config.epochs, train_images=len(data.train), val_pairs=len(data.val_pairs[0]))
-    log.info("Frozen %s (weights from %s): embedding %d training and %d validation images once%s.",
-             config.backbone, "the last checkpoint" if resume else model.weights_source, len(data.train), n_val,
-             " (and the training images' mirror images)" if wants_mirror(config) else "")
-    started = time.time()
-    cache = _cache_with_progress(model, data, device, config, run, embed_steps, progress)
-    log.info("Embedded in %.1f s; training the head on %d-dimensional features.", time.time() - started,
-             cache.train.shape[1])
-    run.update_status(phase="training the head")
-    saver = CheckpointSaver(run, model, optimizer, model.spec, config, list(data.train.class_counts()))
-    snapshots = EpochSnapshots(run, data, config, model, resume, start_epoch)
-    snapshots.take(0, lambda positions: _sample_vectors(model, cache, positions))
-    for epoch in range(start_epoch, config.epochs + 1):
-        first_step = embed_steps + (epoch - start_epoch) * steps_per_epoch
-        trained = _head_epoch(model, cache, data.train, config, optimizer, epoch, run, first_step, stop)
-        if trained is None:
-            saver.save_stopped(epoch - 1, best)
-            log.info("Stopped during epoch %d; the weights so far are saved in checkpoints/last.pt.", epoch)
-            return run.update_status(state="stopped", finished_at=time.time())
-        train_loss, seconds, n_items = trained
-        result = evaluate_features(model, cache, data.val_pairs, config.same_share)
-        snapshots.take(epoch, lambda positions: _sample_vectors(model, cache, positions))
-        best = end_of_epoch(run, saver, config, epoch, result, best, on_epoch, train_loss=train_loss,
-                            train_accuracy=None, seconds=seconds, n_items=n_items)
-        run.update_status(step=first_step + steps_per_epoch)
-    log.info("Done: best validation accuracy %.2f%%.", 100 * (best or 0))
-    return run.update_status(state="done", finished_at=time.time())
+class FrozenTrainer(Trainer):
+    """The skeleton's pieces for a frozen backbone (training.skeleton): the same run directory, checkpoints and
+    metrics as the whole network's, but every image embedded once first and only the head trained."""
 
+    def setup(self) -> None:
+        ctx = self.ctx
+        if ctx.group.active:
+            raise UserError("A frozen backbone trains only a small head, in seconds: run it in one process "
+                            "(without torchrun), or drop --frozen to train the whole network on several.")
+        if not ctx.resume and ctx.model.weights_source == "random initialisation":
+            raise UserError(RANDOM_BACKBONE)
+        ctx.model.to(ctx.device)
+        ctx.model.backbone.requires_grad_(False)
+        head = [p for name, p in ctx.model.named_parameters() if not name.startswith("backbone.")]
+        self.optimizer = torch.optim.AdamW(head, lr=ctx.config.lr, weight_decay=ctx.config.weight_decay)
 
-@torch.inference_mode()
-def _sample_vectors(model, cache: CachedFeatures, positions) -> np.ndarray:
-    """The epoch map's snapshot from the cached features (the sample is drawn from the validation pairs' images)."""
-    model.eval()
-    return head_vectors(model, cache.val[torch.from_numpy(np.searchsorted(cache.val_rows, positions))]).cpu().numpy()
+    def start_status(self) -> dict:
+        ctx, config = self.ctx, self.ctx.config
+        self.steps = len(Batches(ctx.data.train, config, ctx.start_epoch))
+        self.n_val = len(np.unique(np.concatenate(ctx.data.val_pairs[:2])))
+        self.embed_steps = (embed_batches(len(ctx.data.train), ctx.device, config)
+                            + embed_batches(self.n_val, ctx.device, config))
+        return dict(phase="embedding images", step=0, steps_per_epoch=self.steps,
+                    total_steps=self.embed_steps + self.steps * (config.epochs - ctx.start_epoch + 1))
+
+    def before_epochs(self) -> None:
+        ctx = self.ctx
+        log.info("Frozen %s (weights from %s): embedding %d training and %d validation images once%s.",
+                 ctx.config.backbone, "the last checkpoint" if ctx.resume else ctx.model.weights_source,
+                 len(ctx.data.train), self.n_val,
+                 " (and the training images' mirror images)" if wants_mirror(ctx.config) else "")
+        started = time.time()
+        self.cache = _cache_with_progress(ctx.model, ctx.data, ctx.device, ctx.config, ctx.run, self.embed_steps,
+                                          ctx.progress)
+        log.info("Embedded in %.1f s; training the head on %d-dimensional features.", time.time() - started,
+                 self.cache.train.shape[1])
+        ctx.run.update_status(phase="training the head")
+
+    def train_epoch(self, epoch: int) -> Optional[Trained]:
+        """One epoch of head training, logged as one step record."""
+        ctx, model, config = self.ctx, self.ctx.model, self.ctx.config
+        model.train()
+        model.backbone.eval()
+        batches = Batches(ctx.data.train, config, epoch)
+        started, loss_sum, n_sum = time.time(), 0.0, 0
+        for item in batches:
+            if ctx.stop:
+                return None
+            loss = head_step(model, item, batches.kind, self.cache, ctx.data.train.labels, config)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            loss_sum, n_sum = loss_sum + float(loss.detach()) * batch_len(item), n_sum + batch_len(item)
+        if not np.isfinite(loss_sum):
+            raise UserError(f"The loss became {loss_sum}: the learning rate ({config.lr}) is probably too high. "
+                            "Try a tenth of it.")
+        seconds, mean = time.time() - started, loss_sum / max(n_sum, 1)
+        ctx.run.append_metrics({"type": "step", "epoch": epoch, "step": len(batches), "loss": mean,
+                                "items_per_second": n_sum / max(seconds, 1e-9), "time": time.time()})
+        done = self.embed_steps + (epoch - ctx.start_epoch + 1) * self.steps
+        return Trained(mean, None, n_sum, seconds, done)
+
+    def validate(self) -> dict:
+        return evaluate_features(self.ctx.model, self.cache, self.ctx.data.val_pairs, self.ctx.config.same_share)
+
+    @torch.inference_mode()
+    def vectors(self, positions) -> np.ndarray:
+        """The epoch map's snapshot from the cached features (the sample is drawn from the validation pairs' images)."""
+        model, cache = self.ctx.model, self.cache
+        model.eval()
+        rows = torch.from_numpy(np.searchsorted(cache.val_rows, positions))
+        return head_vectors(model, cache.val[rows]).cpu().numpy()
 
 
 def _cache_with_progress(model, data, device, config, run: RunDir, embed_steps: int, progress: bool):
@@ -209,31 +224,6 @@ def _cache_with_progress(model, data, device, config, run: RunDir, embed_steps: 
     finally:
         if bar is not None:
             bar.close()
-
-
-def _head_epoch(model, cache, train_set: D.ImageSet, config, optimizer, epoch, run: RunDir, first_step, stop):
-    """One epoch of head training. Returns (mean loss, seconds, items), or None when stopped."""
-    model.train()
-    model.backbone.eval()
-    batches = Batches(train_set, config, epoch)
-    started, loss_sum, n_sum = time.time(), 0.0, 0
-    for step, item in enumerate(batches, 1):
-        if stop:
-            return None
-        loss = head_step(model, item, batches.kind, cache, train_set.labels, config)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        n = len(item[0]) if isinstance(item, tuple) else len(item)
-        loss_sum, n_sum = loss_sum + float(loss.detach()) * n, n_sum + n
-    if not np.isfinite(loss_sum):
-        raise UserError(f"The loss became {loss_sum}: the learning rate ({config.lr}) is probably too high. "
-                        "Try a tenth of it.")
-    seconds = time.time() - started
-    mean = loss_sum / max(n_sum, 1)
-    run.append_metrics({"type": "step", "epoch": epoch, "step": len(batches), "loss": mean,
-                        "items_per_second": n_sum / max(seconds, 1e-9), "time": time.time()})
-    return mean, seconds, n_sum
 
 
 # ---------------------------------------------------------------- the Train page's Photos preset

@@ -1,16 +1,11 @@
-"""The training loop: data from a TrainConfig, train_fn / eval_fn, and the run directory it writes."""
+"""The training loop: train() for a run, and the whole network's pieces of the run's outline (training.skeleton):
+one step, one epoch (train_fn), validation (evaluate_pairs / eval_fn) and the epoch map's vectors."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import os
-import signal
-import threading
 import time
-import traceback
-from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
@@ -19,17 +14,15 @@ import torch
 from ..config import TrainConfig
 from ..data import augment
 from ..data import sources as D
-from ..data.prepare import PreparedData, prepare_data
-from ..errors import UserError, plain_words
+from ..data.prepare import PreparedData
+from ..errors import UserError
 from ..evaluation.metrics import calibrate_threshold, roc_points, verification_metrics
-from ..models.networks import (as_model_input, build_model, count_parameters, embed_set, images_per_pass, model_spec,
-                               pick_device)
-from ..runs.context import SAMPLES_FILE, write_samples
-from ..runs.rundir import ReadOnlyRun, RunDir, load_checkpoint, process_alive
+from ..models.networks import as_model_input, count_parameters, embed_set, images_per_pass
+from ..runs.status import RunStatus
 from . import distributed, losses
-from .common import (Batches, CheckpointSaver, EpochSnapshots, autocast_dtype, autocast_for, default_pairs_per_epoch,
-                     end_of_epoch, progress_bar, resume_bookkeeping)
-from .frozen import train_frozen
+from .common import Batches, autocast_dtype, autocast_for, progress_bar
+from .frozen import FrozenTrainer
+from .skeleton import Context, StopFlag, Trained, Trainer, train_run
 
 log = logging.getLogger("siamese_core")
 
@@ -114,49 +107,9 @@ def evaluate_pairs(model, image_set, pairs, device, threshold: Optional[float] =
 
 # ---------------------------------------------------------------- the whole run
 
-class StopFlag:
-    """Set by SIGTERM / Ctrl-C (or by a caller); the loop checks it between batches."""
-
-    def __init__(self):
-        self.event = threading.Event()
-
-    def set(self, *_):
-        self.event.set()
-
-    def __bool__(self):
-        return self.event.is_set()
-
-
-@contextlib.contextmanager
-def stop_on_signals(flag: StopFlag):
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, flag.set) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-@contextlib.contextmanager
-def log_to(path: Path):
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-    log.addHandler(handler)
-    if log.level == logging.NOTSET or log.level > logging.INFO:
-        log.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        log.removeHandler(handler)
-        handler.close()
-
-
 def train(config: TrainConfig, out_dir, *, resume: bool = False, progress: bool = False,
           stop: Optional[StopFlag] = None, on_epoch: Optional[Callable[[dict], None]] = None,
-          data: Optional[PreparedData] = None) -> dict:
+          data: Optional[PreparedData] = None) -> RunStatus:
     """Train a Siamese network as `config` says, writing the run directory `out_dir`.
 
     Returns the final status. SIGTERM or Ctrl-C (or `stop`) ends it cleanly: the last
@@ -165,49 +118,17 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False, progress: bool 
     """
     group = distributed.join(config.device)  # started by torchrun: this process's rank; else a group of one
     try:
-        status = _train_as(group, config, out_dir, resume, progress, stop, on_epoch, data)
+        status = train_run(group, config, out_dir, resume=resume, progress=progress, stop=stop, on_epoch=on_epoch,
+                           data=data, trainer_for=_trainer_for)
         distributed.finish_together(group)
         return status
     finally:
         distributed.leave(group)
 
 
-def _train_as(group: distributed.Group, config: TrainConfig, out_dir, resume, progress, stop, on_epoch, data) -> dict:
-    # Only rank 0 writes the run directory; the other ranks read it (to resume) and train their share.
-    run = RunDir(out_dir) if group.main else ReadOnlyRun(out_dir)
-    stop = StopFlag() if stop is None else stop
-    if resume:
-        saved = run.read_config()
-        if saved is None or not run.checkpoint("last").is_file():
-            raise UserError(f"There is no run to resume in '{out_dir}' (no config.json or checkpoints/last.pt).")
-        config = TrainConfig.from_dict({**saved, "epochs": config.epochs})
-    elif group.main:
-        _refuse_to_overwrite(run)
-    config = config.resolve()
-    run.create()
-    run.sweep_temp_files()  # what a kill during an earlier attempt's checkpoint write left
-    if not resume and group.main:
-        run.metrics_path.unlink(missing_ok=True)  # a failed earlier attempt's lines are not this run's
-    # A resumed run keeps showing how far it got until it trains again.
-    fresh = {} if resume else {"epoch": 0, "step": 0, "total_steps": None}
-    logged = log_to(run.log_path) if group.main else contextlib.nullcontext()
-    with logged, stop_on_signals(stop):
-        run.update_status(state="queued", pid=os.getpid(), total_epochs=config.epochs, error=None,
-                          created_at=time.time(), processes=group.world, **fresh)
-        try:
-            status = _train(config, run, resume, progress, stop, on_epoch, data, group)
-            run.sweep_temp_files()  # again: one the start left for being only seconds old is older now
-            return status
-        except Exception as exc:
-            message = plain_words(exc)
-            log.error("Training failed: %s", message)
-            if not isinstance(exc, UserError):
-                log.error(traceback.format_exc())
-            try:
-                run.update_status(state="failed", error=message, finished_at=time.time())
-            except OSError:  # the disk that failed the run may refuse the status too; the log said it
-                pass
-            raise
+def _trainer_for(ctx: Context) -> type:
+    """A frozen backbone trains only its head, on features embedded once; otherwise the whole network trains."""
+    return FrozenTrainer if ctx.config.frozen else FullTrainer
 
 
 def train_fn(model, batches: Batches, train_set: D.ImageSet, config: TrainConfig, optimizer, device,
@@ -288,118 +209,77 @@ def uses_channels_last(config: TrainConfig, device: torch.device) -> bool:
     return device.type == "cpu" if config.channels_last is None else bool(config.channels_last)
 
 
-def _refuse_to_overwrite(run: RunDir) -> None:
-    """A finished, stopped or live run is never overwritten; a failed or crashed one may be started afresh."""
-    status = run.read_status()
-    state, pid = status.get("state"), status.get("pid")
-    if state in ("queued", "running") and pid and pid != os.getpid() and process_alive(pid):
-        raise UserError(f"'{run.path}' is being trained right now (process {pid}): stop it first, or choose "
-                        "another output folder.")
-    if state in ("done", "stopped"):
-        raise UserError(f"'{run.path}' already holds a run: choose another output folder, or resume it "
-                        "(--resume on the command line).")
+class FullTrainer(Trainer):
+    """The whole network trains: the skeleton's pieces for it (setup, one epoch, validation, the map's vectors)."""
 
+    def setup(self) -> None:
+        ctx, config = self.ctx, self.ctx.config
+        self.channels_last = uses_channels_last(config, ctx.device)
+        ctx.model.to(ctx.device)
+        if self.channels_last:
+            ctx.model.to(memory_format=torch.channels_last)
+        if config.id_loss > 0:
+            self.identity_loss = losses.CosineIdentityLoss(config.embedding_dim,
+                                                           len(ctx.data.train.classes)).to(ctx.device)
+        trained = list(ctx.model.parameters()) + (list(self.identity_loss.parameters())
+                                                  if self.identity_loss is not None else [])
+        self.optimizer = make_optimizer(config, trained)
+        self.steps = len(distributed.share(Batches(ctx.data.train, config, 1).items, ctx.group))  # this rank's share
+        self.scheduler = make_scheduler(config, self.optimizer, self.steps * config.epochs)
+        self.last_write, self.unlogged = 0.0, []  # the last status write; batch losses since the last step record
 
-def _train(config, run: RunDir, resume, progress, stop, on_epoch, data,
-           group: distributed.Group = distributed.SINGLE) -> dict:
-    torch.manual_seed(config.seed)
-    device = distributed.device_of(group, config.device) or pick_device(config.device)
-    if data is None:
-        log.info("Loading data (%s)...", config.dataset)
-        data = prepare_data(config)
-    if config.pairs_per_epoch is None:
-        kind = "pk" if config.mining != "none" else config.mode
-        config.pairs_per_epoch = default_pairs_per_epoch(len(data.train), kind, config.image_size)
-    run.write_config(config.to_dict())
-    if group.main and not (run.path / SAMPLES_FILE).is_file():
-        write_samples(run, data.val, config.seed)  # the pages' sample images for this model: its own kind
-    spec = model_spec(config)
-    model = build_model(spec, pretrained=config.pretrained and not resume, weights=None if resume else config.weights)
-    if config.frozen:  # only the head trains, on features embedded once
-        if group.active:
-            raise UserError("A frozen backbone trains only a small head, in seconds: run it in one process "
-                            "(without torchrun), or drop --frozen to train the whole network on several.")
-        return train_frozen(model, config, data, run, device, resume, progress, stop, on_epoch)
-    channels_last = uses_channels_last(config, device)
-    model.to(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    identity_loss = None
-    if config.id_loss > 0:
-        identity_loss = losses.CosineIdentityLoss(config.embedding_dim, len(data.train.classes)).to(device)
-    trained = list(model.parameters()) + (list(identity_loss.parameters()) if identity_loss is not None else [])
-    optimizer = make_optimizer(config, trained)
-    steps_per_epoch = len(distributed.share(Batches(data.train, config, 1).items, group))  # this rank's share
-    scheduler = make_scheduler(config, optimizer, steps_per_epoch * config.epochs)
-    start_epoch, best = 1, None
-    if resume:
-        last = load_checkpoint(run.checkpoint("last"))
-        model.load_state_dict(last["state_dict"])
-        if "optimizer" in last:
-            optimizer.load_state_dict(last["optimizer"])
-        if identity_loss is not None and "identity_loss" in last:
-            identity_loss.load_state_dict(last["identity_loss"])
-        start_epoch, best = last["epoch"] + 1, (last.get("best") or {}).get("accuracy")
-        if scheduler is not None and "scheduler" in last:
-            scheduler.load_state_dict(last["scheduler"])
-        log.info("Resuming from epoch %d.", last["epoch"])
-    elapsed_before = resume_bookkeeping(run, start_epoch - 1) if resume else 0.0
-    log.info("Training %s (%s mode, %s parameters, weights from %s) on %d images of %d classes; validating on "
-             "%d pairs of %d images. Device %s.", config.backbone, config.mode, f"{count_parameters(model):,}",
-             "the last checkpoint" if resume else model.weights_source, len(data.train),
-             len(data.train.class_counts()) if data.train.has_labels else 0, len(data.val_pairs[0]), len(data.val), device)
-    run.update_status(state="running", started_at=time.time(), elapsed_before=elapsed_before, epoch=start_epoch - 1,
-                      step=(start_epoch - 1) * steps_per_epoch, steps_per_epoch=steps_per_epoch,
-                      total_steps=steps_per_epoch * config.epochs,
-                      total_epochs=config.epochs, train_images=len(data.train), val_pairs=len(data.val_pairs[0]))
-    saver = CheckpointSaver(run, model, optimizer, spec, config, list(data.train.class_counts()), identity_loss,
-                             scheduler)
-    snapshots = EpochSnapshots(run, data, config, model, resume, start_epoch) if group.main else None
-    if snapshots is not None:  # the random start: the most telling picture
-        snapshots.take(0, lambda positions: sample_vectors(model, data.val, positions, device, channels_last))
-    last_write = [0.0]
-    unlogged: list = []  # batch losses since the last step record
+    def start_status(self) -> dict:
+        return dict(steps_per_epoch=self.steps, step=(self.ctx.start_epoch - 1) * self.steps,
+                    total_steps=self.steps * self.ctx.config.epochs)
 
-    network = distributed.trainable(model, group, device)  # in DistributedDataParallel when several processes train
-    for epoch in range(start_epoch, config.epochs + 1):
-        batches = Batches(data.train, config, epoch)
-        batches.items = distributed.share(batches.items, group)
+    def before_epochs(self) -> None:
+        ctx, data = self.ctx, self.ctx.data
+        log.info("Training %s (%s mode, %s parameters, weights from %s) on %d images of %d classes; validating on "
+                 "%d pairs of %d images. Device %s.", ctx.config.backbone, ctx.config.mode,
+                 f"{count_parameters(ctx.model):,}", "the last checkpoint" if ctx.resume else ctx.model.weights_source,
+                 len(data.train), len(data.train.class_counts()) if data.train.has_labels else 0,
+                 len(data.val_pairs[0]), len(data.val), ctx.device)
+        # In DistributedDataParallel when several processes train; the resumed weights are in by now.
+        self.network = distributed.trainable(ctx.model, ctx.group, ctx.device)
 
-        def on_step(step, loss, rate):
-            now = time.time()
-            unlogged.append(loss)
-            if now - last_write[0] > 1.0 or step == len(batches):  # at most one status write a second
-                last_write[0] = now
-                run.update_status(epoch=epoch - 1, step=(epoch - 1) * len(batches) + step, epoch_step=step)
-                # The mean of the batches since the last record, not since the epoch began: a running mean
-                # restarts at each epoch, and the curve would jump there.
-                run.append_metrics({"type": "step", "epoch": epoch, "step": step, "loss": float(np.mean(unlogged)),
-                                    "items_per_second": rate, "time": now})
-                unlogged.clear()
-
+    def train_epoch(self, epoch: int) -> Optional[Trained]:
+        ctx, config = self.ctx, self.ctx.config
+        batches = Batches(ctx.data.train, config, epoch)
+        batches.items = distributed.share(batches.items, ctx.group)
         started = time.time()
-        bar = progress_bar(len(batches), f"epoch {epoch}/{config.epochs}", progress)
+        bar = progress_bar(len(batches), f"epoch {epoch}/{config.epochs}", ctx.progress)
         try:
-            trained = train_fn(network, batches, data.train, config, optimizer, device, channels_last, stop, on_step,
-                               bar, scheduler, identity_loss, group)
+            trained = train_fn(self.network, batches, ctx.data.train, config, self.optimizer, ctx.device,
+                               self.channels_last, ctx.stop, self._reporter(epoch, len(batches)), bar, self.scheduler,
+                               self.identity_loss, ctx.group)
         finally:
             if bar is not None:
                 bar.close()
         if trained is None:
-            if group.main:
-                saver.save_stopped(epoch - 1, best)
-                log.info("Stopped during epoch %d; the weights so far are saved in checkpoints/last.pt.", epoch)
-            return run.update_status(state="stopped", finished_at=time.time())
-        train_loss, train_accuracy, n_items = trained
-        seconds = time.time() - started  # training only, not validation
-        if not group.main:
-            continue  # rank 0 validates and writes; this rank goes on to its share of the next epoch
-        result = evaluate_pairs(model, data.val, data.val_pairs, device, channels_last=channels_last,
-                                same_share=config.same_share)
-        result.pop("scores")
-        snapshots.take(epoch, lambda positions: sample_vectors(model, data.val, positions, device, channels_last))
-        best = end_of_epoch(run, saver, config, epoch, result, best, on_epoch, train_loss=train_loss,
-                            train_accuracy=train_accuracy, seconds=seconds, n_items=n_items * group.world,
-                            step=epoch * len(batches))
-    log.info("Done: best validation accuracy %.2f%%.", 100 * (best or 0))
-    return run.update_status(state="done", finished_at=time.time())
+            return None
+        loss, accuracy, items = trained
+        return Trained(loss, accuracy, items * ctx.group.world, time.time() - started, epoch * len(batches))
+
+    def _reporter(self, epoch: int, n_batches: int) -> Callable[[int, float, float], None]:
+        """train_fn's on_step: the status and a step record, at most once a second and after the last batch."""
+        def on_step(step: int, loss: float, rate: float) -> None:
+            now = time.time()
+            self.unlogged.append(loss)
+            if now - self.last_write > 1.0 or step == n_batches:
+                self.last_write = now
+                self.ctx.run.update_status(epoch=epoch - 1, step=(epoch - 1) * n_batches + step, epoch_step=step)
+                # The mean of the batches since the last record, not since the epoch began: a running mean
+                # restarts at each epoch, and the curve would jump there.
+                self.ctx.run.append_metrics({"type": "step", "epoch": epoch, "step": step, "time": now,
+                                             "loss": float(np.mean(self.unlogged)), "items_per_second": rate})
+                self.unlogged.clear()
+
+        return on_step
+
+    def validate(self) -> dict:
+        ctx = self.ctx
+        return evaluate_pairs(ctx.model, ctx.data.val, ctx.data.val_pairs, ctx.device,
+                              channels_last=self.channels_last, same_share=ctx.config.same_share)
+
+    def vectors(self, positions) -> np.ndarray:
+        return sample_vectors(self.ctx.model, self.ctx.data.val, positions, self.ctx.device, self.channels_last)

@@ -63,13 +63,13 @@ def test_train_on_people_then_every_page_follows_that_model(app_server, page, tm
     screenshot(page, "faces-train-before-start")
     run = RunDir(start_training(page, app_server.runs_dir))
     deadline = time.monotonic() + 240
-    while run.read_status().get("state") not in ("done", "failed", "stopped"):
-        assert time.monotonic() < deadline, f"the run did not end in time: {run.read_status()}"
+    while run.status().state not in ("done", "failed", "stopped"):
+        assert time.monotonic() < deadline, f"the run did not end in time: {run.status()}"
         time.sleep(0.5)
     page.get_by_text("Training finished").wait_for(timeout=30_000)
     wait_for_app(page)
     assert_no_exception(page)
-    assert run.read_status()["state"] == "done"
+    assert run.status().state == "done"
     config = json.loads(run.config_path.read_text())
     assert Path(config["train_path"]).is_relative_to(run.path / "uploads")  # the upload moved into the run
     assert (config["class_word"], config["data_name"]) == ("person", "people.zip")
