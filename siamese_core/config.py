@@ -83,8 +83,9 @@ def parse_image_size(text: str):
         raise UserError(f"--image-size '{text}' is not a size: give one number for a square (64) or height x width "
                         "(128x64).")
     sides = [int(p) for p in parts]
-    if not all(MIN_IMAGE_SIDE <= side <= MAX_IMAGE_SIDE for side in sides):
-        raise UserError(f"--image-size '{text}': each side must be from {MIN_IMAGE_SIDE} to {MAX_IMAGE_SIDE} pixels.")
+    if min(sides) < MIN_IMAGE_SIDE or max(sides) > MAX_IMAGE_SIDE:
+        bound = f"at least {MIN_IMAGE_SIDE}" if min(sides) < MIN_IMAGE_SIDE else f"at most {MAX_IMAGE_SIDE}"
+        raise UserError(f"--image-size '{text}': each side must be {bound} pixels.")
     return image_size_value(sides[0], sides[-1])
 
 
@@ -332,8 +333,10 @@ class TrainConfig:
         sides = list(size) if pair else [size]
         if not all(isinstance(s, int) and not isinstance(s, bool) for s in sides):
             raise UserError("--image-size must be a whole number of pixels (64) or height x width (128x64).")
-        if not all(MIN_IMAGE_SIDE <= s <= MAX_IMAGE_SIDE for s in sides):
-            raise UserError(f"--image-size: each side must be from {MIN_IMAGE_SIDE} to {MAX_IMAGE_SIDE} pixels.")
+        if min(sides) < MIN_IMAGE_SIDE:
+            raise UserError(f"--image-size must be at least {MIN_IMAGE_SIDE} pixels.")
+        if max(sides) > MAX_IMAGE_SIDE:
+            raise UserError(f"--image-size must be at most {MAX_IMAGE_SIDE} pixels a side.")
         self.image_size = image_size_value(*image_hw(size))
 
     @property

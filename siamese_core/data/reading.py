@@ -165,47 +165,58 @@ def _shape_words(aspect: float) -> str:
 
 
 def choose_recipe(d: dict, backbone: Optional[str] = None, default_side: int = 64) -> dict:
-    """The choices for a description (describe_images): {"fields": TrainConfig fields, "kind": writing, glyphs or
-    photos, "words": the sentence's parts}. `backbone`: the one that will train (None: the rule may choose one);
-    `default_side`: that backbone's default square side, whose pixels a photo's shape keeps for backbones other
-    than the project's small ones (the 5,000-pixel rule was measured on the small ResNet)."""
+    """The choices for a description (describe_images): {"fields": TrainConfig fields, "kind": "glyphs", "writing"
+    or "photos", "aspect": the shape they follow (width over height), "grey"}. `backbone`: the one that will train
+    (None: the rule may choose one); `default_side`: that backbone's default square side, whose pixels a photo's
+    shape keeps for backbones other than the project's small ones (the 5,000-pixel rule was measured on the small
+    ResNet)."""
     if not d.get("measured"):
-        return {"fields": {}, "kind": None, "words": []}
+        return {"fields": {}, "kind": None}
     own = backbone in (None, "convnet", CPU_BACKBONE)  # the project's own networks: any channels, any size
+    grey = d.get("colour", 0.0) < GREY_BELOW
     if d.get("writing"):
-        ink_aspect = float(np.clip(d.get("ink_aspect", d.get("aspect", 1.0)), 1 / 3, 3.0))
+        aspect = float(np.clip(d.get("ink_aspect", d.get("aspect", 1.0)), 1 / 3, 3.0))
         small_crop = max(d["height"], d["width"]) <= SMALL_CROP and 0.75 <= d["aspect"] <= 1.33
-        if ink_aspect <= ONE_GLYPH_ASPECT and small_crop:
+        if aspect <= ONE_GLYPH_ASPECT and small_crop:
             fields = {"input": "digit", "augment": "digits", "flip_test": False}
-            words = ["single handwritten characters: found, centred and scaled as MNIST's digits"]
             if backbone in (None, "convnet"):
                 fields.update(backbone="convnet", image_size=28, channels=1)
-                words[0] += ", 28x28"
             elif own:
                 fields["channels"] = 1
-            words.append("no mirror images")
-            return {"fields": fields, "kind": "glyphs", "words": words}
-        if ink_aspect >= 1:
-            height, width = INK_HEIGHT, min(_round(INK_HEIGHT * ink_aspect), INK_LONGEST)
+            return {"fields": fields, "kind": "glyphs", "aspect": aspect, "grey": True}
+        if aspect >= 1:
+            height, width = INK_HEIGHT, min(_round(INK_HEIGHT * aspect), INK_LONGEST)
         else:
-            height, width = min(_round(INK_HEIGHT / ink_aspect), INK_LONGEST), INK_HEIGHT
+            height, width = min(_round(INK_HEIGHT / aspect), INK_LONGEST), INK_HEIGHT
         fields = {"input": "ink", "augment": "ink", "flip_test": False}
         if own:
             fields.update(backbone=backbone or CPU_BACKBONE, image_size=image_size_value(height, width), channels=1)
-        words = [f"writing on paper, {_shape_words(ink_aspect)}: ink cleaned"
-                 + (f", {size_words(fields['image_size'])}" if "image_size" in fields else ""), "no mirror images"]
-        return {"fields": fields, "kind": "writing", "words": words}
+        return {"fields": fields, "kind": "writing", "aspect": aspect, "grey": True}
     aspect = float(np.clip(d.get("aspect", 1.0), 1 / 3, 3.0))
-    grey = d.get("colour", 0.0) < GREY_BELOW
     pixels = PHOTO_PIXELS if own else default_side * default_side
     width = _round((pixels * aspect) ** 0.5)
     height = _round(width / aspect)
     fields = {"input": "fit", "image_size": image_size_value(height, width), "augment": "photos"}
     if grey and own:
         fields["channels"] = 1
-    words = [f"photos{' in grey' if grey else ''}, {_shape_words(aspect)}: {size_words(fields['image_size'])}, "
-             "shape kept, mirror images allowed"]
-    return {"fields": fields, "kind": "photos", "words": words}
+    return {"fields": fields, "kind": "photos", "aspect": aspect, "grey": grey}
+
+
+def sentence(choice: dict, values: dict) -> str:
+    """The reading in one plain sentence, for the `values` that will run (the choices, and what the person set):
+    "These look like writing on paper, wider than tall: ink cleaned, 48x112, no mirror images." """
+    size = f", {size_words(values['image_size'])}" if values.get("image_size") is not None else ""
+    shape = _shape_words(choice["aspect"])
+    if choice["kind"] == "glyphs":
+        seen = f"single handwritten characters: found, centred and scaled as MNIST's digits{size}"
+    elif choice["kind"] == "writing":
+        seen = f"writing on paper, {shape}: " + ("ink cleaned" if values.get("input") == "ink" else
+                                                  f"{values.get('input')} input") + size
+    else:
+        kept = {"fit": ", shape kept", "resize": ", squashed to the size"}.get(values.get("input"), "")
+        seen = f"photos{' in grey' if choice['grey'] else ''}, {shape}{(':' + size[1:]) if size else ''}{kept}"
+    mirror = values.get("flip_test") is False or values.get("augment") in ("ink", "digits", "none")
+    return f"These look like {seen}, {'no mirror images' if mirror else 'mirror images allowed'}."
 
 
 # ---------------------------------------------------------------- the images a config names
@@ -271,14 +282,18 @@ def read_images(config: TrainConfig) -> Optional[Reading]:
             chose[name] = value
         elif getattr(config, name) != value:
             kept.append(name)
-    sentence = "These look like " + "; ".join(choice["words"]) + "."
+    values = {name: getattr(config, name) for name in _FIELD_WORDS}
+    values.update(chose)
+    said = sentence(choice, values)
+    kept = [k for k in _FIELD_WORDS if k in kept]
     if kept:
-        sentence += " Kept as set: " + ", ".join(_FIELD_WORDS.get(k, k) for k in kept) + "."
-    return Reading(measured, chose, sentence, kept)
+        said += " Kept as set: " + ", ".join(_FIELD_WORDS[k] for k in kept) + "."
+    return Reading(measured, chose, said, kept)
 
 
 _FIELD_WORDS = {"image_size": "the image size", "input": "the input", "channels": "the colours",
-                "augment": "the augmentation", "flip_test": "the mirror-image test", "backbone": "the backbone"}
+                "augment": "the augmentation", "flip_test": "the mirror-image test", "backbone": "the backbone"}  # in
+# the order "Kept as set" names them
 
 
 def apply_reading(config: TrainConfig, reading: Optional[Reading] = None) -> TrainConfig:
