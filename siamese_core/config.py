@@ -221,7 +221,8 @@ class TrainConfig:
         augments digits without mirroring them and photos with crops, flips and colour changes; the classic recipe
         does not augment. Configs written before augmentation had policies say True or False: shift or none."""
         if self.input is None:
-            self.input = "digit" if self.dataset in ("digits", "mnist") else "fit"
+            self.input = ("digit" if self.dataset in ("digits", "mnist") else
+                          "fit" if self.uses_default_recipe else "resize")  # classic: the reference designs' squash
         if self.image_size is None:
             self.image_size = 28 if self.is_convnet else 64 if self.backbone == "small-resnet" else 224
         if self.channels is None:

@@ -71,11 +71,11 @@ RESOLVED = {
     "dataset=digits recipe=default mode=contrastive backbone=timm:efficientnet_b0":
         "default timm:efficientnet_b0 contrastive none image 50 digit 224 3 digits product True 0.3 128 1.0 True False 0.0 adamw cosine 0.05 0.05 0.0001 0.3 64 True False digit",
     "train_path=photos/faces10":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False person",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False person",
     "train_path=photos/faces10 backbone=convnet":
-        "default convnet triplet batch-hard class 50 resize 28 1 digits absdiff False 0.0 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.3 128 False False person",
+        "default convnet triplet batch-hard class 50 fit 28 1 digits absdiff False 0.0 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.3 128 False False person",
     "train_path=photos/faces10 backbone=timm:efficientnet_b0":
-        "default timm:efficientnet_b0 triplet batch-hard class 50 resize 224 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.0001 0.3 64 True False person",
+        "default timm:efficientnet_b0 triplet batch-hard class 50 fit 224 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.0001 0.3 64 True False person",
     "train_path=photos/faces10 recipe=classic":
         "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False person",
     "train_path=photos/faces10 recipe=classic backbone=convnet":
@@ -101,23 +101,23 @@ RESOLVED = {
     "train_path=photos/faces10 mode=triplet backbone=timm:efficientnet_b0":
         "classic timm:efficientnet_b0 triplet none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False person",
     "train_path=photos/faces10 recipe=default mode=pair":
-        "default small-resnet pair none class 50 resize 64 3 photos product True 0.3 128 0.3 False True 0.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False person",
+        "default small-resnet pair none class 50 fit 64 3 photos product True 0.3 128 0.3 False True 0.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False person",
     "train_path=photos/faces10 recipe=default mode=pair backbone=convnet":
-        "default convnet pair none class 50 resize 28 1 digits absdiff False 0.0 128 0.3 False False 0.0 adamw cosine 0.05 0.05 0.001 0.3 128 False False person",
+        "default convnet pair none class 50 fit 28 1 digits absdiff False 0.0 128 0.3 False False 0.0 adamw cosine 0.05 0.05 0.001 0.3 128 False False person",
     "train_path=photos/faces10 recipe=default mode=pair backbone=timm:efficientnet_b0":
-        "default timm:efficientnet_b0 pair none class 50 resize 224 3 photos product True 0.3 128 0.3 False True 0.0 adamw cosine 0.05 0.05 0.0001 0.3 64 True False person",
+        "default timm:efficientnet_b0 pair none class 50 fit 224 3 photos product True 0.3 128 0.3 False True 0.0 adamw cosine 0.05 0.05 0.0001 0.3 64 True False person",
     "train_path=photos/faces10 recipe=default mode=contrastive":
-        "default small-resnet contrastive none class 50 resize 64 3 photos product True 0.3 128 1.0 True True 0.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False person",
+        "default small-resnet contrastive none class 50 fit 64 3 photos product True 0.3 128 1.0 True True 0.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False person",
     "train_path=photos/faces10 recipe=default mode=contrastive backbone=convnet":
-        "default convnet contrastive none class 50 resize 28 1 digits absdiff False 0.0 128 1.0 True False 0.0 adamw cosine 0.05 0.05 0.001 0.3 128 False False person",
+        "default convnet contrastive none class 50 fit 28 1 digits absdiff False 0.0 128 1.0 True False 0.0 adamw cosine 0.05 0.05 0.001 0.3 128 False False person",
     "train_path=photos/faces10 recipe=default mode=contrastive backbone=timm:efficientnet_b0":
-        "default timm:efficientnet_b0 contrastive none class 50 resize 224 3 photos product True 0.3 128 1.0 True True 0.0 adamw cosine 0.05 0.05 0.0001 0.3 64 True False person",
+        "default timm:efficientnet_b0 contrastive none class 50 fit 224 3 photos product True 0.3 128 1.0 True True 0.0 adamw cosine 0.05 0.05 0.0001 0.3 64 True False person",
     "dataset=triplets triplets=shop/items.csv":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False product",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False product",
     "dataset=triplets triplets=shop/items.csv backbone=convnet":
-        "default convnet triplet batch-hard class 50 resize 28 1 digits absdiff False 0.0 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.3 128 False False product",
+        "default convnet triplet batch-hard class 50 fit 28 1 digits absdiff False 0.0 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.3 128 False False product",
     "dataset=triplets triplets=shop/items.csv backbone=timm:efficientnet_b0":
-        "default timm:efficientnet_b0 triplet batch-hard class 50 resize 224 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.0001 0.3 64 True False product",
+        "default timm:efficientnet_b0 triplet batch-hard class 50 fit 224 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.0001 0.3 64 True False product",
     "dataset=triplets triplets=shop/items.csv recipe=classic":
         "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False product",
     "dataset=triplets triplets=shop/items.csv recipe=classic backbone=convnet":
@@ -143,27 +143,27 @@ RESOLVED = {
     "dataset=triplets triplets=shop/items.csv mode=triplet backbone=timm:efficientnet_b0":
         "classic timm:efficientnet_b0 triplet none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False product",
     "dataset=triplets triplets=shop/items.csv recipe=default mode=pair":
-        "default small-resnet pair none class 50 resize 64 3 photos product True 0.3 128 0.3 False True 0.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False product",
+        "default small-resnet pair none class 50 fit 64 3 photos product True 0.3 128 0.3 False True 0.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False product",
     "dataset=triplets triplets=shop/items.csv recipe=default mode=pair backbone=convnet":
-        "default convnet pair none class 50 resize 28 1 digits absdiff False 0.0 128 0.3 False False 0.0 adamw cosine 0.05 0.05 0.001 0.3 128 False False product",
+        "default convnet pair none class 50 fit 28 1 digits absdiff False 0.0 128 0.3 False False 0.0 adamw cosine 0.05 0.05 0.001 0.3 128 False False product",
     "dataset=triplets triplets=shop/items.csv recipe=default mode=pair backbone=timm:efficientnet_b0":
-        "default timm:efficientnet_b0 pair none class 50 resize 224 3 photos product True 0.3 128 0.3 False True 0.0 adamw cosine 0.05 0.05 0.0001 0.3 64 True False product",
+        "default timm:efficientnet_b0 pair none class 50 fit 224 3 photos product True 0.3 128 0.3 False True 0.0 adamw cosine 0.05 0.05 0.0001 0.3 64 True False product",
     "dataset=triplets triplets=shop/items.csv recipe=default mode=contrastive":
-        "default small-resnet contrastive none class 50 resize 64 3 photos product True 0.3 128 1.0 True True 0.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False product",
+        "default small-resnet contrastive none class 50 fit 64 3 photos product True 0.3 128 1.0 True True 0.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False product",
     "dataset=triplets triplets=shop/items.csv recipe=default mode=contrastive backbone=convnet":
-        "default convnet contrastive none class 50 resize 28 1 digits absdiff False 0.0 128 1.0 True False 0.0 adamw cosine 0.05 0.05 0.001 0.3 128 False False product",
+        "default convnet contrastive none class 50 fit 28 1 digits absdiff False 0.0 128 1.0 True False 0.0 adamw cosine 0.05 0.05 0.001 0.3 128 False False product",
     "dataset=triplets triplets=shop/items.csv recipe=default mode=contrastive backbone=timm:efficientnet_b0":
-        "default timm:efficientnet_b0 contrastive none class 50 resize 224 3 photos product True 0.3 128 1.0 True True 0.0 adamw cosine 0.05 0.05 0.0001 0.3 64 True False product",
+        "default timm:efficientnet_b0 contrastive none class 50 fit 224 3 photos product True 0.3 128 1.0 True True 0.0 adamw cosine 0.05 0.05 0.0001 0.3 64 True False product",
     "train_path=photos/x backbone=small-resnet mode=pair":
         "classic small-resnet pair none class 0 resize 64 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.5 32 False False class",
     "train_path=photos/x backbone=torchvision:resnet18":
-        "default torchvision:resnet18 triplet batch-hard class 50 resize 224 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.0001 0.3 64 True False class",
+        "default torchvision:resnet18 triplet batch-hard class 50 fit 224 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.0001 0.3 64 True False class",
     "train_path=photos/x backbone=torchvision:resnet18 mode=pair":
         "classic torchvision:resnet18 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False class",
     "train_path=photos/x backbone=torchvision:resnet18 pretrained=False":
-        "default torchvision:resnet18 triplet batch-hard class 50 resize 224 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
+        "default torchvision:resnet18 triplet batch-hard class 50 fit 224 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
     "train_path=photos/x backbone=timm:efficientnet_b0 frozen=True":
-        "default timm:efficientnet_b0 triplet batch-hard class 50 resize 224 3 photos product True 0.3 128 0.3 True False 0.0 adamw cosine 0.05 0.05 0.001 0.3 64 True True class",
+        "default timm:efficientnet_b0 triplet batch-hard class 50 fit 224 3 photos product True 0.3 128 0.3 True False 0.0 adamw cosine 0.05 0.05 0.001 0.3 64 True True class",
     "train_path=photos/x backbone=timm:efficientnet_b0 frozen=True mode=triplet":
         "classic timm:efficientnet_b0 triplet batch-hard class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.5 32 True True class",
     "train_path=photos/x backbone=timm:efficientnet_b0 frozen=True mode=pair":
@@ -175,11 +175,11 @@ RESOLVED = {
     "dataset=triplets triplets=t.csv backbone=timm:efficientnet_b0 frozen=True mode=triplet":
         "classic timm:efficientnet_b0 triplet none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.5 32 True True identity",
     "train_path=photos/x backbone=convnet frozen=True weights=w.pth":
-        "default convnet triplet batch-hard class 50 resize 28 1 digits absdiff False 0.0 128 0.3 True False 0.0 adamw cosine 0.05 0.05 0.001 0.3 128 False True class",
+        "default convnet triplet batch-hard class 50 fit 28 1 digits absdiff False 0.0 128 0.3 True False 0.0 adamw cosine 0.05 0.05 0.001 0.3 128 False True class",
     "train_path=photos/x frozen=False":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
     "train_path=photos/x frozen=True lr=0.01 weights=w.pth":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True False 0.0 adamw cosine 0.05 0.05 0.01 0.3 64 False True class",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 photos product True 0.3 128 0.3 True False 0.0 adamw cosine 0.05 0.05 0.01 0.3 64 False True class",
     "train_path=photos/x input=digit":
         "default small-resnet triplet batch-hard class 50 digit 64 3 digits product True 0.3 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
     "train_path=photos/x input=digit mode=pair":
@@ -191,39 +191,39 @@ RESOLVED = {
     "train_path=photos/x mode=pair augment=True":
         "classic timm:efficientnet_b0 pair none class 0 resize 224 3 shift product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False class",
     "train_path=photos/x augment=False":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 none product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 none product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
     "train_path=photos/x augment=shift":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 shift product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 shift product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
     "train_path=photos/x schedule=constant":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw constant 0.0 0.05 0.001 0.3 64 False False class",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw constant 0.0 0.05 0.001 0.3 64 False False class",
     "train_path=photos/x optimizer=adam":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adam cosine 0.05 0.0 0.001 0.3 64 False False class",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 photos product True 0.3 128 0.3 True True 1.0 adam cosine 0.05 0.0 0.001 0.3 64 False False class",
     "train_path=photos/x mode=pair optimizer=adamw schedule=cosine":
         "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adamw cosine 0.05 0.05 0.0001 0.5 32 True False class",
     "train_path=photos/x mining=semi-hard":
-        "default small-resnet triplet semi-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
+        "default small-resnet triplet semi-hard class 50 fit 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
     "train_path=photos/x mining=none":
-        "default small-resnet triplet none class 50 resize 64 3 photos product True 0.3 128 0.3 True True 0.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
+        "default small-resnet triplet none class 50 fit 64 3 photos product True 0.3 128 0.3 True True 0.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
     "train_path=photos/x split=image max_val_classes=0 val_fraction=0.5":
-        "default small-resnet triplet batch-hard image 0 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
+        "default small-resnet triplet batch-hard image 0 fit 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
     "dataset=digits split=class max_val_classes=3":
         "default small-resnet triplet batch-hard class 3 digit 64 3 digits product True 0.3 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False digit",
     "train_path=photos/x image_size=96 channels=1 head=concat dropout=0.5 embedding_dim=256 margin=0.5":
-        "default small-resnet triplet batch-hard class 50 resize 96 1 photos concat True 0.5 256 0.5 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
+        "default small-resnet triplet batch-hard class 50 fit 96 1 photos concat True 0.5 256 0.5 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
     "train_path=photos/x neck=False flip_test=False id_loss=0.5 warmup=0.1 weight_decay=0.01 lr=0.01":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 False False 0.5 adamw cosine 0.1 0.01 0.01 0.3 64 False False class",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 photos product True 0.3 128 0.3 False False 0.5 adamw cosine 0.1 0.01 0.01 0.3 64 False False class",
     "train_path=photos/x same_share=0.5 batch_size=16 head_norm=False pretrained=False":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product False 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.5 16 False False class",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 photos product False 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.5 16 False False class",
     "train_path=photos/x mode=pair same_share=0.2 batch_size=8 precision=bf16 device=cpu":
         "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.2 8 True False class",
     "train_path=photos/x class_word=signature":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False signature",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False signature",
     "train_path=uploads/run1 data_name=signatures.zip":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False signature",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False signature",
     "train_path=photos/x data_name=faces10.zip":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False person",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False person",
     "dataset=triplets triplets=data/t.csv images=data/people":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False person",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False person",
     "dataset=mnist class_word=numeral":
         "default small-resnet triplet batch-hard image 50 digit 64 3 digits product True 0.3 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False numeral",
     "dataset=mnist":
@@ -231,7 +231,7 @@ RESOLVED = {
     "dataset=mnist mode=pair backbone=convnet":
         "classic convnet pair none image 0 digit 28 1 none absdiff False 0.0 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.5 128 False False digit",
     "train_path=photos/x epochs=1 eval_pairs=2 pairs_per_epoch=2":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
 }
 
 # Each check once, then configs with two faults: the first in resolve()'s order is the one a person reads.
