@@ -40,6 +40,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..files import write_bytes
+from ..models.memory import check_model
 from ..runs.context import data_words, run_class_word, run_of_checkpoint
 from ..runs.rundir import load_checkpoint
 from ..words import plural
@@ -88,6 +89,7 @@ def export_checkpoint(checkpoint_path, name: Optional[str] = None) -> Exported:
     path = Path(checkpoint_path)
     checkpoint = load_checkpoint(path, name=name)
     spec = checkpoint["spec"]
+    check_model(spec, name or f"'{path.name}'")
     net = build_model(spec, pretrained=False)
     net.load_state_dict(checkpoint["state_dict"])
     net.eval()
