@@ -97,6 +97,12 @@ FORGERIES = {
     "other image size": (lambda c: c["spec"].update(image_size=1200), "image size 1200"),
     "weights of another shape": (lambda c: c["spec"].update(image_size=32), "do not fit"),
     "unknown backbone": (lambda c: c["spec"].update(backbone="timm:no_such_net"), "no_such_net"),
+    # issue 24: "Same digit (same from -300.0%)" and "score nan%" came from these
+    "threshold below 0": (lambda c: c.update(threshold=-3.0), "threshold -3.0 is not a score from 0 to 1"),
+    "threshold above 1": (lambda c: c.update(threshold=1.5), "threshold 1.5 is not a score from 0 to 1"),
+    "NaN weights": (lambda c: c["state_dict"]["backbone.fc.1.weight"].fill_(float("nan")),
+                    "not finite (NaN or infinity, e.g. in backbone.fc.1.weight)"),
+    "infinite weights": (lambda c: c["state_dict"]["backbone.conv.0.bias"].fill_(float("inf")), "not finite"),
 }
 
 
@@ -124,6 +130,38 @@ def test_cli_says_a_cut_off_checkpoint_is_damaged_not_foreign(tmp_path, digits_c
     cut.write_bytes(digits_checkpoint.read_bytes()[:5000])
     image = write_class_folders(tmp_path / "img", classes=[1], per_class=1) / "digit_1" / "000.png"
     assert_clear_error(run_cli("verify", "-c", cut, image, image), "damaged or incomplete")
+
+
+class _RunsCode:
+    """What a hostile pickle holds: an object whose unpickling would run a command."""
+
+    def __reduce__(self):
+        return (print, ("this ran while the checkpoint was read",))
+
+
+def test_a_pickle_payload_is_called_unsafe_not_damaged(tmp_path, runs_dir, digits_checkpoint, capsys):
+    payload = torch.load(digits_checkpoint, weights_only=True)
+    payload["extra"] = _RunsCode()
+    evil = tmp_path / "best.pt"
+    torch.save(payload, evil)
+    with pytest.raises(runs.UnsafeCheckpoint, match="not a checkpoint this app can read safely") as caught:
+        runs.load_checkpoint(evil)
+    assert "damaged" not in str(caught.value)
+    with pytest.raises(UserError, match="'best.pt' holds Python objects") as uploaded:  # the Verify page's upload
+        store_checkpoint(evil.read_bytes(), name="'best.pt'")
+    assert "damaged" not in str(uploaded.value) and "this ran" not in capsys.readouterr().out
+    assert not list((settings.runs_dir() / ".uploads" / "checkpoints").glob("*"))
+    image = write_class_folders(tmp_path / "img", classes=[1], per_class=1) / "digit_1" / "000.png"
+    assert_clear_error(run_cli("verify", "-c", evil, image, image), "can read safely")
+
+
+def test_a_metrics_line_nested_too_deep_is_skipped(tmp_path):
+    run = runs.RunDir(tmp_path / "run").create()
+    run.append_metrics({"type": "epoch", "epoch": 1, "accuracy": 0.9})
+    with open(run.metrics_path, "a") as fh:
+        fh.write("[" * 200_000 + "]" * 200_000 + "\n")
+    run.append_metrics({"type": "epoch", "epoch": 2, "accuracy": 0.95})
+    assert [r["epoch"] for r in run.read_metrics()] == [1, 2]
 
 
 # ---------------------------------------------------------------- 2. full or read-only disks

@@ -21,7 +21,7 @@ from ..data.uploads import content_hash, uploads_root
 from ..errors import UserError
 from ..files import write_bytes
 from ..models.memory import check_model
-from ..runs.rundir import NotACheckpoint, load_checkpoint
+from ..runs.rundir import NotACheckpoint, UnsafeCheckpoint, load_checkpoint
 from .model import pairs_accuracy, read_pairs_csv, verify_pairs
 
 # ---------------------------------------------------------------- checkpoints
@@ -47,6 +47,9 @@ def store_checkpoint(data: bytes, name: str = "The uploaded file") -> Path:
     try:
         checkpoint = load_checkpoint(candidate, name=name)  # its sentence names the file as the person knows it
         check_model(checkpoint["spec"], name)  # a valid checkpoint can still ask for more memory than the server has
+    except UnsafeCheckpoint:  # its own sentence: it holds Python objects
+        candidate.unlink(missing_ok=True)
+        raise
     except NotACheckpoint:
         candidate.unlink(missing_ok=True)
         raise UserError(f"{name} is not a Siamese Studio checkpoint. Upload a best.pt or last.pt from a "
