@@ -86,6 +86,22 @@ def test_too_many_rows_or_bytes_are_refused(monkeypatch):
         MM.read_attributes(b"x" * 1001, DIGIT_NAMES, "a.csv")
 
 
+def test_a_huge_name_or_header_is_matched_in_linear_time():
+    """Issue 24, item 9: matching tried every ending of a name, so a 130 KB name took 21.5 s (quadratic)."""
+    started = time.perf_counter()
+    matcher = MM._NameMatcher(DIGIT_NAMES)
+    assert matcher.find("a/" * 100_000 + "digits/3/0003.png") is None  # 200 KB: longer than any path
+    assert matcher.find("a/" * 2_000 + "digits/3/0003.png") == 3  # long, but a path: its ending matches
+    under_csv_limit = ("file,mood\n" + "a/" * 60_000 + "0001.png,sad\ndigits/0/0000.png,happy\n").encode()
+    found = MM.read_attributes(under_csv_limit, DIGIT_NAMES, "huge.csv")  # 120 KB, 60,000 parts: no image
+    assert found.matched == 1 and "1 of its 2 rows name no image here" in found.notes[0]
+    with pytest.raises(UserError, match="Line 2 of huge.csv has a cell longer than 131,072 characters"):
+        MM.read_attributes(("file,mood\n" + "x" * 200_000 + ",sad\n").encode(), DIGIT_NAMES, "huge.csv")
+    many = MM.read_attributes(("file" + ",size" * 100_000 + "\ndigits/0/0000.png,1\n").encode(), DIGIT_NAMES)
+    assert len(many.columns) == MM.MAX_CSV_COLUMNS and many.columns[1].name == "size (2)"
+    assert time.perf_counter() - started < 1
+
+
 def test_folders_and_file_name_parts_become_columns_only_when_they_say_something():
     assert MM.folder_column(DIGIT_NAMES, DIGIT_LABELS) is None  # digits/3 is the class 3 again
     nested = MM.folder_column(["alice/in/1.jpg", "alice/out/2.jpg", "bob/in/3.jpg", "loose.jpg"],
