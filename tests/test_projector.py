@@ -209,6 +209,67 @@ def _traces(at) -> dict:
     return {t["name"]: t for t in figure["data"]}
 
 
+PHISHING = ('<a href="https:evil.example" target="_blank"><span style="font-size:40px;fill:red">'
+            'Session expired: sign in')
+_TAG = re.compile(r"<\s*/?\s*(a|span|img)\b", re.IGNORECASE)  # what the hostile names hold
+
+
+def raw_tags(figure) -> list:
+    """Every string of a figure (trace names, hover text, titles, annotations, axis labels...) holding one of the
+    hostile names' tags (the project's own <b> and <br> are fine)."""
+    found = []
+
+    def walk(value, key=""):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, k)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                walk(v, key)
+        elif isinstance(value, str) and _TAG.search(value):
+            found.append(value)
+
+    walk(figure.to_plotly_json())
+    return found
+
+
+def test_a_hostile_name_reaches_no_plotly_figure_as_html():
+    """Issue 24, item 8: a class folder named like a link showed as a live link in the map's legend; a CSV
+    column name too. Every figure is built with the name; no tag survives, the name is shown as written."""
+    from app_pages.evaluate.compare import curve_figures, roc_trace
+    from app_pages.evaluate.figures import confusion_figure, histogram_figure
+    from siamese_core.maps import epoch_map as E
+
+    points = _points(8)
+    points.labels = [PHISHING, "7"] * 4
+    words = MM.make_column(PHISHING, [PHISHING, "<img src=x onerror=alert(1)>"] * 4)
+    numbers = MM.make_column(PHISHING + " (age)", [str(20 + i) for i in range(8)])
+    figures = [M.build_figure(points, PHISHING, focus=0, note=PHISHING),
+               M.build_figure(points, "digit", colour=words, highlight=np.arange(8) < 2),
+               M.build_figure(points, "digit", colour=numbers),
+               E.build_figure([np.zeros((8, 2)), np.ones((8, 2))], [0, 1], points.labels, PHISHING),
+               *curve_figures([(PHISHING, [{"epoch": 1, "accuracy": 0.9, "train_loss": 0.3}])])]
+    roc = go_figure(roc_trace(PHISHING, {"fpr": [0, 1], "tpr": [0, 1]}, 0.5))
+
+    class Scored:  # what the Evaluate page's figures read of an evaluation
+        def histogram(self, bins):
+            return {"edges": np.linspace(0, 1, bins + 1), "same": np.ones(bins), "different": np.ones(bins)}
+
+    figures += [roc, histogram_figure(Scored(), 0.5, PHISHING, False),
+                confusion_figure({"tp": 1, "fn": 2, "fp": 3, "tn": 4}, PHISHING)]
+    for figure in figures:
+        assert raw_tags(figure) == [], raw_tags(figure)[:1]
+        assert "&lt;a href=" in figure.to_json()  # shown as written
+    page = M.build_map_html(points, PHISHING, colour=words).replace(M.plotly_js().replace("</script", "<\\/script"), "")
+    assert "<a href" not in page and "<img src=x" not in page  # the page's own script shows names as text only
+
+
+def go_figure(trace):
+    import plotly.graph_objects as go
+
+    return go.Figure(trace)
+
+
 def test_explore_search_highlights_isolates_a_point_and_shows_pca_variance(runs_dir):
     at = open_page("explore")
     # PCA's share of the variance: each drawn direction's share, their sum, a chart of the first ten.
