@@ -18,7 +18,7 @@ from .config import (AUGMENTS, DATASETS, GPU_BACKBONE, HEADS, INPUTS, MININGS, M
                      SCHEDULES, SPLITS, TrainConfig)
 from .errors import UserError, plain_words
 from .evaluation.reid import CAMERA_PATTERN, IDENTITY_PATTERN
-from .files import read_json, write_bytes, write_text
+from .files import csv_table, read_json, write_bytes, write_text
 from .inference.index import METRICS
 from .runs.rundir import RunDir, epoch_in_progress
 from .settings import default_mnist_dir
@@ -429,7 +429,7 @@ def verify_many(model, args) -> int:
 
     table, accuracy = verify_csv(model, args.pairs, args.images, args.threshold, confine=not args.allow_outside,
                                  images_word="the images in the --images folder (--allow-outside reads any path)")
-    write_text(args.out, table.to_csv(index=False))
+    write_text(args.out, csv_table(table).to_csv(index=False))  # a name like =HYPERLINK(...) stays text
     scored = int((table["error"] == "").sum())
     failed = len(table) - scored
     threshold = model.threshold if args.threshold is None else args.threshold
@@ -466,7 +466,7 @@ def cmd_embed(args) -> int:
         table = pd.DataFrame(vectors, columns=[f"e{i}" for i in range(vectors.shape[1])])
         table.insert(0, "label", found.labels)
         table.insert(0, "path", found.names)
-        write_text(out, table.to_csv(index=False, float_format="%.6g"))
+        write_text(out, csv_table(table).to_csv(index=False, float_format="%.6g"))
     written = ""
     if index_path is not None:
         index = VectorIndex(vectors, args.metric)

@@ -249,9 +249,11 @@ def csv_cell(value):
 
 def csv_table(table):
     """A pandas DataFrame with every text cell and column name made safe by csv_cell (numbers untouched)."""
+    from pandas.api.types import is_object_dtype, is_string_dtype
+
     safe = table.copy()
     for column in safe.columns:
-        if safe[column].dtype == object:
+        if is_object_dtype(safe[column]) or is_string_dtype(safe[column]):  # text (pandas 3: a string dtype)
             safe[column] = safe[column].map(csv_cell)
     safe.columns = [csv_cell(str(c)) if isinstance(c, str) else c for c in safe.columns]
     return safe
