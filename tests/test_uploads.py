@@ -143,6 +143,7 @@ def _lie_about_size(data: bytes, size: int) -> bytes:
 
 def test_lying_header_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("SIAMESE_UPLOAD_MAX_MB", "10")
+    monkeypatch.setenv("SIAMESE_UPLOAD_MAX_RATIO", "1e9")  # the lie itself, not the ratio of its zeros
     real = make_zip(tmp_path / "real.zip", {"zeros.png": bytes(20 * 2**20)}).read_bytes()
     lying = _lie_about_size(real, 1000)
     with zipfile.ZipFile(io.BytesIO(lying)) as zf:
@@ -155,9 +156,43 @@ def test_lying_header_is_refused(tmp_path, monkeypatch):
 def test_streaming_cap_stops_a_bomb_the_headers_hide(tmp_path, monkeypatch):
     # Disable the declared-size check, as if every header lied: the byte count while writing must still stop it.
     monkeypatch.setattr(uploads, "_check_declared", lambda *args: None)
+    monkeypatch.setenv("SIAMESE_UPLOAD_MAX_RATIO", "1e9")  # the byte count, not the ratio of these zeros
     source = make_zip(tmp_path / "bomb.zip", {"a.png": bytes(3 * 2**20), "b.png": bytes(3 * 2**20)})
     with pytest.raises(UserError, match="more than the limit of 4 MB"):
         extract_zip(source, tmp_path / "out", max_bytes=4 * 2**20)
+    assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
+
+
+def test_a_small_zip_that_unpacks_huge_is_refused_by_its_ratio(tmp_path, monkeypatch):
+    """Issue 24, item 11: a 1 MB zip unpacking to 1 GB was accepted (under the size cap) and kept a day."""
+    one = make_zip(tmp_path / "one.zip", {"a/zeros.png": bytes(64 * 2**20), "b/1.png": b"x"})
+    assert one.stat().st_size < 2**20  # 64 MB of zeros packed in under 1 MB: a ratio over 100
+    with pytest.raises(UserError, match=r"would unpack 'a/zeros.png' to more than 100 times its size in the zip"):
+        extract_zip(one, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
+    many = make_zip(tmp_path / "many.zip", {f"c{i % 2}/{i}.png": bytes(2**19) for i in range(40)})  # 20 MB
+    with pytest.raises(UserError, match="would unpack its files to more than 100 times"):  # each under 1 MB
+        extract_zip(many, tmp_path / "out")
+    monkeypatch.setattr(uploads, "_check_declared", lambda *args: None)  # headers that lie: counted while writing
+    for source, words in ((one, "'a/zeros.png'"), (many, "its files")):
+        with pytest.raises(UserError, match=f"would unpack {words} to more than 100 times") as caught:
+            extract_zip(source, tmp_path / "out")
+        assert "SIAMESE_UPLOAD_MAX_RATIO" in str(caught.value)
+        assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
+    monkeypatch.setenv("SIAMESE_UPLOAD_MAX_RATIO", "100000")  # a server that wants such files says so
+    assert extract_zip(one, tmp_path / "out").files == 2
+
+
+@pytest.mark.parametrize("members", [{"a": b"x", "a/b.png": b"y"}, {"a/b.png": b"y", "a": b"x"},
+                                     {"a": b"x", "a/": b""}])
+def test_a_file_beside_a_folder_of_the_same_name_is_a_sentence(tmp_path, members):
+    """Issue 24, item 11: it was "The system refused a file operation (File exists)"."""
+    source = tmp_path / "clash.zip"
+    with zipfile.ZipFile(source, "w") as zf:
+        for member, data in members.items():
+            zf.writestr(member, data)
+    with pytest.raises(UserError, match="'clash.zip' holds both a file and a folder called 'a': rename one of them"):
+        extract_zip(source, tmp_path / "out")
     assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
 
 
