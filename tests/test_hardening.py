@@ -58,6 +58,34 @@ def test_outside_the_data_root_links_are_followed_as_before(data_root_with_links
     assert len(load_class_folders(data_root_with_links / "good", 28, 1)) == 8 + 1 + 3
 
 
+def test_a_file_swapped_for_a_link_after_listing_is_not_read(data_root_with_links, tmp_path):
+    """Issue 24, item 11: a file swapped for a link between listing and decoding was read."""
+    import shutil
+
+    from siamese_core.data.paths import class_folder_files
+    from siamese_core.data.pipelines import load_pixels
+    from siamese_core.data.sources import decode_files
+
+    good = data_root_with_links / "good"
+    listed = [path for _, files in class_folder_files(good)[0] for path in files]
+    outside = tmp_path / "outside" / "digit_7"
+    victim = good / "digit_0" / "000.png"
+    victim.unlink()
+    victim.symlink_to(outside / "000.png")  # after the listing, before the decoding
+    with pytest.raises(UserError, match="leads outside the data folder .a link.: it was not read"):
+        load_pixels(victim, 28, 1)
+    _, kept, skipped = decode_files(listed, 28, 1)
+    assert victim not in kept and len(kept) == len(listed) - 1 and "leads outside" in skipped[0][1]
+    # a folder on the way swapped for a link: the opened file's own path gives it away
+    shutil.move(good / "digit_1", tmp_path / "moved")
+    (good / "digit_1").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(UserError, match="leads outside the data folder"):
+        load_pixels(good / "digit_1" / "001.png", 28, 1)
+    # a link that stays inside the data root is read, as before
+    (good / "digit_0" / "again.png").symlink_to(good / "digit_0" / "001.png")
+    assert load_pixels(good / "digit_0" / "again.png", 28, 1).shape == (1, 28, 28)
+
+
 # ---------------------------------------------------------------- 1. verify --pairs stays in --images
 
 def test_cli_verify_pairs_reads_only_inside_the_images_folder(tmp_path, digits_checkpoint):

@@ -33,7 +33,7 @@ from .. import settings
 from ..config import DEFAULT_IDENTITY_PATTERN
 from ..errors import UserError
 from ..words import short_name
-from .images import IMAGE_SUFFIXES, is_image_file
+from .images import IMAGE_SUFFIXES, holds_image
 from .paths import class_folder_files, inside
 from .tables import identities, read_csv_columns
 
@@ -252,7 +252,7 @@ def find_class_root(folder) -> Path:
     folder = Path(folder)
     while True:
         subdirs = _visible_dirs(folder)
-        has_images = any(p.is_file() and is_image_file(p) for p in folder.iterdir())
+        has_images = any(holds_image(p) for p in folder.iterdir())
         # One sub-folder with no folders of its own is a lone class, not a wrapper: stay here.
         if len(subdirs) != 1 or has_images or not _visible_dirs(subdirs[0]):
             return folder
@@ -330,16 +330,18 @@ def class_split_problem(n_classes: int) -> Optional[str]:
 
 
 def describe_class_folders(root, max_examples: int = 4) -> FolderSummary:
-    """Count images per class folder from file names alone (no decoding), as load_class_folders sees them."""
+    """Count images per class folder without decoding them, as load_class_folders lists them; a file counts when
+    its first bytes are an image's too (a zip renamed .png does not count, so a class of one image and one
+    such file is said to have one)."""
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"The folder '{root}' does not exist: check the path.")
     classes, counts, examples = [], {}, {}
-    for name, found in class_folder_files(root)[0]:  # the loader's own listing: what it will read
+    for name, found in class_folder_files(root, by_content=True)[0]:  # the loader's own listing, by content
         classes.append(name)
         counts[name] = len(found)
         examples[name] = found[:max_examples]
-    loose = sum(1 for p in root.iterdir() if p.is_file() and is_image_file(p))
+    loose = sum(1 for p in root.iterdir() if holds_image(p))
     return FolderSummary(classes, counts, examples, loose)
 
 

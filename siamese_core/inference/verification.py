@@ -16,7 +16,7 @@ import pandas as pd
 
 from .. import settings
 from ..data import uploads
-from ..data.images import is_image_file
+from ..data.images import holds_image
 from ..data.uploads import content_hash, uploads_root
 from ..errors import UserError
 from ..files import write_bytes
@@ -71,10 +71,10 @@ def pair_folders(root) -> list:
     """
     root = Path(root)
     found = []
-    for folder in sorted({p.parent for p in root.rglob("*") if p.is_file() and is_image_file(p)}):
+    for folder in sorted({p.parent for p in root.rglob("*") if holds_image(p)}):
         if any(part.startswith(".") or part == "__MACOSX" for part in folder.relative_to(root).parts):
             continue
-        images = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+        images = sorted(p for p in folder.iterdir() if holds_image(p))
         name = str(folder.relative_to(root)) if folder != root else "(top folder)"
         if len(images) == 2:
             found.append((name, str(images[0].relative_to(root)), str(images[1].relative_to(root)), ""))
