@@ -253,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
                                         "threshold, class word) and a model card (NAME.md: data, recipe, figures).")
     x.add_argument("-c", "--checkpoint", required=True)
     x.add_argument("-o", "--out", required=True, help="the ONNX file to write, e.g. model.onnx; the others go beside it")
+    x.add_argument("--force", action="store_true",
+                   help="replace files at those names that an earlier export did not write (by default they are "
+                        "left alone and the command stops)")
     x.set_defaults(handler=cmd_export)
     return parser
 
@@ -510,7 +513,7 @@ def cmd_similar(args) -> int:
 def cmd_export(args) -> int:
     from .inference.export import write_export
 
-    written = write_export(args.checkpoint, args.out)
+    written = write_export(args.checkpoint, args.out, force=args.force)
     print("Written: " + ", ".join(str(path) for path in written))
     return 0
 

@@ -75,12 +75,12 @@ def plotly_text(name) -> str:
     return str(name).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*\[\]<>|])")
 
 
 def markdown_text(name) -> str:
-    """A name as plain words in a Markdown file (a model card): on one line, with every character Markdown
-    could turn into a link, an image, HTML, code or a heading escaped by a backslash. `<img onerror=...>`
-    shows as written."""
+    """A name as plain words in a Markdown file (a model card): on one line (no heading or list of its own),
+    with every character Markdown could turn into a link, an image, HTML, code, emphasis or a table cell
+    escaped by a backslash, and & as an entity. `<img src=x onerror=...>` shows as written."""
     one_line = " ".join("".join(c if c.isprintable() else " " for c in str(name)).split())
     return _MARKDOWN_SPECIAL.sub(r"\\\1", one_line).replace("&", "&amp;")
