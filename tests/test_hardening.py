@@ -183,6 +183,24 @@ def test_a_pickle_payload_is_called_unsafe_not_damaged(tmp_path, runs_dir, digit
     assert_clear_error(run_cli("verify", "-c", evil, image, image), "can read safely")
 
 
+def test_json_from_a_person_nested_200000_levels_is_a_sentence_not_a_recursion_error(tmp_path, capsys):
+    """Issue 24, item 7: every JSON the project reads from files people give (sidecars, configs, requests, metadata)
+    goes through files.read_json / loads_json, which refuse deep nesting before parsing."""
+    from siamese_core.files import BadJson, loads_json, read_json
+
+    deep = tmp_path / "config.json"
+    deep.write_text("[" * 200_000 + "]" * 200_000)
+    started = time.perf_counter()
+    assert read_json(deep, default="unreadable") == "unreadable"
+    with pytest.raises(BadJson, match="nests deeper than 64 levels"):
+        loads_json(deep.read_bytes())
+    assert loads_json('{"a": [[1, "]]]]"]], "b": "\\"[["}') == {"a": [[1, "]]]]"]], "b": '"[['}  # strings aside
+    assert time.perf_counter() - started < 1
+    assert cli.main(["train", "--config", str(deep), "-o", str(tmp_path / "run")]) == 2
+    said = capsys.readouterr().err.strip()
+    assert said == f"error: '{deep}' is not a training config (a JSON object such as a run's config.json)."
+
+
 def test_a_metrics_line_nested_too_deep_is_skipped(tmp_path):
     run = runs.RunDir(tmp_path / "run").create()
     run.append_metrics({"type": "epoch", "epoch": 1, "accuracy": 0.9})
