@@ -172,10 +172,11 @@ def test_a_pickle_payload_is_called_unsafe_not_damaged(tmp_path, runs_dir, digit
     payload["extra"] = _RunsCode()
     evil = tmp_path / "best.pt"
     torch.save(payload, evil)
-    with pytest.raises(runs.UnsafeCheckpoint, match="not a checkpoint this app can read safely") as caught:
+    with pytest.raises(runs.UnsafeCheckpoint, match="not a Siamese Studio checkpoint this app can read safely: it "
+                                                     "holds Python objects") as caught:
         runs.load_checkpoint(evil)
     assert "damaged" not in str(caught.value)
-    with pytest.raises(UserError, match="'best.pt' holds Python objects") as uploaded:  # the Verify page's upload
+    with pytest.raises(UserError, match="'best.pt' is not a .* can read safely") as uploaded:  # Verify's upload
         store_checkpoint(evil.read_bytes(), name="'best.pt'")
     assert "damaged" not in str(uploaded.value) and "this ran" not in capsys.readouterr().out
     assert not list((settings.runs_dir() / ".uploads" / "checkpoints").glob("*"))

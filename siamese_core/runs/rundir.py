@@ -246,9 +246,9 @@ def load_checkpoint(path, map_location="cpu", name: Optional[str] = None) -> dic
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:  # whole, but it names Python objects the safe reader will not build
-        raise UnsafeCheckpoint(f"{label} holds Python objects, not only weights: it is not a checkpoint this app "
-                               "can read safely (loading it could run code), so it was not loaded. Use a "
-                               "checkpoint saved by Siamese Studio.") from None
+        raise UnsafeCheckpoint(f"{label} is not a Siamese Studio checkpoint this app can read safely: it holds "
+                               "Python objects, not only weights, and loading them could run code, so it was not "
+                               "loaded.") from None
     except Exception:
         with open(path, "rb") as fh:
             damaged = fh.read(4) == ZIP_MAGIC
