@@ -26,6 +26,11 @@ def make_zip(path: Path, members: dict, compression=zipfile.ZIP_DEFLATED) -> Pat
     return path
 
 
+# What an image file starts with: images are counted by their first bytes, not their names (a zip named .png
+# does not count), and nothing here is decoded, so the signature alone stands for an image.
+IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(24)
+
+
 def leftovers(folder: Path) -> list:
     """Hidden temporary folders extract_zip may have left behind."""
     return [p.name for p in folder.iterdir() if p.name.startswith(".")]
@@ -33,8 +38,8 @@ def leftovers(folder: Path) -> list:
 
 def test_class_folder_zip_is_extracted_and_described(tmp_path):
     source = make_zip(tmp_path / "pets.zip", {
-        "cats/1.jpg": b"x", "cats/2.jpg": b"x", "cats/3.png": b"x",
-        "dogs/a.png": b"x", "dogs/sub/b.PNG": b"x", "dogs/notes.txt": b"not an image",
+        "cats/1.jpg": IMAGE, "cats/2.jpg": IMAGE, "cats/3.png": IMAGE,
+        "dogs/a.png": IMAGE, "dogs/sub/b.PNG": IMAGE, "dogs/notes.txt": b"not an image",
         "__MACOSX/cats/._1.jpg": b"junk", "cats/.DS_Store": b"junk", "dogs/._a.png": b"junk",
     })
     result = extract_zip(source, tmp_path / "out")
@@ -267,7 +272,7 @@ def test_describe_problems(tmp_path):
     one = tmp_path / "one"
     (one / "cats").mkdir(parents=True)
     for i in range(3):
-        (one / "cats" / f"{i}.jpg").write_bytes(b"x")
+        (one / "cats" / f"{i}.jpg").write_bytes(IMAGE)
     (one / "empty").mkdir()
     problems = describe_class_folders(one).problems
     assert len(problems) == 1 and "Only one class ('cats')" in problems[0] and "at least two" in problems[0]
@@ -276,7 +281,7 @@ def test_describe_problems(tmp_path):
     for name, n in (("alice", 3), ("bob", 1), ("carol", 1)):
         (single / name).mkdir(parents=True)
         for i in range(n):
-            (single / name / f"{i}.png").write_bytes(b"x")
+            (single / name / f"{i}.png").write_bytes(IMAGE)
     summary = describe_class_folders(single)
     assert summary.counts == {"alice": 3, "bob": 1, "carol": 1}
     assert summary.problems == ["Each class needs at least two images to show the network what 'same' looks like, "
@@ -292,7 +297,7 @@ def test_describe_problems(tmp_path):
     loose = tmp_path / "loose"
     loose.mkdir()
     for i in range(4):
-        (loose / f"{i}.png").write_bytes(b"x")
+        (loose / f"{i}.png").write_bytes(IMAGE)
     summary = describe_class_folders(loose)
     assert summary.loose_images == 4 and "not in class folders" in summary.problems[0]
 
