@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from ..errors import UserError
-from ..files import write_text
+from ..files import csv_table, write_text
 from ..words import plural
 
 
@@ -55,7 +55,7 @@ def verify_many(model, args) -> int:
 
     table, accuracy = verify_csv(model, args.pairs, args.images, args.threshold, confine=not args.allow_outside,
                                  images_word="the images in the --images folder (--allow-outside reads any path)")
-    write_text(args.out, table.to_csv(index=False))
+    write_text(args.out, csv_table(table).to_csv(index=False))  # a name like =HYPERLINK(...) stays text
     scored = int((table["error"] == "").sum())
     failed = len(table) - scored
     threshold = model.threshold if args.threshold is None else args.threshold

@@ -23,7 +23,9 @@ from ..data.pipelines import load_pixels
 from ..data.sources import folder_images, read_csv_columns, read_csv_table
 from ..errors import UserError
 from ..files import read_json, write_bytes, write_json
-from ..models.networks import SiameseNet, as_model_input, build_model, embed_in_batches, pick_device
+from ..models.memory import check_model, plan
+from ..models.networks import (SiameseNet, as_model_input, build_model, embed_in_batches, images_per_pass,
+                               pick_device)
 from ..runs.context import ModelContext, context_of
 from ..runs.rundir import load_checkpoint
 from .index import search
@@ -66,6 +68,7 @@ class SiameseModel:
     @classmethod
     def load(cls, path, device: str = "auto") -> "SiameseModel":
         checkpoint = load_checkpoint(path)
+        check_model(checkpoint["spec"], f"'{Path(path).name}'")  # before any memory is taken
         target = pick_device(device)
         net = build_model(checkpoint["spec"], pretrained=False)
         try:
@@ -119,8 +122,11 @@ class SiameseModel:
             batch = lambda i, j: pixels.batch(np.arange(i, j))  # noqa: E731
         else:
             batch = lambda i, j: torch.from_numpy(np.ascontiguousarray(pixels[i:j]))  # noqa: E731
+        # Batches and backbone passes small enough for the memory budget (a 1024 px model: a few images at once).
+        batch_size, per_pass = plan(self.spec, batch_size, images_per_pass(self.device, self.image_size),
+                                    on_cpu=self.device.type == "cpu")
         return embed_in_batches(self.net, len(pixels), batch, self.device, batch_size,
-                                channels_last=self.device.type == "cpu", on_batch=on_batch)
+                                channels_last=self.device.type == "cpu", on_batch=on_batch, per_pass=per_pass)
 
     def _stack(self, images) -> np.ndarray:
         if (isinstance(images, np.ndarray) and images.ndim == 4 and images.dtype == np.uint8) or hasattr(images, "batch"):

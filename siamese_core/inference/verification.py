@@ -16,11 +16,12 @@ import pandas as pd
 
 from .. import settings
 from ..data import uploads
-from ..data.images import is_image_file
+from ..data.images import holds_image
 from ..data.uploads import content_hash, uploads_root
 from ..errors import UserError
 from ..files import write_bytes
-from ..runs.rundir import NotACheckpoint, load_checkpoint
+from ..models.memory import check_model
+from ..runs.rundir import NotACheckpoint, UnsafeCheckpoint, load_checkpoint
 from .model import pairs_accuracy, read_pairs_csv, verify_pairs
 
 # ---------------------------------------------------------------- checkpoints
@@ -44,7 +45,11 @@ def store_checkpoint(data: bytes, name: str = "The uploaded file") -> Path:
     candidate = folder / f".{path.stem}.checking"
     write_bytes(candidate, data)
     try:
-        load_checkpoint(candidate, name=name)  # its sentence names the file as the person knows it
+        checkpoint = load_checkpoint(candidate, name=name)  # its sentence names the file as the person knows it
+        check_model(checkpoint["spec"], name)  # a valid checkpoint can still ask for more memory than the server has
+    except UnsafeCheckpoint:  # its own sentence: it holds Python objects
+        candidate.unlink(missing_ok=True)
+        raise
     except NotACheckpoint:
         candidate.unlink(missing_ok=True)
         raise UserError(f"{name} is not a Siamese Studio checkpoint. Upload a best.pt or last.pt from a "
@@ -66,10 +71,10 @@ def pair_folders(root) -> list:
     """
     root = Path(root)
     found = []
-    for folder in sorted({p.parent for p in root.rglob("*") if p.is_file() and is_image_file(p)}):
+    for folder in sorted({p.parent for p in root.rglob("*") if holds_image(p)}):
         if any(part.startswith(".") or part == "__MACOSX" for part in folder.relative_to(root).parts):
             continue
-        images = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+        images = sorted(p for p in folder.iterdir() if holds_image(p))
         name = str(folder.relative_to(root)) if folder != root else "(top folder)"
         if len(images) == 2:
             found.append((name, str(images[0].relative_to(root)), str(images[1].relative_to(root)), ""))
