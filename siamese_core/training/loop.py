@@ -22,6 +22,7 @@ from ..data import sources as D
 from ..data.prepare import PreparedData, prepare_data
 from ..errors import UserError, plain_words
 from ..evaluation.metrics import calibrate_threshold, roc_points, verification_metrics
+from ..inference.domain import describe_run
 from ..models.networks import (as_model_input, build_model, count_parameters, embed_set, images_per_pass, model_spec,
                                pick_device)
 from ..runs.context import SAMPLES_FILE, write_samples
@@ -195,7 +196,12 @@ def _train_as(group: distributed.Group, config: TrainConfig, out_dir, resume, pr
         run.update_status(state="queued", pid=os.getpid(), total_epochs=config.epochs, error=None,
                           created_at=time.time(), processes=group.world, **fresh)
         try:
+            if data is None:
+                log.info("Loading data (%s)...", config.dataset)
+                data = prepare_data(config)
             status = _train(config, run, resume, progress, stop, on_epoch, data, group)
+            if group.main and status.get("state") == "done":  # what its images looked like, for the verdicts
+                describe_run(run, data, distributed.device_of(group, config.device) or pick_device(config.device))
             run.sweep_temp_files()  # again: one the start left for being only seconds old is older now
             return status
         except Exception as exc:
@@ -304,9 +310,6 @@ def _train(config, run: RunDir, resume, progress, stop, on_epoch, data,
            group: distributed.Group = distributed.SINGLE) -> dict:
     torch.manual_seed(config.seed)
     device = distributed.device_of(group, config.device) or pick_device(config.device)
-    if data is None:
-        log.info("Loading data (%s)...", config.dataset)
-        data = prepare_data(config)
     if config.pairs_per_epoch is None:
         kind = "pk" if config.mining != "none" else config.mode
         config.pairs_per_epoch = default_pairs_per_epoch(len(data.train), kind, config.image_size)
