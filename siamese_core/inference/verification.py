@@ -91,7 +91,7 @@ def check_pairs_upload(model, zip_bytes: bytes, csv_bytes: Optional[bytes] = Non
 
     The digests are the files' content hashes when the caller has them already (uploads.upload_digest).
     `on_progress(done, total)` is called as pairs are read, for a progress bar.
-    Returns (pandas table: pair, image_a, image_b, score, verdict, error and same when the CSV
+    Returns (pandas table: pair, image_a, image_b, score, verdict, outside, error and same when the CSV
     has it; {"accuracy", "pairs"} or None).
     """
     folder = uploads.staging_dir(zip_digest or content_hash(zip_bytes), "pairs")
@@ -117,7 +117,8 @@ def check_pairs_upload(model, zip_bytes: bytes, csv_bytes: Optional[bytes] = Non
         scored = iter(verify_pairs(model, good, folder, threshold, confine=True,
                                    on_pair=_progress(on_progress, len(good))))
         rows = [next(scored) if not problem else
-                {"image_a": a, "image_b": b, "score": None, "verdict": "", "error": f"The folder {problem}."}
+                {"image_a": a, "image_b": b, "score": None, "verdict": "", "outside": "",
+                 "error": f"The folder {problem}."}
                 for _, a, b, problem in found]
         names = [name for name, *_ in found]
     table = pd.DataFrame(rows)

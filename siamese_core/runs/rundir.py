@@ -29,6 +29,7 @@ from typing import Optional
 
 from ..errors import UserError
 from ..files import atomic_write, json_safe, loads_json, read_json, write_json, write_text
+from .domain_field import DOMAIN_KEY, domain_problem
 from .status import RunStatus
 
 CHECKPOINT_FORMAT = "siamese-studio-checkpoint"
@@ -336,4 +337,6 @@ def checkpoint_problem(payload: dict) -> Optional[str]:
     for key in ("config", "metrics"):
         if payload.get(key) is not None and not isinstance(payload[key], dict):
             return f"its {key} is not a table of values"
+    if payload.get(DOMAIN_KEY) is not None:  # older checkpoints have none: they load, and cannot tell
+        return domain_problem(payload[DOMAIN_KEY])
     return None
