@@ -15,7 +15,7 @@ from siamese_core.runs.rundir import RunDir
 from siamese_core.runs.status import RunStatus
 from siamese_core.training.loop import StopFlag, train
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from kill_loop import kill_loop  # noqa: E402  (the benchmark's loop, run here with fewer kills)
 
 
