@@ -88,6 +88,7 @@ def test_a_file_swapped_for_a_link_after_listing_is_not_read(data_root_with_link
 
 # ---------------------------------------------------------------- 1. verify --pairs stays in --images
 
+@pytest.mark.slow
 def test_cli_verify_pairs_reads_only_inside_the_images_folder(tmp_path, digits_checkpoint):
     images = write_class_folders(tmp_path / "images", classes=[3], per_class=2)
     secret = write_class_folders(tmp_path / "secret", classes=[4], per_class=1) / "digit_4" / "000.png"

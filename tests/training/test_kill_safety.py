@@ -9,6 +9,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from siamese_core.config import TrainConfig
 from siamese_core.runs.jobs import progress
 from siamese_core.runs.rundir import RunDir
@@ -23,6 +25,7 @@ def epoch_counts(run: RunDir) -> Counter:
     return Counter(r["epoch"] for r in run.read_metrics() if r.get("type") == "epoch")
 
 
+@pytest.mark.slow
 def test_sigkills_at_random_moments_end_in_a_clean_run(tmp_path):
     result = kill_loop(tmp_path / "run", kills=3, epochs=8, seed=1)
     assert result.kills >= 1 and result.resumes + result.restarts >= 3

@@ -70,6 +70,7 @@ def test_augmentation_keeps_shape_and_range_and_changes_images(policy):
     assert (y - x).abs().mean() > 0.01
 
 
+@pytest.mark.slow
 def test_default_recipe_learns_with_a_small_resnet(tmp_path):
     """The default recipe end to end (small ResNet, P x K batch-hard + identity loss, photo augmentation,
     AdamW with warm-up and cosine), on colour images of digits it never trained on."""
