@@ -199,9 +199,17 @@ class ReadOnlyRun(RunDir):
 
 # ---------------------------------------------------------------- checkpoints
 
+# A checkpoint's two operating points (evaluation.metrics.operating_points), beside its verdict `threshold`.
+OPERATING_POINT_FIELDS = ("threshold_policy", "medians_threshold", "rare_same_threshold", "same_share")
+
+
 def save_checkpoint(path, *, spec: dict, state_dict: dict, threshold: float, metrics: dict,
-                    epoch: int, config: dict, classes: list, extra: Optional[dict] = None) -> None:
-    """A self-describing checkpoint of plain values and tensors: loads with weights_only=True."""
+                    epoch: int, config: dict, classes: list, extra: Optional[dict] = None,
+                    operating_points: Optional[dict] = None) -> None:
+    """A self-describing checkpoint of plain values and tensors: loads with weights_only=True.
+
+    `operating_points` (a validation's figures will do: its OPERATING_POINT_FIELDS are kept) holds both
+    thresholds chosen on the validation pairs; `threshold` is the verdict's."""
     import torch  # here, not at the top: reading a run's status must not pay for importing torch
 
     payload = {
@@ -216,6 +224,8 @@ def save_checkpoint(path, *, spec: dict, state_dict: dict, threshold: float, met
         "classes": list(classes),
         "saved_at": time.time(),
     }
+    if operating_points and all(k in operating_points for k in OPERATING_POINT_FIELDS):
+        payload["operating_points"] = {k: operating_points[k] for k in OPERATING_POINT_FIELDS}
     if extra:
         payload.update(extra)
     atomic_write(Path(path), lambda fh: torch.save(payload, fh))
@@ -313,6 +323,11 @@ def checkpoint_problem(payload: dict) -> Optional[str]:
         return "it holds no weights (state_dict)"
     if not _is_number(payload.get("threshold")):
         return f"its threshold {payload.get('threshold')!r} is not a number"
+    points = payload.get("operating_points")
+    if points is not None:
+        problem = _operating_points_problem(points)
+        if problem:
+            return problem
     if payload.get("epoch") is not None and not _is_int(payload["epoch"], 0, 10 ** 6):
         return f"its epoch {payload['epoch']!r} is not a whole number"
     classes = payload.get("classes")
@@ -321,4 +336,20 @@ def checkpoint_problem(payload: dict) -> Optional[str]:
     for key in ("config", "metrics"):
         if payload.get(key) is not None and not isinstance(payload[key], dict):
             return f"its {key} is not a table of values"
+    return None
+
+
+def _operating_points_problem(points) -> Optional[str]:
+    """What is wrong with a checkpoint's operating points (absent in checkpoints before them); None if nothing."""
+    from ..config import THRESHOLD_POLICIES
+
+    if not isinstance(points, dict):
+        return "its operating points are not a table of values"
+    if points.get("threshold_policy") not in THRESHOLD_POLICIES:
+        return f"its threshold policy {points.get('threshold_policy')!r} is none of {', '.join(THRESHOLD_POLICIES)}"
+    for key in ("medians_threshold", "rare_same_threshold"):
+        if not (_is_number(points.get(key)) and 0.0 <= points[key] <= 1.0):
+            return f"its {key.replace('_', ' ')} {points.get(key)!r} is not a number from 0 to 1"
+    if not (_is_number(points.get("same_share")) and 0.0 < points["same_share"] < 1.0):
+        return f"its same share {points.get('same_share')!r} is not a number between 0 and 1"
     return None
