@@ -346,10 +346,16 @@ def _operating_points_problem(points) -> Optional[str]:
     if not isinstance(points, dict):
         return "its operating points are not a table of values"
     if points.get("threshold_policy") not in THRESHOLD_POLICIES:
-        return f"its threshold policy {points.get('threshold_policy')!r} is none of {', '.join(THRESHOLD_POLICIES)}"
+        return f"its threshold policy {_shown(points.get('threshold_policy'))} is none of {', '.join(THRESHOLD_POLICIES)}"
     for key in ("medians_threshold", "rare_same_threshold"):
         if not (_is_number(points.get(key)) and 0.0 <= points[key] <= 1.0):
-            return f"its {key.replace('_', ' ')} {points.get(key)!r} is not a number from 0 to 1"
+            return f"its {key.replace('_', ' ')} {_shown(points.get(key))} is not a number from 0 to 1"
     if not (_is_number(points.get("same_share")) and 0.0 < points["same_share"] < 1.0):
-        return f"its same share {points.get('same_share')!r} is not a number between 0 and 1"
+        return f"its same share {_shown(points.get('same_share'))} is not a number between 0 and 1"
     return None
+
+
+def _shown(value) -> str:
+    """A forged value in a sentence, cut short: a field may hold megabytes."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
