@@ -1,6 +1,7 @@
 """Regenerate the demo model and sample images that ship in assets/.
 
     python assets/make_demo.py            # MNIST from ../shared/data/mnist, or SIAMESE_MNIST_DIR
+    python assets/make_demo.py --describe-only   # only (re)write the description of its images (weights unchanged)
 
 Trains the small digit ConvNet as an embedding (batch-hard triplets over P x K batches) on real
 handwriting: MNIST test images 0-7399 and the built-in digits' training split, every image prepared by
@@ -8,7 +9,9 @@ the "digit" input pipeline (found, centred and scaled as MNIST's digits were) an
 "digits" policy (stroke width, blur, noise, small warps) so that photographed digits match too. It
 validates on MNIST test images 7400-7999 and the built-in digits' validation split; MNIST test images
 8000-9999 are held out and only judged at the end. Keeps the best checkpoint as
-assets/demo/digits-convnet.pt, prints its figures, and exports sample images to
+assets/demo/digits-convnet.pt with a description of its images (siamese_core.inference.domain: measured on
+the same training and validation images, so its verdicts flag a face, a street photo, a signature, noise or a blank
+image instead of judging it), prints its figures, and exports sample images to
 assets/samples/digits/<digit>/: built-in digits (0123.png), held-out MNIST digits (mnist-8123.png)
 and photo-like versions of those (photo-8123.jpg: dark ink on paper, photographed).
 """
@@ -34,6 +37,7 @@ MNIST_TRAIN = slice(0, 7400)
 MNIST_VAL = slice(7400, 8000)
 HELD_OUT = slice(8000, 10000)  # never trained or validated on: the demo is judged here
 JUDGED_PAIRS = 1000
+WHAT = "handwritten digits"  # what its verdicts call the images it learnt
 
 
 def mnist_folder() -> Path:
@@ -128,13 +132,23 @@ def export_samples(digits_val, raw_images: np.ndarray, labels: np.ndarray) -> No
             write_bytes(folder / f"photo-{number}.jpg", buffer.getvalue())
 
 
-def main() -> int:
+def describe(data) -> None:
+    """Write the description of its images into the demo checkpoint (its weights stay as they are)."""
+    from siamese_core.inference.domain import describe_checkpoint
+
+    domain = describe_checkpoint(DEMO_MODEL, data, what=WHAT, device="cpu")
+    print(f"Described its images: {len(domain['centres'])} reference vectors, limits set on "
+          f"{domain['calibration_images']} validation images")
+
+
+def main(argv=None) -> int:
     sys.path.insert(0, str(ROOT))
     from siamese_core.data import sources as D
     from siamese_core.files import write_bytes
     from siamese_core.inference.model import SiameseModel
     from siamese_core.training.loop import train
 
+    describe_only = "--describe-only" in (sys.argv[1:] if argv is None else argv)
     folder = mnist_folder()
     if "test" not in D.mnist_parts_available(folder):
         print(f"The MNIST test files (t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) are not in '{folder}'. "
@@ -145,12 +159,16 @@ def main() -> int:
     config = demo_config()
     mnist = D.load_mnist(folder, "test", 28, 1, "digit").subset(np.arange(HELD_OUT.start))
     data, digits_val = demo_data(mnist, config.resolve())
+    if describe_only:
+        describe(data)
+        return 0
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "demo-run"
         train(config, out, data=data)
         write_bytes(DEMO_MODEL, (out / "checkpoints" / "best.pt").read_bytes())
     trained_in = time.time() - started
+    describe(data)
     model = SiameseModel.load(DEMO_MODEL, device="cpu")
     figures = held_out_figures(model, raw[HELD_OUT], raw_labels[HELD_OUT])
     figures["built-in digits"] = builtin_figures(model, digits_val)

@@ -37,6 +37,9 @@ SETTINGS = {s.name: s for s in (
     Setting("SIAMESE_MNIST_DIR", "data/mnist", "folder", "where the MNIST IDX files are, or are downloaded to"),
     Setting("SIAMESE_UPLOAD_MAX_MB", "2048", "number", "the most an uploaded zip may unpack to, in MB"),
     Setting("SIAMESE_UPLOAD_MAX_FILES", "100000", "number", "the most files an uploaded zip may hold"),
+    Setting("SIAMESE_UPLOAD_MAX_RATIO", "100", "number",
+            "the most a zip's file, and the zip as a whole, may unpack to per byte it holds (a zip bomb unpacks "
+            "1 MB to 1 GB; photos and PNGs hardly shrink in a zip)"),
     Setting("SIAMESE_MAX_IMAGE_MEGAPIXELS", "64", "number",
             "larger images are refused before a pixel is decoded (a decompression bomb is tiny on disk)"),
     Setting("SIAMESE_MAX_CHECKPOINT_MB", "1024", "number", "larger uploaded checkpoints are refused before reading"),
@@ -47,6 +50,10 @@ SETTINGS = {s.name: s for s in (
             "preset's fast path"),
     Setting("SIAMESE_IMAGE_MEMORY_GB", "4", "number",
             "decoded images are kept in memory up to this size in GB; beyond it they are decoded per batch"),
+    Setting("SIAMESE_MEMORY_BUDGET_GB", "2", "number",
+            "the most memory one model's work may take above the idle server, in GB: its weights, a batch's "
+            "activations and the decoded images a gallery or map keeps, estimated before running; above it "
+            "batches get smaller, and what cannot fit is refused with a message"),
     Setting("SIAMESE_WARM_UMAP", "1", "0 or 1",
             "1: the Explore page compiles UMAP in the background after its first map; 0: it does not"),
 )}
@@ -125,6 +132,16 @@ def upload_max_bytes() -> int:
 def upload_max_files() -> int:
     """SIAMESE_UPLOAD_MAX_FILES: the most files an uploaded zip may hold."""
     return int(_number("SIAMESE_UPLOAD_MAX_FILES"))
+
+
+def upload_max_ratio() -> float:
+    """SIAMESE_UPLOAD_MAX_RATIO: the most a zip (and each file in it) may unpack to per byte it holds."""
+    return _number("SIAMESE_UPLOAD_MAX_RATIO")
+
+
+def memory_budget_bytes() -> int:
+    """SIAMESE_MEMORY_BUDGET_GB, in bytes: the most memory one model's work may take above the idle server."""
+    return int(_number("SIAMESE_MEMORY_BUDGET_GB") * 2**30)
 
 
 def weights_file() -> str:

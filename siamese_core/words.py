@@ -1,5 +1,6 @@
-"""Words for people: what a class is called and its plural, guessed from a data set's name, ordinals, and
-names from files shortened to quote in a sentence.
+"""Words for people: what a class is called and its plural, guessed from a data set's name, ordinals,
+names from files shortened to quote in a sentence, and names made inert where they are shown as Plotly
+text (`plotly_text`) or Markdown (`markdown_text`).
 
 Plain functions on strings, used by the trainer, the command line and every page, so they live at the top.
 """
@@ -64,3 +65,22 @@ def short_name(written: str, limit: int = 60) -> str:
     written = str(written)
     start = " ".join("".join(c if c.isprintable() else " " for c in written[:4 * limit]).split())
     return start if len(start) <= limit and len(written) <= 4 * limit else start[:limit - 1] + "…"
+
+
+def plotly_text(name) -> str:
+    """A name (class, file, column, run) as Plotly shows it, and nothing more: Plotly renders a little HTML
+    in trace and legend names, hover text, titles and annotations (`<a href>` makes a live link, `<span
+    style>` restyles), so & < > become the entities it shows as those characters. Quotes need nothing: they
+    only matter inside a tag, and no tag survives."""
+    return str(name).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*\[\]<>|])")
+
+
+def markdown_text(name) -> str:
+    """A name as plain words in a Markdown file (a model card): on one line (no heading or list of its own),
+    with every character Markdown could turn into a link, an image, HTML, code, emphasis or a table cell
+    escaped by a backslash, and & as an entity. `<img src=x onerror=...>` shows as written."""
+    one_line = " ".join("".join(c if c.isprintable() else " " for c in str(name)).split())
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", one_line).replace("&", "&amp;")

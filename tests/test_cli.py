@@ -90,6 +90,29 @@ def test_verify_many_pairs_from_a_csv(tmp_path, digits_checkpoint, digit_folders
     assert "'digit_0/missing.png' is not among the images in the --images folder" in lines[-1]
 
 
+def test_csv_files_the_commands_write_keep_formula_names_as_text(tmp_path, digits_checkpoint):
+    """Issue 24, item 11: a class or file named =HYPERLINK(...) became a live formula in the written CSV."""
+    import csv
+
+    folder = tmp_path / "images"
+    write_class_folders(folder, classes=[1, 2], per_class=2)
+    (folder / "digit_1").rename(folder / '=HYPERLINK("https:evil.example")')
+    (folder / "digit_2" / "000.png").rename(folder / "digit_2" / "@SUM(1+1).png")
+    (tmp_path / "pairs.csv").write_text('image_a,image_b\n"=HYPERLINK(""https:evil.example"")/000.png",'
+                                        "digit_2/@SUM(1+1).png\n")
+    result = run_cli("verify", "-c", digits_checkpoint, "--pairs", tmp_path / "pairs.csv", "--images", folder,
+                     "-o", tmp_path / "verdicts.csv")
+    assert result.returncode == 0, result.stderr
+    row = next(csv.DictReader((tmp_path / "verdicts.csv").open()))
+    assert row["image_a"] == '\'=HYPERLINK("https:evil.example")/000.png' and row["image_b"] == "digit_2/@SUM(1+1).png"
+    assert row["verdict"] in ("same", "different") and row["error"] == ""
+    result = run_cli("embed", "-c", digits_checkpoint, "-i", folder, "-o", tmp_path / "vectors.csv")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((tmp_path / "vectors.csv").open()))
+    assert {r["label"] for r in rows} == {'\'=HYPERLINK("https:evil.example")', "digit_2"}
+    assert all(not r["path"].startswith(("=", "@")) for r in rows) and float(rows[0]["e0"]) == float(rows[0]["e0"])
+
+
 def test_bad_input_gets_one_clear_line(tmp_path, digits_checkpoint, digit_folders):
     text = tmp_path / "letter.png"
     text.write_text("Dear model, this is not an image.")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import zipfile
 
@@ -134,6 +135,86 @@ def test_the_export_command_writes_the_files_and_says_what_went_wrong_in_one_lin
         err = capsys.readouterr().err.strip()
         assert err.startswith("error:") and words in err and "\n" not in err and "Traceback" not in err
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_export_replaces_only_what_an_export_wrote_and_writes_the_set_all_or_none(tmp_path, monkeypatch):
+    """Issue 24, item 10: `export -o docs/README.onnx` replaced docs/README.md and docs/README.json; a full disk
+    left m.onnx without m.json and m.md."""
+    import errno
+
+    from siamese_core import files
+    from siamese_core.inference.export import write_export
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "README.md").write_text("# The project's own README\n")
+    (docs / "README.json").write_text('{"not": "an export"}')
+    result = run_cli("export", "-c", DEMO, "-o", docs / "README.onnx")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    said = result.stderr.strip().splitlines()[-1]
+    assert said.startswith("error: Exporting to 'README.onnx' would replace ") and "--force" in said
+    assert "README.md" in said and "README.json" in said
+    assert (docs / "README.md").read_text() == "# The project's own README\n" and not (docs / "README.onnx").exists()
+    assert run_cli("export", "-c", DEMO, "-o", docs / "README.onnx", "--force").returncode == 0
+    assert json.loads((docs / "README.json").read_text())["format"] == "siamese-studio-onnx"
+
+    first = write_export(DEMO, tmp_path / "m.onnx")
+    assert write_export(DEMO, tmp_path / "m.onnx") == first  # an earlier export's files are replaced without asking
+    before = {p.name: p.read_bytes() for p in first}
+    assert sorted(before) == ["m.json", "m.md", "m.onnx"]
+
+    calls = []
+
+    def full_disk_on_the_third(fd):
+        calls.append(fd)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    real_fsync = files.os.fsync
+    for out in (tmp_path / "new" / "m.onnx", tmp_path / "m.onnx"):  # a new set, and one replacing an export
+        calls.clear()
+        monkeypatch.setattr(files.os, "fsync", full_disk_on_the_third)
+        with pytest.raises(OSError):
+            write_export(DEMO, out)
+        monkeypatch.setattr(files.os, "fsync", real_fsync)
+        left = sorted(p.name for p in out.parent.iterdir() if p.name.startswith(("m.", ".")))
+        assert left == ([] if out.parent.name == "new" else sorted(before)), left  # no temporary file either
+    assert {p.name: p.read_bytes() for p in first} == before  # the earlier export, whole
+
+    def fail_second_rename(src, dst, count=[0]):
+        count[0] += 1
+        if count[0] == 2:
+            raise OSError(errno.EIO, "Input/output error")
+        return real_replace(src, dst)
+
+    real_replace = files.os.replace
+    monkeypatch.setattr(files.os, "replace", fail_second_rename)
+    with pytest.raises(OSError):
+        write_export(DEMO, tmp_path / "m.onnx")  # the first file was already renamed over: it is put back
+    monkeypatch.setattr(files.os, "replace", real_replace)
+    assert {p.name: p.read_bytes() for p in first} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["docs", "m.json", "m.md", "m.onnx", "new"]
+
+
+def test_the_model_card_shows_every_name_as_written_not_as_html(tmp_path):
+    """Issue 24, item 8: the card copied a raw <img src=x onerror=...> from an uploaded checkpoint."""
+    import torch
+
+    from siamese_core.inference.export import export_checkpoint
+
+    payload = torch.load(DEMO, weights_only=True)
+    payload["config"] = {**(payload.get("config") or {}), "class_word": "<img src=x onerror=alert(1)>",
+                         "data_name": "[Session expired: sign in](https://evil.example)",
+                         "notes": ["<script>alert(2)</script>"], "optimizer": "`code` | <b>bold</b>"}
+    path = tmp_path / "<img src=x onerror=alert(3)>.pt"
+    torch.save(payload, path)
+    card = export_checkpoint(path).files("m.onnx")["m.md"].decode()
+    outside_code = re.sub(r"`[^`\n]*`", "", card)  # code spans show their text as written
+    for raw in ("<img", "<script", "<b>", "](https", "`code"):  # each unescaped: no backslash before it
+        assert not re.search(r"(?<!\\)" + re.escape(raw), outside_code), raw
+    assert "\\<img src=x onerror=alert(1)\\>" in card and "\\[Session expired: sign in\\]" in card
+    assert "`<img src=x onerror=alert(3)>.pt`" in card  # a file name in code: shown as written, never run
 
 
 def test_runs_offers_the_onnx_download_of_a_finished_run(runs_dir, people_run):

@@ -58,6 +58,34 @@ def test_outside_the_data_root_links_are_followed_as_before(data_root_with_links
     assert len(load_class_folders(data_root_with_links / "good", 28, 1)) == 8 + 1 + 3
 
 
+def test_a_file_swapped_for_a_link_after_listing_is_not_read(data_root_with_links, tmp_path):
+    """Issue 24, item 11: a file swapped for a link between listing and decoding was read."""
+    import shutil
+
+    from siamese_core.data.paths import class_folder_files
+    from siamese_core.data.pipelines import load_pixels
+    from siamese_core.data.sources import decode_files
+
+    good = data_root_with_links / "good"
+    listed = [path for _, files in class_folder_files(good)[0] for path in files]
+    outside = tmp_path / "outside" / "digit_7"
+    victim = good / "digit_0" / "000.png"
+    victim.unlink()
+    victim.symlink_to(outside / "000.png")  # after the listing, before the decoding
+    with pytest.raises(UserError, match="leads outside the data folder .a link.: it was not read"):
+        load_pixels(victim, 28, 1)
+    _, kept, skipped = decode_files(listed, 28, 1)
+    assert victim not in kept and len(kept) == len(listed) - 1 and "leads outside" in skipped[0][1]
+    # a folder on the way swapped for a link: the opened file's own path gives it away
+    shutil.move(good / "digit_1", tmp_path / "moved")
+    (good / "digit_1").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(UserError, match="leads outside the data folder"):
+        load_pixels(good / "digit_1" / "001.png", 28, 1)
+    # a link that stays inside the data root is read, as before
+    (good / "digit_0" / "again.png").symlink_to(good / "digit_0" / "001.png")
+    assert load_pixels(good / "digit_0" / "again.png", 28, 1).shape == (1, 28, 28)
+
+
 # ---------------------------------------------------------------- 1. verify --pairs stays in --images
 
 def test_cli_verify_pairs_reads_only_inside_the_images_folder(tmp_path, digits_checkpoint):
@@ -97,6 +125,12 @@ FORGERIES = {
     "other image size": (lambda c: c["spec"].update(image_size=1200), "image size 1200"),
     "weights of another shape": (lambda c: c["spec"].update(image_size=32), "do not fit"),
     "unknown backbone": (lambda c: c["spec"].update(backbone="timm:no_such_net"), "no_such_net"),
+    # issue 24: "Same digit (same from -300.0%)" and "score nan%" came from these
+    "threshold below 0": (lambda c: c.update(threshold=-3.0), "threshold -3.0 is not a score from 0 to 1"),
+    "threshold above 1": (lambda c: c.update(threshold=1.5), "threshold 1.5 is not a score from 0 to 1"),
+    "NaN weights": (lambda c: c["state_dict"]["backbone.fc.1.weight"].fill_(float("nan")),
+                    "not finite (NaN or infinity, e.g. in backbone.fc.1.weight)"),
+    "infinite weights": (lambda c: c["state_dict"]["backbone.conv.0.bias"].fill_(float("inf")), "not finite"),
     # the two thresholds beside the verdict's (the checkpoint's operating points)
     "operating points a list": (lambda c: c.update(operating_points=[0.5, 0.6]), "operating points are not a table"),
     "rare-same threshold NaN": (lambda c: c["operating_points"].update(rare_same_threshold=float("nan")),
@@ -150,6 +184,57 @@ def test_cli_says_a_cut_off_checkpoint_is_damaged_not_foreign(tmp_path, digits_c
     cut.write_bytes(digits_checkpoint.read_bytes()[:5000])
     image = write_class_folders(tmp_path / "img", classes=[1], per_class=1) / "digit_1" / "000.png"
     assert_clear_error(run_cli("verify", "-c", cut, image, image), "damaged or incomplete")
+
+
+class _RunsCode:
+    """What a hostile pickle holds: an object whose unpickling would run a command."""
+
+    def __reduce__(self):
+        return (print, ("this ran while the checkpoint was read",))
+
+
+def test_a_pickle_payload_is_called_unsafe_not_damaged(tmp_path, runs_dir, digits_checkpoint, capsys):
+    payload = torch.load(digits_checkpoint, weights_only=True)
+    payload["extra"] = _RunsCode()
+    evil = tmp_path / "best.pt"
+    torch.save(payload, evil)
+    with pytest.raises(runs.UnsafeCheckpoint, match="not a Siamese Studio checkpoint this app can read safely: it "
+                                                     "holds Python objects") as caught:
+        runs.load_checkpoint(evil)
+    assert "damaged" not in str(caught.value)
+    with pytest.raises(UserError, match="'best.pt' is not a .* can read safely") as uploaded:  # Verify's upload
+        store_checkpoint(evil.read_bytes(), name="'best.pt'")
+    assert "damaged" not in str(uploaded.value) and "this ran" not in capsys.readouterr().out
+    assert not list((settings.runs_dir() / ".uploads" / "checkpoints").glob("*"))
+    image = write_class_folders(tmp_path / "img", classes=[1], per_class=1) / "digit_1" / "000.png"
+    assert_clear_error(run_cli("verify", "-c", evil, image, image), "can read safely")
+
+
+def test_json_from_a_person_nested_200000_levels_is_a_sentence_not_a_recursion_error(tmp_path, capsys):
+    """Issue 24, item 7: every JSON the project reads from files people give (sidecars, configs, requests, metadata)
+    goes through files.read_json / loads_json, which refuse deep nesting before parsing."""
+    from siamese_core.files import BadJson, loads_json, read_json
+
+    deep = tmp_path / "config.json"
+    deep.write_text("[" * 200_000 + "]" * 200_000)
+    started = time.perf_counter()
+    assert read_json(deep, default="unreadable") == "unreadable"
+    with pytest.raises(BadJson, match="nests deeper than 64 levels"):
+        loads_json(deep.read_bytes())
+    assert loads_json('{"a": [[1, "]]]]"]], "b": "\\"[["}') == {"a": [[1, "]]]]"]], "b": '"[['}  # strings aside
+    assert time.perf_counter() - started < 1
+    assert cli.main(["train", "--config", str(deep), "-o", str(tmp_path / "run")]) == 2
+    said = capsys.readouterr().err.strip()
+    assert said == f"error: '{deep}' is not a training config (a JSON object such as a run's config.json)."
+
+
+def test_a_metrics_line_nested_too_deep_is_skipped(tmp_path):
+    run = runs.RunDir(tmp_path / "run").create()
+    run.append_metrics({"type": "epoch", "epoch": 1, "accuracy": 0.9})
+    with open(run.metrics_path, "a") as fh:
+        fh.write("[" * 200_000 + "]" * 200_000 + "\n")
+    run.append_metrics({"type": "epoch", "epoch": 2, "accuracy": 0.95})
+    assert [r["epoch"] for r in run.read_metrics()] == [1, 2]
 
 
 # ---------------------------------------------------------------- 2. full or read-only disks

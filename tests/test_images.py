@@ -175,3 +175,46 @@ def test_sixteen_bit_png_is_scaled_and_said_so():
     assert "16-bit" in pipelines.conversion_notes(img, 1)[0]
     px = load_pixels(png_bytes(Image.fromarray(arr), "PNG"), 32, 3)
     assert px.min() == 0 and px.max() == 255
+
+
+# ---------------------------------------------------------------- issue 24, item 11: what a file holds, not its name
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM"])
+def test_every_format_of_the_suffixes_is_listed_and_read_by_what_it_holds(tmp_path, fmt):
+    path = tmp_path / "photo.png"  # whatever its name says
+    image = gradient(16, 12).convert("L") if fmt == "PPM" else gradient(16, 12)
+    path.write_bytes(png_bytes(image, fmt))
+    assert images.holds_image(path) and open_image(path).size == (16, 12)
+
+
+@pytest.mark.parametrize("fmt", ["PCX", "TGA", "ICO", "SGI", "IM"])
+def test_another_format_pillow_knows_is_refused_under_an_image_name(tmp_path, fmt):
+    """Pillow decodes dozens of formats by their content (EPS through Ghostscript among them): only those of
+    the image suffixes are read, whatever the file is called."""
+    path = tmp_path / "photo.png"
+    path.write_bytes(png_bytes(gradient(16, 16), fmt))
+    assert not images.holds_image(path)
+    with pytest.raises(UserError, match="is not an image this app can read"):
+        open_image(path)
+    with pytest.raises(UserError, match="not an image this app can read"):
+        open_image(path.read_bytes())
+
+
+def test_a_zip_saved_as_png_does_not_count_as_an_image(tmp_path):
+    import zipfile
+
+    from siamese_core.data.uploads import describe_class_folders
+
+    root = tmp_path / "data"
+    for name in ("cats", "dogs"):
+        (root / name).mkdir(parents=True)
+        for i in range(2):
+            (root / name / f"{i}.png").write_bytes(png_bytes(gradient(16, 16)))
+    with zipfile.ZipFile(root / "dogs" / "1.png", "w") as zf:  # replaces a dog photo with a zip named .png
+        zf.writestr("inside.txt", "not a picture")
+    summary = describe_class_folders(root)
+    assert summary.counts == {"cats": 2, "dogs": 1}
+    assert any("'dogs' has only one" in problem for problem in summary.problems)
+    assert not images.holds_image(root / "dogs" / "1.png")
+    with pytest.raises(UserError, match="is not an image this app can read"):
+        open_image(root / "dogs" / "1.png")

@@ -4,6 +4,7 @@ embed -> similar -g; another model's index is refused; a large folder's embeddin
 import json
 import os
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import torch
 from conftest import ROOT, write_class_folders
 from siamese_core.inference import index as ix
 from siamese_core.cli import main
+from siamese_core.errors import UserError
 from siamese_core.inference.model import SiameseModel, embed_folder, nearest_vectors
 
 HAS_FAISS = ix.faiss_available()
@@ -170,3 +172,114 @@ def test_a_large_folder_is_embedded_in_shards_and_resumes(tmp_path, digits_check
     # the same vectors up to float rounding, which differs with how many images share a batch
     np.testing.assert_allclose(resumed.vectors, in_one_go.vectors, rtol=1e-5, atol=1e-5)
     assert embed_folder(model, folder, shards, shard_images=16, model_id="another").reused == 0  # not its shards
+
+
+# ---------------------------------------------------------------- hostile index files (issue 24, items 6 and 7)
+
+def saved_index(tmp_path, engine="faiss-flat", n=200, dim=8, name="g.faiss"):
+    index = ix.VectorIndex(vectors(n, dim), "euclidean", engine)
+    index.save(tmp_path / name, names=[str(i) for i in range(n)])
+    return tmp_path / name
+
+
+def forge(path, data: bytes, **sidecar):
+    """Replace an index file by `data`, its sidecar saying it is what `save` wrote (size and checksum matching):
+    only the file's own content can give it away."""
+    import hashlib
+
+    path.write_bytes(data)
+    facts = json.loads(ix.sidecar_path(path).read_text())
+    facts.update(index_bytes=len(data), index_sha256=hashlib.sha256(data).hexdigest(), **sidecar)
+    ix.sidecar_path(path).write_text(json.dumps(facts))
+
+
+@pytest.mark.skipif(not HAS_FAISS, reason="faiss is not installed")
+@pytest.mark.parametrize("field, offset", [("a flat index's vector length", 37), ("its count", 8)])
+def test_a_crafted_size_field_is_refused_before_faiss_allocates(tmp_path, field, offset):
+    import resource
+    import struct
+
+    path = saved_index(tmp_path)
+    data = bytearray(path.read_bytes())
+    data[offset:offset + 8] = struct.pack("<Q", 2**39)  # 2 TB of vectors, in a file of 6 KB
+    forge(path, bytes(data))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    with pytest.raises(UserError, match="'g.faiss' is not an index this app can read") as caught:
+        ix.VectorIndex.load(path)
+    assert time.perf_counter() - started < 1 and "write it again with `embed --index`" in str(caught.value)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KB: nothing allocated
+
+
+@pytest.mark.skipif(not HAS_FAISS, reason="faiss is not installed")
+def test_an_ivf_index_with_a_wrong_code_size_or_a_flipped_bit_is_refused(tmp_path):
+    rng = np.random.default_rng(5)
+    centres = rng.standard_normal((40, 8)).astype(np.float32) * 4  # clusters: an IVF index finds the neighbours
+    clustered = centres[rng.integers(0, 40, 2000)] + rng.standard_normal((2000, 8)).astype(np.float32) * 0.3
+    path = tmp_path / "ivf.faiss"
+    ix.VectorIndex(clustered, "euclidean", "faiss-ivf").save(path)
+    assert json.loads(ix.sidecar_path(path).read_text())["engine"] == "faiss-ivf"
+    good = path.read_bytes()
+    assert ix.VectorIndex.load(path)[0].engine == "faiss-ivf"
+
+    flipped = bytearray(good)
+    flipped[len(good) // 2] ^= 0x10  # one bit of one vector: FAISS would read it without a word
+    path.write_bytes(bytes(flipped))
+    with pytest.raises(UserError, match="does not match its sidecar .its content changed"):
+        ix.VectorIndex.load(path)
+
+    code_size = good.index(b"ilar") + 12  # the lists' code size, behind their fourcc and list count
+    crafted = bytearray(good)
+    crafted[code_size:code_size + 8] = (2**40).to_bytes(8, "little")
+    forge(path, bytes(crafted))
+    with pytest.raises(UserError, match="not kept the way this app writes them"):
+        ix.VectorIndex.load(path)
+
+
+FOREIGN = {
+    "HNSW": lambda faiss: faiss.IndexHNSWFlat(8, 8),
+    "IDMap": lambda faiss: faiss.IndexIDMap(faiss.IndexFlatL2(8)),
+    "LSH": lambda faiss: faiss.IndexLSH(8, 16),
+    "PQ": lambda faiss: faiss.IndexPQ(8, 2, 4),
+    "SQ8": lambda faiss: faiss.IndexScalarQuantizer(8, faiss.ScalarQuantizer.QT_8bit),
+    "PreTransform": lambda faiss: faiss.index_factory(8, "PCA4,Flat"),
+}
+
+
+@pytest.mark.skipif(not HAS_FAISS, reason="faiss is not installed")
+@pytest.mark.parametrize("kind", list(FOREIGN))
+def test_other_kinds_of_faiss_index_are_one_sentence_from_the_command_line(tmp_path, capsys, kind,
+                                                                          digits_checkpoint, small_folder):
+    faiss = ix._faiss()
+    x = vectors(300, 8)
+    foreign = FOREIGN[kind](faiss)
+    foreign.train(x)
+    foreign.add_with_ids(x, np.arange(300)) if kind == "IDMap" else foreign.add(x)
+    path = saved_index(tmp_path, n=300)
+    forge(path, faiss.serialize_index(foreign).tobytes())
+    query = sorted((small_folder / "digit_2").glob("*.png"))[0]
+    status, _, said = cli(capsys, "similar", "-c", digits_checkpoint, query, "-g", path)
+    assert status == 2 and "another kind of FAISS index than the flat and IVF-Flat ones" in said, said
+    assert "make_direct_map" not in said and "Error" not in said
+
+
+def test_a_sidecar_nested_200000_levels_is_a_sentence(tmp_path, capsys, digits_checkpoint, small_folder):
+    path = saved_index(tmp_path, engine="numpy")
+    ix.sidecar_path(path).write_text("[" * 200_000 + "]" * 200_000)
+    query = sorted((small_folder / "digit_2").glob("*.png"))[0]
+    status, _, said = cli(capsys, "similar", "-c", digits_checkpoint, query, "-g", path)
+    assert status == 2 and "has no readable sidecar" in said
+
+
+def test_a_numpy_index_whose_header_claims_a_huge_shape_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(ix, "_faiss", lambda: None)  # where faiss is missing, an index is an .npy file
+    path = saved_index(tmp_path, engine="numpy", name="g.npy")
+    data = path.read_bytes()
+    header = data[:128]
+    assert b"(200, 8), }" in header
+    # 900 million rows (29 GB), the header's length kept: numpy would allocate them before reading a row
+    forge(path, data.replace(b"(200, 8), }      ", b"(900000000, 8), }", 1), count=900_000_000)
+    started = time.perf_counter()
+    with pytest.raises(UserError, match="'g.npy' is not an index this app can read"):
+        ix.VectorIndex.load(path)
+    assert time.perf_counter() - started < 1

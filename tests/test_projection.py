@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import csv
 import io
 import json
 import re
@@ -190,3 +191,15 @@ def test_coordinates_csv_and_tensorboard_projector_zip(embedded):
         assert sprite.size == (20 * 28, 20 * 28)  # 400 images: 20 x 20 cells of 28 px
         config = z.read("projector_config.pbtxt").decode()
         assert 'tensor_path: "vectors.tsv"' in config and "single_image_dim: 28" in config
+
+
+def test_exported_names_that_a_spreadsheet_would_run_are_neutralised():
+    """Issue 24, item 11: a class or file named =HYPERLINK(...) or @SUM(...) stayed a formula in the exports."""
+    hostile = ['=HYPERLINK("https://evil.example","open")', "@SUM(1+1)*cmd|' /C calc'!A0", "+1", "-2+3", "\tx"]
+    coords = np.array([[-1.5, 2.0]] * len(hostile))
+    rows = list(csv.reader(io.StringIO(M.coordinates_csv(coords, hostile, hostile).decode())))[1:]
+    assert [row[3] for row in rows] == [row[4] for row in rows] == ["'" + h for h in hostile]
+    assert rows[0][1] == "-1.5"  # numbers stay numbers
+    with zipfile.ZipFile(io.BytesIO(M.projector_zip(np.ones((len(hostile), 2)), hostile, hostile))) as z:
+        metadata = [line.split("\t") for line in z.read("metadata.tsv").decode().splitlines()[1:]]
+    assert [row[0] for row in metadata] == ["'" + h for h in hostile[:4]] + [" x"]  # a tab: a space in a TSV

@@ -86,6 +86,22 @@ def test_too_many_rows_or_bytes_are_refused(monkeypatch):
         MM.read_attributes(b"x" * 1001, DIGIT_NAMES, "a.csv")
 
 
+def test_a_huge_name_or_header_is_matched_in_linear_time():
+    """Issue 24, item 9: matching tried every ending of a name, so a 130 KB name took 21.5 s (quadratic)."""
+    started = time.perf_counter()
+    matcher = MM._NameMatcher(DIGIT_NAMES)
+    assert matcher.find("a/" * 100_000 + "digits/3/0003.png") is None  # 200 KB: longer than any path
+    assert matcher.find("a/" * 2_000 + "digits/3/0003.png") == 3  # long, but a path: its ending matches
+    under_csv_limit = ("file,mood\n" + "a/" * 60_000 + "0001.png,sad\ndigits/0/0000.png,happy\n").encode()
+    found = MM.read_attributes(under_csv_limit, DIGIT_NAMES, "huge.csv")  # 120 KB, 60,000 parts: no image
+    assert found.matched == 1 and "1 of its 2 rows name no image here" in found.notes[0]
+    with pytest.raises(UserError, match="Line 2 of huge.csv has a cell longer than 131,072 characters"):
+        MM.read_attributes(("file,mood\n" + "x" * 200_000 + ",sad\n").encode(), DIGIT_NAMES, "huge.csv")
+    many = MM.read_attributes(("file" + ",size" * 100_000 + "\ndigits/0/0000.png,1\n").encode(), DIGIT_NAMES)
+    assert len(many.columns) == MM.MAX_CSV_COLUMNS and many.columns[1].name == "size (2)"
+    assert time.perf_counter() - started < 1
+
+
 def test_folders_and_file_name_parts_become_columns_only_when_they_say_something():
     assert MM.folder_column(DIGIT_NAMES, DIGIT_LABELS) is None  # digits/3 is the class 3 again
     nested = MM.folder_column(["alice/in/1.jpg", "alice/out/2.jpg", "bob/in/3.jpg", "loose.jpg"],
@@ -191,6 +207,67 @@ def test_the_figure_highlights_matches_fades_the_rest_and_marks_the_isolated_poi
 def _traces(at) -> dict:
     _, figure = map_data(at)
     return {t["name"]: t for t in figure["data"]}
+
+
+PHISHING = ('<a href="https:evil.example" target="_blank"><span style="font-size:40px;fill:red">'
+            'Session expired: sign in')
+_TAG = re.compile(r"<\s*/?\s*(a|span|img)\b", re.IGNORECASE)  # what the hostile names hold
+
+
+def raw_tags(figure) -> list:
+    """Every string of a figure (trace names, hover text, titles, annotations, axis labels...) holding one of the
+    hostile names' tags (the project's own <b> and <br> are fine)."""
+    found = []
+
+    def walk(value, key=""):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, k)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                walk(v, key)
+        elif isinstance(value, str) and _TAG.search(value):
+            found.append(value)
+
+    walk(figure.to_plotly_json())
+    return found
+
+
+def test_a_hostile_name_reaches_no_plotly_figure_as_html():
+    """Issue 24, item 8: a class folder named like a link showed as a live link in the map's legend; a CSV
+    column name too. Every figure is built with the name; no tag survives, the name is shown as written."""
+    from app_pages.evaluate.compare import curve_figures, roc_trace
+    from app_pages.evaluate.figures import confusion_figure, histogram_figure
+    from siamese_core.maps import epoch_map as E
+
+    points = _points(8)
+    points.labels = [PHISHING, "7"] * 4
+    words = MM.make_column(PHISHING, [PHISHING, "<img src=x onerror=alert(1)>"] * 4)
+    numbers = MM.make_column(PHISHING + " (age)", [str(20 + i) for i in range(8)])
+    figures = [M.build_figure(points, PHISHING, focus=0, note=PHISHING),
+               M.build_figure(points, "digit", colour=words, highlight=np.arange(8) < 2),
+               M.build_figure(points, "digit", colour=numbers),
+               E.build_figure([np.zeros((8, 2)), np.ones((8, 2))], [0, 1], points.labels, PHISHING),
+               *curve_figures([(PHISHING, [{"epoch": 1, "accuracy": 0.9, "train_loss": 0.3}])])]
+    roc = go_figure(roc_trace(PHISHING, {"fpr": [0, 1], "tpr": [0, 1]}, 0.5))
+
+    class Scored:  # what the Evaluate page's figures read of an evaluation
+        def histogram(self, bins):
+            return {"edges": np.linspace(0, 1, bins + 1), "same": np.ones(bins), "different": np.ones(bins)}
+
+    figures += [roc, histogram_figure(Scored(), 0.5, PHISHING, False),
+                confusion_figure({"tp": 1, "fn": 2, "fp": 3, "tn": 4}, PHISHING)]
+    for figure in figures:
+        assert raw_tags(figure) == [], raw_tags(figure)[:1]
+        assert "&lt;a href=" in figure.to_json()  # shown as written
+    page = M.build_map_html(points, PHISHING, colour=words).replace(M.plotly_js().replace("</script", "<\\/script"), "")
+    assert "<a href" not in page and "<img src=x" not in page  # the page's own script shows names as text only
+
+
+def go_figure(trace):
+    import plotly.graph_objects as go
+
+    return go.Figure(trace)
 
 
 def test_explore_search_highlights_isolates_a_point_and_shows_pca_variance(runs_dir):

@@ -24,6 +24,7 @@ def test_defaults_when_unset(monkeypatch):
     assert settings.upload_max_bytes() == 2048 * 2**20 and settings.upload_max_files() == 100_000
     assert settings.weights_file() == ""
     assert settings.image_memory_bytes() == 4 * 2**30
+    assert settings.memory_budget_bytes() == 2 * 2**30 and settings.upload_max_ratio() == 100
     assert settings.warm_umap() is True
 
 
@@ -38,6 +39,11 @@ def test_read_at_call_time_and_checked(monkeypatch, tmp_path):
     monkeypatch.setenv("SIAMESE_UPLOAD_MAX_FILES", "0")
     with pytest.raises(UserError, match="SIAMESE_UPLOAD_MAX_FILES must be a positive number"):
         settings.upload_max_files()
+    monkeypatch.setenv("SIAMESE_MEMORY_BUDGET_GB", "0.5")
+    assert settings.memory_budget_bytes() == 2**29
+    monkeypatch.setenv("SIAMESE_MEMORY_BUDGET_GB", "lots")
+    with pytest.raises(UserError, match="SIAMESE_MEMORY_BUDGET_GB must be a number, not 'lots'"):
+        settings.memory_budget_bytes()
     monkeypatch.setenv("SIAMESE_WARM_UMAP", "0")
     assert settings.warm_umap() is False
     monkeypatch.setenv("SIAMESE_WARM_UMAP", "later")

@@ -26,6 +26,11 @@ def make_zip(path: Path, members: dict, compression=zipfile.ZIP_DEFLATED) -> Pat
     return path
 
 
+# What an image file starts with: images are counted by their first bytes, not their names (a zip named .png
+# does not count), and nothing here is decoded, so the signature alone stands for an image.
+IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(24)
+
+
 def leftovers(folder: Path) -> list:
     """Hidden temporary folders extract_zip may have left behind."""
     return [p.name for p in folder.iterdir() if p.name.startswith(".")]
@@ -33,8 +38,8 @@ def leftovers(folder: Path) -> list:
 
 def test_class_folder_zip_is_extracted_and_described(tmp_path):
     source = make_zip(tmp_path / "pets.zip", {
-        "cats/1.jpg": b"x", "cats/2.jpg": b"x", "cats/3.png": b"x",
-        "dogs/a.png": b"x", "dogs/sub/b.PNG": b"x", "dogs/notes.txt": b"not an image",
+        "cats/1.jpg": IMAGE, "cats/2.jpg": IMAGE, "cats/3.png": IMAGE,
+        "dogs/a.png": IMAGE, "dogs/sub/b.PNG": IMAGE, "dogs/notes.txt": b"not an image",
         "__MACOSX/cats/._1.jpg": b"junk", "cats/.DS_Store": b"junk", "dogs/._a.png": b"junk",
     })
     result = extract_zip(source, tmp_path / "out")
@@ -143,6 +148,7 @@ def _lie_about_size(data: bytes, size: int) -> bytes:
 
 def test_lying_header_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("SIAMESE_UPLOAD_MAX_MB", "10")
+    monkeypatch.setenv("SIAMESE_UPLOAD_MAX_RATIO", "1e9")  # the lie itself, not the ratio of its zeros
     real = make_zip(tmp_path / "real.zip", {"zeros.png": bytes(20 * 2**20)}).read_bytes()
     lying = _lie_about_size(real, 1000)
     with zipfile.ZipFile(io.BytesIO(lying)) as zf:
@@ -155,9 +161,43 @@ def test_lying_header_is_refused(tmp_path, monkeypatch):
 def test_streaming_cap_stops_a_bomb_the_headers_hide(tmp_path, monkeypatch):
     # Disable the declared-size check, as if every header lied: the byte count while writing must still stop it.
     monkeypatch.setattr(uploads, "_check_declared", lambda *args: None)
+    monkeypatch.setenv("SIAMESE_UPLOAD_MAX_RATIO", "1e9")  # the byte count, not the ratio of these zeros
     source = make_zip(tmp_path / "bomb.zip", {"a.png": bytes(3 * 2**20), "b.png": bytes(3 * 2**20)})
     with pytest.raises(UserError, match="more than the limit of 4 MB"):
         extract_zip(source, tmp_path / "out", max_bytes=4 * 2**20)
+    assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
+
+
+def test_a_small_zip_that_unpacks_huge_is_refused_by_its_ratio(tmp_path, monkeypatch):
+    """Issue 24, item 11: a 1 MB zip unpacking to 1 GB was accepted (under the size cap) and kept a day."""
+    one = make_zip(tmp_path / "one.zip", {"a/zeros.png": bytes(64 * 2**20), "b/1.png": b"x"})
+    assert one.stat().st_size < 2**20  # 64 MB of zeros packed in under 1 MB: a ratio over 100
+    with pytest.raises(UserError, match=r"would unpack 'a/zeros.png' to more than 100 times its size in the zip"):
+        extract_zip(one, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
+    many = make_zip(tmp_path / "many.zip", {f"c{i % 2}/{i}.png": bytes(2**19) for i in range(40)})  # 20 MB
+    with pytest.raises(UserError, match="would unpack its files to more than 100 times"):  # each under 1 MB
+        extract_zip(many, tmp_path / "out")
+    monkeypatch.setattr(uploads, "_check_declared", lambda *args: None)  # headers that lie: counted while writing
+    for source, words in ((one, "'a/zeros.png'"), (many, "its files")):
+        with pytest.raises(UserError, match=f"would unpack {words} to more than 100 times") as caught:
+            extract_zip(source, tmp_path / "out")
+        assert "SIAMESE_UPLOAD_MAX_RATIO" in str(caught.value)
+        assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
+    monkeypatch.setenv("SIAMESE_UPLOAD_MAX_RATIO", "100000")  # a server that wants such files says so
+    assert extract_zip(one, tmp_path / "out").files == 2
+
+
+@pytest.mark.parametrize("members", [{"a": b"x", "a/b.png": b"y"}, {"a/b.png": b"y", "a": b"x"},
+                                     {"a": b"x", "a/": b""}])
+def test_a_file_beside_a_folder_of_the_same_name_is_a_sentence(tmp_path, members):
+    """Issue 24, item 11: it was "The system refused a file operation (File exists)"."""
+    source = tmp_path / "clash.zip"
+    with zipfile.ZipFile(source, "w") as zf:
+        for member, data in members.items():
+            zf.writestr(member, data)
+    with pytest.raises(UserError, match="'clash.zip' holds both a file and a folder called 'a': rename one of them"):
+        extract_zip(source, tmp_path / "out")
     assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
 
 
@@ -232,7 +272,7 @@ def test_describe_problems(tmp_path):
     one = tmp_path / "one"
     (one / "cats").mkdir(parents=True)
     for i in range(3):
-        (one / "cats" / f"{i}.jpg").write_bytes(b"x")
+        (one / "cats" / f"{i}.jpg").write_bytes(IMAGE)
     (one / "empty").mkdir()
     problems = describe_class_folders(one).problems
     assert len(problems) == 1 and "Only one class ('cats')" in problems[0] and "at least two" in problems[0]
@@ -241,7 +281,7 @@ def test_describe_problems(tmp_path):
     for name, n in (("alice", 3), ("bob", 1), ("carol", 1)):
         (single / name).mkdir(parents=True)
         for i in range(n):
-            (single / name / f"{i}.png").write_bytes(b"x")
+            (single / name / f"{i}.png").write_bytes(IMAGE)
     summary = describe_class_folders(single)
     assert summary.counts == {"alice": 3, "bob": 1, "carol": 1}
     assert summary.problems == ["Each class needs at least two images to show the network what 'same' looks like, "
@@ -257,7 +297,7 @@ def test_describe_problems(tmp_path):
     loose = tmp_path / "loose"
     loose.mkdir()
     for i in range(4):
-        (loose / f"{i}.png").write_bytes(b"x")
+        (loose / f"{i}.png").write_bytes(IMAGE)
     summary = describe_class_folders(loose)
     assert summary.loose_images == 4 and "not in class folders" in summary.problems[0]
 

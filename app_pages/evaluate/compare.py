@@ -12,6 +12,7 @@ from app_pages.shared.models import ModelChoice, load_model, model_choices
 from app_pages.shared.text import plain
 from siamese_core.runs.context import data_words
 from siamese_core.runs.rundir import RunDir
+from siamese_core.words import plotly_text
 
 NO_BAR = {"displayModeBar": False}
 
@@ -56,16 +57,27 @@ def _columns(table: pd.DataFrame, percent) -> dict:
     return config
 
 
-def _curves(picked: list) -> None:
+def curve_figures(curves: list) -> tuple:
+    """(accuracy, loss) figures of [(model name, its epoch records)]: one line per model, named as its run (a
+    person's words, so made inert: Plotly would render HTML in a legend)."""
     accuracy, loss = go.Figure(), go.Figure()
-    for choice in picked:
-        epochs = _epochs(choice)
+    for label, epochs in curves:
         if not epochs:
             continue
         x = [r["epoch"] for r in epochs]
-        name = choice.label.split(" (")[0]
+        name = plotly_text(label)
         accuracy.add_trace(go.Scatter(x=x, y=[r.get("accuracy") for r in epochs], mode="lines+markers", name=name))
         loss.add_trace(go.Scatter(x=x, y=[r.get("train_loss") for r in epochs], mode="lines+markers", name=name))
+    return accuracy, loss
+
+
+def roc_trace(label: str, points: dict, auc: float):
+    """One model's ROC curve, named as its run (made inert)."""
+    return go.Scatter(x=points["fpr"], y=points["tpr"], mode="lines", name=plotly_text(f"{label} (AUC {auc:.3f})"))
+
+
+def _curves(picked: list) -> None:
+    accuracy, loss = curve_figures([(choice.label.split(" (")[0], _epochs(choice)) for choice in picked])
     if not accuracy.data:
         st.caption("No training curves to show: the demo model and uploaded checkpoints come without their run's "
                    "history.")
@@ -116,7 +128,7 @@ def _on_one_set(picked: list, eval_set, n_pairs: int, seed: int, sequential: boo
             continue
         name = choice.label.split(" (")[0]
         at, kfold, points = ev.at(ev.model_threshold), ev.kfold(10), ev.roc(300)
-        roc.add_trace(go.Scatter(x=points["fpr"], y=points["tpr"], mode="lines", name=f"{name} (AUC {at['roc_auc']:.3f})"))
+        roc.add_trace(roc_trace(name, points, at["roc_auc"]))
         retrieval = ev.retrieval()
         rows.append({"model": name, "accuracy at its threshold": _pc(at["accuracy"]),
                      "10-fold accuracy": _pc(kfold["accuracy_mean"] if kfold else None), "ROC AUC": at["roc_auc"],

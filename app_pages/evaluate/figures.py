@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_pages.shared import state
-from siamese_core.words import plural
+from siamese_core.words import plotly_text, plural
 
 SAME_COLOUR, DIFFERENT_COLOUR, THRESHOLD_COLOUR = "#1f77b4", "#ff7f0e", "#c00000"
 FOLDS = 10
@@ -167,9 +167,10 @@ def histogram_figure(ev, threshold: float, word: str, log_scale: bool) -> go.Fig
     hist = ev.histogram(40)
     centres = [(lo + hi) / 2 for lo, hi in zip(hist["edges"][:-1], hist["edges"][1:])]
     figure = go.Figure()
-    figure.add_trace(go.Bar(x=centres, y=hist["different"], name=f"different {plural(word)}", marker_color=DIFFERENT_COLOUR,
+    figure.add_trace(go.Bar(x=centres, y=hist["different"], name=plotly_text(f"different {plural(word)}"),
+                            marker_color=DIFFERENT_COLOUR,
                             opacity=0.65, width=0.025))
-    figure.add_trace(go.Bar(x=centres, y=hist["same"], name=f"same {word}", marker_color=SAME_COLOUR,
+    figure.add_trace(go.Bar(x=centres, y=hist["same"], name=plotly_text(f"same {word}"), marker_color=SAME_COLOUR,
                             opacity=0.65, width=0.025))
     figure.add_vline(x=threshold, line={"color": THRESHOLD_COLOUR, "width": 3},
                      annotation_text=f"threshold {100 * threshold:.1f}%",
@@ -192,7 +193,8 @@ def confusion_figure(at: dict, word: str) -> go.Figure:
     z = [[(0.15 + 0.85 * counts[r][c] / total if counts[r][c] else 0) * (1 if right[r][c] else -1) for c in range(2)]
          for r in range(2)]
     figure = go.Figure(go.Heatmap(z=z, x=["model: same", "model: different"],
-                                  y=[f"truth: same {word}", f"truth: different {plural(word)}"], text=text,
+                                  y=[plotly_text(f"truth: same {word}"), plotly_text(f"truth: different {plural(word)}")],
+                                  text=text,
                                   texttemplate="%{text}", textfont={"size": 16}, showscale=False, zmin=-0.6, zmax=0.6,
                                   colorscale=[[0, "#d62728"], [0.5, "#ffffff"], [1, "#2ca02c"]], hoverinfo="skip"))
     figure.update_layout(height=300, margin={"l": 10, "r": 10, "t": 30, "b": 10}, title="Confusion matrix",

@@ -29,6 +29,7 @@ class ImageSource:
     key: str  # names the images for the cache: the same key means the same images
     title: str  # in words, for captions: "1,797 built-in digits"
     load: Callable  # () -> ImageSet at the model's size
+    count: Optional[int] = None  # how many images it holds, when known before loading (checked against the memory budget)
 
 
 @dataclass
@@ -76,7 +77,7 @@ def pick_images(choice: ModelChoice, model) -> Optional[ImageSource]:
         from siamese_core.data.sources import load_digits
 
         return ImageSource(f"digits:{size}:{channels}:{pipeline}", "1,797 built-in digits",
-                           lambda: load_digits(size, channels, pipeline))
+                           lambda: load_digits(size, channels, pipeline), 1797)
     if source == MNIST:
         return _mnist(size, channels, pipeline)
     if source == VALIDATION:
@@ -104,7 +105,7 @@ def _mnist(size: int, channels: int, pipeline: str) -> Optional[ImageSource]:
                    "`t10k-labels-idx1-ubyte.gz` there, or set SIAMESE_MNIST_DIR to the folder that holds them.")
         return None
     return ImageSource(f"mnist-test:{root.resolve()}:{size}:{channels}:{pipeline}", "the 10,000 MNIST test digits",
-                       lambda: load_mnist(root, "test", size, channels, pipeline))
+                       lambda: load_mnist(root, "test", size, channels, pipeline), 10_000)
 
 
 def _zip(size: int, channels: int, pipeline: str) -> Optional[ImageSource]:
@@ -127,7 +128,7 @@ def _zip(size: int, channels: int, pipeline: str) -> Optional[ImageSource]:
         return None
     return ImageSource(f"zip:{staged.name}:{size}:{channels}:{pipeline}",
                        f"{summary.total:,} images in {len(summary.classes):,} classes from {upload.name}",
-                       lambda: load_class_folders(root, size, channels, pipeline))
+                       lambda: load_class_folders(root, size, channels, pipeline), summary.total)
 
 
 
@@ -151,6 +152,10 @@ def embedded(model, choice: ModelChoice, source: ImageSource) -> Optional[MapDat
     if "data" in kept:
         return kept["data"]
     try:
+        if source.count:  # refused with a sentence before decoding what would not fit in memory
+            from siamese_core.models.memory import check_images_kept
+
+            check_images_kept(source.count, model.image_size, model.channels, f"The {source.count:,} images to map")
         with st.spinner(f"Reading {source.title}..."):
             image_set = source.load()
     except UserError as exc:

@@ -11,6 +11,7 @@ from app_pages.shared import state, text
 from app_pages.shared.models import ModelChoice
 from app_pages.shared.uploads import upload_digest
 from siamese_core.errors import UserError
+from siamese_core.files import csv_table
 
 CSV_AND_ZIP = "A CSV naming the pairs, and a zip of the images"
 PAIR_FOLDERS = "A zip with one folder per pair"
@@ -91,5 +92,6 @@ def show_table(table, threshold: float) -> None:
         "score": st.column_config.ProgressColumn("score", format="%.1f%%", min_value=0, max_value=100),
         "error": st.column_config.TextColumn("error", width="large")})
     table["threshold"] = round(threshold, 4)
-    st.download_button("Download the verdicts (CSV)", table.to_csv(index=False).encode(), "verdicts.csv",
+    # Names from the upload that a spreadsheet would run as formulas (=HYPERLINK(...)) are kept as text.
+    st.download_button("Download the verdicts (CSV)", csv_table(table).to_csv(index=False).encode(), "verdicts.csv",
                        "text/csv", key="batch-download")

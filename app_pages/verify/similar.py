@@ -54,7 +54,11 @@ def pick_gallery(model, choice: ModelChoice):
     start_on_first_for_each_model(state.GALLERY_SOURCE, sources, choice)
     source = st.radio("Search among", sources, key=state.GALLERY_SOURCE, horizontal=True)
     if source == DIGITS:
-        return gallery("digits", model.image_size, model.channels, model.input_pipeline, None), "digits"
+        try:
+            return gallery("digits", model.image_size, model.channels, model.input_pipeline, None), "digits"
+        except UserError as exc:  # more than the memory budget at this model's image size
+            text.error(exc)
+            return None
     if source == VALIDATION:
         key = f"validation:{choice.version}"
         try:

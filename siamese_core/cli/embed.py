@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 
 from ..errors import UserError
-from ..files import write_bytes, write_text
+from ..files import csv_table, write_bytes, write_text
 from ..inference.index import METRICS
 
 
@@ -73,4 +73,4 @@ def write_vectors(out: Path, found) -> None:
         table = pd.DataFrame(vectors, columns=[f"e{i}" for i in range(vectors.shape[1])])
         table.insert(0, "label", found.labels)
         table.insert(0, "path", found.names)
-        write_text(out, table.to_csv(index=False, float_format="%.6g"))
+        write_text(out, csv_table(table).to_csv(index=False, float_format="%.6g"))

@@ -13,12 +13,15 @@ def add_export_parser(commands) -> None:
                                         "threshold, class word) and a model card (NAME.md: data, recipe, figures).")
     x.add_argument("-c", "--checkpoint", required=True)
     x.add_argument("-o", "--out", required=True, help="the ONNX file to write, e.g. model.onnx; the others go beside it")
+    x.add_argument("--force", action="store_true",
+                   help="replace files at those names that an earlier export did not write (by default they are "
+                        "left alone and the command stops)")
     x.set_defaults(handler=run_export)
 
 
 def run_export(args) -> int:
     from ..inference.export import write_export
 
-    written = write_export(args.checkpoint, args.out)
+    written = write_export(args.checkpoint, args.out, force=args.force)
     print("Written: " + ", ".join(str(path) for path in written))
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from ..errors import UserError
-from ..files import write_text
+from ..files import csv_table, write_text
 from ..words import plural
 
 
@@ -22,6 +22,8 @@ def add_verify_parser(commands) -> None:
     v.add_argument("-o", "--out", help="CSV of results, with --pairs")
     v.add_argument("--threshold", type=float, help="decision threshold on the score (default: the checkpoint's)")
     v.add_argument("--json", action="store_true", help="print the result as JSON")
+    v.add_argument("--show-score", action="store_true",
+                   help="print the score even when an image does not look like the model's own (it then means nothing)")
     v.add_argument("--device", default="auto")
     v.set_defaults(handler=run_verify)
 
@@ -42,20 +44,28 @@ def run_verify(args) -> int:
     verdict = model.verify(args.image_a, args.image_b, threshold=args.threshold)
     if args.json:
         print(json.dumps(verdict.to_dict()))
-    else:
-        said = f"Same {model.class_word}" if verdict.same else f"Different {plural(model.class_word)}"
-        print(f"{said}: score {100 * verdict.score:.1f}% "
-              f"(threshold {100 * verdict.threshold:.1f}%, distance {verdict.distance:.4f})")
+        return 0
+    figures = (f"score {100 * verdict.score:.1f}% (threshold {100 * verdict.threshold:.1f}%, "
+               f"distance {verdict.distance:.4f})")
+    if verdict.outside:  # a sentence, not a confident verdict on images the model knows nothing about
+        print(verdict.sentence)
+        print(f"Its {figures}, not a verdict." if args.show_score else "(--show-score prints its score anyway.)")
+        return 0
+    said = f"Same {model.class_word}" if verdict.same else f"Different {plural(model.class_word)}"
+    print(f"{said}: {figures}")
+    if verdict.note:
+        print(verdict.note)
     return 0
 
 
 def verify_many(model, args) -> int:
     """Score every pair the --pairs CSV names and write one row per pair to -o; a pair that fails says why there."""
+    from ..inference.domain import UNCHECKED_NOTE
     from ..inference.model import verify_csv
 
     table, accuracy = verify_csv(model, args.pairs, args.images, args.threshold, confine=not args.allow_outside,
                                  images_word="the images in the --images folder (--allow-outside reads any path)")
-    write_text(args.out, table.to_csv(index=False))
+    write_text(args.out, csv_table(table).to_csv(index=False))  # a name like =HYPERLINK(...) stays text
     scored = int((table["error"] == "").sum())
     failed = len(table) - scored
     threshold = model.threshold if args.threshold is None else args.threshold
@@ -63,4 +73,10 @@ def verify_many(model, args) -> int:
           + (f" ({failed} could not be read: see the error column)" if failed else ""))
     if accuracy is not None:
         print(f"accuracy {100 * accuracy['accuracy']:.2f}% on {accuracy['pairs']} labelled pairs")
+    unlike = int(table["outside"].isin(["A", "B", "A and B"]).sum())
+    if unlike:
+        print(f"{unlike} pair(s) hold an image that does not look like the images this model learnt: see the "
+              "outside column; their scores would mean nothing.")
+    elif scored and (table["outside"] == "not checked").any():
+        print(UNCHECKED_NOTE)
     return 0

@@ -197,3 +197,11 @@ def photo_like(digit28: np.ndarray, rng: np.random.Generator) -> Image.Image:
     buffer = io.BytesIO()
     img.save(buffer, format="JPEG", quality=int(rng.integers(40, 86)))
     return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+
+
+def paper_share(img: Image.Image, level: float = 0.1) -> float:
+    """How much of an image is paper as normalize_digit sees it: the share of its work image within `level` of
+    the paper once the paper's level and uneven light are removed (1.0 when it holds no ink at all). Ink on
+    paper is mostly paper; a face or a street is not (siamese_core.inference.domain uses this)."""
+    ink = _ink_strength(_grey_work_image(img))
+    return 1.0 if ink is None else float((ink < level).mean())

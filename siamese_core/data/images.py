@@ -4,6 +4,7 @@ What an image then becomes for a model is its input pipeline's work (siamese_cor
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import threading
@@ -16,11 +17,18 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .. import settings
 from ..errors import UserError
+from ..files import OutsideRoot, open_inside
 
 # File endings of the formats Pillow reads that people keep image collections in.
 IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".pnm"}
 )
+# The Pillow decoders those formats need, and no other: a file is decoded by what it holds, not by its name,
+# so a file named .png holding another format Pillow knows (EPS runs Ghostscript; PSD, ICNS, FITS...) is
+# refused like any file that is not an image. MPO is how Pillow opens many cameras' JPEGs; DIB is a BMP.
+DECODERS = ("PNG", "JPEG", "MPO", "BMP", "DIB", "GIF", "TIFF", "WEBP", "PPM")
+# How those formats begin (their magic numbers): what `holds_image` checks when images are listed.
+_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 # Smaller than this is too little to tell anything apart (the built-in digits are 8x8).
 MIN_SIDE = 8
 # Images above LARGE_PIXELS decode one at a time in this process, whatever the number of sessions, and are
@@ -33,8 +41,46 @@ _LARGE_DECODE = threading.Lock()
 ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
 
 
+@functools.lru_cache(maxsize=1)
+def _decoders() -> tuple:
+    """DECODERS that this Pillow has (all its plugins registered once: Image.open alone registers only a few)."""
+    Image.init()
+    return tuple(f for f in DECODERS if f in Image.OPEN)
+
+
 def is_image_file(path: Path) -> bool:
+    """Named as an image (by its ending; nothing is read): see holds_image for what the file holds."""
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def holds_image(path: Path) -> bool:
+    """A file named as an image whose first bytes are those of one of the formats read here (a zip renamed
+    .png is not): for listing and counting images without decoding them (16 bytes read per file)."""
+    if not is_image_file(path):
+        return False
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:  # a folder, a broken link, a file gone or unreadable
+        return False
+    if head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        return True
+    return len(head) >= 3 and head[:1] == b"P" and head[1:2] in b"123456" and head[2:3].isspace()  # PNM
+
+
+def _opened(path: Path):
+    """`path` for Pillow to open: a file inside the data root (SIAMESE_DATA_ROOT) is opened without following
+    a link swapped in since it was listed (siamese_core.files.open_inside); any other path as it is."""
+    root = settings.data_root()
+    if root is None:
+        return path
+    try:
+        if not (path.absolute().is_relative_to(root.absolute())
+                or Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))):
+            return path
+    except (OSError, ValueError):
+        return path
+    return open_inside(root, path)
 
 
 def _describe(source) -> str:
@@ -69,16 +115,29 @@ def open_image_with_notes(source: ImageInput) -> tuple[Image.Image, list]:
             raise UserError(f"{name} does not exist: check the path.")
         if path.is_dir():
             raise UserError(f"{name} is a folder, not an image file.")
-        fp = path
+        try:
+            fp = _opened(path)
+        except OutsideRoot:
+            raise UserError(f"{name} leads outside the data folder (a link): it was not read.") from None
+        except OSError as exc:
+            raise UserError(f"{name} could not be opened ({exc.strerror or type(exc).__name__}).") from None
     else:
         if not len(source):
             raise UserError(f"{name} is empty (0 bytes): choose the image again.")
         fp = io.BytesIO(source)
+    try:
+        return _decode(fp, name)
+    finally:
+        if fp is not source and hasattr(fp, "close"):  # a file opened here (Pillow closes only what it opens)
+            fp.close()
+
+
+def _decode(fp, name: str) -> tuple[Image.Image, list]:
     notes = []
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(fp) as img:
+            with Image.open(fp, formats=_decoders()) as img:
                 # Image.open reads the header only: refuse huge images before decoding a pixel.
                 width, height = img.size
                 cap = settings.max_image_pixels()  # 64 megapixels by default: far more than any photo needs

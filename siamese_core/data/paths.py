@@ -15,7 +15,7 @@ from typing import Optional
 
 from .. import settings
 from ..errors import UserError
-from .images import is_image_file
+from .images import holds_image, is_image_file
 
 log = logging.getLogger("siamese_core")
 
@@ -50,12 +50,15 @@ def data_root_of(folder) -> Optional[Path]:
     return root if inside_root else None
 
 
-def class_folder_files(root) -> tuple[list, int]:
+def class_folder_files(root, by_content: bool = False) -> tuple[list, int]:
     """[(class name, sorted image files)] under `root`'s class folders, and how many were left out.
 
     Images anywhere below a class folder belong to it; hidden folders are not classes. When `root`
     lies in the data root, a file or folder whose link leads outside the data root is left out.
+    Files are images by their names; `by_content`, by their first bytes too (a zip named .png is not one):
+    for counting, where nothing is decoded (a loader decodes each file and reports those it cannot read).
     """
+    is_image = holds_image if by_content else (lambda p: p.is_file() and is_image_file(p))
     root = Path(root)
     limit = data_root_of(root)
     left_out = 0
@@ -67,7 +70,7 @@ def class_folder_files(root) -> tuple[list, int]:
             continue
         found = []
         for path in sorted(class_dir.rglob("*")):
-            if not (path.is_file() and is_image_file(path)):
+            if not is_image(path):
                 continue
             if limit is not None and not inside(limit, path):
                 left_out += 1

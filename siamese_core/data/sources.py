@@ -221,6 +221,9 @@ def _drop_empty_classes(image_set: ImageSet) -> ImageSet:
     return image_set
 
 
+DIGITS_COUNT = 1797  # scikit-learn's handwritten digits
+
+
 def load_digits(size: int = 28, channels: int = 1, pipeline: str = "resize") -> ImageSet:
     """scikit-learn's 1,797 real handwritten 8x8 digits: the offline default everywhere."""
     pixels, labels = _digits_pixels(size, channels, pipeline)
@@ -228,9 +231,23 @@ def load_digits(size: int = 28, channels: int = 1, pipeline: str = "resize") -> 
     return ImageSet(torch.from_numpy(pixels.copy()), labels.copy(), [str(d) for d in range(10)], names)
 
 
-@functools.lru_cache(maxsize=4)
+DIGITS_CACHED_BYTES = 128 * 2**20  # prepared digits kept for the process up to this size (128 px RGB: 88 MB)
+
+
 def _digits_pixels(size: int, channels: int, pipeline: str):
-    """The built-in digits prepared once per process (the digit pipeline takes seconds for all of them)."""
+    """The built-in digits prepared, kept once per process when small (the digit pipeline takes seconds for
+    all of them); larger ones are prepared per call, not kept for good."""
+    if DIGITS_COUNT * channels * size * size <= DIGITS_CACHED_BYTES:
+        return _digits_pixels_kept(size, channels, pipeline)
+    return _prepare_digits(size, channels, pipeline)
+
+
+@functools.lru_cache(maxsize=4)
+def _digits_pixels_kept(size: int, channels: int, pipeline: str):
+    return _prepare_digits(size, channels, pipeline)
+
+
+def _prepare_digits(size: int, channels: int, pipeline: str):
     digits = sklearn_digits()
     grey = (digits.images * (255.0 / 16.0)).round().astype(np.uint8)
     pixels = np.stack([to_pixels(Image.fromarray(img), size, channels, pipeline) for img in grey])

@@ -1,10 +1,12 @@
 """Safe handling of what people upload: zips of images, and folders on the server.
 
 A zip is untrusted: its names may point outside the target folder, its members
-may be links, and its headers may lie about sizes. extract_zip writes only
-inside a fresh temporary sibling of the destination, checks the declared sizes
-before writing anything and counts the real bytes while writing, and renames
-the folder into place only when everything went well.
+may be links, its headers may lie about sizes, a file may share its name with a
+folder, and a small zip may unpack to gigabytes. extract_zip writes only inside a
+fresh temporary sibling of the destination, checks the declared sizes, ratios and
+names before writing anything, counts the real bytes (and their ratio to the
+packed ones) while writing, and renames the folder into place only when
+everything went well.
 """
 
 from __future__ import annotations
@@ -31,11 +33,15 @@ from .. import settings
 from ..config import DEFAULT_IDENTITY_PATTERN
 from ..errors import UserError
 from ..words import short_name
-from .images import IMAGE_SUFFIXES, is_image_file
+from .images import IMAGE_SUFFIXES, holds_image
 from .paths import class_folder_files, inside
 from .tables import identities, read_csv_columns
 
 CHUNK = 1 << 20
+# Below these many unpacked bytes a ratio is not checked: a tiny file of one colour shrinks 1000-fold and harms
+# nobody; a zip bomb needs size to do harm.
+RATIO_FLOOR_ENTRY = 1 << 20
+RATIO_FLOOR_ZIP = 16 << 20
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
@@ -111,7 +117,29 @@ def _plan(archive: zipfile.ZipFile):
     return keep, skipped
 
 
-def _check_declared(name: str, keep: list, max_bytes: int, max_files: int) -> None:
+def _is_dir_member(info: zipfile.ZipInfo) -> bool:
+    return info.is_dir() or info.filename.endswith("\\")
+
+
+def _check_names(name: str, keep: list) -> None:
+    """Refuse a zip where one name is both a file and a folder ('a' beside 'a/' or 'a/b'): it cannot be unpacked
+    as it is, and the system's own refusal ('File exists') says nothing a person can act on."""
+    files = {tuple(parts) for info, parts in keep if not _is_dir_member(info)}
+    folders = {tuple(parts[:k]) for info, parts in keep for k in range(1, len(parts))}
+    folders |= {tuple(parts) for info, parts in keep if _is_dir_member(info)}
+    clash = min(files & folders, default=None)
+    if clash is not None:
+        raise UserError(f"{name} holds both a file and a folder called '{short_name('/'.join(clash))}': rename one "
+                        "of them, zip the images again and upload it once more.")
+
+
+def _ratio_words(name: str, what: str, ratio: float) -> str:
+    return (f"{name} would unpack {what} to more than {ratio:g} times its size in the zip, which images never do "
+            "(it looks like a zip bomb), so it was not unpacked. Zip the images as they are, or raise "
+            "SIAMESE_UPLOAD_MAX_RATIO.")
+
+
+def _check_declared(name: str, keep: list, max_bytes: int, max_files: int, max_ratio: float) -> None:
     """Refuse on the headers' word before writing anything."""
     if len(keep) > max_files:
         raise UserError(f"{name} holds {len(keep):,} files, more than the limit of {max_files:,} "
@@ -122,19 +150,27 @@ def _check_declared(name: str, keep: list, max_bytes: int, max_files: int) -> No
                         f"{_size_words(max_bytes)} (set SIAMESE_UPLOAD_MAX_MB to change it).")
     if any(info.flag_bits & 0x1 for info, _ in keep):
         raise UserError(f"{name} is password-protected: zip the images again without a password.")
+    for info, _ in keep:
+        if info.file_size > max(RATIO_FLOOR_ENTRY, max_ratio * info.compress_size):
+            raise UserError(_ratio_words(name, f"'{short_name(info.filename)}'", max_ratio))
+    if declared > max(RATIO_FLOOR_ZIP, max_ratio * sum(info.compress_size for info, _ in keep)):
+        raise UserError(_ratio_words(name, "its files", max_ratio))
+    _check_names(name, keep)
 
 
 def extract_zip(source, dest, *, max_bytes: Optional[int] = None, max_files: Optional[int] = None) -> ExtractResult:
     """Unpack a zip (path, bytes or binary file object) into `dest`, which must not exist or be empty.
 
-    Caps default to SIAMESE_UPLOAD_MAX_MB / SIAMESE_UPLOAD_MAX_FILES (siamese_core.settings, read now).
-    Unsafe names and links are skipped and
-    listed in the result; macOS metadata (__MACOSX, .DS_Store, ._*) is dropped silently.
+    Caps default to SIAMESE_UPLOAD_MAX_MB / SIAMESE_UPLOAD_MAX_FILES / SIAMESE_UPLOAD_MAX_RATIO
+    (siamese_core.settings, read now): the ratio caps each file's unpacked size to its packed one, and the
+    whole zip's. Unsafe names and links are skipped and listed in the result; macOS metadata (__MACOSX,
+    .DS_Store, ._*) is dropped silently; a name that is both a file and a folder is refused.
     """
     if max_bytes is None:
         max_bytes = settings.upload_max_bytes()
     if max_files is None:
         max_files = settings.upload_max_files()
+    max_ratio = settings.upload_max_ratio()
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise UserError(f"'{dest}' already exists and is not an empty folder: choose another place to unpack to.")
@@ -142,12 +178,12 @@ def extract_zip(source, dest, *, max_bytes: Optional[int] = None, max_files: Opt
 
     with _open_zip(source, name) as archive:
         keep, skipped = _plan(archive)
-        _check_declared(name, keep, max_bytes, max_files)
+        _check_declared(name, keep, max_bytes, max_files, max_ratio)
         dest.parent.mkdir(parents=True, exist_ok=True)
         # A hidden sibling on the same file system, so the final rename is atomic.
         tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
         try:
-            files = _write_members(archive, keep, tmp, name, max_bytes)
+            files = _write_members(archive, keep, tmp, name, max_bytes, max_ratio)
             if dest.exists():
                 dest.rmdir()  # empty, checked above
             os.rename(tmp, dest)
@@ -157,25 +193,37 @@ def extract_zip(source, dest, *, max_bytes: Optional[int] = None, max_files: Opt
     return ExtractResult(dest, files, skipped)
 
 
-def _write_members(archive: zipfile.ZipFile, keep: list, tmp: Path, name: str, max_bytes: int) -> int:
-    written = files = 0
+def _write_members(archive: zipfile.ZipFile, keep: list, tmp: Path, name: str, max_bytes: int,
+                   max_ratio: float) -> int:
+    written = files = packed = 0
     for info, parts in keep:
         target = tmp.joinpath(*parts)
         # Belt and braces: joinpath with an odd part (a Windows "C:x") could still leave tmp.
         if not Path(os.path.normpath(target)).is_relative_to(tmp):
             continue
-        if info.is_dir() or info.filename.endswith("\\"):
-            target.mkdir(parents=True, exist_ok=True)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if _is_dir_member(info):
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a name the file system refuses (too long, say): named, in words
+            raise UserError(f"{name} could not be unpacked at '{short_name(info.filename)}' "
+                            f"({exc.strerror or type(exc).__name__}).") from None
+        packed += info.compress_size
+        entry = 0
         try:
             with archive.open(info) as src, open(target, "wb") as out:
-                # Headers can lie: count the bytes really written, not the declared ones.
+                # Headers can lie: count the bytes really written, not the declared ones, and their ratio.
                 while chunk := src.read(CHUNK):
                     written += len(chunk)
+                    entry += len(chunk)
                     if written > max_bytes:
                         raise UserError(f"{name} unpacks to more than the limit of {_size_words(max_bytes)} "
                                         "(set SIAMESE_UPLOAD_MAX_MB to change it).")
+                    if entry > max(RATIO_FLOOR_ENTRY, max_ratio * info.compress_size):
+                        raise UserError(_ratio_words(name, f"'{short_name(info.filename)}'", max_ratio))
+                    if written > max(RATIO_FLOOR_ZIP, max_ratio * packed):
+                        raise UserError(_ratio_words(name, "its files", max_ratio))
                     out.write(chunk)
         except NotImplementedError:
             raise UserError(f"{name} uses a compression method this app cannot read ('{info.filename}'): "
@@ -186,7 +234,8 @@ def _write_members(archive: zipfile.ZipFile, keep: list, tmp: Path, name: str, m
             raise UserError(f"{name} is damaged: '{info.filename}' cannot be unpacked ({exc}). "
                             "Make the zip again and upload it once more.") from None
         except OSError as exc:  # includes a corrupt bzip2/lzma stream, a full disk, a name the OS refuses
-            raise UserError(f"{name} could not be unpacked at '{info.filename}' ({exc}).") from None
+            raise UserError(f"{name} could not be unpacked at '{short_name(info.filename)}' "
+                            f"({exc.strerror or type(exc).__name__}).") from None
         files += 1
     return files
 
@@ -203,7 +252,7 @@ def find_class_root(folder) -> Path:
     folder = Path(folder)
     while True:
         subdirs = _visible_dirs(folder)
-        has_images = any(p.is_file() and is_image_file(p) for p in folder.iterdir())
+        has_images = any(holds_image(p) for p in folder.iterdir())
         # One sub-folder with no folders of its own is a lone class, not a wrapper: stay here.
         if len(subdirs) != 1 or has_images or not _visible_dirs(subdirs[0]):
             return folder
@@ -281,16 +330,18 @@ def class_split_problem(n_classes: int) -> Optional[str]:
 
 
 def describe_class_folders(root, max_examples: int = 4) -> FolderSummary:
-    """Count images per class folder from file names alone (no decoding), as load_class_folders sees them."""
+    """Count images per class folder without decoding them, as load_class_folders lists them; a file counts when
+    its first bytes are an image's too (a zip renamed .png does not count, so a class of one image and one
+    such file is said to have one)."""
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"The folder '{root}' does not exist: check the path.")
     classes, counts, examples = [], {}, {}
-    for name, found in class_folder_files(root)[0]:  # the loader's own listing: what it will read
+    for name, found in class_folder_files(root, by_content=True)[0]:  # the loader's own listing, by content
         classes.append(name)
         counts[name] = len(found)
         examples[name] = found[:max_examples]
-    loose = sum(1 for p in root.iterdir() if p.is_file() and is_image_file(p))
+    loose = sum(1 for p in root.iterdir() if holds_image(p))
     return FolderSummary(classes, counts, examples, loose)
 
 

@@ -24,7 +24,8 @@ from ..data.prepare import prepare_data
 from ..errors import UserError
 from ..files import write_json, write_png
 from ..inference.model import SiameseModel
-from ..models.networks import embed_set
+from ..models.memory import plan
+from ..models.networks import embed_set, images_per_pass
 from .metrics import (EqualErrorRate, FiguresAt, KFold, RocPoints, TarAtFar, calibrate_threshold, equal_error_rate,
                       kfold_threshold, rates, roc_points, tar_at_far, verification_metrics)
 from .reid import CAMERA_PATTERN, IDENTITY_PATTERN, RANKS, reid_labels, reid_metrics, reid_split
@@ -390,7 +391,10 @@ def _threshold_note(model: SiameseModel, own_validation_split: bool, sequential:
 
 
 def _embed(model: SiameseModel, image_set: D.ImageSet, positions: np.ndarray):
-    return embed_set(model.net, image_set, positions, model.device, channels_last=model.device.type == "cpu")
+    batch_size, per_pass = plan(model.spec, 256, images_per_pass(model.device, model.image_size),
+                                on_cpu=model.device.type == "cpu")  # within the memory budget
+    return embed_set(model.net, image_set, positions, model.device, batch_size,
+                     channels_last=model.device.type == "cpu", per_pass=per_pass)
 
 
 def _pair_scores(model: SiameseModel, vectors, rows_a: np.ndarray, rows_b: np.ndarray) -> np.ndarray:

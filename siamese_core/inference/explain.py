@@ -63,6 +63,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 
 from ..errors import UserError
+from ..models.memory import pairs_per_pass
 from ..models.networks import as_model_input
 
 EXACT = "exact"
@@ -319,12 +320,14 @@ PAIRS_PER_PASS = 8
 
 def explain_pairs(model, pixels_a: np.ndarray, pixels_b: np.ndarray) -> list:
     """Maps for many pairs: `model` a SiameseModel (siamese_core.inference.model), pixels prepared for it
-    (uint8 (N, C, S, S), see SiameseModel.prepare), PAIRS_PER_PASS at a time. One Explanation per pair, in order."""
+    (uint8 (N, C, S, S), see SiameseModel.prepare), PAIRS_PER_PASS at a time (fewer where the memory budget
+    needs it: siamese_core.models.memory). One Explanation per pair, in order."""
     pixels_a, pixels_b = np.asarray(pixels_a), np.asarray(pixels_b)
     if pixels_a.ndim == 3:
         pixels_a, pixels_b = pixels_a[None], pixels_b[None]
-    return [e for start in range(0, len(pixels_a), PAIRS_PER_PASS)
-            for e in _explain(model, pixels_a[start:start + PAIRS_PER_PASS], pixels_b[start:start + PAIRS_PER_PASS])]
+    step = pairs_per_pass(model.spec, PAIRS_PER_PASS)
+    return [e for start in range(0, len(pixels_a), step)
+            for e in _explain(model, pixels_a[start:start + step], pixels_b[start:start + step])]
 
 
 def _explain(model, pixels_a: np.ndarray, pixels_b: np.ndarray) -> list:

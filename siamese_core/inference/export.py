@@ -18,7 +18,12 @@ its answer, and a short model card in Markdown.
 Exported with PyTorch's TorchScript-based exporter (torch.onnx.export(dynamo=False), opset 17): every
 backbone here exports with it and with the torch.export-based one alike, with the same vectors (to 1e-6),
 but it takes a tenth of the time (a button press on the Runs page, a test) and needs only the onnx package.
-Each file is written to a temporary file and renamed: a failed export leaves no half-written file.
+
+The files are written as a set, all or none (siamese_core.files.write_all): a full disk leaves neither
+model.onnx without model.json nor half a file. A file already at one of the names is replaced only when an
+earlier export wrote it, which the sidecar there says (its format, the checkpoint's digest, the files it
+names), or with `force`: `-o docs/README.onnx` does not replace docs/README.md. Every name in the card (the
+run's, the classes' word, notes, files) is escaped, so Markdown shows it as written.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import hashlib
 import importlib.util
 import io
 import json
+import os
 import time
 import warnings
 import zipfile
@@ -39,10 +45,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
-from ..files import write_bytes
+from ..files import read_json, write_all
+from ..models.memory import check_model
 from ..runs.context import data_words, run_class_word, run_of_checkpoint
 from ..runs.rundir import load_checkpoint
-from ..words import plural
+from ..words import markdown_text, plural
 
 FORMAT = "siamese-studio-onnx"
 VERSION = 1
@@ -74,8 +81,8 @@ class Exported:
         if self.pair_head:
             out[names["pair_head"]] = self.pair_head
         out[names["sidecar"]] = (json.dumps(sidecar, indent=2) + "\n").encode()
-        out[names["card"]] = self.card.replace("{onnx}", onnx_name).replace(
-            "{pair_head}", names["pair_head"] or "").replace("{sidecar}", names["sidecar"]).encode()
+        out[names["card"]] = self.card.replace("{onnx}", _code(onnx_name)).replace(
+            "{pair_head}", _code(names["pair_head"] or "")).replace("{sidecar}", _code(names["sidecar"])).encode()
         return out
 
 
@@ -88,6 +95,7 @@ def export_checkpoint(checkpoint_path, name: Optional[str] = None) -> Exported:
     path = Path(checkpoint_path)
     checkpoint = load_checkpoint(path, name=name)
     spec = checkpoint["spec"]
+    check_model(spec, name or f"'{path.name}'")
     net = build_model(spec, pretrained=False)
     net.load_state_dict(checkpoint["state_dict"])
     net.eval()
@@ -107,23 +115,41 @@ def export_checkpoint(checkpoint_path, name: Optional[str] = None) -> Exported:
     return Exported(embedding, pair_head, sidecar, model_card(checkpoint, path, run, sidecar))
 
 
-def write_export(checkpoint_path, out) -> list:
-    """Export a checkpoint to `out` (a .onnx path) and the files beside it; returns the paths written."""
+def write_export(checkpoint_path, out, force: bool = False) -> list:
+    """Export a checkpoint to `out` (a .onnx path) and the files beside it, all or none; returns the paths
+    written. A file already at one of those names that no earlier export wrote is a UserError unless `force`."""
     out = Path(out)
     if out.suffix.lower() != ".onnx":
         raise UserError(f"-o names the ONNX file to write, ending in .onnx (got '{out.name}').")
     if out.is_dir():
         raise UserError(f"'{out}' is a folder: give the name of the ONNX file to write in it, e.g. {out / 'model.onnx'}.")
     exported = export_checkpoint(checkpoint_path)
-    written = []
-    for file_name, data in exported.files(out.name).items():
-        target = out.with_name(file_name)
-        try:
-            write_bytes(target, data)  # a temporary file, then renamed
-        except OSError as exc:  # named after the file asked for, not the temporary one
-            raise type(exc)(exc.errno, exc.strerror, str(target)) from None
-        written.append(target)
-    return written
+    files = {out.with_name(name): data for name, data in exported.files(out.name).items()}
+    taken = [path for path in files if os.path.lexists(path)]
+    if taken and not force:
+        ours = _written_by_export(out.with_name(out.name[: -len(".onnx")] + ".json"))
+        foreign = [path for path in taken if path.name not in ours or not path.is_file()]
+        if foreign:
+            listed = ", ".join(str(path) for path in foreign)
+            raise UserError(f"Exporting to '{out.name}' would replace {listed}, which no earlier export wrote: "
+                            "choose another -o name, or add --force to replace them.")
+    try:
+        return write_all(files)  # each to a temporary file, then all renamed: a failure changes nothing
+    except OSError as exc:  # named after the file asked for, not a temporary one
+        raise type(exc)(exc.errno, exc.strerror, str(out)) from None
+
+
+def _written_by_export(sidecar_path: Path) -> set:
+    """The names of the files an earlier export wrote beside `sidecar_path`, as its sidecar says: a sidecar of
+    this format that names the checkpoint's digest and its files (it and they may be replaced); else none."""
+    sidecar = read_json(sidecar_path, max_bytes=2**20)
+    if not isinstance(sidecar, dict) or sidecar.get("format") != FORMAT:
+        return set()
+    source, files = sidecar.get("source"), sidecar.get("files")
+    digest = source.get("checkpoint_sha256") if isinstance(source, dict) else None
+    if not (isinstance(digest, str) and len(digest) == 64 and isinstance(files, dict)):
+        return set()
+    return {name for name in files.values() if isinstance(name, str)} | {sidecar_path.name}
 
 
 def export_zip(checkpoint_path, onnx_name: str = "model.onnx", name: Optional[str] = None) -> bytes:
@@ -272,18 +298,26 @@ def _figures(checkpoint: dict, run) -> list:
     return lines
 
 
+def _code(name: str) -> str:
+    """A file name as Markdown code (shown as written, HTML included): on one line, without backticks."""
+    return "`" + " ".join(str(name).replace("`", "'").split()) + "`"
+
+
 def model_card(checkpoint: dict, path: Path, run, sidecar: dict) -> str:
     """A short Markdown card: what the model does, its data, recipe and figures, and how to use the files.
-    {onnx}, {pair_head} and {sidecar} stand for the file names (Exported.files fills them in)."""
+    {onnx}, {pair_head} and {sidecar} stand for the file names (Exported.files fills them in). Every name from
+    a person or a file (run, class word, data, notes, settings) is escaped by words.markdown_text: an uploaded
+    checkpoint's `<img src=x onerror=...>` shows as written in any Markdown viewer."""
     spec, config = checkpoint["spec"], checkpoint.get("config") or {}
-    word = sidecar["class_word"]
+    md = markdown_text
+    word = md(sidecar["class_word"])
     embedding = spec["mode"] != "pair"
     title = run.status().label if run is not None else None
-    title = title or (run.path.name if run is not None else path.stem)
+    title = md(title or (run.path.name if run is not None else path.stem))
     classes = checkpoint.get("classes") or []
-    recipe = [f"- Backbone: {spec['backbone']}" + (" (started from pretrained weights)" if config.get("pretrained")
-                                                    else ""),
-              f"- Mode: {spec['mode']}" + (f", {config.get('mining')} mining" if embedding and config.get("mining")
+    recipe = [f"- Backbone: {md(spec['backbone'])}" + (" (started from pretrained weights)" if config.get("pretrained")
+                                                        else ""),
+              f"- Mode: {spec['mode']}" + (f", {md(config.get('mining'))} mining" if embedding and config.get("mining")
                                            else f", features combined by {spec.get('head')}" if not embedding else ""),
               f"- Input: {spec['image_size']}x{spec['image_size']} pixels, {sidecar['input']['colours']}, "
               f"{spec.get('input') or 'resize'} pipeline",
@@ -291,9 +325,9 @@ def model_card(checkpoint: dict, path: Path, run, sidecar: dict) -> str:
     for key, words in (("epochs", "Epochs"), ("batch_size", "Batch size"), ("optimizer", "Optimiser"),
                        ("lr", "Learning rate"), ("augment", "Augmentation"), ("seed", "Seed")):
         if config.get(key) is not None:
-            recipe.append(f"- {words}: {config[key]}")
+            recipe.append(f"- {words}: {md(config[key])}")
     use = [f"1. Prepare each image as the model was trained: {sidecar['input']['pipeline_words']}.",
-           f"2. Give `{{onnx}}` a float32 array (batch, {spec['channels']}, {spec['image_size']}, "
+           f"2. Give {{onnx}} a float32 array (batch, {spec['channels']}, {spec['image_size']}, "
            f"{spec['image_size']}) of pixel values / 255; it returns one vector of {sidecar['output']['size']} "
            "numbers per image (" + ("normalisation and mirror-image averaging are" if sidecar["test_time_flip"]["used"]
                                     else "normalisation is") + " done inside the graph)."]
@@ -302,17 +336,17 @@ def model_card(checkpoint: dict, path: Path, run, sidecar: dict) -> str:
                    f"{word}' when the score is at least {sidecar['threshold']:.4f} (a distance of at most "
                    f"{sidecar['distance_threshold']:.4f}). Nearest vectors are the most similar images.")
     else:
-        use.append("3. Score a pair: give `{pair_head}` the two vectors (vectors_a, vectors_b); say 'same "
+        use.append("3. Score a pair: give {pair_head} the two vectors (vectors_a, vectors_b); say 'same "
                    f"{word}' when its score is at least {sidecar['threshold']:.4f}.")
     lines = [f"# {title}: a Siamese network for telling {plural(word)} apart", "",
              f"Says whether two images show the same {word}, with a score from 0 to 1. Exported from "
-             f"`{path.name}` by Siamese Studio on {sidecar['exported']['at']}; `{{sidecar}}` holds every number "
+             f"{_code(path.name)} by Siamese Studio on {sidecar['exported']['at']}; {{sidecar}} holds every number "
              "below in a form programs read.", "",
              "## Data", "",
-             f"- Trained on {data_words(config)}" + (f" ({len(classes)} classes)" if classes else "") + ".",
+             f"- Trained on {md(data_words(config))}" + (f" ({len(classes)} classes)" if classes else "") + ".",
              f"- One class is a {word}. Images unlike these (another kind of picture, another camera, another "
              "hand) may be judged worse than the figures below say.",
-             *[f"- {note}" for note in config.get("notes") or [] if isinstance(note, str)], "",
+             *[f"- {md(note)}" for note in config.get("notes") or [] if isinstance(note, str)], "",
              "## Recipe", "", *recipe, "",
              "## Figures", "", *_figures(checkpoint, run),
              f"- Threshold: 'same' from a score of {sidecar['threshold']:.4f}", "",

@@ -16,9 +16,10 @@ from typing import Optional
 
 import numpy as np
 
-from ..data.sources import load_digits, load_image_folder
+from ..data.sources import DIGITS_COUNT, folder_images, load_digits, load_image_folder
 from ..data.uploads import find_class_root
 from ..errors import UserError
+from ..models.memory import check_images_kept
 from .index import VectorIndex
 from .model import pixel_digest
 
@@ -44,23 +45,36 @@ class Match:
 
 
 def digits_gallery(size: int, channels: int, pipeline: str = "resize") -> Gallery:
-    """The built-in 1,797 handwritten digits, prepared by a model's input `pipeline`."""
+    """The built-in 1,797 handwritten digits, prepared by a model's input `pipeline`; refused with a sentence
+    when they would take more memory than the budget (a 1024 px model: 5.6 GB)."""
+    check_images_kept(DIGITS_COUNT, size, channels, f"The {DIGITS_COUNT:,} built-in digits")
     digits = load_digits(size, channels, pipeline)
     return Gallery(digits.pixels.numpy(), [digits.classes[i] for i in digits.labels], list(digits.names), [])
 
 
 def folder_gallery(root, size: int, channels: int, pipeline: str = "resize") -> Gallery:
-    """Images in a folder: class folders (labels known), or loose images (no labels)."""
+    """Images in a folder: class folders (labels known), or loose images (no labels); refused with a sentence,
+    before any is decoded, when they would take more memory than the budget."""
     root = find_class_root(Path(root))
+    files = folder_images(root)[0]
+    check_images_kept(len(files), size, channels, f"The {len(files):,} images of the gallery")
     return image_set_gallery(load_image_folder(root, size, channels, pipeline))
 
 
 def image_set_gallery(image_set) -> Gallery:
-    """A loaded ImageSet (a folder, a model's validation split) as a gallery."""
+    """A loaded ImageSet (a folder, a model's validation split) as a gallery: every image's pixels, in memory
+    (refused with a sentence beyond the memory budget)."""
+    check_images_kept(len(image_set), image_set.image_size, _channels(image_set),
+                      f"The {len(image_set):,} images of the gallery")
     pixels = image_set.batch(np.arange(len(image_set)))
     pixels = pixels.numpy() if hasattr(pixels, "numpy") else np.asarray(pixels)
     labels = [image_set.classes[i] if i >= 0 else "" for i in image_set.labels]
     return Gallery(pixels, labels, list(image_set.names), list(image_set.skipped))
+
+
+def _channels(image_set) -> int:
+    pixels = image_set.pixels
+    return int(pixels.channels if hasattr(pixels, "channels") else pixels.shape[1])
 
 
 def saved_gallery(path, model, checkpoint_digest: str) -> tuple[Gallery, VectorIndex]:

@@ -15,6 +15,7 @@ faiss-gpu is used where it is importable and sees a GPU. Torch-free, like the ap
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import logging
 from pathlib import Path
@@ -277,13 +278,19 @@ class VectorIndex:
         else:
             data = faiss.serialize_index(stored)
         write_bytes(path, data)
-        write_json(sidecar_path(path), {**facts, "format": INDEX_FORMAT, "version": 1, "engine": engine,
+        write_json(sidecar_path(path), {**facts, "format": INDEX_FORMAT, "version": 2, "engine": engine,
                                         "metric": self.metric, "dimension": self.dimension, "count": len(self),
-                                        "recall_at_10": self.recall, "index_bytes": len(data)})
+                                        "recall_at_10": self.recall, "index_bytes": len(data),
+                                        "index_sha256": hashlib.sha256(data).hexdigest()})
 
     @classmethod
     def load(cls, path) -> tuple["VectorIndex", dict]:
-        """(the index, its sidecar's facts) from `save`; a missing, damaged or foreign file is a UserError."""
+        """(the index, its sidecar's facts) from `save`; a missing, damaged or foreign file is a UserError.
+
+        Nothing is allocated on a file's word: a FAISS file is checked field by field against its length
+        (check_faiss_file: only the kinds `save` writes), an .npy file is mapped, not read, until its shape
+        is known to match; and a sidecar that records the file's SHA-256 (version 2) must match it, so a
+        flipped bit in the vectors is refused rather than searched."""
         path = Path(path)
         facts = read_json(sidecar_path(path))
         if not path.is_file():
@@ -291,21 +298,35 @@ class VectorIndex:
         if not isinstance(facts, dict) or facts.get("format") != INDEX_FORMAT:
             raise UserError(f"'{path.name}' is not an index written by `embed --index`: it has no readable sidecar "
                             f"'{sidecar_path(path).name}' beside it.")
-        if facts.get("index_bytes") != path.stat().st_size or facts.get("engine") not in ENGINES:
-            raise UserError(f"'{path.name}' does not match its sidecar (it was changed or cut short): "
-                            "write it again with `embed --index`.")
+        again = "write it again with `embed --index`"
+        if (facts.get("index_bytes") != path.stat().st_size or facts.get("engine") not in ENGINES
+                or facts.get("metric") not in METRICS):
+            raise UserError(f"'{path.name}' does not match its sidecar (it was changed or cut short): {again}.")
+        if "index_sha256" in facts and facts["index_sha256"] != file_sha256(path):
+            raise UserError(f"'{path.name}' does not match its sidecar (its content changed since it was written, "
+                            f"or it is damaged): {again}.")
         try:
             if facts["engine"] == "numpy":
-                self = cls(np.load(path, allow_pickle=False), facts["metric"], "numpy")
+                try:
+                    stored = np.load(path, mmap_mode="r", allow_pickle=False)  # its header cannot make it allocate
+                except ValueError:
+                    raise _NotOurIndex("it holds fewer numbers than its header says") from None
+                if stored.ndim != 2 or stored.dtype.kind != "f" or stored.shape != (facts.get("count"),
+                                                                                    facts.get("dimension")):
+                    raise _NotOurIndex("its vectors do not match its sidecar")
+                self = cls(np.array(stored), facts["metric"], "numpy")
             else:
                 faiss = _faiss()
                 if faiss is None:
                     raise UserError(f"'{path.name}' is a FAISS index and faiss is not installed here: "
                                     "pip install faiss-cpu, or give the image folder instead.")
+                if check_faiss_file(path) != facts["engine"]:
+                    raise _NotOurIndex("its kind is not the one its sidecar names")
                 self = cls.from_faiss(faiss.read_index(str(path)), facts["metric"], facts.get("recall_at_10") or 1.0)
-        except (ValueError, RuntimeError, OSError) as exc:
-            raise UserError(f"'{path.name}' could not be read as an index ({type(exc).__name__}): "
-                            "write it again with `embed --index`.") from None
+        except _NotOurIndex as exc:
+            raise UserError(f"'{path.name}' is not an index this app can read ({exc}): {again}.") from None
+        except (ValueError, RuntimeError, OSError, AttributeError) as exc:
+            raise UserError(f"'{path.name}' could not be read as an index ({type(exc).__name__}): {again}.") from None
         if self._rows.shape != (facts.get("count"), facts.get("dimension")):
             raise UserError(f"'{path.name}' does not match its sidecar (it holds {self._rows.shape[0]} vectors of "
                             f"{self._rows.shape[1]} numbers): write it again with `embed --index`.")
@@ -373,6 +394,133 @@ def ivf_index(rows: np.ndarray, metric: str, target: float = APPROXIMATE_RECALL,
             tried *= 2
         ivf.add_with_ids(rows[held], held)
     return ivf, nprobe, recall if nprobe else best
+
+
+# ---------------------------------------------------------------- reading a FAISS file safely
+
+# FAISS reads a file by trusting its size fields: a 46 KB index whose vector length says 2**39 makes it
+# allocate gigabytes before it finds the file too short. So the file is checked first, here, field by field,
+# and only the kinds of index `save` writes are read: IndexFlatL2 / IndexFlatIP ("IxF2" / "IxFI") and
+# IndexIVFFlat ("IwFl") over one of them, with its lists in memory ("ilar"). Every size must fit in the
+# bytes that are really left, and the file must end where the last field ends; then read_index allocates
+# nothing beyond the file's own size. (The layout is faiss/impl/index_write.cpp's, unchanged since 1.5.)
+_FLAT_KINDS = {b"IxF2": 1, b"IxFI": 0}  # fourcc -> the metric it must say (METRIC_L2 = 1, METRIC_INNER_PRODUCT = 0)
+_MAX_DIMENSION = 65536
+
+
+class _NotOurIndex(ValueError):
+    """Why a file is not an index `save` writes, in words."""
+
+
+class _Reader:
+    def __init__(self, fh, size: int):
+        self.fh, self.size = fh, size
+
+    @property
+    def left(self) -> int:
+        return self.size - self.fh.tell()
+
+    def take(self, n: int) -> bytes:
+        if n > self.left:
+            raise _NotOurIndex("it is cut short")
+        return self.fh.read(n)
+
+    def number(self, fmt: str) -> int:
+        import struct
+
+        return struct.unpack("<" + fmt, self.take(struct.calcsize(fmt)))[0]
+
+    def skip_items(self, count: int, item: int, what: str) -> None:
+        if count < 0 or count * item > self.left:
+            raise _NotOurIndex(f"its {what} says more than the file holds")
+        self.fh.seek(count * item, io.SEEK_CUR)
+
+    def vector(self, item: int, what: str) -> int:
+        """A vector as FAISS writes it (its length, then its items): skipped; its length returned."""
+        count = self.number("Q")
+        self.skip_items(count, item, what)
+        return count
+
+
+def _header(reader: _Reader, kind: bytes) -> tuple[int, int]:
+    """(d, ntotal) of an index header, checked; the metric must be the one `kind` stores."""
+    d, ntotal = reader.number("i"), reader.number("q")
+    reader.take(16)  # two unused fields
+    reader.take(1)  # is_trained
+    metric = reader.number("i")
+    if metric > 1:
+        raise _NotOurIndex("it uses a distance this app does not write")
+    if not 0 < d <= _MAX_DIMENSION or ntotal < 0:
+        raise _NotOurIndex("its vector size or count is impossible")
+    if kind in _FLAT_KINDS and metric != _FLAT_KINDS[kind]:
+        raise _NotOurIndex("its distance does not match its kind")
+    return d, ntotal
+
+
+def _flat(reader: _Reader, kind: bytes) -> tuple[int, int]:
+    d, ntotal = _header(reader, kind)
+    if reader.number("Q") != ntotal * d or ntotal * d * 4 > reader.left:
+        raise _NotOurIndex("its vectors do not match its count")
+    reader.skip_items(ntotal * d, 4, "vectors")
+    return d, ntotal
+
+
+def check_faiss_file(path) -> str:
+    """The engine ("faiss-flat" or "faiss-ivf") of a FAISS file `save` could have written, checked field by field
+    against its length before FAISS reads it; _NotOurIndex, in words, for anything else."""
+    size = Path(path).stat().st_size
+    with open(path, "rb") as fh:
+        reader = _Reader(fh, size)
+        kind = reader.take(4)
+        if kind in _FLAT_KINDS:
+            _flat(reader, kind)
+            engine = "faiss-flat"
+        elif kind == b"IwFl":
+            d, ntotal = _header(reader, kind)
+            nlist, nprobe = reader.number("Q"), reader.number("Q")
+            quantizer = reader.take(4)
+            if quantizer not in _FLAT_KINDS:
+                raise _NotOurIndex("its coarse quantizer is not a flat index")
+            qd, centroids = _flat(reader, quantizer)
+            if qd != d or centroids != nlist or not 0 < nprobe <= max(nlist, 1):
+                raise _NotOurIndex("its lists do not match its coarse quantizer")
+            if reader.number("b") not in (0, 1):  # a direct map: none, or an array of ids
+                raise _NotOurIndex("it keeps a kind of id map this app does not write")
+            mapped = reader.vector(8, "id map")
+            if mapped not in (0, ntotal):
+                raise _NotOurIndex("its id map does not match its count")
+            if reader.take(4) != b"ilar" or reader.number("Q") != nlist or reader.number("Q") != 4 * d:
+                raise _NotOurIndex("its lists are not kept the way this app writes them")
+            layout = reader.take(4)
+            count = reader.number("Q")
+            if layout == b"full" and count == nlist:
+                sizes = reader.take(8 * count)
+                lengths = np.frombuffer(sizes, dtype="<u8")
+            elif layout == b"sprs" and count % 2 == 0 and count <= 2 * nlist:
+                pairs = np.frombuffer(reader.take(8 * count), dtype="<u8").reshape(-1, 2)
+                if len(pairs) and (pairs[:, 0].max() >= nlist or len(np.unique(pairs[:, 0])) != len(pairs)):
+                    raise _NotOurIndex("its lists are numbered beyond its list count")
+                lengths = pairs[:, 1]
+            else:
+                raise _NotOurIndex("its lists are not kept the way this app writes them")
+            if lengths.size and lengths.max() > size or int(lengths.sum()) != ntotal:
+                raise _NotOurIndex("its lists do not hold its count of vectors")
+            reader.skip_items(ntotal, 4 * d + 8, "lists")  # each vector's numbers and its id
+            engine = "faiss-ivf"
+        else:
+            raise _NotOurIndex("it is another kind of FAISS index than the flat and IVF-Flat ones `embed --index` "
+                               "writes")
+        if reader.left:
+            raise _NotOurIndex("it holds more than an index of its kind")
+    return engine
+
+
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(2**20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def sidecar_path(path) -> Path:

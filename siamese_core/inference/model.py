@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -9,7 +10,7 @@ import multiprocessing
 import os
 import sys
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -17,15 +18,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data.images import ImageInput, is_image_file
+from ..data.images import ImageInput, is_image_file, open_image
 from ..data.paths import inside
-from ..data.pipelines import load_pixels
+from ..data.pipelines import load_pixels, to_pixels
 from ..data.sources import folder_images, read_csv_columns, read_csv_table
 from ..errors import UserError
 from ..files import read_json, write_bytes, write_json
-from ..models.networks import SiameseNet, as_model_input, build_model, embed_in_batches, pick_device
+from ..models.memory import check_model, plan
+from ..models.networks import (SiameseNet, as_model_input, build_model, embed_in_batches, images_per_pass,
+                               pick_device)
 from ..runs.context import ModelContext, context_of
 from ..runs.rundir import load_checkpoint
+from .domain import UNCHECKED_NOTE, DomainCheck, capture_features, image_of, joined, outside_sentence, what_of
 from .index import search
 
 log = logging.getLogger(__name__)
@@ -33,22 +37,34 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Verdict:
+    """Same or different, with its score; or, when an image does not look like the model's own (`outside`), a plain
+    `sentence` to show instead: same, score and distance are still there for whoever asks for them."""
+
     same: bool
     score: float  # similarity in [0, 1]: the pair model's probability, or 1 - distance / 2
     threshold: float  # 'same' when score >= threshold
     distance: float  # Euclidean distance between the two vectors (embeddings, or backbone features)
+    outside: list = field(default_factory=list)  # "A", "B": the images unlike the ones the model learnt
+    sentence: str = ""  # what to say instead of the verdict when `outside` names any image
+    checked: bool = True  # False: the checkpoint has no description of its images, so nothing could be checked
 
     @property
     def verdict(self) -> str:
         return "same" if self.same else "different"
 
+    @property
+    def note(self) -> str:
+        """Words for a verdict that could not be checked (older checkpoints); empty otherwise."""
+        return "" if self.checked else UNCHECKED_NOTE
+
     def to_dict(self) -> dict:
         return {**asdict(self), "verdict": self.verdict}
 
     def at(self, threshold: float) -> "Verdict":
-        """The same pair judged at another threshold: no model needed, the score stays."""
+        """The same pair judged at another threshold: no model needed, the score (and the domain check) stays."""
         return Verdict(same=self.score >= threshold, score=self.score, threshold=float(threshold),
-                       distance=self.distance)
+                       distance=self.distance, outside=list(self.outside), sentence=self.sentence,
+                       checked=self.checked)
 
 
 class SiameseModel:
@@ -62,10 +78,13 @@ class SiameseModel:
         self.threshold = float(checkpoint["threshold"])
         # what its classes are called, its data, its own sample images (siamese_core.runs.context)
         self.context = context or context_of(None, checkpoint)
+        # what its images looked like (siamese_core.inference.domain); None: it cannot tell
+        self.domain = DomainCheck.of(checkpoint, net)
 
     @classmethod
     def load(cls, path, device: str = "auto") -> "SiameseModel":
         checkpoint = load_checkpoint(path)
+        check_model(checkpoint["spec"], f"'{Path(path).name}'")  # before any memory is taken
         target = pick_device(device)
         net = build_model(checkpoint["spec"], pretrained=False)
         try:
@@ -76,7 +95,10 @@ class SiameseModel:
         net.to(target)
         if target.type == "cpu":
             net.to(memory_format=torch.channels_last)  # faster convolutions on CPUs, as in training
-        return cls(net, checkpoint, target, context_of(path, checkpoint))
+        try:
+            return cls(net, checkpoint, target, context_of(path, checkpoint))
+        except ValueError as exc:  # its description of its images does not fit its network
+            raise UserError(f"'{path}' is damaged or was edited by hand: {exc}.") from None
 
     # -- facts about the model, for people
     @property
@@ -114,10 +136,44 @@ class SiameseModel:
     # -- the work
     def prepare(self, image: ImageInput) -> np.ndarray:
         """An image as the model sees it: uint8 (C, S, S) after decoding and the model's input pipeline."""
-        if (isinstance(image, np.ndarray) and image.dtype == np.uint8
-                and image.shape == (self.channels, self.image_size, self.image_size)):
+        if self._is_prepared(image):
             return image  # already prepared for this model
         return load_pixels(image, self.image_size, self.channels, self.input_pipeline)
+
+    def _is_prepared(self, image) -> bool:
+        return (isinstance(image, np.ndarray) and image.dtype == np.uint8
+                and image.shape == (self.channels, self.image_size, self.image_size))
+
+    def prepare_measured(self, image: ImageInput) -> tuple:
+        """(prepare(image), what the domain check measures on it before the pipeline, or None): decoded once."""
+        if self._is_prepared(image):
+            return image, self.domain.measure(image_of(image)) if self.domain is not None else None
+        decoded = open_image(image)
+        pixels = to_pixels(decoded, self.image_size, self.channels, self.input_pipeline)
+        return pixels, self.domain.measure(decoded) if self.domain is not None else None
+
+    def sentence(self, labels: list) -> str:
+        """The plain sentence for images `labels` ("A", "B") that do not look like this model's own."""
+        return outside_sentence(labels, what_of(self.domain, self.class_word))
+
+    def outside(self, images, measures=None, batch_size: int = 64) -> Optional[np.ndarray]:
+        """For each image (a list of images, or prepared pixels (N, C, S, S) with their `measures`): does it look
+        unlike the images this model learnt? None when the model cannot tell (no description in its checkpoint).
+        A page asking whether another model fits two images needs only `other.outside([a, b])`."""
+        if self.domain is None:
+            return None
+        if measures is None:
+            prepared = [self.prepare_measured(img) for img in images]
+            images, measures = np.stack([p for p, _ in prepared]), [m for _, m in prepared]
+        return self._checked_vectors(images, measures, batch_size)[1]
+
+    def _checked_vectors(self, pixels: np.ndarray, measures, batch_size: int = 64):
+        """(vectors, outside flags or None) of prepared pixels (N, C, S, S), from one pass of the network."""
+        if self.domain is None:
+            return self._vectors(pixels, batch_size), None
+        with capture_features(self.net) as grabbed:
+            vectors = self._vectors(pixels, batch_size)
+        return vectors, self.domain.outside(joined(grabbed), pixels, measures)
 
     def _vectors(self, pixels, batch_size: int = 64, on_batch=None) -> torch.Tensor:
         """Vectors of prepared pixels (uint8 (N, C, S, S)), or of an ImageSet decoded a batch at a time."""
@@ -125,8 +181,11 @@ class SiameseModel:
             batch = lambda i, j: pixels.batch(np.arange(i, j))  # noqa: E731
         else:
             batch = lambda i, j: torch.from_numpy(np.ascontiguousarray(pixels[i:j]))  # noqa: E731
+        # Batches and backbone passes small enough for the memory budget (a 1024 px model: a few images at once).
+        batch_size, per_pass = plan(self.spec, batch_size, images_per_pass(self.device, self.image_size),
+                                    on_cpu=self.device.type == "cpu")
         return embed_in_batches(self.net, len(pixels), batch, self.device, batch_size,
-                                channels_last=self.device.type == "cpu", on_batch=on_batch)
+                                channels_last=self.device.type == "cpu", on_batch=on_batch, per_pass=per_pass)
 
     def _stack(self, images) -> np.ndarray:
         if (isinstance(images, np.ndarray) and images.ndim == 4 and images.dtype == np.uint8) or hasattr(images, "batch"):
@@ -135,15 +194,24 @@ class SiameseModel:
 
     @torch.inference_mode()
     def verify(self, image_a: ImageInput, image_b: ImageInput, threshold: Optional[float] = None) -> Verdict:
-        """Same or different? Both images go through the network in one batch."""
-        pixels = np.stack([self.prepare(image_a), self.prepare(image_b)])
+        """Same or different? Both images go through the network in one batch, and both are checked against
+        the description of the model's own images: an image unlike them gets `outside` and a `sentence`."""
+        (pixels_a, measure_a), (pixels_b, measure_b) = self.prepare_measured(image_a), self.prepare_measured(image_b)
+        pixels = np.stack([pixels_a, pixels_b])
         x = as_model_input(torch.from_numpy(pixels), self.device, channels_last=self.device.type == "cpu")
-        vectors = self.net.embed(x).float()
+        capturing = capture_features(self.net) if self.domain is not None else contextlib.nullcontext([])
+        with capturing as grabbed:
+            vectors = self.net.embed(x).float()
         score = self.net.pair_scores(vectors[:1], vectors[1:])[0]
         distance = torch.linalg.vector_norm(vectors[0] - vectors[1])
         score, distance = torch.stack([score, distance]).tolist()  # one copy off the device, not two
         threshold = self.threshold if threshold is None else float(threshold)
-        return Verdict(same=score >= threshold, score=score, threshold=threshold, distance=distance)
+        outside = []
+        if self.domain is not None:
+            flags = self.domain.outside(joined(grabbed), pixels, [measure_a, measure_b])
+            outside = [label for label, flag in zip("AB", flags) if flag]
+        return Verdict(same=score >= threshold, score=score, threshold=threshold, distance=distance,
+                       outside=outside, sentence=self.sentence(outside), checked=self.domain is not None)
 
     @torch.inference_mode()
     def score_pairs(self, images_a, images_b, batch_size: int = 64) -> np.ndarray:
@@ -151,6 +219,14 @@ class SiameseModel:
         va = self._vectors(self._stack(images_a), batch_size)
         vb = self._vectors(self._stack(images_b), batch_size)
         return self.net.pair_scores(va, vb).float().cpu().numpy()
+
+    @torch.inference_mode()
+    def score_checked(self, pixels_a: np.ndarray, pixels_b: np.ndarray, measures_a, measures_b, batch_size: int = 64):
+        """score_pairs of prepared pixels (from prepare_measured, with their measures), and which images of each
+        side look unlike the model's own: (scores, outside_a, outside_b), the flags None when it cannot tell."""
+        va, outside_a = self._checked_vectors(pixels_a, measures_a, batch_size)
+        vb, outside_b = self._checked_vectors(pixels_b, measures_b, batch_size)
+        return self.net.pair_scores(va, vb).float().cpu().numpy(), outside_a, outside_b
 
     def embed(self, images, batch_size: int = 64, on_batch: Optional[Callable[[int], None]] = None) -> np.ndarray:
         """Vectors of images, shape (N, D): a list of images, prepared uint8 pixels (N, C, S, S), or an
@@ -386,31 +462,40 @@ def verify_pairs(model: SiameseModel, pairs, base, threshold: Optional[float] = 
     """Score pairs of image files named relative to `base`, in batches; one row per pair, in order.
 
     `pairs` holds (image_a, image_b, same-or-None). A pair whose images cannot be read gets its
-    reason in the `error` column and no score; the others are still scored. With `confine`, a
+    reason in the `error` column and no score; the others are still scored. The `outside` column names the
+    images unlike the model's own ("A", "B", "A and B"; "" for none; "not checked" when the checkpoint has no
+    description of its images): their score would mean nothing. With `confine`, a
     name leading outside `base` (an uploaded CSV naming '../secret.png') counts as missing, in the same
     words (not among `images_word`), so the table never tells which paths exist on this machine.
     `on_pair(n)` is called after each pair is read, for a progress bar.
     """
     base = Path(base)
     threshold = model.threshold if threshold is None else float(threshold)
-    rows, pixels_a, pixels_b, scored = [], [], [], []
+    rows, pixels_a, pixels_b, measures_a, measures_b, scored = [], [], [], [], [], []
 
     def score_waiting() -> None:  # in chunks: memory stays that of PAIRS_PER_CHUNK pairs, however long the CSV
         if scored:
-            for i, score in zip(scored, model.score_pairs(np.stack(pixels_a), np.stack(pixels_b))):
+            scores, outside_a, outside_b = model.score_checked(np.stack(pixels_a), np.stack(pixels_b), measures_a,
+                                                               measures_b)
+            for n, (i, score) in enumerate(zip(scored, scores)):
                 rows[i]["score"] = round(float(score), 6)
                 rows[i]["verdict"] = "same" if score >= threshold else "different"
-        for waiting in (pixels_a, pixels_b, scored):
+                rows[i]["outside"] = ("not checked" if outside_a is None else
+                                      " and ".join(label for label, flag in (("A", outside_a[n]), ("B", outside_b[n]))
+                                                   if flag))
+        for waiting in (pixels_a, pixels_b, measures_a, measures_b, scored):
             waiting.clear()
 
     for i, (a, b, same) in enumerate(pairs):
-        row = {"image_a": a, "image_b": b, "score": None, "verdict": "", "error": ""}
+        row = {"image_a": a, "image_b": b, "score": None, "verdict": "", "outside": "", "error": ""}
         if same is not None:
             row["same"] = same
         try:
             pair = _prepared(model, base, a, confine, images_word), _prepared(model, base, b, confine, images_word)
-            pixels_a.append(pair[0])
-            pixels_b.append(pair[1])
+            pixels_a.append(pair[0][0])
+            pixels_b.append(pair[1][0])
+            measures_a.append(pair[0][1])
+            measures_b.append(pair[1][1])
             scored.append(i)
         except UserError as exc:
             row["error"] = str(exc)
@@ -423,14 +508,15 @@ def verify_pairs(model: SiameseModel, pairs, base, threshold: Optional[float] = 
     return rows
 
 
-def _prepared(model: SiameseModel, base: Path, name: str, confine: bool, images_word: str) -> np.ndarray:
+def _prepared(model: SiameseModel, base: Path, name: str, confine: bool, images_word: str) -> tuple:
+    """(pixels, measure) of one image a pairs file names (SiameseModel.prepare_measured)."""
     if not name:
         raise UserError("An image name is empty in this row.")
     path = base / name
     if confine and (not inside(base, path) or not path.is_file()):
         raise UserError(f"'{name}' is not among {images_word}.")
     try:
-        return model.prepare(path)
+        return model.prepare_measured(path)
     except UserError as exc:
         if confine:  # say it with the name the person wrote, not this server's folders
             raise UserError(str(exc).replace(f"'{path}'", f"'{name}'")) from None

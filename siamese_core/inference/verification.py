@@ -16,11 +16,12 @@ import pandas as pd
 
 from .. import settings
 from ..data import uploads
-from ..data.images import is_image_file
+from ..data.images import holds_image
 from ..data.uploads import content_hash, uploads_root
 from ..errors import UserError
 from ..files import write_bytes
-from ..runs.rundir import NotACheckpoint, load_checkpoint
+from ..models.memory import check_model
+from ..runs.rundir import NotACheckpoint, UnsafeCheckpoint, load_checkpoint
 from .model import pairs_accuracy, read_pairs_csv, verify_pairs
 
 # ---------------------------------------------------------------- checkpoints
@@ -44,7 +45,11 @@ def store_checkpoint(data: bytes, name: str = "The uploaded file") -> Path:
     candidate = folder / f".{path.stem}.checking"
     write_bytes(candidate, data)
     try:
-        load_checkpoint(candidate, name=name)  # its sentence names the file as the person knows it
+        checkpoint = load_checkpoint(candidate, name=name)  # its sentence names the file as the person knows it
+        check_model(checkpoint["spec"], name)  # a valid checkpoint can still ask for more memory than the server has
+    except UnsafeCheckpoint:  # its own sentence: it holds Python objects
+        candidate.unlink(missing_ok=True)
+        raise
     except NotACheckpoint:
         candidate.unlink(missing_ok=True)
         raise UserError(f"{name} is not a Siamese Studio checkpoint. Upload a best.pt or last.pt from a "
@@ -66,10 +71,10 @@ def pair_folders(root) -> list:
     """
     root = Path(root)
     found = []
-    for folder in sorted({p.parent for p in root.rglob("*") if p.is_file() and is_image_file(p)}):
+    for folder in sorted({p.parent for p in root.rglob("*") if holds_image(p)}):
         if any(part.startswith(".") or part == "__MACOSX" for part in folder.relative_to(root).parts):
             continue
-        images = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+        images = sorted(p for p in folder.iterdir() if holds_image(p))
         name = str(folder.relative_to(root)) if folder != root else "(top folder)"
         if len(images) == 2:
             found.append((name, str(images[0].relative_to(root)), str(images[1].relative_to(root)), ""))
@@ -86,7 +91,7 @@ def check_pairs_upload(model, zip_bytes: bytes, csv_bytes: Optional[bytes] = Non
 
     The digests are the files' content hashes when the caller has them already (uploads.upload_digest).
     `on_progress(done, total)` is called as pairs are read, for a progress bar.
-    Returns (pandas table: pair, image_a, image_b, score, verdict, error and same when the CSV
+    Returns (pandas table: pair, image_a, image_b, score, verdict, outside, error and same when the CSV
     has it; {"accuracy", "pairs"} or None).
     """
     folder = uploads.staging_dir(zip_digest or content_hash(zip_bytes), "pairs")
@@ -112,7 +117,8 @@ def check_pairs_upload(model, zip_bytes: bytes, csv_bytes: Optional[bytes] = Non
         scored = iter(verify_pairs(model, good, folder, threshold, confine=True,
                                    on_pair=_progress(on_progress, len(good))))
         rows = [next(scored) if not problem else
-                {"image_a": a, "image_b": b, "score": None, "verdict": "", "error": f"The folder {problem}."}
+                {"image_a": a, "image_b": b, "score": None, "verdict": "", "outside": "",
+                 "error": f"The folder {problem}."}
                 for _, a, b, problem in found]
         names = [name for name, *_ in found]
     table = pd.DataFrame(rows)

@@ -28,7 +28,9 @@ from PIL import Image
 from plotly.offline import get_plotlyjs
 
 from ..data.images import pixels_to_image
+from ..files import csv_cell
 from ..inference.index import VectorIndex
+from ..words import plotly_text
 
 THUMBNAIL_PX = 48  # the longest side of a hover thumbnail; smaller images are kept at their size
 LEGEND_CLASSES = 30  # up to this many classes get a trace (and a legend entry) each
@@ -160,12 +162,14 @@ def build_figure(points: MapPoints, class_word: str = "class", class_order: Opti
     coords = np.asarray(points.coords, dtype=np.float32)
     dims = coords.shape[1]
     labels = np.asarray(points.labels, dtype=object)
+    # Every name a folder, file or CSV gives reaches Plotly through plotly_text: it renders some HTML in trace
+    # names, hover text and titles, so a class folder named '<a href=...>Sign in' would be a live link.
     if colour is None:
         groups, title, order = labels, class_word, list(class_order or [])
-        text = [str(label) for label in labels]
+        text = [plotly_text(label) for label in labels]
     else:
         groups, title, order = np.asarray(colour.values, dtype=object), colour.name, colour.categories()
-        text = [f"{label} · {colour.name}: {value}" for label, value in zip(labels, groups)]
+        text = [plotly_text(f"{label} · {colour.name}: {value}") for label, value in zip(labels, groups)]
     present = groups_in_order(groups, order)
     scatter = go.Scatter3d if dims == 3 else go.Scattergl
     marker_size = 3 if dims == 3 else 5
@@ -179,7 +183,7 @@ def build_figure(points: MapPoints, class_word: str = "class", class_order: Opti
 
     def add(members, name, marker, **extra):
         xyz = {axis: rounded[members, j] for j, axis in enumerate("xyz"[:dims])}
-        figure.add_trace(scatter(**xyz, mode="markers", name=str(name), text=[text[i] for i in members],
+        figure.add_trace(scatter(**xyz, mode="markers", name=plotly_text(name), text=[text[i] for i in members],
                                  customdata=members, hovertemplate=hover, marker=marker, **extra))
 
     point_colours = _point_colours(groups, present, colour)
@@ -189,7 +193,7 @@ def build_figure(points: MapPoints, class_word: str = "class", class_order: Opti
         low, high = (float(numbers[known].min()), float(numbers[known].max())) if len(known) else (0.0, 1.0)
         add(known, colour.name, {"size": marker_size, "color": numbers[known], "colorscale": SCALE, "cmin": low,
                                  "cmax": high, "opacity": opacity, "showscale": True,
-                                 "colorbar": {"title": {"text": colour.name}, "len": 0.45, "thickness": 12,
+                                 "colorbar": {"title": {"text": plotly_text(colour.name)}, "len": 0.45, "thickness": 12,
                                               "y": 0.02, "yanchor": "bottom", "x": 0.99, "xanchor": "right"}},
             showlegend=False)
         unknown = np.flatnonzero(np.isnan(numbers))
@@ -213,11 +217,11 @@ def build_figure(points: MapPoints, class_word: str = "class", class_order: Opti
             {"size": marker_size + 5, "color": point_colours[focus], "symbol": "diamond", "opacity": 1.0,
              "line": {"color": OUTLINE_COLOUR, "width": 2}})
     layout = {"margin": {"l": 0, "r": 0, "t": 0, "b": 0}, "height": height, "uirevision": "keep",
-              "legend": {"itemsizing": "constant", "title": {"text": title}, "x": 0, "y": 1,
+              "legend": {"itemsizing": "constant", "title": {"text": plotly_text(title)}, "x": 0, "y": 1,
                          "bgcolor": "rgba(255,255,255,0.7)"},
               "hoverlabel": {"namelength": 0}, "paper_bgcolor": "white"}
     if note:
-        layout["annotations"] = [{"text": html.escape(note), "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.995,
+        layout["annotations"] = [{"text": plotly_text(note), "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.995,
                                   "xanchor": "center", "yanchor": "top", "showarrow": False,
                                   "bgcolor": "rgba(255,255,255,0.9)", "bordercolor": "#d0d3da", "borderwidth": 1,
                                   "borderpad": 4, "font": {"size": 13, "color": "#262730"}}]
@@ -310,7 +314,8 @@ def page_from_template(template: Path, title: str, height: int, figure, data: di
 
 def coordinates_csv(coords: np.ndarray, labels: Sequence[str], names: Sequence[str],
                     index: Optional[Sequence[int]] = None) -> bytes:
-    """The projected points as CSV: index, x, y[, z], label, path (UTF-8, one row per image)."""
+    """The projected points as CSV: index, x, y[, z], label, path (UTF-8, one row per image); a label or path a
+    spreadsheet would run as a formula (=HYPERLINK(...)) starts with an apostrophe (siamese_core.files.csv_cell)."""
     coords = np.asarray(coords)
     axes = ["x", "y", "z"][:coords.shape[1]]
     index = range(len(coords)) if index is None else index
@@ -318,12 +323,13 @@ def coordinates_csv(coords: np.ndarray, labels: Sequence[str], names: Sequence[s
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["index", *axes, "label", "path"])
     for i, row, label, name in zip(index, coords, labels, names):
-        writer.writerow([int(i), *(f"{v:.6g}" for v in row), label, name])
+        writer.writerow([int(i), *(f"{v:.6g}" for v in row), csv_cell(str(label)), csv_cell(str(name))])
     return buffer.getvalue().encode("utf-8")
 
 
 def _tsv_cell(value) -> str:
-    return str(value).replace("\t", " ").replace("\n", " ").replace("\r", " ")
+    """One cell of metadata.tsv: on one line, and not a formula should a spreadsheet open it."""
+    return csv_cell(str(value).replace("\t", " ").replace("\n", " ").replace("\r", " "))
 
 
 def sprite_sheet(image_set, positions: Optional[Sequence[int]] = None, max_side: int = 8192):

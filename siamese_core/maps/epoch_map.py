@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..words import plotly_text
 from .embedding_map import LEGEND_CLASSES, PALETTE, axes_layout, groups_in_order, page_from_template
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "epoch_map"
@@ -177,8 +178,9 @@ def build_figure(coords: Sequence[np.ndarray], epochs: Sequence[int], labels: Se
         marker = {"size": 4 if dims == 3 else 7, "color": colour, "opacity": 0.85}
         if many:
             marker["colorscale"] = "Turbo"
-        figure.add_trace(scatter(**xyz, mode="markers", name=str(name), customdata=members.tolist(),
-                                 text=labels[members].tolist(), hovertemplate="<b>%{text}</b><extra></extra>",
+        figure.add_trace(scatter(**xyz, mode="markers", name=plotly_text(name), customdata=members.tolist(),
+                                 text=[plotly_text(label) for label in labels[members]],
+                                 hovertemplate="<b>%{text}</b><extra></extra>",
                                  marker=marker, showlegend=not many))
     figure.frames = [go.Frame(name=str(epoch), data=[scatter(**xyz) for xyz in positions(i)],
                               traces=list(range(len(groups))))
@@ -190,7 +192,7 @@ def build_figure(coords: Sequence[np.ndarray], epochs: Sequence[int], labels: Se
     layout = {
         "height": height, "margin": {"l": 0, "r": 0, "t": 30, "b": 0}, "uirevision": "keep",
         "paper_bgcolor": "white", "hoverlabel": {"namelength": 0},
-        "legend": {"itemsizing": "constant", "title": {"text": class_word}, "x": 0, "y": 1,
+        "legend": {"itemsizing": "constant", "title": {"text": plotly_text(class_word)}, "x": 0, "y": 1,
                    "bgcolor": "rgba(255,255,255,0.7)"},
         "sliders": [{"active": start, "steps": steps, "x": 0.17, "len": 0.81, "y": 0, "yanchor": "top",
                      "pad": {"t": 8, "b": 4}, "currentvalue": {"prefix": "Epoch: ", "font": {"size": 14}},

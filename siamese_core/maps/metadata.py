@@ -38,6 +38,7 @@ MAX_CSV_BYTES = 20 * 1024 * 1024
 MAX_CSV_ROWS = 200_000
 MAX_CSV_COLUMNS = 50
 MAX_CELL = 200  # characters kept of each CSV cell
+MAX_NAME = 4096  # characters of an image name in a CSV (a path's limit on Linux): a longer one names no image
 PATTERN_MAX = 200  # characters of a search pattern
 TEXT_MAX = 300  # characters of each searched text (file name, class, value)
 SEARCH_TIMEOUT_S = 3.0  # a pattern slower than this over every image is stopped (Python's start included)
@@ -178,8 +179,10 @@ def _delimiter(first_line: str) -> str:
 
 
 def _unique_headers(header: list) -> list:
+    """Names for the columns (at most MAX_CSV_COLUMNS + 1 of them: 100,000 copies of one name would each try
+    every suffix before theirs), made unique: 'size', 'size (2)'."""
     names, seen = [], set()
-    for j, cell in enumerate(header):
+    for j, cell in enumerate(header[:MAX_CSV_COLUMNS + 1]):
         name = (cell or "").strip()[:MAX_CELL] or f"column {j + 1}"
         base, k = name, 2
         while name.casefold() in seen:
@@ -205,6 +208,10 @@ def _rows(text: str, file_name: str) -> tuple[list, list]:
                 raise UserError(f"{file_name} has more than {MAX_CSV_ROWS:,} rows: this page reads at most "
                                 f"{MAX_CSV_ROWS:,}, one per image.")
     except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            raise UserError(f"Line {reader.line_num:,} of {file_name} has a cell longer than "
+                            f"{csv.field_size_limit():,} characters: no image name or attribute is that long, so "
+                            "it is not a table of images.") from None
         raise UserError(f"Line {reader.line_num:,} of {file_name} cannot be read as CSV ({exc}).") from None
     header, body = rows[0], rows[1:]
     if len(header) < 2:
@@ -222,15 +229,21 @@ def _name_key(name: str) -> str:
 class _NameMatcher:
     """Finds the image a CSV names: by its name as the map shows it (digits/3/0042.png), by a longer path
     ending in it (a zip's top folder or an absolute path in front), by its file name, or by the file name
-    without extension; a file name only counts when one image has it. Case is tried as written, then ignored."""
+    without extension; a file name only counts when one image has it. Case is tried as written, then ignored.
+
+    Time is linear in the name's length: only the endings with as many parts as the map's deepest name are
+    looked up (each one dictionary lookup), and a name longer than MAX_NAME names no image. (Trying every
+    ending of a 130 KB name of 65,000 parts took 21.5 s.)"""
 
     def __init__(self, names: Sequence[str]):
         self.by_path: dict = {}
         self.by_path_folded: dict = {}
         self.by_file: dict = {}
         self.by_stem: dict = {}
+        self.depth = 1  # parts of the map's deepest name: a longer ending of a written name cannot match
         for i, name in enumerate(names):
             key = _name_key(name)
+            self.depth = max(self.depth, key.count("/") + 1)
             self.by_path.setdefault(key, i)
             self.by_path_folded.setdefault(key.casefold(), i)
             path = PurePosixPath(key)
@@ -238,11 +251,13 @@ class _NameMatcher:
                 table[word] = i if word not in table else -1  # -1: more than one image has it
 
     def find(self, written: str) -> Optional[int]:
+        if len(written) > MAX_NAME:
+            return None
         key = _name_key(written)
         if not key:
             return None
         parts = key.split("/")
-        for start in range(len(parts)):  # the whole path first, then shorter endings of it
+        for start in range(max(0, len(parts) - self.depth), len(parts)):  # the longest ending that can match first
             tail = "/".join(parts[start:])
             for table, word in ((self.by_path, tail), (self.by_path_folded, tail.casefold())):
                 if word in table:
@@ -267,9 +282,8 @@ def read_attributes(data: bytes, names: Sequence[str], file_name: str = "The CSV
     header, body = _rows(_decode(data, file_name), file_name)
     headers = _unique_headers(header)
     notes = []
-    if len(headers) - 1 > MAX_CSV_COLUMNS:
-        notes.append(f"Only the first {MAX_CSV_COLUMNS} of its {len(headers) - 1} attribute columns are used.")
-        headers = headers[:MAX_CSV_COLUMNS + 1]
+    if len(header) - 1 > MAX_CSV_COLUMNS:
+        notes.append(f"Only the first {MAX_CSV_COLUMNS} of its {len(header) - 1} attribute columns are used.")
     matcher = _NameMatcher(names)
     cells = [[None] * len(names) for _ in headers[1:]]
     taken = np.zeros(len(names), dtype=bool)

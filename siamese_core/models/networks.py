@@ -445,15 +445,16 @@ def as_model_input(images: torch.Tensor, device: torch.device, channels_last: bo
 @torch.inference_mode()
 def embed_in_batches(net, n: int, batch: Callable[[int, int], torch.Tensor], device: torch.device,
                      batch_size: int = 256, channels_last: bool = False,
-                     on_batch: Optional[Callable[[int], None]] = None) -> torch.Tensor:
+                     on_batch: Optional[Callable[[int], None]] = None, per_pass: Optional[int] = None) -> torch.Tensor:
     """The one embedding loop: vectors (n, D) on `device` of the images `batch(start, stop)` gives
-    (uint8 (B, C, S, S)), `batch_size` at a time, the backbone seeing images_per_pass() at once;
-    `on_batch(stop)` after each batch (for progress bars)."""
+    (uint8 (B, C, S, S)), `batch_size` at a time, the backbone seeing `per_pass` (default images_per_pass())
+    at once (siamese_core.models.memory.plan gives both within the memory budget); `on_batch(stop)` after
+    each batch (for progress bars)."""
     out = []
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
         x = as_model_input(batch(start, stop), device, channels_last)
-        out.append(net.embed(x, images_per_pass(device, x.shape[-1])).float())
+        out.append(net.embed(x, per_pass or images_per_pass(device, x.shape[-1])).float())
         if on_batch:
             on_batch(stop)
     return torch.cat(out) if out else torch.zeros((0, 1), device=device)
@@ -461,10 +462,10 @@ def embed_in_batches(net, n: int, batch: Callable[[int, int], torch.Tensor], dev
 
 @torch.inference_mode()
 def embed_set(model, image_set, positions, device, batch_size: int = 256,
-              channels_last: bool = False) -> torch.Tensor:
+              channels_last: bool = False, per_pass: Optional[int] = None) -> torch.Tensor:
     """Vectors of the images at `positions`, in batches."""
     return embed_in_batches(model, len(positions), lambda i, j: image_set.batch(positions[i:j]), device,
-                            batch_size, channels_last)
+                            batch_size, channels_last, per_pass=per_pass)
 
 
 # How many pixels one backbone pass may hold on a CPU before its activations spill out of the caches.

@@ -22,12 +22,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import time
 from pathlib import Path
 from typing import Optional
 
 from ..errors import UserError
-from ..files import atomic_write, json_safe, read_json, write_json, write_text
+from ..files import atomic_write, json_safe, loads_json, read_json, write_json, write_text
+from .domain_field import DOMAIN_KEY, domain_problem
 from .status import RunStatus
 
 CHECKPOINT_FORMAT = "siamese-studio-checkpoint"
@@ -123,8 +125,8 @@ class RunDir:
         records = []
         for line in lines:
             try:
-                record = json.loads(line)
-            except ValueError:
+                record = loads_json(line)
+            except ValueError:  # BadJson: torn, garbled, or nested too deep to parse safely
                 continue
             if isinstance(record, dict):
                 records.append(record)
@@ -239,6 +241,10 @@ class NotACheckpoint(UserError):
     """The file is some other file, not a Siamese Studio checkpoint (as against one of ours, damaged)."""
 
 
+class UnsafeCheckpoint(NotACheckpoint):
+    """The file holds pickled Python objects (which could run code when loaded), not plain values and tensors."""
+
+
 def load_checkpoint(path, map_location="cpu", name: Optional[str] = None) -> dict:
     """Read a checkpoint safely (no pickled objects), check it is one of ours and that every field
     the app uses has the right type and range, and that its weights fit the network its spec
@@ -252,6 +258,10 @@ def load_checkpoint(path, map_location="cpu", name: Optional[str] = None) -> dic
         raise UserError(f"The checkpoint {label} does not exist: check the path.")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:  # whole, but it names Python objects the safe reader will not build
+        raise UnsafeCheckpoint(f"{label} is not a Siamese Studio checkpoint this app can read safely: it holds "
+                               "Python objects, not only weights, and loading them could run code, so it was not "
+                               "loaded.") from None
     except Exception:
         with open(path, "rb") as fh:
             damaged = fh.read(4) == ZIP_MAGIC
@@ -323,6 +333,12 @@ def checkpoint_problem(payload: dict) -> Optional[str]:
         return "it holds no weights (state_dict)"
     if not _is_number(payload.get("threshold")):
         return f"its threshold {payload.get('threshold')!r} is not a number"
+    # The threshold is a score: a probability (pair models) or 1 - distance / 2 (embeddings), both from 0 to 1.
+    if not 0.0 <= payload["threshold"] <= 1.0:
+        return f"its threshold {payload['threshold']!r} is not a score from 0 to 1, where the model's scores lie"
+    broken = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+    if broken is not None:
+        return f"its weights hold numbers that are not finite (NaN or infinity, e.g. in {broken})"
     points = payload.get("operating_points")
     if points is not None:
         problem = _operating_points_problem(points)
@@ -336,6 +352,8 @@ def checkpoint_problem(payload: dict) -> Optional[str]:
     for key in ("config", "metrics"):
         if payload.get(key) is not None and not isinstance(payload[key], dict):
             return f"its {key} is not a table of values"
+    if payload.get(DOMAIN_KEY) is not None:  # older checkpoints have none: they load, and cannot tell
+        return domain_problem(payload[DOMAIN_KEY])
     return None
 
 

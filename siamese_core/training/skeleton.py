@@ -27,6 +27,7 @@ import torch
 from ..config import TrainConfig
 from ..data.prepare import PreparedData, prepare_data
 from ..errors import UserError, plain_words
+from ..inference.domain import describe_run
 from ..maps.snapshots import SnapshotWriter
 from ..models.networks import build_model, model_spec, pick_device
 from ..runs.context import SAMPLES_FILE, write_samples
@@ -324,6 +325,8 @@ def train_run(group: distributed.Group, config: TrainConfig, out_dir, *, resume:
         try:
             ctx = _context(run, config, resume, progress, stop, on_epoch, data, group)
             status = trainer_for(ctx)(ctx).run()
+            if group.main and status.state == "done":  # what its images looked like, for the verdicts
+                describe_run(run, ctx.data, ctx.device)
             run.sweep_temp_files()  # again: one the start left for being only seconds old is older now
             return status
         except Exception as exc:

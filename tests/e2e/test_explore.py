@@ -58,3 +58,27 @@ def test_hovering_a_point_shows_its_thumbnail(browser, app_server, page):
     assert frame.locator("#pick-neighbours img").count() == 6
     assert frame.locator("#pick-thumb").get_attribute("src").startswith("data:image/")
     screenshot(page, "explore-hover-and-click")
+
+
+PHISHING = ('<a href="https:evil.example" target="_blank"><span style="font-size:40px;fill:red">'
+            'Session expired: sign in')
+
+
+def test_a_class_named_like_a_link_is_plain_text_in_the_map_s_legend(page):
+    """Issue 24, item 8: Plotly renders HTML in trace names, so such a class folder was a live link in the legend.
+    The map page (offline, plotly.js inlined) is opened in Chromium as the Explore page's iframe gets it."""
+    import numpy as np
+
+    from siamese_core.maps import embedding_map as M
+
+    pixels = np.random.default_rng(0).integers(0, 256, (8, 1, 28, 28), dtype=np.uint8)
+    points = M.MapPoints(np.random.default_rng(1).normal(size=(8, 3)), [PHISHING, "7"] * 4,
+                         [f"{i}.png" for i in range(8)], [M.thumbnail_uri(p) for p in pixels], list(range(8)))
+    page.set_content(M.build_map_html(points, PHISHING, note=PHISHING))
+    legend = page.locator(".legend")
+    legend.wait_for(state="attached", timeout=30_000)
+    texts = page.locator(".legend .legendtext").evaluate_all("els => els.map(e => e.textContent)")  # SVG text
+    assert PHISHING in texts and "7" in texts, texts  # shown as written, in its normal size
+    assert page.locator(".legend a, .legend tspan[style*='40px'], .annotation a").count() == 0
+    assert page.locator("svg a").count() == 0  # no link anywhere in the figure
+    screenshot(page, "explore-hostile-class-name")
