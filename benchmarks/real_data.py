@@ -44,7 +44,7 @@ decoded once as the product decodes them) and the same wall-clock budget:
     product's model.
 
 A last table gives the time to the same accuracy: the baseline's final accuracy on the row's validation
-pairs (threshold calibrated with the product's same_share, as its epochs are) and the first epoch, with
+pairs (threshold chosen as the product's epochs choose theirs) and the first epoch, with
 its wall seconds since train() began, at which the product's validation accuracy reached it.
 
 Timings are wall-clock on whatever machine runs it; "other load" says how many cores other processes
@@ -148,7 +148,7 @@ class Report:
     catches: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     # per row the product trained: its validation curve [(epoch, seconds since train() began, accuracy)]
-    # and the same_share its validation threshold was calibrated for
+    # and how its validation threshold was chosen: (same_share, threshold_policy)
     curves: dict = field(default_factory=dict)
     same_shares: dict = field(default_factory=dict)
 
@@ -272,7 +272,8 @@ def train_product(config, out_dir: Path, row: str, args, report: Report):
     seconds = time.perf_counter() - started
     run = RunDir(out_dir)
     ran = run.read_config()
-    report.same_shares[row] = ran.get("same_share")
+    # a run from before the two thresholds tuned its verdict for its same_share
+    report.same_shares[row] = (ran.get("same_share"), ran.get("threshold_policy") or "same-share")
     best = run.checkpoint("best")
     path = best if best.is_file() else run.checkpoint("last")
     if status.state == "stopped":
@@ -293,7 +294,7 @@ def print_epoch(record: dict) -> None:
 def baseline_model(spec: dict, train_set, val_set, val_pairs, budget_s: float, seed: int, out: Path,
                    row: str, report: Report):
     """Train pml_baseline on `train_set`, calibrate its threshold on the held-out pairs, load it like a user would."""
-    from siamese_core.evaluation.metrics import calibrate_threshold, verification_metrics
+    from siamese_core.evaluation.metrics import calibrate_threshold, validation_figures
     from siamese_core.inference.model import SiameseModel
     from siamese_core.models.networks import pick_device
     from siamese_core.runs.rundir import save_checkpoint
@@ -305,10 +306,9 @@ def baseline_model(spec: dict, train_set, val_set, val_pairs, budget_s: float, s
     channels_last = device.type == "cpu"
     scores = eval_fn(net, val_set, val_pairs, device, channels_last=channels_last)
     threshold = calibrate_threshold(scores, val_pairs[2])
-    if row in report.curves:  # calibrated as the product's epochs are, so the two accuracies compare
-        same_share = report.same_shares.get(row)
-        accuracy = verification_metrics(scores, val_pairs[2],
-                                        calibrate_threshold(scores, val_pairs[2], same_share=same_share))["accuracy"]
+    if row in report.curves:  # at a threshold chosen as the product's epochs choose theirs, so the accuracies compare
+        same_share, policy = report.same_shares[row]
+        accuracy = validation_figures(scores, val_pairs[2], same_share, policy)["accuracy"]
         reached = [(epoch, at) for epoch, at, project_accuracy in report.curves[row] if project_accuracy >= accuracy]
         epoch, at = reached[0] if reached else (None, None)
         report.catches.append(Catch(row, accuracy, seconds, epoch, at))

@@ -56,6 +56,11 @@ def test_train_verify_embed_eval_on_digits(tmp_path, digit_folders):
     assert (tmp_path / "eval" / "roc.png").is_file() and (tmp_path / "eval" / "scores.png").is_file()
     assert "equal error rate" in result.stdout and "10-fold threshold choice" in result.stdout
     assert "precision at 1" in result.stdout and "5-way one-shot" in result.stdout
+    # the checkpoint's two thresholds, each with its figures on these pairs, printed and kept in metrics.json
+    points = metrics["operating_points"]
+    assert [(p["name"], p["verdict"]) for p in points] == [("medians", True), ("rare-same", False)]
+    assert f"verdict  middle of the medians, threshold {points[0]['threshold']:.3f}: accuracy " in result.stdout
+    assert f"also     rare same pairs (10% same), threshold {points[1]['threshold']:.3f}: accuracy " in result.stdout
 
     result = run_cli("eval", "-v", digit_folders, "-o", tmp_path / "eval2", "-c", checkpoint, "--images", "0",
                      "--threshold", "0.9", "--far", "0.05", "--folds", "5", "--no-retrieval")

@@ -54,6 +54,14 @@ def test_checkpoints_are_self_describing_and_load_without_pickle(digits_run):
     assert payload["config"]["dataset"] == "digits" and payload["classes"] == [str(d) for d in range(10)]
     last = torch.load(digits_run / "checkpoints" / "last.pt", weights_only=True)
     assert last["epoch"] == 3 and "optimizer" in last
+    # two thresholds chosen on the validation pairs: the verdict's (the middle of the medians, as no share was
+    # named) and the rare-same one; the best epoch's logged validation figures are those at the verdict's
+    points = payload["operating_points"]
+    assert points["threshold_policy"] == "medians" and points["same_share"] == 0.1
+    assert payload["threshold"] == points["medians_threshold"] == payload["metrics"]["threshold"]
+    assert 0.0 <= points["rare_same_threshold"] <= 1.0
+    record = [r for r in RunDir(digits_run).read_metrics() if r["type"] == "epoch"][payload["epoch"] - 1]
+    assert record["medians_threshold"] == payload["threshold"] and record["accuracy"] == payload["metrics"]["accuracy"]
 
 
 @pytest.mark.parametrize("mode, mining, floor", [("contrastive", "none", 0.9), ("triplet", "none", 0.9),
