@@ -70,9 +70,13 @@ def as_image(source) -> Image.Image:
 
 
 def ink_on_paper(img: Image.Image, box: bool = True) -> np.ndarray:
-    """Grey, the paper's level removed (light or dark paper alike), ink bright in [0, 1]; cropped to the ink's box."""
+    """Grey, the paper's level (its median) removed and the ink bright in [0, 1]; cropped to the ink's box.
+
+    Ink is what lies on the far side of the paper's level from its own brightness: darker than light paper, lighter
+    than dark paper (MNIST's black); paper lighter than its median (a white margin) is not ink."""
     grey = np.asarray(img.convert("L"), dtype=np.float32)
-    ink = np.abs(grey - np.median(grey))
+    paper = float(np.median(grey))
+    ink = np.clip(paper - grey if paper >= 128 else grey - paper, 0, None)
     ink = np.clip(ink / max(float(np.percentile(ink, 99.5)), 1.0), 0, 1)
     if box:
         rows, cols = np.flatnonzero((ink > 0.3).sum(1) >= 2), np.flatnonzero((ink > 0.3).sum(0) >= 2)

@@ -12,7 +12,8 @@ Rows (data from ../shared/data; a row whose data is missing is skipped with a on
          each counted once, at the checkpoint's threshold: accuracy, precision, recall.
   faces  AT&T faces: `train --train_path faces/` (people s1-s30, no other flag: the product's defaults,
          which hold out some of those people to choose the threshold), then 900 balanced pairs
-         (fixed seed) of the unseen people s31-s40 at the checkpoint's threshold: accuracy, ROC AUC, EER.
+         (fixed seed) of the unseen people s31-s40: accuracy at the checkpoint's threshold, best accuracy
+         (the threshold chosen on the test pairs), ROC AUC, EER.
   reid   Market-1501 crops: the 751 person ids sorted, `train --train_path people/` on the first 600
          (class folders of symlinks, the product's defaults), the other 151 as query and gallery: one
          query per person and camera, same-person same-camera gallery images left out; CMC rank-1 and
