@@ -22,8 +22,8 @@ alike). The recipe, the same for every row but for the input handling its field 
               classifier (cross-entropy, label smoothing 0.1) beside the batch-hard triplet loss (margin 0.3,
               on the features before the neck); the vectors compared are those after the neck.
 
-The time budget counts from the first decoded training image to the last step (the step that ends nearest to
-it); the threshold's calibration comes after.
+The time budget counts from the start of decoding the training images to the last step (the step that ends
+nearest to it), as the product's counts its own decoding; the threshold's calibration comes after.
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ def pk_batch(members: list, p: int, k: int, rng: np.random.Generator) -> np.ndar
 class Trained:
     net: object
     steps: int
-    seconds: float  # from the first decoded training image to the last step
+    seconds: float  # from the start of decoding the training images to the end of the last step
 
 
 def train(field: Field, sources, labels, budget_s: float, seed: int, started: Optional[float] = None) -> Trained:
