@@ -20,8 +20,8 @@ from siamese_core.errors import UserError
 from siamese_core.inference.model import SiameseModel
 from siamese_core.runs.rundir import RunDir, checkpoint_problem
 
-DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo" / "digits-convnet.pt"
-SAMPLES = Path(__file__).resolve().parents[1] / "assets" / "samples" / "digits"
+DEMO = Path(__file__).resolve().parents[2] / "assets" / "demo" / "digits-convnet.pt"
+SAMPLES = Path(__file__).resolve().parents[2] / "assets" / "samples" / "digits"
 
 
 def write_writing(root: Path, writers: int = 6, per_writer: int = 8, seed: int = 0) -> Path:
