@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -33,3 +35,17 @@ def zip_of(folder: Path, wrap: str = "") -> bytes:
 
 def by_key(elements, prefix: str):
     return next(e for e in elements if e.key and e.key.startswith(prefix))
+
+
+def map_data(at) -> tuple[dict, dict]:
+    """(POINTS, FIGURE) of the map page the iframe holds."""
+    frames = at.get("iframe")
+    assert len(frames) == 1
+    page = frames[0].proto.srcdoc
+    points = json.loads(re.search(r"const POINTS = (.*);\n", page).group(1))
+    figure = json.loads(re.search(r"const FIGURE = (.*);\n", page).group(1))
+    return points, figure
+
+
+def captions(at) -> str:
+    return "\n".join(c.value for c in at.caption)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import subprocess
 import sys
@@ -141,3 +142,10 @@ def runs_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("SIAMESE_RUNS_DIR", str(folder))
     yield folder
     stop_all_runs(folder)
+
+
+def write_idx(path, array, compress):
+    """An array as an MNIST IDX file (gzip-compressed or not)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    (gzip.open if compress else open)(path, "wb").write(payload)

@@ -164,7 +164,7 @@ def choose_source(at: AppTest, words: str) -> AppTest:
 
 def test_mnist_is_offered_when_its_files_are_present(runs_dir, tmp_path, monkeypatch):
     from siamese_core.data import sources as D
-    from test_data import write_idx
+    from conftest import write_idx
 
     digits = D.load_digits(28, 1)
     write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", digits.pixels[:200, 0].numpy(), True)

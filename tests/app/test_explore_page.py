@@ -12,23 +12,9 @@ import re
 import shutil
 from collections import Counter
 
-from app_helpers import by_key, open_page, zip_of
+from app_helpers import by_key, captions, map_data, open_page, zip_of
 from app_pages.shared import state
 from conftest import write_class_folders
-
-
-def map_data(at) -> tuple[dict, dict]:
-    """(POINTS, FIGURE) of the map page the iframe holds."""
-    frames = at.get("iframe")
-    assert len(frames) == 1
-    page = frames[0].proto.srcdoc
-    points = json.loads(re.search(r"const POINTS = (.*);\n", page).group(1))
-    figure = json.loads(re.search(r"const FIGURE = (.*);\n", page).group(1))
-    return points, figure
-
-
-def captions(at) -> str:
-    return "\n".join(c.value for c in at.caption)
 
 
 def test_explore_maps_the_built_in_digits_with_the_demo_model(runs_dir):

@@ -1,13 +1,12 @@
 """Sources, splits and samplers."""
 
-import gzip
 import logging
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import write_class_folders
+from conftest import write_class_folders, write_idx
 from siamese_core.data import sources as D
 from siamese_core.config import TrainConfig
 from siamese_core.errors import UserError
@@ -68,12 +67,6 @@ def test_one_class_and_one_image_classes_cannot_train(tmp_path):
 
 
 # ---------------------------------------------------------------- MNIST from IDX files
-
-def write_idx(path, array, compress):
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
-    payload = header + array.astype(np.uint8).tobytes()
-    (gzip.open if compress else open)(path, "wb").write(payload)
-
 
 @pytest.mark.parametrize("compress", [True, False])
 def test_mnist_reads_original_idx_files(tmp_path, compress):

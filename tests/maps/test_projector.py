@@ -13,14 +13,13 @@ import time
 import numpy as np
 import pytest
 
-from app_helpers import open_page, zip_of
+from app_helpers import captions, map_data, open_page, zip_of
 from app_pages.shared import state
 from conftest import ROOT, write_class_folders
 from siamese_core.maps import embedding_map as M
 from siamese_core.maps import metadata as MM
 from siamese_core.maps import projection as P
 from siamese_core.errors import UserError
-from test_explore_page import captions, map_data
 from test_projection import plotly_array
 
 DIGIT_NAMES = [f"digits/{i % 10}/{i:04d}.png" for i in range(200)]
