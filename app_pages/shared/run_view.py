@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from pathlib import Path
 from typing import Optional
 
 import plotly.graph_objects as go
@@ -216,7 +217,17 @@ def checkpoint_problem(path: str, modified: float) -> Optional[str]:
     return None
 
 
-@st.cache_data(max_entries=4, show_spinner=False)
+# Downloads are served from bytes built once per checkpoint version, never from a callable run on click: Streamlit
+# forgets a click's callable at the page's next full redraw and sweeps the file it made at the next redraw of any
+# part (the sidebar redraws every 2 s while a run trains), so such clicks failed while runs trained. Bytes given to
+# the button are kept for as long as the button is on the page; the same bytes every redraw are the same file.
+@st.cache_resource(max_entries=8, show_spinner=False)
+def checkpoint_bytes(path: str, modified: float) -> bytes:
+    """A checkpoint's file, read once per file version (shared by every session: no copy per redraw)."""
+    return Path(path).read_bytes()
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
 def onnx_zip(path: str, modified: float, name: str) -> bytes:
     """A run's checkpoint exported for other apps (siamese_core.inference.export), zipped; once per file version."""
     from siamese_core.inference.export import export_zip
@@ -259,19 +270,42 @@ def _finished_actions(info: jobs.RunInfo, allow_delete: bool) -> None:
         if cols[1].button("Explore its embeddings", icon=ICONS["explore"], key=f"explore-{name}"):
             models.use_model(f"run:{name}")
             st.switch_page("app_pages/explore/page.py")
-        cols[2].download_button(f"Download {which} checkpoint", icon=":material/download:", data=usable.read_bytes,
-                                file_name=f"{name}-{which}.pt", mime="application/octet-stream",
-                                key=f"download-{name}")
+        version = (str(usable), usable.stat().st_mtime)
+        cols[2].download_button(f"Download {which} checkpoint", icon=":material/download:",
+                                data=checkpoint_bytes(*version), file_name=f"{name}-{which}.pt",
+                                mime="application/octet-stream", key=f"download-{name}", on_click="ignore")
         if which == "best":
-            cols[3].download_button("Download for other apps", icon=":material/deployed_code:",
-                                    data=lambda: onnx_zip(str(usable), usable.stat().st_mtime, name),  # on click
-                                    file_name=f"{name}-onnx.zip", mime="application/zip", key=f"download-onnx-{name}",
-                                    help="A zip for apps outside this one (phones, web pages, other languages): "
-                                         "the model as ONNX files, a JSON file saying how to feed it images and read its "
-                                         "verdict, and a model card with its data, recipe and figures.")
+            _onnx_download(cols[3], version, name)
     if allow_delete:
         _class_word(info)
         _delete(run)
+
+
+def _onnx_download(place, version: tuple, name: str) -> None:
+    """'Download for other apps': exported on a first click (seconds: say so), then a plain download of those bytes."""
+    prepared = state.onnx_prepared()
+    if version not in prepared:
+        if not place.button("Prepare for other apps", icon=":material/deployed_code:", key=f"prepare-onnx-{name}",
+                            help=ONNX_HELP + " Making it takes a few seconds."):
+            return
+        with place.status("Making the files for other apps (ONNX): a few seconds...") as making:
+            try:
+                onnx_zip(*version, name)
+            except UserError as exc:
+                making.update(label="The files for other apps could not be made", state="error")
+                text.error(exc)
+                return
+            making.update(label="Ready to download", state="complete")
+        prepared.add(version)
+        st.rerun()  # the button becomes the download itself
+    place.download_button("Download for other apps", icon=":material/deployed_code:", data=onnx_zip(*version, name),
+                          file_name=f"{name}-onnx.zip", mime="application/zip", key=f"download-onnx-{name}",
+                          on_click="ignore", help=ONNX_HELP)
+
+
+ONNX_HELP = ("A zip for apps outside this one (phones, web pages, other languages): the model as ONNX files, a JSON "
+             "file saying how to feed it images and read its verdict, and a model card with its data, recipe and "
+             "figures.")
 
 
 def _class_word(info: jobs.RunInfo) -> None:
