@@ -72,9 +72,20 @@ def model_choices(runs: Optional[list] = None) -> list[ModelChoice]:
 MODEL_PARAM = "model"  # the URL's query parameter naming the model in use, so a reload keeps it
 
 
+def default_choice(choices: list[ModelChoice]) -> ModelChoice:
+    """What a session that chose nothing uses: the newest run's validated best model (a student opening the link
+    after the teacher trained gets that run, not the demo), else the demo."""
+    return next((c for c in choices if c.key.startswith("run:") and c.path.stem == "best"), choices[0])
+
+
 def current_model(choices: Optional[list[ModelChoice]] = None) -> ModelChoice:
     choices = choices or model_choices()
-    wanted = st.session_state.get(state.MODEL) or st.query_params.get(MODEL_PARAM) or DEMO_KEY
+    wanted = st.session_state.get(state.MODEL) or st.query_params.get(MODEL_PARAM)
+    if wanted is None:
+        chosen = default_choice(choices)
+        if chosen.key != DEMO_KEY:  # kept for the session: a run finishing later does not swap the model under it
+            use_model(chosen.key)
+        return chosen
     return next((c for c in choices if c.key == wanted), choices[0])
 
 
