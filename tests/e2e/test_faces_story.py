@@ -56,7 +56,7 @@ def test_train_on_people_then_every_page_follows_that_model(app_server, page, tm
     page.get_by_text("Found 80 images in 10 classes").wait_for(timeout=30_000)
     wait_for_app(page)
     assert_no_exception(page)
-    assert page.get_by_role("textbox", name="One class is a...").input_value() == "person"
+    assert page.get_by_role("textbox", name="Each class is one...").input_value() == "person"
     thumbnails = page.locator('[data-testid="stImage"] img')
     assert thumbnails.count() >= 10 and all(thumbnails.nth(i).get_attribute("src") for i in range(4))
     set_epochs(page, 2)
