@@ -83,8 +83,7 @@ def current_model(choices: Optional[list[ModelChoice]] = None) -> ModelChoice:
     wanted = st.session_state.get(state.MODEL) or st.query_params.get(MODEL_PARAM)
     if wanted is None:
         chosen = default_choice(choices)
-        if chosen.key != DEMO_KEY:  # kept for the session: a run finishing later does not swap the model under it
-            use_model(chosen.key)
+        use_model(chosen.key)  # kept for the session: a run finishing later does not swap the model under it
         return chosen
     return next((c for c in choices if c.key == wanted), choices[0])
 
@@ -186,6 +185,14 @@ def _load(path: str, modified: float):  # ModelChoice.version
     from siamese_core.inference.model import SiameseModel  # torch is imported here, on first use only
 
     return SiameseModel.load(path)
+
+
+def load_quietly(choice: ModelChoice):
+    """The loaded model, or None when it cannot load (said where it is the model in use, not here)."""
+    try:
+        return _load(*choice.version)
+    except (OSError, UserError):
+        return None
 
 
 def load_model(choice: ModelChoice):
