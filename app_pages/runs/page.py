@@ -48,4 +48,5 @@ st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config
 
 titles = {info.name: run_title(info) for info in runs}
 chosen = st.selectbox("Open a run", list(titles), format_func=titles.get, key="open-run")
-run_view.show_run(chosen, allow_delete=True)
+with st.spinner("Opening the run: its figures, curves and checkpoint..."):  # seconds while other runs train
+    run_view.show_run(chosen, allow_delete=True)
