@@ -13,7 +13,7 @@ import pytest
 from conftest import write_people
 from siamese_core.runs.rundir import RunDir
 
-from .conftest import assert_no_exception, screenshot, set_epochs, start_training, wait_for_app
+from .conftest import assert_no_exception, screenshot, set_epochs, sidebar_text, start_training, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -34,10 +34,6 @@ def assert_best_epoch_figures(page, run: RunDir) -> None:
     assert metric(page, "Validation accuracy") == percent(best["accuracy"])
     assert metric(page, "Precision") == percent(best["precision"])
     assert metric(page, "Recall") == percent(best["recall"])
-
-
-def sidebar_text(page) -> str:
-    return page.locator('[data-testid="stSidebar"]').inner_text()
 
 
 def test_train_on_people_then_every_page_follows_that_model(app_server, page, tmp_path):

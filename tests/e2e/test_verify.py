@@ -8,7 +8,7 @@ import pytest
 
 from conftest import ROOT
 
-from .conftest import assert_no_exception, screenshot, wait_for_app
+from .conftest import assert_no_exception, screenshot, sidebar_text, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -98,4 +98,5 @@ def test_faces_on_the_digits_model_get_a_sentence_and_the_faces_model_is_offered
     wait_for_app(page)
     assert_no_exception(page)
     assert "model=run%3Apeople-e2e" in page.url  # the model in use on every page, and in the link
+    assert "people-e2e" in sidebar_text(page)
     pair_tab.get_by_role("button", name="Try: same person").wait_for()  # the page now speaks of people
