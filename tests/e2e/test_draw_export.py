@@ -31,7 +31,7 @@ def draw(page, pad, digit: str, **hand) -> None:
 
 
 def test_draw_two_digits_and_the_verdict_follows_the_strokes(app_server, page):
-    page.goto(f"{app_server.url}/verify")
+    page.goto(f"{app_server.url}/verify?model=demo")  # the demo model, whatever runs other tests left
     wait_for_app(page, timeout_s=60)
     pair_tab = page.get_by_role("tabpanel", name="Check a pair")
     # The component lives in the page itself (a shadow root, no iframe): its drawing area is .dc-container.

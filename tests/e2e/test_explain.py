@@ -12,7 +12,7 @@ pytestmark = pytest.mark.browser
 
 
 def open_why(page, url: str):
-    page.goto(f"{url}/verify")
+    page.goto(f"{url}/verify?model=demo")  # the demo model, whatever runs other tests left
     wait_for_app(page, timeout_s=90)
     pair_tab = page.get_by_role("tabpanel", name="Check a pair")
     pair_tab.get_by_text("Why this verdict?").click()
@@ -60,7 +60,7 @@ def test_why_this_verdict_shows_hoverable_maps_on_verify_and_in_the_gallery(app_
     finally:
         phone.close()
 
-    page.goto(f"{app_server.url}/evaluate")
+    page.goto(f"{app_server.url}/evaluate?model=demo")  # the demo model, whatever runs other tests left
     wait_for_app(page, timeout_s=90)
     page.get_by_role("tab", name="Where it fails").click()
     failures = page.get_by_role("tabpanel", name="Where it fails")

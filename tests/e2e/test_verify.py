@@ -16,7 +16,7 @@ SAMPLES = ROOT / "assets" / "samples" / "digits"
 
 
 def test_upload_two_images_and_read_the_verdict(app_server, page, tmp_path):
-    page.goto(f"{app_server.url}/verify")
+    page.goto(f"{app_server.url}/verify?model=demo")  # the demo model, whatever runs other tests left
     wait_for_app(page)
     pair_tab = page.get_by_role("tabpanel", name="Check a pair")
     for side in "AB":
