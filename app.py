@@ -12,10 +12,11 @@ import streamlit as st
 from app_pages.shared import runs
 from app_pages.shared.icons import ICONS
 from app_pages.shared.models import keep_in_url
+from app_pages.shared.paths import TAB_ICON
 from app_pages.shared.sidebar import sidebar
 from siamese_core.errors import plain_words
 
-st.set_page_config(page_title="Siamese Studio", page_icon=":material/pets:", layout="wide")
+st.set_page_config(page_title="Siamese Studio", page_icon=str(TAB_ICON), layout="wide")  # a local file: offline
 
 pages = [
     st.Page("app_pages/home/page.py", title="Home", url_path="home", icon=ICONS["home"], default=True),

@@ -55,9 +55,10 @@ def pick_set(model) -> Optional[EvalSet]:
         st.info("Upload a zip of class folders to evaluate on.")
         return None
     try:
-        root = uploads.find_class_root(unpack_zip(upload, staged_upload(upload, kind="evaluate")))
-        summary = uploads.describe_class_folders(root)
-        people = named_identities(root) if summary.total == 0 and summary.loose_images else 0
+        with st.spinner(f"Unpacking {text.plain(upload.name)} and counting its images..."):  # seconds for a big zip
+            root = uploads.find_class_root(unpack_zip(upload, staged_upload(upload, kind="evaluate")))
+            summary = uploads.describe_class_folders(root)
+            people = named_identities(root) if summary.total == 0 and summary.loose_images else 0
     except UserError as exc:
         text.error(exc)
         return None
@@ -73,8 +74,8 @@ def pick_set(model) -> Optional[EvalSet]:
     return EvalSet(f"the uploaded {upload.name}", str(root))
 
 
-@st.cache_resource(show_spinner="Scoring the evaluation pairs (the model runs once; the slider then moves "
-                                 "everything instantly)...", max_entries=6)
+@st.cache_resource(show_spinner="Reading every image of the set and scoring the evaluation pairs: up to a minute "
+                                 "for a big set (once: the slider then moves everything instantly)...", max_entries=6)
 def _scored(_model, model_version: tuple, set_path: Optional[str], set_label: str,
             n_pairs: int, seed: int, sequential: bool):
     """The model's scores on the set: computed once per (model file and version, set, pairs, seed).

@@ -35,15 +35,18 @@ for info in runs:
         state += f" ({ordinal(places[info.name]['place'])} in line)"
     rows.append({"run": status.label or info.name, "state": state,
                  "epoch": f"{epoch_in_progress(status)} of {status.total_epochs or '?'}",
-                 "best accuracy": status.best_accuracy, "best epoch": status.best_epoch,
+                 "best accuracy": status.best_accuracy,
+                 "best epoch": str(status.best_epoch) if status.best_epoch else "–",  # not "None": none validated yet
                  "data": data_words(config) if config else "", "backbone": config.get("backbone", ""),
                  "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(created)) if created else "",
                  "folder": info.name})
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
     "best accuracy": st.column_config.ProgressColumn("best validation accuracy", format="percent",
                                                      min_value=0, max_value=1),
-    "best epoch": st.column_config.NumberColumn("best epoch", help="The epoch the figures and best.pt come from.")})
+    "best epoch": st.column_config.TextColumn("best epoch", help="The epoch the figures and best.pt come from; "
+                                              "– while no epoch has been checked on validation pairs.")})
 
 titles = {info.name: run_title(info) for info in runs}
 chosen = st.selectbox("Open a run", list(titles), format_func=titles.get, key="open-run")
-run_view.show_run(chosen, allow_delete=True)
+with st.spinner("Opening the run: its figures, curves and checkpoint..."):  # seconds while other runs train
+    run_view.show_run(chosen, allow_delete=True)

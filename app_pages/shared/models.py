@@ -72,9 +72,19 @@ def model_choices(runs: Optional[list] = None) -> list[ModelChoice]:
 MODEL_PARAM = "model"  # the URL's query parameter naming the model in use, so a reload keeps it
 
 
+def default_choice(choices: list[ModelChoice]) -> ModelChoice:
+    """What a session that chose nothing uses: the newest run's validated best model (a student opening the link
+    after the teacher trained gets that run, not the demo), else the demo."""
+    return next((c for c in choices if c.key.startswith("run:") and c.path.stem == "best"), choices[0])
+
+
 def current_model(choices: Optional[list[ModelChoice]] = None) -> ModelChoice:
     choices = choices or model_choices()
-    wanted = st.session_state.get(state.MODEL) or st.query_params.get(MODEL_PARAM) or DEMO_KEY
+    wanted = st.session_state.get(state.MODEL) or st.query_params.get(MODEL_PARAM)
+    if wanted is None:
+        chosen = default_choice(choices)
+        use_model(chosen.key)  # kept for the session: a run finishing later does not swap the model under it
+        return chosen
     return next((c for c in choices if c.key == wanted), choices[0])
 
 
@@ -175,6 +185,14 @@ def _load(path: str, modified: float):  # ModelChoice.version
     from siamese_core.inference.model import SiameseModel  # torch is imported here, on first use only
 
     return SiameseModel.load(path)
+
+
+def load_quietly(choice: ModelChoice):
+    """The loaded model, or None when it cannot load (said where it is the model in use, not here)."""
+    try:
+        return _load(*choice.version)
+    except (OSError, UserError):
+        return None
 
 
 def load_model(choice: ModelChoice):

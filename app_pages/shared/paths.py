@@ -8,6 +8,9 @@ from siamese_core import settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_MODEL = ROOT / "assets" / "demo" / "digits-convnet.pt"
+# The browser tab's icon, a file served by the app itself: a Material icon there is fetched from fonts.gstatic.com
+# on every page load, which fails offline (a classroom server may have no internet).
+TAB_ICON = ROOT / "assets" / "icon.png"
 SAMPLES = ROOT / "assets" / "samples" / "digits"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from pathlib import Path
 from typing import Optional
 
 import plotly.graph_objects as go
@@ -34,34 +35,50 @@ def just_deleted() -> Optional[str]:
 
 
 def queue_words(place: jobs.QueuePlace, training: int) -> str:
-    """A waiting run's place in line and expected start, in words; `training`: how many runs train now."""
-    line = f"{ordinal(place['place'])} in line"
+    """What a waiting run says of itself: that it is this run that waits, why, and when it should start
+    (`training`: how many runs train now)."""
+    cap = jobs.max_training_runs()
+    why = (f"this machine trains {_runs(cap)} at a time and {_runs(training, 'is', 'are')} training now"
+           if training else "every training slot is taken")
+    head = f"This run is waiting its turn, {ordinal(place['place'])} in line: {why}."
     seconds = place["starts_in"]
     if seconds is None:
-        return f"{line}: it starts when a training slot frees up."
+        return f"{head} It starts when a slot frees up."
     if seconds < 30:
-        return f"{line}: it starts in a moment."
+        return f"{head} It starts in a moment."
     minutes = max(1, round(seconds / 60))
     when = f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
     ahead = place["place"] - 1 + training
-    return (f"{line}: it starts after the run{'s' if ahead > 1 else ''} ahead of it "
-            f"finish{'' if ahead > 1 else 'es'}, in about {when}.")
+    return f"{head} It starts when the {_runs(ahead)} ahead of it {'end' if ahead > 1 else 'ends'}, in about {when}."
+
+
+def _runs(n: int, one: str = "", many: str = "") -> str:
+    """'1 run', '2 runs' (with a verb: '1 run is', '2 runs are')."""
+    words = f"{n} run" + ("" if n == 1 else "s")
+    verb = one if n == 1 else many
+    return f"{words} {verb}" if verb else words
 
 
 def queue_note(runs: list) -> Optional[str]:
-    """What Start will do when every slot is taken (`runs`: every run of the folder); None when it starts at once."""
+    """What Start will do when every slot is taken (`runs`: every run of the folder); None when it starts at once.
+    Said of the run not started yet, so that nobody reads it as their own run waiting."""
     training = sum(info.active for info in runs)
     waiting = sum(info.waiting for info in runs)
     cap = jobs.max_training_runs()
     if training < cap and not waiting:
         return None
-    busy = f"{training} run{'s are' if training != 1 else ' is'} training (this machine trains {cap} at a time)"
+    busy = f"{_runs(training, 'is', 'are')} training now (this machine trains {_runs(cap)} at a time)"
     if waiting:
-        busy += f" and {waiting} {'is' if waiting == 1 else 'are'} waiting"
-    return f"{busy}: this one will wait its turn, {ordinal(waiting + 1)} in line."
+        busy += f" and {_runs(waiting, 'is', 'are')} waiting"
+    return (f"{busy}: a run you start now waits its turn, {ordinal(waiting + 1)} in line, and starts by itself "
+            "when a slot frees up.")
 
 
-def show_run(name: str, *, allow_delete: bool = False) -> None:
+START_AGAIN = "Start it again from the Train page."  # what the Runs page says; the Train page says its own words
+
+
+def show_run(name: str, *, allow_delete: bool = False, start_again: str = START_AGAIN) -> None:
+    """One run; `start_again`: how to start it again, in the words of the page it is on."""
     run = RunDir(runs_dir() / name)
     if not (run.path / "status.json").is_file():
         st.warning(f"The run '{text.plain(name)}' no longer exists.")
@@ -70,7 +87,7 @@ def show_run(name: str, *, allow_delete: bool = False) -> None:
     # Only this part redraws while the run waits or trains, so the rest of the page stays put.
     st.fragment(_live, run_every=REFRESH_SECONDS if info.unfinished else None)(run, info.unfinished)
     if not info.unfinished:
-        _finished_actions(info, allow_delete)
+        _finished_actions(info, allow_delete, start_again)
 
 
 def _live(run: RunDir, was_unfinished: bool) -> None:
@@ -216,7 +233,17 @@ def checkpoint_problem(path: str, modified: float) -> Optional[str]:
     return None
 
 
-@st.cache_data(max_entries=4, show_spinner=False)
+# Downloads are served from bytes built once per checkpoint version, never from a callable run on click: Streamlit
+# forgets a click's callable at the page's next full redraw and sweeps the file it made at the next redraw of any
+# part (the sidebar redraws every 2 s while a run trains), so such clicks failed while runs trained. Bytes given to
+# the button are kept for as long as the button is on the page; the same bytes every redraw are the same file.
+@st.cache_resource(max_entries=8, show_spinner=False)
+def checkpoint_bytes(path: str, modified: float) -> bytes:
+    """A checkpoint's file, read once per file version (shared by every session: no copy per redraw)."""
+    return Path(path).read_bytes()
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
 def onnx_zip(path: str, modified: float, name: str) -> bytes:
     """A run's checkpoint exported for other apps (siamese_core.inference.export), zipped; once per file version."""
     from siamese_core.inference.export import export_zip
@@ -224,7 +251,7 @@ def onnx_zip(path: str, modified: float, name: str) -> bytes:
     return export_zip(path, f"{name}.onnx", name="it")
 
 
-def _finished_actions(info: jobs.RunInfo, allow_delete: bool) -> None:
+def _finished_actions(info: jobs.RunInfo, allow_delete: bool, start_again: str) -> None:
     """What the run offers now that it has ended: exactly the checkpoint that exists, named as what it is."""
     run, name = info.run, info.run.path.name
     usable = models.usable_checkpoint(info)
@@ -233,10 +260,10 @@ def _finished_actions(info: jobs.RunInfo, allow_delete: bool) -> None:
     if problem:  # say so instead of "finished", and offer nothing built on a broken file
         st.error(f"This run's {usable.stem} checkpoint cannot be used: {text.plain(problem)}")
     elif info.state == jobs.CANCELLED:
-        st.info("This run was cancelled before its turn came: it never trained. Start it again from the Train page.")
+        st.info(f"This run was cancelled before its turn came: it never trained. {start_again}")
     elif usable is None:
         st.warning("This run saved no weights that can be used" + (": it failed before its first epoch ended."
-                   if info.state == "failed" else ".") + " Start it again from the Train page.")
+                   if info.state == "failed" else ".") + f" {start_again}")
     elif usable.stem == "last":
         st.info("This run was stopped before its first epoch ended, so nothing was checked on validation pairs. "
                 "Its last weights are kept and can be tried, but their verdict threshold is a neutral 50%, "
@@ -259,19 +286,45 @@ def _finished_actions(info: jobs.RunInfo, allow_delete: bool) -> None:
         if cols[1].button("Explore its embeddings", icon=ICONS["explore"], key=f"explore-{name}"):
             models.use_model(f"run:{name}")
             st.switch_page("app_pages/explore/page.py")
-        cols[2].download_button(f"Download {which} checkpoint", icon=":material/download:", data=usable.read_bytes,
-                                file_name=f"{name}-{which}.pt", mime="application/octet-stream",
-                                key=f"download-{name}")
+        version = (str(usable), usable.stat().st_mtime)
+        cols[2].download_button(f"Download {which} checkpoint", icon=":material/download:",
+                                data=checkpoint_bytes(*version), file_name=f"{name}-{which}.pt",
+                                mime="application/octet-stream", key=f"download-{name}", on_click="ignore")
         if which == "best":
-            cols[3].download_button("Download for other apps", icon=":material/deployed_code:",
-                                    data=lambda: onnx_zip(str(usable), usable.stat().st_mtime, name),  # on click
-                                    file_name=f"{name}-onnx.zip", mime="application/zip", key=f"download-onnx-{name}",
-                                    help="A zip for apps outside this one (phones, web pages, other languages): "
-                                         "the model as ONNX files, a JSON file saying how to feed it images and read its "
-                                         "verdict, and a model card with its data, recipe and figures.")
+            _onnx_download(cols[3], version, name)
     if allow_delete:
         _class_word(info)
         _delete(run)
+
+
+def _onnx_download(place, version: tuple, name: str) -> None:
+    """'Download for other apps': exported on a first click (seconds: say so), then a plain download of those bytes."""
+    prepared = state.onnx_prepared()
+    if version not in prepared:
+        if not place.button("Prepare for other apps", icon=":material/deployed_code:", key=f"prepare-onnx-{name}",
+                            help=ONNX_HELP + " Making it takes a few seconds."):
+            return
+        with place.status("Making the files for other apps (ONNX): a few seconds...") as making:
+            try:
+                onnx_zip(*version, name)
+            except UserError as exc:
+                making.update(label="The files for other apps could not be made", state="error")
+                text.error(exc)
+                return
+            making.update(label="Ready to download", state="complete")
+        prepared.add(version)
+        st.rerun()  # the button becomes the download itself
+    place.download_button("Download for other apps", icon=":material/deployed_code:", data=onnx_zip(*version, name),
+                          file_name=f"{name}-onnx.zip", mime="application/zip", key=f"download-onnx-{name}",
+                          on_click="ignore", help=ONNX_HELP)
+
+
+ONNX_HELP = ("A zip for apps outside this one (phones, web pages, other languages): the model as ONNX files, a JSON "
+             "file saying how to feed it images and read its verdict, and a model card with its data, recipe and "
+             "figures.")
+
+
+CLASS_WORD_LABEL = "Each class is one..."  # completed by the word: "Each class is one... person"
 
 
 def _class_word(info: jobs.RunInfo) -> None:
@@ -279,8 +332,8 @@ def _class_word(info: jobs.RunInfo) -> None:
     from siamese_core.runs.context import run_class_word, set_class_word
 
     current = run_class_word(info.run, info.config)
-    with st.expander(f"What one class is called: {text.plain(current)}"):
-        word = st.text_input("One class is a...", current, max_chars=30, key=f"class-word-{info.name}",
+    with st.expander(f"What each class is: {text.plain(current)}"):
+        word = st.text_input(CLASS_WORD_LABEL, current, max_chars=30, key=f"class-word-{info.name}",
                              help="The verdicts say 'same person' or 'different digits' with this word.")
         if st.button("Save", key=f"class-word-save-{info.name}", disabled=word.strip() == current):
             kept = set_class_word(info.run, word)

@@ -7,8 +7,8 @@ import os
 import streamlit as st
 
 from app_pages.shared import runs as shared_runs
-from app_pages.shared import text
-from app_pages.shared.models import current_model, model_choices, run_title
+from app_pages.shared import state, text
+from app_pages.shared.models import current_model, model_choices, run_title, use_model
 from siamese_core.runs import jobs
 from siamese_core.runs.rundir import epoch_in_progress
 from siamese_core.settings import runs_dir
@@ -23,11 +23,29 @@ def device_label() -> str:
 def sidebar() -> None:
     with st.sidebar:
         runs = shared_runs.listed()
-        st.caption(f"**Model in use**  \n{text.plain(current_model(model_choices(runs)).label)}")
+        model_in_use(runs)
         st.caption(f"**Device**  \n{device_label()}")
         unfinished = [info.name for info in runs if info.unfinished]
         if unfinished:  # redrawn on its own while runs wait or train, so its epoch keeps up with the page's progress bar
             st.fragment(_training_now, run_every=2.0)(unfinished)
+
+
+def model_in_use(runs: list) -> None:
+    """Which model every page uses, said where every page shows it, and changed there in one pick."""
+    choices = model_choices(runs)
+    chosen = current_model(choices)
+    if len(choices) == 1:  # the demo alone: nothing to change to
+        st.caption(f"**Model in use**  \n{text.plain(chosen.label)}")
+        return
+    widget = state.model_picker("sidebar")
+    st.session_state[widget] = chosen.key  # the one model state of the app: this box shows it, never its own
+    labels = {c.key: c.label for c in choices}
+    st.selectbox("Model in use", list(labels), format_func=labels.get, key=widget, on_change=_picked, args=(widget,),
+                 help="Every page (Verify, Explore, Evaluate) uses this model. Runs appear here once they finish.")
+
+
+def _picked(widget: str) -> None:
+    use_model(st.session_state[widget])
 
 
 def _training_now(names: list) -> None:

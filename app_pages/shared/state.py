@@ -55,6 +55,11 @@ def upload_digests() -> dict:
 WATCHED_RUN = "watched-run"  # the run the Train page shows, kept once it finishes
 CONFIRM_DELETE = "confirm-delete"  # the run whose Delete asks 'Yes, delete it?'
 DELETED_RUN = "deleted-run"  # the run deleted by the last click, for the page to say so after its rerun
+ONNX_PREPARED = "onnx-prepared"  # (checkpoint, modification time) exported for other apps in this session
+
+
+def onnx_prepared() -> set[tuple[str, float]]:
+    return st.session_state.setdefault(ONNX_PREPARED, set())
 
 # ---------------------------------------------------------------- making a data set (train/builder.py)
 

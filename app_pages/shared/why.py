@@ -46,8 +46,8 @@ def kind_words(explanation, threshold: float, figures: bool = True) -> str:
         return f"{explanation.note} {words}".strip()
     if explanation.exact:
         return (f"{words} Here the similarity is {explanation.target:.3f} (score {100 * explanation.score:.1f}%); "
-                f"the part that belongs to no region (the network's fixed offset) is {explanation.bias_a:+.3f} on "
-                f"image A and {explanation.bias_b:+.3f} on B.")
+                f"a part that comes from no region in particular, the same for every image, is "
+                f"{explanation.bias_a:+.3f} on image A and {explanation.bias_b:+.3f} on B.")
     if explanation.scale == 0:
         return f"{words} Nothing moved the score here: the two images look the same to the model."
     return f"{explanation.note} {words}".strip()

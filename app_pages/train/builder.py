@@ -153,15 +153,19 @@ def _add_uploads(draft: DatasetDraft, target: str, files: list) -> None:
     if not fresh:
         return
     added = again = 0
-    for upload in fresh:
+    bar = st.progress(0.0, text=f"Adding {len(fresh)} image{'s' if len(fresh) != 1 else ''} to '{target}'...")
+    for n, upload in enumerate(fresh, 1):  # each is decoded, made smaller and saved: seconds for many photos
         done.add(upload.file_id)
         try:
             _, new = draft.add_image(target, upload.getvalue(), f"'{upload.name}'")
         except UserError as exc:
             text.error(exc)
             continue
+        finally:
+            bar.progress(n / len(fresh), text=f"Adding images to '{target}': {n} of {len(fresh)}...")
         added += new
         again += not new
+    bar.empty()
     if added or again:
         st.success(f"{added} image{'s' if added != 1 else ''} added to '{target}'"
                    + (f" ({again} {'was' if again == 1 else 'were'} there already)." if again else "."),

@@ -39,15 +39,22 @@ if not watched or not (runs_dir() / watched).is_dir():
     st.session_state[state.WATCHED_RUN] = watched  # stays on the page once it finishes
 if watched:
     st.subheader("Your run")
-    run_view.show_run(watched)
+    run_view.show_run(watched, start_again="Start it again with *Start training* below.")
     st.divider()
 
 st.subheader("1. Data")
 data = train_data.pick_data()
 guessed = TrainConfig.default("class_word", **data.settings) if data.settings else "class"
-class_word = st.text_input("One class is a...", guessed, max_chars=30, key=f"class-word-{data.source}-{data.name}",
+# A data set named like nothing we know (class folders named after people: 'alice', 'bob') gets no guess: an empty box
+# asking what each class is reads better than "Each class is one... class".
+known_word = guessed if guessed != "class" else ""
+class_word = st.text_input(run_view.CLASS_WORD_LABEL, known_word, max_chars=30,
+                           key=f"class-word-{data.source}-{data.name}", placeholder="person, signature, product...",
                            help="What the images of one class show: person, digit, signature, product... The "
                                 "verdicts use it ('same person'); it can be changed later on the Runs page.")
+if not known_word and data.ready and not class_word:
+    st.caption("Say what each class is (a person? a product?) so that the verdicts say 'same person' rather than "
+               "'same class'.")
 
 st.subheader("2. Model")
 preset = st.radio("Preset", [QUICK, PHOTOS], key="preset", horizontal=True,

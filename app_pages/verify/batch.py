@@ -82,14 +82,22 @@ def show_table(table, threshold: float) -> None:
     summary = (f"{len(table):,} pair{'s' if len(table) != 1 else ''}: {same:,} same, {int(scored.sum()) - same:,} different"
                + (f", {failed:,} could not be checked (see the error column)" if failed else "")
                + f". 'Same' from a score of {100 * threshold:.1f}% (move it on the 'Check a pair' tab).")
+    unlike = table["outside"].isin(["A", "B", "A and B"]) if "outside" in table else np.zeros(len(table), bool)
+    if unlike.any():
+        summary += (f" {int(unlike.sum()):,} pair{'s hold' if unlike.sum() != 1 else ' holds'} an image unlike the "
+                    "images this model learnt (the outside column): their verdicts mean nothing.")
     accuracy = pairs_accuracy(table.to_dict("records")) if "same" in table else None
     if accuracy:
         summary += (f" Agrees with your 'same' column on {100 * accuracy['accuracy']:.1f}% of the "
                     f"{accuracy['pairs']:,} pairs it answers.")
-    (st.warning if failed else st.success)(summary)
+    (st.warning if failed or unlike.any() else st.success)(summary)
     shown = table.assign(score=table["score"].astype(float) * 100)
     st.dataframe(shown, hide_index=True, key="batch-table", column_config={
         "score": st.column_config.ProgressColumn("score", format="%.1f%%", min_value=0, max_value=100),
+        "outside": st.column_config.TextColumn("outside", help="The images of the pair (A, B) that do not look like "
+                                               "the images this model learnt: its verdict on them means nothing. "
+                                               "'not checked': the model was saved without a description of its "
+                                               "images."),
         "error": st.column_config.TextColumn("error", width="large")})
     table["threshold"] = round(threshold, 4)
     # Names from the upload that a spreadsheet would run as formulas (=HYPERLINK(...)) are kept as text.

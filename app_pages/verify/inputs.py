@@ -70,6 +70,7 @@ class PickedImage:
     pixels: np.ndarray  # uint8 (C, H, W), as the model sees it
     name: str
     pad: Optional[str] = None  # the drawing pad it comes from (a new one after Clear): it changes with every stroke
+    data: bytes = b""  # the file as given: what another model, with its own input, is asked about
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -214,4 +215,4 @@ def image_input(column, side: str, model, samples: SampleSet, default_sample: in
                          + ("" if model.channels == 3 else ", grey"))
     if notes:
         column.caption("Changed on the way in: " + "; ".join(notes) + ".")
-    return PickedImage(pixels, name, pad=_pad_key(side) if source == DRAW else None)
+    return PickedImage(pixels, name, pad=_pad_key(side) if source == DRAW else None, data=data)

@@ -4,28 +4,79 @@ from __future__ import annotations
 
 import hashlib
 import io
+from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import streamlit as st
 
 from app_pages.shared import state, why
-from app_pages.shared.models import ModelChoice
+from app_pages.shared.models import DEMO_KEY, ModelChoice, load_quietly, model_choices, use_model
 from app_pages.shared.text import plain
 from app_pages.verify.inputs import PickedImage, image_input, sample_buttons, sample_set, shown
+from siamese_core.errors import UserError
+from siamese_core.inference.domain import images_word
 from siamese_core.words import plural
 
 HISTORY_LENGTH = 10
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def pair_score(_model, model_version: tuple, pixels_a: np.ndarray, pixels_b: np.ndarray) -> tuple:
-    """(score, distance), once per pair and model: moving the slider reuses them.
+def pair_check(_model, model_version: tuple, data_a: bytes, data_b: bytes) -> dict:
+    """The verdict's figures and its domain check, once per pair and model: moving the slider reuses them.
 
-    Plain floats, not the Verdict: cache_data pickles what it keeps, and a Verdict pickled before
-    Streamlit reloads a changed siamese_core module no longer matches its class.
+    The files as given, not the prepared pixels: the check measures each image before the model's input pipeline.
+    Plain values, not the Verdict: cache_data pickles what it keeps, and a Verdict pickled before Streamlit reloads
+    a changed siamese_core module no longer matches its class.
     """
-    verdict = _model.verify(pixels_a, pixels_b)
-    return verdict.score, verdict.distance
+    verdict = _model.verify(data_a, data_b)
+    return {"score": verdict.score, "distance": verdict.distance, "outside": list(verdict.outside),
+            "sentence": verdict.sentence, "checked": verdict.checked}
+
+
+OFFERED_MODELS = 6  # other models asked whether they fit two images: the newest few (each loads once, then cached)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def fitting_model(others: tuple, data_a: bytes, data_b: bytes) -> Optional[tuple]:
+    """(key, label, what it learnt) of the first of `others` ((key, label, file, modified) of models) whose own
+    images both files look like; None when none does (or none can tell)."""
+    from siamese_core.inference.domain import what_of
+
+    for key, label, path, _modified in others:
+        choice = ModelChoice(key, label, Path(path))
+        other = load_quietly(choice)
+        if other is None:
+            continue
+        try:
+            flags = other.outside([data_a, data_b])
+        except UserError:
+            continue
+        if flags is not None and not flags.any():
+            return choice.key, choice.label, what_of(other.domain, other.class_word) or "its own images"
+    return None
+
+
+def offer_other_model(model, choice: ModelChoice, image_a: PickedImage, image_b: PickedImage) -> None:
+    """When another model on this server fits both images, one button to use it."""
+    others = tuple((c.key, c.label, *c.version) for c in model_choices()
+                   if c.key != choice.key and not c.key.startswith("upload:") and c.path.is_file())[:OFFERED_MODELS]
+    if not others:
+        st.caption("No other model on this server yet: a run trained on images like these would be offered here.")
+        return
+    with st.spinner("Looking for a model on this server that knows images like these..."):
+        found = fitting_model(others, image_a.data, image_b.data)
+    if found is None:
+        st.caption("No other model on this server knows images like these either.")
+        return
+    key, label, what = found
+    if key == DEMO_KEY:
+        name = "the demo model"
+    else:  # "Run people · 06 Dec 10:02 (98.9% validation accuracy...)": the run's title only
+        title = label.removeprefix("Run ")
+        name = f"the model of run {title.rsplit(' (', 1)[0] if title.endswith(')') else title}"
+    st.button(f"Use {plain(name)}, which learnt {plain(what)}", key="use-fitting-model", type="primary",
+              icon=":material/swap_horiz:", on_click=use_model, args=(key,))
 
 
 # ---------------------------------------------------------------- verdict
@@ -99,7 +150,9 @@ def remember(key: str, a: PickedImage, b: PickedImage, verdict, model, label: st
     """Add a check to the session's history, unless it is the same check as the last one."""
     history = state.verify_history()
     entry = {"key": key, "a": _thumbnail(a.pixels), "b": _thumbnail(b.pixels), "names": (a.name, b.name),
-             "words": verdict_words(verdict.same, model.class_word), "score": verdict.score,
+             "words": (verdict_words(verdict.same, model.class_word) if not verdict.outside
+                       else f"No verdict: {images_word(verdict.outside)} unlike the model's images"),
+             "score": verdict.score,
              "threshold": verdict.threshold, "model": label}
     if history and history[-1]["key"] == key:
         history[-1] = entry  # the same pair again (e.g. the threshold moved): keep the latest verdict
@@ -140,9 +193,19 @@ def show(model, choice: ModelChoice) -> float:
     else:
         from siamese_core.inference.model import Verdict
 
-        score, distance = pair_score(model, choice.version, image_a.pixels, image_b.pixels)
-        verdict = Verdict(same=score >= threshold, score=score, threshold=threshold, distance=distance)
-        show_verdict(verdict, model)
+        checked = pair_check(model, choice.version, image_a.data, image_b.data)
+        verdict = Verdict(same=checked["score"] >= threshold, score=checked["score"], threshold=threshold,
+                          distance=checked["distance"], outside=checked["outside"], sentence=checked["sentence"],
+                          checked=checked["checked"])
+        if verdict.outside:  # no confident verdict on images the model knows nothing about: the sentence instead
+            st.warning(verdict.sentence, icon=":material/help:")
+            offer_other_model(model, choice, image_a, image_b)
+            with st.expander("Show the score anyway"):
+                show_verdict(verdict, model)
+        else:
+            show_verdict(verdict, model)
+            if verdict.note:
+                st.caption(verdict.note)
         show_why(model, choice, image_a, image_b, threshold)
         # A drawing gives a verdict at every stroke: the history keeps one entry per drawing, its latest.
         key = hashlib.sha256(str(choice.version).encode()

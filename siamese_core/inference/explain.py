@@ -74,7 +74,8 @@ GRADIENT = "gradient"
 KIND_WORDS = {
     EXACT: "Exact shares: each region's part of the similarity behind the score. On each image the shares, "
            "plus a part that belongs to no region, add up to the similarity.",
-    GRADIENT: "An estimate from gradients (Grad-CAM style): how much each region pushed the score up or down. "
+    GRADIENT: "An estimate, made by nudging each region and watching the score: how much each region pushed the "
+              "score up or down. "
               "Strengths compare within this pair only; they are not exact shares of the score.",
 }
 
@@ -345,8 +346,8 @@ def _explain(model, pixels_a: np.ndarray, pixels_b: np.ndarray) -> list:
     reason = why_not_exact(net)
     exact = None if reason else _exact(net, x, n)
     if exact is None and not reason:
-        reason = ("This model's network does not end by averaging over the image (the small digit network, for "
-                  "one, does not), so its similarity has no exact split over regions.")
+        reason = ("This model's network keeps track of where each thing is in the image right to its end (the "
+                  "small digit network does), so its similarity cannot be shared out exactly between regions.")
     out = []
     if exact is not None:
         for k, (cells_a, cells_b, bias_a, bias_b) in enumerate(exact):

@@ -55,20 +55,50 @@ def test_a_second_run_waits_its_turn_while_one_trains(runs_dir, monkeypatch):
     first = jobs.list_runs(runs_dir)[0]
     try:
         # Start now queues instead of refusing, and says so before it is clicked.
-        assert any("1 run is training" in c.value and "will wait its turn, 1st in line" in c.value
-                   for c in at.caption), [c.value for c in at.caption]
+        # ... of the run not started yet: nobody reads it as their own run waiting (issue 24, item 3).
+        assert any(c.value.startswith("1 run is training now (this machine trains 1 run at a time): a run you start "
+                                      "now waits its turn, 1st in line") for c in at.caption), [c.value for c in at.caption]
         at.button(key="start").click().run()
         assert not at.exception and not at.error
         second = jobs.list_runs(runs_dir)[0]
         assert second.name != first.name and second.state == "waiting"
-        assert any("1st in line" in i.value for i in at.info)  # the page now watches the waiting run
+        # The page now watches the waiting run, and says it is this run that waits, and why.
+        assert any(i.value.startswith("This run is waiting its turn, 1st in line: this machine trains 1 run at a time "
+                                      "and 1 run is training now.") for i in at.info), [i.value for i in at.info]
         at.button(key=f"cancel-{second.name}").click().run()
         assert not at.exception
         assert jobs.info(second.run).state == "cancelled"
         assert not (second.run.path / jobs.JOB_FILE).exists()
+        # On the Train page, the way to start it again is the button below, not "the Train page".
+        hints = [i.value for i in at.info if "cancelled" in i.value]
+        assert hints and hints[0].endswith("Start it again with *Start training* below."), hints
+        assert not any("from the Train page" in i.value for i in at.info)
+        # The Runs table says no best epoch in words, never a literal None.
+        at.switch_page("app_pages/runs/page.py").run()
+        table = at.dataframe[0].value
+        row = table[table["folder"] == second.name].iloc[0]
+        assert row["best epoch"] == "–" and "None" not in table.astype(str).to_string()
+        assert any("cancelled" in i.value and i.value.endswith("Start it again from the Train page.")
+                   for i in at.info) or at.selectbox(key="open-run").value != second.name
     finally:
         jobs.stop(first.run)
     assert jobs.wait(first.run, timeout=120).state == "stopped"
+
+
+def test_class_folders_named_after_people_are_asked_what_they_are(runs_dir, tmp_path):
+    # Folders named like people: no guess, so no "Each class is one... class"; the box asks.
+    folders = write_class_folders(tmp_path / "mine", classes=range(4), per_class=4)
+    for folder, name in zip(sorted(folders.iterdir()), ("alice", "bob", "carol", "dave")):
+        folder.rename(folders / name)
+    at = open_page("train")
+    at.radio(key="data-source").set_value(at.radio(key="data-source").options[2]).run()
+    at.get("file_uploader")[0].upload("mine.zip", zip_of(folders), "application/zip")
+    at.run()
+    box = next(t for t in at.text_input if str(t.key).startswith("class-word-"))
+    assert box.label == "Each class is one..." and box.value == "" and "person" in box.placeholder
+    assert any("Say what each class is (a person? a product?)" in c.value for c in at.caption)
+    box.set_value("person").run()
+    assert not any("Say what each class is" in c.value for c in at.caption)
 
 
 def test_uploaded_zip_of_class_folders_is_described(runs_dir, tmp_path):

@@ -21,7 +21,42 @@ def pick_model(at, page: str, starts: str):
 
 
 def sidebar_model(at) -> str:
+    """The sidebar's 'Model in use': a caption for the demo alone, else the box that changes it."""
+    boxes = [b for b in at.sidebar.selectbox if b.label == "Model in use"]
+    if boxes:
+        return boxes[0].format_func(boxes[0].value)
     return next(c.value for c in at.sidebar.caption if c.value.startswith("**Model in use**"))
+
+
+def test_a_fresh_session_uses_the_newest_finished_run_and_the_sidebar_changes_it(runs_dir, people_run, digits_run):
+    # A student opens the shared link after the teacher trained: the newest run's best model, not the demo.
+    shutil.copytree(digits_run, runs_dir / "older-digits")
+    shutil.copytree(people_run, runs_dir / "people-run")
+    RunDir(runs_dir / "older-digits").update_status(created_at=1.0)  # older than the people run
+    for page in ("verify", "explore", "evaluate"):
+        at = open_page(page)
+        assert "Run people-run" in sidebar_model(at), page
+        assert at.selectbox(key=state.model_picker(page)).value.key == "run:people-run", page
+        assert at.query_params["model"] == "run:people-run"  # a link copied from here names it
+    at = open_page("verify")
+    assert at.button(key="try-same").label == "Try: same person"
+    # One pick in the sidebar changes it for every page.
+    box = next(b for b in at.sidebar.selectbox if b.label == "Model in use")
+    assert box.options[0].startswith("Demo model")
+    box.set_value("demo").run()
+    assert not at.exception, at.exception
+    assert sidebar_model(at).startswith("Demo model")
+    assert at.selectbox(key=state.model_picker("verify")).value.key == "demo"
+    assert at.button(key="try-same").label == "Try: same digit"
+    at.switch_page("app_pages/explore/page.py").run()
+    assert sidebar_model(at).startswith("Demo model")  # kept by the session, not swapped back to the run
+
+
+def test_a_stopped_early_run_is_not_the_default(runs_dir, people_run):
+    shutil.copytree(people_run, runs_dir / "people-run")
+    (runs_dir / "people-run" / "checkpoints" / "best.pt").rename(runs_dir / "people-run" / "checkpoints" / "last.pt")
+    RunDir(runs_dir / "people-run").update_status(state="stopped")
+    assert sidebar_model(open_page("verify")).startswith("Demo model")  # unvalidated weights: chosen only by hand
 
 
 def test_verify_with_a_people_model_speaks_of_people_and_offers_its_own_faces(runs_dir, people_run):

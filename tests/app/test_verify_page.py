@@ -215,3 +215,63 @@ def test_find_similar_in_an_uploaded_zip_of_class_folders(runs_dir):
     by_key(at.get("file_uploader"), "gallery-zip").upload("broken.zip", b"not a zip", "application/zip")
     at.run()
     assert not at.exception and "not a zip file" in texts(at.error)
+
+
+def test_faces_on_the_demo_model_get_the_sentence_and_the_model_that_fits(runs_dir, people_run, tmp_path):
+    """Issue 23 part 4: images unlike the model's own get a sentence instead of 'Same/Different', the score only on
+    request, and where another model here fits both images, one button to use it."""
+    import shutil
+
+    from conftest import write_people
+
+    faces = sorted(write_people(tmp_path / "faces", per_person=1).glob("*/*.png"))
+    at = open_page("verify")
+    upload(at, "A", "face-1.png", faces[0].read_bytes())
+    upload(at, "B", "face-2.png", faces[1].read_bytes())
+    warning = texts(at.warning)
+    assert "This model learnt" in warning and "neither image A nor image B looks like one" in warning
+    assert "Their score would mean nothing." in warning
+    # No verdict shown as one: the score only inside 'Show the score anyway'; the history says there was none.
+    anyway = next(e for e in at.expander if e.label == "Show the score anyway")
+    def verdicts(where):
+        return [e.value for e in [*where.success, *where.info] if e.value.startswith("## ")]
+
+    assert len(verdicts(anyway)) == len(verdicts(at)) == 1
+    assert "No verdict: images A and B unlike the model's images" in texts(at.markdown)
+    assert not any(b.key == "use-fitting-model" for b in at.button)  # no other model on this server yet
+    assert "a run trained on images like these would be offered here" in texts(at.caption)
+
+    shutil.copytree(people_run, runs_dir / "people-run")  # a run trained on people finishes
+    at.run()
+    assert not at.exception, at.exception
+    offer = at.button(key="use-fitting-model")
+    assert offer.label.startswith("Use the model of run people-run") and "which learnt" in offer.label
+    offer.click().run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key=state.model_picker("verify")).value.key == "run:people-run"
+    assert "This model learnt" not in texts(at.warning)  # its own kind of images: a verdict again
+    assert texts(at.success) + texts(at.info)
+
+    # Two digits on the demo model: the verdict as before, no sentence.
+    at = open_page("verify")
+    at.sidebar.selectbox[0].set_value("demo").run()
+    upload(at, "A", "four.png", sample(4, 0).read_bytes())
+    upload(at, "B", "another-four.png", sample(4, 1).read_bytes())
+    assert "Same digit" in texts(at.success) and "This model learnt" not in texts(at.warning)
+
+
+def test_many_pairs_show_which_images_are_unlike_the_model_s_own(runs_dir, tmp_path):
+    from conftest import write_people
+
+    faces = sorted(write_people(tmp_path / "faces", per_person=1).glob("*/*.png"))
+    at = open_page("verify")
+    images = {"1_0.png": sample(1, 0).read_bytes(), "1_1.png": sample(1, 1).read_bytes(),
+              "face.png": faces[0].read_bytes()}
+    csv = "image_a,image_b\n1_0.png,1_1.png\n1_0.png,face.png\n"
+    by_key(at.get("file_uploader"), "batch-csv").upload("pairs.csv", csv.encode(), "text/csv")
+    by_key(at.get("file_uploader"), "batch-zip").upload("images.zip", _zip(images), "application/zip")
+    at.run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert list(table["outside"]) == ["", "B"]
+    assert "1 pair holds an image unlike the images this model learnt" in texts(at.warning)

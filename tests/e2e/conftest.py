@@ -300,6 +300,15 @@ def nav_link_label(link) -> str:
     return (label.first.inner_text() if label.count() else link.inner_text()).strip()
 
 
+def sidebar_text(page) -> str:
+    """The sidebar's words, with what its boxes show (the model in use is a select box: its value is no text)."""
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    shown = sidebar.locator('[data-testid="stSelectbox"]').evaluate_all(
+        "boxes => boxes.map(b => [...b.querySelectorAll('input')].map(i => i.value || i.placeholder || '')"
+        ".concat([...b.querySelectorAll('[value]')].map(e => e.getAttribute('value'))).join(' '))")
+    return sidebar.inner_text() + "\n" + "\n".join(shown)
+
+
 def assert_no_exception(page):
     """Fail if Streamlit shows an exception (a traceback box) on the page."""
     boxes = page.locator('[data-testid="stException"]')

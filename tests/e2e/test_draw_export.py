@@ -31,7 +31,7 @@ def draw(page, pad, digit: str, **hand) -> None:
 
 
 def test_draw_two_digits_and_the_verdict_follows_the_strokes(app_server, page):
-    page.goto(f"{app_server.url}/verify")
+    page.goto(f"{app_server.url}/verify?model=demo")  # the demo model, whatever runs other tests left
     wait_for_app(page, timeout_s=60)
     pair_tab = page.get_by_role("tabpanel", name="Check a pair")
     # The component lives in the page itself (a shadow root, no iframe): its drawing area is .dc-container.
@@ -76,7 +76,10 @@ def test_download_a_finished_run_for_other_apps(app_server, page, people_run, tm
     picker.click()
     page.get_by_role("option", name="people-run").first.click()
     wait_for_app(page)
+    page.get_by_role("button", name="Prepare for other apps").click()  # made once, with a status saying so
     button = page.get_by_role("button", name="Download for other apps")
+    button.wait_for(timeout=120_000)
+    wait_for_app(page)
     screenshot(page, "runs-onnx-download")
     with page.expect_download(timeout=120_000) as download:
         button.click()

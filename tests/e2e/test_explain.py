@@ -12,7 +12,7 @@ pytestmark = pytest.mark.browser
 
 
 def open_why(page, url: str):
-    page.goto(f"{url}/verify")
+    page.goto(f"{url}/verify?model=demo")  # the demo model, whatever runs other tests left
     wait_for_app(page, timeout_s=90)
     pair_tab = page.get_by_role("tabpanel", name="Check a pair")
     pair_tab.get_by_text("Why this verdict?").click()
@@ -43,7 +43,7 @@ def test_why_this_verdict_shows_hoverable_maps_on_verify_and_in_the_gallery(app_
     assert maps.count() == 2  # one map per image
     legend = pair_tab.get_by_text("parts that made the model find the two images alike")
     assert legend.is_visible()
-    assert pair_tab.get_by_text("An estimate from gradients").is_visible()  # the demo model's kind of map
+    assert pair_tab.get_by_text("An estimate, made by nudging each region").is_visible()  # the demo model's kind of map
     value = hover_value(page, maps.first)
     assert "Pushed towards" in value and "%" in value, value
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -60,7 +60,7 @@ def test_why_this_verdict_shows_hoverable_maps_on_verify_and_in_the_gallery(app_
     finally:
         phone.close()
 
-    page.goto(f"{app_server.url}/evaluate")
+    page.goto(f"{app_server.url}/evaluate?model=demo")  # the demo model, whatever runs other tests left
     wait_for_app(page, timeout_s=90)
     page.get_by_role("tab", name="Where it fails").click()
     failures = page.get_by_role("tabpanel", name="Where it fails")

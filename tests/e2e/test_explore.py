@@ -26,7 +26,7 @@ def _hover_until_thumbnail(page, frame, box, steps: int = 24):
 
 
 def test_hovering_a_point_shows_its_thumbnail(browser, app_server, page):
-    page.goto(f"{app_server.url}/explore")
+    page.goto(f"{app_server.url}/explore?model=demo")  # the demo model, whatever runs other tests left
     wait_for_app(page, timeout_s=60)
     assert_no_exception(page)
     page.locator(MAP_FRAME).scroll_into_view_if_needed()

@@ -13,7 +13,7 @@ import pytest
 from conftest import write_people
 from siamese_core.runs.rundir import RunDir
 
-from .conftest import assert_no_exception, screenshot, set_epochs, start_training, wait_for_app
+from .conftest import assert_no_exception, screenshot, set_epochs, sidebar_text, start_training, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -36,10 +36,6 @@ def assert_best_epoch_figures(page, run: RunDir) -> None:
     assert metric(page, "Recall") == percent(best["recall"])
 
 
-def sidebar_text(page) -> str:
-    return page.locator('[data-testid="stSidebar"]').inner_text()
-
-
 def test_train_on_people_then_every_page_follows_that_model(app_server, page, tmp_path):
     people = write_people(tmp_path / "people")
     archive = tmp_path / "people.zip"
@@ -56,7 +52,7 @@ def test_train_on_people_then_every_page_follows_that_model(app_server, page, tm
     page.get_by_text("Found 80 images in 10 classes").wait_for(timeout=30_000)
     wait_for_app(page)
     assert_no_exception(page)
-    assert page.get_by_role("textbox", name="One class is a...").input_value() == "person"
+    assert page.get_by_role("textbox", name="Each class is one...").input_value() == "person"
     thumbnails = page.locator('[data-testid="stImage"] img')
     assert thumbnails.count() >= 10 and all(thumbnails.nth(i).get_attribute("src") for i in range(4))
     set_epochs(page, 2)

@@ -24,7 +24,7 @@ def _map_ready(page):
 
 
 def test_search_the_map(app_server, page):
-    page.goto(f"{app_server.url}/explore")
+    page.goto(f"{app_server.url}/explore?model=demo")  # the demo model, whatever runs other tests left
     wait_for_app(page, timeout_s=60)
     assert_no_exception(page)
     _map_ready(page)

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import ROOT
 
-from .conftest import assert_no_exception, screenshot, wait_for_app
+from .conftest import assert_no_exception, screenshot, sidebar_text, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -16,7 +16,7 @@ SAMPLES = ROOT / "assets" / "samples" / "digits"
 
 
 def test_upload_two_images_and_read_the_verdict(app_server, page, tmp_path):
-    page.goto(f"{app_server.url}/verify")
+    page.goto(f"{app_server.url}/verify?model=demo")  # the demo model, whatever runs other tests left
     wait_for_app(page)
     pair_tab = page.get_by_role("tabpanel", name="Check a pair")
     for side in "AB":
@@ -65,3 +65,38 @@ def test_upload_two_images_and_read_the_verdict(app_server, page, tmp_path):
     wait_for_app(page)
     assert_no_exception(page)
     screenshot(page, "verify-many-pairs")
+
+
+def test_faces_on_the_digits_model_get_a_sentence_and_the_faces_model_is_offered(app_server, page, people_run,
+                                                                                 tmp_path):
+    """Issue 23 part 4 in Chromium: two face photos on the demo model get the sentence, not a verdict, and the
+    people run on this server is offered in one click."""
+    import shutil
+
+    from conftest import write_people
+
+    shutil.copytree(people_run, app_server.runs_dir / "people-e2e", dirs_exist_ok=True)
+    faces = sorted(write_people(tmp_path / "faces", per_person=1).glob("*/*.png"))[:2]
+    page.goto(f"{app_server.url}/verify?model=demo")
+    wait_for_app(page)
+    pair_tab = page.get_by_role("tabpanel", name="Check a pair")
+    for side in "AB":
+        pair_tab.get_by_role("radiogroup", name=f"Image {side}").get_by_text("Upload").click()
+        wait_for_app(page)
+    for n, face in enumerate(faces):
+        pair_tab.locator('[data-testid="stFileUploaderDropzoneInput"]').nth(n).set_input_files(str(face))
+        wait_for_app(page)
+    assert_no_exception(page)
+    sentence = pair_tab.locator('[data-testid="stAlertContentWarning"]').first
+    assert "neither image A nor image B looks like one" in sentence.inner_text()
+    assert pair_tab.locator('[data-testid="stAlertContentSuccess"]').filter(has_text="Same digit").count() == 0 \
+        or not pair_tab.locator('[data-testid="stAlertContentSuccess"]').first.is_visible()  # only in the expander
+    offer = pair_tab.get_by_role("button", name="Use the model of run people-e2e")
+    offer.wait_for()
+    screenshot(page, "verify-outside-domain")
+    offer.click()
+    wait_for_app(page)
+    assert_no_exception(page)
+    assert "model=run%3Apeople-e2e" in page.url  # the model in use on every page, and in the link
+    assert "people-e2e" in sidebar_text(page)
+    pair_tab.get_by_role("button", name="Try: same person").wait_for()  # the page now speaks of people

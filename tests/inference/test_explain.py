@@ -88,7 +88,7 @@ def test_which_backbones_split_exactly(backbone):
     a, b = rng.integers(0, 256, (2, 3, size, size), dtype=np.uint8)
     explanation = explain_pair(model, a, b)
     if backbone == "convnet":
-        assert explanation.kind == GRADIENT and "not end by averaging" in explanation.note
+        assert explanation.kind == GRADIENT and "cannot be shared out exactly" in explanation.note
     else:
         assert explanation.kind == EXACT and explanation.bias_a != 0  # no neck: the projection's bias is the rest
         assert explanation.cells_a.size > 1  # the map before the pooling, not the pooled 1x1 one
@@ -139,23 +139,30 @@ def texts(elements) -> str:
 
 def test_verify_opens_why_this_verdict_for_the_demo_and_for_an_embedding_run(runs_dir, embedding_run):
     shutil.copytree(embedding_run, runs_dir / "faces")
-    at = open_page("verify")
+    at = open_page("verify")  # a fresh session uses the newest run: the faces model
     assert "why-map-A" not in chart_keys(at)  # worked out only once opened
     open_why(at)
     assert {"why-map-A", "why-map-B"} <= set(chart_keys(at))
     assert "parts that made the model find the two images alike" in texts(at.markdown)
-    assert "An estimate from gradients" in texts(at.caption)
+    words = texts(at.caption)
+    assert "Exact shares" in words and "Here the similarity is" in words
+    # Words a non-programmer reads (issue 24, item 3).
+    assert "a part that comes from no region in particular, the same for every image, is" in words
+    assert "offset" not in words
     spec = next(c for c in at.get("plotly_chart") if c.key == "why-map-A").proto.spec
-    assert "of the strongest push on this pair" in spec  # the hover words
+    assert "to the similarity" in spec and "share of the" in spec
 
     picker = at.selectbox(key=state.model_picker("verify"))
-    picker.set_value(next(o for o in picker.options if o.startswith("Run faces"))).run()
+    picker.set_value(next(o for o in picker.options if o.startswith("Demo model"))).run()
     assert not at.exception, at.exception
     assert {"why-map-A", "why-map-B"} <= set(chart_keys(at))  # still open: the new model's maps
     words = texts(at.caption)
-    assert "Exact shares" in words and "Here the similarity is" in words
+    assert "An estimate, made by nudging each region and watching the score" in words
+    assert "cannot be shared out exactly between regions" in words
+    for jargon in ("Grad-CAM", "gradient", "averaging over the image", "offset"):
+        assert jargon not in words, jargon
     spec = next(c for c in at.get("plotly_chart") if c.key == "why-map-A").proto.spec
-    assert "to the similarity" in spec and "share of the" in spec
+    assert "of the strongest push on this pair" in spec  # the hover words
 
 
 def test_evaluate_gallery_shows_the_maps(runs_dir):
@@ -165,5 +172,5 @@ def test_evaluate_gallery_shows_the_maps(runs_dir):
     at.toggle(key="eval-gallery-why").set_value(True).run()
     assert not at.exception, at.exception
     assert "made the model find the two images alike" in texts(at.markdown)
-    assert "An estimate from gradients" in texts(at.caption)
+    assert "An estimate, made by nudging each region" in texts(at.caption)
     assert len(at.get("imgs")) == pictures  # each pair's picture swapped for its maps, none added
