@@ -339,9 +339,7 @@ def _before_pipeline(config: dict, pipeline: str):
         return None
     from ..data.sources import load_digits
 
-    return load_digits(int(config.get("image_size") or 28), int(config.get("channels") or 1), "resize")
-    atomic_write(path, lambda fh: torch.save(payload, fh))
-    return payload[DOMAIN_KEY]
+    return load_digits(config.get("image_size") or 28, int(config.get("channels") or 1), "resize")
 
 
 def describe_run(run, data, device: str = "cpu") -> None:
