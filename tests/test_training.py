@@ -165,3 +165,40 @@ def test_bf16_autocast_trains(tmp_path):
     config = TrainConfig(dataset="digits", backbone="convnet", epochs=1, precision="bf16", pairs_per_epoch=6000)
     train(config, tmp_path / "run")
     assert epochs_of(tmp_path / "run")[0]["accuracy"] >= 0.85
+
+
+def test_a_run_for_a_time_ends_inside_it_when_steps_are_slow_and_its_schedule_reaches_its_end(tmp_path, monkeypatch,
+                                                                                            digit_folders):
+    """Real training whose steps are made slow on purpose, then slower still part-way (a busier machine): the plan
+    takes the measured speed, shortens the rest, and the warm-up and whole cosine schedule end inside the budget."""
+    from siamese_core.training import loop
+
+    real_step, steps = loop.train_step, []
+
+    def slow_step(*args, **kwargs):
+        steps.append(time.time())
+        time.sleep(0.05 if len(steps) <= 6 else 0.25)  # much slower after six steps
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_step", slow_step)
+    budget, started = 20.0, time.time()
+    config = TrainConfig(train_path=str(digit_folders), backbone="convnet", batch_size=16, time_budget=budget)
+    status = train(config, tmp_path / "run", clock_start=started)
+    wall = time.time() - started
+    assert status.state == "done" and wall <= 1.05 * budget, (wall, status)
+    assert status.time_budget == budget and abs(status.budget_used - wall) < 0.5
+    assert len(steps) == status.total_steps >= 5  # it used its time: not a token step or two
+    assert wall >= 0.4 * budget
+    epochs = epochs_of(tmp_path / "run")
+    assert [r["epoch"] for r in epochs] == list(range(1, status.total_epochs + 1))
+    rates = [r["lr"] for r in RunDir(tmp_path / "run").read_metrics() if r["type"] == "step"]
+    peak = max(rates)
+    assert peak > 0.5 * status_lr(tmp_path / "run")  # warmed up to (about) the full rate...
+    assert rates.index(peak) < len(rates) - 1 and rates[-1] < 0.05 * peak  # ...and decayed to about zero at the end
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert last["optimizer"]["param_groups"][0]["lr"] < 1e-9  # the scheduler ran to its end: the last rate is zero
+    assert "Time budget:" in (tmp_path / "run" / "log.txt").read_text()
+
+
+def status_lr(run_dir) -> float:
+    return TrainConfig.from_dict(RunDir(run_dir).read_config()).lr

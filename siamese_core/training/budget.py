@@ -45,6 +45,14 @@ def process_start_time() -> float:
     return min(started, time.time()) if time.time() - started < 3600 else time.time()
 
 
+def follow_plan(scheduler) -> None:
+    """A time budget's plan changed after a step: the next step's rate from the new plan (LambdaLR set it from the
+    old one), so the run's last step is the schedule's last."""
+    for group, base, factor in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+        group["lr"] = base * factor(scheduler.last_epoch)
+    scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
+
+
 class PlannedSchedule:
     """The learning-rate factor of a step under a plan that may change: linear warm-up over the first `warmup` share
     of the progress, then a cosine decay to zero at progress 1. A callable with plain fields, so LambdaLR saves and
@@ -167,31 +175,33 @@ class Budget:
 
     # -------------------------------------------------- what the trainer tells it
 
-    def after_step(self, done: int, epoch: int, now: Optional[float] = None) -> None:
+    def after_step(self, done: int, epoch: int, now: Optional[float] = None) -> bool:
         """A step ended (`done` steps in all, epoch `epoch` in progress, its end still to come): time it, and plan
-        the remaining steps again."""
+        the remaining steps again. True when the plan changed."""
         now = time.time() if now is None else now
         if self.last_step_at is not None:
             self.recent.append(now - self.last_step_at)
         self.last_step_at = now
         if len(self.recent) >= PLAN_AFTER:  # the first step pays for warming caches up: it is not timed
-            self._plan(done, epoch, now)
+            return self._plan(done, epoch, now)
+        return False
 
-    def after_epoch_end(self, seconds: float, done: int, next_epoch: int, now: Optional[float] = None) -> None:
+    def after_epoch_end(self, seconds: float, done: int, next_epoch: int, now: Optional[float] = None) -> bool:
         """An epoch end (validation, snapshot, checkpoints) took `seconds`: plan again before the next epoch, which
         may not start at all when its first step and its validation no longer fit."""
         tau = self.step_seconds()
         self.epoch_end = (seconds, tau or 0.0)
         self.last_step_at = None  # the next step's time starts with the next step, not with the epoch end
         if tau is not None and done >= (next_epoch - 1) * self.steps_per_epoch:  # a cut-short epoch was the last
-            self._plan(done, next_epoch, time.time() if now is None else now)
+            return self._plan(done, next_epoch, time.time() if now is None else now)
+        return False
 
     def used(self, now: Optional[float] = None) -> float:
         return (time.time() if now is None else now) - self.clock_start
 
     # -------------------------------------------------- planning
 
-    def _plan(self, done: int, epoch: int, now: float) -> None:
+    def _plan(self, done: int, epoch: int, now: float) -> bool:
         tau, v = self.step_seconds(), self.epoch_end_seconds()
         left = self.deadline - now - self.reserve - self.closing_seconds()
         best = done  # no time for another step: the epoch in progress ends now, and its validation closes the run
@@ -207,10 +217,12 @@ class Budget:
             last += 1
         if self.most_steps is not None:
             best = min(best, self.most_steps)
-        if best != self.total_steps and (best < self.total_steps or not self.planned
-                                         or best > 1.02 * self.total_steps + 1):
+        changed = best != self.total_steps and (best < self.total_steps or not self.planned
+                                                or best > 1.02 * self.total_steps + 1)
+        if changed:
             self.schedule.replan(done, best)  # shorter at once; longer only for a real gain (no jitter)
         self.planned = True
+        return changed
 
     def report(self, now: Optional[float] = None) -> dict:
         """The status fields of the budget kept: the budget, the seconds used, and their ratio."""

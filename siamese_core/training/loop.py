@@ -22,7 +22,7 @@ from ..evaluation.metrics import calibrate_threshold, roc_points, verification_m
 from ..models.networks import as_model_input, count_parameters, embed_set, images_per_pass
 from ..runs.status import RunStatus
 from . import distributed, losses
-from .budget import PlannedSchedule
+from .budget import PlannedSchedule, follow_plan
 from .common import Batches, autocast_dtype, autocast_for, progress_bar
 from .frozen import FrozenTrainer
 from .skeleton import Context, StopFlag, Trained, Trainer, train_run
@@ -313,8 +313,8 @@ class FullTrainer(Trainer):
             now = time.time()
             self.unlogged.append(loss)
             last = step == n_batches
-            if budget is not None:
-                budget.after_step(first + step, epoch, now)
+            if budget is not None and budget.after_step(first + step, epoch, now) and self.scheduler is not None:
+                follow_plan(self.scheduler)
                 last = last or not budget.steps_left_in(epoch, first + step)
             if now - self.last_write > 1.0 or last:
                 self.last_write = now

@@ -34,7 +34,7 @@ from ..runs.context import SAMPLES_FILE, write_samples
 from ..runs.rundir import ReadOnlyRun, RunDir, load_checkpoint, process_alive, save_checkpoint
 from ..runs.status import RunStatus
 from . import distributed
-from .budget import Budget
+from .budget import Budget, follow_plan
 from .common import default_pairs_per_epoch
 
 log = logging.getLogger("siamese_core")
@@ -157,8 +157,9 @@ class Trainer:
             if ctx.group.main:  # rank 0 validates and writes; the others go on to their share of the next epoch
                 started = time.time()
                 self._end_epoch(epoch, trained, self.validate())
-                if ctx.budget is not None:
-                    ctx.budget.after_epoch_end(time.time() - started, trained.budget_step, epoch + 1)
+                if ctx.budget is not None and ctx.budget.after_epoch_end(time.time() - started, trained.budget_step,
+                                                                         epoch + 1) and self.scheduler is not None:
+                    follow_plan(self.scheduler)
             epoch += 1
         log.info("Done: best validation accuracy %.2f%%.", 100 * (ctx.best or 0))
         finished = {} if ctx.budget is None else {"total_epochs": epoch - 1, "epoch": epoch - 1,
