@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from ..config import (AUGMENTS, DATASETS, GPU_BACKBONE, HEADS, INPUTS, MININGS, MODES, OPTIMIZERS, PRECISIONS, RECIPES,
-                      SCHEDULES, SPLITS, TrainConfig, duration_words, parse_duration)
+                      SCHEDULES, SPLITS, TrainConfig, parse_duration)
 from ..errors import UserError
 from ..files import read_json
 from ..runs.rundir import RunDir
@@ -165,7 +165,7 @@ TRAIN_FLAGS = ("train_path", "val_path", "triplets", "images", "data_root", "spl
                "dropout", "embedding_dim", "margin", "mining", "id_loss", "neck", "flip_test", "pretrained",
                "weights", "frozen", "recipe", "optimizer", "schedule", "warmup", "lr", "weight_decay", "epochs",
                "batch_size", "pairs_per_epoch", "eval_pairs", "same_share", "save_every", "seed", "device",
-               "precision", "class_word")
+               "precision", "class_word", "time_budget")
 
 
 def run_train(args) -> int:
@@ -228,9 +228,8 @@ def train_and_report(config: TrainConfig, out: str, args) -> int:
         return 0  # rank 0 reports the run; an early non-zero exit here would make torchrun kill it mid-save
     best = status.best_accuracy
     summary = f"best validation accuracy {100 * best:.2f}%" if best is not None else "no epoch finished"
-    if status.time_budget and status.budget_used is not None:
-        summary += (f"; {duration_words(status.budget_used)} of its {duration_words(status.time_budget)} budget "
-                    f"({100 * status.budget_used / status.time_budget:.0f}%)")
+    if status.time_budget:
+        summary += f"; {jobs.budget_words(status)}"
     print(f"Run {status.state} ({summary}): {out}")
     best_path = Path(out) / "checkpoints" / "best.pt"
     if best_path.is_file():

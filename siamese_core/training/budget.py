@@ -182,8 +182,10 @@ class Budget:
         if self.last_step_at is not None:
             self.recent.append(now - self.last_step_at)
         self.last_step_at = now
-        if len(self.recent) >= PLAN_AFTER:  # the first step pays for warming caches up: it is not timed
-            return self._plan(done, epoch, now)
+        if self.recent:  # the first step pays for warming caches up: it is not timed
+            # Until a few steps are timed, a plan may only shorten the run (a busy machine's first steps can leave
+            # no time to wait for more); then it may lengthen it too.
+            return self._plan(done, epoch, now, grow=len(self.recent) >= PLAN_AFTER)
         return False
 
     def after_epoch_end(self, seconds: float, done: int, next_epoch: int, now: Optional[float] = None) -> bool:
@@ -201,7 +203,7 @@ class Budget:
 
     # -------------------------------------------------- planning
 
-    def _plan(self, done: int, epoch: int, now: float) -> bool:
+    def _plan(self, done: int, epoch: int, now: float, grow: bool = True) -> bool:
         tau, v = self.step_seconds(), self.epoch_end_seconds()
         left = self.deadline - now - self.reserve - self.closing_seconds()
         best = done  # no time for another step: the epoch in progress ends now, and its validation closes the run
@@ -217,11 +219,11 @@ class Budget:
             last += 1
         if self.most_steps is not None:
             best = min(best, self.most_steps)
-        changed = best != self.total_steps and (best < self.total_steps or not self.planned
-                                                or best > 1.02 * self.total_steps + 1)
+        longer = grow and (not self.planned or best > 1.02 * self.total_steps + 1)
+        changed = best < self.total_steps or (best > self.total_steps and longer)
         if changed:
             self.schedule.replan(done, best)  # shorter at once; longer only for a real gain (no jitter)
-        self.planned = True
+        self.planned = self.planned or grow
         return changed
 
     def report(self, now: Optional[float] = None) -> dict:
