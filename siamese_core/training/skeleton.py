@@ -162,9 +162,11 @@ class Trainer:
                     follow_plan(self.scheduler)
             epoch += 1
         log.info("Done: best validation accuracy %.2f%%.", 100 * (ctx.best or 0))
+        if ctx.group.main:  # what its images looked like, for the verdicts: in the checkpoints before 'done'
+            describe_run(ctx.run, ctx.data, ctx.device)
         finished = {} if ctx.budget is None else {"total_epochs": epoch - 1, "epoch": epoch - 1,
                                                   "total_steps": trained.step if trained else None,
-                                                  "time_budget": ctx.config.time_budget}
+                                                  **_budget_kept(ctx.config, ctx.budget)}
         return ctx.run.update_status(state="done", finished_at=time.time(), expected_end=None, **finished)
 
     def last_epoch(self) -> int:
@@ -381,23 +383,19 @@ def train_run(group: distributed.Group, config: TrainConfig, out_dir, *, resume:
             ctx = _context(run, config, resume, progress, stop, on_epoch, data, group)
             ctx.clock_start = clock_start
             status = trainer_for(ctx)(ctx).run()
-            if group.main and status.state == "done":  # what its images looked like, for the verdicts
-                describe_run(run, ctx.data, ctx.device)
             run.sweep_temp_files()  # again: one the start left for being only seconds old is older now
-            if group.main and ctx.budget is not None:
-                status = _budget_kept(run, ctx.budget)
             return status
         except Exception as exc:
             _mark_failed(run, exc)
             raise
 
 
-def _budget_kept(run: RunDir, budget: Budget) -> RunStatus:
-    """How well the run kept its time budget: the seconds it took, in the status and the log."""
-    total = run.status().time_budget or budget.seconds
+def _budget_kept(config: TrainConfig, budget: Budget) -> dict:
+    """How well the run kept its time budget, for the status (and the log): the budget and the seconds it took."""
+    total = config.time_budget or budget.seconds
     used = budget.used() + (total - budget.seconds)  # a resumed run: with the seconds its earlier attempts took
     log.info("Time budget: %.1f s used of %.0f s (%.0f%%).", used, total, 100 * used / total)
-    return run.update_status(budget_used=used)
+    return {"time_budget": total, "budget_used": used}
 
 
 def _open(run: RunDir, config: TrainConfig, resume: bool, group: distributed.Group) -> TrainConfig:
