@@ -53,13 +53,14 @@ def test_presets_are_time_budgets_and_the_page_says_how_long_before_start(runs_d
     assert at.radio(key="preset").value == "Quick: 1 minute"
     assert by_key(at.select_slider, "minutes-").value == 1 and by_key(at.number_input, "epochs-").disabled
     waited = 0
-    while not any("Ends within" in m.value for m in at.markdown) and waited < 120:
+    while not any("on this machine" in m.value for m in at.markdown) and waited < 180:
         assert any("Timing a few training steps" in c.value for c in at.caption)
         time.sleep(2)
         waited += 2
         at.run()
-    note = next(m.value for m in at.markdown if "Ends within" in m.value)
-    assert "**1 min**" in note and "on this machine" in note and "steps" in note, note
+    note = next(m.value for m in at.markdown if "on this machine" in m.value)
+    # what a minute holds here, or on a machine too busy to start and finish within it, that it cannot be kept
+    assert ("Ends within **1 min**" in note and "steps" in note) or "1 min cannot be kept" in note, note
     by_key(at.checkbox, "by-epochs-").check().run()  # the same model for a number of epochs: timed already
     by_key(at.number_input, "epochs-").set_value(3).run()
     note = next(m.value for m in at.markdown if "Takes about" in m.value)

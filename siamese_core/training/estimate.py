@@ -11,6 +11,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -26,13 +29,15 @@ from ..data.images import holds_image
 from ..errors import plain_words
 from ..inference.domain import CALIBRATION_IMAGES, DESCRIBED_IMAGES
 from ..maps.snapshots import SAMPLE_SIZE
-from ..models.networks import build_model, embed_set, images_per_pass, model_spec
+from ..models.networks import build_model, embed_set, images_per_pass, model_spec, pick_device
 from .budget import CLOSING_FIXED, DESCRIBE_FACTOR, EPOCH_END_FIXED, RESERVE_LEAST, RESERVE_SHARE
 from .common import Batches, default_pairs_per_epoch
 
 TIMED_STEPS = 3  # after one untimed step (the first pays for warming caches up)
-STARTUP_SECONDS = 6.0  # a training process starting: Python, torch and the model's code imported (measured: 3-8 s)
-DECODE_SECONDS = 0.002  # reading and preparing one image file, once per run
+STARTUP_IDLE = 4.0  # a training process starting on an idle 2-core machine: Python, torch and the model's code
+DECODE_SECONDS = 0.002  # reading and preparing one image file, once per run, on an idle machine (digits: 1.7 ms)
+STARTUP_TIMED_FOR = 600.0  # seconds a timed start-up is trusted (the machine's load moves)
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 KNOWN_SIZES = {"digits": 1797, "mnist": 70_000}
 _cache: dict = {}
 _lock = threading.Lock()  # guards the dictionaries below
@@ -49,6 +54,7 @@ class Estimate:
     epochs: float  # the epochs asked for, or under a time budget those the budget holds
     seconds: float  # the whole run, start to end (under a time budget: the budget)
     budget: Optional[float] = None
+    fixed_seconds: float = 0.0  # starting, loading the images, the first and last work: no training in them
 
     @property
     def steps(self) -> int:
@@ -118,6 +124,7 @@ def timed_costs(config: TrainConfig) -> tuple:
             if key in _cache:
                 return _cache[key]
         costs = _time_steps(config)
+        startup_seconds()  # timed now too, in the background, while the page waits anyway
         with _lock:
             _cache[key] = costs
         return costs
@@ -128,6 +135,8 @@ def estimate_run(config: TrainConfig, n_images: Optional[int] = None) -> Estimat
     config = config.resolve() if config.mode is None else config
     n = n_images if n_images is not None else (count_images(config) or 1000)
     step, per_image = timed_costs(config)
+    startup = startup_seconds()
+    busy = max(1.0, startup / STARTUP_IDLE)  # how much slower than idle the machine is now
     n_val = max(2, int(n * config.val_fraction))
     n_train = max(2, n - n_val)
     kind = "pk" if config.mining != "none" else config.mode
@@ -135,22 +144,43 @@ def estimate_run(config: TrainConfig, n_images: Optional[int] = None) -> Estimat
     steps_per_epoch = max(1, per_epoch // config.batch_size)
     if config.frozen:  # every image embedded once (and mirrored for photos), then the head trains in moments
         embed = n * per_image * (2 if config.channels == 3 else 1)
-        return Estimate(step, per_image, steps_per_epoch, config.epochs,
-                        STARTUP_SECONDS + n * DECODE_SECONDS + embed + 2.0, config.time_budget)
+        fixed = startup + n * DECODE_SECONDS * busy
+        return Estimate(step, per_image, steps_per_epoch, config.epochs, fixed + embed + 2.0, config.time_budget,
+                        fixed)
     eval_images = min(n_val, 2 * config.eval_pairs) * (2 if config.flip_test else 1) + SAMPLE_SIZE
     epoch_end = EPOCH_END_FIXED + eval_images * per_image
     described = min(DESCRIBED_IMAGES, n_train) + min(CALIBRATION_IMAGES, n_val)
-    fixed = (STARTUP_SECONDS + n * DECODE_SECONDS + SAMPLE_SIZE * per_image
+    fixed = (startup + n * DECODE_SECONDS * busy + SAMPLE_SIZE * per_image
              + CLOSING_FIXED + DESCRIBE_FACTOR * described * per_image)
     epoch_seconds = steps_per_epoch * step + epoch_end
     if config.time_budget is None:
-        return Estimate(step, per_image, steps_per_epoch, config.epochs, fixed + config.epochs * epoch_seconds)
+        return Estimate(step, per_image, steps_per_epoch, config.epochs, fixed + config.epochs * epoch_seconds,
+                        None, fixed)
     reserve = max(RESERVE_LEAST, RESERVE_SHARE * config.time_budget)
     room = max(0.0, config.time_budget - reserve - fixed)
     whole = math.floor(room / epoch_seconds)
     left = room - whole * epoch_seconds - epoch_end  # a last epoch cut short, with its own validation
     epochs = whole + (max(0.0, left / step) / steps_per_epoch if left > 0 else 0.0)
-    return Estimate(step, per_image, steps_per_epoch, epochs, config.time_budget, config.time_budget)
+    return Estimate(step, per_image, steps_per_epoch, epochs, config.time_budget, config.time_budget, fixed)
+
+
+def startup_seconds() -> float:
+    """How long a training process takes to start here now: a Python importing torch and the trainer, timed (and
+    kept ten minutes: the machine's load moves)."""
+    with _lock:
+        timed = _cache.get("startup")
+    if timed is not None and time.time() - timed[1] < STARTUP_TIMED_FOR:
+        return timed[0]
+    started = time.perf_counter()
+    try:
+        subprocess.run([sys.executable, "-c", "import siamese_core.training.loop"], cwd=PROJECT_ROOT, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, capture_output=True, check=True)
+        seconds = time.perf_counter() - started
+    except (OSError, subprocess.SubprocessError):
+        seconds = STARTUP_IDLE
+    with _lock:
+        _cache["startup"] = (seconds, time.time())
+    return seconds
 
 
 def _time_steps(config: TrainConfig) -> tuple:
@@ -158,7 +188,8 @@ def _time_steps(config: TrainConfig) -> tuple:
     from . import losses
     from .loop import make_optimizer, train_step, uses_channels_last
 
-    device = torch.device("cpu")
+    device = pick_device(config.device)  # where the run will train
+    wait = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)  # GPU work ends when asked
     model = build_model(model_spec(config), pretrained=False).to(device)
     channels_last = uses_channels_last(config, device)
     if channels_last:
@@ -185,6 +216,7 @@ def _time_steps(config: TrainConfig) -> tuple:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            wait()
             times.append(time.perf_counter() - started)
     n = min(len(images), max(32, images_per_pass(device, config.image_size) or 64))
     positions = np.arange(n)
@@ -193,6 +225,7 @@ def _time_steps(config: TrainConfig) -> tuple:
     with torch.inference_mode():
         model.eval()
         embed_set(model, images, positions, device, channels_last=channels_last)
+        wait()
     per_image = (time.perf_counter() - started) / n
     step = float(np.median(times[1:])) if len(times) > 1 else 0.0
     return step, per_image

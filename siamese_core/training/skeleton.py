@@ -25,9 +25,10 @@ import numpy as np
 import torch
 
 from ..config import TrainConfig
+from ..data import sources as D
 from ..data.prepare import PreparedData, prepare_data
 from ..errors import UserError, plain_words
-from ..inference.domain import describe_run
+from ..inference.domain import CALIBRATION_IMAGES, DESCRIBED_IMAGES, describe_run
 from ..maps.snapshots import SnapshotWriter
 from ..models.networks import build_model, model_spec, pick_device
 from ..runs.context import SAMPLES_FILE, write_samples
@@ -38,6 +39,7 @@ from .budget import Budget, follow_plan
 from .common import default_pairs_per_epoch
 
 log = logging.getLogger("siamese_core")
+MIN_DESCRIBED = 300  # images a description under a short time budget is measured on, at least
 
 
 # ---------------------------------------------------------------- stop, and the log file
@@ -163,7 +165,7 @@ class Trainer:
             epoch += 1
         log.info("Done: best validation accuracy %.2f%%.", 100 * (ctx.best or 0))
         if ctx.group.main:  # what its images looked like, for the verdicts: in the checkpoints before 'done'
-            describe_run(ctx.run, ctx.data, ctx.device)
+            describe_run(ctx.run, _described_data(ctx), ctx.device)
         finished = {} if ctx.budget is None else {"total_epochs": epoch - 1, "epoch": epoch - 1,
                                                   "total_steps": trained.step if trained else None,
                                                   **_budget_kept(ctx.config, ctx.budget)}
@@ -388,6 +390,33 @@ def train_run(group: distributed.Group, config: TrainConfig, out_dir, *, resume:
         except Exception as exc:
             _mark_failed(run, exc)
             raise
+
+
+def _described_data(ctx: Context) -> PreparedData:
+    """The images the verdicts' description is measured on: all it would take, or under a time budget with too
+    little time left for them, as many as the time allows (at least a few hundred: a rougher description, not a
+    broken budget)."""
+    budget, data = ctx.budget, ctx.data
+    if budget is None or not budget.described_images:
+        return data
+    per_image = budget.closing_seconds() / budget.described_images  # the whole description's cost, shared out
+    affordable = max(MIN_DESCRIBED, int((budget.deadline - time.time() - budget.reserve) / max(per_image, 1e-9)))
+    if affordable >= budget.described_images:
+        return data
+    log.info("Describing the model's images on %d of them, not %d: that is what the time budget has left.",
+             affordable, budget.described_images)
+    rng = np.random.default_rng(ctx.config.seed)
+    share = affordable / budget.described_images
+    return PreparedData(_some_of(data.train, share, DESCRIBED_IMAGES, rng),
+                        _some_of(data.val, share, CALIBRATION_IMAGES, rng), data.val_pairs)
+
+
+def _some_of(images: D.ImageSet, share: float, most: int, rng) -> D.ImageSet:
+    """`share` of the images a description would take of `images` (it takes at most `most`), drawn at random."""
+    if not len(images):
+        return images
+    keep = np.sort(rng.choice(len(images), max(2, int(share * min(most, len(images)))), replace=False))
+    return D.ImageSet(images.batch(keep), images.labels[keep], images.classes, [images.names[i] for i in keep])
 
 
 def _budget_kept(config: TrainConfig, budget: Budget) -> dict:
