@@ -147,10 +147,13 @@ class Trainer:
         self._mark_running()
         self.before_epochs()
         ctx.snapshots = EpochMapRecorder(ctx) if ctx.group.main else None
+        writer = ctx.snapshots.writer if ctx.snapshots is not None else None
+        if ctx.budget is not None and writer is not None:  # the first pass through a network pays for warming up:
+            self.vectors(writer.positions[:8])  # done first, so the snapshot below times what validation will cost
         started = time.time()
         self._snapshot(0)  # the start (random weights: the most telling picture)
-        if ctx.budget is not None and ctx.snapshots is not None and ctx.snapshots.writer is not None:
-            ctx.budget.timed_embedding(time.time() - started, len(ctx.snapshots.writer.positions))
+        if ctx.budget is not None and writer is not None and ctx.snapshots.writer is not None:
+            ctx.budget.timed_embedding(time.time() - started, len(writer.positions))
         epoch, trained = ctx.start_epoch, None
         while epoch <= self.last_epoch():  # a time budget may move the last epoch as the speed is measured
             trained = self.train_epoch(epoch)
