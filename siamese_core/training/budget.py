@@ -29,6 +29,8 @@ EVAL_SHARE = 0.5  # a validation image's cost against a training image's, until 
 EPOCH_END_FIXED = 0.3  # seconds of an epoch end that are not embedding images: checkpoints, status, metrics
 CLOSING_FIXED = 0.5  # the same of the closing work
 DESCRIBE_FACTOR = 2.6  # describing a model's images costs this many times embedding them (measured: clustering)
+CLOSING_SHARE = 0.15  # of the budget, at most, for describing the model's images: the rest is for training
+MIN_DESCRIBED = 300  # images a description under a short budget is measured on, at least
 
 
 def process_start_time() -> float:
@@ -159,11 +161,24 @@ class Budget:
         return None if per_image is None else EPOCH_END_FIXED + self.eval_images * per_image
 
     def closing_seconds(self) -> Optional[float]:
-        """The work once training is done: describing the model's images for the verdicts."""
+        """The work once training is done: describing the model's images for the verdicts, on as many of them as
+        CLOSING_SHARE of the budget allows (at least MIN_DESCRIBED)."""
         per_image = self.image_seconds()
         if per_image is None or not self.described_images:
             return 0.0 if per_image is not None else None
-        return CLOSING_FIXED + DESCRIBE_FACTOR * self.described_images * per_image
+        return CLOSING_FIXED + DESCRIBE_FACTOR * self.images_to_describe(per_image) * per_image
+
+    def images_to_describe(self, per_image: Optional[float] = None, now: Optional[float] = None) -> int:
+        """How many images the closing description takes: all it would, or what its share of the budget (and, once
+        training is done, the time left: pass `now`) allows, at least MIN_DESCRIBED."""
+        per_image = self.image_seconds() if per_image is None else per_image
+        if not per_image:
+            return self.described_images
+        room = CLOSING_SHARE * self.seconds
+        if now is not None:
+            room = min(room, self.deadline - now - self.reserve - CLOSING_FIXED)
+        affordable = int(room / (DESCRIBE_FACTOR * per_image))
+        return min(self.described_images, max(MIN_DESCRIBED, affordable))
 
     def expected_end(self, done: int, epoch: int, now: Optional[float] = None) -> Optional[float]:
         """When the run should end (a time since 1970), from the measured rate: the steps and epoch ends left."""

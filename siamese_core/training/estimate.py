@@ -30,7 +30,7 @@ from ..errors import plain_words
 from ..inference.domain import CALIBRATION_IMAGES, DESCRIBED_IMAGES
 from ..maps.snapshots import SAMPLE_SIZE
 from ..models.networks import build_model, embed_set, images_per_pass, model_spec, pick_device
-from .budget import CLOSING_FIXED, DESCRIBE_FACTOR, EPOCH_END_FIXED, RESERVE_LEAST, RESERVE_SHARE
+from .budget import CLOSING_FIXED, CLOSING_SHARE, DESCRIBE_FACTOR, MIN_DESCRIBED, EPOCH_END_FIXED, RESERVE_LEAST, RESERVE_SHARE
 from .common import Batches, default_pairs_per_epoch
 
 TIMED_STEPS = 3  # after one untimed step (the first pays for warming caches up)
@@ -150,6 +150,9 @@ def estimate_run(config: TrainConfig, n_images: Optional[int] = None) -> Estimat
     eval_images = min(n_val, 2 * config.eval_pairs) * (2 if config.flip_test else 1) + SAMPLE_SIZE
     epoch_end = EPOCH_END_FIXED + eval_images * per_image
     described = min(DESCRIBED_IMAGES, n_train) + min(CALIBRATION_IMAGES, n_val)
+    if config.time_budget is not None:  # a budget describes what its share allows (training.budget)
+        affordable = int(CLOSING_SHARE * config.time_budget / (DESCRIBE_FACTOR * per_image))
+        described = min(described, max(MIN_DESCRIBED, affordable))
     fixed = (startup + n * DECODE_SECONDS * busy + SAMPLE_SIZE * per_image
              + CLOSING_FIXED + DESCRIBE_FACTOR * described * per_image)
     epoch_seconds = steps_per_epoch * step + epoch_end

@@ -39,7 +39,6 @@ from .budget import Budget, follow_plan
 from .common import default_pairs_per_epoch
 
 log = logging.getLogger("siamese_core")
-MIN_DESCRIBED = 300  # images a description under a short time budget is measured on, at least
 
 
 # ---------------------------------------------------------------- stop, and the log file
@@ -396,14 +395,13 @@ def train_run(group: distributed.Group, config: TrainConfig, out_dir, *, resume:
 
 
 def _described_data(ctx: Context) -> PreparedData:
-    """The images the verdicts' description is measured on: all it would take, or under a time budget with too
-    little time left for them, as many as the time allows (at least a few hundred: a rougher description, not a
-    broken budget)."""
+    """The images the verdicts' description is measured on: all it would take, or under a time budget as many as
+    its share of the budget and the time left allow (at least a few hundred: a rougher description, not a broken
+    budget)."""
     budget, data = ctx.budget, ctx.data
     if budget is None or not budget.described_images:
         return data
-    per_image = budget.closing_seconds() / budget.described_images  # the whole description's cost, shared out
-    affordable = max(MIN_DESCRIBED, int((budget.deadline - time.time() - budget.reserve) / max(per_image, 1e-9)))
+    affordable = budget.images_to_describe(now=time.time())
     if affordable >= budget.described_images:
         return data
     log.info("Describing the model's images on %d of them, not %d: that is what the time budget has left.",
