@@ -30,7 +30,8 @@ from ..errors import plain_words
 from ..inference.domain import CALIBRATION_IMAGES, DESCRIBED_IMAGES
 from ..maps.snapshots import SAMPLE_SIZE
 from ..models.networks import build_model, embed_set, images_per_pass, model_spec, pick_device
-from .budget import CLOSING_FIXED, CLOSING_SHARE, DESCRIBE_FACTOR, MIN_DESCRIBED, EPOCH_END_FIXED, RESERVE_LEAST, RESERVE_SHARE
+from .budget import (CLOSING_FIXED, CLOSING_SHARE, DESCRIBE_FACTOR, EPOCH_END_FIXED, MIN_DESCRIBED, RESERVE_LEAST,
+                     RESERVE_SHARE)
 from .common import Batches, default_pairs_per_epoch
 
 TIMED_STEPS = 3  # after one untimed step (the first pays for warming caches up)
