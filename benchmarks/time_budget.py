@@ -48,6 +48,9 @@ def parse_args(argv=None):
     parser.add_argument("--full", action="store_true", help="also the 5-minute budget")
     parser.add_argument("--only", choices=("digits", "faces"), help="one data set")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs-cap", type=float, default=900.0,
+                        help="seconds after which an epochs-based run is stopped and reported as not done "
+                             "(a busy machine can make it take an hour; default 900)")
     return parser.parse_args(argv)
 
 
@@ -67,7 +70,7 @@ def main(argv=None) -> int:
                 rows.append(run_row(name, f"--time {budget}s", flags + ["--time", f"{budget}s"], budget, judge,
                                     work / f"{name}-{budget}"))
             rows.append(run_row(name, f"-e {BASELINE_EPOCHS} (before)", flags + ["-e", str(BASELINE_EPOCHS)], None,
-                                judge, work / f"{name}-epochs"))
+                                judge, work / f"{name}-epochs", cap=args.epochs_cap))
     print()
     print(f"Load average at the end: {load_average()} (2-core machine). Wall: the train command timed from outside, "
           "its start included.")
@@ -92,12 +95,22 @@ def data_set(name: str, args, work: Path):
     return ["--train_path", str(faces)], root
 
 
-def run_row(name: str, label: str, flags: list, budget, judge, out: Path) -> list:
+def run_row(name: str, label: str, flags: list, budget, judge, out: Path, cap=None) -> list:
     estimate = estimate_words(flags, budget)
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "siamese_core", "train", *flags, "-q", "-o", str(out)],
-                            capture_output=True, text=True, env=env, cwd=PROJECT_ROOT)
+    process = subprocess.Popen([sys.executable, "-m", "siamese_core", "train", *flags, "-q", "-o", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=PROJECT_ROOT)
+    try:
+        stdout, stderr = process.communicate(timeout=cap)
+    except subprocess.TimeoutExpired:
+        process.terminate()  # stops cleanly, as Stop does
+        process.communicate()
+        wall = time.perf_counter() - started
+        status = json.loads((out / "status.json").read_text())
+        return [name, label, estimate, f"> {wall:.0f} (stopped)", "", "", "", "", status.get("epoch"),
+                status.get("step"), "", "not done within --epochs-cap"]
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     wall = time.perf_counter() - started
     if result.returncode != 0:
         print(result.stderr[-2000:])
