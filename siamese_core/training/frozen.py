@@ -22,6 +22,7 @@ import torch
 from ..config import TrainConfig
 from ..data import sources as D
 from ..errors import UserError
+from ..inference.domain import CALIBRATION_IMAGES, DESCRIBED_IMAGES
 from ..evaluation.metrics import calibrate_threshold, roc_points, verification_metrics
 from ..models.networks import as_model_input, cached_timm_weights, images_per_pass, parse_backbone, reachable
 from ..runs.rundir import RunDir
@@ -151,8 +152,10 @@ class FrozenTrainer(Trainer):
         # A time budget is the head's ceiling, never a reason for more epochs than asked: more passes over the same
         # cached features overfit. The images are embedded before the plan's first step: the plan sees that time gone.
         steps = len(Batches(ctx.data.train, ctx.config, 1))
+        described = min(DESCRIBED_IMAGES, len(ctx.data.train)) + min(CALIBRATION_IMAGES, len(ctx.data.val))
         self.plan_budget(steps, eval_images=len(np.unique(np.concatenate(ctx.data.val_pairs[:2]))),
-                         images_per_step=ctx.config.batch_size, most_steps=steps * ctx.config.epochs)
+                         images_per_step=ctx.config.batch_size, described_images=described,
+                         most_steps=steps * ctx.config.epochs)
 
     def start_status(self) -> dict:
         ctx, config = self.ctx, self.ctx.config
