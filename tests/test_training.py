@@ -202,3 +202,32 @@ def test_a_run_for_a_time_ends_inside_it_when_steps_are_slow_and_its_schedule_re
 
 def status_lr(run_dir) -> float:
     return TrainConfig.from_dict(RunDir(run_dir).read_config()).lr
+
+
+def test_a_plan_keeps_its_deadline_when_steps_slow_down_and_its_rate_never_jumps():
+    """The plan itself, on a simulated clock: steps four times slower part-way through, epoch ends that cost what
+    they cost; the run (training, validations, the closing description) ends inside the budget, the schedule's
+    factor moves smoothly and ends at zero."""
+    from siamese_core.training.budget import Budget
+
+    budget = Budget(120.0, 0.0, 50, provisional_steps=500, eval_images=400, images_per_step=64, warmup=0.05,
+                    described_images=1000)
+    budget.timed_embedding(0.4, 100)  # 4 ms an image, before training
+    now, done, epoch, factors, totals = 10.0, 0, 1, [], []  # ten seconds gone starting up
+    while epoch <= budget.last_epoch:
+        while budget.steps_left_in(epoch, done):
+            factors.append(budget.schedule(done))
+            now += 0.1 if done < 200 else 0.4  # a busier machine from the 200th step on
+            done += 1
+            budget.after_step(done, epoch, now)
+            totals.append(budget.total_steps)
+        spent = 0.3 + 400 * 0.004 * (4 if done > 200 else 1)  # the validation slows down with the steps
+        now += spent
+        budget.after_epoch_end(spent, done, epoch + 1, now)
+        epoch += 1
+    now += 0.5 + 2.6 * budget.images_to_describe(now=now) * 0.016  # the description, at the slower speed
+    assert now <= 120.0, now
+    assert done == budget.total_steps and done > 250  # it used the time, as far as it kept
+    assert totals[199] > totals[-1]  # the slowdown shortened the plan
+    assert max(factors) > 0.95 and factors[-1] < 0.01 and budget.schedule(done) == 0.0
+    assert max(abs(a - b) for a, b in zip(factors, factors[1:])) < 0.05  # no jump when the plan changes
