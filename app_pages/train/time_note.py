@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import streamlit as st
 
 from app_pages.shared import text
@@ -10,6 +12,30 @@ from siamese_core.config import TrainConfig, duration_words
 from siamese_core.errors import UserError
 
 POLL_SECONDS = 1.0
+_imported = threading.Event()  # the estimate module (torch with it) is loaded: imported off the page's own thread
+_importing = threading.Lock()
+
+
+def _estimate_later(config: TrainConfig):
+    """siamese_core.training.estimate.estimate_later, once its module is loaded; until then None, the module being
+    imported in the background (torch takes seconds to import, more on a busy machine: the page never waits)."""
+    if not _imported.is_set():
+        if _importing.acquire(blocking=False):
+            threading.Thread(target=_import_then_time, args=(config,), daemon=True).start()
+        return None
+    from siamese_core.training.estimate import estimate_later
+
+    return estimate_later(config)
+
+
+def _import_then_time(config: TrainConfig) -> None:
+    try:
+        from siamese_core.training.estimate import estimate_later
+
+        _imported.set()
+        estimate_later(config)  # starts the timing of these settings
+    finally:
+        _importing.release()
 
 
 def show_estimate(config: TrainConfig) -> None:
@@ -19,10 +45,8 @@ def show_estimate(config: TrainConfig) -> None:
         config = config.resolve()
     except UserError:
         return  # the settings' own fault is said where Start is refused
-    from siamese_core.training.estimate import estimate_later  # imports torch: only once a run can start
-
     def note() -> None:
-        estimate = estimate_later(config)
+        estimate = _estimate_later(config)
         if estimate is None:
             st.caption(":material/timer: Timing a few training steps on this machine, to say how long this takes...")
             return
@@ -33,9 +57,11 @@ def show_estimate(config: TrainConfig) -> None:
         if not ready:
             st.rerun()  # once: the page is drawn again with the answer, and this part stops asking
 
-    from siamese_core.training.estimate import estimate_ready
+    ready = False
+    if _imported.is_set():
+        from siamese_core.training.estimate import estimate_ready
 
-    ready = estimate_ready(config)
+        ready = estimate_ready(config)
     st.fragment(note, run_every=None if ready else POLL_SECONDS)()
 
 
