@@ -200,6 +200,8 @@ class Trainer:
         budget = self.ctx.budget
         if budget is None:
             return {}
+        if not budget.planned:  # the provisional plan is no figure to show: "epoch 1 of ?" until the speed is known
+            return dict(total_epochs=None, expected_end=None)
         return dict(total_steps=budget.total_steps + self.step_offset, total_epochs=budget.last_epoch,
                     expected_end=budget.expected_end(done, epoch))
 
@@ -247,7 +249,8 @@ class Trainer:
         budgeted = {} if ctx.budget is None else {"time_budget": ctx.config.time_budget,
                                                   "budget_started_at": ctx.clock_start}
         fields = dict(state="running", started_at=time.time(), elapsed_before=elapsed_before,
-                      epoch=ctx.start_epoch - 1, total_epochs=self.last_epoch(), train_images=len(ctx.data.train),
+                      epoch=ctx.start_epoch - 1, total_epochs=self.last_epoch() if ctx.budget is None else None,
+                      train_images=len(ctx.data.train),
                       val_pairs=len(ctx.data.val_pairs[0]))
         ctx.run.update_status(**{**fields, **self.start_status(), **budgeted})
 
