@@ -71,7 +71,7 @@ def words(estimate) -> str:
     if estimate.budget is not None:
         held = (f"about {passes:.1f} passes over the data ({estimate.steps:,} steps)" if passes >= 1
                 else f"about {max(0, estimate.steps):,} steps, {100 * passes:.0f}% of one pass over the data")
-        if estimate.fixed_seconds >= estimate.budget:
+        if estimate.fixed_seconds >= estimate.budget or estimate.steps < 1:
             return (f"On this machine, as busy as it is now, starting, loading the images and finishing take about "
                     f"**{duration_words(estimate.fixed_seconds)}** on their own: {duration_words(estimate.budget)} "
                     f"cannot be kept, and the run would train only a few steps. Choose a longer time.")

@@ -201,7 +201,7 @@ class Trainer:
         if budget is None:
             return {}
         if not budget.planned:  # the provisional plan is no figure to show: "epoch 1 of ?" until the speed is known
-            return dict(total_epochs=None, expected_end=None)
+            return dict(total_epochs=None, expected_end=budget.expected_end(done, epoch))
         return dict(total_steps=budget.total_steps + self.step_offset, total_epochs=budget.last_epoch,
                     expected_end=budget.expected_end(done, epoch))
 
