@@ -13,7 +13,7 @@ last attempt resumes to the end. The finished run must then have:
 
     python benchmarks/kill_loop.py [--kills 20] [--epochs 60] [--seed 0] [--out DIR]
 
-tests/test_kill_safety.py runs the same loop with 3 kills.
+tests/training/test_kill_safety.py runs the same loop with 3 kills.
 """
 
 from __future__ import annotations

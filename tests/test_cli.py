@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from conftest import ROOT, run_cli, write_class_folders
 from siamese_core.cli import build_parser
@@ -23,6 +24,7 @@ def assert_clear_error(result, *phrases):
         assert phrase in last, last
 
 
+@pytest.mark.slow
 def test_train_verify_embed_eval_on_digits(tmp_path, digit_folders):
     out = tmp_path / "demo"
     result = run_cli("train", "--dataset", "digits", "-b", "convnet", "-o", out, "-e", "2", "-s", "1", "-lr", "0.001")
@@ -54,6 +56,11 @@ def test_train_verify_embed_eval_on_digits(tmp_path, digit_folders):
     assert (tmp_path / "eval" / "roc.png").is_file() and (tmp_path / "eval" / "scores.png").is_file()
     assert "equal error rate" in result.stdout and "10-fold threshold choice" in result.stdout
     assert "precision at 1" in result.stdout and "5-way one-shot" in result.stdout
+    # the checkpoint's two thresholds, each with its figures on these pairs, printed and kept in metrics.json
+    points = metrics["operating_points"]
+    assert [(p["name"], p["verdict"]) for p in points] == [("medians", True), ("rare-same", False)]
+    assert f"verdict  middle of the medians, threshold {points[0]['threshold']:.3f}: accuracy " in result.stdout
+    assert f"also     rare same pairs (10% same), threshold {points[1]['threshold']:.3f}: accuracy " in result.stdout
 
     result = run_cli("eval", "-v", digit_folders, "-o", tmp_path / "eval2", "-c", checkpoint, "--images", "0",
                      "--threshold", "0.9", "--far", "0.05", "--folds", "5", "--no-retrieval")
@@ -64,6 +71,7 @@ def test_train_verify_embed_eval_on_digits(tmp_path, digit_folders):
     assert "precision_at_1" not in metrics["retrieval"]
 
 
+@pytest.mark.slow
 def test_verify_many_pairs_from_a_csv(tmp_path, digits_checkpoint, digit_folders):
     rows = ["image_a,image_b,same"]
     for d in range(10):
@@ -80,11 +88,12 @@ def test_verify_many_pairs_from_a_csv(tmp_path, digits_checkpoint, digit_folders
     accuracy = float(result.stdout.split("accuracy ")[1].split("%")[0])
     assert accuracy >= 80
     lines = (tmp_path / "out.csv").read_text().splitlines()
-    assert lines[0].startswith("image_a,image_b,score,verdict,error") and len(lines) == 22
+    assert lines[0].startswith("image_a,image_b,score,verdict,outside,error") and len(lines) == 22
     # a missing file reads like one outside --images would (issue 13: the table tells nothing of other paths)
     assert "'digit_0/missing.png' is not among the images in the --images folder" in lines[-1]
 
 
+@pytest.mark.slow
 def test_csv_files_the_commands_write_keep_formula_names_as_text(tmp_path, digits_checkpoint):
     """Issue 24, item 11: a class or file named =HYPERLINK(...) became a live formula in the written CSV."""
     import csv
@@ -108,6 +117,7 @@ def test_csv_files_the_commands_write_keep_formula_names_as_text(tmp_path, digit
     assert all(not r["path"].startswith(("=", "@")) for r in rows) and float(rows[0]["e0"]) == float(rows[0]["e0"])
 
 
+@pytest.mark.slow
 def test_bad_input_gets_one_clear_line(tmp_path, digits_checkpoint, digit_folders):
     text = tmp_path / "letter.png"
     text.write_text("Dear model, this is not an image.")
@@ -174,6 +184,7 @@ def test_every_train_flag_named_after_a_setting_reaches_the_config():
     assert set(given) & settings - {"dataset"} == set(TRAIN_FLAGS)  # dataset is worked out from the other flags
 
 
+@pytest.mark.slow
 def test_resume_continues_a_finished_run_to_more_epochs(tmp_path):
     out = tmp_path / "run"
     args = ("train", "--dataset", "digits", "-b", "convnet", "-o", out, "--pairs-per-epoch", "2000")
@@ -187,6 +198,7 @@ def test_resume_continues_a_finished_run_to_more_epochs(tmp_path):
     assert "Resuming from epoch 1" in (out / "log.txt").read_text()
 
 
+@pytest.mark.slow
 def test_similar_lists_the_nearest_images_of_the_same_class(digits_checkpoint, digit_folders):
     query = sorted((digit_folders / "digit_3").glob("*.png"))[0]
     result = run_cli("similar", "-c", digits_checkpoint, query, "-g", digit_folders, "-k", "5", "--json")

@@ -18,7 +18,7 @@ from siamese_core.errors import UserError
 COLUMNS = ("recipe", "backbone", "mode", "mining", "split", "max_val_classes", "input", "image_size", "channels",
            "augment", "head", "head_norm", "dropout", "embedding_dim", "margin", "neck", "flip_test", "id_loss",
            "optimizer", "schedule", "warmup", "weight_decay", "lr", "same_share", "batch_size", "pretrained", "frozen",
-           "class_word")
+           "class_word", "threshold_policy")
 # Every data set with every way of naming a recipe and a mode, and with the backbones that change the defaults;
 # the rows after the grid each turn one more knob (frozen, input, legacy augment values, explicit values, class words).
 DATA = ("dataset=digits", "train_path=photos/faces10", "dataset=triplets triplets=shop/items.csv")
@@ -29,209 +29,209 @@ GRID = [" ".join(part for part in parts if part) for parts in itertools.product(
 
 RESOLVED = {
     "dataset=digits":
-        "default small-resnet triplet batch-hard image 50 digit 64 3 digits product True 0.3 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False digit",
+        "default small-resnet triplet batch-hard image 50 digit 64 3 digits product True 0.3 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False digit medians",
     "dataset=digits backbone=convnet":
-        "default convnet triplet batch-hard image 50 digit 28 1 digits absdiff False 0.0 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.3 128 False False digit",
+        "default convnet triplet batch-hard image 50 digit 28 1 digits absdiff False 0.0 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.1 128 False False digit medians",
     "dataset=digits backbone=timm:efficientnet_b0":
-        "default timm:efficientnet_b0 triplet batch-hard image 50 digit 224 3 digits product True 0.3 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.0001 0.3 64 True False digit",
+        "default timm:efficientnet_b0 triplet batch-hard image 50 digit 224 3 digits product True 0.3 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.0001 0.1 64 True False digit medians",
     "dataset=digits recipe=classic":
-        "classic timm:efficientnet_b0 pair none image 0 digit 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False digit",
+        "classic timm:efficientnet_b0 pair none image 0 digit 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False digit medians",
     "dataset=digits recipe=classic backbone=convnet":
-        "classic convnet pair none image 0 digit 28 1 none absdiff False 0.0 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.5 128 False False digit",
+        "classic convnet pair none image 0 digit 28 1 none absdiff False 0.0 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.1 128 False False digit medians",
     "dataset=digits recipe=classic backbone=timm:efficientnet_b0":
-        "classic timm:efficientnet_b0 pair none image 0 digit 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False digit",
+        "classic timm:efficientnet_b0 pair none image 0 digit 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False digit medians",
     "dataset=digits mode=pair":
-        "classic timm:efficientnet_b0 pair none image 0 digit 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False digit",
+        "classic timm:efficientnet_b0 pair none image 0 digit 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False digit medians",
     "dataset=digits mode=pair backbone=convnet":
-        "classic convnet pair none image 0 digit 28 1 none absdiff False 0.0 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.5 128 False False digit",
+        "classic convnet pair none image 0 digit 28 1 none absdiff False 0.0 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.1 128 False False digit medians",
     "dataset=digits mode=pair backbone=timm:efficientnet_b0":
-        "classic timm:efficientnet_b0 pair none image 0 digit 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False digit",
+        "classic timm:efficientnet_b0 pair none image 0 digit 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False digit medians",
     "dataset=digits mode=contrastive":
-        "classic timm:efficientnet_b0 contrastive none image 0 digit 224 3 none product True 0.3 512 1.0 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False digit",
+        "classic timm:efficientnet_b0 contrastive none image 0 digit 224 3 none product True 0.3 512 1.0 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False digit medians",
     "dataset=digits mode=contrastive backbone=convnet":
-        "classic convnet contrastive none image 0 digit 28 1 none absdiff False 0.0 512 1.0 False False 0.0 adam constant 0.0 0.0 0.001 0.5 128 False False digit",
+        "classic convnet contrastive none image 0 digit 28 1 none absdiff False 0.0 512 1.0 False False 0.0 adam constant 0.0 0.0 0.001 0.1 128 False False digit medians",
     "dataset=digits mode=contrastive backbone=timm:efficientnet_b0":
-        "classic timm:efficientnet_b0 contrastive none image 0 digit 224 3 none product True 0.3 512 1.0 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False digit",
+        "classic timm:efficientnet_b0 contrastive none image 0 digit 224 3 none product True 0.3 512 1.0 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False digit medians",
     "dataset=digits mode=triplet":
-        "classic timm:efficientnet_b0 triplet none image 0 digit 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False digit",
+        "classic timm:efficientnet_b0 triplet none image 0 digit 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False digit medians",
     "dataset=digits mode=triplet backbone=convnet":
-        "classic convnet triplet none image 0 digit 28 1 none absdiff False 0.0 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.5 128 False False digit",
+        "classic convnet triplet none image 0 digit 28 1 none absdiff False 0.0 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.1 128 False False digit medians",
     "dataset=digits mode=triplet backbone=timm:efficientnet_b0":
-        "classic timm:efficientnet_b0 triplet none image 0 digit 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False digit",
+        "classic timm:efficientnet_b0 triplet none image 0 digit 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False digit medians",
     "dataset=digits recipe=default mode=pair":
-        "default small-resnet pair none image 50 digit 64 3 digits product True 0.3 128 0.3 False False 0.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False digit",
+        "default small-resnet pair none image 50 digit 64 3 digits product True 0.3 128 0.3 False False 0.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False digit medians",
     "dataset=digits recipe=default mode=pair backbone=convnet":
-        "default convnet pair none image 50 digit 28 1 digits absdiff False 0.0 128 0.3 False False 0.0 adamw cosine 0.05 0.05 0.001 0.3 128 False False digit",
+        "default convnet pair none image 50 digit 28 1 digits absdiff False 0.0 128 0.3 False False 0.0 adamw cosine 0.05 0.05 0.001 0.1 128 False False digit medians",
     "dataset=digits recipe=default mode=pair backbone=timm:efficientnet_b0":
-        "default timm:efficientnet_b0 pair none image 50 digit 224 3 digits product True 0.3 128 0.3 False False 0.0 adamw cosine 0.05 0.05 0.0001 0.3 64 True False digit",
+        "default timm:efficientnet_b0 pair none image 50 digit 224 3 digits product True 0.3 128 0.3 False False 0.0 adamw cosine 0.05 0.05 0.0001 0.1 64 True False digit medians",
     "dataset=digits recipe=default mode=contrastive":
-        "default small-resnet contrastive none image 50 digit 64 3 digits product True 0.3 128 1.0 True False 0.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False digit",
+        "default small-resnet contrastive none image 50 digit 64 3 digits product True 0.3 128 1.0 True False 0.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False digit medians",
     "dataset=digits recipe=default mode=contrastive backbone=convnet":
-        "default convnet contrastive none image 50 digit 28 1 digits absdiff False 0.0 128 1.0 True False 0.0 adamw cosine 0.05 0.05 0.001 0.3 128 False False digit",
+        "default convnet contrastive none image 50 digit 28 1 digits absdiff False 0.0 128 1.0 True False 0.0 adamw cosine 0.05 0.05 0.001 0.1 128 False False digit medians",
     "dataset=digits recipe=default mode=contrastive backbone=timm:efficientnet_b0":
-        "default timm:efficientnet_b0 contrastive none image 50 digit 224 3 digits product True 0.3 128 1.0 True False 0.0 adamw cosine 0.05 0.05 0.0001 0.3 64 True False digit",
+        "default timm:efficientnet_b0 contrastive none image 50 digit 224 3 digits product True 0.3 128 1.0 True False 0.0 adamw cosine 0.05 0.05 0.0001 0.1 64 True False digit medians",
     "train_path=photos/faces10":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False person",
+        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False person medians",
     "train_path=photos/faces10 backbone=convnet":
-        "default convnet triplet batch-hard class 50 resize 28 1 digits absdiff False 0.0 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.3 128 False False person",
+        "default convnet triplet batch-hard class 50 resize 28 1 digits absdiff False 0.0 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.1 128 False False person medians",
     "train_path=photos/faces10 backbone=timm:efficientnet_b0":
-        "default timm:efficientnet_b0 triplet batch-hard class 50 resize 224 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.0001 0.3 64 True False person",
+        "default timm:efficientnet_b0 triplet batch-hard class 50 resize 224 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.0001 0.1 64 True False person medians",
     "train_path=photos/faces10 recipe=classic":
-        "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False person",
+        "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False person medians",
     "train_path=photos/faces10 recipe=classic backbone=convnet":
-        "classic convnet pair none class 0 resize 28 1 none absdiff False 0.0 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.5 128 False False person",
+        "classic convnet pair none class 0 resize 28 1 none absdiff False 0.0 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.1 128 False False person medians",
     "train_path=photos/faces10 recipe=classic backbone=timm:efficientnet_b0":
-        "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False person",
+        "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False person medians",
     "train_path=photos/faces10 mode=pair":
-        "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False person",
+        "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False person medians",
     "train_path=photos/faces10 mode=pair backbone=convnet":
-        "classic convnet pair none class 0 resize 28 1 none absdiff False 0.0 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.5 128 False False person",
+        "classic convnet pair none class 0 resize 28 1 none absdiff False 0.0 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.1 128 False False person medians",
     "train_path=photos/faces10 mode=pair backbone=timm:efficientnet_b0":
-        "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False person",
+        "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False person medians",
     "train_path=photos/faces10 mode=contrastive":
-        "classic timm:efficientnet_b0 contrastive none class 0 resize 224 3 none product True 0.3 512 1.0 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False person",
+        "classic timm:efficientnet_b0 contrastive none class 0 resize 224 3 none product True 0.3 512 1.0 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False person medians",
     "train_path=photos/faces10 mode=contrastive backbone=convnet":
-        "classic convnet contrastive none class 0 resize 28 1 none absdiff False 0.0 512 1.0 False False 0.0 adam constant 0.0 0.0 0.001 0.5 128 False False person",
+        "classic convnet contrastive none class 0 resize 28 1 none absdiff False 0.0 512 1.0 False False 0.0 adam constant 0.0 0.0 0.001 0.1 128 False False person medians",
     "train_path=photos/faces10 mode=contrastive backbone=timm:efficientnet_b0":
-        "classic timm:efficientnet_b0 contrastive none class 0 resize 224 3 none product True 0.3 512 1.0 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False person",
+        "classic timm:efficientnet_b0 contrastive none class 0 resize 224 3 none product True 0.3 512 1.0 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False person medians",
     "train_path=photos/faces10 mode=triplet":
-        "classic timm:efficientnet_b0 triplet none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False person",
+        "classic timm:efficientnet_b0 triplet none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False person medians",
     "train_path=photos/faces10 mode=triplet backbone=convnet":
-        "classic convnet triplet none class 0 resize 28 1 none absdiff False 0.0 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.5 128 False False person",
+        "classic convnet triplet none class 0 resize 28 1 none absdiff False 0.0 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.1 128 False False person medians",
     "train_path=photos/faces10 mode=triplet backbone=timm:efficientnet_b0":
-        "classic timm:efficientnet_b0 triplet none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False person",
+        "classic timm:efficientnet_b0 triplet none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False person medians",
     "train_path=photos/faces10 recipe=default mode=pair":
-        "default small-resnet pair none class 50 resize 64 3 photos product True 0.3 128 0.3 False True 0.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False person",
+        "default small-resnet pair none class 50 resize 64 3 photos product True 0.3 128 0.3 False True 0.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False person medians",
     "train_path=photos/faces10 recipe=default mode=pair backbone=convnet":
-        "default convnet pair none class 50 resize 28 1 digits absdiff False 0.0 128 0.3 False False 0.0 adamw cosine 0.05 0.05 0.001 0.3 128 False False person",
+        "default convnet pair none class 50 resize 28 1 digits absdiff False 0.0 128 0.3 False False 0.0 adamw cosine 0.05 0.05 0.001 0.1 128 False False person medians",
     "train_path=photos/faces10 recipe=default mode=pair backbone=timm:efficientnet_b0":
-        "default timm:efficientnet_b0 pair none class 50 resize 224 3 photos product True 0.3 128 0.3 False True 0.0 adamw cosine 0.05 0.05 0.0001 0.3 64 True False person",
+        "default timm:efficientnet_b0 pair none class 50 resize 224 3 photos product True 0.3 128 0.3 False True 0.0 adamw cosine 0.05 0.05 0.0001 0.1 64 True False person medians",
     "train_path=photos/faces10 recipe=default mode=contrastive":
-        "default small-resnet contrastive none class 50 resize 64 3 photos product True 0.3 128 1.0 True True 0.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False person",
+        "default small-resnet contrastive none class 50 resize 64 3 photos product True 0.3 128 1.0 True True 0.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False person medians",
     "train_path=photos/faces10 recipe=default mode=contrastive backbone=convnet":
-        "default convnet contrastive none class 50 resize 28 1 digits absdiff False 0.0 128 1.0 True False 0.0 adamw cosine 0.05 0.05 0.001 0.3 128 False False person",
+        "default convnet contrastive none class 50 resize 28 1 digits absdiff False 0.0 128 1.0 True False 0.0 adamw cosine 0.05 0.05 0.001 0.1 128 False False person medians",
     "train_path=photos/faces10 recipe=default mode=contrastive backbone=timm:efficientnet_b0":
-        "default timm:efficientnet_b0 contrastive none class 50 resize 224 3 photos product True 0.3 128 1.0 True True 0.0 adamw cosine 0.05 0.05 0.0001 0.3 64 True False person",
+        "default timm:efficientnet_b0 contrastive none class 50 resize 224 3 photos product True 0.3 128 1.0 True True 0.0 adamw cosine 0.05 0.05 0.0001 0.1 64 True False person medians",
     "dataset=triplets triplets=shop/items.csv":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False product",
+        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False product medians",
     "dataset=triplets triplets=shop/items.csv backbone=convnet":
-        "default convnet triplet batch-hard class 50 resize 28 1 digits absdiff False 0.0 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.3 128 False False product",
+        "default convnet triplet batch-hard class 50 resize 28 1 digits absdiff False 0.0 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.1 128 False False product medians",
     "dataset=triplets triplets=shop/items.csv backbone=timm:efficientnet_b0":
-        "default timm:efficientnet_b0 triplet batch-hard class 50 resize 224 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.0001 0.3 64 True False product",
+        "default timm:efficientnet_b0 triplet batch-hard class 50 resize 224 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.0001 0.1 64 True False product medians",
     "dataset=triplets triplets=shop/items.csv recipe=classic":
-        "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False product",
+        "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False product medians",
     "dataset=triplets triplets=shop/items.csv recipe=classic backbone=convnet":
-        "classic convnet pair none class 0 resize 28 1 none absdiff False 0.0 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.5 128 False False product",
+        "classic convnet pair none class 0 resize 28 1 none absdiff False 0.0 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.1 128 False False product medians",
     "dataset=triplets triplets=shop/items.csv recipe=classic backbone=timm:efficientnet_b0":
-        "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False product",
+        "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False product medians",
     "dataset=triplets triplets=shop/items.csv mode=pair":
-        "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False product",
+        "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False product medians",
     "dataset=triplets triplets=shop/items.csv mode=pair backbone=convnet":
-        "classic convnet pair none class 0 resize 28 1 none absdiff False 0.0 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.5 128 False False product",
+        "classic convnet pair none class 0 resize 28 1 none absdiff False 0.0 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.1 128 False False product medians",
     "dataset=triplets triplets=shop/items.csv mode=pair backbone=timm:efficientnet_b0":
-        "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False product",
+        "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False product medians",
     "dataset=triplets triplets=shop/items.csv mode=contrastive":
-        "classic timm:efficientnet_b0 contrastive none class 0 resize 224 3 none product True 0.3 512 1.0 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False product",
+        "classic timm:efficientnet_b0 contrastive none class 0 resize 224 3 none product True 0.3 512 1.0 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False product medians",
     "dataset=triplets triplets=shop/items.csv mode=contrastive backbone=convnet":
-        "classic convnet contrastive none class 0 resize 28 1 none absdiff False 0.0 512 1.0 False False 0.0 adam constant 0.0 0.0 0.001 0.5 128 False False product",
+        "classic convnet contrastive none class 0 resize 28 1 none absdiff False 0.0 512 1.0 False False 0.0 adam constant 0.0 0.0 0.001 0.1 128 False False product medians",
     "dataset=triplets triplets=shop/items.csv mode=contrastive backbone=timm:efficientnet_b0":
-        "classic timm:efficientnet_b0 contrastive none class 0 resize 224 3 none product True 0.3 512 1.0 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False product",
+        "classic timm:efficientnet_b0 contrastive none class 0 resize 224 3 none product True 0.3 512 1.0 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False product medians",
     "dataset=triplets triplets=shop/items.csv mode=triplet":
-        "classic timm:efficientnet_b0 triplet none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False product",
+        "classic timm:efficientnet_b0 triplet none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False product medians",
     "dataset=triplets triplets=shop/items.csv mode=triplet backbone=convnet":
-        "classic convnet triplet none class 0 resize 28 1 none absdiff False 0.0 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.5 128 False False product",
+        "classic convnet triplet none class 0 resize 28 1 none absdiff False 0.0 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.1 128 False False product medians",
     "dataset=triplets triplets=shop/items.csv mode=triplet backbone=timm:efficientnet_b0":
-        "classic timm:efficientnet_b0 triplet none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False product",
+        "classic timm:efficientnet_b0 triplet none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False product medians",
     "dataset=triplets triplets=shop/items.csv recipe=default mode=pair":
-        "default small-resnet pair none class 50 resize 64 3 photos product True 0.3 128 0.3 False True 0.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False product",
+        "default small-resnet pair none class 50 resize 64 3 photos product True 0.3 128 0.3 False True 0.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False product medians",
     "dataset=triplets triplets=shop/items.csv recipe=default mode=pair backbone=convnet":
-        "default convnet pair none class 50 resize 28 1 digits absdiff False 0.0 128 0.3 False False 0.0 adamw cosine 0.05 0.05 0.001 0.3 128 False False product",
+        "default convnet pair none class 50 resize 28 1 digits absdiff False 0.0 128 0.3 False False 0.0 adamw cosine 0.05 0.05 0.001 0.1 128 False False product medians",
     "dataset=triplets triplets=shop/items.csv recipe=default mode=pair backbone=timm:efficientnet_b0":
-        "default timm:efficientnet_b0 pair none class 50 resize 224 3 photos product True 0.3 128 0.3 False True 0.0 adamw cosine 0.05 0.05 0.0001 0.3 64 True False product",
+        "default timm:efficientnet_b0 pair none class 50 resize 224 3 photos product True 0.3 128 0.3 False True 0.0 adamw cosine 0.05 0.05 0.0001 0.1 64 True False product medians",
     "dataset=triplets triplets=shop/items.csv recipe=default mode=contrastive":
-        "default small-resnet contrastive none class 50 resize 64 3 photos product True 0.3 128 1.0 True True 0.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False product",
+        "default small-resnet contrastive none class 50 resize 64 3 photos product True 0.3 128 1.0 True True 0.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False product medians",
     "dataset=triplets triplets=shop/items.csv recipe=default mode=contrastive backbone=convnet":
-        "default convnet contrastive none class 50 resize 28 1 digits absdiff False 0.0 128 1.0 True False 0.0 adamw cosine 0.05 0.05 0.001 0.3 128 False False product",
+        "default convnet contrastive none class 50 resize 28 1 digits absdiff False 0.0 128 1.0 True False 0.0 adamw cosine 0.05 0.05 0.001 0.1 128 False False product medians",
     "dataset=triplets triplets=shop/items.csv recipe=default mode=contrastive backbone=timm:efficientnet_b0":
-        "default timm:efficientnet_b0 contrastive none class 50 resize 224 3 photos product True 0.3 128 1.0 True True 0.0 adamw cosine 0.05 0.05 0.0001 0.3 64 True False product",
+        "default timm:efficientnet_b0 contrastive none class 50 resize 224 3 photos product True 0.3 128 1.0 True True 0.0 adamw cosine 0.05 0.05 0.0001 0.1 64 True False product medians",
     "train_path=photos/x backbone=small-resnet mode=pair":
-        "classic small-resnet pair none class 0 resize 64 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.5 32 False False class",
+        "classic small-resnet pair none class 0 resize 64 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.1 32 False False class medians",
     "train_path=photos/x backbone=torchvision:resnet18":
-        "default torchvision:resnet18 triplet batch-hard class 50 resize 224 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.0001 0.3 64 True False class",
+        "default torchvision:resnet18 triplet batch-hard class 50 resize 224 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.0001 0.1 64 True False class medians",
     "train_path=photos/x backbone=torchvision:resnet18 mode=pair":
-        "classic torchvision:resnet18 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False class",
+        "classic torchvision:resnet18 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False class medians",
     "train_path=photos/x backbone=torchvision:resnet18 pretrained=False":
-        "default torchvision:resnet18 triplet batch-hard class 50 resize 224 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
+        "default torchvision:resnet18 triplet batch-hard class 50 resize 224 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
     "train_path=photos/x backbone=timm:efficientnet_b0 frozen=True":
-        "default timm:efficientnet_b0 triplet batch-hard class 50 resize 224 3 photos product True 0.3 128 0.3 True False 0.0 adamw cosine 0.05 0.05 0.001 0.3 64 True True class",
+        "default timm:efficientnet_b0 triplet batch-hard class 50 resize 224 3 photos product True 0.3 128 0.3 True False 0.0 adamw cosine 0.05 0.05 0.001 0.1 64 True True class medians",
     "train_path=photos/x backbone=timm:efficientnet_b0 frozen=True mode=triplet":
-        "classic timm:efficientnet_b0 triplet batch-hard class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.5 32 True True class",
+        "classic timm:efficientnet_b0 triplet batch-hard class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.1 32 True True class medians",
     "train_path=photos/x backbone=timm:efficientnet_b0 frozen=True mode=pair":
-        "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.5 32 True True class",
+        "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.1 32 True True class medians",
     "train_path=photos/x backbone=timm:efficientnet_b0 frozen=True mode=contrastive":
-        "classic timm:efficientnet_b0 contrastive none class 0 resize 224 3 none product True 0.3 512 1.0 False False 0.0 adam constant 0.0 0.0 0.001 0.5 32 True True class",
+        "classic timm:efficientnet_b0 contrastive none class 0 resize 224 3 none product True 0.3 512 1.0 False False 0.0 adam constant 0.0 0.0 0.001 0.1 32 True True class medians",
     "train_path=photos/x backbone=timm:efficientnet_b0 frozen=True mode=triplet id_loss=0.5 mining=semi-hard":
-        "classic timm:efficientnet_b0 triplet semi-hard class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.5 adam constant 0.0 0.0 0.001 0.5 32 True True class",
+        "classic timm:efficientnet_b0 triplet semi-hard class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.5 adam constant 0.0 0.0 0.001 0.1 32 True True class medians",
     "dataset=triplets triplets=t.csv backbone=timm:efficientnet_b0 frozen=True mode=triplet":
-        "classic timm:efficientnet_b0 triplet none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.5 32 True True identity",
+        "classic timm:efficientnet_b0 triplet none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.1 32 True True identity medians",
     "train_path=photos/x backbone=convnet frozen=True weights=w.pth":
-        "default convnet triplet batch-hard class 50 resize 28 1 digits absdiff False 0.0 128 0.3 True False 0.0 adamw cosine 0.05 0.05 0.001 0.3 128 False True class",
+        "default convnet triplet batch-hard class 50 resize 28 1 digits absdiff False 0.0 128 0.3 True False 0.0 adamw cosine 0.05 0.05 0.001 0.1 128 False True class medians",
     "train_path=photos/x frozen=False":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
+        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
     "train_path=photos/x frozen=True lr=0.01 weights=w.pth":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True False 0.0 adamw cosine 0.05 0.05 0.01 0.3 64 False True class",
+        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True False 0.0 adamw cosine 0.05 0.05 0.01 0.1 64 False True class medians",
     "train_path=photos/x input=digit":
-        "default small-resnet triplet batch-hard class 50 digit 64 3 digits product True 0.3 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
+        "default small-resnet triplet batch-hard class 50 digit 64 3 digits product True 0.3 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
     "train_path=photos/x input=digit mode=pair":
-        "classic timm:efficientnet_b0 pair none class 0 digit 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False class",
+        "classic timm:efficientnet_b0 pair none class 0 digit 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False class medians",
     "dataset=digits input=resize":
-        "default small-resnet triplet batch-hard image 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False digit",
+        "default small-resnet triplet batch-hard image 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False digit medians",
     "dataset=digits input=resize backbone=timm:efficientnet_b0":
-        "default timm:efficientnet_b0 triplet batch-hard image 50 resize 224 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.0001 0.3 64 True False digit",
+        "default timm:efficientnet_b0 triplet batch-hard image 50 resize 224 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.0001 0.1 64 True False digit medians",
     "train_path=photos/x mode=pair augment=True":
-        "classic timm:efficientnet_b0 pair none class 0 resize 224 3 shift product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.5 32 True False class",
+        "classic timm:efficientnet_b0 pair none class 0 resize 224 3 shift product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False class medians",
     "train_path=photos/x augment=False":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 none product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
+        "default small-resnet triplet batch-hard class 50 resize 64 3 none product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
     "train_path=photos/x augment=shift":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 shift product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
+        "default small-resnet triplet batch-hard class 50 resize 64 3 shift product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
     "train_path=photos/x schedule=constant":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw constant 0.0 0.05 0.001 0.3 64 False False class",
+        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw constant 0.0 0.05 0.001 0.1 64 False False class medians",
     "train_path=photos/x optimizer=adam":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adam cosine 0.05 0.0 0.001 0.3 64 False False class",
+        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adam cosine 0.05 0.0 0.001 0.1 64 False False class medians",
     "train_path=photos/x mode=pair optimizer=adamw schedule=cosine":
-        "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adamw cosine 0.05 0.05 0.0001 0.5 32 True False class",
+        "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adamw cosine 0.05 0.05 0.0001 0.1 32 True False class medians",
     "train_path=photos/x mining=semi-hard":
-        "default small-resnet triplet semi-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
+        "default small-resnet triplet semi-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
     "train_path=photos/x mining=none":
-        "default small-resnet triplet none class 50 resize 64 3 photos product True 0.3 128 0.3 True True 0.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
+        "default small-resnet triplet none class 50 resize 64 3 photos product True 0.3 128 0.3 True True 0.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
     "train_path=photos/x split=image max_val_classes=0 val_fraction=0.5":
-        "default small-resnet triplet batch-hard image 0 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
+        "default small-resnet triplet batch-hard image 0 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
     "dataset=digits split=class max_val_classes=3":
-        "default small-resnet triplet batch-hard class 3 digit 64 3 digits product True 0.3 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False digit",
+        "default small-resnet triplet batch-hard class 3 digit 64 3 digits product True 0.3 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False digit medians",
     "train_path=photos/x image_size=96 channels=1 head=concat dropout=0.5 embedding_dim=256 margin=0.5":
-        "default small-resnet triplet batch-hard class 50 resize 96 1 photos concat True 0.5 256 0.5 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
+        "default small-resnet triplet batch-hard class 50 resize 96 1 photos concat True 0.5 256 0.5 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
     "train_path=photos/x neck=False flip_test=False id_loss=0.5 warmup=0.1 weight_decay=0.01 lr=0.01":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 False False 0.5 adamw cosine 0.1 0.01 0.01 0.3 64 False False class",
+        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 False False 0.5 adamw cosine 0.1 0.01 0.01 0.1 64 False False class medians",
     "train_path=photos/x same_share=0.5 batch_size=16 head_norm=False pretrained=False":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product False 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.5 16 False False class",
+        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product False 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.5 16 False False class same-share",
     "train_path=photos/x mode=pair same_share=0.2 batch_size=8 precision=bf16 device=cpu":
-        "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.2 8 True False class",
+        "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.2 8 True False class same-share",
     "train_path=photos/x class_word=signature":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False signature",
+        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False signature medians",
     "train_path=uploads/run1 data_name=signatures.zip":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False signature",
+        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False signature medians",
     "train_path=photos/x data_name=faces10.zip":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False person",
+        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False person medians",
     "dataset=triplets triplets=data/t.csv images=data/people":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False person",
+        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False person medians",
     "dataset=mnist class_word=numeral":
-        "default small-resnet triplet batch-hard image 50 digit 64 3 digits product True 0.3 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False numeral",
+        "default small-resnet triplet batch-hard image 50 digit 64 3 digits product True 0.3 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False numeral medians",
     "dataset=mnist":
-        "default small-resnet triplet batch-hard image 50 digit 64 3 digits product True 0.3 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False digit",
+        "default small-resnet triplet batch-hard image 50 digit 64 3 digits product True 0.3 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False digit medians",
     "dataset=mnist mode=pair backbone=convnet":
-        "classic convnet pair none image 0 digit 28 1 none absdiff False 0.0 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.5 128 False False digit",
+        "classic convnet pair none image 0 digit 28 1 none absdiff False 0.0 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.1 128 False False digit medians",
     "train_path=photos/x epochs=1 eval_pairs=2 pairs_per_epoch=2":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.3 64 False False class",
+        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
 }
 
 # Each check once, then configs with two faults: the first in resolve()'s order is the one a person reads.
@@ -275,6 +275,7 @@ REFUSED = {
         "--same-share is the share of same pairs the threshold is tuned for, between 0 and 1.",
     "train_path=x same_share=1.0":
         "--same-share is the share of same pairs the threshold is tuned for, between 0 and 1.",
+    "train_path=x threshold_policy=best": "Unknown threshold policy 'best': choose one of medians, same-share.",
     "train_path=x batch_size=1": "--batch-size must be at least 2.",
     "train_path=x backbone=torchvision:resnet18 pretrained=False frozen=True": FROZEN_WITHOUT_WEIGHTS,
     "train_path=x backbone=convnet frozen=True": FROZEN_WITHOUT_WEIGHTS,

@@ -88,6 +88,7 @@ def test_a_file_swapped_for_a_link_after_listing_is_not_read(data_root_with_link
 
 # ---------------------------------------------------------------- 1. verify --pairs stays in --images
 
+@pytest.mark.slow
 def test_cli_verify_pairs_reads_only_inside_the_images_folder(tmp_path, digits_checkpoint):
     images = write_class_folders(tmp_path / "images", classes=[3], per_class=2)
     secret = write_class_folders(tmp_path / "secret", classes=[4], per_class=1) / "digit_4" / "000.png"
@@ -131,6 +132,17 @@ FORGERIES = {
     "NaN weights": (lambda c: c["state_dict"]["backbone.fc.1.weight"].fill_(float("nan")),
                     "not finite (NaN or infinity, e.g. in backbone.fc.1.weight)"),
     "infinite weights": (lambda c: c["state_dict"]["backbone.conv.0.bias"].fill_(float("inf")), "not finite"),
+    # the two thresholds beside the verdict's (the checkpoint's operating points)
+    "operating points a list": (lambda c: c.update(operating_points=[0.5, 0.6]), "operating points are not a table"),
+    "rare-same threshold NaN": (lambda c: c["operating_points"].update(rare_same_threshold=float("nan")),
+                                "rare same threshold nan is not a number from 0 to 1"),
+    "medians threshold above 1": (lambda c: c["operating_points"].update(medians_threshold=7.5),
+                                  "medians threshold 7.5 is not a number from 0 to 1"),
+    "medians threshold text": (lambda c: c["operating_points"].update(medians_threshold="0.5"),
+                               "medians threshold '0.5' is not a number"),
+    "share of 1": (lambda c: c["operating_points"].update(same_share=1.0), "same share 1.0 is not a number between"),
+    "share missing": (lambda c: c["operating_points"].pop("same_share"), "same share None"),
+    "unknown policy": (lambda c: c["operating_points"].update(threshold_policy="x" * 10_000), "x… is none of medians, same-share"),
 }
 
 
@@ -151,6 +163,21 @@ def test_a_checkpoint_with_wrong_fields_is_one_sentence_before_any_model_is_buil
         store_checkpoint(path.read_bytes(), name="forged.pt")
     assert words in str(uploaded.value) and str(tmp_path) not in str(uploaded.value)
     assert not list((settings.runs_dir() / ".uploads" / "checkpoints").glob("*"))
+
+
+def test_a_checkpoint_from_before_the_two_thresholds_loads_with_its_one(tmp_path, digits_checkpoint):
+    from siamese_core.evaluation.evaluate import model_operating_points
+
+    payload = torch.load(digits_checkpoint, weights_only=True)
+    assert set(payload["operating_points"]) == {"threshold_policy", "medians_threshold", "rare_same_threshold",
+                                                "same_share"}
+    payload.pop("operating_points")
+    path = tmp_path / "old.pt"
+    torch.save(payload, path)
+    model = SiameseModel.load(path)
+    assert model.operating_points is None and model.threshold == payload["threshold"]
+    assert [(p["name"], p["threshold"], p["verdict"]) for p in model_operating_points(model)] == [
+        ("checkpoint", payload["threshold"], True)]
 
 
 def test_cli_says_a_cut_off_checkpoint_is_damaged_not_foreign(tmp_path, digits_checkpoint):

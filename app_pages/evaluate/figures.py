@@ -47,7 +47,8 @@ def threshold_controls(ev, identity: str, kfold: Optional[dict]) -> Threshold:
         st.session_state[state.EVAL_THRESHOLD] = _percent(value)
         st.session_state[state.EVAL_THRESHOLD_ORIGIN] = origin
 
-    left, middle, right = st.columns([5, 2, 2], vertical_alignment="bottom")
+    other = next((p for p in ev.model_points if not p["verdict"]), None)  # the rare-same point, beside the verdict's
+    left, middle, *others, right = st.columns([5, 2, 2, 2] if other else [5, 2, 2], vertical_alignment="bottom")
     chosen = left.slider("Threshold: the model says 'same' from this score up", 0.0, 100.0, step=0.1,
                          format="%.1f%%", key=state.EVAL_THRESHOLD,
                          on_change=lambda: st.session_state.update({state.EVAL_THRESHOLD_ORIGIN: "hand"}),
@@ -55,7 +56,11 @@ def threshold_controls(ev, identity: str, kfold: Optional[dict]) -> Threshold:
                               "as 'same' (fewer false rejects, more false accepts); a higher one the opposite.")
     middle.button(f"Model's own: {_percent(ev.model_threshold):.1f}%", key="eval-use-model-threshold",
                   on_click=set_to, args=(ev.model_threshold, "model"), width="stretch",
-                  help="The threshold saved with the model when it was trained.")
+                  help="The threshold saved with the model when it was trained: the one its verdicts use.")
+    if other:
+        others[0].button(f"{other['label']}: {_percent(other['threshold']):.1f}%", key="eval-use-other-threshold",
+                         on_click=set_to, args=(other["threshold"], "other"), width="stretch",
+                         help=f"The model's second threshold, {other['words']}.")
     right.button(f"{FOLDS}-fold on this set: {_percent(kfold['threshold']):.1f}%" if kfold else f"{FOLDS}-fold on this set",
                  key="eval-use-kfold", on_click=set_to, args=(kfold["threshold"] if kfold else 0.5, "kfold"),
                  width="stretch", disabled=kfold is None,
@@ -65,6 +70,10 @@ def threshold_controls(ev, identity: str, kfold: Optional[dict]) -> Threshold:
     if origin == "model" and chosen == _percent(ev.model_threshold):
         return Threshold(ev.model_threshold, "model",
                          f"The model's own threshold, {ev.model_threshold_note}.")
+    if origin == "other" and other and chosen == _percent(other["threshold"]):
+        return Threshold(other["threshold"], "model",
+                         f"The model's second threshold ({other['label'].lower()}), {other['words']}. Like its "
+                         f"verdict's threshold, {ev.model_threshold_note}.")
     if origin == "kfold" and kfold and chosen == _percent(kfold["threshold"]):
         return Threshold(kfold["threshold"], "kfold",
                          f"Chosen on this set by {kfold['folds']}-fold cross-validation (the middle of the "
@@ -117,6 +126,21 @@ def numbers(ev, at: dict, eer: dict, word: str) -> None:
                          "interpolation)." + ("" if tar["measurable"] else
                                               " Too few different pairs to measure a rate this small: this is "
                                               "the rate with no false accept at all."))
+
+
+def operating_points(ev) -> None:
+    """The checkpoint's thresholds (the verdict's and the rare-same one) with their figures on these pairs."""
+    points = ev.operating_points()
+    if len(points) < 2:
+        return
+    rows = ["| the model's thresholds | score from | accuracy | precision | recall |", "|---|---|---|---|---|"]
+    for p in points:
+        which = " (its verdicts use this one)" if p["verdict"] else ""
+        rows.append(f"| **{p['label']}**{which} | {shown(p['threshold'])} | {shown(p['accuracy'])} | "
+                    f"{shown(p['precision'])} | {shown(p['recall'])} |")
+    st.markdown("\n".join(rows))
+    st.caption(" ".join(f"{p['label']}: {p['words']}." for p in points)
+               + " Both were chosen on the model's validation pairs; the figures are on the pairs scored here.")
 
 
 def roc_figure(ev, at: dict, eer: dict) -> go.Figure:
@@ -185,6 +209,7 @@ def show(ev, threshold: Threshold, kfold: Optional[dict]) -> dict:
     eer = ev.eer()
     honesty_box(threshold, kfold)
     numbers(ev, at, eer, word)
+    operating_points(ev)
     st.caption(f"{at['pairs']:,} pairs ({ev.positives:,} same, {at['pairs'] - ev.positives:,} different) from "
                f"{ev.set_name}: {ev.protocol}. At this threshold: **{at['fp']:,} false accepts** (different "
                f"{plural(word)} called 'same') and **{at['fn']:,} false rejects** (the same {word} called 'different').")

@@ -72,12 +72,20 @@ def _percent(x: float, digits: int = 1) -> str:
     return "n/a" if x != x else f"{100 * x:.{digits}f}%"
 
 
+def operating_point_lines(points: list) -> list:
+    """The checkpoint's thresholds on these pairs, one line each, the verdict's first."""
+    return [f"{'verdict' if p['verdict'] else 'also   '}  {p['label'].lower()}, threshold {p['threshold']:.3f}: "
+            f"accuracy {100 * p['accuracy']:.2f}%  precision {100 * p['precision']:.2f}%  "
+            f"recall {100 * p['recall']:.2f}%" for p in points]
+
+
 def summary_lines(result: dict) -> list:
     """The figures of an evaluation in a few lines, for people."""
     lines = [f"accuracy {100 * result['accuracy']:.2f}%  precision {100 * result['precision']:.2f}%  "
              f"recall {100 * result['recall']:.2f}%  F1 {100 * result['f1']:.2f}%  ROC AUC {result['roc_auc']:.4f}  "
              f"on {result['pairs']} pairs at threshold {result['threshold']:.3f}",
              f"threshold: {result['threshold_source']}",
+             *operating_point_lines(result.get("operating_points") or []),
              f"equal error rate {_percent(result['eer']['eer'], 2)}  "
              + "  ".join(f"TAR@FAR={tar['far']:g}: {_percent(tar['tar'])}" + ("" if tar["measurable"] else " (too few pairs)")
                          for tar in result["tar_at_far"])]

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from ..config import (AUGMENTS, DATASETS, GPU_BACKBONE, HEADS, INPUTS, MININGS, MODES, OPTIMIZERS, PRECISIONS, RECIPES,
-                      SCHEDULES, SPLITS, TrainConfig, parse_duration)
+                      SCHEDULES, SPLITS, THRESHOLD_POLICIES, TrainConfig, parse_duration)
 from ..errors import UserError
 from ..files import read_json
 from ..runs.rundir import RunDir
@@ -135,9 +135,13 @@ def _add_training_flags(opt) -> None:
     opt.add_argument("--eval-pairs", type=int,
                      help=f"validation pairs, drawn once with the seed (default {_default('eval_pairs')})")
     opt.add_argument("--same-share", type=float,
-                     help="the share of same pairs the verdict threshold is tuned for on the validation pairs "
-                          f"(default {_default('same_share')}: precise when same pairs are rare; "
-                          f"{_default('same_share', recipe='classic')} with --recipe classic)")
+                     help="the share of same pairs the second, rare-same threshold is tuned for on the validation "
+                          f"pairs (default {_default('same_share')}); naming it makes that threshold the verdict's "
+                          "(see --threshold-policy)")
+    opt.add_argument("--threshold-policy", choices=THRESHOLD_POLICIES,
+                     help="which threshold gives the verdict: medians (the default: halfway between the median "
+                          "scores of same and of different validation pairs, for a verdict on one pair) or "
+                          "same-share (the rare-same one; the default when --same-share is given)")
     opt.add_argument("--optimizer", choices=OPTIMIZERS,
                      help=f"default {_default('optimizer')} ({_default('optimizer', recipe='classic')} "
                           "with --recipe classic)")
@@ -164,7 +168,7 @@ TRAIN_FLAGS = ("train_path", "val_path", "triplets", "images", "data_root", "spl
                "identity_pattern", "image_size", "channels", "augment", "input", "backbone", "mode", "head",
                "dropout", "embedding_dim", "margin", "mining", "id_loss", "neck", "flip_test", "pretrained",
                "weights", "frozen", "recipe", "optimizer", "schedule", "warmup", "lr", "weight_decay", "epochs",
-               "batch_size", "pairs_per_epoch", "eval_pairs", "same_share", "save_every", "seed", "device",
+               "batch_size", "pairs_per_epoch", "eval_pairs", "same_share", "threshold_policy", "save_every", "seed", "device",
                "precision", "class_word", "time_budget")
 
 

@@ -77,6 +77,27 @@ def named_identities(folder, identity_pattern: str = IDENTITY_PATTERN) -> int:
     return len(D.identities(names, identity_pattern)[1])
 
 
+def model_operating_points(model: SiameseModel) -> list:
+    """The thresholds a checkpoint carries, each with its name, a label and what it suits in plain words, the
+    verdict's first: the middle of the medians and the rare-same point, or the one threshold of an older checkpoint."""
+    points = model.operating_points
+    if not points:
+        return [{"name": "checkpoint", "label": "The checkpoint's threshold", "threshold": model.threshold,
+                 "verdict": True, "words": "chosen on the model's validation pairs (an older checkpoint keeps this "
+                                           "one threshold only)"}]
+    share = points["same_share"]
+    medians = {"name": "medians", "label": "Middle of the medians", "threshold": points["medians_threshold"],
+               "words": "halfway between the usual score of a same pair and of a different pair on the model's "
+                        "validation pairs: suits a verdict on one pair, whether same pairs are rare or common"}
+    rare = {"name": "rare-same", "label": f"Rare same pairs ({100 * share:g}% same)",
+            "threshold": points["rare_same_threshold"],
+            "words": f"tuned on the validation pairs as if {100 * share:g}% of all pairs were the same: fewer false "
+                     "accepts where same pairs are rare (sequential pairs, searching a large collection), more false "
+                     "rejects on balanced pairs"}
+    medians["verdict"], rare["verdict"] = points["threshold_policy"] == "medians", points["threshold_policy"] != "medians"
+    return [medians, rare] if medians["verdict"] else [rare, medians]
+
+
 def check_evaluable(image_set: D.ImageSet, what: str = "The evaluation set") -> None:
     """Refuse, with the reason, a set no 'same' and 'different' pairs can be drawn from."""
     if not image_set.has_labels and image_set.triplets is not None:
@@ -105,10 +126,20 @@ class Evaluation:
     retrieval_note: str = ""  # why retrieval is missing or sampled, in plain words
     reid: Optional[dict] = None  # re-identification figures (CMC, mAP), when file names give person and camera
     reid_note: str = ""  # how they were computed, or why they are missing
+    model_points: list = field(default_factory=list)  # model_operating_points(): the checkpoint's thresholds
 
     # -- figures at one threshold: cheap
     def at(self, threshold: float) -> FiguresAt:
         return {**verification_metrics(self.scores, self.same, threshold), **rates(self.scores, self.same, threshold)}
+
+    def operating_points(self) -> list:
+        """The checkpoint's thresholds (the verdict's first) with accuracy, precision, recall and the mistakes at
+        each, on these pairs."""
+        out = []
+        for point in self.model_points:
+            at = verification_metrics(self.scores, self.same, point["threshold"])
+            out.append({**point, **{k: at[k] for k in ("accuracy", "precision", "recall", "fp", "fn")}})
+        return out
 
     def point(self, threshold: float) -> tuple:
         """(false-accept rate, true-accept rate) at `threshold`: where it sits on the ROC curve."""
@@ -209,6 +240,7 @@ class Evaluation:
             **figures,
             "threshold_source": threshold_source or "given by hand",
             "model_threshold": self.model_threshold,
+            "operating_points": self.operating_points(),
             "confusion_matrix": {"rows": "truth: same, different", "columns": "model: same, different",
                                  "counts": [[figures["tp"], figures["fn"]], [figures["fp"], figures["tn"]]]},
             "eer": self.eer(),
@@ -298,7 +330,8 @@ def score_evaluation(model: SiameseModel, image_set: D.ImageSet, n_pairs: int = 
                                                                                            sequential, n_pairs, seed),
                       set_name=set_name or "an evaluation set", protocol=protocol, class_word=model.class_word,
                       similarity=similarity, retrieval_labels=labels,
-                      retrieval_note=note.strip(), reid=reid_figures, reid_note=reid_note)
+                      retrieval_note=note.strip(), reid=reid_figures, reid_note=reid_note,
+                      model_points=model_operating_points(model))
 
 
 def reid_query_gallery(image_set: D.ImageSet, reid: Optional[bool], identity_pattern: str = IDENTITY_PATTERN,

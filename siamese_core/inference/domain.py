@@ -191,12 +191,14 @@ def _measure_set(net, image_set, positions, device, ink: bool):
 
 
 def describe_domain(net, train_set, val_set, pipeline: str = "resize", device="cpu", what: Optional[str] = None,
-                    seed: int = 0) -> dict:
+                    seed: int = 0, before=None) -> dict:
     """The description of a trained model's images, as kept in its checkpoint (plain values and tensors).
 
     Measured on up to DESCRIBED_IMAGES of `train_set` (ImageSets of prepared pixels, as trained on), its limits set
     on up to CALIBRATION_IMAGES of `val_set` (the training images when there is no validation image). `what` is the
-    words a verdict uses for the images ("handwritten digits"; None: from the model's class word)."""
+    words a verdict uses for the images ("handwritten digits"; None: from the model's class word). `before`: the
+    training images as they were before the input pipeline (an ImageSet), where they differ from the prepared ones in
+    how much paper they show; the paper limit then allows both, since a verdict measures an image before it."""
     device = torch.device(device) if isinstance(device, str) else device
     ink = pipeline in INK_PIPELINES
     features, stats, papers = _measure_set(net, train_set, _positions(len(train_set), DESCRIBED_IMAGES, seed),
@@ -221,10 +223,18 @@ def describe_domain(net, train_set, val_set, pipeline: str = "resize", device="c
         "stats_scale": torch.tensor(scale, dtype=torch.float32),
         "stats_precision": torch.tensor(precision, dtype=torch.float32),
         "stats_limit": float(np.quantile(_mahalanobis(val_stats, mean, scale, precision), STATS_QUANTILE)),
-        "paper_limit": float(np.quantile(papers, PAPER_QUANTILE)) if ink else None,
+        "paper_limit": _paper_limit(papers, before, seed) if ink else None,
         "images": int(len(features)),
         "calibration_images": int(len(val_features)),
     }
+
+
+def _paper_limit(papers: np.ndarray, before, seed: int) -> float:
+    limit = float(np.quantile(papers, PAPER_QUANTILE))
+    if before is not None and len(before):
+        shares = [paper_share(image_of(p)) for p in before.batch(_positions(len(before), DESCRIBED_IMAGES, seed)).numpy()]
+        limit = min(limit, float(np.quantile(shares, PAPER_QUANTILE)))
+    return limit
 
 
 # ---------------------------------------------------------------- checking new images
@@ -314,8 +324,22 @@ def describe_checkpoint(path, data, what: Optional[str] = None, device="cpu") ->
     net.load_state_dict(payload["state_dict"])
     device = pick_device(device) if isinstance(device, str) else device
     net.to(device).eval()
-    payload[DOMAIN_KEY] = describe_domain(net, data.train, data.val, payload["spec"].get("input") or "resize",
-                                          device, what, seed=int((payload.get("config") or {}).get("seed") or 0))
+    config, pipeline = payload.get("config") or {}, payload["spec"].get("input") or "resize"
+    payload[DOMAIN_KEY] = describe_domain(net, data.train, data.val, pipeline, device, what,
+                                          seed=int(config.get("seed") or 0), before=_before_pipeline(config, pipeline))
+    atomic_write(path, lambda fh: torch.save(payload, fh))
+    return payload[DOMAIN_KEY]
+
+
+def _before_pipeline(config: dict, pipeline: str):
+    """The built-in digits as a person saving them would have them, for an ink pipeline: they fill their frame,
+    where the pipeline leaves MNIST's margin of paper, so a saved one would otherwise show too little paper to pass.
+    Files (folders, CSVs, MNIST) are left as trained on: their prepared images keep about the paper they had."""
+    if config.get("dataset") != "digits" or pipeline not in INK_PIPELINES:
+        return None
+    from ..data.sources import load_digits
+
+    return load_digits(int(config.get("image_size") or 28), int(config.get("channels") or 1), "resize")
     atomic_write(path, lambda fh: torch.save(payload, fh))
     return payload[DOMAIN_KEY]
 

@@ -123,6 +123,12 @@ class SiameseModel:
         return self.context.class_word
 
     @property
+    def operating_points(self) -> Optional[dict]:
+        """Both thresholds chosen on the validation pairs (runs.rundir.OPERATING_POINT_FIELDS): the middle of the
+        medians and the rare-same point, with which one is `threshold`; None for checkpoints that kept one only."""
+        return self.checkpoint.get("operating_points")
+
+    @property
     def distance_threshold(self) -> Optional[float]:
         """For embedding models: the same threshold as a distance ('same' when distance <= it)."""
         return 2.0 * (1.0 - self.threshold) if self.is_embedding else None

@@ -201,9 +201,17 @@ class ReadOnlyRun(RunDir):
 
 # ---------------------------------------------------------------- checkpoints
 
+# A checkpoint's two operating points (evaluation.metrics.operating_points), beside its verdict `threshold`.
+OPERATING_POINT_FIELDS = ("threshold_policy", "medians_threshold", "rare_same_threshold", "same_share")
+
+
 def save_checkpoint(path, *, spec: dict, state_dict: dict, threshold: float, metrics: dict,
-                    epoch: int, config: dict, classes: list, extra: Optional[dict] = None) -> None:
-    """A self-describing checkpoint of plain values and tensors: loads with weights_only=True."""
+                    epoch: int, config: dict, classes: list, extra: Optional[dict] = None,
+                    operating_points: Optional[dict] = None) -> None:
+    """A self-describing checkpoint of plain values and tensors: loads with weights_only=True.
+
+    `operating_points` (a validation's figures will do: its OPERATING_POINT_FIELDS are kept) holds both
+    thresholds chosen on the validation pairs; `threshold` is the verdict's."""
     import torch  # here, not at the top: reading a run's status must not pay for importing torch
 
     payload = {
@@ -218,6 +226,8 @@ def save_checkpoint(path, *, spec: dict, state_dict: dict, threshold: float, met
         "classes": list(classes),
         "saved_at": time.time(),
     }
+    if operating_points and all(k in operating_points for k in OPERATING_POINT_FIELDS):
+        payload["operating_points"] = {k: operating_points[k] for k in OPERATING_POINT_FIELDS}
     if extra:
         payload.update(extra)
     atomic_write(Path(path), lambda fh: torch.save(payload, fh))
@@ -329,6 +339,11 @@ def checkpoint_problem(payload: dict) -> Optional[str]:
     broken = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
     if broken is not None:
         return f"its weights hold numbers that are not finite (NaN or infinity, e.g. in {broken})"
+    points = payload.get("operating_points")
+    if points is not None:
+        problem = _operating_points_problem(points)
+        if problem:
+            return problem
     if payload.get("epoch") is not None and not _is_int(payload["epoch"], 0, 10 ** 6):
         return f"its epoch {payload['epoch']!r} is not a whole number"
     classes = payload.get("classes")
@@ -340,3 +355,25 @@ def checkpoint_problem(payload: dict) -> Optional[str]:
     if payload.get(DOMAIN_KEY) is not None:  # older checkpoints have none: they load, and cannot tell
         return domain_problem(payload[DOMAIN_KEY])
     return None
+
+
+def _operating_points_problem(points) -> Optional[str]:
+    """What is wrong with a checkpoint's operating points (absent in checkpoints before them); None if nothing."""
+    from ..config import THRESHOLD_POLICIES
+
+    if not isinstance(points, dict):
+        return "its operating points are not a table of values"
+    if points.get("threshold_policy") not in THRESHOLD_POLICIES:
+        return f"its threshold policy {_shown(points.get('threshold_policy'))} is none of {', '.join(THRESHOLD_POLICIES)}"
+    for key in ("medians_threshold", "rare_same_threshold"):
+        if not (_is_number(points.get(key)) and 0.0 <= points[key] <= 1.0):
+            return f"its {key.replace('_', ' ')} {_shown(points.get(key))} is not a number from 0 to 1"
+    if not (_is_number(points.get("same_share")) and 0.0 < points["same_share"] < 1.0):
+        return f"its same share {_shown(points.get('same_share'))} is not a number between 0 and 1"
+    return None
+
+
+def _shown(value) -> str:
+    """A forged value in a sentence, cut short: a field may hold megabytes."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"

@@ -22,8 +22,8 @@ import torch
 from ..config import TrainConfig
 from ..data import sources as D
 from ..errors import UserError
+from ..evaluation.metrics import roc_points, validation_figures
 from ..inference.domain import CALIBRATION_IMAGES, DESCRIBED_IMAGES
-from ..evaluation.metrics import calibrate_threshold, roc_points, verification_metrics
 from ..models.networks import as_model_input, cached_timm_weights, images_per_pass, parse_backbone, reachable
 from ..runs.rundir import RunDir
 from . import losses
@@ -121,15 +121,16 @@ def head_step(model, item, kind: str, cache: CachedFeatures, labels: np.ndarray,
 
 
 @torch.inference_mode()
-def evaluate_features(model, cache: CachedFeatures, pairs, same_share: float) -> dict:
-    """evaluate_pairs() on cached features: scores, a threshold calibrated on them, metrics and ROC."""
+def evaluate_features(model, cache: CachedFeatures, pairs, same_share: float, policy: str = "medians") -> dict:
+    """evaluate_pairs() on cached features: the figures at the verdict's threshold chosen on them, both operating
+    points, and the ROC."""
     model.eval()
     vectors = head_vectors(model, cache.val)
     a, b, same = pairs
     ia = torch.from_numpy(np.searchsorted(cache.val_rows, a)).to(vectors.device)
     ib = torch.from_numpy(np.searchsorted(cache.val_rows, b)).to(vectors.device)
     scores = model.pair_scores(vectors[ia], vectors[ib]).float().cpu().numpy()
-    result = verification_metrics(scores, same, calibrate_threshold(scores, same, same_share=same_share))
+    result = validation_figures(scores, same, same_share, policy)
     result["roc"] = roc_points(scores, same)
     return result
 
@@ -215,7 +216,9 @@ class FrozenTrainer(Trainer):
         return Trained(mean, None, n_sum, seconds, first + trained + self.step_offset, planned=first + trained)
 
     def validate(self) -> dict:
-        return evaluate_features(self.ctx.model, self.cache, self.ctx.data.val_pairs, self.ctx.config.same_share)
+        config = self.ctx.config
+        return evaluate_features(self.ctx.model, self.cache, self.ctx.data.val_pairs, config.same_share,
+                                 config.threshold_policy)
 
     @torch.inference_mode()
     def vectors(self, positions) -> np.ndarray:

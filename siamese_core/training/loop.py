@@ -11,14 +11,14 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ..config import TrainConfig
+from ..config import RARE_SAME_SHARE, TrainConfig
 from ..data import augment
 from ..data import sources as D
 from ..data.prepare import PreparedData
 from ..errors import UserError
+from ..evaluation.metrics import roc_points, validation_figures, verification_metrics
 from ..inference.domain import CALIBRATION_IMAGES, DESCRIBED_IMAGES
 from ..maps.snapshots import SAMPLE_SIZE
-from ..evaluation.metrics import calibrate_threshold, roc_points, verification_metrics
 from ..models.networks import as_model_input, count_parameters, embed_set, images_per_pass
 from ..runs.status import RunStatus
 from . import distributed, losses
@@ -96,13 +96,15 @@ def sample_vectors(model, image_set: D.ImageSet, positions, device, channels_las
 
 
 def evaluate_pairs(model, image_set, pairs, device, threshold: Optional[float] = None, channels_last=False,
-                   same_share: Optional[float] = None) -> dict:
-    """Verification metrics on pairs; the threshold is calibrated on them (for `same_share`) unless given."""
+                   same_share: float = RARE_SAME_SHARE, policy: str = "medians") -> dict:
+    """Verification metrics on pairs, at `threshold` when given, else at the verdict's threshold chosen on them
+    with both operating points beside it (evaluation.metrics.validation_figures)."""
     scores = eval_fn(model, image_set, pairs, device, channels_last=channels_last)
     same = pairs[2]
     if threshold is None:
-        threshold = calibrate_threshold(scores, same, same_share=same_share)
-    result = verification_metrics(scores, same, threshold)
+        result = validation_figures(scores, same, same_share, policy)
+    else:
+        result = verification_metrics(scores, same, threshold)
     result["roc"] = roc_points(scores, same)
     result["scores"] = scores
     return result
@@ -332,7 +334,8 @@ class FullTrainer(Trainer):
     def validate(self) -> dict:
         ctx = self.ctx
         return evaluate_pairs(ctx.model, ctx.data.val, ctx.data.val_pairs, ctx.device,
-                              channels_last=self.channels_last, same_share=ctx.config.same_share)
+                              channels_last=self.channels_last, same_share=ctx.config.same_share,
+                              policy=ctx.config.threshold_policy)
 
     def vectors(self, positions) -> np.ndarray:
         return sample_vectors(self.ctx.model, self.ctx.data.val, positions, self.ctx.device, self.channels_last)

@@ -325,7 +325,7 @@ class CheckpointSaver:
         metrics = {**result, "roc": roc, "threshold_source": "validation pairs"}
         extra = self._resume_state(best) if name == "last" else None
         save_checkpoint(self.run.checkpoint(name), state_dict=self.model.state_dict(), threshold=result["threshold"],
-                        metrics=metrics, epoch=epoch, extra=extra, **self.common)
+                        metrics=metrics, epoch=epoch, extra=extra, operating_points=result, **self.common)
 
     def save_stopped(self, completed_epochs: int, best: Optional[float]) -> None:
         """Keep the weights trained so far, with the last calibrated threshold (or a neutral one)."""
@@ -333,7 +333,8 @@ class CheckpointSaver:
         previous = load_checkpoint(path) if path.is_file() else {}
         save_checkpoint(path, state_dict=self.model.state_dict(), threshold=previous.get("threshold", 0.5),
                         metrics=previous.get("metrics", {}), epoch=completed_epochs,
-                        extra=self._resume_state(best), **self.common)
+                        extra=self._resume_state(best), operating_points=previous.get("operating_points"),
+                        **self.common)
 
 
 class EpochMapRecorder:

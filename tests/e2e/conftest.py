@@ -54,11 +54,13 @@ HOW_TO_GET_A_BROWSER = (
 # --------------------------------------------------------------------------- marker
 
 def pytest_collection_modifyitems(config, items):
-    """Every test under tests/e2e gets the `browser` marker (deselect with `-m "not browser"`)."""
+    """Every test under tests/e2e gets the `browser` marker (deselect with `-m "not browser"`), and `slow`: a
+    browser test takes seconds, so `-m "not slow"` (the fast inner loop) leaves them out too."""
     here = Path(__file__).parent
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -137,6 +137,7 @@ def test_the_export_command_writes_the_files_and_says_what_went_wrong_in_one_lin
     assert not (tmp_path / "x.onnx").exists()
 
 
+@pytest.mark.slow
 def test_export_replaces_only_what_an_export_wrote_and_writes_the_set_all_or_none(tmp_path, monkeypatch):
     """Issue 24, item 10: `export -o docs/README.onnx` replaced docs/README.md and docs/README.json; a full disk
     left m.onnx without m.json and m.md."""

@@ -98,6 +98,7 @@ def done_run(tmp_path_factory):
     return root, run, queued, status
 
 
+@pytest.mark.slow
 def test_start_training_runs_to_done_and_writes_the_run_folder(done_run):
     root, run, queued, status = done_run
     assert queued.state == "queued" and queued.label == "My Digits #1!" and queued.total_epochs == 1
@@ -192,6 +193,7 @@ def test_max_training_runs_reads_the_environment(monkeypatch, value, expected):
 # ---------------------------------------------------------------- stopping, and a crash
 
 
+@pytest.mark.slow
 def test_stop_a_running_run(tmp_path):
     run = start(TrainConfig(**LONG), tmp_path / "runs", label="to-stop")
     running = wait_until_running(run)
@@ -230,6 +232,7 @@ def crashed_run(tmp_path_factory):
     return run, pid, jobs.refresh(run)
 
 
+@pytest.mark.slow
 def test_a_killed_process_is_marked_failed(crashed_run):
     run, pid, status = crashed_run
     assert status.state == "failed", explain(run)
@@ -396,6 +399,7 @@ def test_accelerator_without_torch_imported(monkeypatch):
 # ---------------------------------------------------------------- the command line the jobs run
 
 
+@pytest.mark.slow
 def test_cli_trains_from_a_config_file(tmp_path):
     config = tmp_path / "request.json"
     config.write_text(json.dumps({"dataset": "digits", "backbone": "convnet", "epochs": 1, "pairs_per_epoch": 1000}))

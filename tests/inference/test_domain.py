@@ -92,6 +92,7 @@ def saved(tmp_path, payload: dict, name: str = "edited.pt"):
     return path
 
 
+@pytest.mark.slow
 def test_an_older_checkpoint_loads_and_cannot_tell(digits_checkpoint, faces, tmp_path):
     payload = load_checkpoint(digits_checkpoint)
     del payload["domain"]
@@ -158,6 +159,7 @@ def test_sentences():
     assert Verdict(True, 0.9, 0.5, 0.2).to_dict()["outside"] == []
 
 
+@pytest.mark.slow
 def test_cli_says_the_sentence_instead_of_the_verdict(digits_checkpoint, faces, own_digits, tmp_path):
     digit = tmp_path / "digit.png"
     own_digits[0].save(digit)

@@ -137,6 +137,7 @@ def _make_class(at, name: str) -> None:
     assert not at.exception, at.exception
 
 
+@pytest.mark.slow
 def test_a_dataset_made_on_the_train_page_trains_into_the_run(runs_dir, tmp_path):
     people = write_people(tmp_path / "people", people=("ann", "ben"), per_person=5)
     at = open_page("train")

@@ -59,6 +59,7 @@ def write_waiting_run(root: Path, name: str, created_at: float) -> RunDir:
     return run
 
 
+@pytest.mark.slow
 def test_runs_beyond_the_cap_wait_and_the_trainers_start_them_in_order(cap_of_one):
     runs = [jobs.start_training(TrainConfig(**TINY), root=cap_of_one, label=f"tiny-{n}") for n in range(3)]
     assert [state(run) for run in runs] == ["queued", "waiting", "waiting"]

@@ -110,6 +110,13 @@ def test_the_report_says_which_set_chose_the_threshold(scored_digits):
     assert report["retrieval"]["one_shot"]["n_way"] == 5
     by_hand = ev.report(0.5, "given by a test")
     assert by_hand["threshold"] == 0.5 and by_hand["threshold_source"] == "given by a test"
+    # both of the checkpoint's thresholds, the verdict's first, each with its figures on these pairs
+    verdict, rare = by_hand["operating_points"]
+    assert (verdict["name"], verdict["verdict"], rare["name"], rare["verdict"]) == ("medians", True, "rare-same", False)
+    assert verdict["threshold"] == model.threshold and rare["threshold"] == model.operating_points["rare_same_threshold"]
+    for point in (verdict, rare):
+        at = ev.at(point["threshold"])
+        assert [point[k] for k in ("accuracy", "precision", "recall")] == [at[k] for k in ("accuracy", "precision", "recall")]
 
 
 def test_evaluate_writes_figures_and_plots(digits_checkpoint, tmp_path, digit_folders):

@@ -96,6 +96,7 @@ def drawn_checks(at) -> list:
             if entry["names"] == ("drawn digit", "drawn digit")]
 
 
+@pytest.mark.slow
 def test_photo_models_are_not_offered_the_pad(runs_dir, people_run):
     shutil.copytree(people_run, runs_dir / "people-run")
     at = pick_model(open_page("verify"), "verify", "Run people-run")

@@ -8,6 +8,7 @@ from app_helpers import by_key, open_page
 from conftest import write_class_folders
 from siamese_core.config import TrainConfig
 from siamese_core.errors import UserError
+from siamese_core.evaluation.metrics import medians_threshold
 from siamese_core.inference.model import SiameseModel
 from siamese_core.models.networks import build_model
 from siamese_core.runs.rundir import load_checkpoint
@@ -56,6 +57,9 @@ def test_frozen_head_on_a_local_weights_file_verifies_digits_its_backbone_never_
     scores = model.score_pairs(data.val.pixels[a].numpy(), data.val.pixels[b].numpy())
     accuracy = np.mean((scores >= model.threshold) == (same == 1))
     assert accuracy == pytest.approx(saved["metrics"]["accuracy"], abs=0.005)
+    # its verdict's threshold is the middle of the medians of those scores, the rare-same one kept beside it
+    assert model.threshold == pytest.approx(medians_threshold(scores, same), abs=0.005)
+    assert model.operating_points["threshold_policy"] == "medians"
 
 
 def test_a_runs_checkpoint_serves_as_weights(source_run, weights_file):

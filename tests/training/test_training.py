@@ -54,10 +54,19 @@ def test_checkpoints_are_self_describing_and_load_without_pickle(digits_run):
     assert payload["config"]["dataset"] == "digits" and payload["classes"] == [str(d) for d in range(10)]
     last = torch.load(digits_run / "checkpoints" / "last.pt", weights_only=True)
     assert last["epoch"] == 3 and "optimizer" in last
+    # two thresholds chosen on the validation pairs: the verdict's (the middle of the medians, as no share was
+    # named) and the rare-same one; the best epoch's logged validation figures are those at the verdict's
+    points = payload["operating_points"]
+    assert points["threshold_policy"] == "medians" and points["same_share"] == 0.1
+    assert payload["threshold"] == points["medians_threshold"] == payload["metrics"]["threshold"]
+    assert 0.0 <= points["rare_same_threshold"] <= 1.0
+    record = [r for r in RunDir(digits_run).read_metrics() if r["type"] == "epoch"][payload["epoch"] - 1]
+    assert record["medians_threshold"] == payload["threshold"] and record["accuracy"] == payload["metrics"]["accuracy"]
 
 
 @pytest.mark.parametrize("mode, mining, floor", [("contrastive", "none", 0.9), ("triplet", "none", 0.9),
                                                  ("triplet", "batch-hard", 0.9), ("triplet", "semi-hard", 0.9)])
+@pytest.mark.slow
 def test_embedding_modes_learn(tmp_path, mode, mining, floor):
     config = TrainConfig(dataset="digits", backbone="convnet", mode=mode, mining=mining, epochs=2,
                          embedding_dim=64, pairs_per_epoch=6000)
@@ -79,6 +88,7 @@ def test_unseen_classes_are_verified_above_chance(tmp_path):
     assert max(r["accuracy"] for r in epochs_of(tmp_path / "run")) >= 0.65  # chance is 0.5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone", ["timm:efficientnet_b0", "torchvision:resnet18"])
 def test_photo_backbones_train_and_their_checkpoints_verify(tmp_path, backbone):
     root = write_class_folders(tmp_path / "photos", classes=range(6), per_class=10, colour=True, formats=("jpg", "png"))
@@ -115,6 +125,7 @@ def test_bad_data_marks_the_run_failed_with_the_reason(tmp_path):
     assert status.state == "failed" and "only one class" in status.error
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_command_line_run_cleanly(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

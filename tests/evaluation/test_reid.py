@@ -169,6 +169,7 @@ def people_checkpoint(tmp_path_factory):
     return train_on_people(tmp_path_factory.mktemp("people"), "triplet", epochs=2)
 
 
+@pytest.mark.slow
 def test_eval_gives_re_id_figures_on_a_folder_of_new_people(people_checkpoint, tmp_path):
     crops = write_people(tmp_path / "crops", range(101, 113), seed=1)  # 12 people never trained on, flat
     done = run_cli("eval", "-c", people_checkpoint, "-v", crops, "-o", tmp_path / "out", "--images", "0",

@@ -398,7 +398,7 @@ def test_a_triplet_file_is_described_without_torch_and_in_any_column_order(tmp_p
     code = (f"import sys; from siamese_core.data.uploads import describe_triplets as d; "
             f"s = d({str(csv)!r}, {str(tmp_path / 'zip')!r}); print(s.rows, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[1])
+                         cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.split() == ["3", "False"]
 
 

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from siamese_core.inference.model import SiameseModel
 from siamese_core.runs.jobs import child_env
 from siamese_core.runs.rundir import RunDir
@@ -38,6 +40,7 @@ def epochs_logged(run: RunDir) -> list:
     return [r["epoch"] for r in run.read_metrics() if r.get("type") == "epoch"]
 
 
+@pytest.mark.slow
 def test_two_processes_train_as_well_as_one_and_only_rank_0_writes(tmp_path):
     two = torchrun(tmp_path / "two", "-e", "2")
     output, _ = two.communicate(timeout=300)
@@ -75,6 +78,7 @@ def _children(parent: int) -> list:
     return found
 
 
+@pytest.mark.slow
 def test_sigterm_to_one_rank_stops_all_with_weights_saved_then_it_resumes_in_one_process(tmp_path):
     out = tmp_path / "run"
     launcher = torchrun(out, "-e", "40")
@@ -100,6 +104,7 @@ def test_sigterm_to_one_rank_stops_all_with_weights_saved_then_it_resumes_in_one
     assert json.loads(run.config_path.read_text())["epochs"] == stopped_at + 1
 
 
+@pytest.mark.slow
 def test_the_app_starts_a_run_with_two_processes_through_its_job_code(runs_dir):
     from siamese_core.runs import jobs
     from siamese_core.config import TrainConfig

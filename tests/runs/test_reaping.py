@@ -48,6 +48,7 @@ def wait_final_status(run: RunDir, timeout: float = 120.0) -> dict:
                 f"{jobs.tail(run.path / jobs.OUTPUT_FILE, 10)}")
 
 
+@pytest.mark.slow
 def test_finished_trainers_are_reaped_without_polling(tmp_path, monkeypatch):
     monkeypatch.setenv("SIAMESE_MAX_TRAINING_RUNS", "3")  # all three train at once: one wait, not three
     runs = [jobs.start_training(TrainConfig(**TINY), root=tmp_path / "runs", label=f"tiny-{n}") for n in range(3)]

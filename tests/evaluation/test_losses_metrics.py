@@ -8,8 +8,8 @@ import torch
 from sklearn import metrics as skm
 
 from siamese_core.training import losses
-from siamese_core.evaluation.metrics import (calibrate_threshold, equal_error_rate, kfold_threshold, rates, roc_points,
-                                  tar_at_far, verification_metrics)
+from siamese_core.evaluation.metrics import (calibrate_threshold, equal_error_rate, kfold_threshold, operating_points,
+                                             rates, roc_points, tar_at_far, validation_figures, verification_metrics)
 from siamese_core.evaluation.retrieval import map_at_r, one_shot_accuracy, precision_at_1
 
 
@@ -53,6 +53,37 @@ def test_perfectly_separable_scores_get_a_threshold_between_them():
     same = np.array([0, 0, 0, 1, 1])
     t = calibrate_threshold(scores, same)
     assert 0.3 < t < 0.7
+
+
+def test_the_verdict_threshold_is_halfway_between_the_two_medians():
+    # skewed scores: same pairs pile up near 0.9 with a long tail down, different pairs near 0.2; 1 in 5 is same
+    rng = np.random.default_rng(3)
+    same_scores = np.clip(0.95 - rng.exponential(0.12, 200), 0, 1)
+    diff_scores = np.clip(0.15 + rng.exponential(0.05, 800), 0, 1)
+    scores, same = np.concatenate([same_scores, diff_scores]), np.repeat([True, False], [200, 800])
+    points = operating_points(scores, same)
+    middle = (np.median(same_scores) + np.median(diff_scores)) / 2
+    assert points["threshold"] == points["medians_threshold"] == pytest.approx(middle)
+    assert np.median(diff_scores) < points["threshold"] < np.median(same_scores)
+    assert points["threshold_policy"] == "medians" and points["same_share"] == 0.1
+    # the rare-same point is calibrate_threshold's for that share; asking for the share makes it the verdict's
+    assert points["rare_same_threshold"] == calibrate_threshold(scores, same, same_share=0.1)
+    asked = operating_points(scores, same, same_share=0.06, policy="same-share")
+    assert asked["threshold"] == asked["rare_same_threshold"] == calibrate_threshold(scores, same, same_share=0.06)
+    assert asked["medians_threshold"] == points["medians_threshold"]
+    # the figures of one validation are at the verdict's threshold, with both points beside them
+    figures = validation_figures(scores, same)
+    assert figures["accuracy"] == verification_metrics(scores, same, middle)["accuracy"]
+    assert figures["rare_same_threshold"] == points["rare_same_threshold"]
+    with pytest.raises(ValueError):
+        operating_points(scores, same, policy="best")
+
+
+def test_one_kind_of_pair_has_no_two_medians_and_still_gets_a_threshold():
+    scores = np.array([0.2, 0.4, 0.9])
+    for same in (np.ones(3), np.zeros(3)):
+        t = operating_points(scores, same)["threshold"]
+        assert 0.0 <= t <= 1.0 and t == calibrate_threshold(scores, same)
 
 
 def test_roc_points_and_one_sided_sets():

@@ -9,13 +9,15 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from siamese_core.config import TrainConfig
 from siamese_core.runs.jobs import progress
 from siamese_core.runs.rundir import RunDir
 from siamese_core.runs.status import RunStatus
 from siamese_core.training.loop import StopFlag, train
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from kill_loop import kill_loop  # noqa: E402  (the benchmark's loop, run here with fewer kills)
 
 
@@ -23,6 +25,7 @@ def epoch_counts(run: RunDir) -> Counter:
     return Counter(r["epoch"] for r in run.read_metrics() if r.get("type") == "epoch")
 
 
+@pytest.mark.slow
 def test_sigkills_at_random_moments_end_in_a_clean_run(tmp_path):
     result = kill_loop(tmp_path / "run", kills=3, epochs=8, seed=1)
     assert result.kills >= 1 and result.resumes + result.restarts >= 3

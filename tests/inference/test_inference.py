@@ -90,7 +90,7 @@ def test_files_that_are_not_our_checkpoints_are_refused(tmp_path):
 
 # ---------------------------------------------------------------- what the Verify page builds on (demo model: no training)
 
-DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo" / "digits-convnet.pt"
+DEMO = Path(__file__).resolve().parents[2] / "assets" / "demo" / "digits-convnet.pt"
 SAMPLES = DEMO.parents[1] / "samples" / "digits"
 
 

@@ -13,6 +13,7 @@ import shutil
 import time
 
 import numpy as np
+import pytest
 
 from app_helpers import open_page
 from app_pages.shared import state
@@ -50,6 +51,7 @@ def test_snapshots_are_written_each_epoch_for_a_fixed_sample_and_resume_keeps_th
     assert not np.allclose(found.vectors[0], found.vectors[2])  # training moved the points
 
 
+@pytest.mark.slow
 def test_alignment_makes_consecutive_epochs_closer_and_keeps_each_epoch_faithful(digits_run):
     found = snapshots.read_snapshots(digits_run)
     assert found.epochs == [0, 1, 2, 3]

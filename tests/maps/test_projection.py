@@ -69,6 +69,7 @@ def test_pca_of_vectors_with_fewer_numbers_than_dimensions_still_gives_3_columns
     assert coords.shape == (10, 3) and np.all(coords[:, 2] == 0)
 
 
+@pytest.mark.slow
 def test_tsne_reports_its_real_steps_and_separates_the_classes(embedded):
     vectors, labels, _ = embedded
     seen = []
