@@ -224,6 +224,7 @@ def test_time_and_epochs_together_or_a_bad_time_get_a_sentence(tmp_path):
     assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
 
 
+@pytest.mark.slow
 def test_a_run_for_a_time_says_how_well_it_kept_it(tmp_path, digit_folders):
     out = tmp_path / "run"
     result = run_cli("train", "--train_path", digit_folders, "-b", "convnet", "--batch-size", "16", "--time", "20s",
