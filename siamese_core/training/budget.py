@@ -23,7 +23,7 @@ from typing import Optional
 RECENT_STEPS = 8
 PLAN_AFTER = 3  # timed steps before the first plan: two can both be a busy machine's worst
 RESERVE_SHARE = 0.03  # of the budget, kept back for what cannot be timed (a status write, the process exiting)
-RESERVE_LEAST = 1.0  # seconds
+RESERVE_LEAST = 1.5  # seconds (a 30 s run on a machine at load 10 missed by 0.06 s with 1.0)
 SAFETY = 1.05  # measured step times are stretched by this much before they plan the remaining steps
 EVAL_SHARE = 0.5  # a validation image's cost against a training image's, until one is timed (inference only)
 EPOCH_END_FIXED = 0.3  # seconds of an epoch end that are not embedding images: checkpoints, status, metrics
