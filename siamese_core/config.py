@@ -26,10 +26,12 @@ Dataset = Literal["digits", "mnist", "folder", "triplets"]
 Split = Literal["class", "image"]
 Mining = Literal["none", "batch-hard", "semi-hard"]
 Precision = Literal["auto", "fp32", "bf16"]
-Augment = Literal["none", "shift", "photos", "digits"]  # see siamese_core.data.augment
-# How an image becomes the model's input: "resize" squashes the whole image to a square;
-# "digit" finds the ink and centres it as MNIST's digits are (see siamese_core.data.digit_input).
-Input = Literal["resize", "digit"]
+Augment = Literal["none", "shift", "photos", "digits", "ink"]  # see siamese_core.data.augment
+# How an image becomes the model's input (see siamese_core.data.pipelines): "resize" squashes the whole image to
+# height x width (the old behaviour, kept for old models); "fit" keeps its shape, fitted inside and padded with
+# its border's level; "digit" finds the ink and centres it as MNIST's digits are; "ink" cleans any writing on
+# paper and keeps the ink's own shape.
+Input = Literal["resize", "fit", "digit", "ink"]
 # How the verdict threshold is chosen on the validation pairs (siamese_core.evaluation.metrics.operating_points):
 # the middle of the median same and median different scores, or the rare-same point tuned for --same-share.
 ThresholdPolicy = Literal["medians", "same-share"]
@@ -56,6 +58,45 @@ GPU_BACKBONE = "timm:efficientnet_b0"
 MIN_TIME_BUDGET = 10.0
 MAX_TIME_BUDGET = 24 * 3600.0
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?)?\s*$", re.IGNORECASE)
+# The largest side an image_size may name: far above any size trained here (224); a checkpoint's spec is held to it.
+MAX_IMAGE_SIDE = 1024
+MIN_IMAGE_SIDE = 8
+
+
+def image_hw(size) -> tuple:
+    """(height, width) of an image_size: a whole number is a square (as every run before shapes), a pair is
+    [height, width]."""
+    if isinstance(size, (list, tuple)):
+        height, width = size
+        return int(height), int(width)
+    return int(size), int(size)
+
+
+def image_size_value(height: int, width: int):
+    """image_size as configs and checkpoints store it: a whole number when square (readers of old files
+    unchanged), else [height, width]."""
+    return int(height) if height == width else [int(height), int(width)]
+
+
+def size_words(size) -> str:
+    """'128x64' (height x width) for people."""
+    height, width = image_hw(size)
+    return f"{height}x{width}"
+
+
+def parse_image_size(text: str):
+    """The command line's --image-size: '64' (a square) or '128x64' (height x width), as image_size stores it;
+    anything else is refused in a sentence."""
+    words = str(text).strip().lower().replace("×", "x")
+    parts = words.split("x") if words else []
+    if not 1 <= len(parts) <= 2 or not all(p.strip().isdigit() for p in parts):
+        raise UserError(f"--image-size '{text}' is not a size: give one number for a square (64) or height x width "
+                        "(128x64).")
+    sides = [int(p) for p in parts]
+    if min(sides) < MIN_IMAGE_SIDE or max(sides) > MAX_IMAGE_SIDE:
+        bound = f"at least {MIN_IMAGE_SIDE}" if min(sides) < MIN_IMAGE_SIDE else f"at most {MAX_IMAGE_SIDE}"
+        raise UserError(f"--image-size '{text}': each side must be {bound} pixels.")
+    return image_size_value(sides[0], sides[-1])
 
 
 @dataclass
@@ -71,7 +112,7 @@ class TrainConfig:
     val_fraction: float = 0.3
     max_val_classes: Optional[int] = None  # a split by class holds out at most this many classes (0: no cap)
     identity_pattern: str = DEFAULT_IDENTITY_PATTERN
-    image_size: Optional[int] = None
+    image_size: Optional[object] = None  # a whole number (a square) or [height, width]
     channels: Optional[int] = None
     augment: Optional[Augment] = None  # a policy of AUGMENTS; True/False from older configs mean shift/none
     input: Optional[Input] = None  # a pipeline of INPUTS
@@ -114,6 +155,8 @@ class TrainConfig:
     class_word: Optional[str] = None
     data_name: Optional[str] = None  # where the images came from, for people: "faces10.zip" (None: from the paths)
     notes: list = field(default_factory=list)
+    # what reading the images measured and chose (siamese_core.data.reading), with its sentence; None: not read
+    reading: Optional[dict] = None
 
     @property
     def is_convnet(self) -> bool:
@@ -126,8 +169,9 @@ class TrainConfig:
 
     @property
     def is_digit_like(self) -> bool:
-        """Images of ink on paper: the digit ConvNet's, or any read by the digit input pipeline."""
-        return self.is_convnet or self.input == "digit"
+        """Images of ink on paper: the digit ConvNet's, or any read by the digit or ink input pipeline
+        (never mirrored: a mirrored 2 or signature is not one)."""
+        return self.is_convnet or self.input in ("digit", "ink")
 
     def resolve(self) -> "TrainConfig":
         """Check the values and fill in the defaults (returns a new config that says exactly what runs).
@@ -185,12 +229,13 @@ class TrainConfig:
 
     def _choose_input_and_augmentation(self) -> None:
         """How an image becomes the model's input, and how it varies while training. Digits are found, centred and
-        scaled as MNIST's were, so photos and drawings match them; size and channels are the backbone's own (28 grey
+        scaled as MNIST's were, so photos and drawings match them; other images keep their shape ("fit"); size and channels are the backbone's own (28 grey
         pixels for the digit ConvNet, 64 for the small ResNet, 224 for ImageNet backbones). The default recipe
         augments digits without mirroring them and photos with crops, flips and colour changes; the classic recipe
         does not augment. Configs written before augmentation had policies say True or False: shift or none."""
         if self.input is None:
-            self.input = "digit" if self.dataset in ("digits", "mnist") else "resize"
+            self.input = ("digit" if self.dataset in ("digits", "mnist") else
+                          "fit" if self.uses_default_recipe else "resize")  # classic: the reference designs' squash
         if self.image_size is None:
             self.image_size = 28 if self.is_convnet else 64 if self.backbone == "small-resnet" else 224
         if self.channels is None:
@@ -198,7 +243,8 @@ class TrainConfig:
         if isinstance(self.augment, bool):
             self.augment = "shift" if self.augment else "none"
         if self.augment is None:
-            self.augment = ("digits" if self.is_digit_like else "photos") if self.uses_default_recipe else "none"
+            digit_like = "ink" if self.input == "ink" else "digits"
+            self.augment = (digit_like if self.is_digit_like else "photos") if self.uses_default_recipe else "none"
 
     def _choose_head_and_losses(self) -> None:
         """The pair head, the embedding and its losses. As the reference designs: the digit ConvNet's head is one
@@ -284,8 +330,7 @@ class TrainConfig:
         if self.max_val_classes < 0 or self.max_val_classes == 1:
             raise UserError("--max-val-classes must be 0 (no cap) or at least 2.")
         _check_choice("input", self.input, INPUTS)
-        if self.image_size < 8:
-            raise UserError("--image-size must be at least 8 pixels.")
+        self._check_image_size()
         _check_choice("augment", self.augment, AUGMENTS)
         if self.id_loss < 0:
             raise UserError("--id-loss is a weight: 0 (off) or more.")
@@ -302,6 +347,25 @@ class TrainConfig:
         _check_choice("threshold policy", self.threshold_policy, THRESHOLD_POLICIES)
         if self.batch_size < 2:
             raise UserError("--batch-size must be at least 2.")
+
+    def _check_image_size(self) -> None:
+        """A whole number or [height, width], each side from MIN_IMAGE_SIDE to MAX_IMAGE_SIDE; stored as
+        image_size_value gives it (a square pair becomes one number)."""
+        size = self.image_size
+        pair = isinstance(size, (list, tuple)) and len(size) == 2
+        sides = list(size) if pair else [size]
+        if not all(isinstance(s, int) and not isinstance(s, bool) for s in sides):
+            raise UserError("--image-size must be a whole number of pixels (64) or height x width (128x64).")
+        if min(sides) < MIN_IMAGE_SIDE:
+            raise UserError(f"--image-size must be at least {MIN_IMAGE_SIDE} pixels.")
+        if max(sides) > MAX_IMAGE_SIDE:
+            raise UserError(f"--image-size must be at most {MAX_IMAGE_SIDE} pixels a side.")
+        self.image_size = image_size_value(*image_hw(size))
+
+    @property
+    def height_width(self) -> tuple:
+        """(height, width) of the images the model sees."""
+        return image_hw(self.image_size)
 
     def _choose_starting_weights(self) -> None:
         """Where the backbone's weights start, and whether they train. The project's own small networks have no

@@ -71,11 +71,11 @@ RESOLVED = {
     "dataset=digits recipe=default mode=contrastive backbone=timm:efficientnet_b0":
         "default timm:efficientnet_b0 contrastive none image 50 digit 224 3 digits product True 0.3 128 1.0 True False 0.0 adamw cosine 0.05 0.05 0.0001 0.1 64 True False digit medians",
     "train_path=photos/faces10":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False person medians",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False person medians",
     "train_path=photos/faces10 backbone=convnet":
-        "default convnet triplet batch-hard class 50 resize 28 1 digits absdiff False 0.0 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.1 128 False False person medians",
+        "default convnet triplet batch-hard class 50 fit 28 1 digits absdiff False 0.0 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.1 128 False False person medians",
     "train_path=photos/faces10 backbone=timm:efficientnet_b0":
-        "default timm:efficientnet_b0 triplet batch-hard class 50 resize 224 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.0001 0.1 64 True False person medians",
+        "default timm:efficientnet_b0 triplet batch-hard class 50 fit 224 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.0001 0.1 64 True False person medians",
     "train_path=photos/faces10 recipe=classic":
         "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False person medians",
     "train_path=photos/faces10 recipe=classic backbone=convnet":
@@ -101,23 +101,23 @@ RESOLVED = {
     "train_path=photos/faces10 mode=triplet backbone=timm:efficientnet_b0":
         "classic timm:efficientnet_b0 triplet none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False person medians",
     "train_path=photos/faces10 recipe=default mode=pair":
-        "default small-resnet pair none class 50 resize 64 3 photos product True 0.3 128 0.3 False True 0.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False person medians",
+        "default small-resnet pair none class 50 fit 64 3 photos product True 0.3 128 0.3 False True 0.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False person medians",
     "train_path=photos/faces10 recipe=default mode=pair backbone=convnet":
-        "default convnet pair none class 50 resize 28 1 digits absdiff False 0.0 128 0.3 False False 0.0 adamw cosine 0.05 0.05 0.001 0.1 128 False False person medians",
+        "default convnet pair none class 50 fit 28 1 digits absdiff False 0.0 128 0.3 False False 0.0 adamw cosine 0.05 0.05 0.001 0.1 128 False False person medians",
     "train_path=photos/faces10 recipe=default mode=pair backbone=timm:efficientnet_b0":
-        "default timm:efficientnet_b0 pair none class 50 resize 224 3 photos product True 0.3 128 0.3 False True 0.0 adamw cosine 0.05 0.05 0.0001 0.1 64 True False person medians",
+        "default timm:efficientnet_b0 pair none class 50 fit 224 3 photos product True 0.3 128 0.3 False True 0.0 adamw cosine 0.05 0.05 0.0001 0.1 64 True False person medians",
     "train_path=photos/faces10 recipe=default mode=contrastive":
-        "default small-resnet contrastive none class 50 resize 64 3 photos product True 0.3 128 1.0 True True 0.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False person medians",
+        "default small-resnet contrastive none class 50 fit 64 3 photos product True 0.3 128 1.0 True True 0.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False person medians",
     "train_path=photos/faces10 recipe=default mode=contrastive backbone=convnet":
-        "default convnet contrastive none class 50 resize 28 1 digits absdiff False 0.0 128 1.0 True False 0.0 adamw cosine 0.05 0.05 0.001 0.1 128 False False person medians",
+        "default convnet contrastive none class 50 fit 28 1 digits absdiff False 0.0 128 1.0 True False 0.0 adamw cosine 0.05 0.05 0.001 0.1 128 False False person medians",
     "train_path=photos/faces10 recipe=default mode=contrastive backbone=timm:efficientnet_b0":
-        "default timm:efficientnet_b0 contrastive none class 50 resize 224 3 photos product True 0.3 128 1.0 True True 0.0 adamw cosine 0.05 0.05 0.0001 0.1 64 True False person medians",
+        "default timm:efficientnet_b0 contrastive none class 50 fit 224 3 photos product True 0.3 128 1.0 True True 0.0 adamw cosine 0.05 0.05 0.0001 0.1 64 True False person medians",
     "dataset=triplets triplets=shop/items.csv":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False product medians",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False product medians",
     "dataset=triplets triplets=shop/items.csv backbone=convnet":
-        "default convnet triplet batch-hard class 50 resize 28 1 digits absdiff False 0.0 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.1 128 False False product medians",
+        "default convnet triplet batch-hard class 50 fit 28 1 digits absdiff False 0.0 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.1 128 False False product medians",
     "dataset=triplets triplets=shop/items.csv backbone=timm:efficientnet_b0":
-        "default timm:efficientnet_b0 triplet batch-hard class 50 resize 224 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.0001 0.1 64 True False product medians",
+        "default timm:efficientnet_b0 triplet batch-hard class 50 fit 224 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.0001 0.1 64 True False product medians",
     "dataset=triplets triplets=shop/items.csv recipe=classic":
         "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False product medians",
     "dataset=triplets triplets=shop/items.csv recipe=classic backbone=convnet":
@@ -143,27 +143,27 @@ RESOLVED = {
     "dataset=triplets triplets=shop/items.csv mode=triplet backbone=timm:efficientnet_b0":
         "classic timm:efficientnet_b0 triplet none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False product medians",
     "dataset=triplets triplets=shop/items.csv recipe=default mode=pair":
-        "default small-resnet pair none class 50 resize 64 3 photos product True 0.3 128 0.3 False True 0.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False product medians",
+        "default small-resnet pair none class 50 fit 64 3 photos product True 0.3 128 0.3 False True 0.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False product medians",
     "dataset=triplets triplets=shop/items.csv recipe=default mode=pair backbone=convnet":
-        "default convnet pair none class 50 resize 28 1 digits absdiff False 0.0 128 0.3 False False 0.0 adamw cosine 0.05 0.05 0.001 0.1 128 False False product medians",
+        "default convnet pair none class 50 fit 28 1 digits absdiff False 0.0 128 0.3 False False 0.0 adamw cosine 0.05 0.05 0.001 0.1 128 False False product medians",
     "dataset=triplets triplets=shop/items.csv recipe=default mode=pair backbone=timm:efficientnet_b0":
-        "default timm:efficientnet_b0 pair none class 50 resize 224 3 photos product True 0.3 128 0.3 False True 0.0 adamw cosine 0.05 0.05 0.0001 0.1 64 True False product medians",
+        "default timm:efficientnet_b0 pair none class 50 fit 224 3 photos product True 0.3 128 0.3 False True 0.0 adamw cosine 0.05 0.05 0.0001 0.1 64 True False product medians",
     "dataset=triplets triplets=shop/items.csv recipe=default mode=contrastive":
-        "default small-resnet contrastive none class 50 resize 64 3 photos product True 0.3 128 1.0 True True 0.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False product medians",
+        "default small-resnet contrastive none class 50 fit 64 3 photos product True 0.3 128 1.0 True True 0.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False product medians",
     "dataset=triplets triplets=shop/items.csv recipe=default mode=contrastive backbone=convnet":
-        "default convnet contrastive none class 50 resize 28 1 digits absdiff False 0.0 128 1.0 True False 0.0 adamw cosine 0.05 0.05 0.001 0.1 128 False False product medians",
+        "default convnet contrastive none class 50 fit 28 1 digits absdiff False 0.0 128 1.0 True False 0.0 adamw cosine 0.05 0.05 0.001 0.1 128 False False product medians",
     "dataset=triplets triplets=shop/items.csv recipe=default mode=contrastive backbone=timm:efficientnet_b0":
-        "default timm:efficientnet_b0 contrastive none class 50 resize 224 3 photos product True 0.3 128 1.0 True True 0.0 adamw cosine 0.05 0.05 0.0001 0.1 64 True False product medians",
+        "default timm:efficientnet_b0 contrastive none class 50 fit 224 3 photos product True 0.3 128 1.0 True True 0.0 adamw cosine 0.05 0.05 0.0001 0.1 64 True False product medians",
     "train_path=photos/x backbone=small-resnet mode=pair":
         "classic small-resnet pair none class 0 resize 64 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.1 32 False False class medians",
     "train_path=photos/x backbone=torchvision:resnet18":
-        "default torchvision:resnet18 triplet batch-hard class 50 resize 224 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.0001 0.1 64 True False class medians",
+        "default torchvision:resnet18 triplet batch-hard class 50 fit 224 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.0001 0.1 64 True False class medians",
     "train_path=photos/x backbone=torchvision:resnet18 mode=pair":
         "classic torchvision:resnet18 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False class medians",
     "train_path=photos/x backbone=torchvision:resnet18 pretrained=False":
-        "default torchvision:resnet18 triplet batch-hard class 50 resize 224 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
+        "default torchvision:resnet18 triplet batch-hard class 50 fit 224 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
     "train_path=photos/x backbone=timm:efficientnet_b0 frozen=True":
-        "default timm:efficientnet_b0 triplet batch-hard class 50 resize 224 3 photos product True 0.3 128 0.3 True False 0.0 adamw cosine 0.05 0.05 0.001 0.1 64 True True class medians",
+        "default timm:efficientnet_b0 triplet batch-hard class 50 fit 224 3 photos product True 0.3 128 0.3 True False 0.0 adamw cosine 0.05 0.05 0.001 0.1 64 True True class medians",
     "train_path=photos/x backbone=timm:efficientnet_b0 frozen=True mode=triplet":
         "classic timm:efficientnet_b0 triplet batch-hard class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.1 32 True True class medians",
     "train_path=photos/x backbone=timm:efficientnet_b0 frozen=True mode=pair":
@@ -175,11 +175,11 @@ RESOLVED = {
     "dataset=triplets triplets=t.csv backbone=timm:efficientnet_b0 frozen=True mode=triplet":
         "classic timm:efficientnet_b0 triplet none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.1 32 True True identity medians",
     "train_path=photos/x backbone=convnet frozen=True weights=w.pth":
-        "default convnet triplet batch-hard class 50 resize 28 1 digits absdiff False 0.0 128 0.3 True False 0.0 adamw cosine 0.05 0.05 0.001 0.1 128 False True class medians",
+        "default convnet triplet batch-hard class 50 fit 28 1 digits absdiff False 0.0 128 0.3 True False 0.0 adamw cosine 0.05 0.05 0.001 0.1 128 False True class medians",
     "train_path=photos/x frozen=False":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
     "train_path=photos/x frozen=True lr=0.01 weights=w.pth":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True False 0.0 adamw cosine 0.05 0.05 0.01 0.1 64 False True class medians",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 photos product True 0.3 128 0.3 True False 0.0 adamw cosine 0.05 0.05 0.01 0.1 64 False True class medians",
     "train_path=photos/x input=digit":
         "default small-resnet triplet batch-hard class 50 digit 64 3 digits product True 0.3 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
     "train_path=photos/x input=digit mode=pair":
@@ -191,39 +191,39 @@ RESOLVED = {
     "train_path=photos/x mode=pair augment=True":
         "classic timm:efficientnet_b0 pair none class 0 resize 224 3 shift product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.1 32 True False class medians",
     "train_path=photos/x augment=False":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 none product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 none product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
     "train_path=photos/x augment=shift":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 shift product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 shift product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
     "train_path=photos/x schedule=constant":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw constant 0.0 0.05 0.001 0.1 64 False False class medians",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw constant 0.0 0.05 0.001 0.1 64 False False class medians",
     "train_path=photos/x optimizer=adam":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adam cosine 0.05 0.0 0.001 0.1 64 False False class medians",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 photos product True 0.3 128 0.3 True True 1.0 adam cosine 0.05 0.0 0.001 0.1 64 False False class medians",
     "train_path=photos/x mode=pair optimizer=adamw schedule=cosine":
         "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adamw cosine 0.05 0.05 0.0001 0.1 32 True False class medians",
     "train_path=photos/x mining=semi-hard":
-        "default small-resnet triplet semi-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
+        "default small-resnet triplet semi-hard class 50 fit 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
     "train_path=photos/x mining=none":
-        "default small-resnet triplet none class 50 resize 64 3 photos product True 0.3 128 0.3 True True 0.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
+        "default small-resnet triplet none class 50 fit 64 3 photos product True 0.3 128 0.3 True True 0.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
     "train_path=photos/x split=image max_val_classes=0 val_fraction=0.5":
-        "default small-resnet triplet batch-hard image 0 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
+        "default small-resnet triplet batch-hard image 0 fit 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
     "dataset=digits split=class max_val_classes=3":
         "default small-resnet triplet batch-hard class 3 digit 64 3 digits product True 0.3 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False digit medians",
     "train_path=photos/x image_size=96 channels=1 head=concat dropout=0.5 embedding_dim=256 margin=0.5":
-        "default small-resnet triplet batch-hard class 50 resize 96 1 photos concat True 0.5 256 0.5 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
+        "default small-resnet triplet batch-hard class 50 fit 96 1 photos concat True 0.5 256 0.5 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
     "train_path=photos/x neck=False flip_test=False id_loss=0.5 warmup=0.1 weight_decay=0.01 lr=0.01":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 False False 0.5 adamw cosine 0.1 0.01 0.01 0.1 64 False False class medians",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 photos product True 0.3 128 0.3 False False 0.5 adamw cosine 0.1 0.01 0.01 0.1 64 False False class medians",
     "train_path=photos/x same_share=0.5 batch_size=16 head_norm=False pretrained=False":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product False 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.5 16 False False class same-share",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 photos product False 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.5 16 False False class same-share",
     "train_path=photos/x mode=pair same_share=0.2 batch_size=8 precision=bf16 device=cpu":
         "classic timm:efficientnet_b0 pair none class 0 resize 224 3 none product True 0.3 512 0.3 False False 0.0 adam constant 0.0 0.0 0.0001 0.2 8 True False class same-share",
     "train_path=photos/x class_word=signature":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False signature medians",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False signature medians",
     "train_path=uploads/run1 data_name=signatures.zip":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False signature medians",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False signature medians",
     "train_path=photos/x data_name=faces10.zip":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False person medians",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False person medians",
     "dataset=triplets triplets=data/t.csv images=data/people":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False person medians",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False person medians",
     "dataset=mnist class_word=numeral":
         "default small-resnet triplet batch-hard image 50 digit 64 3 digits product True 0.3 128 0.3 True False 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False numeral medians",
     "dataset=mnist":
@@ -231,7 +231,7 @@ RESOLVED = {
     "dataset=mnist mode=pair backbone=convnet":
         "classic convnet pair none image 0 digit 28 1 none absdiff False 0.0 512 0.3 False False 0.0 adam constant 0.0 0.0 0.001 0.1 128 False False digit medians",
     "train_path=photos/x epochs=1 eval_pairs=2 pairs_per_epoch=2":
-        "default small-resnet triplet batch-hard class 50 resize 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
+        "default small-resnet triplet batch-hard class 50 fit 64 3 photos product True 0.3 128 0.3 True True 1.0 adamw cosine 0.05 0.05 0.001 0.1 64 False False class medians",
 }
 
 # Each check once, then configs with two faults: the first in resolve()'s order is the one a person reads.
@@ -258,9 +258,9 @@ REFUSED = {
     "train_path=x val_fraction=0.0": "--val-fraction must be between 0 and 1 (for example 0.3).",
     "train_path=x max_val_classes=1": "--max-val-classes must be 0 (no cap) or at least 2.",
     "train_path=x max_val_classes=-1": "--max-val-classes must be 0 (no cap) or at least 2.",
-    "train_path=x input=crop": "Unknown input 'crop': choose one of resize, digit.",
+    "train_path=x input=crop": "Unknown input 'crop': choose one of resize, fit, digit, ink.",
     "train_path=x image_size=4": "--image-size must be at least 8 pixels.",
-    "train_path=x augment=flip": "Unknown augment 'flip': choose one of none, shift, photos, digits.",
+    "train_path=x augment=flip": "Unknown augment 'flip': choose one of none, shift, photos, digits, ink.",
     "train_path=x id_loss=-1.0": "--id-loss is a weight: 0 (off) or more.",
     "train_path=x mode=pair id_loss=1.0": "--id-loss needs the classes of the training images: use it with --mining.",
     "train_path=x mining=none id_loss=1.0": "--id-loss needs the classes of the training images: use it with --mining.",

@@ -19,10 +19,13 @@ FILTERS = {"Mistakes": "mistakes", "False accepts": "false accepts", "False reje
 
 
 def side_by_side(left: Image.Image, right: Image.Image) -> Image.Image:
-    """Both images of a pair, enlarged without blurring (small digits stay crisp), with a gap."""
-    canvas = Image.new("RGB", (2 * SIDE + 8, SIDE), "white")
-    canvas.paste(left.convert("RGB").resize((SIDE, SIDE), Image.Resampling.NEAREST), (0, 0))
-    canvas.paste(right.convert("RGB").resize((SIDE, SIDE), Image.Resampling.NEAREST), (SIDE + 8, 0))
+    """Both images of a pair, enlarged without blurring (small digits stay crisp), their longer side SIDE pixels
+    and their shape kept (the model's height x width), with a gap."""
+    scale = SIDE / max(left.size)
+    width, height = max(1, round(left.width * scale)), max(1, round(left.height * scale))
+    canvas = Image.new("RGB", (2 * width + 8, height), "white")
+    canvas.paste(left.convert("RGB").resize((width, height), Image.Resampling.NEAREST), (0, 0))
+    canvas.paste(right.convert("RGB").resize((width, height), Image.Resampling.NEAREST), (width + 8, 0))
     return canvas
 
 

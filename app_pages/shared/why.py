@@ -70,19 +70,19 @@ def figure(explanation, pixels: np.ndarray, cells: np.ndarray, shown: np.ndarray
     """The image with its map (`shown`, coloured on `scale`), and a value to read under the pointer on every region."""
     import plotly.graph_objects as go
 
-    from siamese_core.inference.explain import display_size, overlay
+    from siamese_core.inference.explain import display_shape, overlay
 
-    side = display_size(pixels.shape[-1])
-    picture = np.asarray(overlay(pixels, shown, scale, side))
+    tall, wide = display_shape(*pixels.shape[-2:])  # the image's own shape, at least 224 pixels on its shorter side
+    picture = np.asarray(overlay(pixels, shown, scale, (tall, wide)))
     h, w = cells.shape
     figure = go.Figure(go.Image(z=picture, hoverinfo="skip"))
     # An invisible heatmap on top, one brick per region of the feature map: it carries the hover values.
     figure.add_trace(go.Heatmap(
-        z=shown, x=(np.arange(w) + 0.5) * side / w, y=(np.arange(h) + 0.5) * side / h,
+        z=shown, x=(np.arange(w) + 0.5) * wide / w, y=(np.arange(h) + 0.5) * tall / h,
         customdata=_hover(explanation, cells, shown, scale), hovertemplate="%{customdata}<extra></extra>",
         colorscale=[[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]], showscale=False))
-    figure.update_xaxes(visible=False, range=[0, side])
-    figure.update_yaxes(visible=False, range=[side, 0], scaleanchor="x")
+    figure.update_xaxes(visible=False, range=[0, wide])
+    figure.update_yaxes(visible=False, range=[tall, 0], scaleanchor="x")
     figure.update_layout(height=300, margin={"l": 0, "r": 0, "t": 0, "b": 0}, dragmode=False,
                          hoverlabel={"bgcolor": "white", "font": {"size": 13}})
     return figure

@@ -8,6 +8,7 @@ from app_pages.shared import run_view, state, text
 from app_pages.shared.runs import listed
 from app_pages.train import data as train_data
 from app_pages.train import photos as train_photos
+from app_pages.train import reading as train_reading
 from app_pages.train import time_note
 from siamese_core import settings
 from siamese_core.config import MODES, TrainConfig
@@ -64,7 +65,10 @@ recipe_note = st.empty()
 advanced = st.expander("Advanced settings")
 digits_like = data.settings.get("dataset") in ("digits", "mnist")
 # The library's default recipe (docs/recipe.md: "The default recipe"), asked what it resolves to for this data.
-quick = TrainConfig(**data.settings, backbone="convnet" if digits_like else None, epochs=5).preview()
+read = train_reading.reading_of(data.settings)  # what the images look like and what that chooses (None: not read)
+chosen = (read or {}).get("chose", {})
+quick = TrainConfig(**data.settings, backbone=chosen.get("backbone") or ("convnet" if digits_like else None), epochs=5,
+                    image_size=chosen.get("image_size")).preview()
 defaults = {"backbone": quick.backbone, "epochs": quick.epochs, "image_size": quick.image_size, "pretrained": False,
             "mode": quick.mode, "lr": quick.lr, "frozen": False, "batch_size": quick.batch_size,
             "embedding_dim": quick.embedding_dim}
@@ -108,8 +112,8 @@ with advanced:
     batch = left.select_slider("Batch size", [8, 16, 32, 64, 128, 256], value=defaults["batch_size"],
                                key=f"batch-{suffix}", help="Images per step in triplet mode (four images of each "
                                "class in the step), else pairs per step.")
-    size = right.number_input("Image size (pixels)", 8, 512, defaults["image_size"], step=4, key=f"size-{suffix}",
-                              help="Images are resized to this square before the network sees them.")
+    size = train_reading.size_setting(right, defaults["image_size"], f"size-{suffix}-{defaults['image_size']}",
+                                      data.problems)
     embedding = left.number_input("Embedding size", 8, 2048, defaults["embedding_dim"], step=8, key=f"embedding-{suffix}",
                                   disabled=mode == "pair", help="Length of the vector an image becomes "
                                   "(contrastive and triplet modes).")
@@ -133,12 +137,14 @@ with advanced:
 config = TrainConfig(**data.settings, class_word=clean_class_word(class_word or guessed), recipe="default",
                      backbone=backbone.strip(), mode=mode,
                      head=None if head == "automatic" else head, epochs=int(epochs), lr=float(lr),
-                     batch_size=int(batch), image_size=int(size), embedding_dim=int(embedding),
+                     batch_size=int(batch), image_size=size, embedding_dim=int(embedding),
                      margin=float(margin) if mode != "pair" else None, pretrained=bool(pretrained),
                      frozen=bool(frozen and (pretrained or weights_file)), weights=weights_file or None,
                      time_budget=None if by_epochs else float(minutes) * 60)
 
 st.subheader("3. Start")
+if read and preset != PHOTOS:
+    st.info(read["sentence"], icon=":material/visibility:")
 if data.ready:
     time_note.show_estimate(config)
 name = st.text_input("Run name", f"{data.name}-{preset.split(':')[0].lower()}",

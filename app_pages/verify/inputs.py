@@ -15,6 +15,7 @@ import streamlit as st
 from app_pages.shared import state
 from app_pages.shared.images import enlarged
 from app_pages.shared.paths import SAMPLES
+from siamese_core.config import size_words
 from siamese_core.data.images import IMAGE_SUFFIXES, is_image_file, pixels_to_image
 from siamese_core.errors import UserError
 from siamese_core.words import plural
@@ -66,21 +67,24 @@ def shown(pixels: np.ndarray, side: int):
 
 @dataclass
 class PickedImage:
-    pixels: np.ndarray  # uint8 (C, S, S), as the model sees it
+    pixels: np.ndarray  # uint8 (C, H, W), as the model sees it
     name: str
     pad: Optional[str] = None  # the drawing pad it comes from (a new one after Clear): it changes with every stroke
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def prepared(data: bytes, size: int, channels: int, pipeline: str):
-    """Decode once per file content and model input: (pixels, notes in plain words)."""
+def prepared(data: bytes, size, channels: int, pipeline: str):
+    """Decode once per file content and model input (`size` a whole number or [height, width]): (pixels, notes
+    in plain words)."""
+    from siamese_core.config import image_hw
     from siamese_core.data.images import open_image_with_notes
     from siamese_core.data.pipelines import conversion_notes, to_pixels
 
     image, notes = open_image_with_notes(data)
     notes = notes + conversion_notes(image, channels, pipeline)
-    if image.size != (size, size):
-        notes.append(f"resized from {image.size[0]}x{image.size[1]} to {size}x{size}")
+    height, width = image_hw(size)
+    if image.size != (width, height):
+        notes.append(f"resized from {image.size[1]}x{image.size[0]} to {height}x{width} (height x width)")
     return to_pixels(image, size, channels, pipeline), notes
 
 
@@ -206,7 +210,7 @@ def image_input(column, side: str, model, samples: SampleSet, default_sample: in
         column.error(str(exc))
         return None
     column.image(shown(pixels, 180), width=180,
-                 caption=f"as the model sees it: {model.image_size}x{model.image_size} pixels"
+                 caption=f"as the model sees it: {size_words(model.image_size)} pixels"
                          + ("" if model.channels == 3 else ", grey"))
     if notes:
         column.caption("Changed on the way in: " + "; ".join(notes) + ".")

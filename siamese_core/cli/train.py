@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from ..config import (AUGMENTS, DATASETS, GPU_BACKBONE, HEADS, INPUTS, MININGS, MODES, OPTIMIZERS, PRECISIONS, RECIPES,
-                      SCHEDULES, SPLITS, THRESHOLD_POLICIES, TrainConfig, parse_duration)
+                      SCHEDULES, SPLITS, THRESHOLD_POLICIES, TrainConfig, parse_duration, parse_image_size)
 from ..errors import UserError
 from ..files import read_json
 from ..runs.rundir import RunDir
@@ -53,19 +53,22 @@ def _add_data_flags(data) -> None:
     data.add_argument("--identity-pattern",
                       help="regex whose first group reads an identity from a triplet file name "
                            f"(default: {_default('identity_pattern')})")
-    data.add_argument("--image-size", type=int,
-                      help="side in pixels images are resized to (default "
+    data.add_argument("--image-size", metavar="SIZE",
+                      help="the model's input in pixels: height x width (128x64) or one number for a square (64). "
+                           "Default: chosen by reading the images (their usual shape; docs/recipe.md), else "
                            f"{_default('image_size', backbone='convnet')} for convnet, "
                            f"{_default('image_size', backbone='small-resnet')} for small-resnet, "
-                           f"{_default('image_size', backbone='timm:efficientnet_b0')} otherwise)")
+                           f"{_default('image_size', backbone='timm:efficientnet_b0')} otherwise")
     data.add_argument("--channels", type=int, choices=(1, 3), help="1 for grey, 3 for colour (default by backbone)")
     data.add_argument("--augment", nargs="?", const="shift", choices=AUGMENTS,
-                      help="augmentation while training: photos, digits, shift (what a bare --augment means: random "
-                           "shifts, and mirror images for colour) or none (default recipe: digits for digit models, "
-                           "else photos; with --mode: none)")
+                      help="augmentation while training: photos, digits, ink (warps only, never mirror images), "
+                           "shift (what a bare --augment means: random shifts, and mirror images for colour) or none "
+                           "(default recipe: chosen from the images; with --mode: none)")
     data.add_argument("--input", choices=INPUTS,
-                      help="how an image becomes the model's input: resize (the whole image squashed to a square) "
-                           "or digit (the ink found and centred as in MNIST)")
+                      help="how an image becomes the model's input: fit (its shape kept, padded), resize (squashed "
+                           "to the size, as before), digit (the ink found and centred as in MNIST) or ink (any "
+                           "writing on paper: paper removed, ink bright, its shape kept); default: chosen from the "
+                           "images")
     data.add_argument("--class-word", "--class_word", dest="class_word",
                       help="what one class is called, for verdicts in words ('same person'): person, digit, "
                            "signature... (default: guessed from the data's name, else 'class')")
@@ -188,6 +191,8 @@ def run_train(args) -> int:
     given = {name: getattr(args, name) for name in TRAIN_FLAGS if getattr(args, name) is not None}
     if budget is not None:
         given["time_budget"] = budget
+    if "image_size" in given:
+        given["image_size"] = parse_image_size(given["image_size"])  # a bad size is one sentence, before any work
     if args.epochs is None and args.resume:
         saved = RunDir(out).read_config()
         if saved:

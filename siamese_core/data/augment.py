@@ -5,7 +5,12 @@ A policy names what a user's images may differ by that the model should not care
 - "shift":  random shifts of up to 8% (and mirror images for colour): the earlier `--augment`;
 - "photos": crops, flips, rotation, brightness/contrast/colour changes and random erasing;
 - "digits": what separates a photographed digit from an MNIST one after the digit input
-            pipeline (stroke width, blur, noise, contrast, small rotations and shifts); never flips.
+            pipeline (stroke width, blur, noise, contrast, small rotations and shifts); never flips;
+- "ink":    writing after the ink pipeline: warps only (rotation, scale, shear, shift); never flips, and no
+            stroke-width or darkness changes (they are what tells a skilled forgery; measured in issue 23's research).
+
+Every warp is a true rotation in pixels whatever the image's height x width: the sampling grid runs from -1 to 1
+on both sides, so its off-diagonal terms are scaled by the aspect (_rotation).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-POLICIES = ("none", "shift", "photos", "digits")
+POLICIES = ("none", "shift", "photos", "digits", "ink")
 # The digits policy's largest shift, in pixels (after normalize_digit centring is within ~1 pixel).
 SHIFT_PIXELS = 2.0
 
@@ -30,7 +35,20 @@ def apply(x: torch.Tensor, policy: str) -> torch.Tensor:
         return photos(x)
     if policy == "digits":
         return augment_digits(x)
+    if policy == "ink":
+        return augment_ink(x)
     raise ValueError(f"unknown augmentation policy {policy!r}")
+
+
+def _rotation(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """The affine `theta`'s linear part made to act in pixels on an h x w image: grid x runs over w pixels and
+    grid y over h, so a rotation written for a square turns into a shear on a wide image unless the x-from-y term
+    is divided, and the y-from-x term multiplied, by w / h. A square image is left exactly as it was."""
+    if h != w:
+        theta = theta.clone()
+        theta[:, 0, 1] = theta[:, 0, 1] * (h / w)
+        theta[:, 1, 0] = theta[:, 1, 0] * (w / h)
+    return theta
 
 
 def _identity_theta(n: int, device) -> torch.Tensor:
@@ -71,7 +89,7 @@ def photos(x: torch.Tensor) -> torch.Tensor:
     theta[:, 1, 0] = scale * torch.sin(angle) * mirror
     theta[:, 1, 1] = scale * torch.cos(angle)
     theta[:, :, 2] = (torch.rand(n, 2, device=dev) - 0.5) * 0.2
-    x = _warp(x, theta, padding="reflection")
+    x = _warp(x, _rotation(theta, h, w), padding="reflection")
     brightness = 1.0 + (torch.rand(n, 1, 1, 1, device=dev) - 0.5) * 0.5
     contrast = 1.0 + (torch.rand(n, 1, 1, 1, device=dev) - 0.5) * 0.5
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
@@ -134,8 +152,7 @@ def _affine(x: torch.Tensor) -> torch.Tensor:
     theta[:, 1, 1] = zoom * (cos + shear * sin)
     pixel = 2.0 / torch.tensor([w, h], device=dev)  # one pixel in the grid's [-1, 1] coordinates (x, y)
     theta[:, :, 2] = (torch.rand(n, 2, device=dev) * 2 - 1) * SHIFT_PIXELS * pixel
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
+    return _warp(x, _rotation(theta, h, w), padding="zeros")
 
 
 def _stroke_width(x: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
@@ -144,3 +161,27 @@ def _stroke_width(x: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
     thinner = -F.max_pool2d(F.pad(-x, (0, 1, 0, 1), value=-1.0), 2, stride=1)
     pick = change.view(-1, 1, 1, 1)
     return torch.where(pick == 1, thicker, torch.where(pick == 2, thinner, x))
+
+
+# The ink policy's warp (issue 23's research, ink at 48x112 on new signers): small, as a hand varies.
+INK_ROTATION_DEGREES = 5.0
+
+
+def augment_ink(x: torch.Tensor) -> torch.Tensor:
+    """Writing on a black field of any height x width (the ink pipeline): one affine warp per image, a true
+    rotation in pixels whatever the field's shape (up to 5 degrees), scale 0.9-1.1 with a little independent
+    stretch, shear up to 0.15, shift up to 3% of each side. Never a mirror image."""
+    n, _, h, w = x.shape
+    dev = x.device
+    angle = (torch.rand(n, device=dev) - 0.5) * 2 * math.radians(INK_ROTATION_DEGREES)
+    shear = (torch.rand(n, device=dev) - 0.5) * 0.3
+    sx = 1.0 / (0.9 + 0.2 * torch.rand(n, device=dev))
+    sy = sx * (0.93 + 0.14 * torch.rand(n, device=dev))
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.zeros(n, 2, 3, device=dev)
+    theta[:, 0, 0] = sx * cos
+    theta[:, 0, 1] = sx * (-sin + shear * cos)
+    theta[:, 1, 0] = sy * sin
+    theta[:, 1, 1] = sy * cos
+    theta[:, :, 2] = (torch.rand(n, 2, device=dev) - 0.5) * 0.06 * 2
+    return _warp(x, _rotation(theta, h, w), padding="zeros")

@@ -23,6 +23,7 @@ from PIL import Image
 from sklearn.datasets import load_digits as sklearn_digits
 
 from .. import settings
+from ..config import image_hw
 from ..errors import UserError
 from ..words import short_name
 from .images import is_image_file
@@ -38,9 +39,9 @@ log = logging.getLogger(__name__)
 class LazyPixels:
     """Decodes images per batch from their files, for sets too large to hold in memory."""
 
-    def __init__(self, paths: Sequence[str], size: int, channels: int, pipeline: str = "resize"):
+    def __init__(self, paths: Sequence[str], size, channels: int, pipeline: str = "resize"):
         self.paths = list(paths)
-        self.size = size
+        self.size = size  # a whole number (a square) or (height, width)
         self.channels = channels
         self.pipeline = pipeline
 
@@ -55,9 +56,9 @@ class LazyPixels:
 
 @dataclass
 class ImageSet:
-    """Images with labels: `pixels[i]` is uint8 (C, S, S); `labels[i]` is -1 when unknown."""
+    """Images with labels: `pixels[i]` is uint8 (C, H, W); `labels[i]` is -1 when unknown."""
 
-    pixels: object  # torch.Tensor (N, C, S, S) uint8, or LazyPixels
+    pixels: object  # torch.Tensor (N, C, H, W) uint8, or LazyPixels
     labels: np.ndarray
     classes: list
     names: list
@@ -68,15 +69,23 @@ class ImageSet:
         return len(self.labels)
 
     @property
+    def image_hw(self) -> tuple:
+        """(height, width) of its images."""
+        if isinstance(self.pixels, LazyPixels):
+            return image_hw(self.pixels.size)
+        return int(self.pixels.shape[-2]), int(self.pixels.shape[-1])
+
+    @property
     def image_size(self) -> int:
-        return self.pixels.size if isinstance(self.pixels, LazyPixels) else int(self.pixels.shape[-1])
+        """The longer side of its images (a square's side)."""
+        return max(self.image_hw)
 
     @property
     def has_labels(self) -> bool:
         return len(self.labels) > 0 and bool((self.labels >= 0).all())
 
     def batch(self, index) -> torch.Tensor:
-        """uint8 images at these positions, shape (B, C, S, S)."""
+        """uint8 images at these positions, shape (B, C, H, W)."""
         index = np.asarray(index, dtype=np.int64)
         if isinstance(self.pixels, torch.Tensor):
             return self.pixels[torch.from_numpy(index)]
@@ -103,13 +112,16 @@ class ImageSet:
         return ImageSet(pixels, self.labels[positions], self.classes, [self.names[i] for i in positions], triplets)
 
 
-def decode_files(paths: Sequence[Path], size: int, channels: int, pipeline: str = "resize"):
-    """Decode files in parallel threads (Pillow releases the GIL), each prepared by the input `pipeline`.
+def decode_files(paths: Sequence[Path], size, channels: int, pipeline: str = "resize"):
+    """Decode files in parallel threads (Pillow releases the GIL), each prepared by the input `pipeline`
+    at `size` (a whole number for a square, or (height, width)).
 
     Returns (pixels, kept, skipped)."""
+    height, width = image_hw(size)
     # Decoded images are kept in memory up to SIAMESE_IMAGE_MEMORY_GB; beyond it they are decoded per batch.
-    if len(paths) * channels * size * size > settings.image_memory_bytes():
-        log.warning("%d images at %dpx do not fit in memory; they will be decoded per batch.", len(paths), size)
+    if len(paths) * channels * height * width > settings.image_memory_bytes():
+        log.warning("%d images at %dx%d px do not fit in memory; they will be decoded per batch.", len(paths), height,
+                    width)
         readable, skipped = [], []
         for p in paths:  # open each once so unreadable files are found now, not mid-training
             try:
@@ -130,7 +142,7 @@ def decode_files(paths: Sequence[Path], size: int, channels: int, pipeline: str 
     kept = [p for p, (arr, _) in zip(paths, results) if arr is not None]
     skipped = [(str(p), err) for p, (arr, err) in zip(paths, results) if arr is None]
     if not kept:
-        return torch.zeros((0, channels, size, size), dtype=torch.uint8), kept, skipped
+        return torch.zeros((0, channels, height, width), dtype=torch.uint8), kept, skipped
     return torch.from_numpy(np.stack([arr for arr, _ in results if arr is not None])), kept, skipped
 
 
@@ -143,7 +155,7 @@ def _report_skipped(skipped) -> None:
 
 # ---------------------------------------------------------------- sources
 
-def load_class_folders(root, size: int, channels: int, pipeline: str = "resize") -> ImageSet:
+def load_class_folders(root, size, channels: int, pipeline: str = "resize") -> ImageSet:
     """One sub-folder per class under `root`; images anywhere below a class folder belong to it."""
     root = Path(root)
     if not root.exists():
@@ -197,7 +209,7 @@ def _has_class_folders(root: Path) -> bool:
     return any(d.is_dir() and not d.name.startswith(".") for d in root.iterdir())
 
 
-def load_image_folder(folder, size: int, channels: int, pipeline: str = "resize") -> ImageSet:
+def load_image_folder(folder, size, channels: int, pipeline: str = "resize") -> ImageSet:
     """Class folders when there are any (labels known), else the images directly in the folder (no labels)."""
     root = Path(folder)
     if root.is_dir() and _has_class_folders(root):
@@ -224,9 +236,9 @@ def _drop_empty_classes(image_set: ImageSet) -> ImageSet:
 DIGITS_COUNT = 1797  # scikit-learn's handwritten digits
 
 
-def load_digits(size: int = 28, channels: int = 1, pipeline: str = "resize") -> ImageSet:
+def load_digits(size=28, channels: int = 1, pipeline: str = "resize") -> ImageSet:
     """scikit-learn's 1,797 real handwritten 8x8 digits: the offline default everywhere."""
-    pixels, labels = _digits_pixels(size, channels, pipeline)
+    pixels, labels = _digits_pixels(image_hw(size), channels, pipeline)  # a tuple: cached by value
     names = [f"digits/{label}/{i:04d}.png" for i, label in enumerate(labels)]
     return ImageSet(torch.from_numpy(pixels.copy()), labels.copy(), [str(d) for d in range(10)], names)
 
@@ -234,20 +246,20 @@ def load_digits(size: int = 28, channels: int = 1, pipeline: str = "resize") -> 
 DIGITS_CACHED_BYTES = 128 * 2**20  # prepared digits kept for the process up to this size (128 px RGB: 88 MB)
 
 
-def _digits_pixels(size: int, channels: int, pipeline: str):
-    """The built-in digits prepared, kept once per process when small (the digit pipeline takes seconds for
-    all of them); larger ones are prepared per call, not kept for good."""
-    if DIGITS_COUNT * channels * size * size <= DIGITS_CACHED_BYTES:
+def _digits_pixels(size: tuple, channels: int, pipeline: str):
+    """The built-in digits prepared at (height, width), kept once per process when small (the digit pipeline takes
+    seconds for all of them); larger ones are prepared per call, not kept for good."""
+    if DIGITS_COUNT * channels * size[0] * size[1] <= DIGITS_CACHED_BYTES:
         return _digits_pixels_kept(size, channels, pipeline)
     return _prepare_digits(size, channels, pipeline)
 
 
 @functools.lru_cache(maxsize=4)
-def _digits_pixels_kept(size: int, channels: int, pipeline: str):
+def _digits_pixels_kept(size: tuple, channels: int, pipeline: str):
     return _prepare_digits(size, channels, pipeline)
 
 
-def _prepare_digits(size: int, channels: int, pipeline: str):
+def _prepare_digits(size: tuple, channels: int, pipeline: str):
     digits = sklearn_digits()
     grey = (digits.images * (255.0 / 16.0)).round().astype(np.uint8)
     pixels = np.stack([to_pixels(Image.fromarray(img), size, channels, pipeline) for img in grey])
@@ -291,7 +303,7 @@ def mnist_parts_available(root) -> list:
     return [part for part, stems in MNIST_FILES.items() if all(_find_idx(root, s) for s in stems)]
 
 
-def load_mnist(root, part: str, size: int = 28, channels: int = 1, pipeline: str = "resize") -> ImageSet:
+def load_mnist(root, part: str, size=28, channels: int = 1, pipeline: str = "resize") -> ImageSet:
     """MNIST `part` ('train' or 'test') from IDX files in `root`, downloading them when the network allows."""
     root = Path(root)
     if part not in mnist_parts_available(root):
@@ -309,7 +321,7 @@ def load_mnist(root, part: str, size: int = 28, channels: int = 1, pipeline: str
     labels = read_idx(_find_idx(root, MNIST_FILES[part][1])).astype(np.int64)
     if len(images) != len(labels):
         raise UserError(f"The MNIST {part} images and labels in '{root}' do not match in number.")
-    if size == 28 and channels == 1 and pipeline == "resize":
+    if image_hw(size) == (28, 28) and channels == 1 and pipeline == "resize":
         pixels = torch.from_numpy(images[:, None].copy())
     else:
             pixels = torch.from_numpy(np.stack([to_pixels(Image.fromarray(img), size, channels, pipeline)
@@ -318,7 +330,7 @@ def load_mnist(root, part: str, size: int = 28, channels: int = 1, pipeline: str
     return ImageSet(pixels, labels, [str(d) for d in range(10)], names)
 
 
-def load_triplet_csv(csv_path, images_dir, size: int, channels: int,
+def load_triplet_csv(csv_path, images_dir, size, channels: int,
                      identity_pattern: Optional[str] = None, pipeline: str = "resize") -> ImageSet:
     """A CSV with columns Anchor, Positive, Negative (any order, any case) naming files under `images_dir`.
 

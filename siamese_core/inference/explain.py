@@ -62,6 +62,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 
+from ..config import image_hw
 from ..errors import UserError
 from ..models.memory import pairs_per_pass
 from ..models.networks import as_model_input
@@ -303,10 +304,12 @@ def _gradient(net, x: torch.Tensor, n: int) -> list:
     return [(cells[k].numpy(), cells[n + k].numpy(), float(target[k])) for k in range(n)]
 
 
-def spread(cells: np.ndarray, size: int) -> np.ndarray:
-    """Cells (h, w) -> (size, size): each cell's value divided evenly over the pixels it covers, so the sum stays."""
+def spread(cells: np.ndarray, size) -> np.ndarray:
+    """Cells (h, w) -> the image's (height, width) (`size`: a whole number for a square, or (height, width)): each
+    cell's value divided evenly over the pixels it covers, so the sum stays."""
     h, w = cells.shape
-    rows, cols = np.arange(size) * h // size, np.arange(size) * w // size
+    height, width = image_hw(size)
+    rows, cols = np.arange(height) * h // height, np.arange(width) * w // width
     per_row, per_col = np.bincount(rows, minlength=h), np.bincount(cols, minlength=w)
     return cells[rows][:, cols] / np.outer(per_row[rows], per_col[cols])
 
@@ -320,7 +323,7 @@ PAIRS_PER_PASS = 8
 
 def explain_pairs(model, pixels_a: np.ndarray, pixels_b: np.ndarray) -> list:
     """Maps for many pairs: `model` a SiameseModel (siamese_core.inference.model), pixels prepared for it
-    (uint8 (N, C, S, S), see SiameseModel.prepare), PAIRS_PER_PASS at a time (fewer where the memory budget
+    (uint8 (N, C, H, W), see SiameseModel.prepare), PAIRS_PER_PASS at a time (fewer where the memory budget
     needs it: siamese_core.models.memory). One Explanation per pair, in order."""
     pixels_a, pixels_b = np.asarray(pixels_a), np.asarray(pixels_b)
     if pixels_a.ndim == 3:
@@ -332,7 +335,7 @@ def explain_pairs(model, pixels_a: np.ndarray, pixels_b: np.ndarray) -> list:
 
 def _explain(model, pixels_a: np.ndarray, pixels_b: np.ndarray) -> list:
     net = model.net
-    n, size = len(pixels_a), pixels_a.shape[-1]
+    n, size = len(pixels_a), tuple(pixels_a.shape[-2:])
     x = as_model_input(torch.from_numpy(np.concatenate([pixels_a, pixels_b])), model.device,
                        channels_last=model.device.type == "cpu")
     with torch.inference_mode():
@@ -357,7 +360,7 @@ def _explain(model, pixels_a: np.ndarray, pixels_b: np.ndarray) -> list:
 
 
 def explain_pair(model, pixels_a: np.ndarray, pixels_b: np.ndarray) -> Explanation:
-    """Both maps, the score and the kind of map for one pair of prepared images (uint8 (C, S, S))."""
+    """Both maps, the score and the kind of map for one pair of prepared images (uint8 (C, H, W))."""
     return explain_pairs(model, pixels_a[None], pixels_b[None])[0]
 
 
@@ -383,20 +386,41 @@ def display_size(image_size: int, at_least: int = 224) -> int:
     return image_size * max(1, -(-at_least // image_size))
 
 
-def smooth(cells: np.ndarray, size: int) -> np.ndarray:
-    """Cells (h, w) -> (size, size) by bilinear interpolation: for pictures only (values stay in the cells' range)."""
+def display_shape(height: int, width: int, at_least: int = 224) -> tuple:
+    """(height, width) for showing an image: its shorter side at least `at_least` pixels, both sides the same
+    whole multiple of the image's (small digits stay crisp), its shape kept."""
+    times = max(1, -(-at_least // min(height, width)))
+    return height * times, width * times
+
+
+def fitted_shape(height: int, width: int, side: int) -> tuple:
+    """(height, width) of an image of this shape with its longer side `side` pixels."""
+    scale = side / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def smooth(cells: np.ndarray, size) -> np.ndarray:
+    """Cells (h, w) -> `size` (a whole number for a square, or (height, width)) by bilinear interpolation: for
+    pictures only (values stay in the cells' range)."""
     t = torch.from_numpy(np.ascontiguousarray(cells, dtype=np.float64))[None, None]
-    return F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)[0, 0].numpy()
+    return F.interpolate(t, size=image_hw(size), mode="bilinear", align_corners=False)[0, 0].numpy()
 
 
-def overlay(pixels: np.ndarray, cells: np.ndarray, scale: float, size: Optional[int] = None) -> Image.Image:
-    """The image (prepared uint8 (C, S, S)) in grey, coloured by its cells: red where they are positive, blue
-    where negative, clear where near zero; `scale` is the |value| of the strongest colour."""
-    side = size or display_size(pixels.shape[-1])
+def overlay(pixels: np.ndarray, cells: np.ndarray, scale: float, size=None) -> Image.Image:
+    """The image (prepared uint8 (C, H, W)) in grey, coloured by its cells: red where they are positive, blue
+    where negative, clear where near zero; `scale` is the |value| of the strongest colour. `size`: the picture's
+    (height, width), or a whole number for its longer side (its shape kept); by default display_shape's."""
+    height, width = pixels.shape[-2:]
+    if size is None:
+        shown = display_shape(height, width)
+    elif isinstance(size, (tuple, list)):
+        shown = image_hw(size)
+    else:
+        shown = fitted_shape(height, width, size)
     grey = np.asarray(Image.fromarray(np.ascontiguousarray(pixels.mean(0).astype(np.uint8)))
-                      .resize((side, side), Image.Resampling.NEAREST), dtype=float)
+                      .resize((shown[1], shown[0]), Image.Resampling.NEAREST), dtype=float)
     base = np.repeat((0.35 * 255 + 0.65 * grey)[..., None], 3, axis=-1)  # faded, so the colours read
-    strength = smooth(cells, side) / scale if scale > 0 else np.zeros((side, side))
+    strength = smooth(cells, shown) / scale if scale > 0 else np.zeros(shown)
     alpha = (0.85 * np.abs(np.clip(strength, -1, 1)) ** 0.7)[..., None]
     blended = base * (1 - alpha) + colours(strength) * alpha
     return Image.fromarray(np.clip(blended, 0, 255).astype(np.uint8), "RGB")
@@ -424,16 +448,18 @@ def legend(width: int) -> Image.Image:
 
 def render_pair(explanation: Explanation, pixels_a: np.ndarray, pixels_b: np.ndarray, side: int = 160,
                 gap: int = 8, with_legend: bool = True, threshold: Optional[float] = None) -> Image.Image:
-    """Both overlays side by side (one colour scale for the pair), with the legend below; with `threshold`,
-    exact maps are coloured against the 'same' line (Explanation.shown)."""
+    """Both overlays side by side (one colour scale for the pair), each with its longer side `side` pixels and its
+    shape kept, with the legend below; with `threshold`, exact maps are coloured against the 'same' line
+    (Explanation.shown)."""
     cells_a, cells_b = explanation.shown(threshold)
     scale = scale_of(cells_a, cells_b)
-    width = 2 * side + gap
+    shown_h, shown_w = fitted_shape(*pixels_a.shape[-2:], side)
+    width = max(2 * shown_w + gap, 240)  # the legend's words need about 240 pixels
     legend_image = legend(width) if with_legend else None
-    height = side + (legend_image.height + 6 if legend_image else 0)
+    height = shown_h + (legend_image.height + 6 if legend_image else 0)
     canvas = Image.new("RGB", (width, height), "white")
-    canvas.paste(overlay(pixels_a, cells_a, scale, side), (0, 0))
-    canvas.paste(overlay(pixels_b, cells_b, scale, side), (side + gap, 0))
+    canvas.paste(overlay(pixels_a, cells_a, scale, (shown_h, shown_w)), (0, 0))
+    canvas.paste(overlay(pixels_b, cells_b, scale, (shown_h, shown_w)), (shown_w + gap, 0))
     if legend_image:
-        canvas.paste(legend_image, (0, side + 6))
+        canvas.paste(legend_image, (0, shown_h + 6))
     return canvas

@@ -3,7 +3,7 @@ its answer, and a short model card in Markdown.
 
 `-o model.onnx` writes
   model.onnx            images -> vectors: the embedding network (for pair models, the backbone's features).
-                        Input "images", float32 (batch, channels, size, size), pixels / 255 (0 to 1): the
+                        Input "images", float32 (batch, channels, height, width), pixels / 255 (0 to 1): the
                         normalisation (mean, std) and, where the model uses it, the mirror-image averaging are
                         inside the graph, so its vectors are the app's. The batch axis is dynamic.
   model.pair-head.onnx  pair models only: (vectors_a, vectors_b) -> score, the sigmoid of the pair head. A
@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import image_hw
 from ..errors import UserError
 from ..files import read_json, write_all
 from ..models.memory import check_model
@@ -55,10 +56,15 @@ FORMAT = "siamese-studio-onnx"
 VERSION = 1
 OPSET = 17
 PIPELINE_WORDS = {
-    "resize": "the whole image, in the model's colours, resized (bilinear) to a square of image_size pixels",
+    "resize": "the whole image, in the model's colours, resized (bilinear) to height x width pixels",
+    "fit": "the whole image, in the model's colours, resized (bilinear) to fit inside height x width keeping its "
+           "shape, centred, and the rest filled by repeating its edge pixels (siamese_core.data.pipelines)",
     "digit": "the digit's ink found and prepared as MNIST's digits are: grey, light ink on black, its box scaled "
              "to 20 pixels on its longer side and its centre of mass placed in the middle of a 28x28 field "
-             "(siamese_core.data.digit_input.normalize_digit), then resized to image_size",
+             "(siamese_core.data.digit_input.normalize_digit), then resized to height x width",
+    "ink": "grey; the paper's level and uneven light removed, the ink made light on black; the ink's box kept at "
+           "its own shape, scaled to fit inside height x width with a 4% margin and centred "
+           "(siamese_core.data.ink_input.normalize_ink)",
 }
 
 
@@ -99,8 +105,8 @@ def export_checkpoint(checkpoint_path, name: Optional[str] = None) -> Exported:
     net = build_model(spec, pretrained=False)
     net.load_state_dict(checkpoint["state_dict"])
     net.eval()
-    size, channels = spec["image_size"], spec["channels"]
-    example = torch.rand(2, channels, size, size, generator=torch.Generator().manual_seed(0))
+    height, width = image_hw(spec["image_size"])
+    example = torch.rand(2, spec["channels"], height, width, generator=torch.Generator().manual_seed(0))
     embedding = _onnx(_Embedder(net).eval(), (example,), ["images"], ["vectors"])
     pair_head = None
     if not net.is_embedding:
@@ -213,6 +219,7 @@ def _sidecar(checkpoint: dict, path: Path, run, vector_size: int, torch_version:
     spec, config = checkpoint["spec"], checkpoint.get("config") or {}
     embedding = spec["mode"] != "pair"
     channels, size = spec["channels"], spec["image_size"]
+    height, width = image_hw(size)
     pipeline = spec.get("input") or "resize"
     threshold = float(checkpoint["threshold"])
     word = run_class_word(run, config) if run is not None else str(config.get("class_word") or "class")
@@ -223,10 +230,12 @@ def _sidecar(checkpoint: dict, path: Path, run, vector_size: int, torch_version:
         "class_word": word,
         "input": {
             "name": "images",
-            "shape": ["batch", channels, size, size],
+            "shape": ["batch", channels, height, width],
             "dtype": "float32",
             "layout": "NCHW",
-            "image_size": size,
+            "height": height,
+            "width": width,
+            "image_size": size,  # as the checkpoint stores it: a whole number when square, else [height, width]
             "channels": channels,
             "colours": "grey" if channels == 1 else "RGB",
             "scale": "pixel values / 255, so from 0 to 1",
@@ -319,7 +328,8 @@ def model_card(checkpoint: dict, path: Path, run, sidecar: dict) -> str:
                                                         else ""),
               f"- Mode: {spec['mode']}" + (f", {md(config.get('mining'))} mining" if embedding and config.get("mining")
                                            else f", features combined by {spec.get('head')}" if not embedding else ""),
-              f"- Input: {spec['image_size']}x{spec['image_size']} pixels, {sidecar['input']['colours']}, "
+              f"- Input: {sidecar['input']['height']}x{sidecar['input']['width']} pixels (height x width), "
+              f"{sidecar['input']['colours']}, "
               f"{spec.get('input') or 'resize'} pipeline",
               f"- Output: {sidecar['output']['size']} numbers per image ({sidecar['output']['kind']})"]
     for key, words in (("epochs", "Epochs"), ("batch_size", "Batch size"), ("optimizer", "Optimiser"),
@@ -327,8 +337,8 @@ def model_card(checkpoint: dict, path: Path, run, sidecar: dict) -> str:
         if config.get(key) is not None:
             recipe.append(f"- {words}: {md(config[key])}")
     use = [f"1. Prepare each image as the model was trained: {sidecar['input']['pipeline_words']}.",
-           f"2. Give {{onnx}} a float32 array (batch, {spec['channels']}, {spec['image_size']}, "
-           f"{spec['image_size']}) of pixel values / 255; it returns one vector of {sidecar['output']['size']} "
+           f"2. Give {{onnx}} a float32 array (batch, {spec['channels']}, {sidecar['input']['height']}, "
+           f"{sidecar['input']['width']}) of pixel values / 255; it returns one vector of {sidecar['output']['size']} "
            "numbers per image (" + ("normalisation and mirror-image averaging are" if sidecar["test_time_flip"]["used"]
                                     else "normalisation is") + " done inside the graph)."]
     if embedding:

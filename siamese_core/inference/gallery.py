@@ -26,7 +26,7 @@ from .model import pixel_digest
 
 @dataclass
 class Gallery:
-    pixels: Optional[np.ndarray]  # uint8 (N, C, S, S), as the model sees each image; None when read from an index
+    pixels: Optional[np.ndarray]  # uint8 (N, C, H, W), as the model sees each image; None when read from an index
     labels: list  # class name per image, "" when unknown
     names: list  # file name (relative) per image
     skipped: list  # (name, reason) of files that could not be read
@@ -64,7 +64,7 @@ def folder_gallery(root, size: int, channels: int, pipeline: str = "resize") -> 
 def image_set_gallery(image_set) -> Gallery:
     """A loaded ImageSet (a folder, a model's validation split) as a gallery: every image's pixels, in memory
     (refused with a sentence beyond the memory budget)."""
-    check_images_kept(len(image_set), image_set.image_size, _channels(image_set),
+    check_images_kept(len(image_set), image_set.image_hw, _channels(image_set),
                       f"The {len(image_set):,} images of the gallery")
     pixels = image_set.batch(np.arange(len(image_set)))
     pixels = pixels.numpy() if hasattr(pixels, "numpy") else np.asarray(pixels)
@@ -82,7 +82,7 @@ def saved_gallery(path, model, checkpoint_digest: str) -> tuple[Gallery, VectorI
     it was written with another model (vectors of another size, or another checkpoint file)."""
     index, facts = VectorIndex.load(path)
     name = Path(path).name
-    blank = np.zeros((1, model.channels, model.image_size, model.image_size), dtype=np.uint8)
+    blank = np.zeros((1, model.channels, *model.image_hw), dtype=np.uint8)
     dimension = model.embed(blank).shape[1]
     if index.dimension != dimension:
         raise UserError(f"'{name}' holds vectors of {index.dimension} numbers and this model gives {dimension}: "

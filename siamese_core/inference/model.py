@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..config import image_hw
 from ..data.images import ImageInput, is_image_file, open_image
 from ..data.paths import inside
 from ..data.pipelines import load_pixels, to_pixels
@@ -102,8 +103,14 @@ class SiameseModel:
 
     # -- facts about the model, for people
     @property
-    def image_size(self) -> int:
+    def image_size(self):
+        """As the checkpoint stores it: a whole number (a square) or [height, width]; image_hw gives both sides."""
         return self.spec["image_size"]
+
+    @property
+    def image_hw(self) -> tuple:
+        """(height, width) of the images the model sees."""
+        return image_hw(self.spec["image_size"])
 
     @property
     def channels(self) -> int:
@@ -135,14 +142,14 @@ class SiameseModel:
 
     # -- the work
     def prepare(self, image: ImageInput) -> np.ndarray:
-        """An image as the model sees it: uint8 (C, S, S) after decoding and the model's input pipeline."""
+        """An image as the model sees it: uint8 (C, H, W) after decoding and the model's input pipeline."""
         if self._is_prepared(image):
             return image  # already prepared for this model
         return load_pixels(image, self.image_size, self.channels, self.input_pipeline)
 
     def _is_prepared(self, image) -> bool:
         return (isinstance(image, np.ndarray) and image.dtype == np.uint8
-                and image.shape == (self.channels, self.image_size, self.image_size))
+                and image.shape == (self.channels, *self.image_hw))
 
     def prepare_measured(self, image: ImageInput) -> tuple:
         """(prepare(image), what the domain check measures on it before the pipeline, or None): decoded once."""
@@ -176,7 +183,7 @@ class SiameseModel:
         return vectors, self.domain.outside(joined(grabbed), pixels, measures)
 
     def _vectors(self, pixels, batch_size: int = 64, on_batch=None) -> torch.Tensor:
-        """Vectors of prepared pixels (uint8 (N, C, S, S)), or of an ImageSet decoded a batch at a time."""
+        """Vectors of prepared pixels (uint8 (N, C, H, W)), or of an ImageSet decoded a batch at a time."""
         if hasattr(pixels, "batch"):  # an ImageSet (siamese_core.data.sources)
             batch = lambda i, j: pixels.batch(np.arange(i, j))  # noqa: E731
         else:
@@ -229,7 +236,7 @@ class SiameseModel:
         return self.net.pair_scores(va, vb).float().cpu().numpy(), outside_a, outside_b
 
     def embed(self, images, batch_size: int = 64, on_batch: Optional[Callable[[int], None]] = None) -> np.ndarray:
-        """Vectors of images, shape (N, D): a list of images, prepared uint8 pixels (N, C, S, S), or an
+        """Vectors of images, shape (N, D): a list of images, prepared uint8 pixels (N, C, H, W), or an
         ImageSet (decoded a batch at a time); `on_batch(images done)` after each batch."""
         return self._vectors(self._stack(images), batch_size, on_batch).cpu().numpy()
 

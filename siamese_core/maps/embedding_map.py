@@ -84,7 +84,7 @@ def nearest_table(vectors: np.ndarray, k: int = NEIGHBOURS_SHOWN, metric: str = 
 
 
 def thumbnail_bytes(pixels: np.ndarray, size: int = THUMBNAIL_PX) -> tuple[bytes, str]:
-    """A small image file of uint8 (C, S, S) pixels: PNG for grey (lossless and tiny), WebP for colour."""
+    """A small image file of uint8 (C, H, W) pixels: PNG for grey (lossless and tiny), WebP for colour."""
     image = pixels_to_image(pixels)
     if max(image.size) > size:
         image.thumbnail((size, size), Image.LANCZOS)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .. import settings
+from ..config import image_hw
 from ..errors import UserError
 
 OVERHEAD = 64 * 2**20
@@ -78,19 +79,20 @@ def _needs(spec_json: str) -> Needs:
     from .networks import build_model
 
     spec = json.loads(spec_json)
-    size, channels = int(spec["image_size"]), int(spec["channels"])
+    size, channels = image_hw(spec["image_size"]), int(spec["channels"])  # (height, width)
+    area = size[0] * size[1]
     views = 2 if spec.get("flip_test") else 1
     with torch.device("meta"):
         net = build_model(spec, pretrained=False).eval()
     weights = sum(t.numel() * t.element_size() for t in net.state_dict().values())
     widest, total = _activations(net, channels, size)
     if widest is None:
-        widest = total = 2 * _FALLBACK_CHANNELS * size * size
+        widest = total = 2 * _FALLBACK_CHANNELS * area
     return Needs(weights=weights, per_image=views * PEAK_FACTOR * widest * FLOAT, per_image_graph=views * total * FLOAT,
-                 pixels=channels * size * size)
+                 pixels=channels * area)
 
 
-def _activations(net, channels: int, size: int) -> tuple[Optional[int], Optional[int]]:
+def _activations(net, channels: int, size: tuple) -> tuple[Optional[int], Optional[int]]:
     """(the largest input + output of one layer, the sum of every layer's output), in numbers, for one image
     through the backbone on the meta device; (None, None) when the network cannot run there."""
     import torch
@@ -115,13 +117,18 @@ def _activations(net, channels: int, size: int) -> tuple[Optional[int], Optional
     hooks = [m.register_forward_hook(record) for m in leaves]
     try:
         with torch.no_grad():
-            net._vectors(torch.zeros(1, channels, size, size, device="meta"))
+            net._vectors(torch.zeros(1, channels, *size, device="meta"))
     except Exception:  # an operation without a meta kernel: the fallback guess instead
         return None, None
     finally:
         for hook in hooks:
             hook.remove()
-    return widest[0], total[0] + channels * size * size
+    return widest[0], total[0] + channels * size[0] * size[1]
+
+
+def _pixels_words(spec: dict) -> str:
+    height, width = image_hw(spec.get("image_size"))
+    return f"{height}x{width}"
 
 
 def check_model(spec: dict, label: str = "This model") -> Needs:
@@ -130,7 +137,7 @@ def check_model(spec: dict, label: str = "This model") -> Needs:
     least = found.batch(2, 2)
     if least > budget_bytes():
         raise UserError(f"{label} would need about {size_words(least)} of memory to compare one pair "
-                        f"({spec.get('backbone')} at {spec.get('image_size')}x{spec.get('image_size')} pixels), more "
+                        f"({spec.get('backbone')} at {_pixels_words(spec)} pixels), more "
                         f"than {_budget_words()}: use a model made for smaller images, or ask whoever runs the "
                         "server to raise the budget.")
     return found
@@ -150,12 +157,13 @@ def plan(spec: dict, batch_size: int, per_pass: Optional[int], on_cpu: bool = Tr
     return batch, passing
 
 
-def check_images_kept(count: int, size: int, channels: int, what: str) -> None:
+def check_images_kept(count: int, size, channels: int, what: str) -> None:
     """Refuse, with a sentence, keeping `count` decoded images of `size` px in memory beyond the budget
     (`what` names them: "The 1,797 built-in digits")."""
-    kept = count * channels * size * size
+    height, width = image_hw(size)  # a whole number (a square) or [height, width]
+    kept = count * channels * height * width
     if kept > budget_bytes():
-        raise UserError(f"{what} at {size}x{size} pixels would take {size_words(kept)} of memory, more than "
+        raise UserError(f"{what} at {height}x{width} pixels would take {size_words(kept)} of memory, more than "
                         f"{_budget_words()}: use a model made for smaller images, or fewer images.")
 
 
@@ -167,6 +175,6 @@ def pairs_per_pass(spec: dict, wanted: int, label: str = "Explaining this pair")
     one_pair = 2 * (5 * found.pixels + found.per_image_graph)
     if one_pair > room:
         raise UserError(f"{label} would need about {size_words(one_pair + found.weights + OVERHEAD)} of memory "
-                        f"({spec.get('backbone')} at {spec.get('image_size')}x{spec.get('image_size')} pixels), more "
+                        f"({spec.get('backbone')} at {_pixels_words(spec)} pixels), more "
                         f"than {_budget_words()}.")
     return max(1, min(wanted, room // one_pair))

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import image_hw, image_size_value
 from ..errors import UserError
 
 log = logging.getLogger(__name__)
@@ -33,14 +34,14 @@ class DigitConvNet(nn.Module):
 
     feature_dim = 500
 
-    def __init__(self, channels: int = 1, image_size: int = 28):
+    def __init__(self, channels: int = 1, image_size=28):
         super().__init__()
+        height, width = image_hw(image_size)  # the flatten layer's size follows the image's height x width
         self.conv = nn.Sequential(
             nn.Conv2d(channels, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(inplace=True), nn.MaxPool2d(2),
             nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(inplace=True), nn.MaxPool2d(2),
         )
-        side = image_size // 4
-        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(16 * side * side, 500), nn.BatchNorm1d(500), nn.ReLU(inplace=True))
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(16 * (height // 4) * (width // 4), 500), nn.BatchNorm1d(500), nn.ReLU(inplace=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.conv(x))
@@ -369,7 +370,7 @@ def model_spec(config) -> dict:
         "head_norm": config.head_norm,
         "dropout": config.dropout,
         "embedding_dim": config.embedding_dim,
-        "image_size": config.image_size,
+        "image_size": image_size_value(*image_hw(config.image_size)),  # a whole number when square, else [h, w]
         "channels": config.channels,
         "input": config.input,
         "neck": config.neck,
@@ -383,7 +384,7 @@ def build_model(spec: dict, pretrained: bool = False, weights: Optional[str] = N
     """Build the Siamese network described by `spec` (see model_spec)."""
     family, model = parse_backbone(spec["backbone"])
     if family == "convnet":
-        if spec["image_size"] % 4:
+        if any(side % 4 for side in image_hw(spec["image_size"])):
             raise UserError("The convnet backbone needs an image size divisible by 4 (it is made for 28).")
         backbone, loaded_pretrained = DigitConvNet(spec["channels"], spec["image_size"]), False
     elif family == "small-resnet":
@@ -431,13 +432,13 @@ def _feature_dim(backbone: nn.Module, spec: dict) -> int:
     was_training = backbone.training
     backbone.eval()
     with torch.inference_mode():
-        out = backbone(torch.zeros(1, spec["channels"], spec["image_size"], spec["image_size"]))
+        out = backbone(torch.zeros(1, spec["channels"], *image_hw(spec["image_size"])))
     backbone.train(was_training)
     return int(out.flatten(1).shape[1])
 
 
 def as_model_input(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
-    """uint8 images (B, C, S, S) -> floats in [0, 1] on `device`, in the memory layout the model runs in."""
+    """uint8 images (B, C, H, W) -> floats in [0, 1] on `device`, in the memory layout the model runs in."""
     x = images.to(device, non_blocking=True).float().div_(255.0)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
@@ -454,7 +455,7 @@ def embed_in_batches(net, n: int, batch: Callable[[int, int], torch.Tensor], dev
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
         x = as_model_input(batch(start, stop), device, channels_last)
-        out.append(net.embed(x, per_pass or images_per_pass(device, x.shape[-1])).float())
+        out.append(net.embed(x, per_pass or images_per_pass(device, tuple(x.shape[-2:]))).float())
         if on_batch:
             on_batch(stop)
     return torch.cat(out) if out else torch.zeros((0, 1), device=device)
@@ -472,7 +473,7 @@ def embed_set(model, image_set, positions, device, batch_size: int = 256,
 CPU_PASS_PIXELS = 16 * 128 * 128
 
 
-def images_per_pass(device: torch.device, image_size: int) -> Optional[int]:
+def images_per_pass(device: torch.device, image_size) -> Optional[int]:
     """How many images the backbone should see at once on `device` (None: the whole batch).
 
     Measured with efficientnet_b0 on this 2-core CPU, training on 64 images of 224 px per pass:
@@ -481,7 +482,8 @@ def images_per_pass(device: torch.device, image_size: int) -> Optional[int]:
     """
     if device.type != "cpu":
         return None
-    return max(8, CPU_PASS_PIXELS // (image_size * image_size))
+    height, width = image_hw(image_size)  # a whole number (a square) or (height, width): sized by the pixels
+    return max(8, CPU_PASS_PIXELS // (height * width))
 
 
 def count_parameters(model: nn.Module) -> int:

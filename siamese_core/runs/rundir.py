@@ -310,8 +310,11 @@ def checkpoint_problem(payload: dict) -> Optional[str]:
         return f"its mode {spec.get('mode')!r} is none of {', '.join(MODES)}"
     if spec.get("head") is not None and spec["head"] not in HEADS:
         return f"its head {spec['head']!r} is none of {', '.join(HEADS)}"
-    if not _is_int(spec.get("image_size"), 8, MAX_IMAGE_SIZE):
-        return f"its image size {spec.get('image_size')!r} is not a whole number from 8 to {MAX_IMAGE_SIZE}"
+    size = spec.get("image_size")
+    sides = size if isinstance(size, list) and len(size) == 2 else [size]
+    if not all(_is_int(side, 8, MAX_IMAGE_SIZE) for side in sides):
+        shown = repr(size)[:40]  # a forged field may be huge: its start is enough to recognise it
+        return f"its image size {shown} is neither a whole number nor [height, width], each from 8 to {MAX_IMAGE_SIZE}"
     if spec.get("channels") not in (1, 3) or isinstance(spec.get("channels"), bool):
         return f"its channels {spec.get('channels')!r} is neither 1 nor 3"
     if spec.get("embedding_dim") is not None and not _is_int(spec["embedding_dim"], 1, 16384):

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..config import TrainConfig
+from ..config import TrainConfig, image_hw
 from ..data import sources as D
 
 
@@ -69,15 +69,17 @@ def batch_len(item) -> int:
     return len(item[0]) if isinstance(item, tuple) else len(item)
 
 
-def default_pairs_per_epoch(n_train: int, kind: str = "pair", image_size: int = 64) -> int:
+def default_pairs_per_epoch(n_train: int, kind: str = "pair", image_size=64) -> int:
     """Pairs (or triplets, or images in P x K batches) drawn afresh each epoch.
 
     Pairs: about ten per training image, within bounds that keep an epoch between seconds and minutes.
     P x K batches: about ten passes over the images, at least 4,000 images, and at most what keeps ten
-    epochs within about fifteen minutes on a 2-core CPU (30,000 images at 64 px; more for smaller images).
+    epochs within about fifteen minutes on a 2-core CPU (30,000 images at 64x64 px; more for fewer pixels).
+    `image_size` is a whole number (a square) or (height, width).
     """
     if kind == "pk":
-        most = int(30_000 * max(1.0, (64 / image_size) ** 2))
+        height, width = image_hw(image_size)
+        most = int(30_000 * max(1.0, 64 * 64 / (height * width)))
         return int(min(max(10 * n_train, 4_000), most))
     return int(min(max(10 * n_train, 2_000), 50_000))
 

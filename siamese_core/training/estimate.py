@@ -23,7 +23,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..config import TrainConfig
+from ..config import TrainConfig, image_hw
 from ..data import sources as D
 from ..data.images import holds_image
 from ..errors import plain_words
@@ -200,7 +200,8 @@ def _time_steps(config: TrainConfig) -> tuple:
         model.to(memory_format=torch.channels_last)
     classes, per_class = 16, max(4, math.ceil(2 * config.batch_size / 16))
     generator = torch.Generator().manual_seed(0)
-    pixels = torch.randint(0, 256, (classes * per_class, config.channels, config.image_size, config.image_size),
+    height, width = image_hw(config.image_size)
+    pixels = torch.randint(0, 256, (classes * per_class, config.channels, height, width),
                            dtype=torch.uint8, generator=generator)
     labels = np.repeat(np.arange(classes), per_class)
     images = D.ImageSet(pixels, labels, [str(c) for c in range(classes)], [f"{i}.png" for i in range(len(labels))])

@@ -27,6 +27,7 @@ import torch
 from ..config import TrainConfig
 from ..data import sources as D
 from ..data.prepare import PreparedData, prepare_data
+from ..data.reading import apply_reading
 from ..errors import UserError, plain_words
 from ..inference.domain import CALIBRATION_IMAGES, DESCRIBED_IMAGES, describe_run
 from ..maps.snapshots import SnapshotWriter
@@ -381,7 +382,7 @@ def train_run(group: distributed.Group, config: TrainConfig, out_dir, *, resume:
     # Only rank 0 writes the run directory; the other ranks read it (to resume) and train their share.
     run = RunDir(out_dir) if group.main else ReadOnlyRun(out_dir)
     stop = StopFlag() if stop is None else stop
-    config = _open(run, config, resume, group)
+    config = _open(run, config, resume, group, read=data is None)
     fresh = {} if resume else {"epoch": 0, "step": 0, "total_steps": None}  # a resumed run shows how far it got
     logged = log_to(run.log_path) if group.main else contextlib.nullcontext()
     with logged, stop_on_signals(stop):
@@ -432,8 +433,9 @@ def _budget_kept(config: TrainConfig, budget: Budget) -> dict:
     return {"time_budget": total, "budget_used": used}
 
 
-def _open(run: RunDir, config: TrainConfig, resume: bool, group: distributed.Group) -> TrainConfig:
-    """The run's resolved config (a resumed run's own, with the epochs asked for now), its folder made ready."""
+def _open(run: RunDir, config: TrainConfig, resume: bool, group: distributed.Group, read: bool = True) -> TrainConfig:
+    """The run's resolved config (a resumed run's own, with the epochs asked for now), its folder made ready. A new
+    run's open settings are first chosen from reading its images (`read`: not when the data is given ready)."""
     if resume:
         saved = run.read_config()
         if saved is None or not run.checkpoint("last").is_file():
@@ -441,6 +443,10 @@ def _open(run: RunDir, config: TrainConfig, resume: bool, group: distributed.Gro
         config = TrainConfig.from_dict({**saved, "epochs": config.epochs})
     elif group.main:
         _refuse_to_overwrite(run)
+    if not resume and read:
+        config = apply_reading(config)
+        if config.reading:
+            log.info("Read the images: %s", config.reading["sentence"])
     config = config.resolve()
     run.create()
     run.sweep_temp_files()  # what a kill during an earlier attempt's checkpoint write left

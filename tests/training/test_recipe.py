@@ -75,8 +75,10 @@ def test_default_recipe_learns_with_a_small_resnet(tmp_path):
     """The default recipe end to end (small ResNet, P x K batch-hard + identity loss, photo augmentation,
     AdamW with warm-up and cosine), on colour images of digits it never trained on."""
     root = write_class_folders(tmp_path / "photos", per_class=40, colour=True)
+    # Digits read as writing (the data reading would choose the digit ConvNet): the photo recipe's parts are named.
     config = TrainConfig(train_path=str(root), split="image", device="cpu", image_size=32, epochs=3,
-                         pairs_per_epoch=2000, seed=1)
+                         pairs_per_epoch=2000, seed=1, backbone="small-resnet", input="resize", augment="photos",
+                         flip_test=True)
     status = train(config, tmp_path / "run")
     assert status.state == "done"
     saved = TrainConfig.from_dict(RunDir(tmp_path / "run").read_config())
