@@ -8,6 +8,7 @@ depend on the backbone, so a saved config says exactly what ran.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, get_args
@@ -53,6 +54,10 @@ DEFAULT_IDENTITY_PATTERN = r"^(\d+)_"
 # EfficientNet-B0 where a GPU makes it fast (and the reference designs' backbone).
 CPU_BACKBONE = "small-resnet"
 GPU_BACKBONE = "timm:efficientnet_b0"
+# A time budget (--time): below 10 s there is no room for a step, a validation and a checkpoint; a day is far enough.
+MIN_TIME_BUDGET = 10.0
+MAX_TIME_BUDGET = 24 * 3600.0
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?)?\s*$", re.IGNORECASE)
 # The largest side an image_size may name: far above any size trained here (224); a checkpoint's spec is held to it.
 MAX_IMAGE_SIDE = 1024
 MIN_IMAGE_SIDE = 8
@@ -134,6 +139,8 @@ class TrainConfig:
     lr: Optional[float] = None
     weight_decay: Optional[float] = None
     epochs: int = 10
+    # seconds the whole run may take (None: train for `epochs`); the trainer measures its speed and sets the steps
+    time_budget: Optional[float] = None
     batch_size: Optional[int] = None
     pairs_per_epoch: Optional[int] = None
     eval_pairs: int = 1000
@@ -315,6 +322,9 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < least:
                 raise UserError(f"--{name.replace('_', '-')} must be at least {least}.")
+        if self.time_budget is not None and not MIN_TIME_BUDGET <= self.time_budget <= MAX_TIME_BUDGET:
+            raise UserError(f"--time must be from {MIN_TIME_BUDGET:g} seconds to {MAX_TIME_BUDGET // 3600:g} hours "
+                            "(for example 60s, 2m or 15m).")
         if not 0.0 < self.val_fraction < 1.0:
             raise UserError("--val-fraction must be between 0 and 1 (for example 0.3).")
         if self.max_val_classes < 0 or self.max_val_classes == 1:
@@ -410,6 +420,27 @@ def default_backbone(device: str = "auto") -> str:
     import torch  # only here: the app imports this module without torch
 
     return GPU_BACKBONE if torch.cuda.is_available() else CPU_BACKBONE
+
+
+def parse_duration(text) -> float:
+    """Seconds from '90', '60s', '2m', '15 min' or '1h' (a number alone is seconds); a sentence for anything else."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise UserError(f"'{text}' is not a length of time: write seconds or minutes, for example 60s, 2m or 15m.")
+    unit = (match.group(2) or "s")[0].lower()
+    return float(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[unit]
+
+
+def duration_words(seconds: float) -> str:
+    """A length of time as a person says it: '40 s', '1 min', '2 min 30 s', '1 h 5 min'."""
+    seconds = int(round(max(0.0, seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, rest = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min" + (f" {rest} s" if rest and minutes < 10 else "")
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h" + (f" {minutes} min" if minutes else "")
 
 
 def _check_choice(name: str, value: str, choices) -> None:

@@ -212,3 +212,26 @@ def test_similar_lists_the_nearest_images_of_the_same_class(digits_checkpoint, d
     assert distances == sorted(distances)
     text = run_cli("similar", "-c", digits_checkpoint, query, "-g", digit_folders, "-k", "2")
     assert text.returncode == 0 and "left out: the query itself" in text.stdout
+
+
+def test_time_and_epochs_together_or_a_bad_time_get_a_sentence(tmp_path):
+    both = run_cli("train", "--dataset", "digits", "-b", "convnet", "--time", "60s", "-e", "3", "-o", tmp_path / "r1")
+    assert_clear_error(both, "Give either --time (train for a length of time) or -e/--epochs")
+    assert_clear_error(run_cli("train", "--dataset", "digits", "--time", "soon", "-o", tmp_path / "r2"),
+                       "'soon' is not a length of time")
+    assert_clear_error(run_cli("train", "--dataset", "digits", "--time", "5s", "-o", tmp_path / "r3"),
+                       "--time must be from 10 seconds")
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
+
+
+@pytest.mark.slow
+def test_a_run_for_a_time_says_how_well_it_kept_it(tmp_path, digit_folders):
+    out = tmp_path / "run"
+    result = run_cli("train", "--train_path", digit_folders, "-b", "convnet", "--batch-size", "16", "--time", "20s",
+                     "-q", "-o", out)
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().splitlines()[0]
+    assert "of its 20 s budget" in last, result.stdout
+    status = json.loads((out / "status.json").read_text())
+    assert status["time_budget"] == 20 and 0 < status["budget_used"] <= 21
+    assert f"{round(status['budget_used'])} s of its 20 s budget" in last

@@ -11,7 +11,7 @@ import itertools
 
 import pytest
 
-from siamese_core.config import TrainConfig
+from siamese_core.config import TrainConfig, parse_duration
 from siamese_core.errors import UserError
 
 # The fields resolve() decides, in the order of each row's values (str() of each, so 1 and 1.0 differ).
@@ -336,3 +336,22 @@ def test_a_bad_config_gets_the_sentence_of_its_first_fault(spec):
     with pytest.raises(UserError) as refused:
         config(spec).resolve()
     assert str(refused.value) == REFUSED[spec]
+
+
+@pytest.mark.parametrize("text, seconds", [("90", 90), ("60s", 60), ("2m", 120), ("15 min", 900), ("1.5m", 90),
+                                           ("1h", 3600), (" 45 seconds ", 45)])
+def test_a_length_of_time_reads_as_seconds(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["soon", "", "-5s", "2 weeks", "1e3", "60ss", "m"])
+def test_a_length_that_is_not_one_gets_a_sentence(text):
+    with pytest.raises(UserError, match="is not a length of time: write seconds or minutes, for example 60s"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("seconds", [0, 5, 9.9, 2 * 86400, float("nan")])
+def test_a_time_budget_out_of_bounds_is_refused(seconds):
+    with pytest.raises(UserError, match="--time must be from 10 seconds to 24 hours"):
+        TrainConfig(dataset="digits", device="cpu", time_budget=seconds).resolve()
+    assert TrainConfig(dataset="digits", device="cpu", time_budget=60).resolve().time_budget == 60

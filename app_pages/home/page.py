@@ -17,7 +17,7 @@ than a fixed list of classes, it can compare images of people or objects it has 
 st.subheader("Try it now")
 st.markdown(
     """
-1. **Train** a small network on the built-in handwritten digits: the *Quick* preset takes about a minute,
+1. **Train** a small network on the built-in handwritten digits: the *Quick* preset trains for one minute (it ends within it),
    needs no download, and draws its learning curves as it goes.
 2. **Verify**: pick two digits (or upload two images) and get *Same* or *Different*, with a score.
 3. **Explore**: turn a 3D map of the digits as the network sees them; each digit gathers in its own cloud.

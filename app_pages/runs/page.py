@@ -20,7 +20,7 @@ if deleted:
     st.success(f"Deleted {deleted}.")
 runs = listed()
 if not runs:
-    st.info("No runs yet. Start one on the Train page (the Quick preset trains on digits in about a minute), "
+    st.info("No runs yet. Start one on the Train page (the Quick preset trains on digits for one minute), "
             "or from the command line:\n\n`python -m siamese_core train --dataset digits -b convnet -e 5`")
     st.page_link("app_pages/train/page.py", label="Go to Train", icon=ICONS["train"])
     st.stop()
@@ -37,6 +37,7 @@ for info in runs:
                  "epoch": f"{epoch_in_progress(status)} of {status.total_epochs or '?'}",
                  "best accuracy": status.best_accuracy,
                  "best epoch": str(status.best_epoch) if status.best_epoch else "–",  # not "None": none validated yet
+                 "time": jobs.budget_words(status) or "",
                  "data": data_words(config) if config else "", "backbone": config.get("backbone", ""),
                  "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(created)) if created else "",
                  "folder": info.name})

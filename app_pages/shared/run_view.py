@@ -12,6 +12,7 @@ import streamlit as st
 from app_pages.shared import models, state, text
 from app_pages.shared import runs as shared_runs
 from app_pages.shared.icons import ICONS
+from siamese_core.config import duration_words
 from siamese_core.errors import UserError
 from siamese_core.runs import jobs
 from siamese_core.runs.context import data_words
@@ -109,7 +110,10 @@ def _live(run: RunDir, was_unfinished: bool) -> None:
     line = (f"Epoch {epoch_in_progress(status)} of {status.total_epochs or '?'} · "
             f"{_duration(p['elapsed'])} elapsed")
     if p["left"] is not None:
-        line += f" · about {_duration(p['left'])} left"
+        line += f" · about {duration_words(p['left'])} left"
+    kept = jobs.budget_words(status)
+    if kept:
+        line += f" · {kept}"
     st.progress(p["fraction"], text=line)
     records = run.read_metrics()
     epochs = [r for r in records if r.get("type") == "epoch"]

@@ -9,6 +9,7 @@ from app_pages.shared.runs import listed
 from app_pages.train import data as train_data
 from app_pages.train import photos as train_photos
 from app_pages.train import reading as train_reading
+from app_pages.train import time_note
 from siamese_core import settings
 from siamese_core.config import MODES, TrainConfig
 from siamese_core.errors import UserError
@@ -16,8 +17,12 @@ from siamese_core.runs import jobs
 from siamese_core.settings import runs_dir
 from siamese_core.words import clean_class_word
 
-QUICK = "Quick: a small network, about a minute"
+QUICK = "Quick: 1 minute"
+GOOD = "Good: 5 minutes"
+BEST = "Best: 15 minutes"
 PHOTOS = "Photos: EfficientNet-B0, seconds with pretrained weights"
+BUDGETS = {QUICK: 60, GOOD: 300, BEST: 900}  # a preset's time budget in seconds
+MINUTES = [0.5, 1, 2, 3, 5, 10, 15, 20, 30, 45, 60]  # the time slider's stops
 BACKBONES = ["convnet", "small-resnet", "timm:efficientnet_b0", "timm:resnet18", "timm:mobilenetv3_small_100",
              "torchvision:resnet18", "torchvision:mobilenet_v3_small"]
 OTHER = "another (type its name)"
@@ -57,10 +62,12 @@ if not known_word and data.ready and not class_word:
                "'same class'.")
 
 st.subheader("2. Model")
-preset = st.radio("Preset", [QUICK, PHOTOS], key="preset", horizontal=True,
-                  help="Quick trains a small network for 5 epochs: the digit ConvNet on digits, a small ResNet on "
-                       "photos. Photos trains EfficientNet-B0's head in seconds where pretrained weights can be had, "
-                       "and the default recipe for 10 epochs otherwise.")
+preset = st.radio("Preset", [QUICK, GOOD, BEST, PHOTOS], key="preset", horizontal=True,
+                  help="Quick, Good and Best train a small network (the digit ConvNet on digits, a small ResNet on "
+                       "photos) for that long, the steps set from this machine's measured speed: the run ends within "
+                       "its time however busy the machine is. Photos trains EfficientNet-B0's head in seconds where "
+                       "pretrained weights can be had, and the default recipe for 10 epochs otherwise. Under "
+                       "Advanced settings: another length of time, or a number of epochs.")
 recipe_note = st.empty()
 advanced = st.expander("Advanced settings")
 digits_like = data.settings.get("dataset") in ("digits", "mnist")
@@ -97,8 +104,15 @@ with advanced:
     head = right.selectbox("Pair head combines features by", ["automatic", "absdiff", "product", "concat"],
                            key=f"head-{suffix}", disabled=mode != "pair",
                            help="absdiff |a-b| (the digit design), product a*b (the photo design), or concat.")
-    epochs = left.number_input("Epochs", 1, 500, defaults["epochs"], key=f"epochs-{suffix}",
+    by_epochs = left.checkbox("Train for a number of epochs instead", preset == PHOTOS, key=f"by-epochs-{suffix}",
+                              help="A time budget (the default) ends the run within its time; a number of epochs "
+                                   "takes as long as this machine needs for them.")
+    epochs = left.number_input("Epochs", 1, 500, defaults["epochs"], key=f"epochs-{suffix}", disabled=not by_epochs,
                                help="Passes over freshly drawn training pairs.")
+    minutes = right.select_slider("Train for (minutes)", MINUTES, value=BUDGETS.get(preset, 60) // 60,
+                                  key=f"minutes-{suffix}", disabled=by_epochs,
+                                  help="The run measures its own speed and sets its steps so that it ends within "
+                                       "this time, its last check and saving included.")
     lr = right.select_slider("Learning rate", train_photos.RATES,
                              value=defaults["lr"], key=f"lr-{suffix}",
                              help="How big each learning step is: smaller for pretrained backbones.")
@@ -121,8 +135,10 @@ with advanced:
                             "pretrained backbone, then only a small head trains: seconds instead of minutes. "
                             "Needs pretrained weights; unticked, the whole network is fine-tuned.")
     processes = left.number_input("Processes", 1, 64, settings.train_processes(), key="processes",
-                                  disabled=bool(frozen), help="Train one model with several processes on this "
-                                  "machine (PyTorch's torchrun: one GPU each, or a share of the CPU cores each). "
+                                  disabled=bool(frozen) or not by_epochs, help="Train one model with several "
+                                  "processes on this machine (with a number of epochs; a time budget is kept by one "
+                                  "process measuring its own speed): "
+                                  "PyTorch's torchrun, one GPU each or a share of the CPU cores each. "
                                   "The results are those of one process; each step is split between them.")
 
 config = TrainConfig(**data.settings, class_word=clean_class_word(class_word or guessed), recipe="default",
@@ -130,12 +146,15 @@ config = TrainConfig(**data.settings, class_word=clean_class_word(class_word or 
                      head=None if head == "automatic" else head, epochs=int(epochs), lr=float(lr),
                      batch_size=int(batch), image_size=size, embedding_dim=int(embedding),
                      margin=float(margin) if mode != "pair" else None, pretrained=bool(pretrained),
-                     frozen=bool(frozen and (pretrained or weights_file)), weights=weights_file or None)
+                     frozen=bool(frozen and (pretrained or weights_file)), weights=weights_file or None,
+                     time_budget=None if by_epochs else float(minutes) * 60)
 
 st.subheader("3. Start")
-if read and preset == QUICK:
+if read and preset != PHOTOS:
     st.info(read["sentence"], icon=":material/visibility:")
-name = st.text_input("Run name", f"{data.name}-{'quick' if preset == QUICK else 'photos'}",
+if data.ready:
+    time_note.show_estimate(config)
+name = st.text_input("Run name", f"{data.name}-{preset.split(':')[0].lower()}",
                      key=f"run-name-{suffix}-{data.name}", max_chars=40)
 for problem in data.problems:
     st.caption(f"Not ready: {problem}")
@@ -147,7 +166,7 @@ if queue_note:  # every slot is taken: Start queues the run instead of refusing 
 if start:
     try:
         run = jobs.start_training(config, label=name or "run", upload_dir=data.upload_dir,
-                                  processes=1 if config.frozen else int(processes))
+                                  processes=1 if config.frozen or config.time_budget else int(processes))
     except UserError as exc:
         text.error(exc)
     else:

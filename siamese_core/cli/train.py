@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from ..config import (AUGMENTS, DATASETS, GPU_BACKBONE, HEADS, INPUTS, MININGS, MODES, OPTIMIZERS, PRECISIONS, RECIPES,
-                      SCHEDULES, SPLITS, THRESHOLD_POLICIES, TrainConfig, parse_image_size)
+                      SCHEDULES, SPLITS, THRESHOLD_POLICIES, TrainConfig, parse_duration, parse_image_size)
 from ..errors import UserError
 from ..files import read_json
 from ..runs.rundir import RunDir
@@ -123,6 +123,11 @@ def _add_training_flags(opt) -> None:
                           f"{_default('lr', backbone='timm:efficientnet_b0')} for pretrained backbones)")
     opt.add_argument("-e", "--epochs", type=int,
                      help=f"epochs (default {_default('epochs')}; with --resume, the run's own number unless given)")
+    opt.add_argument("--time", dest="time_budget", metavar="LENGTH",
+                     help="train for a length of time instead of a number of epochs: 60s, 2m, 15m or seconds alone "
+                          "(90). The run measures its own speed and sets its steps so that the whole learning-rate "
+                          "schedule, the last validation and the checkpoints end within it, counted from the "
+                          "command's start; not with -e")
     opt.add_argument("-s", "--save_after", "--save-every", dest="save_every", type=int,
                      help="also keep a checkpoint every N epochs")
     opt.add_argument("--batch-size", type=int,
@@ -167,20 +172,25 @@ TRAIN_FLAGS = ("train_path", "val_path", "triplets", "images", "data_root", "spl
                "dropout", "embedding_dim", "margin", "mining", "id_loss", "neck", "flip_test", "pretrained",
                "weights", "frozen", "recipe", "optimizer", "schedule", "warmup", "lr", "weight_decay", "epochs",
                "batch_size", "pairs_per_epoch", "eval_pairs", "same_share", "threshold_policy", "save_every", "seed", "device",
-               "precision", "class_word")
+               "precision", "class_word", "time_budget")
 
 
 def run_train(args) -> int:
     """Train from the flags given (TrainConfig fills in the rest) or from a config file, into -o."""
     out = args.out or f"runs/{time.strftime('%Y%m%d-%H%M%S')}"
+    budget = time_budget(args)
     if args.config:
         config = config_from_file(args.config)
-        if args.epochs is not None:
-            config.epochs = args.epochs
+        if args.epochs is not None:  # epochs asked for: a budget the file holds no longer applies
+            config.epochs, config.time_budget = args.epochs, None
+        if budget is not None:
+            config.time_budget = budget
         return train_and_report(config, out, args)
     dataset = args.dataset or ("triplets" if args.triplets else "folder" if args.train_path else "digits")
     # Flags not given stay out, so TrainConfig (and its resolve()) supplies every default.
     given = {name: getattr(args, name) for name in TRAIN_FLAGS if getattr(args, name) is not None}
+    if budget is not None:
+        given["time_budget"] = budget
     if "image_size" in given:
         given["image_size"] = parse_image_size(given["image_size"])  # a bad size is one sentence, before any work
     if args.epochs is None and args.resume:
@@ -188,6 +198,16 @@ def run_train(args) -> int:
         if saved:
             given["epochs"] = saved["epochs"]
     return train_and_report(TrainConfig(dataset=dataset, **given), out, args)
+
+
+def time_budget(args) -> "float | None":
+    """--time in seconds (None without it); a sentence for a length that is not one, or for --time beside -e."""
+    if args.time_budget is None:
+        return None
+    if args.epochs is not None:
+        raise UserError("Give either --time (train for a length of time) or -e/--epochs (train for a number of "
+                        "epochs), not both.")
+    return parse_duration(args.time_budget)
 
 
 def config_from_file(path) -> TrainConfig:
@@ -201,13 +221,15 @@ def config_from_file(path) -> TrainConfig:
 def train_and_report(config: TrainConfig, out: str, args) -> int:
     """Train, free the slot for the next waiting run, and say how it went: exit code 0 when done, 3 otherwise."""
     from ..runs import jobs
+    from ..training.budget import process_start_time
     from ..training.loop import train
 
     rank = int(os.environ.get("RANK", "0") or 0)  # torchrun's: rank 0 speaks for all the processes
     if rank > 0:
         logging.getLogger("siamese_core").setLevel(logging.WARNING)
     try:
-        status = train(config, out, resume=args.resume, progress=not args.quiet and rank == 0)
+        status = train(config, out, resume=args.resume, progress=not args.quiet and rank == 0,
+                       clock_start=process_start_time())
     finally:
         if rank == 0:
             jobs.start_next(out)  # done, failed or stopped: this slot is free for the next run waiting in the folder
@@ -215,6 +237,8 @@ def train_and_report(config: TrainConfig, out: str, args) -> int:
         return 0  # rank 0 reports the run; an early non-zero exit here would make torchrun kill it mid-save
     best = status.best_accuracy
     summary = f"best validation accuracy {100 * best:.2f}%" if best is not None else "no epoch finished"
+    if status.time_budget:
+        summary += f"; {jobs.budget_words(status)}"
     print(f"Run {status.state} ({summary}): {out}")
     best_path = Path(out) / "checkpoints" / "best.pt"
     if best_path.is_file():

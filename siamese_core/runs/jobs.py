@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Optional, TypedDict
 
 from .. import settings
-from ..config import TrainConfig
+from ..config import TrainConfig, duration_words
 from ..errors import UserError, plain_words
 from ..files import read_json, write_json
 from .rundir import RunDir, process_alive, process_started_at
@@ -510,6 +510,16 @@ class Progress(TypedDict):
     left: Optional[float]  # seconds still to go, estimated; None while unknown
 
 
+def budget_words(status: RunStatus) -> Optional[str]:
+    """How a run with a time budget kept it, in words ("58 s of its 1 min budget (97%)"); None without one."""
+    if not status.time_budget:
+        return None
+    if status.budget_used is None:
+        return f"a {duration_words(status.time_budget)} budget"
+    return (f"{duration_words(status.budget_used)} of its {duration_words(status.time_budget)} budget "
+            f"({100 * status.budget_used / status.time_budget:.0f}%)")
+
+
 def progress(status: RunStatus, now: Optional[float] = None) -> Progress:
     """Share done, seconds spent and an estimate of seconds left, from a status."""
     now = now or time.time()
@@ -521,6 +531,8 @@ def progress(status: RunStatus, now: Optional[float] = None) -> Progress:
     if status.state == "done":
         fraction = 1.0
     left = None
-    if status.state == "running" and 0.02 <= fraction < 1.0 and elapsed > 2:
+    if status.state == "running" and status.expected_end is not None:  # a time budget's plan, from the measured rate
+        left = max(0.0, status.expected_end - now)
+    elif status.state == "running" and 0.02 <= fraction < 1.0 and elapsed > 2:
         left = elapsed * (1 - fraction) / fraction
     return {"fraction": fraction, "elapsed": elapsed, "left": left}

@@ -107,6 +107,10 @@ class RunStatus:
     finished_at: Optional[float] = _read(as_seconds)
     updated_at: Optional[float] = _read(as_seconds)  # the last write
     elapsed_before: Optional[float] = _read(as_seconds)  # training seconds of earlier attempts (resumed runs)
+    time_budget: Optional[float] = _read(as_seconds)  # the seconds the run may take (--time); None: trained for epochs
+    budget_started_at: Optional[float] = _read(as_seconds)  # when the budget's clock began (the process's start)
+    budget_used: Optional[float] = _read(as_seconds)  # the seconds a budgeted run took in all, once it is done
+    expected_end: Optional[float] = _read(as_seconds)  # when a budgeted run should end, from its measured speed
 
     @classmethod
     def from_dict(cls, values: Any) -> "RunStatus":

@@ -23,6 +23,7 @@ from ..config import TrainConfig
 from ..data import sources as D
 from ..errors import UserError
 from ..evaluation.metrics import roc_points, validation_figures
+from ..inference.domain import CALIBRATION_IMAGES, DESCRIBED_IMAGES
 from ..models.networks import as_model_input, cached_timm_weights, images_per_pass, parse_backbone, reachable
 from ..runs.rundir import RunDir
 from . import losses
@@ -149,6 +150,13 @@ class FrozenTrainer(Trainer):
         ctx.model.backbone.requires_grad_(False)
         head = [p for name, p in ctx.model.named_parameters() if not name.startswith("backbone.")]
         self.optimizer = torch.optim.AdamW(head, lr=ctx.config.lr, weight_decay=ctx.config.weight_decay)
+        # A time budget is the head's ceiling, never a reason for more epochs than asked: more passes over the same
+        # cached features overfit. The images are embedded before the plan's first step: the plan sees that time gone.
+        steps = len(Batches(ctx.data.train, ctx.config, 1))
+        described = min(DESCRIBED_IMAGES, len(ctx.data.train)) + min(CALIBRATION_IMAGES, len(ctx.data.val))
+        self.plan_budget(steps, eval_images=len(np.unique(np.concatenate(ctx.data.val_pairs[:2]))),
+                         images_per_step=ctx.config.batch_size, described_images=described,
+                         most_steps=steps * ctx.config.epochs)
 
     def start_status(self) -> dict:
         ctx, config = self.ctx, self.ctx.config
@@ -156,8 +164,10 @@ class FrozenTrainer(Trainer):
         self.n_val = len(np.unique(np.concatenate(ctx.data.val_pairs[:2])))
         self.embed_steps = (embed_batches(len(ctx.data.train), ctx.device, config)
                             + embed_batches(self.n_val, ctx.device, config))
-        return dict(phase="embedding images", step=0, steps_per_epoch=self.steps,
-                    total_steps=self.embed_steps + self.steps * (config.epochs - ctx.start_epoch + 1))
+        self.step_offset = self.embed_steps - (ctx.start_epoch - 1) * self.steps
+        return {"phase": "embedding images", "step": 0, "steps_per_epoch": self.steps,
+                "total_steps": self.embed_steps + self.steps * (config.epochs - ctx.start_epoch + 1),
+                **self.progress_fields(0, ctx.start_epoch)}
 
     def before_epochs(self) -> None:
         ctx = self.ctx
@@ -178,23 +188,32 @@ class FrozenTrainer(Trainer):
         model.train()
         model.backbone.eval()
         batches = Batches(ctx.data.train, config, epoch)
-        started, loss_sum, n_sum = time.time(), 0.0, 0
+        started, loss_sum, n_sum, budget = time.time(), 0.0, 0, ctx.budget
+        first = (epoch - 1) * self.steps  # head steps before this epoch
+        trained = 0
         for item in batches:
             if ctx.stop:
                 return None
+            if budget is not None and not budget.steps_left_in(epoch, first + trained):
+                break
             loss = head_step(model, item, batches.kind, self.cache, ctx.data.train.labels, config)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             loss_sum, n_sum = loss_sum + float(loss.detach()) * batch_len(item), n_sum + batch_len(item)
+            trained += 1
+            if budget is not None:
+                budget.after_step(first + trained, epoch)
         if not np.isfinite(loss_sum):
             raise UserError(f"The loss became {loss_sum}: the learning rate ({config.lr}) is probably too high. "
                             "Try a tenth of it.")
         seconds, mean = time.time() - started, loss_sum / max(n_sum, 1)
         ctx.run.append_metrics({"type": "step", "epoch": epoch, "step": len(batches), "loss": mean,
                                 "items_per_second": n_sum / max(seconds, 1e-9), "time": time.time()})
-        done = self.embed_steps + (epoch - ctx.start_epoch + 1) * self.steps
-        return Trained(mean, None, n_sum, seconds, done)
+        if budget is None:
+            return Trained(mean, None, n_sum, seconds, self.embed_steps + (epoch - ctx.start_epoch + 1) * self.steps)
+        # the plan counts head steps; the status, this attempt's embedding batches and head steps
+        return Trained(mean, None, n_sum, seconds, first + trained + self.step_offset, planned=first + trained)
 
     def validate(self) -> dict:
         config = self.ctx.config

@@ -17,9 +17,12 @@ from ..data import sources as D
 from ..data.prepare import PreparedData
 from ..errors import UserError
 from ..evaluation.metrics import roc_points, validation_figures, verification_metrics
+from ..inference.domain import CALIBRATION_IMAGES, DESCRIBED_IMAGES
+from ..maps.snapshots import SAMPLE_SIZE
 from ..models.networks import as_model_input, count_parameters, embed_set, images_per_pass
 from ..runs.status import RunStatus
 from . import distributed, losses
+from .budget import PlannedSchedule, follow_plan
 from .common import Batches, autocast_dtype, autocast_for, progress_bar
 from .frozen import FrozenTrainer
 from .skeleton import Context, StopFlag, Trained, Trainer, train_run
@@ -111,17 +114,18 @@ def evaluate_pairs(model, image_set, pairs, device, threshold: Optional[float] =
 
 def train(config: TrainConfig, out_dir, *, resume: bool = False, progress: bool = False,
           stop: Optional[StopFlag] = None, on_epoch: Optional[Callable[[dict], None]] = None,
-          data: Optional[PreparedData] = None) -> RunStatus:
+          data: Optional[PreparedData] = None, clock_start: Optional[float] = None) -> RunStatus:
     """Train a Siamese network as `config` says, writing the run directory `out_dir`.
 
     Returns the final status. SIGTERM or Ctrl-C (or `stop`) ends it cleanly: the last
     checkpoint is saved and the status says 'stopped'. `resume=True` continues the run
-    in `out_dir` from its last checkpoint.
+    in `out_dir` from its last checkpoint. With `config.time_budget`, the run (counted from `clock_start`,
+    default now) ends within that many seconds: training.budget sets its steps from its measured speed.
     """
     group = distributed.join(config.device)  # started by torchrun: this process's rank; else a group of one
     try:
         status = train_run(group, config, out_dir, resume=resume, progress=progress, stop=stop, on_epoch=on_epoch,
-                           data=data, trainer_for=_trainer_for)
+                           data=data, trainer_for=_trainer_for, clock_start=clock_start)
         distributed.finish_together(group)
         return status
     finally:
@@ -188,10 +192,13 @@ def make_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
     return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def make_scheduler(config: TrainConfig, optimizer, total_steps: int):
-    """Linear warm-up over `config.warmup` of the steps, then a cosine decay to zero; None for a constant rate."""
+def make_scheduler(config: TrainConfig, optimizer, total_steps: int, planned: Optional[PlannedSchedule] = None):
+    """Linear warm-up over `config.warmup` of the steps, then a cosine decay to zero; None for a constant rate.
+    `planned`: a time budget's schedule, which follows the plan's progress rather than a fixed step count."""
     if config.schedule == "constant":
         return None
+    if planned is not None:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, planned)
     warmup = int(config.warmup * total_steps)
 
     def factor(step: int) -> float:
@@ -211,6 +218,37 @@ def uses_channels_last(config: TrainConfig, device: torch.device) -> bool:
     return device.type == "cpu" if config.channels_last is None else bool(config.channels_last)
 
 
+def closing_costs(data: PreparedData, config: TrainConfig, kind: str) -> dict:
+    """What a time budget's plan needs to cost the work around the steps: the images a validation embeds (the pairs'
+    images, mirrored too with flip_test, and the epoch map's sample), the images of one training step, and the images
+    described for the verdicts once training is done."""
+    val_images = len(np.unique(np.concatenate(data.val_pairs[:2])))
+    eval_images = val_images * (2 if config.flip_test else 1) + SAMPLE_SIZE
+    described = min(DESCRIBED_IMAGES, len(data.train)) + min(CALIBRATION_IMAGES, len(data.val) or len(data.train))
+    return dict(eval_images=eval_images, images_per_step=config.batch_size * {"pk": 1, "pair": 2, "triplet": 3}[kind],
+                described_images=described)
+
+
+class PlannedBatches:
+    """An epoch's batches under a time budget: they end where the plan ends this epoch, which it may move while
+    they are trained (train_fn reads them one at a time)."""
+
+    def __init__(self, batches: Batches, budget, epoch: int, first: int):
+        self.batches, self.budget, self.epoch, self.first = batches, budget, epoch, first
+        self.kind = batches.kind
+        self.yielded = 0  # batches handed out (all trained, unless the stop flag ended the epoch)
+
+    def __len__(self) -> int:
+        return max(0, min(len(self.batches), self.budget.total_steps - self.first))
+
+    def __iter__(self):
+        for i, item in enumerate(self.batches):
+            if not self.budget.steps_left_in(self.epoch, self.first + i):
+                return
+            self.yielded += 1
+            yield item
+
+
 class FullTrainer(Trainer):
     """The whole network trains: the skeleton's pieces for it (setup, one epoch, validation, the map's vectors)."""
 
@@ -226,13 +264,16 @@ class FullTrainer(Trainer):
         trained = list(ctx.model.parameters()) + (list(self.identity_loss.parameters())
                                                   if self.identity_loss is not None else [])
         self.optimizer = make_optimizer(config, trained)
-        self.steps = len(distributed.share(Batches(ctx.data.train, config, 1).items, ctx.group))  # this rank's share
-        self.scheduler = make_scheduler(config, self.optimizer, self.steps * config.epochs)
+        first = Batches(ctx.data.train, config, 1)
+        self.steps = len(distributed.share(first.items, ctx.group))  # this rank's share
+        budget = self.plan_budget(self.steps, **closing_costs(ctx.data, config, first.kind))
+        self.scheduler = make_scheduler(config, self.optimizer, self.steps * config.epochs,
+                                        budget.schedule if budget is not None else None)
         self.last_write, self.unlogged = 0.0, []  # the last status write; batch losses since the last step record
 
     def start_status(self) -> dict:
-        return dict(steps_per_epoch=self.steps, step=(self.ctx.start_epoch - 1) * self.steps,
-                    total_steps=self.steps * self.ctx.config.epochs)
+        return {"steps_per_epoch": self.steps, "step": (self.ctx.start_epoch - 1) * self.steps,
+                "total_steps": self.steps * self.ctx.config.epochs, **self.progress_fields(0, self.ctx.start_epoch)}
 
     def before_epochs(self) -> None:
         ctx, data = self.ctx, self.ctx.data
@@ -248,8 +289,11 @@ class FullTrainer(Trainer):
         ctx, config = self.ctx, self.ctx.config
         batches = Batches(ctx.data.train, config, epoch)
         batches.items = distributed.share(batches.items, ctx.group)
+        first = (epoch - 1) * self.steps  # steps before this epoch
+        if ctx.budget is not None:
+            batches = PlannedBatches(batches, ctx.budget, epoch, first)
         started = time.time()
-        bar = progress_bar(len(batches), f"epoch {epoch}/{config.epochs}", ctx.progress)
+        bar = progress_bar(len(batches), f"epoch {epoch}/{self.last_epoch()}", ctx.progress)
         try:
             trained = train_fn(self.network, batches, ctx.data.train, config, self.optimizer, ctx.device,
                                self.channels_last, ctx.stop, self._reporter(epoch, len(batches)), bar, self.scheduler,
@@ -260,20 +304,29 @@ class FullTrainer(Trainer):
         if trained is None:
             return None
         loss, accuracy, items = trained
-        return Trained(loss, accuracy, items * ctx.group.world, time.time() - started, epoch * len(batches))
+        done = first + (len(batches) if ctx.budget is None else batches.yielded)
+        return Trained(loss, accuracy, items * ctx.group.world, time.time() - started, done)
 
     def _reporter(self, epoch: int, n_batches: int) -> Callable[[int, float, float], None]:
         """train_fn's on_step: the status and a step record, at most once a second and after the last batch."""
+        budget, first = self.ctx.budget, (epoch - 1) * self.steps
+
         def on_step(step: int, loss: float, rate: float) -> None:
             now = time.time()
             self.unlogged.append(loss)
-            if now - self.last_write > 1.0 or step == n_batches:
+            last = step == n_batches
+            if budget is not None and budget.after_step(first + step, epoch, now) and self.scheduler is not None:
+                follow_plan(self.scheduler)
+                last = last or not budget.steps_left_in(epoch, first + step)
+            if now - self.last_write > 1.0 or last:
                 self.last_write = now
-                self.ctx.run.update_status(epoch=epoch - 1, step=(epoch - 1) * n_batches + step, epoch_step=step)
+                self.ctx.run.update_status(epoch=epoch - 1, step=first + step, epoch_step=step,
+                                           **self.progress_fields(first + step, epoch))
                 # The mean of the batches since the last record, not since the epoch began: a running mean
                 # restarts at each epoch, and the curve would jump there.
                 self.ctx.run.append_metrics({"type": "step", "epoch": epoch, "step": step, "time": now,
-                                             "loss": float(np.mean(self.unlogged)), "items_per_second": rate})
+                                             "loss": float(np.mean(self.unlogged)), "items_per_second": rate,
+                                             "lr": self.optimizer.param_groups[0]["lr"]})
                 self.unlogged.clear()
 
         return on_step

@@ -25,16 +25,18 @@ import numpy as np
 import torch
 
 from ..config import TrainConfig
+from ..data import sources as D
 from ..data.prepare import PreparedData, prepare_data
 from ..data.reading import apply_reading
 from ..errors import UserError, plain_words
-from ..inference.domain import describe_run
+from ..inference.domain import CALIBRATION_IMAGES, DESCRIBED_IMAGES, describe_run
 from ..maps.snapshots import SnapshotWriter
 from ..models.networks import build_model, model_spec, pick_device
 from ..runs.context import SAMPLES_FILE, write_samples
 from ..runs.rundir import ReadOnlyRun, RunDir, load_checkpoint, process_alive, save_checkpoint
 from ..runs.status import RunStatus
 from . import distributed
+from .budget import Budget, follow_plan
 from .common import default_pairs_per_epoch
 
 log = logging.getLogger("siamese_core")
@@ -101,6 +103,8 @@ class Context:
     snapshots: Optional["EpochMapRecorder"] = None  # rank 0 only
     start_epoch: int = 1
     best: Optional[float] = None  # the best validation accuracy so far
+    clock_start: float = 0.0  # when the run's time began (the process's start on the command line)
+    budget: Optional[Budget] = None  # the plan that keeps config.time_budget (None: train for config.epochs)
 
 
 @dataclass
@@ -111,6 +115,11 @@ class Trained:
     items: int  # pairs, triplets or images trained on, by every process
     seconds: float  # training only, not validation
     step: int  # the run's step count once the epoch is done (the status's `step`)
+    planned: Optional[int] = None  # the time budget's count of steps, where it differs (the frozen path's head steps)
+
+    @property
+    def budget_step(self) -> int:
+        return self.step if self.planned is None else self.planned
 
 
 # ---------------------------------------------------------------- the outline
@@ -123,6 +132,7 @@ class Trainer:
     optimizer: torch.optim.Optimizer
     scheduler = None
     identity_loss = None
+    step_offset = 0  # the status's step count less the time budget's (the frozen path's embedding batches)
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
@@ -137,15 +147,64 @@ class Trainer:
         self._mark_running()
         self.before_epochs()
         ctx.snapshots = EpochMapRecorder(ctx) if ctx.group.main else None
+        writer = ctx.snapshots.writer if ctx.snapshots is not None else None
+        if ctx.budget is not None and writer is not None:  # the first pass through a network pays for warming up:
+            self.vectors(writer.positions[:8])  # done first, so the snapshot below times what validation will cost
+        started = time.time()
         self._snapshot(0)  # the start (random weights: the most telling picture)
-        for epoch in range(ctx.start_epoch, ctx.config.epochs + 1):
+        if ctx.budget is not None and writer is not None and ctx.snapshots.writer is not None:
+            ctx.budget.timed_embedding(time.time() - started, len(writer.positions))
+        epoch, trained = ctx.start_epoch, None
+        while epoch <= self.last_epoch():  # a time budget may move the last epoch as the speed is measured
             trained = self.train_epoch(epoch)
             if trained is None:
                 return self._stopped(epoch)
             if ctx.group.main:  # rank 0 validates and writes; the others go on to their share of the next epoch
+                started = time.time()
                 self._end_epoch(epoch, trained, self.validate())
+                if ctx.budget is not None and ctx.budget.after_epoch_end(time.time() - started, trained.budget_step,
+                                                                         epoch + 1) and self.scheduler is not None:
+                    follow_plan(self.scheduler)
+            epoch += 1
         log.info("Done: best validation accuracy %.2f%%.", 100 * (ctx.best or 0))
-        return ctx.run.update_status(state="done", finished_at=time.time())
+        if ctx.group.main:  # what its images looked like, for the verdicts: in the checkpoints before 'done'
+            describe_run(ctx.run, _described_data(ctx), ctx.device)
+        finished = {} if ctx.budget is None else {"total_epochs": epoch - 1, "epoch": epoch - 1,
+                                                  "total_steps": trained.step if trained else None,
+                                                  **_budget_kept(ctx.config, ctx.budget)}
+        return ctx.run.update_status(state="done", finished_at=time.time(), expected_end=None, **finished)
+
+    def last_epoch(self) -> int:
+        """The run's last epoch: the config's, or under a time budget the plan's (which the measured speed moves)."""
+        return self.ctx.config.epochs if self.ctx.budget is None else self.ctx.budget.last_epoch
+
+    def plan_budget(self, steps_per_epoch: int, *, eval_images: int, images_per_step: int,
+                    described_images: int = 0, most_steps: Optional[int] = None) -> Optional[Budget]:
+        """The plan that keeps config.time_budget (None without one): from the time the run has left (a resumed run
+        the budget less the seconds its earlier attempts trained), over epochs of `steps_per_epoch` steps."""
+        ctx, config = self.ctx, self.ctx.config
+        if config.time_budget is None:
+            return None
+        if ctx.group.active:
+            raise UserError("A time budget is kept by one process measuring its own speed: run it without torchrun, "
+                            "or give the number of epochs (-e) instead of --time.")
+        seconds = config.time_budget - (ctx.run.elapsed_before() if ctx.resume else 0.0)
+        start_step = (ctx.start_epoch - 1) * steps_per_epoch
+        ctx.budget = Budget(max(1.0, seconds), ctx.clock_start, steps_per_epoch, start_step=start_step,
+                            provisional_steps=steps_per_epoch * config.epochs, eval_images=eval_images,
+                            images_per_step=images_per_step, warmup=config.warmup or 0.0,
+                            described_images=described_images, most_steps=most_steps)
+        return ctx.budget
+
+    def progress_fields(self, done: int, epoch: int) -> dict:
+        """Under a time budget, the status fields that change with the plan: its totals and the expected end."""
+        budget = self.ctx.budget
+        if budget is None:
+            return {}
+        if not budget.planned:  # the provisional plan is no figure to show: "epoch 1 of ?" until the speed is known
+            return dict(total_epochs=None, expected_end=budget.expected_end(done, epoch))
+        return dict(total_steps=budget.total_steps + self.step_offset, total_epochs=budget.last_epoch,
+                    expected_end=budget.expected_end(done, epoch))
 
     # -------------------------------------------------- the pieces a trainer supplies
 
@@ -188,10 +247,13 @@ class Trainer:
         elapsed_before = ctx.run.elapsed_before() if ctx.resume else 0.0
         if ctx.resume:
             ctx.run.keep_metrics_through(ctx.start_epoch - 1)
-        ctx.run.update_status(state="running", started_at=time.time(), elapsed_before=elapsed_before,
-                              epoch=ctx.start_epoch - 1, total_epochs=ctx.config.epochs,
-                              train_images=len(ctx.data.train), val_pairs=len(ctx.data.val_pairs[0]),
-                              **self.start_status())
+        budgeted = {} if ctx.budget is None else {"time_budget": ctx.config.time_budget,
+                                                  "budget_started_at": ctx.clock_start}
+        fields = dict(state="running", started_at=time.time(), elapsed_before=elapsed_before,
+                      epoch=ctx.start_epoch - 1, total_epochs=self.last_epoch() if ctx.budget is None else None,
+                      train_images=len(ctx.data.train),
+                      val_pairs=len(ctx.data.val_pairs[0]))
+        ctx.run.update_status(**{**fields, **self.start_status(), **budgeted})
 
     def _snapshot(self, epoch: int) -> None:
         if self.ctx.snapshots is not None:
@@ -208,7 +270,7 @@ class Trainer:
                   "time": time.time(), **{k: v for k, v in result.items() if k not in ("tp", "fp", "fn", "tn")}}
         ctx.run.append_metrics(record)
         log.info("Epoch %d/%d: loss %.4f, validation accuracy %.2f%% (precision %.2f%%, recall %.2f%%, AUC %.4f) "
-                 "at threshold %.3f; %.1f s.", epoch, config.epochs, trained.loss, 100 * result["accuracy"],
+                 "at threshold %.3f; %.1f s.", epoch, self.last_epoch(), trained.loss, 100 * result["accuracy"],
                  100 * result["precision"], 100 * result["recall"], result["roc_auc"], result["threshold"],
                  trained.seconds)
         changes = {}
@@ -219,7 +281,8 @@ class Trainer:
         ctx.saver.save("last", epoch, result, roc, best=ctx.best)
         if config.save_every and epoch % config.save_every == 0:
             ctx.saver.save(f"epoch-{epoch:03d}", epoch, result, roc)
-        ctx.run.update_status(epoch=epoch, step=trained.step, best_accuracy=ctx.best, last_metrics=record, **changes)
+        ctx.run.update_status(epoch=epoch, step=trained.step, best_accuracy=ctx.best, last_metrics=record, **changes,
+                              **self.progress_fields(trained.budget_step, epoch + 1))
         if ctx.on_epoch:
             ctx.on_epoch(record)
 
@@ -311,9 +374,11 @@ class EpochMapRecorder:
 
 def train_run(group: distributed.Group, config: TrainConfig, out_dir, *, resume: bool, progress: bool,
               stop: Optional[StopFlag], on_epoch, data: Optional[PreparedData],
-              trainer_for: Callable[[Context], type]) -> RunStatus:
+              trainer_for: Callable[[Context], type], clock_start: Optional[float] = None) -> RunStatus:
     """This process's part of a run (training.loop.train): the run directory opened (or resumed), the status
-    kept from 'queued' to its end, the trainer `trainer_for(context)` picks run, a failure written down."""
+    kept from 'queued' to its end, the trainer `trainer_for(context)` picks run, a failure written down.
+    `clock_start`: when the run's time began (a time budget counts from it; default now)."""
+    clock_start = time.time() if clock_start is None else clock_start
     # Only rank 0 writes the run directory; the other ranks read it (to resume) and train their share.
     run = RunDir(out_dir) if group.main else ReadOnlyRun(out_dir)
     stop = StopFlag() if stop is None else stop
@@ -325,14 +390,47 @@ def train_run(group: distributed.Group, config: TrainConfig, out_dir, *, resume:
                           created_at=time.time(), processes=group.world, **fresh)
         try:
             ctx = _context(run, config, resume, progress, stop, on_epoch, data, group)
+            ctx.clock_start = clock_start
             status = trainer_for(ctx)(ctx).run()
-            if group.main and status.state == "done":  # what its images looked like, for the verdicts
-                describe_run(run, ctx.data, ctx.device)
             run.sweep_temp_files()  # again: one the start left for being only seconds old is older now
             return status
         except Exception as exc:
             _mark_failed(run, exc)
             raise
+
+
+def _described_data(ctx: Context) -> PreparedData:
+    """The images the verdicts' description is measured on: all it would take, or under a time budget as many as
+    its share of the budget and the time left allow (at least a few hundred: a rougher description, not a broken
+    budget)."""
+    budget, data = ctx.budget, ctx.data
+    if budget is None or not budget.described_images:
+        return data
+    affordable = budget.images_to_describe(now=time.time())
+    if affordable >= budget.described_images:
+        return data
+    log.info("Describing the model's images on %d of them, not %d: that is what the time budget has left.",
+             affordable, budget.described_images)
+    rng = np.random.default_rng(ctx.config.seed)
+    share = affordable / budget.described_images
+    return PreparedData(_some_of(data.train, share, DESCRIBED_IMAGES, rng),
+                        _some_of(data.val, share, CALIBRATION_IMAGES, rng), data.val_pairs)
+
+
+def _some_of(images: D.ImageSet, share: float, most: int, rng) -> D.ImageSet:
+    """`share` of the images a description would take of `images` (it takes at most `most`), drawn at random."""
+    if not len(images):
+        return images
+    keep = np.sort(rng.choice(len(images), max(2, int(share * min(most, len(images)))), replace=False))
+    return D.ImageSet(images.batch(keep), images.labels[keep], images.classes, [images.names[i] for i in keep])
+
+
+def _budget_kept(config: TrainConfig, budget: Budget) -> dict:
+    """How well the run kept its time budget, for the status (and the log): the budget and the seconds it took."""
+    total = config.time_budget or budget.seconds
+    used = budget.used() + (total - budget.seconds)  # a resumed run: with the seconds its earlier attempts took
+    log.info("Time budget: %.1f s used of %.0f s (%.0f%%).", used, total, 100 * used / total)
+    return {"time_budget": total, "budget_used": used}
 
 
 def _open(run: RunDir, config: TrainConfig, resume: bool, group: distributed.Group, read: bool = True) -> TrainConfig:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ def test_home_explains_and_points_to_the_pages(runs_dir):
 def test_train_page_trains_a_tiny_run_to_done(runs_dir):
     at = open_page("train")
     assert at.radio(key="data-source").value.startswith("Built-in")
+    by_key(at.checkbox, "by-epochs-").check().run()  # a number of epochs instead of the preset's time
     by_key(at.number_input, "epochs-").set_value(2)
     at.run()
     at.button(key="start").click().run()
@@ -46,9 +48,32 @@ def test_train_page_trains_a_tiny_run_to_done(runs_dir):
     assert at.selectbox(key=state.model_picker("verify")).value.key == f"run:{runs[0].name}"
 
 
+def test_presets_are_time_budgets_and_the_page_says_how_long_before_start(runs_dir):
+    """Quick is a minute; the estimate before Start comes from steps timed on this machine, in the background."""
+    at = open_page("train")
+    assert at.radio(key="preset").value == "Quick: 1 minute"
+    assert by_key(at.select_slider, "minutes-").value == 1 and by_key(at.number_input, "epochs-").disabled
+    waited = 0
+    while not any("on this machine" in m.value for m in at.markdown) and waited < 180:
+        assert any("Timing a few training steps" in c.value for c in at.caption)
+        time.sleep(2)
+        waited += 2
+        at.run()
+    note = next(m.value for m in at.markdown if "on this machine" in m.value)
+    # what a minute holds here, or on a machine too busy to start and finish within it, that it cannot be kept
+    assert ("Ends within **1 min**" in note and "steps" in note) or "1 min cannot be kept" in note, note
+    by_key(at.checkbox, "by-epochs-").check().run()  # the same model for a number of epochs: timed already
+    by_key(at.number_input, "epochs-").set_value(3).run()
+    note = next(m.value for m in at.markdown if "Takes about" in m.value)
+    assert "3 epochs of" in note, note
+    at.radio(key="preset").set_value("Best: 15 minutes").run()
+    assert by_key(at.select_slider, "minutes-").value == 15 and not at.exception
+
+
 def test_a_second_run_waits_its_turn_while_one_trains(runs_dir, monkeypatch):
     monkeypatch.setenv("SIAMESE_MAX_TRAINING_RUNS", "1")
     at = open_page("train")
+    by_key(at.checkbox, "by-epochs-").check().run()
     by_key(at.number_input, "epochs-").set_value(50)
     at.run()
     at.button(key="start").click().run()

@@ -332,8 +332,10 @@ def start_training(page, runs_dir, timeout: float = 60.0) -> Path:
 
 
 def set_epochs(page, epochs: int) -> None:
-    """On the Train page: open Advanced settings and set the number of epochs."""
+    """On the Train page: open Advanced settings, train for a number of epochs (not the preset's time), set it."""
     page.get_by_text("Advanced settings").click()
+    page.get_by_text("Train for a number of epochs instead").click()
+    wait_for_app(page)
     field = page.get_by_label("Epochs", exact=True)
     field.fill(str(epochs))
     field.press("Enter")

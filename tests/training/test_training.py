@@ -176,3 +176,70 @@ def test_bf16_autocast_trains(tmp_path):
     config = TrainConfig(dataset="digits", backbone="convnet", epochs=1, precision="bf16", pairs_per_epoch=6000)
     train(config, tmp_path / "run")
     assert epochs_of(tmp_path / "run")[0]["accuracy"] >= 0.85
+
+
+def test_a_run_for_a_time_ends_inside_it_when_steps_are_slow_and_its_schedule_reaches_its_end(tmp_path, monkeypatch,
+                                                                                            digit_folders):
+    """Real training whose steps are made slow on purpose, then slower still part-way (a busier machine): the plan
+    takes the measured speed, shortens the rest, and the warm-up and whole cosine schedule end inside the budget."""
+    from siamese_core.training import loop
+
+    real_step, steps = loop.train_step, []
+
+    def slow_step(*args, **kwargs):
+        steps.append(time.time())
+        time.sleep(0.05 if len(steps) <= 6 else 0.25)  # much slower after six steps
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_step", slow_step)
+    budget, started = 20.0, time.time()
+    config = TrainConfig(train_path=str(digit_folders), backbone="convnet", batch_size=16, time_budget=budget)
+    status = train(config, tmp_path / "run", clock_start=started)
+    wall = time.time() - started
+    assert status.state == "done" and wall <= 1.05 * budget, (wall, status)
+    assert status.time_budget == budget and abs(status.budget_used - wall) < 0.5
+    assert len(steps) == status.total_steps >= 5  # not a token step or two (how fully a plan uses its time is
+    # the simulated-clock test's: here the sleep slows the steps alone, and the plan, as it must, expects a machine
+    # that slows its steps to slow its validation too)
+    epochs = epochs_of(tmp_path / "run")
+    assert [r["epoch"] for r in epochs] == list(range(1, status.total_epochs + 1))
+    rates = [r["lr"] for r in RunDir(tmp_path / "run").read_metrics() if r["type"] == "step"]
+    peak = max(rates)
+    assert peak > 0.5 * status_lr(tmp_path / "run")  # warmed up to (about) the full rate...
+    assert rates.index(peak) < len(rates) - 1 and rates[-1] < 0.05 * peak  # ...and decayed to about zero at the end
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert last["optimizer"]["param_groups"][0]["lr"] < 1e-9  # the scheduler ran to its end: the last rate is zero
+    assert "Time budget:" in (tmp_path / "run" / "log.txt").read_text()
+
+
+def status_lr(run_dir) -> float:
+    return TrainConfig.from_dict(RunDir(run_dir).read_config()).lr
+
+
+def test_a_plan_keeps_its_deadline_when_steps_slow_down_and_its_rate_never_jumps():
+    """The plan itself, on a simulated clock: steps four times slower part-way through, epoch ends that cost what
+    they cost; the run (training, validations, the closing description) ends inside the budget, the schedule's
+    factor moves smoothly and ends at zero."""
+    from siamese_core.training.budget import Budget
+
+    budget = Budget(120.0, 0.0, 50, provisional_steps=500, eval_images=400, images_per_step=64, warmup=0.05,
+                    described_images=1000)
+    budget.timed_embedding(0.4, 100)  # 4 ms an image, before training
+    now, done, epoch, factors, totals = 10.0, 0, 1, [], []  # ten seconds gone starting up
+    while epoch <= budget.last_epoch:
+        while budget.steps_left_in(epoch, done):
+            factors.append(budget.schedule(done))
+            now += 0.1 if done < 200 else 0.4  # a busier machine from the 200th step on
+            done += 1
+            budget.after_step(done, epoch, now)
+            totals.append(budget.total_steps)
+        spent = 0.3 + 400 * 0.004 * (4 if done > 200 else 1)  # the validation slows down with the steps
+        now += spent
+        budget.after_epoch_end(spent, done, epoch + 1, now)
+        epoch += 1
+    now += 0.5 + 2.6 * budget.images_to_describe(now=now) * 0.016  # the description, at the slower speed
+    assert now <= 120.0, now
+    assert done == budget.total_steps and done > 250  # it used the time, as far as it kept
+    assert totals[199] > totals[-1]  # the slowdown shortened the plan
+    assert max(factors) > 0.95 and factors[-1] < 0.01 and budget.schedule(done) == 0.0
+    assert max(abs(a - b) for a, b in zip(factors, factors[1:])) < 0.05  # no jump when the plan changes
