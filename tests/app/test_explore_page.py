@@ -7,8 +7,6 @@ per drawn point, labels, file names) and the figure. tests/e2e/test_explore.py h
 from __future__ import annotations
 
 import base64
-import json
-import re
 import shutil
 from collections import Counter
 

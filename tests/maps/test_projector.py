@@ -15,7 +15,7 @@ import pytest
 
 from app_helpers import captions, map_data, open_page, zip_of
 from app_pages.shared import state
-from conftest import ROOT, write_class_folders
+from conftest import write_class_folders
 from siamese_core.maps import embedding_map as M
 from siamese_core.maps import metadata as MM
 from siamese_core.maps import projection as P
