@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from .digit_input import _along_the_frame, _background, _is_light_background
+from .digit_input import _along_the_frame, _ink_strength
 from .images import to_mode
 
 # Larger images are shrunk to this longer side first (a 64x160 field needs no more; it keeps the work fast).
@@ -28,8 +28,6 @@ PAPER_FLOOR = 0.12
 INK_LEVEL = 0.25
 # Ink components smaller than this share of the largest are specks; writing has many small parts (dots).
 SPECK_SHARE = 0.02
-# Less contrast than this (grey levels, 0-255) means there is no ink: the result is a blank field.
-MIN_CONTRAST = 12.0
 MARGIN = 0.04  # share of the field's side left empty around the ink's box
 
 
@@ -40,14 +38,10 @@ def ink_strength(img: Image.Image) -> Optional[np.ndarray]:
         scale = WORK_SIDE / max(grey.size)
         grey = grey.resize((max(1, round(grey.width * scale)), max(1, round(grey.height * scale))),
                            Image.Resampling.BOX)
-    grey = np.asarray(grey, dtype=np.float32)
-    if _is_light_background(grey):
-        grey = 255.0 - grey
-    ink = grey - _background(grey)
-    top = float(np.percentile(ink, 99.5))
-    if top < MIN_CONTRAST:
+    strength = _ink_strength(np.asarray(grey, dtype=np.float32))  # the digit pipeline's paper removal
+    if strength is None:
         return None
-    ink = np.clip((ink / top - PAPER_FLOOR) / (1.0 - PAPER_FLOOR), 0.0, 1.0)
+    ink = np.clip((strength - PAPER_FLOOR) / (1.0 - PAPER_FLOOR), 0.0, 1.0)
     labels, count = ndimage.label(ink > INK_LEVEL, structure=np.ones((3, 3)))
     if count == 0:
         return None
