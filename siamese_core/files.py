@@ -10,6 +10,7 @@ are neutralised (`csv_cell`). Every stage reads and writes this way, so it lives
 from __future__ import annotations
 
 import errno
+import hashlib
 import io
 import json
 import math
@@ -257,3 +258,12 @@ def csv_table(table):
             safe[column] = safe[column].map(csv_cell)
     safe.columns = [csv_cell(str(c)) if isinstance(c, str) else c for c in safe.columns]
     return safe
+
+
+def file_sha256(path) -> str:
+    """The SHA-256 of a file (a checkpoint, an index), read a megabyte at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(2**20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -28,7 +28,6 @@ run's, the classes' word, notes, files) is escaped, so Markdown shows it as writ
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import io
 import json
@@ -46,7 +45,7 @@ from torch import nn
 
 from ..config import image_hw
 from ..errors import UserError
-from ..files import read_json, write_all
+from ..files import file_sha256, read_json, write_all
 from ..models.memory import check_model
 from ..runs.context import data_words, run_class_word, run_of_checkpoint
 from ..runs.rundir import load_checkpoint
@@ -263,19 +262,11 @@ def _sidecar(checkpoint: dict, path: Path, run, vector_size: int, torch_version:
         "distance_threshold": 2.0 * (1.0 - threshold) if embedding else None,
         "classes": list(checkpoint.get("classes") or []),
         "backbone": spec["backbone"],
-        "source": {"checkpoint": path.name, "checkpoint_sha256": _sha256(path), "epoch": checkpoint.get("epoch"),
+        "source": {"checkpoint": path.name, "checkpoint_sha256": file_sha256(path), "epoch": checkpoint.get("epoch"),
                    "run": run.path.name if run is not None else None},
         "exported": {"opset": OPSET, "torch": torch_version, "at": time.strftime("%Y-%m-%d %H:%M:%S UTC",
                                                                                   time.gmtime())},
     }
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(2**20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _percent(value) -> str:

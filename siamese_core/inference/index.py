@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..errors import UserError
-from ..files import read_json, write_bytes, write_json
+from ..files import file_sha256, read_json, write_bytes, write_json
 
 log = logging.getLogger(__name__)
 
@@ -513,14 +513,6 @@ def check_faiss_file(path) -> str:
         if reader.left:
             raise _NotOurIndex("it holds more than an index of its kind")
     return engine
-
-
-def file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(2**20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def sidecar_path(path) -> Path:

@@ -24,7 +24,7 @@ from ..data.paths import inside
 from ..data.pipelines import load_pixels, to_pixels
 from ..data.sources import folder_images, read_csv_columns, read_csv_table
 from ..errors import UserError
-from ..files import read_json, write_bytes, write_json
+from ..files import file_sha256, read_json, write_bytes, write_json
 from ..models.memory import check_model, plan
 from ..models.networks import (SiameseNet, as_model_input, build_model, embed_in_batches, images_per_pass,
                                pick_device)
@@ -282,13 +282,7 @@ def pixel_digest(pixels: np.ndarray) -> str:
     return hashlib.blake2b(np.ascontiguousarray(pixels).tobytes(), digest_size=8).hexdigest()
 
 
-def file_digest(path) -> str:
-    """The SHA-256 of a file (a checkpoint), read a megabyte at a time."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(2**20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+file_digest = file_sha256  # the name the command line and the pages use for a checkpoint's digest
 
 
 class _DecodedFiles(torch.utils.data.Dataset):
