@@ -399,7 +399,28 @@ def _start_free_slots(root: Path) -> list[RunDir]:
     """With the lock held: start as many of the oldest waiting runs as there are free slots."""
     infos = _scan(root)
     free = max_training_runs() - sum(i.active for i in infos)
-    return [_launch(info.run) for info in waiting_in_order(infos)[:max(0, free)]]
+    started = []
+    for info in waiting_in_order(infos):
+        if len(started) >= free:
+            break
+        problem = _request_problem(info.run)
+        if problem is not None:  # it would fail at once and hold its slot until someone lists the runs
+            info.run.update_status(state="failed", finished_at=time.time(), error=problem)
+            continue
+        started.append(_launch(info.run))
+    return started
+
+
+def _request_problem(run: RunDir) -> Optional[str]:
+    """Why a waiting run's request.json cannot train (damaged, edited, not a config), or None."""
+    try:
+        request = read_json(run.path / REQUEST_FILE)
+        if not isinstance(request, dict):
+            raise UserError("it is not a set of training settings")
+        TrainConfig.from_dict(request).resolve()
+    except (UserError, OSError, ValueError, TypeError) as exc:
+        return f"Its settings (request.json) cannot be read: {_clause(exc) if isinstance(exc, OSError) else exc}"
+    return None
 
 
 def _launch(run: RunDir) -> RunDir:

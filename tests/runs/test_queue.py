@@ -151,6 +151,22 @@ def test_a_cancelled_run_never_starts_and_the_one_behind_it_does(cap_of_one):
     assert not cancelled.path.exists()
 
 
+@pytest.mark.parametrize("damage", [b"{not json", b"[1, 2]", json.dumps({"dataset": "no-such-set"}).encode()])
+def test_a_waiting_run_whose_request_is_damaged_fails_at_once_and_the_one_behind_it_starts(cap_of_one, damage):
+    now = time.time()
+    damaged, behind = write_waiting_run(cap_of_one, "damaged", now - 2), write_waiting_run(cap_of_one, "behind", now - 1)
+    (damaged.path / jobs.REQUEST_FILE).write_bytes(damage)
+    try:
+        started = [run.path for run in jobs.start_waiting(cap_of_one)]
+        assert started == [behind.path]  # the damaged run does not hold the one slot until the runs are listed
+        status = read_json(damaged.status_path)
+        assert status["state"] == "failed" and "request.json" in status["error"]
+        assert "Traceback" not in status["error"] and not (damaged.path / jobs.JOB_FILE).exists()
+    finally:
+        jobs.stop(behind)
+    assert jobs.wait(behind, timeout=60).state in ("stopped", "done")
+
+
 def test_runs_page_shows_a_waiting_runs_place_and_cancels_it(cap_of_one):
     with slot_taken(cap_of_one):
         waiting = write_waiting_run(cap_of_one, "20260101-000001-patient", time.time())
