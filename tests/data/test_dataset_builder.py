@@ -181,8 +181,9 @@ def test_a_dataset_made_on_the_train_page_trains_into_the_run(runs_dir, tmp_path
     assert any("fewer than 10 images" in w.value for w in at.warning)
     # The Quick preset, made lighter for a test's CPU: the digit ConvNet, 1 epoch, small images.
     by_key(at.selectbox, "backbone-").set_value("convnet")
+    by_key(at.checkbox, "by-epochs-").check().run()  # a number of epochs instead of the preset's minute
     by_key(at.number_input, "epochs-").set_value(1)
-    by_key(at.number_input, "size-").set_value(28)
+    by_key(at.text_input, "size-").set_value("28")
     at.run()
     at.button(key="start").click().run()
     assert not at.exception
