@@ -96,7 +96,10 @@ def write_people(root: Path, people=PEOPLE, per_person: int = 8, size: int = 48,
             draw.line([cx - face["mouth"] * big, mouth_y, cx + face["mouth"] * big, mouth_y], fill=tone(60),
                       width=max(2, big // 40))
             image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.0))).resize((size, size), Image.BILINEAR)
-            noisy = np.asarray(image, dtype=np.float32) + rng.normal(0, 6, (size, size))
+            # Light falls from one side, as in a photo (a flat drawing on a flat background reads as ink on paper)
+            angle, strength = rng.uniform(0, 2 * np.pi), rng.uniform(20, 35)
+            ramp = np.cos(angle) * np.linspace(-1, 1, size)[None, :] + np.sin(angle) * np.linspace(-1, 1, size)[:, None]
+            noisy = np.asarray(image, dtype=np.float32) + strength * ramp + rng.normal(0, 6, (size, size))
             Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(folder / f"{n:02d}.png")
     return root
 

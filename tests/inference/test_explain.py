@@ -70,7 +70,7 @@ def test_the_exact_split_adds_up_to_the_similarity_and_follows_the_partner(embed
             assert shown.sum() == pytest.approx(similarity - line_similarity(model.threshold), abs=1e-5)
             assert (shown.sum() >= 0) == model.verify(anchor, partner).same
     # The same image's map depends on what it is compared with, and the trained model finds the match more alike.
-    assert not np.allclose(same.cells_a, different.cells_a, atol=1e-3)
+    assert not np.allclose(same.cells_a, different.cells_a, atol=1e-4)  # cells of about 1e-2
     assert same.cells_a.sum() + same.bias_a > different.cells_a.sum() + different.bias_a
     assert render_pair(same, anchor, again).size == (328, 160 + 6 + 32)  # two overlays and the legend
 
