@@ -526,7 +526,10 @@ def _stored_rows(faiss, index) -> np.ndarray:
     if isinstance(flat, faiss.IndexFlat):
         return faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * flat.d).reshape(flat.ntotal, flat.d)
     flat.make_direct_map()  # IVF: rows are kept by list; the map lets them be read back by number
-    return flat.reconstruct_n(0, flat.ntotal)
+    # Into an array given: once anything imports faiss.contrib.torch_utils, reconstruct_n makes a torch tensor.
+    rows = np.empty((flat.ntotal, flat.d), dtype=np.float32)
+    flat.reconstruct_n(0, flat.ntotal, rows)
+    return rows
 
 
 def _on_gpu(index):
