@@ -133,11 +133,11 @@ def operating_points(ev) -> None:
     points = ev.operating_points()
     if len(points) < 2:
         return
-    rows = ["| the model's thresholds | score from | accuracy | precision | recall |", "|---|---|---|---|---|"]
+    rows = ["The model's thresholds, on these pairs:"]  # lines, not a table: a phone's width holds them
     for p in points:
         which = " (its verdicts use this one)" if p["verdict"] else ""
-        rows.append(f"| **{p['label']}**{which} | {shown(p['threshold'])} | {shown(p['accuracy'])} | "
-                    f"{shown(p['precision'])} | {shown(p['recall'])} |")
+        rows.append(f"- **{p['label']}**{which}: 'same' from {shown(p['threshold'])}; accuracy "
+                    f"{shown(p['accuracy'])}, precision {shown(p['precision'])}, recall {shown(p['recall'])}")
     st.markdown("\n".join(rows))
     st.caption(" ".join(f"{p['label']}: {p['words']}." for p in points)
                + " Both were chosen on the model's validation pairs; the figures are on the pairs scored here.")

@@ -112,14 +112,14 @@ def test_a_run_with_two_thresholds_shows_both_and_the_slider_starts_at_the_verdi
     picker = at.selectbox(key=state.model_picker("evaluate"))
     picker.set_value(next(o for o in picker.options if o.startswith("Run digits-3-epochs"))).run()
     assert not at.exception, at.exception
-    table = next(m.value for m in at.markdown if "the model's thresholds" in m.value)
-    rows = [r for r in table.splitlines() if r.startswith("| **")]
-    assert rows[0].startswith("| **Middle of the medians** (its verdicts use this one)")
-    assert rows[1].startswith("| **Rare same pairs (10% same)** |")
+    table = next(m.value for m in at.markdown if "The model's thresholds" in m.value)
+    rows = [r for r in table.splitlines() if r.startswith("- **")]
+    assert rows[0].startswith("- **Middle of the medians** (its verdicts use this one): 'same' from")
+    assert rows[1].startswith("- **Rare same pairs (10% same)**: 'same' from")
     assert at.slider(key=state.EVAL_THRESHOLD).value == round(100 * points["medians_threshold"], 1)
     # the table's accuracy at the verdict's threshold is the page's headline accuracy, where the slider starts
-    assert rows[0].split("|")[3].strip() == metrics(at)["Accuracy"]
+    assert rows[0].split("accuracy ")[1].split(",")[0] == metrics(at)["Accuracy"]
     at.button(key="eval-use-other-threshold").click().run()
     assert at.slider(key=state.EVAL_THRESHOLD).value == round(100 * points["rare_same_threshold"], 1)
-    assert metrics(at)["Accuracy"] == rows[1].split("|")[3].strip()
+    assert metrics(at)["Accuracy"] == rows[1].split("accuracy ")[1].split(",")[0]
     assert "The model's second threshold (rare same pairs (10% same))" in texts(at.info)

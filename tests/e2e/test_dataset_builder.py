@@ -123,7 +123,9 @@ def test_capture_and_upload_into_two_classes_then_train(app_server, camera_page,
     page.keyboard.type("convnet")
     page.keyboard.press("Enter")
     wait_for_app(page)
-    for label, value in (("Epochs", 1), ("Image size (pixels)", 28)):
+    page.get_by_text("Train for a number of epochs instead").click()  # not the preset's minute
+    wait_for_app(page)
+    for label, value in (("Epochs", 1), ("Image size (height x width, pixels)", 28)):
         field = page.get_by_label(label, exact=True)
         field.fill(str(value))
         field.press("Enter")
