@@ -152,3 +152,15 @@ def write_idx(path, array, compress):
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
     payload = header + array.astype(np.uint8).tobytes()
     (gzip.open if compress else open)(path, "wb").write(payload)
+
+
+# Fixtures that train a model for the tests that use them (seconds to a minute each): such tests are `slow`.
+TRAINING_FIXTURES = {"digits_run", "people_run", "embedding_run", "source_run", "people_checkpoint", "done_run"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that needs a model trained for it (a fixture above, directly or through another) is `slow`, so
+    `python -m pytest -m "not slow"` trains nothing."""
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -48,6 +48,7 @@ def test_train_page_trains_a_tiny_run_to_done(runs_dir):
     assert at.selectbox(key=state.model_picker("verify")).value.key == f"run:{runs[0].name}"
 
 
+@pytest.mark.slow
 def test_presets_are_time_budgets_and_the_page_says_how_long_before_start(runs_dir):
     """Quick is a minute; the estimate before Start comes from steps timed on this machine, in the background."""
     at = open_page("train")
@@ -330,6 +331,7 @@ def test_a_typed_backbone_name_that_does_not_exist_is_refused_with_suggestions(r
     assert not at.error and not at.button(key="start").disabled
 
 
+@pytest.mark.slow
 def test_many_classes_are_all_counted(runs_dir, tmp_path):
     import shutil
 

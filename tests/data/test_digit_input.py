@@ -120,6 +120,7 @@ def photo_pairs(val, n_pairs: int, seed: int):
     return [photos[i] for i in a], [photos[i] for i in b], same
 
 
+@pytest.mark.slow
 def test_a_model_trained_with_the_digit_pipeline_verifies_photographed_digits(tmp_path):
     from siamese_core.config import TrainConfig
     from siamese_core.inference.model import SiameseModel

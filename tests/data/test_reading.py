@@ -148,6 +148,7 @@ def test_warps_are_rotations_in_pixels_on_a_wide_image():
 
 # ---------------------------------------------------------------- a non-square model, end to end
 
+@pytest.mark.slow
 def test_a_non_square_model_trains_saves_loads_verifies_and_exports(tmp_path):
     from siamese_core.inference.export import write_export
     from siamese_core.training.loop import train

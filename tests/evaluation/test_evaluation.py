@@ -33,6 +33,7 @@ def test_sequential_pairs_are_each_counted_once(digits_checkpoint, tmp_path, dig
     assert not (tmp_path / "pairs").exists()
 
 
+@pytest.mark.slow
 def test_embedding_checkpoints_verify_by_distance(tmp_path, digit_folders):
     config = TrainConfig(dataset="digits", backbone="convnet", mode="contrastive", epochs=1, embedding_dim=32,
                          pairs_per_epoch=4000)

@@ -178,6 +178,7 @@ def test_bf16_autocast_trains(tmp_path):
     assert epochs_of(tmp_path / "run")[0]["accuracy"] >= 0.85
 
 
+@pytest.mark.slow
 def test_a_run_for_a_time_ends_inside_it_when_steps_are_slow_and_its_schedule_reaches_its_end(tmp_path, monkeypatch,
                                                                                             digit_folders):
     """Real training whose steps are made slow on purpose, then slower still part-way (a busier machine): the plan
