@@ -600,6 +600,20 @@ def torch_pixels(prepared: list):
     return torch.from_numpy(np.stack(prepared))
 
 
+def write_mnist_folders(full, root: Path, n_train: int):
+    """MNIST test images 0..n_train-1 as class folders root/mnist_train, N_TRAIN..N_DEVELOP-1 as root/mnist_val
+    (8,000-9,999 are never written: they are held out); returns the images as (N, 28, 28) uint8."""
+    from PIL import Image
+
+    digits = full.pixels[:, 0].numpy()
+    for folder, positions in (("mnist_train", range(n_train)), ("mnist_val", range(N_TRAIN, N_DEVELOP))):
+        for i in positions:
+            path = root / folder / full.classes[full.labels[i]] / f"{i:05d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(digits[i]).save(path)
+    return digits
+
+
 def row_mnist(args, work: Path, report: Report) -> None:
     from PIL import Image
 
@@ -610,12 +624,7 @@ def row_mnist(args, work: Path, report: Report) -> None:
     full = mnist_images(args, report, "mnist")
     if full is None:
         return
-    digits = full.pixels[:, 0].numpy()
-    for folder, positions in (("mnist_train", range(N_TRAIN)), ("mnist_val", range(N_TRAIN, N_DEVELOP))):
-        for i in positions:
-            path = work / "data" / folder / full.classes[full.labels[i]] / f"{i:05d}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(digits[i]).save(path)
+    digits = write_mnist_folders(full, work / "data", N_TRAIN)
     config = TrainConfig(dataset="folder", train_path=str(work / "data" / "mnist_train"),
                          val_path=str(work / "data" / "mnist_val"), backbone="convnet", epochs=10, seed=args.seed)
     project, seconds, ran = train_product(config, work / "run", "mnist", args, report)

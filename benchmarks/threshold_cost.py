@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # real_data's helpers;
 
 from bench_utils import load_average, print_table  # noqa: E402
 from real_data import (DEFAULT_DATA, FACES_PAIRS, FACES_TRAIN_PEOPLE, N_DEVELOP, N_MNIST, N_TRAIN,  # noqa: E402
-                       held_out, pair_scores, vectors_of)
+                       held_out, pair_scores, vectors_of, write_mnist_folders)
 
 ROWS = ("faces", "quick", "signatures", "mnist")
 OLD_SHARE = 0.3  # the old policy: the verdict tuned as if 30% of pairs were the same
@@ -227,13 +227,7 @@ def row_mnist(args, work: Path, notes):
         notes.append(f"mnist: skipped: the MNIST test files are not in '{root}'.")
         return None
     full = D.load_mnist(root, "test")
-    digits = full.pixels[:, 0].numpy()
-    n_train = 2_000 if args.quick else N_TRAIN
-    for folder, positions in (("mnist_train", range(n_train)), ("mnist_val", range(N_TRAIN, N_DEVELOP))):
-        for i in positions:
-            path = work / "data" / folder / full.classes[full.labels[i]] / f"{i:05d}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(digits[i]).save(path)
+    digits = write_mnist_folders(full, work / "data", 2_000 if args.quick else N_TRAIN)
     config = TrainConfig(dataset="folder", train_path=str(work / "data" / "mnist_train"),
                          val_path=str(work / "data" / "mnist_val"), backbone="convnet",
                          epochs=1 if args.quick else 10, seed=args.seed)
