@@ -23,7 +23,7 @@ from ..models.networks import as_model_input, count_parameters, embed_set, image
 from ..runs.status import RunStatus
 from . import distributed, losses
 from .budget import PlannedSchedule, follow_plan
-from .common import COHORT_IMAGES, Batches, autocast_dtype, autocast_for, cohort_pairs, cohort_sample, progress_bar
+from .common import Batches, autocast_dtype, autocast_for, cohort_pairs, cohort_sample, progress_bar
 from .frozen import FrozenTrainer
 from .skeleton import Context, StopFlag, Trained, Trainer, train_run
 
@@ -241,7 +241,8 @@ def closing_costs(data: PreparedData, config: TrainConfig, kind: str) -> dict:
     images, mirrored too with flip_test, and the epoch map's sample), the images of one training step, and the images
     described for the verdicts once training is done."""
     val_images = len(np.unique(np.concatenate(data.val_pairs[:2])))
-    cohort = min(COHORT_IMAGES, val_images) + min(COHORT_IMAGES, len(data.train))
+    sample = cohort_sample(data, config.seed)
+    cohort = 0 if sample is None else len(sample[0]) + len(sample[1])
     eval_images = (val_images + cohort) * (2 if config.flip_test else 1) + SAMPLE_SIZE
     described = min(DESCRIBED_IMAGES, len(data.train)) + min(CALIBRATION_IMAGES, len(data.val) or len(data.train))
     return dict(eval_images=eval_images, images_per_step=config.batch_size * {"pk": 1, "pair": 2, "triplet": 3}[kind],

@@ -244,3 +244,30 @@ def test_a_plan_keeps_its_deadline_when_steps_slow_down_and_its_rate_never_jumps
     assert totals[199] > totals[-1]  # the slowdown shortened the plan
     assert max(factors) > 0.95 and factors[-1] < 0.01 and budget.schedule(done) == 0.0
     assert max(abs(a - b) for a, b in zip(factors, factors[1:])) < 0.05  # no jump when the plan changes
+
+
+@pytest.mark.slow  # trains a model
+def test_a_few_held_out_classes_place_the_threshold_with_pairs_against_trained_classes(tmp_path):
+    # ten digit classes split by class: three held out, whose different pairs come from three pairs of classes only;
+    # the verdict's threshold also reads their images against training images of the seven others
+    from siamese_core.data.prepare import prepare_data
+    from siamese_core.evaluation.metrics import medians_threshold
+    from siamese_core.training.common import cohort_pairs, cohort_sample
+
+    folders = write_class_folders(tmp_path / "data", classes=range(10), per_class=20)
+    status = train(TrainConfig(train_path=str(folders), backbone="convnet", epochs=2, pairs_per_epoch=1024,
+                               seed=3), tmp_path / "run")
+    assert status.state == "done", status
+    model = SiameseModel.load(tmp_path / "run" / "checkpoints" / "best.pt", device="cpu")
+    data = prepare_data(TrainConfig.from_dict(model.checkpoint["config"]))
+    a, b, same = data.val_pairs
+    assert len(set(data.val.labels.tolist())) == 3
+    scores = model.score_pairs(data.val.pixels[a].numpy(), data.val.pixels[b].numpy())
+    val, trained = cohort_sample(data, 3)
+    i, j = cohort_pairs(data.val.labels[val], data.train.labels[trained])
+    va, vb = (torch.from_numpy(model.embed(images.pixels[rows].numpy())) for images, rows in ((data.val, val),
+                                                                                             (data.train, trained)))
+    others = model.net.pair_scores(va[torch.from_numpy(i)], vb[torch.from_numpy(j)]).numpy()
+    assert len(others) == len(val) * len(trained)  # every training class differs from the held-out ones
+    assert model.threshold == pytest.approx(medians_threshold(scores, same, others), abs=0.005)
+    assert abs(model.threshold - medians_threshold(scores, same)) > 0.005  # the pairs beside them moved it
