@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -211,7 +212,8 @@ async def problem_on_page(page) -> str:
     return f"the words {found[0]!r}" if found else ""
 
 
-async def student(browser, url: str, number: int, timeout_s: float, rng: random.Random, shots: Path | None):
+async def student(browser, url: str, number: int, timeout_s: float, rng: random.Random, shots: Path | None,
+                  errors_shots: Path | None):
     """One student's lesson: {action: seconds or None (an error)} and the errors' reasons."""
     times: dict[str, float | None] = {}
     reasons: list[str] = []
@@ -233,7 +235,12 @@ async def student(browser, url: str, number: int, timeout_s: float, rng: random.
                 times[name] = taken
         except Exception as exc:  # noqa: BLE001  a timeout or a missing element: this action failed
             times[name] = None
-            reasons.append(f"student {number}, {name}: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
+            words = (str(exc).splitlines() or ["no message"])[0][:120]
+            reasons.append(f"student {number}, {name}: {type(exc).__name__}: {words}")
+            if errors_shots is not None:
+                with contextlib.suppress(Exception):
+                    await page.screenshot(path=str(errors_shots / f"error-student{number:02d}-{name}.png"),
+                                          full_page=True)
 
     pair = page.get_by_role("tabpanel", name="Check a pair")
 
@@ -302,7 +309,7 @@ async def lesson(url: str, n: int, timeout_s: float, seed: int, shots: Path | No
         try:
             shot_of = lambda i: shots if shots is not None and i in (0, n - 1) else None  # noqa: E731
             return await asyncio.gather(*(student(browser, url, i, timeout_s, random.Random(seed * 1000 + i),
-                                                  shot_of(i)) for i in range(n)))
+                                                  shot_of(i), shots) for i in range(n)))
         finally:
             await browser.close()
 
