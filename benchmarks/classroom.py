@@ -20,11 +20,8 @@ else /proc), its peak above its idle level (measured once the server is up, befo
 The browser runs on the same machine as the server, so N Chromium pages drawing WebGL in software compete with the
 server for the CPU: the latencies are an upper bound of what students on their own computers would see.
 
-    python benchmarks/classroom.py [--sessions 1 10 30] [--timeout 180] [--screenshot DIR] [--no-shared-cache]
+    python benchmarks/classroom.py [--sessions 1 10 30] [--timeout 180] [--screenshot DIR]
     python benchmarks/classroom.py --sessions 1 3            # a check in a few minutes
-
-`--no-shared-cache` runs each N a second time with SIAMESE_SHARED_CACHE=0 (each session keeps its own loaded model,
-gallery and map, as before the shared cache), so the before/after rows come from one script run.
 """
 
 from __future__ import annotations
@@ -79,8 +76,6 @@ def parse_args(argv=None):
                         help="an action taking longer is an error (default 180 s)")
     parser.add_argument("--screenshot", type=Path, default=None, metavar="DIR",
                         help="save the first and the last student's Explore and Verify pages there, per N")
-    parser.add_argument("--no-shared-cache", action="store_true",
-                        help="also run each N with SIAMESE_SHARED_CACHE=0 (the baseline: nothing shared)")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
@@ -101,11 +96,10 @@ def healthy(url: str) -> bool:
         return False
 
 
-def start_server(runs_dir: Path, log_path: Path, shared: bool):
+def start_server(runs_dir: Path, log_path: Path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "SIAMESE_RUNS_DIR": str(runs_dir), "PYTHONUNBUFFERED": "1",
-           "SIAMESE_SHARED_CACHE": "1" if shared else "0"}
+    env = {**os.environ, "SIAMESE_RUNS_DIR": str(runs_dir), "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
     with open(log_path, "w") as log:
@@ -170,17 +164,59 @@ def tree_rss_bytes(pid: int) -> int:
     return total
 
 
+def descendants(pid: int) -> set:
+    """A process and all its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    children.setdefault(int(fh.read().rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    found, todo = set(), [pid]
+    while todo:
+        current = todo.pop()
+        found.add(current)
+        todo += children.get(current, [])
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (its own, not its children's)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 class MemorySampler(threading.Thread):
-    """The tree's resident memory every 0.2 s; `peak` is the largest seen."""
+    """Every 0.2 s: the server tree's resident memory (`peak`: the largest seen), and the CPU seconds used by the
+    server's tree and by the rest of this script's descendants (the browser: Chromium and Playwright's driver),
+    each process's last reading kept, so a page closed meanwhile still counts."""
 
     def __init__(self, pid: int):
         super().__init__(daemon=True)
         self.pid, self.peak, self._done = pid, 0, threading.Event()
+        self._cpu: dict = {}  # pid -> (is the server's, CPU seconds at the first reading, at the last)
+        self._at_start = descendants(os.getpid())
 
     def run(self):
         while not self._done.is_set():
             self.peak = max(self.peak, tree_rss_bytes(self.pid))
+            server = descendants(self.pid)
+            for pid in descendants(os.getpid()) - {os.getpid()}:
+                used = cpu_seconds(pid)
+                first = self._cpu.get(pid, (None, used, used))[1]
+                self._cpu[pid] = (pid in server, first, used)
             self._done.wait(0.2)
+
+    def cpu(self, of_server: bool) -> float:
+        """CPU seconds used while sampling (a process started meanwhile: all it used)."""
+        return sum(last - (first if pid in self._at_start else 0.0)
+                   for pid, (server, first, last) in self._cpu.items() if server == of_server)
 
     def stop(self):
         self._done.set()
@@ -201,6 +237,17 @@ async def wait_idle(page, timeout_s: float, settle_s: float = 0.3) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("the page stayed busy")
         await asyncio.sleep(0.1)
+
+
+async def full_screenshot(page, path: Path) -> None:
+    """The whole page (as tests/e2e/conftest.py's screenshot: the window grown to the content for the shot)."""
+    height = await page.evaluate("() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], "
+                                 "[data-testid=stAppViewContainer], section')].map(e => e.scrollHeight), 0)")
+    await page.set_viewport_size({"width": 1400, "height": max(900, min(height, 6000))})
+    try:
+        await page.screenshot(path=str(path), full_page=True)
+    finally:
+        await page.set_viewport_size({"width": 1400, "height": 900})
 
 
 async def problem_on_page(page) -> str:
@@ -239,8 +286,7 @@ async def student(browser, url: str, number: int, timeout_s: float, rng: random.
             reasons.append(f"student {number}, {name}: {type(exc).__name__}: {words}")
             if errors_shots is not None:
                 with contextlib.suppress(Exception):
-                    await page.screenshot(path=str(errors_shots / f"error-student{number:02d}-{name}.png"),
-                                          full_page=True)
+                    await full_screenshot(page, errors_shots / f"error-student{number:02d}-{name}.png")
 
     pair = page.get_by_role("tabpanel", name="Check a pair")
 
@@ -292,10 +338,10 @@ async def student(browser, url: str, number: int, timeout_s: float, rng: random.
     await timed("try", try_pair)
     await timed("draw", draw)
     if shots is not None:
-        await page.screenshot(path=str(shots / f"student{number:02d}-verify.png"), full_page=True)
+        await full_screenshot(page, shots / f"student{number:02d}-verify.png")
     await timed("explore", explore)
     if shots is not None:
-        await page.screenshot(path=str(shots / f"student{number:02d}-explore.png"), full_page=True)
+        await full_screenshot(page, shots / f"student{number:02d}-explore.png")
     await context.close()
     return times, reasons
 
@@ -322,12 +368,12 @@ def percentile(values: list, share: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, -(-int(share * 100) * len(ordered) // 100) - 1))]
 
 
-def one_class(n: int, args, shared: bool) -> dict:
+def one_class(n: int, args) -> dict:
     with tempfile.TemporaryDirectory(prefix="classroom-") as tmp:
         runs = Path(tmp) / "runs"
         runs.mkdir()
         log_path = Path(tmp) / "server.log"
-        process, url = start_server(runs, log_path, shared)
+        process, url = start_server(runs, log_path)
         try:
             time.sleep(1.0)
             idle = tree_rss_bytes(process.pid)
@@ -335,7 +381,7 @@ def one_class(n: int, args, shared: bool) -> dict:
             sampler.start()
             shots = None
             if args.screenshot is not None:
-                shots = args.screenshot / f"n{n}-{'shared' if shared else 'per-session'}"
+                shots = args.screenshot / f"n{n}"
                 shots.mkdir(parents=True, exist_ok=True)
             started = time.monotonic()
             results = asyncio.run(lesson(url, n, args.timeout, args.seed, shots))
@@ -347,7 +393,8 @@ def one_class(n: int, args, shared: bool) -> dict:
     reasons = [r for _, rs in results for r in rs]
     if "Traceback (most recent call last)" in log:
         reasons.append("the server's log holds a traceback: " + log.split("Traceback (most recent call last)")[1][-300:])
-    return {"n": n, "shared": shared, "results": results, "reasons": reasons, "idle": idle, "peak": sampler.peak,
+    return {"n": n, "results": results, "reasons": reasons, "idle": idle, "peak": sampler.peak,
+            "server_cpu": sampler.cpu(True), "browser_cpu": sampler.cpu(False),
             "wall": wall, "log_traceback": "Traceback (most recent call last)" in log}
 
 
@@ -357,27 +404,28 @@ def main(argv=None) -> None:
           f"({os.cpu_count()} cores); the browser shares the machine with the server")
     rows, summary = [], []
     for n in args.sessions:
-        for shared in ([True, False] if args.no_shared_cache else [True]):
-            got = one_class(n, args, shared)
-            label = f"{n}" + ("" if shared else " (nothing shared)")
-            for action in ACTIONS:
-                done = [t[action] for t, _ in got["results"] if t.get(action) is not None]
-                errors = sum(1 for t, _ in got["results"] if t.get(action) is None)
-                rows.append([label, action, f"{statistics.median(done):.2f}" if done else "-",
-                             f"{percentile(done, 0.95):.2f}" if done else "-", errors])
-            errors = sum(1 for t, _ in got["results"] for a in ACTIONS if t.get(a) is None)
-            verdicts = [t[a] for t, _ in got["results"] for a in ("verify", "try", "draw") if t.get(a) is not None]
-            summary.append([label, errors + got["log_traceback"],
-                            f"{percentile(verdicts, 0.95):.2f}" if verdicts else "-",
-                            f"{got['idle'] / 2**20:.0f}", f"{got['peak'] / 2**20:.0f}",
-                            f"{(got['peak'] - got['idle']) / 2**20:.0f}", f"{got['wall']:.0f}"])
-            for reason in got["reasons"][:10]:
-                print(f"  error at N={label}: {reason}")
-            print(f"  N={label} done in {got['wall']:.0f} s; load average now {load_average()}", flush=True)
+        got = one_class(n, args)
+        label = str(n)
+        for action in ACTIONS:
+            done = [t[action] for t, _ in got["results"] if t.get(action) is not None]
+            errors = sum(1 for t, _ in got["results"] if t.get(action) is None)
+            rows.append([label, action, f"{statistics.median(done):.2f}" if done else "-",
+                         f"{percentile(done, 0.95):.2f}" if done else "-", errors])
+        errors = sum(1 for t, _ in got["results"] for a in ACTIONS if t.get(a) is None)
+        verdicts = [t[a] for t, _ in got["results"] for a in ("verify", "try", "draw") if t.get(a) is not None]
+        summary.append([label, errors + got["log_traceback"],
+                        f"{percentile(verdicts, 0.95):.2f}" if verdicts else "-",
+                        f"{got['idle'] / 2**20:.0f}", f"{got['peak'] / 2**20:.0f}",
+                        f"{(got['peak'] - got['idle']) / 2**20:.0f}", f"{got['wall']:.0f}",
+                        f"{got['server_cpu']:.0f}", f"{got['browser_cpu']:.0f}"])
+        for reason in got["reasons"][:10]:
+            print(f"  error at N={label}: {reason}")
+        print(f"  N={label} done in {got['wall']:.0f} s; load average now {load_average()}", flush=True)
     print("\nPer action, seconds (p95: nearest rank)")
     print_table(["students", "action", "median s", "p95 s", "errors"], rows, figures_from=2)
     print("\nPer class (verdict p95 over verify, try and draw; memory: the server's process tree)")
-    print_table(["students", "errors", "verdict p95 s", "idle MB", "peak MB", "peak above idle MB", "wall s"], summary)
+    print_table(["students", "errors", "verdict p95 s", "idle MB", "peak MB", "peak above idle MB", "wall s",
+                 "server CPU s", "browser CPU s"], summary)
     print(f"\nload average after: {load_average()}")
 
 
