@@ -76,6 +76,10 @@ def parse_args(argv=None):
                         help="an action taking longer is an error (default 180 s)")
     parser.add_argument("--screenshot", type=Path, default=None, metavar="DIR",
                         help="save the first and the last student's Explore and Verify pages there, per N")
+    parser.add_argument("--browser-nice", type=int, default=19, metavar="N",
+                        help="CPU priority of Chromium (nice value, default 19: the lowest), so that 30 pages drawing "
+                             "on the same cores slow the server less than they would on the students' own computers; "
+                             "0 gives both the same priority")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
@@ -346,11 +350,27 @@ async def student(browser, url: str, number: int, timeout_s: float, rng: random.
     return times, reasons
 
 
-async def lesson(url: str, n: int, timeout_s: float, seed: int, shots: Path | None):
+def niced_chromium(nice: int, folder: Path) -> str | None:
+    """The Chromium to launch: /usr/bin/chromium if present, else Playwright's own; started through `nice` when
+    `nice` is not 0 (a wrapper script: Playwright launches an executable)."""
+    executable = "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
+    if not nice:
+        return executable
+    if executable is None:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as pw:
+            executable = pw.chromium.executable_path
+    wrapper = folder / "chromium-niced"
+    wrapper.write_text(f'#!/bin/sh\nexec nice -n {int(nice)} "{executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+async def lesson(url: str, n: int, timeout_s: float, seed: int, shots: Path | None, executable: str | None):
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
-        executable = "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
         browser = await pw.chromium.launch(headless=True, executable_path=executable, args=CHROMIUM_ARGS)
         try:
             shot_of = lambda i: shots if shots is not None and i in (0, n - 1) else None  # noqa: E731
@@ -384,7 +404,8 @@ def one_class(n: int, args) -> dict:
                 shots = args.screenshot / f"n{n}"
                 shots.mkdir(parents=True, exist_ok=True)
             started = time.monotonic()
-            results = asyncio.run(lesson(url, n, args.timeout, args.seed, shots))
+            executable = niced_chromium(args.browser_nice, Path(tmp))
+            results = asyncio.run(lesson(url, n, args.timeout, args.seed, shots, executable))
             wall = time.monotonic() - started
             sampler.stop()
             log = log_path.read_text(errors="replace")
@@ -401,7 +422,7 @@ def one_class(n: int, args) -> dict:
 def main(argv=None) -> None:
     args = parse_args(argv)
     print(f"classroom: {args.sessions} students at once; load average before: {load_average()} "
-          f"({os.cpu_count()} cores); the browser shares the machine with the server")
+          f"({os.cpu_count()} cores); the browser shares the machine with the server, at nice {args.browser_nice}")
     rows, summary = [], []
     for n in args.sessions:
         got = one_class(n, args)
