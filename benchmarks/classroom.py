@@ -17,10 +17,12 @@ is staggered. An error is an action that timed out or a page showing a traceback
 Memory: the server's resident memory summed over its process tree, sampled every 0.2 s (psutil when installed,
 else /proc), its peak above its idle level (measured once the server is up, before any page is opened).
 
-The browser runs on the same machine as the server, so N Chromium pages drawing WebGL in software compete with the
-server for the CPU: the latencies are an upper bound of what students on their own computers would see.
+The browser runs on the same machine as the server, so N Chromium pages (each parsing Streamlit's and plotly's
+JavaScript, drawing WebGL in software) compete with the server for the CPU: the latencies are an upper bound of what
+students on their own computers would see. The table says whose the time was: the CPU seconds of the server's
+process tree and of the browser. Chromium runs at nice 19 by default (`--browser-nice 0`: the same priority).
 
-    python benchmarks/classroom.py [--sessions 1 10 30] [--timeout 180] [--screenshot DIR]
+    python benchmarks/classroom.py [--sessions 1 10 30] [--timeout 180] [--screenshot DIR] [--browser-nice 19]
     python benchmarks/classroom.py --sessions 1 3            # a check in a few minutes
 """
 
