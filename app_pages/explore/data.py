@@ -152,8 +152,8 @@ def embedded(model, choice: ModelChoice, source: ImageSource) -> Optional[MapDat
     """The source's images and their embeddings, computed in batches under a progress bar, kept per (model, images)
     for every session: a class opening the same map together embeds it once."""
     return filled(_kept(choice.version, source.key), "data", lambda: _embed(model, source),
-                  f"Another session is reading and embedding {source.title}: this map uses them as soon as they "
-                  "are ready...")
+                  f"Someone else on this server is already reading {source.title}: this map uses them as soon as "
+                  "they are ready...")
 
 
 def _embed(model, source: ImageSource) -> Optional[MapData]:

@@ -122,8 +122,8 @@ def project(data: MapData, chosen: MapSettings):
 
     # One session lays the map out; the others asking for the same map at the same time wait for it.
     projection = filled(_laying_out(key), "projection", lambda: cache.get(key) or lay_out(),
-                        f"Another session is laying out this map with {METHOD_NAMES[chosen.method]}: it shows here "
-                        "as soon as it is ready...")
+                        f"Someone else on this server is already laying out this map with "
+                        f"{METHOD_NAMES[chosen.method]}: it shows here as soon as it is ready...")
     return None if projection is None else (positions, projection)
 
 
@@ -276,12 +276,14 @@ def map_page(data: MapData, positions, coords, rows, chosen: MapSettings, class_
                              thumbnail_uris(data.image_set, picked), picked.tolist(), neighbours, distances)
 
     def page():
-        drawn_points = filled(_kept_points(drawn), "points", points, "Another session is drawing these points...")
+        drawn_points = filled(_kept_points(drawn), "points", points,
+                              "Someone else on this server is already drawing these points...")
         return build_map_html(drawn_points, class_word, data.classes, MAP_HEIGHT, chosen.metric,
                               None if colour is None else colour.take(picked), highlight, focus, note)
 
     # Made once for every session that draws the same map (a class opening it together): the others wait for it.
-    return filled(_kept_page(drawn + look), "page", page, "Another session is drawing this map...")
+    return filled(_kept_page(drawn + look), "page", page,
+                  "Someone else on this server is already drawing this map...")
 
 
 def draw_map(data: MapData, chosen: MapSettings, class_word: str, positions: np.ndarray, coords: np.ndarray,
