@@ -415,7 +415,8 @@ def one_class(n: int, args) -> dict:
             stop_server(process)
     reasons = [r for _, rs in results for r in rs]
     if "Traceback (most recent call last)" in log:
-        reasons.append("the server's log holds a traceback: " + log.split("Traceback (most recent call last)")[1][-300:])
+        last = log.split("Traceback (most recent call last)")[1]
+        reasons.append("the server's log holds a traceback: " + last[-300:])
     return {"n": n, "results": results, "reasons": reasons, "idle": idle, "peak": sampler.peak,
             "server_cpu": sampler.cpu(True), "browser_cpu": sampler.cpu(False),
             "wall": wall, "log_traceback": "Traceback (most recent call last)" in log}
