@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -12,6 +13,7 @@ import streamlit as st
 
 from app_pages.shared import state, text
 from app_pages.shared.models import ModelChoice, start_on_first_for_each_model
+from app_pages.shared.once import filled
 from app_pages.shared.paths import mnist_root
 from app_pages.shared.uploads import staged_upload, unpack_zip
 from siamese_core.data import uploads
@@ -43,15 +45,17 @@ class MapData:
     classes: list  # class names in their natural order
     title: str
     indexes: dict = field(default_factory=dict, repr=False)  # metric -> siamese_core.inference.index.VectorIndex
+    _index_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def index(self, metric: str):
         """The vectors ready to search by `metric`, built on first use and kept with them (a large set's
-        FAISS index is built once, not on every click)."""
-        if metric not in self.indexes:
-            from siamese_core.inference.index import VectorIndex
+        FAISS index is built once, not on every click, nor once per session: every session shares a MapData)."""
+        with self._index_lock:
+            if metric not in self.indexes:
+                from siamese_core.inference.index import VectorIndex
 
-            self.indexes[metric] = VectorIndex(self.vectors, metric)
-        return self.indexes[metric]
+                self.indexes[metric] = VectorIndex(self.vectors, metric)
+            return self.indexes[metric]
 
     @cached_property
     def columns(self) -> list:
@@ -145,12 +149,16 @@ def _kept(model_version: tuple, source_key: str) -> dict:
 
 
 def embedded(model, choice: ModelChoice, source: ImageSource) -> Optional[MapData]:
-    """The source's images and their embeddings, computed in batches under a progress bar, kept per (model, images)."""
+    """The source's images and their embeddings, computed in batches under a progress bar, kept per (model, images)
+    for every session: a class opening the same map together embeds it once."""
+    return filled(_kept(choice.version, source.key), "data", lambda: _embed(model, source),
+                  f"Someone else on this server is already reading {source.title}: this map uses them as soon as "
+                  "they are ready...")
+
+
+def _embed(model, source: ImageSource) -> Optional[MapData]:
     from siamese_core.maps.embedding_map import embed_image_set, label_names
 
-    kept = _kept(choice.version, source.key)
-    if "data" in kept:
-        return kept["data"]
     try:
         if source.count:  # refused with a sentence before decoding what would not fit in memory
             from siamese_core.models.memory import check_images_kept
@@ -172,6 +180,4 @@ def embedded(model, choice: ModelChoice, source: ImageSource) -> Optional[MapDat
                    f"(the first: {Path(image_set.skipped[0][0]).name}).")
     present = set(image_set.labels.tolist())  # a split keeps the whole class list; offer only what is on the map
     classes = [str(c) for i, c in enumerate(image_set.classes) if i in present] + (["(no label)"] if -1 in present else [])
-    data = MapData(image_set, vectors, label_names(image_set), list(image_set.names), classes, source.title)
-    kept["data"] = data
-    return data
+    return MapData(image_set, vectors, label_names(image_set), list(image_set.names), classes, source.title)

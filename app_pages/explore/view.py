@@ -12,6 +12,7 @@ import streamlit as st
 from app_pages.explore.data import MapData
 from app_pages.shared import state, text
 from app_pages.shared.images import enlarged
+from app_pages.shared.once import filled
 from siamese_core.words import ordinal
 
 METHOD_LABELS = {"pca": "PCA (instant)", "umap": "UMAP (seconds)", "tsne": "t-SNE (slow)"}
@@ -105,17 +106,32 @@ def project(data: MapData, chosen: MapSettings):
     kept = cache.get(key)
     if kept is not None:  # no progress bar flashing on every click
         return positions, kept
-    bar = st.progress(0.0, text=f"Laying out {len(positions):,} points with {METHOD_NAMES[chosen.method]}...")
-    try:
-        projection = project_detailed(vectors, chosen.method, chosen.dims, chosen.params, chosen.seed,
-                                      progress=lambda done, words: bar.progress(min(1.0, max(0.0, done)), words))
-    except UserError as exc:
-        bar.empty()
-        text.error(exc)
-        return None
-    bar.empty()
-    cache.put(key, projection)
-    return positions, projection
+
+    def lay_out():
+        bar = st.progress(0.0, text=f"Laying out {len(positions):,} points with {METHOD_NAMES[chosen.method]}...")
+        try:
+            projection = project_detailed(vectors, chosen.method, chosen.dims, chosen.params, chosen.seed,
+                                          progress=lambda done, words: bar.progress(min(1.0, max(0.0, done)), words))
+        except UserError as exc:
+            text.error(exc)
+            return None
+        finally:
+            bar.empty()
+        cache.put(key, projection)
+        return projection
+
+    # One session lays the map out; the others asking for the same map at the same time wait for it.
+    projection = filled(_laying_out(key), "projection", lambda: cache.get(key) or lay_out(),
+                        f"Someone else on this server is already laying out this map with "
+                        f"{METHOD_NAMES[chosen.method]}: it shows here as soon as it is ready...")
+    return None if projection is None else (positions, projection)
+
+
+@st.cache_resource(max_entries=PAGES_KEPT, show_spinner=False)
+def _laying_out(key) -> dict:
+    """The box (and its lock) of one projection being made, so that sessions asking together make it once; the
+    projection itself is kept in `_projections()`."""
+    return {}
 
 
 @dataclass
@@ -253,19 +269,21 @@ def map_page(data: MapData, positions, coords, rows, chosen: MapSettings, class_
              chosen.metric)
     look = (class_word, None if colour is None else (colour.name, _digest(colour.values)),
             None if highlight is None else np.packbits(highlight).tobytes(), focus, note)
-    kept = _kept_page(drawn + look)
-    if "page" in kept:
-        return kept["page"]
-    points_box = _kept_points(drawn)
-    if "points" not in points_box:
+    def points():
         with st.spinner(f"Drawing {len(rows):,} points with their thumbnails..."):
             neighbours, distances = nearest_table(data.vectors[picked], metric=chosen.metric)
-            points_box["points"] = MapPoints(coords[rows], data.labels[picked].tolist(), [data.names[i] for i in picked],
-                                             thumbnail_uris(data.image_set, picked), picked.tolist(), neighbours,
-                                             distances)
-    kept["page"] = build_map_html(points_box["points"], class_word, data.classes, MAP_HEIGHT, chosen.metric,
-                                  None if colour is None else colour.take(picked), highlight, focus, note)
-    return kept["page"]
+            return MapPoints(coords[rows], data.labels[picked].tolist(), [data.names[i] for i in picked],
+                             thumbnail_uris(data.image_set, picked), picked.tolist(), neighbours, distances)
+
+    def page():
+        drawn_points = filled(_kept_points(drawn), "points", points,
+                              "Someone else on this server is already drawing these points...")
+        return build_map_html(drawn_points, class_word, data.classes, MAP_HEIGHT, chosen.metric,
+                              None if colour is None else colour.take(picked), highlight, focus, note)
+
+    # Made once for every session that draws the same map (a class opening it together): the others wait for it.
+    return filled(_kept_page(drawn + look), "page", page,
+                  "Someone else on this server is already drawing this map...")
 
 
 def draw_map(data: MapData, chosen: MapSettings, class_word: str, positions: np.ndarray, coords: np.ndarray,

@@ -25,10 +25,13 @@ class ModelChoice:
     path: Path
 
     @property
-    def version(self) -> tuple[str, float]:
-        """(file, modification time): names this version of this model's file, for every cache keyed by
-        the model (the loaded model, scores, embeddings), which stay valid while the file does not change."""
-        return str(self.path), self.path.stat().st_mtime
+    def version(self) -> tuple[str, int, int, int]:
+        """(file, modification time in ns, size, inode): names this version of this model's file, for every cache
+        keyed by the model (the loaded model, scores, embeddings; shared by every session), which stay valid while
+        the file does not change. The inode too: a re-trained best.pt is renamed into place (a new inode), and a
+        file system keeping times to the second would otherwise give it the old one's name."""
+        stat = self.path.stat()
+        return str(self.path), stat.st_mtime_ns, stat.st_size, stat.st_ino
 
 
 def run_title(info: jobs.RunInfo) -> str:
@@ -181,7 +184,7 @@ def checkpoint_uploader(page: str) -> Optional[ModelChoice]:
 
 
 @st.cache_resource(show_spinner="Loading the model...", max_entries=4)
-def _load(path: str, modified: float):  # ModelChoice.version
+def _load(path: str, *stamp):  # ModelChoice.version: one load per file version for every session
     from siamese_core.inference.model import SiameseModel  # torch is imported here, on first use only
 
     return SiameseModel.load(path)

@@ -39,11 +39,11 @@ OFFERED_MODELS = 6  # other models asked whether they fit two images: the newest
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def fitting_model(others: tuple, data_a: bytes, data_b: bytes) -> Optional[tuple]:
-    """(key, label, what it learnt) of the first of `others` ((key, label, file, modified) of models) whose own
+    """(key, label, what it learnt) of the first of `others` ((key, label, *ModelChoice.version) of models) whose own
     images both files look like; None when none does (or none can tell)."""
     from siamese_core.inference.domain import what_of
 
-    for key, label, path, _modified in others:
+    for key, label, path, *_stamp in others:
         choice = ModelChoice(key, label, Path(path))
         other = load_quietly(choice)
         if other is None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from typing import Optional
 
 import numpy as np
@@ -106,10 +107,16 @@ def image_of(pixels: np.ndarray) -> Image.Image:
 @contextlib.contextmanager
 def capture_features(net):
     """While inside, every pass through `net.backbone` adds its features (the image's, not its mirror image's
-    under flip_test) to the yielded list: the vectors and the features come from one pass."""
+    under flip_test) to the yielded list: the vectors and the features come from one pass.
+
+    Only this thread's passes: the app shares one loaded network between its sessions (threads), and a hook
+    sees every thread's passes; another session's images in this list would check the wrong images."""
     grabbed: list = []
+    owner = threading.get_ident()
 
     def keep(_module, _inputs, output):
+        if threading.get_ident() != owner:
+            return
         if getattr(net, "flip_test", False) and not net.training:
             output = output[: output.shape[0] // 2]  # embed() stacks the images, then their mirror images
         grabbed.append(output.detach().float())

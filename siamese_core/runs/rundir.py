@@ -85,6 +85,11 @@ class RunDir:
     def checkpoint(self, name: str) -> Path:
         return self.checkpoints / f"{name}.pt"
 
+    def resume_checkpoint(self) -> Optional[Path]:
+        """The checkpoint `--resume` continues from: last.pt; when its write failed (a full disk) and only best.pt
+        is there, best.pt; None when neither is."""
+        return next((p for p in (self.checkpoint("last"), self.checkpoint("best")) if p.is_file()), None)
+
     def create(self) -> "RunDir":
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         return self
@@ -230,7 +235,58 @@ def save_checkpoint(path, *, spec: dict, state_dict: dict, threshold: float, met
         payload["operating_points"] = {k: operating_points[k] for k in OPERATING_POINT_FIELDS}
     if extra:
         payload.update(extra)
-    atomic_write(Path(path), lambda fh: torch.save(payload, fh))
+    path = Path(path)
+    try:
+        atomic_write(path, lambda fh: torch.save(payload, fh))  # a failed write leaves no temporary file
+    except (OSError, RuntimeError) as exc:
+        if not write_failed(exc):
+            raise  # a bug, not the disk: its traceback is what a report needs
+        raise CheckpointNotWritten(path, exc) from exc
+
+
+class CheckpointNotWritten(UserError):
+    """A checkpoint write that failed (a full disk, a disk gone): the run ends with this one sentence. The file it
+    was replacing, and every checkpoint written before, are as they were (atomic_write)."""
+
+    def __init__(self, path: Path, cause: BaseException):
+        self.path, self.cause = path, cause
+        full = _disk_full(cause)
+        why = "the disk is full" if full else f"the write failed ({_reason(cause)})"
+        free = "Free some space, then continue" if full else "Check the disk, then continue"
+        # The checkpoint's name inside the run, not the server's path: the app shows this sentence too.
+        super().__init__(f"Training stopped: checkpoints/{path.name} could not be written because {why}; the "
+                         f"checkpoints written before are kept. {free} the run from its last checkpoint "
+                         f"(python -m siamese_core train --resume -o <the run's folder>).")
+
+
+_DISK_FULL_ERRNOS = (28, 122)  # ENOSPC, EDQUOT
+
+
+def write_failed(exc: BaseException) -> bool:
+    """Whether an exception from writing a file says the write itself failed: any OSError, or the RuntimeError
+    torch.save's C++ zip writer raises for a short write ("[enforce fail at inline_container.cc:...] ... file
+    write failed")."""
+    if isinstance(exc, OSError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("inline_container" in text or "write failed" in text
+                                              or "No space left on device" in text)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    seen = exc
+    while seen is not None:  # torch's RuntimeError may carry the OSError of the Python file it wrote to
+        if isinstance(seen, OSError) and seen.errno in _DISK_FULL_ERRNOS:
+            return True
+        if "No space left on device" in str(seen) or "Disk quota exceeded" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    # torch.save writes through the Python file object: its C++ message is only "file write failed"
+    return isinstance(exc, RuntimeError) and "inline_container" in str(exc)
+
+
+def _reason(exc: BaseException) -> str:
+    return (exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__)
 
 
 MAX_IMAGE_SIZE = 1024  # far above any size this app trains (224 at most); a forged 40,000 would take gigabytes

@@ -235,10 +235,16 @@ class Trainer:
 
     def _resume(self) -> None:
         ctx = self.ctx
-        last = load_checkpoint(ctx.run.checkpoint("last"))
+        path = ctx.run.resume_checkpoint()
+        last = load_checkpoint(path)
         ctx.saver.restore(last)
         ctx.start_epoch, ctx.best = last["epoch"] + 1, (last.get("best") or {}).get("accuracy")
-        log.info("Resuming from epoch %d.", last["epoch"])
+        if path.stem == "best":  # last.pt's write failed (a full disk): best.pt holds weights, not the optimizer's state
+            ctx.best = (last.get("metrics") or {}).get("accuracy")
+            log.info("checkpoints/last.pt is missing (its write failed): resuming from checkpoints/best.pt, "
+                     "the weights of epoch %d; the optimizer starts afresh from there.", last["epoch"])
+        else:
+            log.info("Resuming from epoch %d.", last["epoch"])
 
     def _mark_running(self) -> None:
         ctx = self.ctx
@@ -438,8 +444,9 @@ def _open(run: RunDir, config: TrainConfig, resume: bool, group: distributed.Gro
     run's open settings are first chosen from reading its images (`read`: not when the data is given ready)."""
     if resume:
         saved = run.read_config()
-        if saved is None or not run.checkpoint("last").is_file():
-            raise UserError(f"There is no run to resume in '{run.path}' (no config.json or checkpoints/last.pt).")
+        if saved is None or run.resume_checkpoint() is None:
+            raise UserError(f"There is no run to resume in '{run.path}' (no config.json, or no checkpoints/last.pt "
+                            "or best.pt).")
         config = TrainConfig.from_dict({**saved, "epochs": config.epochs})
     elif group.main:
         _refuse_to_overwrite(run)

@@ -40,7 +40,7 @@ def the_model():
     """The demo model as the page loaded it (same process, same cache): its verify is counted by a spy."""
     from app_pages.shared import models
 
-    return models._load(str(DEMO), DEMO.stat().st_mtime)
+    return models._load(*models.ModelChoice(models.DEMO_KEY, "Demo", DEMO).version)
 
 
 def test_first_launch_gives_a_verdict_and_the_slider_moves_it_without_the_model(runs_dir):

@@ -182,3 +182,36 @@ def test_cli_says_the_sentence_instead_of_the_verdict(digits_checkpoint, faces, 
     assert [r["outside"] for r in rows] == ["", "A", "A and B"]
     assert all(r["score"] for r in rows)
     assert "2 pair(s) hold an image that does not look like the images this model learnt" in result.stdout
+
+
+def test_sessions_sharing_one_model_each_check_their_own_images():
+    """The app shares one loaded model between its sessions (threads). Each verdict's domain check reads the
+    features of its own pass through the network, never another session's pass at the same moment (issue 24,
+    item 12: with ten students at once, a check once got three images' features for a pair)."""
+    import threading
+
+    model = SiameseModel.load(DEMO)
+    samples = sorted((ROOT / "assets" / "samples" / "digits").glob("*/*.png"))
+    pair, others = samples[:2], noise_and_blank()[:3] + samples[2:5]
+    alone = (model.verify(*pair), model.outside(others).tolist())
+    assert alone[0].checked and True in alone[1] and False in alone[1]  # the noise is flagged, the digits are not
+    seen, failures = {"verify": set(), "outside": set()}, []
+
+    def again(name, call):
+        try:
+            for _ in range(150):
+                got = call()
+                seen[name].add(repr(got))
+        except Exception as exc:  # noqa: BLE001  a mixed-up check fails here, not in the assertion below
+            failures.append(f"{name}: {type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=again, args=("verify", lambda: (lambda v: (v.score, v.outside))(
+                   model.verify(*pair)))),
+               threading.Thread(target=again, args=("outside", lambda: model.outside(others).tolist()))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert seen["verify"] == {repr((alone[0].score, alone[0].outside))}
+    assert seen["outside"] == {repr(alone[1])}
