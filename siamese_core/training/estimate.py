@@ -148,13 +148,15 @@ def estimate_run(config: TrainConfig, n_images: Optional[int] = None) -> Estimat
         fixed = startup + n * DECODE_SECONDS * busy
         return Estimate(step, per_image, steps_per_epoch, config.epochs, fixed + embed + 2.0, config.time_budget,
                         fixed)
-    eval_images = min(n_val, 2 * config.eval_pairs) * (2 if config.flip_test else 1) + SAMPLE_SIZE
+    val_images = min(n_val, 2 * config.eval_pairs)
+    sample = min(SAMPLE_SIZE, val_images)  # the epoch map's sample is drawn from the validation pairs' images
+    eval_images = val_images * (2 if config.flip_test else 1) + sample
     epoch_end = EPOCH_END_FIXED + eval_images * per_image
     described = min(DESCRIBED_IMAGES, n_train) + min(CALIBRATION_IMAGES, n_val)
     if config.time_budget is not None:  # a budget describes what its share allows (training.budget)
         affordable = int(CLOSING_SHARE * config.time_budget / (DESCRIBE_FACTOR * per_image))
         described = min(described, max(MIN_DESCRIBED, affordable))
-    fixed = (startup + n * DECODE_SECONDS * busy + SAMPLE_SIZE * per_image
+    fixed = (startup + n * DECODE_SECONDS * busy + sample * per_image
              + CLOSING_FIXED + DESCRIBE_FACTOR * described * per_image)
     epoch_seconds = steps_per_epoch * step + epoch_end
     if config.time_budget is None:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -244,3 +245,27 @@ def test_a_plan_keeps_its_deadline_when_steps_slow_down_and_its_rate_never_jumps
     assert totals[199] > totals[-1]  # the slowdown shortened the plan
     assert max(factors) > 0.95 and factors[-1] < 0.01 and budget.schedule(done) == 0.0
     assert max(abs(a - b) for a, b in zip(factors, factors[1:])) < 0.05  # no jump when the plan changes
+
+
+def test_a_small_validation_set_is_costed_at_the_images_it_embeds_not_the_maps_full_sample():
+    """The epoch map's sample is drawn from the validation pairs' images: 30 of them are embedded (and mirrored), not
+    300. Counting 300 made a 10-people run plan each validation four times too dear and stop a quarter early."""
+    from siamese_core.data import sources as D
+    from siamese_core.data.prepare import PreparedData
+    from siamese_core.maps.snapshots import SAMPLE_SIZE
+    from siamese_core.training.loop import closing_costs
+
+    def image_set(n, classes):
+        labels = np.arange(n) % classes
+        return D.ImageSet(torch.zeros(n, 3, 8, 8, dtype=torch.uint8), labels, [str(c) for c in range(classes)],
+                          [f"{i}.png" for i in range(n)])
+
+    train_set = image_set(70, 7)
+    config = TrainConfig(train_path=".", backbone="small-resnet").resolve()
+    for n_val, classes in ((30, 3), (900, 30)):
+        val = image_set(n_val, classes)
+        data = PreparedData(train_set, val, D.evaluation_pairs(val.labels, 1000, seed=0))
+        used = len(np.unique(np.concatenate(data.val_pairs[:2])))
+        costs = closing_costs(data, config, "pk")
+        assert costs["eval_images"] == 2 * used + min(SAMPLE_SIZE, used)  # flip_test doubles the pairs' images
+    assert used > SAMPLE_SIZE  # the large set's sample is the map's full one
