@@ -187,9 +187,22 @@ def train_fn(model, batches: Batches, train_set: D.ImageSet, config: TrainConfig
 
 
 def make_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    """AdamW or Adam, fused into one kernel where the parameters' device has it (CPU and CUDA; the same update):
+    measured on this 2-core CPU, a step of the optimiser took 4.6 ms for the digit ConvNet and 208 ms for the small
+    ResNet in PyTorch's default (foreach), 2.8 ms and 11 ms fused (benchmarks/README.md, "Where a minute goes")."""
+    parameters = list(parameters)
+    kind = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    if _fusable(parameters):
+        try:
+            return kind(parameters, lr=config.lr, weight_decay=config.weight_decay, fused=True)
+        except (RuntimeError, TypeError, ValueError):  # a PyTorch or a device without the fused kernel
+            pass
+    return kind(parameters, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _fusable(parameters) -> bool:
+    return bool(parameters) and all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point
+                                    for p in parameters)
 
 
 def make_scheduler(config: TrainConfig, optimizer, total_steps: int, planned: Optional[PlannedSchedule] = None):
