@@ -35,6 +35,7 @@ from .budget import (CLOSING_FIXED, CLOSING_SHARE, DESCRIBE_FACTOR, EPOCH_END_FI
 from .common import Batches, default_pairs_per_epoch
 
 TIMED_STEPS = 3  # after one untimed step (the first pays for warming caches up)
+TIMED_CLASSES = 16  # classes of the random images a step is timed on (a P x K batch of 64 takes 16)
 STARTUP_IDLE = 4.0  # a training process starting on an idle 2-core machine: Python, torch and the model's code
 DECODE_SECONDS = 0.002  # reading and preparing one image file, once per run, on an idle machine (digits: 1.7 ms)
 STARTUP_TIMED_FOR = 600.0  # seconds a timed start-up is trusted (the machine's load moves)
@@ -72,12 +73,36 @@ def count_images(config: TrainConfig) -> Optional[int]:
     return sum(1 for path in Path(folder).rglob("*") if holds_image(path))
 
 
+def batch_classes(config: TrainConfig) -> int:
+    """The classes a timed P x K batch is drawn from: those the run will train on, up to TIMED_CLASSES. A P x K batch
+    holds 4 images of each of at most batch_size / 4 classes, so 2 people's images make batches of 8 images, not 64:
+    timing 64 made the estimate for a set built on the Train page forty times too slow. Class folders are counted by
+    their names alone (one listing, no file read)."""
+    if config.mining == "none":
+        return TIMED_CLASSES
+    classes = None
+    if config.dataset in KNOWN_SIZES:
+        classes = 10
+    elif config.dataset == "folder" and config.train_path:
+        try:
+            classes = sum(1 for entry in os.scandir(config.train_path)
+                          if entry.is_dir() and not entry.name.startswith("."))
+        except OSError:
+            classes = None
+    if classes is None:
+        return TIMED_CLASSES
+    if config.split == "class" and not config.val_path:  # as data.sources.split_by_class holds classes out
+        held = min(max(2, round(classes * config.val_fraction)), classes - 2)
+        classes -= min(held, config.max_val_classes) if config.max_val_classes else held
+    return int(min(TIMED_CLASSES, max(2, classes)))
+
+
 def _key(config: TrainConfig) -> str:
     """What the timing depends on: the model, its input and its batch (not the data's place or the run's length)."""
-    return json.dumps({k: v for k, v in dataclasses.asdict(config).items()
-                       if k not in ("train_path", "val_path", "triplets", "images", "data_root", "class_word",
-                                    "data_name", "notes", "epochs", "time_budget", "seed", "save_every")},
-                      sort_keys=True, default=str)
+    values = {k: v for k, v in dataclasses.asdict(config).items()
+              if k not in ("train_path", "val_path", "triplets", "images", "data_root", "class_word",
+                           "data_name", "notes", "epochs", "time_budget", "seed", "save_every")}
+    return json.dumps({**values, "batch_classes": batch_classes(config)}, sort_keys=True, default=str)
 
 
 def estimate_later(config: TrainConfig, n_images: Optional[int] = None):
@@ -200,7 +225,8 @@ def _time_steps(config: TrainConfig) -> tuple:
     channels_last = uses_channels_last(config, device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    classes, per_class = 16, max(4, math.ceil(2 * config.batch_size / 16))
+    classes = batch_classes(config)
+    per_class = max(4, math.ceil(2 * config.batch_size / classes))
     generator = torch.Generator().manual_seed(0)
     height, width = image_hw(config.image_size)
     pixels = torch.randint(0, 256, (classes * per_class, config.channels, height, width),
