@@ -57,6 +57,9 @@ def parse_args(argv=None):
     parser.add_argument("--full", action="store_true", help="also the 5- and 15-minute budgets")
     parser.add_argument("--only", default=",".join(SETS), help=f"data sets, comma-separated ({','.join(SETS)})")
     parser.add_argument("--before", type=Path, help="another checkout whose library runs each row too")
+    parser.add_argument("--variant", action="append", default=[], metavar="LABEL=FLAGS",
+                        help="a row more per data set and budget: this code with more train flags, e.g. "
+                             "'small=--image-size 40x32' (may be given several times)")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
@@ -64,7 +67,10 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     budgets = [60] + ([300, 900] if args.full else [])
-    codes = [("this", PROJECT_ROOT)] + ([("before", args.before.resolve())] if args.before else [])
+    codes = [("this", PROJECT_ROOT, [])] + ([("before", args.before.resolve(), [])] if args.before else [])
+    for variant in args.variant:
+        label, _, extra = variant.partition("=")
+        codes.append((label, PROJECT_ROOT, extra.split()))
     rows = []
     with tempfile.TemporaryDirectory(prefix="lesson-") as tmp:
         work = Path(tmp)
@@ -75,9 +81,9 @@ def main(argv=None) -> int:
                 continue
             flags, judge = made
             for budget in ([WEBCAM_BUDGET] if name == "webcam" else budgets):
-                for label, code in codes:
+                for label, code, extra in codes:
                     out = work / f"{name}-{budget}-{label}"
-                    rows.append(run_row(name, label, code, flags, budget, judge, out, args.seed))
+                    rows.append(run_row(name, label, code, flags + extra, budget, judge, out, args.seed))
     print()
     print(f"Load average at the end: {load_average()} (2-core machine; other work ran beside this script). Wall: the "
           "train command timed from outside, its start included. Every figure of this table comes from one run.")
@@ -129,13 +135,14 @@ def people_images(root: Path, people: list) -> tuple:
 def estimated_steps(flags: list, budget: float, code: Path) -> str:
     """The steps the estimate before Start says `budget` holds (in a process of `code`, as the page would time it)."""
     script = ("import json, sys\n"
-              "from siamese_core.config import TrainConfig\n"
+              "from siamese_core.config import TrainConfig, parse_image_size\n"
               "from siamese_core.data.reading import apply_reading\n"
               "from siamese_core.training.estimate import estimate_run\n"
               "flags, budget = json.loads(sys.argv[1]), float(sys.argv[2])\n"
               "values = {'dataset': 'digits', 'backbone': 'convnet'} if 'digits' in flags else "
               "{'train_path': flags[flags.index('--train_path') + 1]}\n"
               "if '--split' in flags: values['split'] = flags[flags.index('--split') + 1]\n"
+              "if '--image-size' in flags: values['image_size'] = parse_image_size(flags[flags.index('--image-size') + 1])\n"
               "config = apply_reading(TrainConfig(**values, device='cpu', time_budget=budget))\n"
               "print(estimate_run(config).steps)\n")
     env = {**os.environ, "PYTHONPATH": str(code)}

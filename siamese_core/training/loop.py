@@ -21,7 +21,7 @@ from ..inference.domain import CALIBRATION_IMAGES, DESCRIBED_IMAGES
 from ..maps.snapshots import SAMPLE_SIZE
 from ..models.networks import as_model_input, count_parameters, embed_set, images_per_pass
 from ..runs.status import RunStatus
-from . import distributed, losses
+from . import distributed, losses, threads
 from .budget import PlannedSchedule, follow_plan
 from .common import Batches, autocast_dtype, autocast_for, progress_bar
 from .frozen import FrozenTrainer
@@ -123,12 +123,14 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False, progress: bool 
     default now) ends within that many seconds: training.budget sets its steps from its measured speed.
     """
     group = distributed.join(config.device)  # started by torchrun: this process's rank; else a group of one
+    started_threads = torch.get_num_threads()  # training may choose fewer (training.threads): given back at the end
     try:
         status = train_run(group, config, out_dir, resume=resume, progress=progress, stop=stop, on_epoch=on_epoch,
                            data=data, trainer_for=_trainer_for, clock_start=clock_start)
         distributed.finish_together(group)
         return status
     finally:
+        torch.set_num_threads(started_threads)
         distributed.leave(group)
 
 
@@ -139,10 +141,12 @@ def _trainer_for(ctx: Context) -> type:
 
 def train_fn(model, batches: Batches, train_set: D.ImageSet, config: TrainConfig, optimizer, device,
              channels_last: bool, stop: StopFlag, on_step: Callable[[int, float, float], None], bar=None,
-             scheduler=None, identity_loss=None, group: distributed.Group = distributed.SINGLE):
+             scheduler=None, identity_loss=None, group: distributed.Group = distributed.SINGLE,
+             thread_chooser: Optional[threads.ThreadChooser] = None):
     """One epoch of training. Returns (mean loss, training pair accuracy or None, items), or None when stopped.
 
-    `on_step(step, loss of this batch, items per second)` is called after each batch."""
+    `on_step(step, loss of this batch, items per second)` is called after each batch; `thread_chooser` is told each
+    step's seconds and sets the CPU threads of the next (training.threads)."""
     model.train()
     scaler = None
     if autocast_dtype(device, config.precision) == torch.float16:
@@ -152,6 +156,7 @@ def train_fn(model, batches: Batches, train_set: D.ImageSet, config: TrainConfig
     for step, item in enumerate(batches, 1):
         if distributed.agree_to_stop(bool(stop), group, device):
             return None
+        step_started = time.perf_counter()
         with autocast_for(device, config.precision):
             loss, correct, n = train_step(model, item, batches.kind, train_set, config, device, channels_last,
                                           identity_loss, group)
@@ -169,7 +174,9 @@ def train_fn(model, batches: Batches, train_set: D.ImageSet, config: TrainConfig
             optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        loss_value = float(loss.detach())
+        loss_value = float(loss.detach())  # waits for the step to end: its time is the step's
+        if thread_chooser is not None:
+            thread_chooser.step_done(time.perf_counter() - step_started)
         if not np.isfinite(loss_value):
             raise UserError(f"The loss became {loss_value}: the learning rate ({config.lr}) is probably too high. "
                             "Try a tenth of it.")
@@ -285,6 +292,7 @@ class FullTrainer(Trainer):
         self.scheduler = make_scheduler(config, self.optimizer, self.steps * config.epochs,
                                         budget.schedule if budget is not None else None)
         self.last_write, self.unlogged = 0.0, []  # the last status write; batch losses since the last step record
+        self.thread_chooser = threads.for_device(ctx.device)
 
     def start_status(self) -> dict:
         return {"steps_per_epoch": self.steps, "step": (self.ctx.start_epoch - 1) * self.steps,
@@ -312,7 +320,7 @@ class FullTrainer(Trainer):
         try:
             trained = train_fn(self.network, batches, ctx.data.train, config, self.optimizer, ctx.device,
                                self.channels_last, ctx.stop, self._reporter(epoch, len(batches)), bar, self.scheduler,
-                               self.identity_loss, ctx.group)
+                               self.identity_loss, ctx.group, self.thread_chooser)
         finally:
             if bar is not None:
                 bar.close()

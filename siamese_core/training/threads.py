@@ -1,0 +1,84 @@
+"""How many threads a CPU step uses, chosen from the steps' own times while training.
+
+PyTorch starts one thread per core. On an idle machine that is the fastest; on a busy one (a classroom server, the
+2-core test machine at load 15) the threads of one step wait at every parallel region for a thread the system has
+given to another process, and a step becomes ten times slower than with one thread: measured here at load 15-19, the
+digit ConvNet's step took 1,128 ms with 2 threads and 79 ms with 1; the small ResNet's 5,584 ms and 500 ms
+(benchmarks/README.md, "Where a minute goes"). The load moves during a run, so the choice is measured, not guessed:
+now and then a few steps run with the other count, and the faster one is kept.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Callable, Optional
+
+import torch
+
+TRIAL_STEPS = 2  # steps timed with the other count in one trial (the first of them is not counted: it warms up)
+EVERY = 40  # steps between two trials once a count is chosen (a trial costs little when it loses)
+FIRST_TRIAL_AFTER = 3  # steps at the starting count before the first trial (the very first step warms caches up)
+GAIN = 0.9  # the other count is taken when its steps take less than this share of the current count's
+RECENT = 8  # steps of the current count its time is judged on
+
+
+class ThreadChooser:
+    """Feed it each training step's seconds (`step_done`); it sets torch's thread count between steps.
+    `counts`: the counts to choose from (default: 1 and the count PyTorch started with); `set_threads` is
+    torch.set_num_threads (a test passes its own)."""
+
+    def __init__(self, counts: Optional[tuple] = None, set_threads: Callable[[int], None] = torch.set_num_threads,
+                 start: Optional[int] = None):
+        start = torch.get_num_threads() if start is None else start
+        self.counts = tuple(sorted(set(counts or (1, start))))
+        self.current = start if start in self.counts else self.counts[-1]
+        self.set_threads = set_threads
+        self.recent: dict = {c: [] for c in self.counts}
+        self.trial: Optional[int] = None  # the count being tried, while a trial runs
+        self.trial_times: list = []
+        self.since_trial = 0
+        self.trials = 0
+
+    @property
+    def active(self) -> bool:
+        return len(self.counts) > 1
+
+    def step_done(self, seconds: float) -> None:
+        if not self.active:
+            return
+        if self.trial is not None:
+            self.trial_times.append(seconds)
+            if len(self.trial_times) > TRIAL_STEPS:
+                self._end_trial()
+            return
+        times = self.recent[self.current]
+        times.append(seconds)
+        del times[:-RECENT]
+        self.since_trial += 1
+        wait = FIRST_TRIAL_AFTER if self.trials == 0 else EVERY
+        if self.since_trial >= wait and len(times) >= 2:
+            self._start_trial()
+
+    def _start_trial(self) -> None:
+        others = [c for c in self.counts if c != self.current]
+        self.trial = others[self.trials % len(others)]
+        self.trial_times = []
+        self.set_threads(self.trial)
+
+    def _end_trial(self) -> None:
+        tried = statistics.median(self.trial_times[1:])  # the first step at a new count warms its threads up
+        now = statistics.median(self.recent[self.current])
+        if tried < GAIN * now:
+            self.current = self.trial
+            self.recent[self.current] = list(self.trial_times[1:])
+        self.set_threads(self.current)
+        self.trial, self.trial_times, self.since_trial = None, [], 0
+        self.trials += 1
+
+
+def for_device(device: torch.device) -> Optional[ThreadChooser]:
+    """A chooser for training on `device`: on a CPU with more than one thread, else None (a GPU's steps do not
+    wait on CPU threads)."""
+    if device.type != "cpu" or torch.get_num_threads() < 2:
+        return None
+    return ThreadChooser()
