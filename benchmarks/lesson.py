@@ -58,8 +58,9 @@ def parse_args(argv=None):
     parser.add_argument("--only", default=",".join(SETS), help=f"data sets, comma-separated ({','.join(SETS)})")
     parser.add_argument("--before", type=Path, help="another checkout whose library runs each row too")
     parser.add_argument("--variant", action="append", default=[], metavar="LABEL=FLAGS",
-                        help="a row more per data set and budget: this code with more train flags, e.g. "
-                             "'small=--image-size 40x32' (may be given several times)")
+                        help="a row more per data set and budget: this code with more train flags or SIAMESE_* "
+                             "settings, e.g. 'small=--image-size 40x32' or 'two-threads=SIAMESE_TRAIN_THREADS=2' "
+                             "(may be given several times)")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
@@ -70,7 +71,7 @@ def main(argv=None) -> int:
     codes = [("this", PROJECT_ROOT, [])] + ([("before", args.before.resolve(), [])] if args.before else [])
     for variant in args.variant:
         label, _, extra = variant.partition("=")
-        codes.append((label, PROJECT_ROOT, extra.split()))
+        codes.append((label, PROJECT_ROOT, extra.split()))  # SIAMESE_X=... words are settings (run_row)
     rows = []
     with tempfile.TemporaryDirectory(prefix="lesson-") as tmp:
         work = Path(tmp)
@@ -153,8 +154,10 @@ def estimated_steps(flags: list, budget: float, code: Path) -> str:
 
 
 def run_row(name: str, label: str, code: Path, flags: list, budget: int, judge, out: Path, seed: int) -> list:
+    settings = dict(word.split("=", 1) for word in flags if word.startswith("SIAMESE_") and "=" in word)
+    flags = [word for word in flags if not (word.startswith("SIAMESE_") and "=" in word)]
     estimate = estimated_steps(flags, budget, code)
-    env = {**os.environ, "PYTHONPATH": str(code)}
+    env = {**os.environ, "PYTHONPATH": str(code), **settings}
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "siamese_core", "train", *flags, "--time", f"{budget}s",
                              "--seed", str(seed), "-q", "-o", str(out)], capture_output=True, text=True, env=env, cwd=code)

@@ -15,6 +15,8 @@ from typing import Callable, Optional
 
 import torch
 
+from .. import settings
+
 TRIAL_STEPS = 2  # steps timed with the other count in one trial (the first of them is not counted: it warms up)
 EVERY = 40  # steps between two trials once a count is chosen (a trial costs little when it loses)
 FIRST_TRIAL_AFTER = 3  # steps at the starting count before the first trial (the very first step warms caches up)
@@ -77,8 +79,12 @@ class ThreadChooser:
 
 
 def for_device(device: torch.device) -> Optional[ThreadChooser]:
-    """A chooser for training on `device`: on a CPU with more than one thread, else None (a GPU's steps do not
-    wait on CPU threads)."""
-    if device.type != "cpu" or torch.get_num_threads() < 2:
+    """A chooser for training on `device`: on a CPU with more than one thread, unless SIAMESE_TRAIN_THREADS fixes
+    the count (then set here); else None (a GPU's steps do not wait on CPU threads)."""
+    if device.type != "cpu":
         return None
-    return ThreadChooser()
+    fixed = settings.train_threads()
+    if fixed is not None:
+        torch.set_num_threads(fixed)
+        return None
+    return ThreadChooser() if torch.get_num_threads() > 1 else None

@@ -51,3 +51,17 @@ def test_training_gives_its_thread_count_back(tmp_path):
     status = train(TrainConfig(dataset="digits", backbone="convnet", epochs=1, pairs_per_epoch=1280,
                                eval_pairs=200), tmp_path / "run")
     assert status.state == "done" and torch.get_num_threads() == before
+
+
+def test_siamese_train_threads_fixes_the_count(monkeypatch):
+    from siamese_core.training.threads import for_device
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("SIAMESE_TRAIN_THREADS", "1")
+        assert for_device(torch.device("cpu")) is None and torch.get_num_threads() == 1
+        monkeypatch.setenv("SIAMESE_TRAIN_THREADS", "auto")
+        torch.set_num_threads(2)
+        assert isinstance(for_device(torch.device("cpu")), ThreadChooser)
+    finally:
+        torch.set_num_threads(before)
