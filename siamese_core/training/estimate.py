@@ -23,6 +23,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from .. import settings
 from ..config import TrainConfig, image_hw
 from ..data import sources as D
 from ..data.images import holds_image
@@ -240,25 +241,38 @@ def _time_steps(config: TrainConfig) -> tuple:
     parameters = list(model.parameters()) + (list(identity.parameters()) if identity is not None else [])
     optimizer = make_optimizer(config, parameters)
     kind = Batches(images, steps, 1).kind
-    times = []
-    if not config.frozen:
-        model.train()
-        for item in batches[:TIMED_STEPS + 1]:
-            started = time.perf_counter()
-            loss, _, _ = train_step(model, item, kind, images, config, device, channels_last, identity)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+    started_threads = torch.get_num_threads()
+    # The run chooses its CPU threads from its steps' times (training.threads): the faster count is timed here too,
+    # and the embedding at the count the steps chose. The count is the process's: given back at the end.
+    fixed = settings.train_threads() if device.type == "cpu" else None  # SIAMESE_TRAIN_THREADS, when it fixes them
+    counts = [fixed] if fixed else [started_threads] + ([1] if device.type == "cpu" and started_threads > 1 else [])
+    step, fastest = 0.0, started_threads
+    try:
+        for count in counts if not config.frozen else []:
+            torch.set_num_threads(count)
+            model.train()
+            times = []
+            for item in batches[:TIMED_STEPS + 1]:
+                started = time.perf_counter()
+                loss, _, _ = train_step(model, item, kind, images, config, device, channels_last, identity)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                wait()
+                times.append(time.perf_counter() - started)
+            timed = float(np.median(times[1:])) if len(times) > 1 else 0.0
+            if step == 0.0 or timed < step:
+                step, fastest = timed, count
+        torch.set_num_threads(fastest)
+        n = min(len(images), max(32, images_per_pass(device, config.image_size) or 64))
+        positions = np.arange(n)
+        embed_set(model, images, positions[:8], device, channels_last=channels_last)  # warm up
+        started = time.perf_counter()
+        with torch.inference_mode():
+            model.eval()
+            embed_set(model, images, positions, device, channels_last=channels_last)
             wait()
-            times.append(time.perf_counter() - started)
-    n = min(len(images), max(32, images_per_pass(device, config.image_size) or 64))
-    positions = np.arange(n)
-    embed_set(model, images, positions[:8], device, channels_last=channels_last)  # warm up
-    started = time.perf_counter()
-    with torch.inference_mode():
-        model.eval()
-        embed_set(model, images, positions, device, channels_last=channels_last)
-        wait()
-    per_image = (time.perf_counter() - started) / n
-    step = float(np.median(times[1:])) if len(times) > 1 else 0.0
+        per_image = (time.perf_counter() - started) / n
+    finally:
+        torch.set_num_threads(started_threads)
     return step, per_image

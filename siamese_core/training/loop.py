@@ -292,7 +292,12 @@ class FullTrainer(Trainer):
         self.scheduler = make_scheduler(config, self.optimizer, self.steps * config.epochs,
                                         budget.schedule if budget is not None else None)
         self.last_write, self.unlogged = 0.0, []  # the last status write; batch losses since the last step record
-        self.thread_chooser = threads.for_device(ctx.device)
+        self.thread_chooser = threads.for_device(ctx.device, self._trial_room if budget is not None else None)
+
+    def _trial_room(self) -> float:
+        """Seconds a step on another thread count may cost under a time budget: a tenth of the time left (the plan
+        gives a slow step back with fewer steps later; near the end there is nothing to give it back with)."""
+        return 0.1 * max(0.0, self.ctx.budget.deadline - time.time())
 
     def start_status(self) -> dict:
         return {"steps_per_epoch": self.steps, "step": (self.ctx.start_epoch - 1) * self.steps,

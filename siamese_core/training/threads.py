@@ -19,22 +19,27 @@ from .. import settings
 
 TRIAL_STEPS = 2  # steps timed with the other count in one trial (the first of them is not counted: it warms up)
 EVERY = 40  # steps between two trials once a count is chosen (a trial costs little when it loses)
-FIRST_TRIAL_AFTER = 3  # steps at the starting count before the first trial (the very first step warms caches up)
+FIRST_TRIAL_AFTER = 2  # steps at the starting count before the first trial (the very first step warms caches up)
 GAIN = 0.9  # the other count is taken when its steps take less than this share of the current count's
+ABORT = 1.5  # a trial step slower than this many of the current count's steps ends the trial at once
 RECENT = 8  # steps of the current count its time is judged on
+# What a trial step of an untimed count may cost, in current steps: fewer threads are at most about twice as slow
+# (one core of two), more threads on a busy machine ten times and more (measured: 14x).
+UNTIMED_FEWER, UNTIMED_MORE = 2.0, 15.0
 
 
 class ThreadChooser:
     """Feed it each training step's seconds (`step_done`); it sets torch's thread count between steps.
     `counts`: the counts to choose from (default: 1 and the count PyTorch started with); `set_threads` is
-    torch.set_num_threads (a test passes its own)."""
+    torch.set_num_threads (a test passes its own); `spare()`, when given, says how many seconds a trial may cost now
+    (a time budget's slack): a trial whose worst step would cost more waits."""
 
     def __init__(self, counts: Optional[tuple] = None, set_threads: Callable[[int], None] = torch.set_num_threads,
-                 start: Optional[int] = None):
+                 start: Optional[int] = None, spare: Optional[Callable[[], float]] = None):
         start = torch.get_num_threads() if start is None else start
         self.counts = tuple(sorted(set(counts or (1, start))))
         self.current = start if start in self.counts else self.counts[-1]
-        self.set_threads = set_threads
+        self.set_threads, self.spare = set_threads, spare
         self.recent: dict = {c: [] for c in self.counts}
         self.trial: Optional[int] = None  # the count being tried, while a trial runs
         self.trial_times: list = []
@@ -50,7 +55,9 @@ class ThreadChooser:
             return
         if self.trial is not None:
             self.trial_times.append(seconds)
-            if len(self.trial_times) > TRIAL_STEPS:
+            if seconds > ABORT * statistics.median(self.recent[self.current]):
+                self._end_trial(lost=True)  # far slower: no second step to prove it
+            elif len(self.trial_times) > TRIAL_STEPS:
                 self._end_trial()
             return
         times = self.recent[self.current]
@@ -63,28 +70,37 @@ class ThreadChooser:
 
     def _start_trial(self) -> None:
         others = [c for c in self.counts if c != self.current]
-        self.trial = others[self.trials % len(others)]
-        self.trial_times = []
-        self.set_threads(self.trial)
-
-    def _end_trial(self) -> None:
-        tried = statistics.median(self.trial_times[1:])  # the first step at a new count warms its threads up
+        trial = others[self.trials % len(others)]
         now = statistics.median(self.recent[self.current])
-        if tried < GAIN * now:
+        known = self.recent[trial]
+        worst = max(known) if known else now * (UNTIMED_FEWER if trial < self.current else UNTIMED_MORE)
+        if self.spare is not None and worst > self.spare():
+            self.since_trial = 0  # not now: the budget has no room for a slow step; ask again later
+            self.trials += 1
+            return
+        self.trial, self.trial_times = trial, []
+        self.set_threads(trial)
+
+    def _end_trial(self, lost: bool = False) -> None:
+        tried = statistics.median(self.trial_times[1:] or self.trial_times)
+        now = statistics.median(self.recent[self.current])
+        if not lost and tried < GAIN * now:
             self.current = self.trial
             self.recent[self.current] = list(self.trial_times[1:])
+        else:
+            self.recent[self.trial] = [max(self.trial_times)]  # what trying it again may cost
         self.set_threads(self.current)
         self.trial, self.trial_times, self.since_trial = None, [], 0
         self.trials += 1
 
 
-def for_device(device: torch.device) -> Optional[ThreadChooser]:
+def for_device(device: torch.device, spare: Optional[Callable[[], float]] = None) -> Optional[ThreadChooser]:
     """A chooser for training on `device`: on a CPU with more than one thread, unless SIAMESE_TRAIN_THREADS fixes
-    the count (then set here); else None (a GPU's steps do not wait on CPU threads)."""
+    the count (then set here); else None (a GPU's steps do not wait on CPU threads). `spare`: see ThreadChooser."""
     if device.type != "cpu":
         return None
     fixed = settings.train_threads()
     if fixed is not None:
         torch.set_num_threads(fixed)
         return None
-    return ThreadChooser() if torch.get_num_threads() > 1 else None
+    return ThreadChooser(spare=spare) if torch.get_num_threads() > 1 else None

@@ -65,3 +65,18 @@ def test_siamese_train_threads_fixes_the_count(monkeypatch):
         assert isinstance(for_device(torch.device("cpu")), ThreadChooser)
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_trial_far_slower_ends_after_one_step_and_a_budget_without_room_waits():
+    """On a busy machine two threads can be fifteen times slower: a trial of them ends after its first step, and a
+    time budget with little time left tries no count whose step could cost more than it has to spare."""
+    busy = Machine({1: 0.1, 2: 1.5})
+    busy.threads = 1
+    chooser = ThreadChooser((1, 2), busy.set_threads, start=1)
+    busy.run(chooser, 3 * EVERY)
+    assert busy.history.count(2) <= 3 and chooser.current == 1  # one step per trial, then back to one thread
+    tight = Machine({1: 0.1, 2: 1.5})
+    tight.threads = 1
+    chooser = ThreadChooser((1, 2), tight.set_threads, start=1, spare=lambda: 1.0)
+    tight.run(chooser, 3 * EVERY)
+    assert tight.history.count(2) == 0  # an untimed second thread may cost 15 steps of 0.1 s: more than 1 s
