@@ -124,6 +124,8 @@ def train(config: TrainConfig, out_dir, *, resume: bool = False, progress: bool 
     """
     group = distributed.join(config.device)  # started by torchrun: this process's rank; else a group of one
     started_threads = torch.get_num_threads()  # training may choose fewer (training.threads): given back at the end
+    if config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available()):
+        threads.start_on_a_busy_machine()
     try:
         status = train_run(group, config, out_dir, resume=resume, progress=progress, stop=stop, on_epoch=on_epoch,
                            data=data, trainer_for=_trainer_for, clock_start=clock_start)

@@ -10,6 +10,7 @@ now and then a few steps run with the other count, and the faster one is kept.
 
 from __future__ import annotations
 
+import os
 import statistics
 from typing import Callable, Optional
 
@@ -94,13 +95,35 @@ class ThreadChooser:
         self.trials += 1
 
 
-def for_device(device: torch.device, spare: Optional[Callable[[], float]] = None) -> Optional[ThreadChooser]:
-    """A chooser for training on `device`: on a CPU with more than one thread, unless SIAMESE_TRAIN_THREADS fixes
-    the count (then set here); else None (a GPU's steps do not wait on CPU threads). `spare`: see ThreadChooser."""
+MACHINE_THREADS = torch.get_num_threads()  # PyTorch's own count, before a run changes it
+
+
+def start_on_a_busy_machine(most: int = MACHINE_THREADS) -> None:
+    """Before a CPU run's first torch work (building the model, the first embedding, the first steps): one thread
+    when other work already keeps every core busy (the load average, our process not yet in it), else `most`. At
+    load 16 a 60 s run of 10 people spent 24 s before its first step and its first two steps took the rest on two
+    threads. The chooser then measures which is faster. SIAMESE_TRAIN_THREADS, when it fixes the count, decides."""
+    fixed = settings.train_threads()
+    if fixed is not None:
+        torch.set_num_threads(fixed)
+        return
+    try:
+        busy = os.getloadavg()[0] >= (os.cpu_count() or 1)
+    except OSError:  # no load average on this system
+        busy = False
+    torch.set_num_threads(1 if busy and most > 1 else most)
+
+
+def for_device(device: torch.device, spare: Optional[Callable[[], float]] = None,
+               most: Optional[int] = None) -> Optional[ThreadChooser]:
+    """A chooser for training on `device`: on a CPU with more than one thread (`most`, default PyTorch's own count),
+    unless SIAMESE_TRAIN_THREADS fixes the count (then set here); else None (a GPU's steps do not wait on CPU threads).
+    It starts at torch's count now. `spare`: see ThreadChooser."""
     if device.type != "cpu":
         return None
     fixed = settings.train_threads()
     if fixed is not None:
         torch.set_num_threads(fixed)
         return None
-    return ThreadChooser(spare=spare) if torch.get_num_threads() > 1 else None
+    most = most or max(MACHINE_THREADS, torch.get_num_threads())
+    return ThreadChooser((1, most), spare=spare) if most > 1 else None

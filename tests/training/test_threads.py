@@ -80,3 +80,23 @@ def test_a_trial_far_slower_ends_after_one_step_and_a_budget_without_room_waits(
     chooser = ThreadChooser((1, 2), tight.set_threads, start=1, spare=lambda: 1.0)
     tight.run(chooser, 3 * EVERY)
     assert tight.history.count(2) == 0  # an untimed second thread may cost 15 steps of 0.1 s: more than 1 s
+
+
+def test_a_run_starts_on_one_thread_when_other_work_fills_every_core(monkeypatch):
+    import os
+
+    from siamese_core.training import threads
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("SIAMESE_TRAIN_THREADS", raising=False)
+    try:
+        monkeypatch.setattr(os, "getloadavg", lambda: (2.0 * (os.cpu_count() or 1), 0.0, 0.0))
+        threads.start_on_a_busy_machine(2)
+        assert torch.get_num_threads() == 1
+        chooser = threads.for_device(torch.device("cpu"), most=2)
+        assert chooser.counts == (1, 2) and chooser.current == 1  # two threads stay on trial
+        monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.0, 0.0))
+        threads.start_on_a_busy_machine(2)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
