@@ -55,6 +55,7 @@ def parse_args(argv=None):
     p.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS))
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--keep", type=Path, help="save each row's validation and test scores here (.npz)")
     p.add_argument("--quick", action="store_true", help="one epoch per row: checks the script, not the recipe")
     return p.parse_args(argv)
 
@@ -75,8 +76,7 @@ def main(argv=None) -> int:
                 sequential += found.get("sequential", [])
                 notes.append(f"{row}: {time.perf_counter() - began:.0f} s (training and scoring).")
     print("\n## The checkpoint's threshold against the best one, on balanced pairs of new identities\n")
-    print_table(("row", "pairs", "ROC AUC", "best accuracy", f"old policy (share {OLD_SHARE:g})", "new policy (medians)",
-                 "cost old", "cost new"), costs, figures_from=1)
+    print_table(("row", "pairs", "ROC AUC", "best accuracy", *POLICIES, "checkpoint's verdict"), costs, figures_from=1)
     if sequential:
         print("\n## MNIST sequential pairs (8000, 8001), (8002, 8003), ...: each threshold from the validation pairs\n")
         print_table(("threshold", "value", "accuracy", "precision", "recall"), sequential)
@@ -99,32 +99,61 @@ def trained(config, out: Path):
         raise SystemExit(f"training ended '{status.state}': {status.error}")
     model = SiameseModel.load(out / "checkpoints" / "best.pt")
     data = held_out(model.checkpoint["config"])
-    val_scores = pair_scores(model, vectors_of(model, data.val), data.val_pairs)
+    val_vectors = vectors_of(model, data.val)
+    val_scores = pair_scores(model, val_vectors, data.val_pairs)
+    VECTORS.update(val_vectors=val_vectors.numpy(), val_labels=data.val.labels,
+                   train_vectors=vectors_of(model, data.train).numpy(), train_labels=data.train.labels)
     return model, val_scores, data.val_pairs[2]
 
 
-def thresholds(model, val_scores, val_same) -> dict:
-    """The old policy's threshold on the validation pairs, and the checkpoint's two (checked against a re-count)."""
-    from siamese_core.evaluation.metrics import calibrate_threshold, medians_threshold
+VECTORS: dict = {}  # the last row's vectors (validation, training, test) that --keep saves beside the scores
 
+
+POLICIES = {  # name in the table: how the threshold is taken from the validation pairs
+    f"share {OLD_SHARE:g} (old)": lambda s, y: _m().calibrate_threshold(s, y, same_share=OLD_SHARE),
+    "share 0.5": lambda s, y: _m().calibrate_threshold(s, y, same_share=0.5),
+    "EER point": lambda s, y: _m().equal_error_rate(s, y)["threshold"],
+    "medians": lambda s, y: _m().medians_threshold(s, y),
+}
+
+
+def kept(args, val_scores, val_same) -> tuple:
+    """Where cost_row saves a row's scores (--keep, one folder per seed), and the validation scores it saves."""
+    return (args.keep / f"seed{args.seed}" if args.keep else None), (val_scores, val_same)
+
+
+def _m():
+    from siamese_core.evaluation import metrics
+
+    return metrics
+
+
+def thresholds(model, val_scores, val_same) -> dict:
+    """Each policy's threshold on the validation pairs, the checkpoint's verdict and its rare-same point."""
     points = model.operating_points
-    again = medians_threshold(val_scores, val_same)
+    again = _m().medians_threshold(val_scores, val_same)
     if abs(again - points["medians_threshold"]) > 1e-4:  # the validation scored here is the one the trainer scored
         print(f"  note: medians threshold {again:.4f} re-counted, {points['medians_threshold']:.4f} in the checkpoint")
-    return {"old": calibrate_threshold(val_scores, val_same, same_share=OLD_SHARE), "new": model.threshold,
+    found = {name: float(policy(val_scores, val_same)) for name, policy in POLICIES.items()}
+    return {**found, "old": found[f"share {OLD_SHARE:g} (old)"], "new": model.threshold,
             "rare": points["rare_same_threshold"], "share": points["same_share"]}
 
 
-def cost_row(name: str, scores: np.ndarray, same: np.ndarray, at: dict) -> list:
-    from siamese_core.evaluation.metrics import calibrate_threshold, roc_auc, verification_metrics
-
-    accuracy = {k: verification_metrics(scores, same, at[k])["accuracy"] for k in ("old", "new")}
-    best = verification_metrics(scores, same, calibrate_threshold(scores, same, tolerance=0.0))["accuracy"]
-    print(f"  thresholds: old {at['old']:.3f}, new {at['new']:.3f}; accuracy {100 * accuracy['old']:.2f}% / "
-          f"{100 * accuracy['new']:.2f}% (best {100 * best:.2f}%)", flush=True)
-    return [name, f"{len(scores):,}", f"{roc_auc(scores, same):.4f}", f"{100 * best:.2f}%",
-            f"{100 * accuracy['old']:.2f}%", f"{100 * accuracy['new']:.2f}%",
-            f"{100 * (accuracy['old'] - best):+.1f}", f"{100 * (accuracy['new'] - best):+.1f}"]
+def cost_row(name: str, scores: np.ndarray, same: np.ndarray, at: dict, keep=None, val=None) -> list:
+    """AUC, the best accuracy on these test scores, and each policy's accuracy (its cost against the best)."""
+    m = _m()
+    best = m.verification_metrics(scores, same, m.calibrate_threshold(scores, same, tolerance=0.0))["accuracy"]
+    cells = []
+    for policy in (*POLICIES, "new"):
+        accuracy = m.verification_metrics(scores, same, at[policy])["accuracy"]
+        cells.append(f"{100 * accuracy:.2f}% ({100 * (accuracy - best):+.1f})")
+    print("  thresholds: " + ", ".join(f"{k} {at[k]:.3f}" for k in (*POLICIES, "new")) + f"; best {100 * best:.2f}%",
+          flush=True)
+    if keep is not None:  # the scores, for trying another policy without training again
+        keep.mkdir(parents=True, exist_ok=True)
+        np.savez(keep / f"{name.split(':')[0].replace(' ', '_')}.npz", test_scores=scores, test_same=same,
+                 val_scores=val[0], val_same=val[1], checkpoint_threshold=at["new"], **VECTORS)
+    return [name, f"{len(scores):,}", f"{m.roc_auc(scores, same):.4f}", f"{100 * best:.2f}%", *cells]
 
 
 def scored_files(model, files, labels, n_pairs: int, seed: int):
@@ -133,6 +162,7 @@ def scored_files(model, files, labels, n_pairs: int, seed: int):
 
     pairs = D.evaluation_pairs(np.array(labels), n_pairs, seed)
     vectors = vectors_of(model, np.stack([model.prepare(f) for f in files]))
+    VECTORS.update(test_vectors=vectors.numpy(), test_labels=np.array(labels), test_pairs=np.stack(pairs))
     return pair_scores(model, vectors, pairs), pairs[2].astype(bool)
 
 
@@ -177,7 +207,7 @@ def row_faces(args, work: Path, notes):
     model, val_scores, val_same = trained(config, work / "run")
     scores, same = scored_files(model, *image_files(people[FACES_TRAIN_PEOPLE:]), FACES_PAIRS, args.seed)
     return {"cost": cost_row("faces: s1-s30, new people s31-s40", scores, same,
-                             thresholds(model, val_scores, val_same))}
+                             thresholds(model, val_scores, val_same), *kept(args, val_scores, val_same))}
 
 
 def row_quick(args, work: Path, notes):
@@ -193,7 +223,7 @@ def row_quick(args, work: Path, notes):
     model, val_scores, val_same = trained(config, work / "run")
     scores, same = scored_files(model, *image_files(people[-QUICK_PEOPLE:]), FACES_PAIRS, args.seed)
     return {"cost": cost_row(f"Quick preset: {QUICK_PEOPLE} people, {QUICK_PEOPLE} new", scores, same,
-                             thresholds(model, val_scores, val_same))}
+                             thresholds(model, val_scores, val_same), *kept(args, val_scores, val_same))}
 
 
 def row_signatures(args, work: Path, notes):
@@ -212,7 +242,7 @@ def row_signatures(args, work: Path, notes):
     model, val_scores, val_same = trained(config, work / "run")
     scores, same = scored_files(model, *image_files(test), SIGNATURE_PAIRS, args.seed)
     return {"cost": cost_row(f"signatures: {len(train)} signers, {len(test)} new (genuine)", scores, same,
-                             thresholds(model, val_scores, val_same))}
+                             thresholds(model, val_scores, val_same), *kept(args, val_scores, val_same))}
 
 
 def row_mnist(args, work: Path, notes):
@@ -236,8 +266,9 @@ def row_mnist(args, work: Path, notes):
     test = np.arange(N_DEVELOP, N_MNIST)
     vectors = vectors_of(model, np.stack([model.prepare(Image.fromarray(d)) for d in digits[test]]))
     balanced = D.evaluation_pairs(full.labels[test], 1000, args.seed)
+    VECTORS.update(test_vectors=vectors.numpy(), test_labels=full.labels[test], test_pairs=np.stack(balanced))
     cost = cost_row("MNIST: 0-6,999, new images 8,000-9,999", pair_scores(model, vectors, balanced),
-                    balanced[2].astype(bool), at)
+                    balanced[2].astype(bool), at, *kept(args, val_scores, val_same))
     pairs = D.sequential_pairs(full.labels[test])
     scores, same = pair_scores(model, vectors, pairs), pairs[2].astype(bool)
     rows = []

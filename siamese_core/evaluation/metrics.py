@@ -117,44 +117,50 @@ class OperatingPoints(TypedDict):
     same_share: float
 
 
-def medians_threshold(scores: np.ndarray, same: np.ndarray) -> float:
+def medians_threshold(scores: np.ndarray, same: np.ndarray, other_different: Optional[np.ndarray] = None) -> float:
     """The middle of the median score of the same pairs and the median score of the different pairs.
 
-    A verdict on one pair has no known share of same pairs, so this threshold leans on neither kind: measured on
-    balanced pairs of new identities (research/recipe Q1) it cost at most 2 points against the best threshold on
-    nearly every row, where the near-best-accuracy band of calibrate_threshold cost up to 6 (its middle is
-    arbitrary once the validation pairs are saturated, and it follows the few people who happen to be in
-    validation). With only one kind of pair there are no two medians: calibrate_threshold's answer then.
+    A verdict on one pair has no known share of same pairs, so this threshold leans on neither kind. Validation
+    holds out only a few identities (three of the Quick preset's ten people), so its different pairs come from a
+    handful of pairs of people and their median follows whichever happen to look alike: `other_different` adds
+    the scores of pairs known to be different beyond those (validation images against training images of other
+    classes: cohort_pairs in the trainer), which measured within 2 points of the best threshold where the
+    validation pairs alone cost up to 11 (benchmarks/threshold_cost.py). With no same pair, or no different
+    pair at all, there are no two medians: calibrate_threshold's answer then.
     """
     scores = np.asarray(scores, dtype=np.float64)
     same = np.asarray(same).astype(bool)
-    if same.all() or not same.any():
+    different = scores[~same]
+    if other_different is not None:
+        different = np.concatenate([different, np.asarray(other_different, dtype=np.float64).ravel()])
+    if not same.any() or not len(different):
         return calibrate_threshold(scores, same)
-    return float(np.clip(0.5 * (np.median(scores[same]) + np.median(scores[~same])), 0.0, 1.0))
+    return float(np.clip(0.5 * (np.median(scores[same]) + np.median(different)), 0.0, 1.0))
 
 
 def operating_points(scores: np.ndarray, same: np.ndarray, same_share: float = RARE_SAME_SHARE,
-                     policy: str = "medians") -> OperatingPoints:
+                     policy: str = "medians", other_different: Optional[np.ndarray] = None) -> OperatingPoints:
     """Both thresholds a checkpoint carries, chosen on its validation pairs, and which one gives the verdict.
 
-    The middle of the medians suits a verdict on one pair of unknown prior; the rare-same point (calibrate_threshold
-    weighted as if same pairs were `same_share` of all) stays precise where same pairs are rare, as in sequential
-    digit pairs (about 6% same). `policy` "same-share" makes the rare-same point the verdict's (a person who asked
-    for a share gets it), "medians" the middle of the medians. Every validation of the trainer uses this.
+    The middle of the medians (with `other_different`, see medians_threshold) suits a verdict on one pair of
+    unknown prior; the rare-same point (calibrate_threshold weighted as if same pairs were `same_share` of all)
+    stays precise where same pairs are rare, as in sequential digit pairs (about 6% same). `policy` "same-share"
+    makes the rare-same point the verdict's (a person who asked for a share gets it), "medians" the middle of the
+    medians. Every validation of the trainer uses this.
     """
     if policy not in THRESHOLD_POLICIES:
         raise ValueError(f"unknown threshold policy {policy!r}")
-    middle = medians_threshold(scores, same)
+    middle = medians_threshold(scores, same, other_different)
     rare = calibrate_threshold(scores, same, same_share=same_share)
     return {"threshold": rare if policy == "same-share" else middle, "threshold_policy": policy,
             "medians_threshold": middle, "rare_same_threshold": rare, "same_share": float(same_share)}
 
 
 def validation_figures(scores: np.ndarray, same: np.ndarray, same_share: float = RARE_SAME_SHARE,
-                       policy: str = "medians") -> dict:
+                       policy: str = "medians", other_different: Optional[np.ndarray] = None) -> dict:
     """verification_metrics() at the verdict's threshold from operating_points(), with both points beside them:
     one validation's figures (the best epoch is the one with the highest accuracy here)."""
-    points = operating_points(scores, same, same_share, policy)
+    points = operating_points(scores, same, same_share, policy, other_different)
     return {**verification_metrics(scores, same, points["threshold"]), **points}
 
 

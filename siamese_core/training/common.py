@@ -89,3 +89,26 @@ def progress_bar(total: int, desc: str, enabled: bool):
         return None
     # disable=None: a bar on a terminal, silence when output goes to a file or pipe
     return tqdm(total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True, disable=None, mininterval=0.5)
+
+
+# ---------------------------------------------------------------- the threshold's extra different pairs
+
+COHORT_IMAGES = 128  # validation images, and as many training images, whose pairs of different classes the
+# threshold also reads: 16,384 pairs at most, two small embedding passes per validation
+
+
+def cohort_sample(data, seed: int) -> Optional[tuple]:
+    """A run's fixed sample (of a PreparedData) for cohort_pairs: positions of validation images the pairs use and of training images.
+    None when either set has no labels (then no pair is known to be different)."""
+    if not (data.train.has_labels and data.val.has_labels) or not len(data.train):
+        return None
+    rng = np.random.default_rng(seed)
+    used = np.unique(np.concatenate(data.val_pairs[:2]))
+    val = np.sort(rng.choice(used, min(COHORT_IMAGES, len(used)), replace=False))
+    train = np.sort(rng.choice(len(data.train), min(COHORT_IMAGES, len(data.train)), replace=False))
+    return val, train
+
+
+def cohort_pairs(val_labels, train_labels) -> tuple:
+    """Rows (validation image, training image) of every pair of the two samples whose classes differ."""
+    return np.nonzero(np.asarray(val_labels)[:, None] != np.asarray(train_labels)[None, :])

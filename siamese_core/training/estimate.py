@@ -33,7 +33,7 @@ from ..maps.snapshots import SAMPLE_SIZE
 from ..models.networks import build_model, embed_set, images_per_pass, model_spec, pick_device
 from .budget import (CLOSING_FIXED, CLOSING_SHARE, DESCRIBE_FACTOR, EPOCH_END_FIXED, MIN_DESCRIBED, RESERVE_LEAST,
                      RESERVE_SHARE)
-from .common import Batches, default_pairs_per_epoch
+from .common import COHORT_IMAGES, Batches, default_pairs_per_epoch
 
 TIMED_STEPS = 3  # after one untimed step (the first pays for warming caches up)
 TIMED_CLASSES = 16  # classes of the random images a step is timed on (a P x K batch of 64 takes 16)
@@ -176,7 +176,8 @@ def estimate_run(config: TrainConfig, n_images: Optional[int] = None) -> Estimat
                         fixed)
     val_images = min(n_val, 2 * config.eval_pairs)
     sample = min(SAMPLE_SIZE, val_images)  # the epoch map's sample is drawn from the validation pairs' images
-    eval_images = val_images * (2 if config.flip_test else 1) + sample
+    cohort = min(COHORT_IMAGES, val_images) + min(COHORT_IMAGES, n_train)  # as training.loop.closing_costs counts
+    eval_images = (val_images + cohort) * (2 if config.flip_test else 1) + sample
     epoch_end = EPOCH_END_FIXED + eval_images * per_image
     described = min(DESCRIBED_IMAGES, n_train) + min(CALIBRATION_IMAGES, n_val)
     if config.time_budget is not None:  # a budget describes what its share allows (training.budget)

@@ -27,7 +27,7 @@ from ..inference.domain import CALIBRATION_IMAGES, DESCRIBED_IMAGES
 from ..models.networks import as_model_input, cached_timm_weights, images_per_pass, parse_backbone, reachable
 from ..runs.rundir import RunDir
 from . import losses
-from .common import Batches, autocast_for, batch_len, progress_bar
+from .common import Batches, autocast_for, batch_len, cohort_pairs, cohort_sample, progress_bar
 from .skeleton import Trained, Trainer
 
 log = logging.getLogger("siamese_core")
@@ -121,16 +121,24 @@ def head_step(model, item, kind: str, cache: CachedFeatures, labels: np.ndarray,
 
 
 @torch.inference_mode()
-def evaluate_features(model, cache: CachedFeatures, pairs, same_share: float, policy: str = "medians") -> dict:
-    """evaluate_pairs() on cached features: the figures at the verdict's threshold chosen on them, both operating
-    points, and the ROC."""
+def evaluate_features(model, cache: CachedFeatures, pairs, same_share: float, policy: str = "medians",
+                      cohort: Optional[tuple] = None) -> dict:
+    """evaluate_pairs() on cached features: the figures at the verdict's threshold chosen on them (and on the
+    cohort's pairs: common.cohort_sample, with the labels of its images), both operating points, and the ROC."""
     model.eval()
     vectors = head_vectors(model, cache.val)
     a, b, same = pairs
     ia = torch.from_numpy(np.searchsorted(cache.val_rows, a)).to(vectors.device)
     ib = torch.from_numpy(np.searchsorted(cache.val_rows, b)).to(vectors.device)
     scores = model.pair_scores(vectors[ia], vectors[ib]).float().cpu().numpy()
-    result = validation_figures(scores, same, same_share, policy)
+    others = None
+    if cohort is not None:
+        (val, train), val_labels, train_labels = cohort
+        i, j = cohort_pairs(val_labels[val], train_labels[train])
+        va = vectors[torch.from_numpy(np.searchsorted(cache.val_rows, val[i])).to(vectors.device)]
+        vb = head_vectors(model, cache.train[torch.from_numpy(train).to(cache.train.device)])[torch.from_numpy(j)]
+        others = model.pair_scores(va, vb).float().cpu().numpy()
+    result = validation_figures(scores, same, same_share, policy, others)
     result["roc"] = roc_points(scores, same)
     return result
 
@@ -217,8 +225,11 @@ class FrozenTrainer(Trainer):
 
     def validate(self) -> dict:
         config = self.ctx.config
-        return evaluate_features(self.ctx.model, self.cache, self.ctx.data.val_pairs, config.same_share,
-                                 config.threshold_policy)
+        data = self.ctx.data
+        cohort = cohort_sample(data, config.seed)
+        return evaluate_features(self.ctx.model, self.cache, data.val_pairs, config.same_share,
+                                 config.threshold_policy,
+                                 None if cohort is None else (cohort, data.val.labels, data.train.labels))
 
     @torch.inference_mode()
     def vectors(self, positions) -> np.ndarray:

@@ -23,7 +23,7 @@ from ..models.networks import as_model_input, count_parameters, embed_set, image
 from ..runs.status import RunStatus
 from . import distributed, losses, threads
 from .budget import PlannedSchedule, follow_plan
-from .common import Batches, autocast_dtype, autocast_for, progress_bar
+from .common import COHORT_IMAGES, Batches, autocast_dtype, autocast_for, cohort_pairs, cohort_sample, progress_bar
 from .frozen import FrozenTrainer
 from .skeleton import Context, StopFlag, Trained, Trainer, train_run
 
@@ -95,14 +95,32 @@ def sample_vectors(model, image_set: D.ImageSet, positions, device, channels_las
     return vectors
 
 
+@torch.inference_mode()
+def cohort_scores(model, data: PreparedData, sample: Optional[tuple], device, channels_last=False):
+    """Scores of validation images against training images of other classes: more different pairs for the
+    threshold than the few held-out identities give (evaluation.metrics.medians_threshold). None without a sample."""
+    if sample is None:
+        return None
+    val, train = sample
+    was_training = model.training
+    model.eval()
+    va = embed_set(model, data.val, val, device, channels_last=channels_last)
+    vb = embed_set(model, data.train, train, device, channels_last=channels_last)
+    model.train(was_training)
+    i, j = cohort_pairs(data.val.labels[val], data.train.labels[train])
+    return model.pair_scores(va[torch.from_numpy(i)], vb[torch.from_numpy(j)]).float().cpu().numpy()
+
+
 def evaluate_pairs(model, image_set, pairs, device, threshold: Optional[float] = None, channels_last=False,
-                   same_share: float = RARE_SAME_SHARE, policy: str = "medians") -> dict:
+                   same_share: float = RARE_SAME_SHARE, policy: str = "medians",
+                   other_different: Optional[np.ndarray] = None) -> dict:
     """Verification metrics on pairs, at `threshold` when given, else at the verdict's threshold chosen on them
-    with both operating points beside it (evaluation.metrics.validation_figures)."""
+    (and on `other_different`: cohort_scores) with both operating points beside it
+    (evaluation.metrics.validation_figures)."""
     scores = eval_fn(model, image_set, pairs, device, channels_last=channels_last)
     same = pairs[2]
     if threshold is None:
-        result = validation_figures(scores, same, same_share, policy)
+        result = validation_figures(scores, same, same_share, policy, other_different)
     else:
         result = verification_metrics(scores, same, threshold)
     result["roc"] = roc_points(scores, same)
@@ -247,7 +265,8 @@ def closing_costs(data: PreparedData, config: TrainConfig, kind: str) -> dict:
     validation set maps all of them, not SAMPLE_SIZE (counting 300 where 30 are embedded made a 10-people run plan a
     validation four times too dear and stop a quarter of its budget early)."""
     val_images = len(np.unique(np.concatenate(data.val_pairs[:2])))
-    eval_images = val_images * (2 if config.flip_test else 1) + min(SAMPLE_SIZE, val_images)
+    cohort = min(COHORT_IMAGES, val_images) + min(COHORT_IMAGES, len(data.train))
+    eval_images = (val_images + cohort) * (2 if config.flip_test else 1) + min(SAMPLE_SIZE, val_images)
     described = min(DESCRIBED_IMAGES, len(data.train)) + min(CALIBRATION_IMAGES, len(data.val) or len(data.train))
     return dict(eval_images=eval_images, images_per_step=config.batch_size * {"pk": 1, "pair": 2, "triplet": 3}[kind],
                 described_images=described)
@@ -294,6 +313,7 @@ class FullTrainer(Trainer):
         self.scheduler = make_scheduler(config, self.optimizer, self.steps * config.epochs,
                                         budget.schedule if budget is not None else None)
         self.last_write, self.unlogged = 0.0, []  # the last status write; batch losses since the last step record
+        self.cohort = cohort_sample(ctx.data, config.seed)
         self.thread_chooser = threads.for_device(ctx.device, self._trial_room if budget is not None else None)
 
     def _trial_room(self) -> float:
@@ -363,9 +383,10 @@ class FullTrainer(Trainer):
 
     def validate(self) -> dict:
         ctx = self.ctx
+        others = cohort_scores(ctx.model, ctx.data, self.cohort, ctx.device, self.channels_last)
         return evaluate_pairs(ctx.model, ctx.data.val, ctx.data.val_pairs, ctx.device,
                               channels_last=self.channels_last, same_share=ctx.config.same_share,
-                              policy=ctx.config.threshold_policy)
+                              policy=ctx.config.threshold_policy, other_different=others)
 
     def vectors(self, positions) -> np.ndarray:
         return sample_vectors(self.ctx.model, self.ctx.data.val, positions, self.ctx.device, self.channels_last)

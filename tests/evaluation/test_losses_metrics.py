@@ -9,7 +9,8 @@ from sklearn import metrics as skm
 
 from siamese_core.training import losses
 from siamese_core.evaluation.metrics import (calibrate_threshold, equal_error_rate, kfold_threshold, operating_points,
-                                             rates, roc_points, tar_at_far, validation_figures, verification_metrics)
+                                             medians_threshold, rates, roc_points, tar_at_far, validation_figures,
+                                             verification_metrics)
 from siamese_core.evaluation.retrieval import map_at_r, one_shot_accuracy, precision_at_1
 
 
@@ -77,6 +78,22 @@ def test_the_verdict_threshold_is_halfway_between_the_two_medians():
     assert figures["rare_same_threshold"] == points["rare_same_threshold"]
     with pytest.raises(ValueError):
         operating_points(scores, same, policy="best")
+
+
+def test_different_pairs_beyond_the_few_held_out_people_move_the_medians_threshold():
+    # three held-out people, two of whom look alike: their different pairs score high; pairs of a held-out person
+    # and a trained one of another class (the trainer's cohort) say where different pairs usually fall
+    scores = np.array([0.90, 0.85, 0.80, 0.70, 0.66, 0.64])
+    same = np.array([1, 1, 1, 0, 0, 0])
+    others = np.full(50, 0.30)
+    alone = operating_points(scores, same)["threshold"]
+    assert alone == pytest.approx((0.85 + 0.66) / 2)
+    points = operating_points(scores, same, other_different=others)
+    assert points["threshold"] == points["medians_threshold"] == pytest.approx((0.85 + 0.30) / 2)
+    assert validation_figures(scores, same, other_different=others)["threshold"] == points["threshold"]
+    # the rare-same point reads the validation pairs only; validation of one kind gets its other kind from them
+    assert points["rare_same_threshold"] == operating_points(scores, same)["rare_same_threshold"]
+    assert medians_threshold(scores[:3], same[:3], others) == pytest.approx((0.85 + 0.30) / 2)
 
 
 def test_one_kind_of_pair_has_no_two_medians_and_still_gets_a_threshold():

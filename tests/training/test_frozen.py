@@ -12,6 +12,7 @@ from siamese_core.evaluation.metrics import medians_threshold
 from siamese_core.inference.model import SiameseModel
 from siamese_core.models.networks import build_model
 from siamese_core.runs.rundir import load_checkpoint
+from siamese_core.training.common import cohort_pairs, cohort_sample
 from siamese_core.training.loop import train
 from siamese_core.data.prepare import prepare_data
 
@@ -57,8 +58,13 @@ def test_frozen_head_on_a_local_weights_file_verifies_digits_its_backbone_never_
     scores = model.score_pairs(data.val.pixels[a].numpy(), data.val.pixels[b].numpy())
     accuracy = np.mean((scores >= model.threshold) == (same == 1))
     assert accuracy == pytest.approx(saved["metrics"]["accuracy"], abs=0.005)
-    # its verdict's threshold is the middle of the medians of those scores, the rare-same one kept beside it
-    assert model.threshold == pytest.approx(medians_threshold(scores, same), abs=0.005)
+    # its verdict's threshold is the middle of the medians of those scores, with the different pairs of validation
+    # images against training images of other classes beside them; the rare-same one kept beside it
+    val, train_rows = cohort_sample(data, saved["config"]["seed"])
+    i, j = cohort_pairs(data.val.labels[val], data.train.labels[train_rows])
+    others = model.score_pairs(data.val.pixels[val[i]].numpy(), data.train.pixels[train_rows[j]].numpy())
+    assert len(others) > len(scores) and model.threshold == pytest.approx(medians_threshold(scores, same, others),
+                                                                           abs=0.005)
     assert model.operating_points["threshold_policy"] == "medians"
 
 

@@ -253,6 +253,7 @@ def test_a_small_validation_set_is_costed_at_the_images_it_embeds_not_the_maps_f
     from siamese_core.data import sources as D
     from siamese_core.data.prepare import PreparedData
     from siamese_core.maps.snapshots import SAMPLE_SIZE
+    from siamese_core.training.common import COHORT_IMAGES
     from siamese_core.training.loop import closing_costs
 
     def image_set(n, classes):
@@ -267,5 +268,7 @@ def test_a_small_validation_set_is_costed_at_the_images_it_embeds_not_the_maps_f
         data = PreparedData(train_set, val, D.evaluation_pairs(val.labels, 1000, seed=0))
         used = len(np.unique(np.concatenate(data.val_pairs[:2])))
         costs = closing_costs(data, config, "pk")
-        assert costs["eval_images"] == 2 * used + min(SAMPLE_SIZE, used)  # flip_test doubles the pairs' images
+        cohort = min(COHORT_IMAGES, used) + min(COHORT_IMAGES, len(train_set))  # the threshold's cohort pairs
+        assert costs["eval_images"] == 2 * (used + cohort) + min(SAMPLE_SIZE, used)  # flip_test doubles the pairs'
+        # images and the cohort's; the map's sample is embedded once
     assert used > SAMPLE_SIZE  # the large set's sample is the map's full one
