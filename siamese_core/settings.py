@@ -56,6 +56,9 @@ SETTINGS = {s.name: s for s in (
             "batches get smaller, and what cannot fit is refused with a message"),
     Setting("SIAMESE_WARM_UMAP", "1", "0 or 1",
             "1: the Explore page compiles UMAP in the background after its first map; 0: it does not"),
+    Setting("SIAMESE_TRAIN_THREADS", "auto", "auto or whole number",
+            "CPU threads a training step uses: auto chooses between one and PyTorch's count from the steps' own "
+            "times (on a busy machine one thread can be ten times faster); a number fixes it"),
 )}
 
 
@@ -168,3 +171,10 @@ def markdown_table() -> str:
     rows += [f"| `{s.name}` | {f'`{s.default}`' if s.default else 'unset'} | {s.kind} | {s.meaning} |"
              for s in SETTINGS.values()]
     return "\n".join(rows)
+
+
+def train_threads() -> Optional[int]:
+    """SIAMESE_TRAIN_THREADS: a fixed thread count for training steps, or None for auto (chosen from the steps'
+    times). Lenient like the run counts: anything but a positive whole number means auto."""
+    value = _raw("SIAMESE_TRAIN_THREADS")
+    return int(value) if value.isdigit() and int(value) > 0 else None

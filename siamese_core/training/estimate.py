@@ -23,6 +23,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from .. import settings
 from ..config import TrainConfig, image_hw
 from ..data import sources as D
 from ..data.images import holds_image
@@ -32,9 +33,10 @@ from ..maps.snapshots import SAMPLE_SIZE
 from ..models.networks import build_model, embed_set, images_per_pass, model_spec, pick_device
 from .budget import (CLOSING_FIXED, CLOSING_SHARE, DESCRIBE_FACTOR, EPOCH_END_FIXED, MIN_DESCRIBED, RESERVE_LEAST,
                      RESERVE_SHARE)
-from .common import Batches, default_pairs_per_epoch
+from .common import COHORT_IMAGES, Batches, default_pairs_per_epoch
 
 TIMED_STEPS = 3  # after one untimed step (the first pays for warming caches up)
+TIMED_CLASSES = 16  # classes of the random images a step is timed on (a P x K batch of 64 takes 16)
 STARTUP_IDLE = 4.0  # a training process starting on an idle 2-core machine: Python, torch and the model's code
 DECODE_SECONDS = 0.002  # reading and preparing one image file, once per run, on an idle machine (digits: 1.7 ms)
 STARTUP_TIMED_FOR = 600.0  # seconds a timed start-up is trusted (the machine's load moves)
@@ -72,12 +74,36 @@ def count_images(config: TrainConfig) -> Optional[int]:
     return sum(1 for path in Path(folder).rglob("*") if holds_image(path))
 
 
+def batch_classes(config: TrainConfig) -> int:
+    """The classes a timed P x K batch is drawn from: those the run will train on, up to TIMED_CLASSES. A P x K batch
+    holds 4 images of each of at most batch_size / 4 classes, so 2 people's images make batches of 8 images, not 64:
+    timing 64 made the estimate for a set built on the Train page forty times too slow. Class folders are counted by
+    their names alone (one listing, no file read)."""
+    if config.mining == "none":
+        return TIMED_CLASSES
+    classes = None
+    if config.dataset in KNOWN_SIZES:
+        classes = 10
+    elif config.dataset == "folder" and config.train_path:
+        try:
+            classes = sum(1 for entry in os.scandir(config.train_path)
+                          if entry.is_dir() and not entry.name.startswith("."))
+        except OSError:
+            classes = None
+    if classes is None:
+        return TIMED_CLASSES
+    if config.split == "class" and not config.val_path:  # as data.sources.split_by_class holds classes out
+        held = min(max(2, round(classes * config.val_fraction)), classes - 2)
+        classes -= min(held, config.max_val_classes) if config.max_val_classes else held
+    return int(min(TIMED_CLASSES, max(2, classes)))
+
+
 def _key(config: TrainConfig) -> str:
     """What the timing depends on: the model, its input and its batch (not the data's place or the run's length)."""
-    return json.dumps({k: v for k, v in dataclasses.asdict(config).items()
-                       if k not in ("train_path", "val_path", "triplets", "images", "data_root", "class_word",
-                                    "data_name", "notes", "epochs", "time_budget", "seed", "save_every")},
-                      sort_keys=True, default=str)
+    values = {k: v for k, v in dataclasses.asdict(config).items()
+              if k not in ("train_path", "val_path", "triplets", "images", "data_root", "class_word",
+                           "data_name", "notes", "epochs", "time_budget", "seed", "save_every")}
+    return json.dumps({**values, "batch_classes": batch_classes(config)}, sort_keys=True, default=str)
 
 
 def estimate_later(config: TrainConfig, n_images: Optional[int] = None):
@@ -148,13 +174,16 @@ def estimate_run(config: TrainConfig, n_images: Optional[int] = None) -> Estimat
         fixed = startup + n * DECODE_SECONDS * busy
         return Estimate(step, per_image, steps_per_epoch, config.epochs, fixed + embed + 2.0, config.time_budget,
                         fixed)
-    eval_images = min(n_val, 2 * config.eval_pairs) * (2 if config.flip_test else 1) + SAMPLE_SIZE
+    val_images = min(n_val, 2 * config.eval_pairs)
+    sample = min(SAMPLE_SIZE, val_images)  # the epoch map's sample is drawn from the validation pairs' images
+    cohort = min(COHORT_IMAGES, val_images) + min(COHORT_IMAGES, n_train)  # as training.loop.closing_costs counts
+    eval_images = (val_images + cohort) * (2 if config.flip_test else 1) + sample
     epoch_end = EPOCH_END_FIXED + eval_images * per_image
     described = min(DESCRIBED_IMAGES, n_train) + min(CALIBRATION_IMAGES, n_val)
     if config.time_budget is not None:  # a budget describes what its share allows (training.budget)
         affordable = int(CLOSING_SHARE * config.time_budget / (DESCRIBE_FACTOR * per_image))
         described = min(described, max(MIN_DESCRIBED, affordable))
-    fixed = (startup + n * DECODE_SECONDS * busy + SAMPLE_SIZE * per_image
+    fixed = (startup + n * DECODE_SECONDS * busy + sample * per_image
              + CLOSING_FIXED + DESCRIBE_FACTOR * described * per_image)
     epoch_seconds = steps_per_epoch * step + epoch_end
     if config.time_budget is None:
@@ -198,7 +227,8 @@ def _time_steps(config: TrainConfig) -> tuple:
     channels_last = uses_channels_last(config, device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    classes, per_class = 16, max(4, math.ceil(2 * config.batch_size / 16))
+    classes = batch_classes(config)
+    per_class = max(4, math.ceil(2 * config.batch_size / classes))
     generator = torch.Generator().manual_seed(0)
     height, width = image_hw(config.image_size)
     pixels = torch.randint(0, 256, (classes * per_class, config.channels, height, width),
@@ -212,25 +242,38 @@ def _time_steps(config: TrainConfig) -> tuple:
     parameters = list(model.parameters()) + (list(identity.parameters()) if identity is not None else [])
     optimizer = make_optimizer(config, parameters)
     kind = Batches(images, steps, 1).kind
-    times = []
-    if not config.frozen:
-        model.train()
-        for item in batches[:TIMED_STEPS + 1]:
-            started = time.perf_counter()
-            loss, _, _ = train_step(model, item, kind, images, config, device, channels_last, identity)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+    started_threads = torch.get_num_threads()
+    # The run chooses its CPU threads from its steps' times (training.threads): the faster count is timed here too,
+    # and the embedding at the count the steps chose. The count is the process's: given back at the end.
+    fixed = settings.train_threads() if device.type == "cpu" else None  # SIAMESE_TRAIN_THREADS, when it fixes them
+    counts = [fixed] if fixed else [started_threads] + ([1] if device.type == "cpu" and started_threads > 1 else [])
+    step, fastest = 0.0, started_threads
+    try:
+        for count in counts if not config.frozen else []:
+            torch.set_num_threads(count)
+            model.train()
+            times = []
+            for item in batches[:TIMED_STEPS + 1]:
+                started = time.perf_counter()
+                loss, _, _ = train_step(model, item, kind, images, config, device, channels_last, identity)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                wait()
+                times.append(time.perf_counter() - started)
+            timed = float(np.median(times[1:])) if len(times) > 1 else 0.0
+            if step == 0.0 or timed < step:
+                step, fastest = timed, count
+        torch.set_num_threads(fastest)
+        n = min(len(images), max(32, images_per_pass(device, config.image_size) or 64))
+        positions = np.arange(n)
+        embed_set(model, images, positions[:8], device, channels_last=channels_last)  # warm up
+        started = time.perf_counter()
+        with torch.inference_mode():
+            model.eval()
+            embed_set(model, images, positions, device, channels_last=channels_last)
             wait()
-            times.append(time.perf_counter() - started)
-    n = min(len(images), max(32, images_per_pass(device, config.image_size) or 64))
-    positions = np.arange(n)
-    embed_set(model, images, positions[:8], device, channels_last=channels_last)  # warm up
-    started = time.perf_counter()
-    with torch.inference_mode():
-        model.eval()
-        embed_set(model, images, positions, device, channels_last=channels_last)
-        wait()
-    per_image = (time.perf_counter() - started) / n
-    step = float(np.median(times[1:])) if len(times) > 1 else 0.0
+        per_image = (time.perf_counter() - started) / n
+    finally:
+        torch.set_num_threads(started_threads)
     return step, per_image

