@@ -12,6 +12,7 @@ import torch
 from conftest import run_cli, write_class_folders
 from siamese_core import cli, settings
 from siamese_core.runs import rundir as runs
+from siamese_core.runs.rundir import CheckpointNotWritten
 from siamese_core.config import TrainConfig
 from siamese_core.data.sources import load_class_folders
 from siamese_core.errors import UserError
@@ -267,11 +268,11 @@ def test_a_run_that_hits_a_full_disk_says_so_in_its_status(tmp_path, monkeypatch
         raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
 
     monkeypatch.setattr(torch, "save", full_disk)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(CheckpointNotWritten):  # a UserError: one sentence, no traceback (tests/training/test_disk_full.py)
         train(TrainConfig(dataset="digits", backbone="convnet", mode="pair", epochs=1, pairs_per_epoch=256),
               tmp_path / "run")
     status = runs.RunDir(tmp_path / "run").status()
-    assert status.state == "failed" and status.error.startswith("The disk is full")
+    assert status.state == "failed" and "could not be written because the disk is full" in status.error
 
 
 # ---------------------------------------------------------------- 3. bounded batches, 5. their messages

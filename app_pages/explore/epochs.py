@@ -5,6 +5,7 @@ Used on Explore (a finished run's model) and on the Train page (a run training n
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -101,13 +102,30 @@ def show_live(run_path: Path, class_word: str, training: bool) -> None:
             show_map(run_path, class_word, key=f"run-epochs-{run_path.name}", height=LIVE_HEIGHT + 60)
         return
     with st.expander("How the map is forming, epoch by epoch", expanded=True):
-        figure = _live_figure(str(run_path), stamp, class_word)
+        figure = _live_figure(str(run_path), _live_stamp(run_path, stamp), class_word)
         if figure is None:
             return
         st.plotly_chart(figure, key=f"run-epochs-{run_path.name}", config={"displayModeBar": False})
         st.caption("Each dot is one validation image, placed where the model puts it after each epoch; a new "
                    "epoch is added as soon as it ends. Press Play to watch the classes gather. Once training "
                    "ends, a fuller map shows each dot's image on hover, in 2D or 3D.")
+
+
+LIVE_REBUILD_SECONDS = 10.0  # a live map is rebuilt at most this often: a digit epoch can end every 2 s, and
+# rebuilding on each kept the page busy without a pause (the sessions share the built figure)
+_live_stamps: dict = {}  # run folder -> (the stamp its live figure was last built for, when)
+
+
+def _live_stamp(run_path: Path, stamp: tuple) -> tuple:
+    """The stamp to draw the live map for: the newest, unless the last one was taken less than
+    LIVE_REBUILD_SECONDS ago (its figure is still cached)."""
+    key = str(run_path)
+    last = _live_stamps.get(key)
+    if last is not None and last[0] != stamp and time.monotonic() - last[1] < LIVE_REBUILD_SECONDS:
+        return last[0]
+    if last is None or last[0] != stamp:
+        _live_stamps[key] = (stamp, time.monotonic())
+    return stamp
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)

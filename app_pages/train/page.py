@@ -153,7 +153,7 @@ st.subheader("3. Start")
 if read and preset != PHOTOS:
     st.info(read["sentence"], icon=":material/visibility:")
 if data.ready:
-    time_note.show_estimate(config)
+    time_note.show_estimate(config, training_now=any(info.state == "running" for info in listed()))
 name = st.text_input("Run name", f"{data.name}-{preset.split(':')[0].lower()}",
                      key=f"run-name-{suffix}-{data.name}", max_chars=40)
 for problem in data.problems:

@@ -38,13 +38,18 @@ def _import_then_time(config: TrainConfig) -> None:
         _importing.release()
 
 
-def show_estimate(config: TrainConfig) -> None:
+def show_estimate(config: TrainConfig, training_now: bool = False) -> None:
     """A line saying how long the run will take (or, under a time budget, how much training its time holds here);
-    redrawn alone until the timing is done."""
+    redrawn alone until the timing is done. Not while a run trains here: timing steps beside it would slow it down
+    and measure a machine it fills (a new run waits for it anyway)."""
     try:
         config = config.resolve()
     except UserError:
         return  # the settings' own fault is said where Start is refused
+    if training_now:
+        st.caption(":material/timer: A run is training on this machine now: how long these settings take is timed "
+                   "once it has finished (timing them beside it would slow it down).")
+        return
     def note() -> None:
         estimate = _estimate_later(config)
         if estimate is None:

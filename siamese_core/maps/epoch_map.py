@@ -235,12 +235,19 @@ def build_epoch_map_html(coords: Sequence[np.ndarray], epochs: Sequence[int], la
                               height, figure, data, PLAY_JS=ASSETS / "play.js")
 
 
+LIVE_EPOCHS = 12  # the most epochs the live figure shows: a digit epoch can take 2 s, and a figure redrawn every
+# 1.5 s with every epoch of a long run in it grew slower to build and send than that, keeping the page always busy
+
+
 def live_figure(snapshots, class_word: str = "class", height: int = 420):
     """A light 2D figure of a run's snapshots for st.plotly_chart (plotly's own slider and Play, no thumbnails),
-    opened on the newest epoch: what the Train page redraws every few seconds while a run trains."""
-    coords = align_epochs(snapshots.vectors, 2)
-    return build_figure(coords, snapshots.epochs, snapshots.labels, class_word, snapshots.classes, height,
-                        scripted=False, start=len(coords) - 1)
+    opened on the newest epoch: what the Train page redraws every few seconds while a run trains. At most
+    LIVE_EPOCHS of them, spread from the first to the newest; the full map, once training ends, has them all."""
+    shown = np.unique(np.linspace(0, len(snapshots.epochs) - 1, min(LIVE_EPOCHS, len(snapshots.epochs))).round()
+                      .astype(int))
+    coords = align_epochs([snapshots.vectors[i] for i in shown], 2)
+    return build_figure(coords, [snapshots.epochs[i] for i in shown], snapshots.labels, class_word,
+                        snapshots.classes, height, scripted=False, start=len(coords) - 1)
 
 
 def epoch_map_page(snapshots, dims: int = 2, accuracies: Optional[dict] = None, total_epochs: Optional[int] = None,

@@ -121,3 +121,20 @@ def test_a_run_shows_the_map_growing_while_it_trains_and_in_full_once_done(runs_
     at.toggle(key=f"run-epochs-show-{run.name}").set_value(True).run()
     assert not at.exception
     assert [f for f in at.get("iframe") if "tweens" in f.proto.srcdoc]
+
+
+def test_the_live_map_of_a_long_run_shows_at_most_a_dozen_epochs_from_the_first_to_the_newest():
+    # a digit epoch can end every 2 s: the figure the Train page redraws every 1.5 s must not grow with the run
+    from siamese_core.maps.epoch_map import LIVE_EPOCHS, live_figure
+
+    rng = np.random.default_rng(0)
+    labels = [str(i % 3) for i in range(30)]
+    found = snapshots.EpochSnapshots(list(range(41)), [rng.normal(size=(30, 8)).astype(np.float32) for _ in range(41)],
+                                     labels, [f"{i}.png" for i in range(30)], list(range(30)), [""] * 30,
+                                     ["0", "1", "2"], "embedding")
+    figure = live_figure(found)
+    shown = [frame.name for frame in figure.frames]
+    assert len(shown) == LIVE_EPOCHS and str(0) in shown[0] and "40" in shown[-1], shown
+    few = snapshots.EpochSnapshots(found.epochs[:3], found.vectors[:3], *[getattr(found, f) for f in
+                                   ("labels", "names", "positions", "thumbnails", "classes", "features")])
+    assert len(live_figure(few).frames) == 3  # a short run shows every epoch
