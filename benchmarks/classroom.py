@@ -45,29 +45,16 @@ import urllib.request
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT_ROOT / "tests"))  # drawn_digits: the strokes the browser tests draw
+sys.path.insert(0, str(PROJECT_ROOT / "tests"))  # drawn_digits, browser_page: as the browser tests
 
 from bench_utils import load_average, print_table  # noqa: E402
+from browser_page import APP_IDLE_JS, CHROMIUM_ARGS  # noqa: E402
 from drawn_digits import points  # noqa: E402
 
 ACTIONS = ["home", "verify", "try", "draw", "explore"]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # tests/e2e/conftest.py's
 MAP_FRAME = 'iframe[title*="embedding map"]'
 NAV = '[data-testid="stSidebarNav"] a'
 PROBLEM_TEXT = ("Traceback (most recent call last)", "Exception:", "Error:")
-# As tests/e2e/conftest.py: connected, the script not running, no "Running..." widget.
-APP_IDLE_JS = """() => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  if (!app) return false;
-  if (app.getAttribute('data-test-connection-state') !== 'CONNECTED') return false;
-  const state = app.getAttribute('data-test-script-state');
-  if (state !== 'notRunning' && state !== 'compilationError') return false;
-  for (const w of document.querySelectorAll('[data-testid="stStatusWidget"]')) {
-    if (w.offsetParent !== null && /running|stopping/i.test(w.innerText || '')) return false;
-  }
-  return true;
-}"""
 
 
 def parse_args(argv=None):

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from browser_page import APP_IDLE_JS, CHROMIUM_ARGS
 from conftest import stop_all_runs  # tests/conftest.py: tests/ is on sys.path, as for every test module
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,10 +39,6 @@ ARTIFACTS = ROOT / "test-artifacts"
 SCREENSHOTS = ARTIFACTS / "screenshots"
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
 SERVER_START_TIMEOUT_S = 60
 PAGE_TIMEOUT_MS = 30_000
 HOW_TO_GET_A_BROWSER = (
@@ -250,23 +247,6 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
-# True while the app is connected, its script is not running, and no "Running..." widget shows.
-# stApp carries data-test-script-state ("initial" before the first run, then "running",
-# "rerunRequested", "stopRequested", "notRunning", "compilationError") and
-# data-test-connection-state ("CONNECTED" once the websocket is up).
-_APP_IDLE_JS = """() => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  if (!app) return false;
-  if (app.getAttribute('data-test-connection-state') !== 'CONNECTED') return false;
-  const state = app.getAttribute('data-test-script-state');
-  if (state !== 'notRunning' && state !== 'compilationError') return false;
-  for (const w of document.querySelectorAll('[data-testid="stStatusWidget"]')) {
-    if (w.offsetParent !== null && /running|stopping/i.test(w.innerText || '')) return false;
-  }
-  return true;
-}"""
-
-
 def wait_for_app(page, timeout_s: float = 30, settle_s: float = 0.5):
     """Wait until Streamlit has finished running the page's script (and stayed idle `settle_s`).
 
@@ -276,7 +256,7 @@ def wait_for_app(page, timeout_s: float = 30, settle_s: float = 0.5):
     deadline = time.monotonic() + timeout_s
     idle_since = None
     while True:
-        if page.evaluate(_APP_IDLE_JS):
+        if page.evaluate(APP_IDLE_JS):
             idle_since = idle_since or time.monotonic()
             if time.monotonic() - idle_since >= settle_s:
                 return

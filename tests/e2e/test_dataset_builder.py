@@ -12,9 +12,10 @@ import zipfile
 import numpy as np
 import pytest
 
+from browser_page import CHROMIUM_ARGS
 from conftest import write_people
 
-from .conftest import CHROMIUM_ARGS, assert_no_exception, find_chromium, screenshot, start_training, wait_for_app
+from .conftest import assert_no_exception, find_chromium, screenshot, start_training, wait_for_app
 
 pytestmark = pytest.mark.browser
 
