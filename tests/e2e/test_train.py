@@ -89,7 +89,7 @@ def test_training_survives_a_closed_browser_and_stops_cleanly(app_server, browse
     again = browser.new_page(viewport={"width": 1400, "height": 900})
     again.goto(f"{app_server.url}/train")  # ... and comes back: the page finds the run
     again.get_by_text("Your run").wait_for(timeout=30_000)
-    again.get_by_text("Training now").wait_for(timeout=30_000)  # the sidebar says so on every page
+    again.get_by_text("Training now", exact=True).wait_for(timeout=30_000)  # the sidebar says so on every page
     wait_for_app(again)
     screenshot(again, "train-found-again")
     again.get_by_role("button", name="Stop training").click()
